@@ -1,0 +1,672 @@
+package sessionpool
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ErrInvalidCookie is wrapped by the errors about cookies that cannot be
+// loaded into a session's jar (empty name, bad characters, bad domain...).
+var ErrInvalidCookie = errors.New("sessionpool: invalid cookie")
+
+// Cookie is one cookie as a jar holds it and as the persisted state stores it.
+//
+// Value is the value exactly as the server sent it: a quoted value keeps its
+// quotes here, and is sent back with them, as browsers do.
+type Cookie struct {
+	Name     string    `json:"name"`
+	Value    string    `json:"value"`
+	Domain   string    `json:"domain"` // no leading dot
+	Path     string    `json:"path"`
+	HostOnly bool      `json:"hostOnly"`
+	Secure   bool      `json:"secure"`
+	HTTPOnly bool      `json:"httpOnly"`
+	SameSite string    `json:"sameSite,omitempty"` // "", "Lax", "Strict", "None"
+	Expires  time.Time `json:"expires,omitzero"`   // zero: a session cookie (lives as long as the session)
+	Creation time.Time `json:"creation"`
+}
+
+// Limits that keep one session's jar bounded whatever servers send. When a
+// new cookie would exceed one of them, the jar first drops expired cookies,
+// then the oldest cookie (earliest creation) of the same domain, or of the
+// whole jar.
+const (
+	maxCookiesPerDomain = 180  // per cookie domain, as browsers
+	maxCookiesPerJar    = 3000 // per session, as browsers
+	maxNameValueBytes   = 4096 // name plus value (RFC 6265bis)
+	maxAttrValueBytes   = 1024 // a longer Domain or Path value is ignored (RFC 6265bis)
+)
+
+// jar is one session's cookie jar with the semantics of RFC 6265 (and, where
+// it says so, of RFC 6265bis as browsers implement it):
+//
+//   - Domain and host-only matching, case-insensitive, ports ignored; hosts
+//     are lowercased, a trailing dot is dropped and internationalised names
+//     are converted to punycode. A Domain attribute with a leading dot is
+//     accepted (the dot is dropped). A Domain that does not domain-match the
+//     request host is dropped. A public suffix (golang.org/x/net/publicsuffix)
+//     is refused as a cookie domain, except when it equals the host itself:
+//     the cookie then becomes host-only, as in net/http/cookiejar. On an IP
+//     address host only host-only cookies exist (a Domain equal to the
+//     address is accepted and made host-only).
+//   - Path matching; the default path comes from the request URL when Path is
+//     absent or does not start with '/'.
+//   - Secure cookies are only sent over https (and wss). Like browsers (RFC
+//     6265bis) and unlike net/http/cookiejar, a Set-Cookie line with Secure
+//     is only accepted from https/wss or from a loopback host (localhost,
+//     127.0.0.0/8, ::1), and a non-secure origin cannot overwrite a Secure
+//     cookie of the same name ("leave secure cookies alone"). setCookies
+//     (imports) accepts Secure cookies from any scheme.
+//   - The __Secure- and __Host- name prefixes are enforced (RFC 6265bis).
+//   - Max-Age wins over Expires; a Max-Age of zero or less, or an Expires
+//     not after now, deletes the cookie. A malformed Expires or Max-Age is
+//     ignored, not the cookie.
+//   - A later cookie with the same name, domain and path replaces the earlier
+//     one and keeps its creation time and its place in the order.
+//   - Cookies are returned with longer paths first, then earlier creation,
+//     then in the order they were set (a per-jar sequence number), so that
+//     cookies set by one response keep their order.
+//   - HttpOnly and SameSite are stored and exported but do not restrict
+//     sending: the jar serves an HTTP client, which has no scripts and no
+//     notion of the site that initiated a request.
+//   - Only the http, https, ws and wss schemes get or set cookies.
+//
+// The jar is bounded: see maxCookiesPerDomain and maxCookiesPerJar.
+//
+// The zero value is an empty jar ready to use and holds no memory beyond the
+// struct. A jar is safe for concurrent use by multiple goroutines.
+type jar struct {
+	mu      sync.Mutex
+	entries []entry // in CookieString order: longer paths, earlier creation, lower seq
+	seq     uint64  // next sequence number
+}
+
+// entry is one stored cookie. nv is "name=value" so a lookup appends it in
+// one go; name and value are slices of it.
+type entry struct {
+	nv       string
+	nameLen  int
+	domain   string
+	path     string
+	expires  time.Time // zero: session cookie
+	creation time.Time
+	seq      uint64
+	hostOnly bool
+	secure   bool
+	httpOnly bool
+	sameSite sameSite
+}
+
+func (e *entry) name() string  { return e.nv[:e.nameLen] }
+func (e *entry) value() string { return e.nv[e.nameLen+1:] }
+
+// expired reports whether e is expired at now.
+func (e *entry) expired(now time.Time) bool {
+	return !e.expires.IsZero() && !now.Before(e.expires)
+}
+
+// matches reports whether e is to be sent to host (canonical), path
+// (request path, never empty) over a secure connection or not.
+func (e *entry) matches(host string, hostIsIP, secure bool, path string) bool {
+	if e.secure && !secure {
+		return false
+	}
+	if host != e.domain {
+		if e.hostOnly || hostIsIP || !hasDotSuffix(host, e.domain) {
+			return false
+		}
+	}
+	return pathMatch(path, e.path)
+}
+
+// compareEntries orders entries as CookieString does: longer paths first,
+// then earlier creation, then lower sequence number.
+func compareEntries(a, b *entry) int {
+	if c := cmp.Compare(len(b.path), len(a.path)); c != 0 {
+		return c
+	}
+	if c := a.creation.Compare(b.creation); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.seq, b.seq)
+}
+
+func (e *entry) export() Cookie {
+	return Cookie{
+		Name:     e.name(),
+		Value:    e.value(),
+		Domain:   e.domain,
+		Path:     e.path,
+		HostOnly: e.hostOnly,
+		Secure:   e.secure,
+		HTTPOnly: e.httpOnly,
+		SameSite: e.sameSite.String(),
+		Expires:  e.expires,
+		Creation: e.creation,
+	}
+}
+
+// setFromResponse stores the cookies of the raw Set-Cookie header values
+// received for u. Malformed lines and cookies the rules refuse are dropped;
+// it never fails. A line whose name-value pair has no '=' is dropped
+// (RFC 6265 §5.2; RFC 6265bis would make it a nameless cookie), as is one
+// with an empty name or with control characters in its name or value.
+func (j *jar) setFromResponse(u *url.URL, setCookieLines []string, now time.Time) {
+	if len(setCookieLines) == 0 {
+		return
+	}
+	host, isIP, ok := canonicalHost(u)
+	if !ok {
+		return
+	}
+	secureOrigin := isSecureScheme(u.Scheme) || isLoopback(host, isIP)
+	now = now.Round(0)
+	var defPath string
+	for _, line := range setCookieLines {
+		pc, ok := parseSetCookie(line)
+		if !ok {
+			continue
+		}
+		if pc.secure && !secureOrigin {
+			continue
+		}
+		domain, hostOnly, ok := cookieDomain(host, isIP, pc.domain, pc.hasDomain)
+		if !ok {
+			continue
+		}
+		path := pc.path
+		if path == "" {
+			if defPath == "" {
+				defPath = defaultPath(u)
+			}
+			path = defPath
+		}
+		var expires time.Time
+		switch {
+		case pc.hasMaxAge:
+			if pc.maxAge <= 0 {
+				j.remove(pc.name, domain, path, secureOrigin)
+				continue
+			}
+			expires = now.Add(time.Duration(min(pc.maxAge, maxAgeCap)) * time.Second)
+		case pc.hasExpires:
+			if !now.Before(pc.expires) {
+				j.remove(pc.name, domain, path, secureOrigin)
+				continue
+			}
+			expires = pc.expires
+		}
+		e := entry{
+			domain:   domain,
+			path:     path,
+			expires:  expires,
+			hostOnly: hostOnly,
+			secure:   pc.secure,
+			httpOnly: pc.httpOnly,
+			sameSite: pc.sameSite,
+		}
+		if !prefixOK(pc.name, &e) {
+			continue
+		}
+		j.insert(pc.name, pc.value, e, now, secureOrigin)
+	}
+}
+
+// maxAgeCap keeps now+Max-Age inside time.Duration.
+const maxAgeCap = int64((1<<63 - 1) / time.Second)
+
+// setCookies stores browser-style cookies (as exported by Playwright,
+// Puppeteer or a Netscape cookies.txt) for u:
+//
+//   - Domain with a leading dot: a domain cookie; Domain without one: a
+//     host-only cookie for that domain; no Domain: host-only for u's host.
+//     u's host must domain-match the cookie's domain; public suffixes and
+//     IP addresses follow the same rules as for Set-Cookie. u may be nil:
+//     then every cookie needs a Domain and is checked on its own.
+//   - MaxAge < 0 deletes the cookie, MaxAge > 0 sets its expiry from now.
+//     Otherwise an Expires that is zero or not after now (browsers export
+//     session cookies with -1) makes a session cookie; a later one is the
+//     expiry.
+//   - An empty Path or one not starting with '/' means "/".
+//   - Quoted values (Quoted set) are stored with their quotes.
+//   - Secure is accepted whatever u's scheme.
+//
+// Invalid cookies (empty name, control characters or ';' in name or value)
+// are dropped; it never fails.
+func (j *jar) setCookies(u *url.URL, cs []*http.Cookie, now time.Time) {
+	var (
+		host string
+		isIP bool
+	)
+	if u != nil {
+		var ok bool
+		host, isIP, ok = canonicalHost(u)
+		if !ok {
+			return
+		}
+	}
+	now = now.Round(0)
+	for _, c := range cs {
+		if c == nil || !validName(c.Name) {
+			continue
+		}
+		value := c.Value
+		if c.Quoted {
+			value = `"` + value + `"`
+		}
+		if !validValue(value) || len(c.Name)+len(value) > maxNameValueBytes {
+			continue
+		}
+		domain, hostOnly, ok := importDomain(host, isIP, c.Domain)
+		if !ok {
+			continue
+		}
+		path := c.Path
+		if path == "" || path[0] != '/' || !validAttrValue(path) {
+			path = "/"
+		}
+		var expires time.Time
+		switch {
+		case c.MaxAge < 0:
+			j.remove(c.Name, domain, path, true)
+			continue
+		case c.MaxAge > 0:
+			expires = now.Add(time.Duration(min(int64(c.MaxAge), maxAgeCap)) * time.Second)
+		case now.Before(c.Expires):
+			expires = c.Expires.Round(0)
+		}
+		e := entry{
+			domain:   domain,
+			path:     path,
+			expires:  expires,
+			hostOnly: hostOnly,
+			secure:   c.Secure,
+			httpOnly: c.HttpOnly,
+			sameSite: sameSiteFromHTTP(c.SameSite),
+		}
+		if !prefixOK(c.Name, &e) {
+			continue
+		}
+		j.insert(c.Name, value, e, now, true)
+	}
+}
+
+// insert stores a new cookie, replacing one with the same name, domain and
+// path (keeping its creation and sequence number). e has all fields but nv,
+// nameLen, creation and seq. The strings are copied so that the jar does not
+// keep whole response headers alive.
+func (j *jar) insert(name, value string, e entry, now time.Time, secureOrigin bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	buf := name + "=" + value + e.path
+	if e.domain != "" {
+		buf += e.domain
+	}
+	e.nv = buf[:len(name)+1+len(value)]
+	e.nameLen = len(name)
+	e.path = buf[len(e.nv) : len(e.nv)+len(e.path)]
+	e.domain = buf[len(e.nv)+len(e.path):]
+
+	sameDomain, expired := 0, false
+	for i := range j.entries {
+		old := &j.entries[i]
+		if old.expired(now) {
+			expired = true
+			continue
+		}
+		if old.name() != name {
+			if old.domain == e.domain {
+				sameDomain++
+			}
+			continue
+		}
+		if !secureOrigin && old.secure && !old.expired(now) &&
+			(domainMatch(old.domain, e.domain) || domainMatch(e.domain, old.domain)) &&
+			pathMatch(e.path, old.path) {
+			return // RFC 6265bis: leave secure cookies alone
+		}
+		if old.domain == e.domain && old.path == e.path {
+			e.creation = old.creation
+			e.seq = old.seq
+			*old = e
+			return
+		}
+		if old.domain == e.domain {
+			sameDomain++
+		}
+	}
+	e.creation = now
+	e.seq = j.seq
+	j.seq++
+	if expired {
+		j.removeExpiredLocked(now)
+	}
+	if sameDomain >= maxCookiesPerDomain || len(j.entries) >= maxCookiesPerJar {
+		j.evictLocked(e.domain)
+	}
+	i, _ := slices.BinarySearchFunc(j.entries, &e, func(a entry, b *entry) int {
+		return compareEntries(&a, b)
+	})
+	j.entries = slices.Insert(j.entries, i, e)
+}
+
+// evictLocked makes room for one more cookie of domain.
+func (j *jar) evictLocked(domain string) {
+	victim, n := -1, 0
+	for i := range j.entries {
+		e := &j.entries[i]
+		if e.domain != domain {
+			continue
+		}
+		n++
+		if victim < 0 || olderThan(e, &j.entries[victim]) {
+			victim = i
+		}
+	}
+	if n < maxCookiesPerDomain {
+		victim = -1
+		if len(j.entries) < maxCookiesPerJar {
+			return
+		}
+		for i := range j.entries {
+			if victim < 0 || olderThan(&j.entries[i], &j.entries[victim]) {
+				victim = i
+			}
+		}
+	}
+	if victim >= 0 {
+		j.entries = slices.Delete(j.entries, victim, victim+1)
+	}
+}
+
+func olderThan(a, b *entry) bool {
+	if c := a.creation.Compare(b.creation); c != 0 {
+		return c < 0
+	}
+	return a.seq < b.seq
+}
+
+// remove deletes the cookie with the given name, domain and path, unless the
+// request is not secure and the cookie is (leave secure cookies alone).
+func (j *jar) remove(name, domain, path string, secureOrigin bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for i := range j.entries {
+		e := &j.entries[i]
+		if e.name() == name && e.domain == domain && e.path == path {
+			if e.secure && !secureOrigin {
+				return
+			}
+			j.entries = slices.Delete(j.entries, i, i+1)
+			return
+		}
+	}
+}
+
+// removeExpiredLocked drops every cookie expired at now.
+func (j *jar) removeExpiredLocked(now time.Time) {
+	j.entries = slices.DeleteFunc(j.entries, func(e entry) bool { return e.expired(now) })
+	if len(j.entries) == 0 {
+		j.entries = nil
+	}
+}
+
+// cookies returns the cookies to send to u at now, in CookieString order,
+// with Name and Value set. A quoted value is returned without its quotes
+// and with Quoted set, as net/http does, so (*http.Request).AddCookie
+// re-emits the quotes. Note that AddCookie drops bytes that RFC 6265 does not
+// allow in values (browsers send them): appendCookieString keeps them.
+func (j *jar) cookies(u *url.URL, now time.Time) []*http.Cookie {
+	var out []*http.Cookie
+	j.each(u, now, func(e *entry) {
+		c := &http.Cookie{Name: e.name(), Value: e.value()}
+		if v := c.Value; len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+			c.Value, c.Quoted = v[1:len(v)-1], true
+		}
+		out = append(out, c)
+	})
+	return out
+}
+
+// appendCookieString appends to dst the Cookie header value for u at now,
+// "a=1; b=2", values as the server sent them. It appends nothing when no
+// cookie matches. It does not allocate when dst has room; a nil dst gets
+// one allocation of the exact size.
+func (j *jar) appendCookieString(dst []byte, u *url.URL, now time.Time) []byte {
+	host, isIP, ok := canonicalHost(u)
+	if !ok {
+		return dst
+	}
+	secure := isSecureScheme(u.Scheme)
+	path := requestPath(u)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if cap(dst) == 0 {
+		n, expired := 0, false
+		for i := range j.entries {
+			e := &j.entries[i]
+			if !e.matches(host, isIP, secure, path) {
+				continue
+			}
+			if e.expired(now) {
+				expired = true
+				continue
+			}
+			n += len(e.nv) + 2
+		}
+		if n == 0 {
+			if expired {
+				j.removeExpiredLocked(now)
+			}
+			return dst
+		}
+		dst = make([]byte, 0, n-2)
+	}
+	start := len(dst)
+	expired := false
+	for i := range j.entries {
+		e := &j.entries[i]
+		if !e.matches(host, isIP, secure, path) {
+			continue
+		}
+		if e.expired(now) {
+			expired = true
+			continue
+		}
+		if len(dst) > start {
+			dst = append(dst, "; "...)
+		}
+		dst = append(dst, e.nv...)
+	}
+	if expired {
+		j.removeExpiredLocked(now)
+	}
+	return dst
+}
+
+// cookieString returns the Cookie header value for u at now with a single
+// allocation when it is under 1 KiB: the fast path of Session.CookieString.
+func (j *jar) cookieString(u *url.URL, now time.Time) string {
+	var buf [1024]byte
+	return string(j.appendCookieString(buf[:0], u, now))
+}
+
+// each calls fn, under the lock, for every cookie to send to u at now.
+// Expired cookies met on the way are dropped: a lookup only checks the
+// expiry of the cookies that match; insert and export drop the others.
+func (j *jar) each(u *url.URL, now time.Time, fn func(*entry)) {
+	host, isIP, ok := canonicalHost(u)
+	if !ok {
+		return
+	}
+	secure := isSecureScheme(u.Scheme)
+	path := requestPath(u)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	expired := false
+	for i := range j.entries {
+		e := &j.entries[i]
+		if !e.matches(host, isIP, secure, path) {
+			continue
+		}
+		if e.expired(now) {
+			expired = true
+			continue
+		}
+		fn(e)
+	}
+	if expired {
+		j.removeExpiredLocked(now)
+	}
+}
+
+// export returns the cookies unexpired at now, in CookieString order
+// (longer paths, earlier creation, order set). Nil when there are none.
+func (j *jar) export(now time.Time) []Cookie {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.removeExpiredLocked(now)
+	var out []Cookie
+	for i := range j.entries {
+		e := &j.entries[i]
+		if out == nil {
+			out = make([]Cookie, 0, len(j.entries))
+		}
+		out = append(out, e.export())
+	}
+	return out
+}
+
+// load replaces the jar's contents with persisted cookies. Cookies expired
+// at now are skipped. Leniencies: a leading dot on Domain is dropped, Domain
+// is lowercased, an empty Path means "/", SameSite is matched ignoring case,
+// and a zero Creation means now. Invalid cookies (empty or bad name, control
+// characters or ';' in a value, an empty or malformed domain, a path not
+// starting with '/', an unknown SameSite, a domain cookie on a public suffix
+// or an IP address) make load fail with an error per cookie, each naming the
+// cookie and wrapping ErrInvalidCookie, and leave the jar unchanged.
+// Of duplicates (same name, domain and path) the last in CookieString order
+// (later creation, then later in cs) wins, keeping the first one's creation.
+func (j *jar) load(cs []Cookie, now time.Time) error {
+	now = now.Round(0)
+	entries := make([]entry, 0, len(cs))
+	var errs []error
+	for i := range cs {
+		e, err := entryFromCookie(&cs[i])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("load cookie %d %q (domain %q): %w", i, cs[i].Name, cs[i].Domain, err))
+			continue
+		}
+		if e.creation.IsZero() {
+			e.creation = now
+		}
+		if e.expired(now) {
+			continue
+		}
+		e.seq = uint64(i)
+		entries = append(entries, e)
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	// Stable sort keeps the given order among equals; then drop duplicates,
+	// the later one (higher seq) winning but keeping the earlier creation.
+	slices.SortStableFunc(entries, func(a, b entry) int { return compareEntries(&a, &b) })
+	entries = dedupe(entries)
+	for i := range entries {
+		entries[i].seq = uint64(i)
+	}
+	if len(entries) == 0 {
+		entries = nil
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.entries = entries
+	j.seq = uint64(len(entries))
+	return nil
+}
+
+// dedupe removes earlier duplicates (same name, domain, path) from sorted
+// entries, keeping the last one's contents with the first one's place.
+func dedupe(entries []entry) []entry {
+	type key struct{ name, domain, path string }
+	var seen map[key]int
+	out := entries[:0]
+	for _, e := range entries {
+		k := key{e.name(), e.domain, e.path}
+		if i, ok := seen[k]; ok {
+			creation, seq := out[i].creation, out[i].seq
+			out[i] = e
+			out[i].creation, out[i].seq = creation, seq
+			continue
+		}
+		if seen == nil {
+			seen = make(map[key]int)
+		}
+		seen[k] = len(out)
+		out = append(out, e)
+	}
+	return out
+}
+
+// entryFromCookie validates a persisted cookie.
+func entryFromCookie(c *Cookie) (entry, error) {
+	if !validName(c.Name) {
+		return entry{}, fmt.Errorf("%w: bad name", ErrInvalidCookie)
+	}
+	if !validValue(c.Value) {
+		return entry{}, fmt.Errorf("%w: bad value", ErrInvalidCookie)
+	}
+	domain := strings.TrimPrefix(c.Domain, ".")
+	domain, isIP, ok := canonicalDomain(domain)
+	if !ok {
+		return entry{}, fmt.Errorf("%w: bad domain", ErrInvalidCookie)
+	}
+	if !c.HostOnly && (isIP || isPublicSuffix(domain)) {
+		return entry{}, fmt.Errorf("%w: domain cookie on a public suffix or IP address", ErrInvalidCookie)
+	}
+	path := c.Path
+	if path == "" {
+		path = "/"
+	}
+	if path[0] != '/' || !validAttrValue(path) {
+		return entry{}, fmt.Errorf("%w: bad path", ErrInvalidCookie)
+	}
+	ss, ok := parseSameSite(c.SameSite)
+	if !ok && c.SameSite != "" {
+		return entry{}, fmt.Errorf("%w: bad sameSite %q", ErrInvalidCookie, c.SameSite)
+	}
+	nv := c.Name + "=" + c.Value
+	return entry{
+		nv:       nv,
+		nameLen:  len(c.Name),
+		domain:   domain,
+		path:     path,
+		expires:  c.Expires.Round(0),
+		creation: c.Creation.Round(0),
+		hostOnly: c.HostOnly,
+		secure:   c.Secure,
+		httpOnly: c.HTTPOnly,
+		sameSite: ss,
+	}, nil
+}
+
+// len returns the number of cookies unexpired at now.
+func (j *jar) len(now time.Time) int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	n := 0
+	for i := range j.entries {
+		if !j.entries[i].expired(now) {
+			n++
+		}
+	}
+	return n
+}
