@@ -1,0 +1,409 @@
+package proxy
+
+import (
+	"errors"
+	"flag"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+const configTestdata = "../testdata/config"
+
+// TestConfigExampleMatchesDefault: config.example.yaml documents every key
+// with exactly the default value.
+func TestConfigExampleMatchesDefault(t *testing.T) {
+	c, err := Load("../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Path != "../config.example.yaml" {
+		t.Errorf("Path = %q", c.Path)
+	}
+	d := Default()
+	d.Path = c.Path
+	if !reflect.DeepEqual(c, d) {
+		t.Errorf("example differs from Default():\n got %+v\nwant %+v", c, d)
+	}
+	if !reflect.DeepEqual(ruleSpecs(c.Rules), ruleSpecs(DefaultRules())) {
+		t.Errorf("example rules %+v, want the defaults %+v", ruleSpecs(c.Rules), ruleSpecs(DefaultRules()))
+	}
+}
+
+// TestConfigExampleHasEveryKey: every key the decoder knows appears in the
+// example file (so documentation cannot fall behind).
+func TestConfigExampleHasEveryKey(t *testing.T) {
+	data, err := os.ReadFile("../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each key, when misspelled, is reported with a suggestion naming it;
+	// here we only check the example mentions each known key.
+	for _, k := range []string{"listen", "log_format", "log_level", "admin_listen", "admin_token",
+		"data_dir", "session_header", "affinity", "client_idle", "cookies", "auth", "users",
+		"challenge", "mitm", "enabled", "ca_cert", "ca_key", "skip_hosts", "upstream_ca",
+		"insecure_skip_verify", "pool", "max_pool_size", "strategy", "store", "persist_state_key",
+		"persist_interval", "session", "max_age", "max_usage_count", "max_error_score",
+		"error_score_decrement", "upstreams", "body_limit", "retry", "max_attempts",
+		"default_action", "rules"} {
+		if !strings.Contains(string(data), "\n"+k+":") && !strings.Contains(string(data), " "+k+":") {
+			t.Errorf("config.example.yaml lacks key %s", k)
+		}
+		// and the key is known to the decoder
+		if _, err := Parse("k.yaml", []byte(placeKey(k))); err != nil && strings.Contains(err.Error(), "unknown key") {
+			t.Errorf("key %s is unknown to Parse: %v", k, err)
+		}
+	}
+}
+
+// placeKey returns YAML that sets key k at its place with a null value.
+func placeKey(k string) string {
+	parents := map[string]string{
+		"users": "auth", "challenge": "auth",
+		"enabled": "mitm", "ca_cert": "mitm", "ca_key": "mitm", "skip_hosts": "mitm",
+		"upstream_ca": "mitm", "insecure_skip_verify": "mitm",
+		"max_pool_size": "pool", "strategy": "pool", "store": "pool", "persist_state_key": "pool",
+		"persist_interval": "pool", "session": "pool",
+		"max_age": "pool.session", "max_usage_count": "pool.session", "max_error_score": "pool.session",
+		"error_score_decrement": "pool.session", "max_attempts": "retry",
+	}
+	p, ok := parents[k]
+	if !ok {
+		return k + ":\n"
+	}
+	if p == "pool.session" {
+		return "pool:\n  session:\n    " + k + ":\n"
+	}
+	return p + ":\n  " + k + ":\n"
+}
+
+func ruleSpecs(rs *RuleSet) []RuleSpec {
+	var out []RuleSpec
+	for _, r := range rs.Rules() {
+		out = append(out, r.Spec())
+	}
+	return out
+}
+
+func TestConfigEmptyIsDefault(t *testing.T) {
+	for _, src := range []string{"", "\n", "# only a comment\n", "~\n", "---\n", "--- ~\n", "null"} {
+		c, err := Parse("empty.yaml", []byte(src))
+		if err != nil {
+			t.Errorf("%q: %v", src, err)
+			continue
+		}
+		d := Default()
+		d.Path = "empty.yaml"
+		if !reflect.DeepEqual(c, d) {
+			t.Errorf("%q: got %+v, want defaults", src, c)
+		}
+	}
+}
+
+// TestConfigValues: each key decodes into its field.
+func TestConfigValues(t *testing.T) {
+	tests := []struct {
+		yaml  string
+		check func(c *Config) bool
+	}{
+		{"listen: 0.0.0.0:3128", func(c *Config) bool { return c.Listen == "0.0.0.0:3128" }},
+		{"listen: '[::1]:0'", func(c *Config) bool { return c.Listen == "[::1]:0" }},
+		{"log_format: json", func(c *Config) bool { return c.LogFormat == "json" }},
+		{"log_level: debug", func(c *Config) bool { return c.LogLevel == slog.LevelDebug }},
+		{"log_level: warn", func(c *Config) bool { return c.LogLevel == slog.LevelWarn }},
+		{"log_level: error", func(c *Config) bool { return c.LogLevel == slog.LevelError }},
+		{`admin_listen: ""`, func(c *Config) bool { return c.AdminListen == "" }},
+		{"admin_listen: 127.0.0.1:9000", func(c *Config) bool { return c.AdminListen == "127.0.0.1:9000" }},
+		{"admin_listen:", func(c *Config) bool { return c.AdminListen == "127.0.0.1:8081" }}, // null = default
+		{"admin_token: s3cret", func(c *Config) bool { return c.AdminToken == "s3cret" }},
+		{"admin_token: 123456", func(c *Config) bool { return c.AdminToken == "123456" }},
+		{"data_dir: /var/lib/sp", func(c *Config) bool { return c.DataDir == "/var/lib/sp" }},
+		{"session_header: x-my-session", func(c *Config) bool { return c.SessionHeader == "X-My-Session" }},
+		{"affinity: client", func(c *Config) bool { return c.Affinity == "client" }},
+		{"affinity: request", func(c *Config) bool { return c.Affinity == "request" }},
+		{"client_idle: 90s", func(c *Config) bool { return c.ClientIdle == 90*time.Second }},
+		{"cookies: session", func(c *Config) bool { return c.Cookies == "session" }},
+		{"cookies: client", func(c *Config) bool { return c.Cookies == "client" }},
+		{"auth: {users: {alice: pw1, bob: 42}, challenge: true}", func(c *Config) bool {
+			return reflect.DeepEqual(c.Auth.Users, map[string]string{"alice": "pw1", "bob": "42"}) && c.Auth.Challenge
+		}},
+		{"auth: {users: {}}", func(c *Config) bool { return c.Auth.Users == nil }},
+		{"mitm: {enabled: false, insecure_skip_verify: true}", func(c *Config) bool {
+			return !c.MITM.Enabled && c.MITM.InsecureSkipVerify
+		}},
+		{"mitm: {ca_cert: c.pem, ca_key: k.pem}", func(c *Config) bool {
+			return c.MITM.CACert == "c.pem" && c.MITM.CAKey == "k.pem"
+		}},
+		{"mitm: {skip_hosts: ['*.Bank.example', 'x.org'], upstream_ca: [a.pem, b.pem]}", func(c *Config) bool {
+			return reflect.DeepEqual(c.MITM.SkipHosts, []string{"*.bank.example", "x.org"}) &&
+				reflect.DeepEqual(c.MITM.UpstreamCA, []string{"a.pem", "b.pem"})
+		}},
+		{"pool: {max_pool_size: 5, strategy: round-robin, persist_state_key: K, persist_interval: 1m30s}", func(c *Config) bool {
+			return c.Pool.MaxPoolSize == 5 && c.Pool.Strategy == "round-robin" && c.Pool.PersistStateKey == "K" &&
+				c.Pool.PersistInterval == 90*time.Second
+		}},
+		{"pool: {strategy: use-until-failure}", func(c *Config) bool { return c.Pool.Strategy == "use-until-failure" }},
+		{"pool: {store: 'redis://u:p@127.0.0.1:6379/2'}", func(c *Config) bool { return c.Pool.Store == "redis://u:p@127.0.0.1:6379/2" }},
+		{"pool: {store: 'rediss://127.0.0.1:6380'}", func(c *Config) bool { return c.Pool.Store == "rediss://127.0.0.1:6380" }},
+		{"pool: {session: {max_age: 1h, max_usage_count: 7, max_error_score: 2.5, error_score_decrement: 0}}", func(c *Config) bool {
+			s := c.Pool.Session
+			return s.MaxAge == time.Hour && s.MaxUsageCount == 7 && s.MaxErrorScore == 2.5 && s.ErrorScoreDecrement == 0
+		}},
+		{"upstreams: ['http://u:p@127.0.0.1:3128', 'HTTPS://h.example:443/', 'socks5://127.0.0.1:1080', 'socks5h://h:1']", func(c *Config) bool {
+			if len(c.Upstreams) != 4 {
+				return false
+			}
+			u := c.Upstreams[0]
+			pw, _ := u.User.Password()
+			return u.Scheme == "http" && u.Host == "127.0.0.1:3128" && u.User.Username() == "u" && pw == "p" &&
+				c.Upstreams[1].Scheme == "https" && c.Upstreams[1].Path == "" &&
+				c.Upstreams[2].Scheme == "socks5" && c.Upstreams[3].Scheme == "socks5h"
+		}},
+		{"upstreams: []", func(c *Config) bool { return c.Upstreams == nil }},
+		{"body_limit: 1024", func(c *Config) bool { return c.BodyLimit == 1024 }},
+		{"retry: {max_attempts: 0}", func(c *Config) bool { return c.Retry.MaxAttempts == 0 }},
+		{"default_action: retire", func(c *Config) bool {
+			return c.DefaultAction == ActionRetire && c.Rules.DefaultAction() == ActionRetire && len(c.Rules.Rules()) == 3
+		}},
+		{"rules: []", func(c *Config) bool { return len(c.Rules.Rules()) == 0 && !c.Rules.HasRetryRules() }},
+		{"rules:", func(c *Config) bool { return len(c.Rules.Rules()) == 3 }}, // null = absent = defaults
+		{"x: &a 127.0.0.1:1\nlisten: *a", nil},                                // unknown key x: error expected below
+	}
+	for _, tt := range tests {
+		c, err := Parse("t.yaml", []byte(tt.yaml))
+		if tt.check == nil {
+			if err == nil {
+				t.Errorf("%q: no error", tt.yaml)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tt.yaml, err)
+			continue
+		}
+		if !tt.check(c) {
+			t.Errorf("%q: wrong result %+v", tt.yaml, c)
+		}
+	}
+}
+
+func TestConfigAliases(t *testing.T) {
+	src := "pool:\n  session: &s {max_age: 2m}\nlisten: &l 127.0.0.1:1\nadmin_listen: 127.0.0.1:2\nrules:\n  - &r {status: 403, action: bad}\n"
+	c, err := Parse("a.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Pool.Session.MaxAge != 2*time.Minute || c.Listen != "127.0.0.1:1" || len(c.Rules.Rules()) != 1 {
+		t.Errorf("got %+v", c)
+	}
+}
+
+func TestConfigRulesDecoded(t *testing.T) {
+	src := `
+default_action: none
+rules:
+  - name: blocked
+    status: [401, "4xx", 503]
+    action: retire
+    retry: true
+  - name: captcha
+    body: '(?i)captcha'
+    header: {Server: '(?i)cloudflare', cf-mitigated: challenge, X-Any: }
+    host: '*.Example.com'
+    action: bad
+  - status: 418
+    action: good
+  - error: timeout
+    host: slow.example
+    action: none
+`
+	c, err := Parse("r.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ruleSpecs(c.Rules)
+	want := []RuleSpec{
+		{Name: "blocked", Status: []string{"401", "4xx", "503"}, Action: ActionRetire, Retry: true},
+		{Name: "captcha", Body: "(?i)captcha", Header: map[string]string{"Server": "(?i)cloudflare", "cf-mitigated": "challenge", "X-Any": ""},
+			Host: "*.example.com", Action: ActionBad},
+		{Name: "rules[2]", Status: []string{"418"}, Action: ActionGood},
+		{Name: "rules[3]", Error: "timeout", Host: "slow.example", Action: ActionNone},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+	if c.Rules.DefaultAction() != ActionNone || !c.Rules.HasBodyRules() || !c.Rules.HasRetryRules() {
+		t.Errorf("rule set flags wrong: %+v", c.Rules)
+	}
+}
+
+func TestConfigErrorType(t *testing.T) {
+	_, err := Parse("bad.yaml", []byte("listen: nope\npool: {strategy: randum}\n"))
+	if !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("errors.Is(%v, ErrInvalidConfig) = false", err)
+	}
+	var ce *ConfigError
+	if !errors.As(err, &ce) || len(ce.Problems) != 2 {
+		t.Fatalf("want a *ConfigError with 2 problems, got %#v", err)
+	}
+	want := Problem{File: "bad.yaml", Line: 2, Path: "pool.strategy",
+		Msg: "must be one of random, round-robin, use-until-failure", Got: `"randum"`}
+	if ce.Problems[1] != want {
+		t.Errorf("problem = %+v, want %+v", ce.Problems[1], want)
+	}
+	if got := ce.Problems[1].String(); got != `bad.yaml:2: pool.strategy: must be one of random, round-robin, use-until-failure (got "randum")` {
+		t.Errorf("String() = %s", got)
+	}
+}
+
+func TestConfigLoad(t *testing.T) {
+	dir := t.TempDir()
+	_, err := Load(filepath.Join(dir, "missing.yaml"))
+	if !errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("missing file: %v", err)
+	}
+	p := filepath.Join(dir, "c.yaml")
+	if err := os.WriteFile(p, []byte("listen: 127.0.0.1:9999\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(p)
+	if err != nil || c.Path != p || c.Listen != "127.0.0.1:9999" {
+		t.Errorf("Load = %+v, %v", c, err)
+	}
+	if err := os.WriteFile(p, []byte("listen: [\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(p)
+	if !errors.Is(err, ErrInvalidConfig) || !strings.HasPrefix(err.Error(), p+":") {
+		t.Errorf("syntax error: %v", err)
+	}
+}
+
+// TestConfigSecretsNeverEchoed: passwords, tokens and URL credentials stay
+// out of error messages, whatever is wrong around them.
+func TestConfigSecretsNeverEchoed(t *testing.T) {
+	srcs := []string{
+		"upstreams: ['ftp://bob:hunter2@127.0.0.1:1']",
+		"upstreams: ['http://bob:hunter2@127.0.0.1']",
+		"upstreams: ['http://bob:hunter2@127.0.0.1:1/path']",
+		"upstreams: ['http://bob:hun/ter2@127.0.0.1:1']",
+		"upstreams: ['http://bob:hunter2@127.0.0.1:99999']",
+		"upstreams: ['bob:hunter2@127.0.0.1:1']",
+		"upstreams: ['http://bob:hunter2@[::1:1']",
+		"pool: {store: 'redis://bob:hunter2@127.0.0.1'}",
+		"pool: {store: 'mysql://bob:hunter2@127.0.0.1:1'}",
+		"pool: {store: 'redis://bob:hunter2@127.0.0.1:1/x'}",
+		"pool: {store: 'redis://bob:hun ter2@127.0.0.1:1'}",
+		"admin_token: 'hunter2 x'",
+		"admin_token: true",
+		"auth: {users: {bob: true}}",
+		"auth: {users: {'bob:x': hunter2}}",
+		"auth: {users: {bob-session-1: hunter2}}",
+	}
+	for _, src := range srcs {
+		_, err := Parse("s.yaml", []byte(src))
+		if err == nil {
+			t.Errorf("%s: no error", src)
+			continue
+		}
+		if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "hun/ter2") ||
+			strings.Contains(err.Error(), "ter2") || strings.Contains(err.Error(), "true)") {
+			t.Errorf("%s: secret in error: %v", src, err)
+		}
+	}
+}
+
+func TestConfigMITMSkipHost(t *testing.T) {
+	m := MITMConfig{SkipHosts: []string{"*.bank.example", "exact.org"}}
+	for host, want := range map[string]bool{
+		"www.bank.example":     true,
+		"WWW.Bank.Example:443": true,
+		"a.b.bank.example":     true,
+		"bank.example":         false,
+		"exact.org":            true,
+		"exact.org:8443":       true,
+		"other.org":            false,
+	} {
+		if got := m.SkipHost(host); got != want {
+			t.Errorf("SkipHost(%q) = %v, want %v", host, got, want)
+		}
+	}
+}
+
+// TestConfigGolden parses each bad YAML file under testdata/config and
+// compares the error text with its .golden file.
+func TestConfigGolden(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(configTestdata, "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no golden inputs: %v", err)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Parse(filepath.Base(f), data)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("not a config error: %v", err)
+			}
+			got := err.Error() + "\n"
+			golden := strings.TrimSuffix(f, ".yaml") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != string(want) {
+				t.Errorf("error text differs\n got:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	if data, err := os.ReadFile("../config.example.yaml"); err == nil {
+		f.Add(data)
+	}
+	files, _ := filepath.Glob(filepath.Join(configTestdata, "*.yaml"))
+	for _, p := range files {
+		if data, err := os.ReadFile(p); err == nil {
+			f.Add(data)
+		}
+	}
+	f.Add([]byte("a: &a [*a, *a]\nb: *a"))
+	f.Add([]byte("rules: [{status: [403, 4xx], body: '(?i)x', action: bad}]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse("fuzz.yaml", data)
+		if err != nil {
+			var ce *ConfigError
+			if !errors.As(err, &ce) || len(ce.Problems) == 0 || c != nil {
+				t.Fatalf("want a *ConfigError with problems, got %#v, %#v", c, err)
+			}
+			for _, p := range ce.Problems {
+				if p.File != "fuzz.yaml" || p.Msg == "" {
+					t.Fatalf("bad problem %+v", p)
+				}
+			}
+			return
+		}
+		if c == nil || c.Rules == nil || c.Path != "fuzz.yaml" {
+			t.Fatalf("valid config without rules or path: %+v", c)
+		}
+		c.Rules.Decide(&Outcome{Host: "a.example", Status: 403, Header: map[string][]string{"Server": {"x"}}, Body: []byte("x")})
+	})
+}

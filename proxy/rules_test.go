@@ -1,0 +1,406 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func mustRules(t testing.TB, def Action, specs ...RuleSpec) *RuleSet {
+	t.Helper()
+	rs, err := CompileRules(specs, def)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+func hdr(kv ...string) http.Header {
+	h := http.Header{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		h.Add(kv[i], kv[i+1])
+	}
+	return h
+}
+
+// TestRuleConditions: each condition kind alone and combined, matching and
+// not matching.
+func TestRuleConditions(t *testing.T) {
+	tests := []struct {
+		name  string
+		spec  RuleSpec
+		o     Outcome
+		match bool
+	}{
+		{"status code", RuleSpec{Status: []string{"403"}}, Outcome{Status: 403}, true},
+		{"status code other", RuleSpec{Status: []string{"403"}}, Outcome{Status: 404}, false},
+		{"status list", RuleSpec{Status: []string{"401", "429"}}, Outcome{Status: 429}, true},
+		{"status class low", RuleSpec{Status: []string{"5xx"}}, Outcome{Status: 500}, true},
+		{"status class high", RuleSpec{Status: []string{"5XX"}}, Outcome{Status: 599}, true},
+		{"status class outside", RuleSpec{Status: []string{"5xx"}}, Outcome{Status: 499}, false},
+		{"status class 1xx", RuleSpec{Status: []string{"1xx"}}, Outcome{Status: 101}, true},
+		{"status odd code", RuleSpec{Status: []string{"4xx"}}, Outcome{Status: 999}, false},
+		{"status negative", RuleSpec{Status: []string{"4xx"}}, Outcome{Status: -1}, false},
+		{"host literal", RuleSpec{Host: "a.example"}, Outcome{Host: "a.example", Status: 200}, true},
+		{"host literal other", RuleSpec{Host: "a.example"}, Outcome{Host: "b.example", Status: 200}, false},
+		{"host case", RuleSpec{Host: "A.Example"}, Outcome{Host: "a.EXAMPLE", Status: 200}, true},
+		{"host port ignored", RuleSpec{Host: "a.example"}, Outcome{Host: "a.example:8443", Status: 200}, true},
+		{"host ipv6 port", RuleSpec{Host: "::1"}, Outcome{Host: "[::1]:443", Status: 200}, true},
+		{"host wildcard sub", RuleSpec{Host: "*.example.com"}, Outcome{Host: "sub.example.com", Status: 200}, true},
+		{"host wildcard deep", RuleSpec{Host: "*.example.com"}, Outcome{Host: "a.b.example.com", Status: 200}, true},
+		{"host wildcard apex", RuleSpec{Host: "*.example.com"}, Outcome{Host: "example.com", Status: 200}, false},
+		{"host wildcard lookalike", RuleSpec{Host: "*.example.com"}, Outcome{Host: "badexample.com", Status: 200}, false},
+		{"host glob class", RuleSpec{Host: "shop[0-9].example"}, Outcome{Host: "shop7.example", Status: 200}, true},
+		{"host glob class upper", RuleSpec{Host: "shop[0-9].example"}, Outcome{Host: "SHOP7.example", Status: 200}, true},
+		{"host glob class miss", RuleSpec{Host: "shop[0-9].example"}, Outcome{Host: "shopx.example", Status: 200}, false},
+		{"host glob ?", RuleSpec{Host: "a?.example"}, Outcome{Host: "ab.example", Status: 200}, true},
+		{"header", RuleSpec{Header: map[string]string{"Server": "(?i)cloudflare"}}, Outcome{Status: 403, Header: hdr("Server", "CloudFlare")}, true},
+		{"header lower-case name", RuleSpec{Header: map[string]string{"cf-mitigated": "^challenge$"}}, Outcome{Status: 403, Header: hdr("Cf-Mitigated", "challenge")}, true},
+		{"header value miss", RuleSpec{Header: map[string]string{"Server": "cloudflare"}}, Outcome{Status: 403, Header: hdr("Server", "nginx")}, false},
+		{"header missing", RuleSpec{Header: map[string]string{"Server": ".*"}}, Outcome{Status: 403, Header: hdr("X", "y")}, false},
+		{"header missing nil", RuleSpec{Header: map[string]string{"Server": ""}}, Outcome{Status: 403}, false},
+		{"header empty regex = present", RuleSpec{Header: map[string]string{"Server": ""}}, Outcome{Status: 403, Header: hdr("Server", "")}, true},
+		{"header second value", RuleSpec{Header: map[string]string{"Via": "squid"}}, Outcome{Status: 200, Header: hdr("Via", "a", "Via", "1.1 squid")}, true},
+		{"headers all needed", RuleSpec{Header: map[string]string{"A": "1", "B": "2"}}, Outcome{Status: 200, Header: hdr("A", "1", "B", "3")}, false},
+		{"headers all hold", RuleSpec{Header: map[string]string{"A": "1", "B": "2"}}, Outcome{Status: 200, Header: hdr("A", "1", "B", "2")}, true},
+		{"body", RuleSpec{Body: "(?i)captcha"}, Outcome{Status: 200, Body: []byte("<h1>CAPTCHA</h1>")}, true},
+		{"body miss", RuleSpec{Body: "(?i)captcha"}, Outcome{Status: 200, Body: []byte("<h1>hello</h1>")}, false},
+		{"body not inspected", RuleSpec{Body: "^"}, Outcome{Status: 200}, false},
+		{"body inspected empty", RuleSpec{Body: "^$"}, Outcome{Status: 200, Body: []byte{}}, true},
+		{"error any connect", RuleSpec{Error: "any"}, Outcome{ErrKind: "connect"}, true},
+		{"error any unknown kind", RuleSpec{Error: "any"}, Outcome{ErrKind: "reset"}, true},
+		{"error any no response", RuleSpec{Error: "any"}, Outcome{}, true},
+		{"error kind", RuleSpec{Error: "tls"}, Outcome{ErrKind: "tls"}, true},
+		{"error other kind", RuleSpec{Error: "tls"}, Outcome{ErrKind: "timeout"}, false},
+		{"error kind vs response", RuleSpec{Error: "any"}, Outcome{Status: 502}, false},
+		{"error with host", RuleSpec{Error: "timeout", Host: "*.slow"}, Outcome{Host: "a.slow", ErrKind: "timeout"}, true},
+		{"error with host miss", RuleSpec{Error: "timeout", Host: "*.slow"}, Outcome{Host: "a.fast", ErrKind: "timeout"}, false},
+		{"response rule vs failure", RuleSpec{Host: "*"}, Outcome{Host: "a", ErrKind: "connect"}, false},
+		{"response rule vs failure status", RuleSpec{Status: []string{"5xx"}}, Outcome{Status: 502, ErrKind: "connect"}, false},
+		{"combined all hold", RuleSpec{Status: []string{"4xx"}, Host: "*.example", Header: map[string]string{"Server": "cf"}, Body: "robot"},
+			Outcome{Host: "www.example", Status: 403, Header: hdr("Server", "cf"), Body: []byte("are you a robot")}, true},
+		{"combined status fails", RuleSpec{Status: []string{"4xx"}, Host: "*.example", Header: map[string]string{"Server": "cf"}, Body: "robot"},
+			Outcome{Host: "www.example", Status: 200, Header: hdr("Server", "cf"), Body: []byte("are you a robot")}, false},
+		{"combined host fails", RuleSpec{Status: []string{"4xx"}, Host: "*.example", Header: map[string]string{"Server": "cf"}, Body: "robot"},
+			Outcome{Host: "www.other", Status: 403, Header: hdr("Server", "cf"), Body: []byte("are you a robot")}, false},
+		{"combined header fails", RuleSpec{Status: []string{"4xx"}, Host: "*.example", Header: map[string]string{"Server": "cf"}, Body: "robot"},
+			Outcome{Host: "www.example", Status: 403, Header: hdr("Server", "nginx"), Body: []byte("are you a robot")}, false},
+		{"combined body fails", RuleSpec{Status: []string{"4xx"}, Host: "*.example", Header: map[string]string{"Server": "cf"}, Body: "robot"},
+			Outcome{Host: "www.example", Status: 403, Header: hdr("Server", "cf"), Body: []byte("welcome")}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := tt.spec
+			spec.Name, spec.Action, spec.Retry = "r", ActionRetire, true
+			rs := mustRules(t, "", spec)
+			v := rs.Decide(&tt.o)
+			if got := v.Rule != nil; got != tt.match {
+				t.Fatalf("matched = %v, want %v (verdict %+v)", got, tt.match, v)
+			}
+			if tt.match && (v.Rule.Name != "r" || v.Action != ActionRetire || !v.Retry) {
+				t.Errorf("verdict %+v does not carry the rule's action", v)
+			}
+			if !tt.match && v.Retry {
+				t.Errorf("default verdict retries: %+v", v)
+			}
+		})
+	}
+}
+
+func TestRuleFirstMatchWins(t *testing.T) {
+	rs := mustRules(t, "",
+		RuleSpec{Name: "specific", Status: []string{"403"}, Host: "shop.example", Action: ActionNone},
+		RuleSpec{Name: "captcha", Body: "captcha", Action: ActionRetire, Retry: true},
+		RuleSpec{Name: "blocked", Status: []string{"403"}, Action: ActionRetire, Retry: true},
+		RuleSpec{Name: "client", Status: []string{"4xx"}, Action: ActionBad},
+		RuleSpec{Name: "catch-all", Host: "*", Action: ActionGood},
+	)
+	tests := []struct {
+		o    Outcome
+		want string
+	}{
+		{Outcome{Host: "shop.example", Status: 403}, "specific"},
+		{Outcome{Host: "other.example", Status: 403}, "blocked"},
+		{Outcome{Host: "other.example", Status: 403, Body: []byte("captcha")}, "captcha"},
+		{Outcome{Host: "shop.example", Status: 403, Body: []byte("captcha")}, "specific"},
+		{Outcome{Host: "other.example", Status: 404}, "client"},
+		{Outcome{Host: "other.example", Status: 200}, "catch-all"},
+		{Outcome{Host: "other.example", ErrKind: "connect"}, ""},
+	}
+	for _, tt := range tests {
+		v := rs.Decide(&tt.o)
+		got := ""
+		if v.Rule != nil {
+			got = v.Rule.Name
+		}
+		if got != tt.want {
+			t.Errorf("%+v: rule %q, want %q", tt.o, got, tt.want)
+		}
+	}
+}
+
+func TestRuleDefaultAction(t *testing.T) {
+	only := RuleSpec{Name: "teapot", Status: []string{"418"}, Action: ActionBad}
+	tests := []struct {
+		def  Action
+		o    Outcome
+		want Action
+	}{
+		{"", Outcome{Status: 200}, ActionGood},
+		{"", Outcome{Status: 304}, ActionGood},
+		{"", Outcome{Status: 399}, ActionGood},
+		{"", Outcome{Status: 400}, ActionNone},
+		{"", Outcome{Status: 401}, ActionNone},
+		{"", Outcome{Status: 403}, ActionNone},
+		{"", Outcome{Status: 429}, ActionNone},
+		{"", Outcome{Status: 503}, ActionNone},
+		{"", Outcome{ErrKind: "connect"}, ActionNone},
+		{"", Outcome{}, ActionNone},
+		{"", Outcome{Status: 418}, ActionBad},
+		{ActionRetire, Outcome{Status: 200}, ActionRetire},
+		{ActionGood, Outcome{Status: 500}, ActionGood},
+		{ActionBad, Outcome{ErrKind: "tls"}, ActionBad},
+		{ActionNone, Outcome{Status: 200}, ActionNone},
+		{ActionGood, Outcome{Status: 418}, ActionBad},
+	}
+	for _, tt := range tests {
+		rs := mustRules(t, tt.def, only)
+		v := rs.Decide(&tt.o)
+		if v.Action != tt.want || v.Retry {
+			t.Errorf("default %q, %+v: verdict %+v, want %s", tt.def, tt.o, v, tt.want)
+		}
+	}
+	var nilSet *RuleSet
+	if v := nilSet.Decide(&Outcome{Status: 200}); v.Action != ActionGood || v.Rule != nil {
+		t.Errorf("nil RuleSet: %+v", v)
+	}
+	if v := nilSet.Decide(&Outcome{Status: 500}); v.Action != ActionNone {
+		t.Errorf("nil RuleSet: %+v", v)
+	}
+}
+
+func TestDefaultRules(t *testing.T) {
+	rs := DefaultRules()
+	tests := []struct {
+		o      Outcome
+		rule   string
+		action Action
+		retry  bool
+	}{
+		{Outcome{Status: 200}, "", ActionGood, false},
+		{Outcome{Status: 301}, "", ActionGood, false},
+		{Outcome{Status: 401}, "blocked-status", ActionRetire, true},
+		{Outcome{Status: 403}, "blocked-status", ActionRetire, true},
+		{Outcome{Status: 429}, "blocked-status", ActionRetire, true},
+		{Outcome{Status: 404}, "", ActionNone, false},
+		{Outcome{Status: 500}, "server-error", ActionBad, false},
+		{Outcome{Status: 503}, "server-error", ActionBad, false},
+		{Outcome{ErrKind: "connect"}, "upstream-error", ActionBad, true},
+		{Outcome{ErrKind: "tls"}, "upstream-error", ActionBad, true},
+		{Outcome{ErrKind: "timeout"}, "upstream-error", ActionBad, true},
+	}
+	for _, tt := range tests {
+		v := rs.Decide(&tt.o)
+		name := ""
+		if v.Rule != nil {
+			name = v.Rule.Name
+		}
+		if name != tt.rule || v.Action != tt.action || v.Retry != tt.retry {
+			t.Errorf("%+v: got %q %s %v, want %q %s %v", tt.o, name, v.Action, v.Retry, tt.rule, tt.action, tt.retry)
+		}
+	}
+	if rs.HasBodyRules() || !rs.HasRetryRules() {
+		t.Errorf("defaults: body %v retry %v", rs.HasBodyRules(), rs.HasRetryRules())
+	}
+	// Each call compiles a fresh set; changing one does not change another.
+	a, b := DefaultRules(), DefaultRules()
+	a.defaultAction = ActionBad
+	if b.DefaultAction() != "" {
+		t.Error("DefaultRules shares state")
+	}
+}
+
+func TestRuleNeedsBodyAndMayRetry(t *testing.T) {
+	html := hdr("Content-Type", "text/html; charset=utf-8")
+	rs := mustRules(t, "",
+		RuleSpec{Name: "ok-fast", Status: []string{"2xx"}, Host: "static.example", Action: ActionGood},
+		RuleSpec{Name: "captcha", Status: []string{"2xx", "403"}, Body: "captcha", Action: ActionRetire, Retry: true},
+		RuleSpec{Name: "soft", Status: []string{"404"}, Body: "gone", Action: ActionBad},
+		RuleSpec{Name: "blocked", Status: []string{"403"}, Action: ActionRetire, Retry: true},
+		RuleSpec{Name: "cf", Header: map[string]string{"Server": "cloudflare"}, Status: []string{"503"}, Action: ActionRetire},
+		RuleSpec{Name: "soft-retry", Status: []string{"404"}, Body: "again", Action: ActionRetire, Retry: true},
+		RuleSpec{Name: "fail", Error: "any", Action: ActionBad, Retry: true},
+	)
+	tests := []struct {
+		name      string
+		host      string
+		status    int
+		h         http.Header
+		needsBody bool
+		mayRetry  bool
+	}{
+		{"body rule first", "www.example", 200, html, true, true},
+		{"earlier rule decides without body", "static.example", 200, html, false, false},
+		{"binary content", "www.example", 200, hdr("Content-Type", "image/png"), false, false},
+		{"unknown encoding", "www.example", 200, hdr("Content-Type", "text/html", "Content-Encoding", "compress"), false, false},
+		{"known encoding", "www.example", 200, hdr("Content-Type", "text/html", "Content-Encoding", "br"), true, true},
+		{"no content type", "www.example", 200, http.Header{}, true, true},
+		{"nil header", "www.example", 200, nil, true, true},
+		{"403 body rule then retry rule", "www.example", 403, html, true, true},
+		{"403 binary: blocked decides, retry", "www.example", 403, hdr("Content-Type", "image/png"), false, true},
+		{"404 body without retry, later retry body rule", "www.example", 404, html, true, true},
+		{"404 binary", "www.example", 404, hdr("Content-Type", "image/png"), false, false},
+		{"no rule", "www.example", 302, html, false, false},
+		{"header rule without retry", "www.example", 503, hdr("Server", "cloudflare"), false, false},
+	}
+	for _, tt := range tests {
+		if got := rs.NeedsBody(tt.host, tt.status, tt.h); got != tt.needsBody {
+			t.Errorf("%s: NeedsBody = %v, want %v", tt.name, got, tt.needsBody)
+		}
+		if got := rs.MayRetry(tt.host, tt.status, tt.h); got != tt.mayRetry {
+			t.Errorf("%s: MayRetry = %v, want %v", tt.name, got, tt.mayRetry)
+		}
+	}
+	plain := mustRules(t, "", RuleSpec{Status: []string{"403"}, Action: ActionBad})
+	if plain.NeedsBody("a", 403, html) || plain.MayRetry("a", 403, html) || plain.HasBodyRules() || plain.HasRetryRules() {
+		t.Error("rule set without body or retry rules claims them")
+	}
+}
+
+func TestCompileRulesErrors(t *testing.T) {
+	tests := []struct {
+		specs []RuleSpec
+		def   Action
+		want  []string
+	}{
+		{[]RuleSpec{{Action: ActionBad}}, "", []string{"rules[0]: a rule needs at least one condition"}},
+		{[]RuleSpec{{Status: []string{"403"}}}, "", []string{"rules[0].action: is required"}},
+		{[]RuleSpec{{Status: []string{"403"}, Action: "kill"}}, "", []string{`rules[0].action: must be one of good, bad, retire, none (got "kill")`}},
+		{[]RuleSpec{{Status: []string{"600", "4xy", "40", "4030", "x"}, Action: ActionBad}}, "", []string{
+			`(got "600")`, `(got "4xy")`, `(got "40")`, `(got "4030")`, `(got "x")`}},
+		{[]RuleSpec{{Body: "a(", Action: ActionBad}}, "", []string{`rules[0].body: invalid regex: missing closing ) (got "a(")`}},
+		{[]RuleSpec{{Body: `\8`, Action: ActionBad}}, "", []string{`rules[0].body: invalid regex: invalid escape sequence`}},
+		{[]RuleSpec{{Header: map[string]string{"X": "(?<x"}, Action: ActionBad}}, "", []string{"rules[0].header.X: invalid regex"}},
+		{[]RuleSpec{{Header: map[string]string{"a b": "x"}, Action: ActionBad}}, "", []string{"rules[0].header.a b: not a valid header name"}},
+		{[]RuleSpec{{Header: map[string]string{"server": "x", "Server": "y"}, Action: ActionBad}}, "", []string{"duplicate header"}},
+		{[]RuleSpec{{Host: "[x", Action: ActionBad}}, "", []string{`rules[0].host: invalid glob (got "[x")`}},
+		{[]RuleSpec{{Error: "dns", Action: ActionBad}}, "", []string{`rules[0].error: must be one of connect, tls, timeout, any`}},
+		{[]RuleSpec{{Error: "any", Body: "x", Action: ActionBad}}, "", []string{`rules[0].error: cannot be combined`}},
+		{[]RuleSpec{{Name: "a", Host: "x", Action: ActionBad}, {Name: "a", Host: "y", Action: ActionBad}}, "", []string{`rules[1].name: duplicate rule name (also rules[0])`}},
+		{[]RuleSpec{{Name: " a", Host: "x", Action: ActionBad}}, "", []string{`rules[0].name: must not start or end with a space`}},
+		{[]RuleSpec{{Name: "a\nb", Host: "x", Action: ActionBad}}, "", []string{`rules[0].name: must be printable ASCII`}},
+		{nil, "maybe", []string{`default_action: must be one of good, bad, retire, none (got "maybe")`}},
+	}
+	for _, tt := range tests {
+		rs, err := CompileRules(tt.specs, tt.def)
+		if err == nil || rs != nil || !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%+v: got %v, %v", tt.specs, rs, err)
+			continue
+		}
+		var ce *ConfigError
+		if !errors.As(err, &ce) {
+			t.Errorf("not a *ConfigError: %T", err)
+			continue
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%+v: error %q lacks %q", tt.specs, err, w)
+			}
+		}
+		if len(ce.Problems) != len(tt.want) {
+			t.Errorf("%+v: %d problems, want %d: %v", tt.specs, len(ce.Problems), len(tt.want), err)
+		}
+	}
+}
+
+// bench50 returns 50 rules without body conditions that a typical 200
+// response passes through without a match: a worst case for Decide.
+func bench50(b testing.TB) *RuleSet {
+	var specs []RuleSpec
+	for i := 0; i < 50; i++ {
+		s := RuleSpec{Name: fmt.Sprintf("r%d", i), Action: ActionBad}
+		switch i % 5 {
+		case 0:
+			s.Status = []string{"403", "429", "5xx"}
+		case 1:
+			s.Host = fmt.Sprintf("*.site%d.example", i)
+			s.Status = []string{"2xx"}
+		case 2:
+			s.Header = map[string]string{"Server": fmt.Sprintf("(?i)cloudflare-%d", i)}
+		case 3:
+			s.Host = fmt.Sprintf("shop%d.example", i)
+		case 4:
+			s.Status = []string{"2xx"}
+			s.Header = map[string]string{"Cf-Mitigated": "challenge", "X-Cache": fmt.Sprintf("blocked-%d", i)}
+		}
+		specs = append(specs, s)
+	}
+	specs[49].Retry = true // so MayRetry has to walk the rules
+	rs, err := CompileRules(specs, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return rs
+}
+
+func BenchmarkDecide50(b *testing.B) {
+	rs := bench50(b)
+	o := &Outcome{Host: "www.shop.example", Status: 200,
+		Header: hdr("Server", "nginx/1.25", "Content-Type", "text/html", "Cf-Mitigated", "none", "X-Cache", "HIT")}
+	if v := rs.Decide(o); v.Rule != nil || v.Action != ActionGood {
+		b.Fatalf("benchmark outcome matched %+v", v)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		rs.Decide(o)
+	}
+}
+
+func BenchmarkMayRetry50(b *testing.B) {
+	rs := bench50(b)
+	h := hdr("Server", "nginx/1.25", "Content-Type", "text/html", "Cf-Mitigated", "none", "X-Cache", "HIT")
+	if rs.MayRetry("www.shop.example", 200, h) {
+		b.Fatal("benchmark response may retry")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		rs.MayRetry("www.shop.example", 200, h)
+	}
+}
+
+func FuzzCompileRules(f *testing.F) {
+	f.Add("blocked", "403,4xx", "(?i)captcha", "Server", "(?i)cloudflare", "*.example.com", "", "retire", true, "www.example.com", 403, "cloudflare", []byte("captcha"), "")
+	f.Add("", "5XX", "", "", "", "", "any", "bad", false, "h", 0, "", []byte(nil), "connect")
+	f.Add("x", "999", "(", "bad name", "[", "[", "dns", "kill", false, "", -1, "", []byte{0xff}, "tls")
+	f.Fuzz(func(t *testing.T, name, status, body, hname, hre, host, errKind, action string, retry bool,
+		oHost string, oStatus int, oServer string, oBody []byte, oErr string) {
+		spec := RuleSpec{Name: name, Body: body, Host: host, Error: errKind, Action: Action(action), Retry: retry}
+		if status != "" {
+			spec.Status = strings.Split(status, ",")
+		}
+		if hname != "" {
+			spec.Header = map[string]string{hname: hre}
+		}
+		rs, err := CompileRules([]RuleSpec{spec}, "")
+		if err != nil {
+			var ce *ConfigError
+			if rs != nil || !errors.As(err, &ce) || len(ce.Problems) == 0 {
+				t.Fatalf("bad failure: %v %v", rs, err)
+			}
+			return
+		}
+		h := hdr("Server", oServer, hname, oServer)
+		o := &Outcome{Host: oHost, Status: oStatus, Header: h, Body: oBody, ErrKind: oErr}
+		v := rs.Decide(o)
+		if v.Rule != nil && (v.Action != spec.Action || v.Retry != retry) {
+			t.Fatalf("verdict %+v does not carry the rule", v)
+		}
+		if !v.Action.valid() {
+			t.Fatalf("invalid action %q", v.Action)
+		}
+		rs.NeedsBody(oHost, oStatus, h)
+		rs.MayRetry(oHost, oStatus, h)
+	})
+}
