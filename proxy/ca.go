@@ -1,0 +1,536 @@
+package proxy
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/patrickmn/go-cache"
+)
+
+// CA errors, matched with errors.Is.
+var (
+	// ErrCAFiles: exactly one of the CA certificate and key files exists.
+	ErrCAFiles = errors.New("proxy: CA certificate and key must both exist or both be absent")
+	// ErrCAInvalid: a CA file cannot be used (bad PEM, not a CA, expired,
+	// key does not match the certificate, unsupported key type).
+	ErrCAInvalid = errors.New("proxy: invalid CA")
+	// ErrCAKeyMode: the CA key file is readable or writable by group or others.
+	ErrCAKeyMode = errors.New("proxy: CA key file permissions too open")
+	// ErrBadHost: TLSConfigForHost got a host a certificate cannot be made for.
+	ErrBadHost = errors.New("proxy: bad host for certificate")
+)
+
+const (
+	caValidity        = 10 * 365 * 24 * time.Hour
+	leafValidity      = 90 * 24 * time.Hour
+	leafBackdate      = time.Hour
+	leafCacheTTL      = 24 * time.Hour
+	leafSweepInterval = 10 * time.Minute
+	// A cached leaf is not served when it expires within this margin.
+	leafExpiryMargin = time.Hour
+)
+
+// CA is the proxy's own certificate authority for HTTPS interception. A
+// generated CA uses an ECDSA P-256 key; a loaded one may use ECDSA, RSA or
+// Ed25519. Leaf certificates are made per host with a fresh ECDSA P-256 key
+// and cached (go-cache, 24h) until Close.
+//
+// A CA is made with LoadOrCreateCA; its zero value is not usable. Its
+// methods are safe for concurrent use. It owns no goroutine: expired leaves
+// are swept on cache misses.
+type CA struct {
+	cert    *x509.Certificate
+	certDER []byte
+	certPEM []byte
+	key     crypto.Signer
+	spki    string
+	now     func() time.Time
+
+	leaves *cache.Cache // host -> *leafEntry; janitor off, swept in sweepLocked
+
+	mu        sync.Mutex // guards the fields below
+	inflight  map[string]*leafCall
+	lastSweep time.Time
+	closed    bool
+}
+
+type leafEntry struct {
+	cert     *tls.Certificate
+	notAfter time.Time
+}
+
+// leafCall is one in-progress leaf generation that concurrent callers for
+// the same host wait on.
+type leafCall struct {
+	done  chan struct{}
+	entry *leafEntry
+	err   error
+}
+
+// LoadOrCreateCA loads the CA from certPath and keyPath (PEM), or generates
+// a new ECDSA P-256 CA there when neither file exists; created reports the
+// latter. New files are written atomically, the certificate with mode 0644
+// and the key with mode 0600, in directories created with mode 0700.
+//
+// Loading checks that the certificate is a CA valid at now, that the key
+// matches it, and that the key file is not accessible to group or others
+// (ErrCAKeyMode). Exactly one existing file gives ErrCAFiles; unusable
+// content gives ErrCAInvalid. A nil now means time.Now.
+func LoadOrCreateCA(certPath, keyPath string, now func() time.Time) (ca *CA, created bool, err error) {
+	if now == nil {
+		now = time.Now
+	}
+	if certPath == "" || keyPath == "" {
+		return nil, false, fmt.Errorf("%w: empty certificate or key path", ErrCAFiles)
+	}
+	certExists, err := fileExists(certPath)
+	if err != nil {
+		return nil, false, err
+	}
+	keyExists, err := fileExists(keyPath)
+	if err != nil {
+		return nil, false, err
+	}
+	switch {
+	case certExists && keyExists:
+		ca, err := loadCA(certPath, keyPath, now)
+		return ca, false, err
+	case !certExists && !keyExists:
+		ca, err := createCA(certPath, keyPath, now)
+		return ca, err == nil, err
+	case certExists:
+		return nil, false, fmt.Errorf("%w: certificate %s exists but key %s does not (provide both, or remove the certificate to generate a new CA)", ErrCAFiles, certPath, keyPath)
+	default:
+		return nil, false, fmt.Errorf("%w: key %s exists but certificate %s does not (provide both, or remove the key to generate a new CA)", ErrCAFiles, keyPath, certPath)
+	}
+}
+
+func fileExists(path string) (bool, error) {
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("proxy: stat %s: %w", path, err)
+	}
+	if fi.IsDir() {
+		return false, fmt.Errorf("%w: %s is a directory", ErrCAInvalid, path)
+	}
+	return true, nil
+}
+
+func loadCA(certPath, keyPath string, now func() time.Time) (*CA, error) {
+	fi, err := os.Stat(keyPath)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: stat CA key: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("%w: %s has mode %#o, want 0600 (run: chmod 600 %s)", ErrCAKeyMode, keyPath, perm, keyPath)
+	}
+	certPEM, err := os.ReadFile(certPath)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: read CA certificate: %w", err)
+	}
+	keyPEM, err := os.ReadFile(keyPath)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: read CA key: %w", err)
+	}
+	cert, err := parseCACert(certPEM, now())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", certPath, err)
+	}
+	key, err := parsePrivateKey(keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", keyPath, err)
+	}
+	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !pub.Equal(cert.PublicKey) {
+		return nil, fmt.Errorf("%w: key %s does not match certificate %s", ErrCAInvalid, keyPath, certPath)
+	}
+	return newCA(cert, key, now), nil
+}
+
+// parseCACert parses the first CERTIFICATE block of data and checks that it
+// can sign leaves at now.
+func parseCACert(data []byte, now time.Time) (*x509.Certificate, error) {
+	var block *pem.Block
+	for rest := data; ; {
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return nil, fmt.Errorf("%w: no PEM CERTIFICATE block", ErrCAInvalid)
+		}
+		if block.Type == "CERTIFICATE" {
+			break
+		}
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%w: parse certificate: %v", ErrCAInvalid, err)
+	}
+	if !cert.BasicConstraintsValid || !cert.IsCA {
+		return nil, fmt.Errorf("%w: certificate is not a CA (no CA basic constraint)", ErrCAInvalid)
+	}
+	if cert.KeyUsage != 0 && cert.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return nil, fmt.Errorf("%w: certificate key usage lacks certificate signing", ErrCAInvalid)
+	}
+	if now.After(cert.NotAfter) {
+		return nil, fmt.Errorf("%w: certificate expired at %s", ErrCAInvalid, cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if now.Before(cert.NotBefore) {
+		return nil, fmt.Errorf("%w: certificate not valid before %s", ErrCAInvalid, cert.NotBefore.UTC().Format(time.RFC3339))
+	}
+	return cert, nil
+}
+
+// parsePrivateKey parses the first private key block of data: PKCS#8,
+// SEC 1 (EC) or PKCS#1 (RSA).
+func parsePrivateKey(data []byte) (crypto.Signer, error) {
+	for rest := data; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return nil, fmt.Errorf("%w: no PEM private key block", ErrCAInvalid)
+		}
+		var key any
+		var err error
+		switch block.Type {
+		case "PRIVATE KEY":
+			key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+		case "EC PRIVATE KEY":
+			key, err = x509.ParseECPrivateKey(block.Bytes)
+		case "RSA PRIVATE KEY":
+			key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+		default:
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: parse %s: %v", ErrCAInvalid, strings.ToLower(block.Type), err)
+		}
+		switch k := key.(type) {
+		case *ecdsa.PrivateKey:
+			return k, nil
+		case *rsa.PrivateKey:
+			return k, nil
+		case ed25519.PrivateKey:
+			return k, nil
+		default:
+			return nil, fmt.Errorf("%w: unsupported key type %T", ErrCAInvalid, key)
+		}
+	}
+}
+
+func createCA(certPath, keyPath string, now func() time.Time) (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: generate CA key: %w", err)
+	}
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, err
+	}
+	var tag [4]byte
+	if _, err := rand.Read(tag[:]); err != nil {
+		return nil, fmt.Errorf("proxy: generate CA name: %w", err)
+	}
+	t := now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "sessionproxy CA " + hex.EncodeToString(tag[:]), Organization: []string{"sessionproxy"}},
+		NotBefore:             t.Add(-leafBackdate),
+		NotAfter:              t.Add(caValidity),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: create CA certificate: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: parse new CA certificate: %w", err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: marshal CA key: %w", err)
+	}
+	// The key goes first: a crash between the two writes leaves only the
+	// key, which the next start reports (ErrCAFiles) instead of silently
+	// making a CA whose certificate clients already trust unusable.
+	if err := writeFileAtomic(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		return nil, fmt.Errorf("proxy: write CA key: %w", err)
+	}
+	if err := writeFileAtomic(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return nil, fmt.Errorf("proxy: write CA certificate: %w", err)
+	}
+	return newCA(cert, key, now), nil
+}
+
+// writeFileAtomic writes data to a temporary file beside path, syncs it and
+// renames it over path, creating the directory (0700) when missing.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err := f.Chmod(mode); err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	ok = true
+	if d, err := os.Open(dir); err == nil {
+		d.Sync() // best effort: makes the rename durable
+		d.Close()
+	}
+	return nil
+}
+
+func randomSerial() (*big.Int, error) {
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
+	if err != nil {
+		return nil, fmt.Errorf("proxy: generate serial number: %w", err)
+	}
+	return serial.Add(serial, big.NewInt(1)), nil // never zero
+}
+
+func newCA(cert *x509.Certificate, key crypto.Signer, now func() time.Time) *CA {
+	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	return &CA{
+		cert:     cert,
+		certDER:  cert.Raw,
+		certPEM:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}),
+		key:      key,
+		spki:     base64.StdEncoding.EncodeToString(sum[:]),
+		now:      now,
+		leaves:   cache.New(leafCacheTTL, 0),
+		inflight: make(map[string]*leafCall),
+	}
+}
+
+// CertPEM returns the CA certificate in PEM form. The caller must not
+// modify it.
+func (ca *CA) CertPEM() []byte { return ca.certPEM }
+
+// CertDER returns the CA certificate in DER form. The caller must not
+// modify it.
+func (ca *CA) CertDER() []byte { return ca.certDER }
+
+// Certificate returns the parsed CA certificate. The caller must not modify it.
+func (ca *CA) Certificate() *x509.Certificate { return ca.cert }
+
+// SPKIHash returns the standard base64 of the SHA-256 of the CA
+// certificate's SubjectPublicKeyInfo, the value Chromium's
+// --ignore-certificate-errors-spki-list takes.
+func (ca *CA) SPKIHash() string { return ca.spki }
+
+// Close drops the cached leaf certificates and stops caching new ones.
+// TLSConfigForHost keeps working after Close, generating a leaf each call.
+// Close is idempotent.
+func (ca *CA) Close() {
+	ca.mu.Lock()
+	ca.closed = true
+	ca.mu.Unlock()
+	ca.leaves.Flush()
+}
+
+// TLSConfigForHost returns a server TLS configuration for intercepting host
+// (a port, if any, is ignored; an IP gets an IP SAN). The leaf certificate
+// has a fresh ECDSA P-256 key, is valid from an hour before now for 90 days
+// (never past the CA's expiry), and is cached per host; concurrent first
+// calls for one host generate it once. Each call returns a new *tls.Config
+// (MinVersion TLS 1.2, NextProtos empty) that the caller may modify.
+func (ca *CA) TLSConfigForHost(host string) (*tls.Config, error) {
+	name, err := certHostName(host)
+	if err != nil {
+		return nil, err
+	}
+	entry, err := ca.leaf(name)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{*entry.cert},
+		MinVersion:   tls.VersionTLS12,
+	}, nil
+}
+
+// certHostName strips the port and brackets from host, lowercases it and
+// checks that a certificate can name it.
+func certHostName(host string) (string, error) {
+	name := host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		name = h
+	}
+	name = strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")
+	if i := strings.IndexByte(name, '%'); i >= 0 { // IPv6 zone
+		name = name[:i]
+	}
+	name = strings.TrimRight(strings.ToLower(name), ".")
+	if name == "" {
+		return "", fmt.Errorf("%w: empty host in %q", ErrBadHost, host)
+	}
+	if len(name) > 253 {
+		return "", fmt.Errorf("%w: host longer than 253 bytes", ErrBadHost)
+	}
+	if net.ParseIP(name) != nil {
+		return name, nil
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return "", fmt.Errorf("%w: invalid character %q in %q", ErrBadHost, c, host)
+		}
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 {
+			return "", fmt.Errorf("%w: empty or over-long label in %q", ErrBadHost, host)
+		}
+	}
+	return name, nil
+}
+
+// leaf returns the cached leaf for name, generating it once when missing or
+// close to expiry.
+func (ca *CA) leaf(name string) (*leafEntry, error) {
+	now := ca.now()
+	if v, ok := ca.leaves.Get(name); ok {
+		if e := v.(*leafEntry); now.Add(leafExpiryMargin).Before(e.notAfter) {
+			return e, nil
+		}
+	}
+
+	ca.mu.Lock()
+	// Re-check under the lock: another caller may have just finished.
+	if v, ok := ca.leaves.Get(name); ok {
+		if e := v.(*leafEntry); now.Add(leafExpiryMargin).Before(e.notAfter) {
+			ca.mu.Unlock()
+			return e, nil
+		}
+	}
+	if c, ok := ca.inflight[name]; ok {
+		ca.mu.Unlock()
+		<-c.done
+		return c.entry, c.err
+	}
+	c := &leafCall{done: make(chan struct{})}
+	ca.inflight[name] = c
+	sweep := now.Sub(ca.lastSweep) >= leafSweepInterval
+	if sweep {
+		ca.lastSweep = now
+	}
+	ca.mu.Unlock()
+
+	if sweep {
+		ca.leaves.DeleteExpired()
+	}
+	c.entry, c.err = ca.newLeaf(name, now)
+
+	ca.mu.Lock()
+	delete(ca.inflight, name)
+	if c.err == nil && !ca.closed {
+		ttl := min(leafCacheTTL, c.entry.notAfter.Sub(now)-leafExpiryMargin)
+		if ttl > 0 {
+			ca.leaves.Set(name, c.entry, ttl)
+		}
+	}
+	ca.mu.Unlock()
+	close(c.done)
+	return c.entry, c.err
+}
+
+// newLeaf makes a server certificate for name signed by the CA.
+func (ca *CA) newLeaf(name string, now time.Time) (*leafEntry, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: generate leaf key: %w", err)
+	}
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, err
+	}
+	notBefore := now.Add(-leafBackdate)
+	if notBefore.Before(ca.cert.NotBefore) {
+		notBefore = ca.cert.NotBefore
+	}
+	notAfter := now.Add(leafValidity)
+	if notAfter.After(ca.cert.NotAfter) {
+		notAfter = ca.cert.NotAfter
+	}
+	if !notAfter.After(now) {
+		return nil, fmt.Errorf("%w: CA expired at %s", ErrCAInvalid, ca.cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             notBefore,
+		NotAfter:              notAfter,
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+	}
+	if ip := net.ParseIP(name); ip != nil {
+		tmpl.IPAddresses = []net.IP{ip}
+	} else {
+		tmpl.DNSNames = []string{name}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: sign leaf for %s: %w", name, err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: parse leaf for %s: %w", name, err)
+	}
+	return &leafEntry{
+		cert: &tls.Certificate{
+			Certificate: [][]byte{der, ca.certDER},
+			PrivateKey:  key,
+			Leaf:        leaf,
+		},
+		notAfter: notAfter,
+	}, nil
+}
