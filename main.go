@@ -1,0 +1,89 @@
+// Command sessionproxy is a forward HTTP/HTTPS proxy that sends every request
+// as one of a pool of user-like sessions: with the session's cookies, through
+// the session's sticky upstream proxy, and with rules that retire blocked
+// sessions. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/sessionproxy/sessionproxy/proxy"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "rules" {
+		os.Exit(runRules(os.Args[2:], os.Stdout, os.Stderr))
+	}
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+// run is the whole program; it returns the exit status: 0 after a clean
+// shutdown, 1 when the proxy could not run, 2 for a bad command line or
+// config.
+func run(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("sessionproxy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "YAML config `file` (default: built-in defaults)")
+	logFormat := fs.String("log-format", "", "log format, text or json (default: the config's log_format)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "sessionproxy: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+
+	cfg := proxy.Default()
+	if *configPath != "" {
+		var err error
+		if cfg, err = proxy.Load(*configPath); err != nil {
+			fmt.Fprintln(stderr, err)
+			if errors.Is(err, proxy.ErrInvalidConfig) {
+				return 2
+			}
+			return 1
+		}
+	}
+	format := cfg.LogFormat
+	if *logFormat != "" {
+		format = *logFormat
+	}
+	logger, err := newLogger(stderr, format, cfg.LogLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "sessionproxy: %v\n", err)
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv, err := proxy.Open(ctx, proxy.Options{Config: cfg, Logger: logger})
+	if err != nil {
+		logger.Error("cannot start", "err", err)
+		return 1
+	}
+	if err := srv.ListenAndServe(ctx); err != nil {
+		logger.Error("stopped with an error", "err", err)
+		return 1
+	}
+	logger.Info("stopped")
+	return 0
+}
+
+func newLogger(w io.Writer, format string, level slog.Level) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("-log-format must be text or json (got %q)", format)
+}

@@ -1,0 +1,59 @@
+package proxy
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"strings"
+)
+
+// proxyBasicAuth parses a Proxy-Authorization header of the Basic scheme.
+func proxyBasicAuth(h string) (user, pass string, ok bool) {
+	const prefix = "Basic "
+	if len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return "", "", false
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(h[len(prefix):]))
+	if err != nil {
+		return "", "", false
+	}
+	user, pass, ok = strings.Cut(string(raw), ":")
+	return user, pass, ok
+}
+
+// splitProxyUser splits a proxy username into the account name and the
+// session name it carries: "session-<id>" is ("", id), "<user>-session-<id>"
+// is (user, id), and anything else is (username, "").
+func splitProxyUser(username string) (user, session string) {
+	if rest, ok := strings.CutPrefix(username, "session-"); ok {
+		return "", rest
+	}
+	if i := strings.Index(username, "-session-"); i >= 0 {
+		return username[:i], username[i+len("-session-"):]
+	}
+	return username, ""
+}
+
+// validSessionName reports whether a client-chosen session name is usable as
+// a session ID: 1 to 128 characters of letters, digits and "._-".
+func validSessionName(name string) bool {
+	if name == "" || len(name) > 128 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// constantTimeEqual compares two secrets without leaking their length or
+// contents through timing.
+func constantTimeEqual(a, b string) bool {
+	ha, hb := sha256.Sum256([]byte(a)), sha256.Sum256([]byte(b))
+	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
+}

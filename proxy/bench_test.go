@@ -1,0 +1,262 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/elazarl/goproxy"
+)
+
+// The throughput benchmarks run goproxy alone (its transport tuned) and
+// sessionproxy (sessions, cookie injection, default rules, interception on,
+// a pool of 1,000 sessions) side by side against the same origin, with 32
+// keep-alive client connections and 1 KiB bodies. Compare their req/s:
+//
+//	go test -run '^$' -bench 'Throughput' -benchtime 20000x ./proxy/
+const (
+	benchConns    = 32
+	benchBodySize = 1 << 10
+)
+
+func BenchmarkThroughput(b *testing.B) {
+	body := strings.Repeat("x", benchBodySize)
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.SetCookie(w, &http.Cookie{Name: "seen", Value: "1", Path: "/"})
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, body)
+	})
+	origin := httptest.NewServer(handler)
+	defer origin.Close()
+	tlsOrigin := httptest.NewTLSServer(handler)
+	defer tlsOrigin.Close()
+
+	for _, scheme := range []string{"http", "https"} {
+		target := origin.URL
+		if scheme == "https" {
+			target = tlsOrigin.URL
+		}
+		b.Run("goproxy-tuned/"+scheme, func(b *testing.B) {
+			addr, caPool, stop := startTunedGoproxy(b, tlsOrigin)
+			defer stop()
+			runLoad(b, addr, caPool, target)
+		})
+		b.Run("sessionproxy/"+scheme, func(b *testing.B) {
+			cfg := Default()
+			cfg.DataDir = b.TempDir()
+			cfg.Pool.PersistInterval = time.Hour
+			f := filepath.Join(b.TempDir(), "origin.pem")
+			writeCertPEM(b, f, tlsOrigin)
+			cfg.MITM.UpstreamCA = []string{f}
+			srv, err := Open(context.Background(), Options{Config: cfg})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			go srv.Serve(ln)
+			defer srv.Shutdown(context.Background())
+			caPool := certPoolOf(b, srv.CA().CertPEM())
+			// Fill the pool to its 1,000 sessions before timing.
+			for i := 0; i < 1000; i++ {
+				if _, err := srv.Pool().GetSession(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+			}
+			runLoad(b, ln.Addr().String(), caPool, target)
+		})
+	}
+}
+
+// runLoad sends b.N GETs for target through the proxy at addr from
+// benchConns concurrent keep-alive connections and reports requests/s.
+func runLoad(b *testing.B, proxyAddr string, caPool *x509.CertPool, target string) {
+	pu := &url.URL{Scheme: "http", Host: proxyAddr}
+	tr := &http.Transport{
+		Proxy:               http.ProxyURL(pu),
+		TLSClientConfig:     &tls.Config{RootCAs: caPool},
+		MaxIdleConnsPerHost: benchConns,
+		MaxConnsPerHost:     benchConns,
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	// Open the connections (and tunnels) before timing.
+	var wg sync.WaitGroup
+	for range benchConns {
+		wg.Go(func() { fetch(b, client, target) })
+	}
+	wg.Wait()
+
+	var next atomic.Int64
+	b.ResetTimer()
+	start := time.Now()
+	for range benchConns {
+		wg.Go(func() {
+			for next.Add(1) <= int64(b.N) {
+				fetch(b, client, target)
+			}
+		})
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+}
+
+func fetch(b *testing.B, c *http.Client, target string) {
+	resp, err := c.Get(target)
+	if err != nil {
+		b.Error(err)
+		return
+	}
+	n, _ := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || n != benchBodySize {
+		b.Errorf("status %d, %d bytes", resp.StatusCode, n)
+	}
+}
+
+// startTunedGoproxy runs goproxy alone, intercepting with a CA of the
+// benchmark's own (never goproxy's built-in one) and with its transport's idle
+// connections per host raised.
+func startTunedGoproxy(b *testing.B, tlsOrigin *httptest.Server) (addr string, caPool *x509.CertPool, stop func()) {
+	ca, _, err := LoadOrCreateCA(filepath.Join(b.TempDir(), "ca.pem"), filepath.Join(b.TempDir(), "ca-key.pem"), time.Now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	gp := goproxy.NewProxyHttpServer()
+	gp.Logger = discardLogger{}
+	gp.Tr = &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: certPoolOf(b, certPEMOf(tlsOrigin))},
+		MaxIdleConns:        1000,
+		MaxIdleConnsPerHost: 1000,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	gp.OnRequest().HandleConnectFunc(func(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
+		return &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: func(h string, _ *goproxy.ProxyCtx) (*tls.Config, error) {
+			return ca.TLSConfigForHost(h)
+		}}, host
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: gp}
+	go srv.Serve(ln)
+	return ln.Addr().String(), certPoolOf(b, ca.CertPEM()), func() {
+		srv.Close()
+		gp.Tr.CloseIdleConnections()
+		ca.Close()
+	}
+}
+
+// BenchmarkStream300MiB streams a 300 MiB response through the real program
+// (built and started as a child process) and reports the proxy's peak RSS
+// (VmHWM). Linux only.
+//
+//	go test -run '^$' -bench 'Stream300MiB' -benchtime 1x ./proxy/
+func BenchmarkStream300MiB(b *testing.B) {
+	if runtime.GOOS != "linux" {
+		b.Fatal("needs /proc (Linux)")
+	}
+	const size = 300 << 20
+	chunk := []byte(strings.Repeat("0123456789abcdef", 2048))
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		for sent := 0; sent < size; sent += len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	defer origin.Close()
+
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "sessionproxy")
+	build := exec.Command("go", "build", "-o", bin, "..")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	cfgPath := filepath.Join(dir, "config.yaml")
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: \"\"\nlog_format: json\ndata_dir: %s\n", filepath.Join(dir, "data"))), 0o600)
+	cmd := exec.Command(bin, "-config", cfgPath)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+	}()
+	addr := ""
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		var line struct {
+			Msg   string `json:"msg"`
+			Proxy string `json:"proxy"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Proxy != "" {
+			addr = line.Proxy
+			break
+		}
+	}
+	if addr == "" {
+		b.Fatal("the proxy never said where it listens")
+	}
+	go io.Copy(io.Discard, stderr)
+
+	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: addr})}}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		resp, err := client.Get(origin.URL + "/big")
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil || n != size {
+			b.Fatalf("streamed %d bytes (%v), want %d", n, err, size)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(peakRSS(b, cmd.Process.Pid))/(1<<20), "peak-RSS-MiB")
+	b.SetBytes(size)
+}
+
+// peakRSS reads a process's peak resident set size (VmHWM) in bytes.
+func peakRSS(b *testing.B, pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	b.Fatal("no VmHWM in /proc status")
+	return 0
+}

@@ -1,0 +1,625 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/sessionproxy/sessionproxy/sessionpool"
+)
+
+// TestCookiesPerSession: each named session keeps its own cookies, over plain
+// HTTP and through interception, and the origin never sees another
+// session's cookies.
+func TestCookiesPerSession(t *testing.T) {
+	for _, scheme := range []string{"http", "https"} {
+		t.Run(scheme, func(t *testing.T) {
+			cfg := testConfig(t)
+			var origin *httptest.Server
+			if scheme == "https" {
+				origin = httptest.NewTLSServer(originMux())
+				trustOrigin(t, cfg, origin)
+			} else {
+				origin = httptest.NewServer(originMux())
+			}
+			defer origin.Close()
+			h := startProxy(t, cfg)
+			c := h.client("", "")
+
+			resp, _ := get(t, c, origin.URL+"/set?name=uid&value=alice", "alice")
+			if got := resp.Header.Get("X-Session-Id"); got != "alice" {
+				t.Fatalf("session header = %q, want alice", got)
+			}
+			if sc := resp.Header.Get("Set-Cookie"); !strings.HasPrefix(sc, "uid=alice") {
+				t.Errorf("Set-Cookie not passed on to the client: %q", sc)
+			}
+			get(t, c, origin.URL+"/set?name=uid&value=bob", "bob")
+
+			for _, who := range []string{"alice", "bob"} {
+				resp, body := get(t, c, origin.URL+"/echo", who)
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("%s: status %d: %s", who, resp.StatusCode, body)
+				}
+				if got := decodeSeen(t, body).Cookie; got != "uid="+who {
+					t.Errorf("%s: origin saw Cookie %q, want uid=%s", who, got, who)
+				}
+			}
+			// A session that was never told a cookie sends none.
+			_, body := get(t, c, origin.URL+"/echo", "carol")
+			if got := decodeSeen(t, body).Cookie; got != "" {
+				t.Errorf("carol: origin saw Cookie %q, want none", got)
+			}
+		})
+	}
+}
+
+// TestCookieModes checks merge (client wins per name), session (replaces)
+// and client (injects nothing).
+func TestCookieModes(t *testing.T) {
+	origin := httptest.NewServer(originMux())
+	defer origin.Close()
+	tests := []struct {
+		mode, clientCookie, want string
+	}{
+		{"merge", "", "a=session; b=session"},
+		{"merge", "a=client", "a=client; b=session"},
+		{"session", "a=client; z=1", "a=session; b=session"},
+		{"client", "a=client", "a=client"},
+		{"client", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode+"/"+tt.clientCookie, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.Cookies = tt.mode
+			h := startProxy(t, cfg)
+			c := h.client("", "")
+			get(t, c, origin.URL+"/set?name=a&value=session", "s1")
+			get(t, c, origin.URL+"/set?name=b&value=session", "s1")
+			req, _ := http.NewRequest(http.MethodGet, origin.URL+"/echo", nil)
+			req.Header.Set("X-Session-Id", "s1")
+			if tt.clientCookie != "" {
+				req.Header.Set("Cookie", tt.clientCookie)
+			}
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if got := decodeSeen(t, string(body)).Cookie; got != tt.want {
+				t.Errorf("origin saw Cookie %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestHeadersLeaveClean: the session header and the proxy's credentials never
+// reach the origin; Accept-Encoding is the client's own.
+func TestHeadersLeaveClean(t *testing.T) {
+	origin := httptest.NewServer(originMux())
+	defer origin.Close()
+	cfg := testConfig(t)
+	cfg.Auth.Users = map[string]string{"u": "secret-pw"}
+	h := startProxy(t, cfg)
+	c := h.client("u-session-s9", "secret-pw")
+	req, _ := http.NewRequest(http.MethodGet, origin.URL+"/echo", nil)
+	req.Header.Set("X-Session-Id", "s9")
+	req.Header.Set("Accept-Encoding", "gzip, deflate, br, zstd")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	seen := decodeSeen(t, string(body))
+	for _, name := range []string{"X-Session-Id", "Proxy-Authorization", "Proxy-Connection"} {
+		if v := seen.Header.Get(name); v != "" {
+			t.Errorf("origin saw %s: %q", name, v)
+		}
+	}
+	if seen.AcceptEncoding != "gzip, deflate, br, zstd" {
+		t.Errorf("origin saw Accept-Encoding %q, want the client's", seen.AcceptEncoding)
+	}
+	if got := resp.Header.Get("X-Session-Id"); got != "s9" {
+		t.Errorf("session = %q, want s9", got)
+	}
+}
+
+// TestNewAndRecreatedSessions: "new" gives a fresh generated session each
+// time; a named session that was retired comes back afresh under its name,
+// without the old cookies.
+func TestNewAndRecreatedSessions(t *testing.T) {
+	origin := httptest.NewServer(originMux())
+	defer origin.Close()
+	h := startProxy(t, testConfig(t))
+	c := h.client("", "")
+
+	r1, _ := get(t, c, origin.URL+"/echo", "new")
+	r2, _ := get(t, c, origin.URL+"/echo", "new")
+	id1, id2 := r1.Header.Get("X-Session-Id"), r2.Header.Get("X-Session-Id")
+	if id1 == "" || id1 == id2 || !strings.HasPrefix(id1, "session_") {
+		t.Errorf("new sessions: %q and %q, want two distinct generated ids", id1, id2)
+	}
+
+	get(t, c, origin.URL+"/set?name=k&value=v", "dave")
+	resp, _ := get(t, c, origin.URL+"/status?code=403", "dave")
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("pinned blocked request: status %d, want the 403 itself", resp.StatusCode)
+	}
+	if got := resp.Header.Get("X-Session-Retries"); got != "0" {
+		t.Errorf("a pinned request was retried: X-Session-Retries %q", got)
+	}
+	if _, err := h.srv.Pool().GetSessionByID(context.Background(), "dave"); err == nil {
+		t.Fatal("dave is still usable after a 403")
+	}
+	_, body := get(t, c, origin.URL+"/echo", "dave")
+	if got := decodeSeen(t, body).Cookie; got != "" {
+		t.Errorf("recreated dave sent the old session's cookies: %q", got)
+	}
+	if _, err := h.srv.Pool().GetSessionByID(context.Background(), "dave"); err != nil {
+		t.Errorf("dave was not recreated: %v", err)
+	}
+}
+
+// TestBadSessionName: a session header that cannot be an id is refused.
+func TestBadSessionName(t *testing.T) {
+	origin := httptest.NewServer(originMux())
+	defer origin.Close()
+	h := startProxy(t, testConfig(t))
+	resp, body := get(t, h.client("", ""), origin.URL+"/echo", "bad name/../x")
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "invalid session name") {
+		t.Errorf("status %d body %q, want 400 naming the problem", resp.StatusCode, body)
+	}
+}
+
+// TestStickyUpstreams: sessions get the upstreams in turn and keep theirs,
+// for plain HTTP and for intercepted HTTPS.
+func TestStickyUpstreams(t *testing.T) {
+	origin := httptest.NewServer(originMux())
+	defer origin.Close()
+	tlsOrigin := httptest.NewTLSServer(originMux())
+	defer tlsOrigin.Close()
+
+	upA, countA := startGoproxyUpstream(t, "", "")
+	upB, countB := startGoproxyUpstream(t, "", "")
+	cfg := testConfig(t)
+	trustOrigin(t, cfg, tlsOrigin)
+	cfg.Upstreams = []*url.URL{mustURL(t, upA), mustURL(t, upB)}
+	h := startProxy(t, cfg)
+	c := h.client("", "")
+
+	// s1 is created first and gets upstream A, s2 gets B.
+	for i := 0; i < 3; i++ {
+		get(t, c, origin.URL+"/echo", "s1")
+		get(t, c, tlsOrigin.URL+"/echo", "s1")
+	}
+	a, b := countA(), countB()
+	if a < 4 || b != 0 {
+		t.Fatalf("after s1's requests: upstream A saw %d, B saw %d; want all on A", a, b)
+	}
+	for i := 0; i < 3; i++ {
+		get(t, c, origin.URL+"/echo", "s2")
+	}
+	if countA() != a || countB() < 3 {
+		t.Errorf("s2's requests: A %d -> %d, B %d; want them all on B", a, countA(), countB())
+	}
+	st := stateOf(t, h, "s1")
+	if st.ProxyURL != upA {
+		t.Errorf("s1's persisted upstream = %q, want %q", st.ProxyURL, upA)
+	}
+}
+
+// TestUpstreamCredentialsAndSOCKS5: an upstream that wants credentials gets
+// them from the URL; SOCKS5 upstreams work for HTTP and HTTPS.
+func TestUpstreamCredentialsAndSOCKS5(t *testing.T) {
+	origin := httptest.NewServer(originMux())
+	defer origin.Close()
+	tlsOrigin := httptest.NewTLSServer(originMux())
+	defer tlsOrigin.Close()
+
+	authUp, authCount := startGoproxyUpstream(t, "up", "up-secret")
+	socksAddr, socksCount := startSOCKS5(t, "sock", "sock-secret")
+	cfg := testConfig(t)
+	trustOrigin(t, cfg, tlsOrigin)
+	u := mustURL(t, authUp)
+	u.User = url.UserPassword("up", "up-secret")
+	cfg.Upstreams = []*url.URL{u, {Scheme: "socks5", User: url.UserPassword("sock", "sock-secret"), Host: socksAddr}}
+	h := startProxy(t, cfg)
+	c := h.client("", "")
+
+	for _, sess := range []string{"via-http", "via-socks"} {
+		for _, o := range []string{origin.URL, tlsOrigin.URL} {
+			resp, body := get(t, c, o+"/echo", sess)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s to %s: status %d: %s", sess, o, resp.StatusCode, body)
+			}
+		}
+	}
+	if authCount() < 2 || socksCount() < 2 {
+		t.Errorf("upstream use: http %d, socks5 %d; want each at least 2", authCount(), socksCount())
+	}
+	// The admin API shows the upstream without its password.
+	st := stateOf(t, h, "via-http")
+	if strings.Contains(st.ProxyURL, "up-secret") || !strings.Contains(st.ProxyURL, "up:") {
+		t.Errorf("admin shows upstream %q, want the user with the password redacted", st.ProxyURL)
+	}
+}
+
+// TestDeadUpstream: an unreachable upstream marks the session bad and gives
+// the client a one-line 502 naming the hop and never its credentials, over
+// plain HTTP and inside an intercepted tunnel.
+func TestDeadUpstream(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := ln.Addr().String()
+	ln.Close()
+
+	origin := httptest.NewServer(originMux())
+	defer origin.Close()
+	tlsOrigin := httptest.NewTLSServer(originMux())
+	defer tlsOrigin.Close()
+	cfg := testConfig(t)
+	trustOrigin(t, cfg, tlsOrigin)
+	cfg.Upstreams = []*url.URL{{Scheme: "http", User: url.UserPassword("user", "hunter2"), Host: deadAddr}}
+	h := startProxy(t, cfg)
+	c := h.client("", "")
+
+	for i, o := range []string{origin.URL, tlsOrigin.URL} {
+		resp, body := get(t, c, o+"/echo", "doomed")
+		if resp.StatusCode != http.StatusBadGateway {
+			t.Fatalf("%s: status %d, want 502", o, resp.StatusCode)
+		}
+		if strings.Count(strings.TrimSpace(body), "\n") != 0 || !strings.Contains(body, deadAddr) {
+			t.Errorf("%s: body %q, want one line naming %s", o, body, deadAddr)
+		}
+		if strings.Contains(body, "hunter2") {
+			t.Errorf("%s: the 502 leaks the upstream password: %q", o, body)
+		}
+		if got := stateOf(t, h, "doomed").ErrorScore; got != float64(i+1) {
+			t.Errorf("%s: error score %v, want %d", o, got, i+1)
+		}
+	}
+}
+
+// TestClientAuth: with users, requests without or with wrong credentials get
+// 407 with Proxy-Authenticate, CONNECT included; the username carries the
+// session name. With challenge and no users, any credentials pass.
+func TestClientAuth(t *testing.T) {
+	origin := httptest.NewServer(originMux())
+	defer origin.Close()
+	tlsOrigin := httptest.NewTLSServer(originMux())
+	defer tlsOrigin.Close()
+
+	cfg := testConfig(t)
+	trustOrigin(t, cfg, tlsOrigin)
+	cfg.Auth.Users = map[string]string{"alice": "pw"}
+	h := startProxy(t, cfg)
+
+	for _, cred := range [][2]string{{"", ""}, {"alice", "wrong"}, {"mallory", "pw"}} {
+		resp, _ := get(t, h.client(cred[0], cred[1]), origin.URL+"/echo", "")
+		if resp.StatusCode != http.StatusProxyAuthRequired || resp.Header.Get("Proxy-Authenticate") == "" {
+			t.Errorf("creds %q: status %d, Proxy-Authenticate %q; want 407 with a challenge",
+				cred, resp.StatusCode, resp.Header.Get("Proxy-Authenticate"))
+		}
+	}
+	// CONNECT without credentials: the tunnel is refused with 407.
+	_, err := h.client("", "").Get(tlsOrigin.URL + "/echo")
+	if err == nil || !strings.Contains(err.Error(), "Proxy Authentication Required") {
+		t.Errorf("CONNECT without credentials: err %v, want 407", err)
+	}
+	resp, _ := get(t, h.client("alice-session-work", "pw"), tlsOrigin.URL+"/echo", "")
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Session-Id") != "work" {
+		t.Errorf("alice-session-work: status %d session %q, want 200 on session work",
+			resp.StatusCode, resp.Header.Get("X-Session-Id"))
+	}
+
+	cfg2 := testConfig(t)
+	cfg2.Auth.Challenge = true
+	h2 := startProxy(t, cfg2)
+	if resp, _ := get(t, h2.client("", ""), origin.URL+"/echo", ""); resp.StatusCode != http.StatusProxyAuthRequired {
+		t.Errorf("challenge without credentials: status %d, want 407", resp.StatusCode)
+	}
+	resp, _ = get(t, h2.client("session-b7", "anything"), origin.URL+"/echo", "")
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Session-Id") != "b7" {
+		t.Errorf("challenge with session-b7: status %d session %q", resp.StatusCode, resp.Header.Get("X-Session-Id"))
+	}
+}
+
+// TestAffinity: tunnel keeps one session for a tunnel's requests, request
+// picks anew each time, client keeps one per client address and User-Agent.
+func TestAffinity(t *testing.T) {
+	tlsOrigin := httptest.NewTLSServer(originMux())
+	defer tlsOrigin.Close()
+	sessionsSeen := func(affinity string, fresh func(h *harness) *http.Client) (perConn, total map[string]bool) {
+		cfg := testConfig(t)
+		trustOrigin(t, cfg, tlsOrigin)
+		cfg.Affinity = affinity
+		h := startProxy(t, cfg)
+		total = map[string]bool{}
+		perConn = map[string]bool{}
+		c := fresh(h)
+		for i := 0; i < 8; i++ {
+			resp, _ := get(t, c, tlsOrigin.URL+"/echo", "")
+			perConn[resp.Header.Get("X-Session-Id")] = true
+			total[resp.Header.Get("X-Session-Id")] = true
+		}
+		// A second client connection (a new tunnel).
+		c2 := fresh(h)
+		resp, _ := get(t, c2, tlsOrigin.URL+"/echo", "")
+		total[resp.Header.Get("X-Session-Id")] = true
+		return perConn, total
+	}
+	oneClient := func(h *harness) *http.Client { return h.client("", "") }
+
+	if per, total := sessionsSeen("tunnel", oneClient); len(per) != 1 || len(total) != 2 {
+		t.Errorf("tunnel: %d sessions in one tunnel, %d over two tunnels; want 1 and 2", len(per), len(total))
+	}
+	if per, _ := sessionsSeen("request", oneClient); len(per) < 5 {
+		t.Errorf("request: %d sessions over 8 requests, want a fresh pick each time (pool of 1000)", len(per))
+	}
+	if per, total := sessionsSeen("client", oneClient); len(per) != 1 || len(total) != 1 {
+		t.Errorf("client: %d sessions on one connection, %d over two; want 1 and 1", len(per), len(total))
+	}
+}
+
+// TestSkipHostsTunnel: a skipped host is tunnelled without interception (the
+// client sees the origin's own certificate) but still through the session's
+// upstream.
+func TestSkipHostsTunnel(t *testing.T) {
+	tlsOrigin := httptest.NewTLSServer(originMux())
+	defer tlsOrigin.Close()
+	up, count := startGoproxyUpstream(t, "", "")
+	for _, mode := range []string{"skip_hosts", "mitm-disabled"} {
+		t.Run(mode, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.Upstreams = []*url.URL{mustURL(t, up)}
+			if mode == "skip_hosts" {
+				cfg.MITM.SkipHosts = []string{"127.0.0.*"}
+			} else {
+				cfg.MITM.Enabled = false
+			}
+			h := startProxy(t, cfg)
+			before := count()
+			c := &http.Client{Transport: &http.Transport{
+				Proxy:              http.ProxyURL(h.proxyURL),
+				TLSClientConfig:    &tls.Config{RootCAs: tlsOrigin.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs},
+				ProxyConnectHeader: http.Header{"X-Session-Id": {"tun"}},
+			}}
+			resp, err := c.Get(tlsOrigin.URL + "/echo")
+			if err != nil {
+				t.Fatalf("GET through a plain tunnel: %v", err)
+			}
+			resp.Body.Close()
+			if resp.TLS == nil || !resp.TLS.PeerCertificates[0].Equal(tlsOrigin.Certificate()) {
+				t.Errorf("the client did not see the origin's own certificate: the tunnel was intercepted")
+			}
+			if count() != before+1 {
+				t.Errorf("upstream saw %d new tunnels, want 1", count()-before)
+			}
+			if _, err := h.srv.Pool().GetSessionByID(context.Background(), "tun"); err != nil {
+				t.Errorf("the CONNECT's session header was not honoured: %v", err)
+			}
+		})
+	}
+}
+
+// TestHTTP2InsideTunnel: a client may speak HTTP/2 inside an intercepted
+// tunnel, and sessions still apply.
+func TestHTTP2InsideTunnel(t *testing.T) {
+	tlsOrigin := httptest.NewUnstartedServer(originMux())
+	tlsOrigin.EnableHTTP2 = true
+	tlsOrigin.StartTLS()
+	defer tlsOrigin.Close()
+	cfg := testConfig(t)
+	trustOrigin(t, cfg, tlsOrigin)
+	h := startProxy(t, cfg)
+	c := h.client("", "")
+	c.Transport.(*http.Transport).ForceAttemptHTTP2 = true
+
+	get(t, c, tlsOrigin.URL+"/set?name=h2&value=yes", "h2s")
+	resp, body := get(t, c, tlsOrigin.URL+"/echo", "h2s")
+	if resp.ProtoMajor != 2 {
+		t.Errorf("client spoke %s to the proxy, want HTTP/2", resp.Proto)
+	}
+	if got := decodeSeen(t, body).Cookie; got != "h2=yes" {
+		t.Errorf("origin saw Cookie %q over HTTP/2, want h2=yes", got)
+	}
+}
+
+// TestWebSocketThroughTunnel: a WebSocket upgrade inside an intercepted
+// tunnel reaches the origin and the bytes flow both ways.
+func TestWebSocketThroughTunnel(t *testing.T) {
+	upgrades := atomic.Int32{}
+	ws := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			http.Error(w, "want an upgrade", http.StatusBadRequest)
+			return
+		}
+		upgrades.Add(1)
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		fmt.Fprint(brw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		brw.Flush()
+		line, _ := brw.ReadString('\n')
+		fmt.Fprint(brw, "echo: "+line)
+		brw.Flush()
+	}))
+	defer ws.Close()
+	cfg := testConfig(t)
+	trustOrigin(t, cfg, ws)
+	h := startProxy(t, cfg)
+
+	conn, err := net.Dial("tcp", h.proxyURL.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	target := strings.TrimPrefix(ws.URL, "https://")
+	fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("CONNECT: %v %v", resp, err)
+	}
+	tc := tls.Client(conn, &tls.Config{RootCAs: h.caPool, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}})
+	fmt.Fprintf(tc, "GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nX-Session-Id: wss\r\n\r\n", target)
+	tbr := bufio.NewReader(tc)
+	resp, err = http.ReadResponse(tbr, nil)
+	if err != nil {
+		t.Fatalf("upgrade: %v", err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("X-Session-Id") != "wss" {
+		t.Fatalf("upgrade: status %d session %q, want 101 on wss", resp.StatusCode, resp.Header.Get("X-Session-Id"))
+	}
+	io.WriteString(tc, "ping\n")
+	line, err := tbr.ReadString('\n')
+	if err != nil || line != "echo: ping\n" {
+		t.Fatalf("websocket echo: %q %v", line, err)
+	}
+	if st := stateOf(t, h, "wss"); st.UsageCount != 1 {
+		t.Errorf("the upgrade counted %d uses, want 1", st.UsageCount)
+	}
+}
+
+// TestRestartKeepsSessions: sessions survive a shutdown and start with their
+// cookies and upstreams.
+func TestRestartKeepsSessions(t *testing.T) {
+	origin := httptest.NewServer(originMux())
+	defer origin.Close()
+	up, count := startGoproxyUpstream(t, "", "")
+	cfg := testConfig(t)
+	cfg.Upstreams = []*url.URL{mustURL(t, up)}
+	h := startProxy(t, cfg)
+	get(t, h.client("", ""), origin.URL+"/set?name=token&value=kept", "keeper")
+	h.stop()
+
+	cfg2 := testConfig(t)
+	cfg2.DataDir = cfg.DataDir // same state, and no upstreams configured any more
+	h2 := startProxy(t, cfg2)
+	before := count()
+	resp, body := get(t, h2.client("", ""), origin.URL+"/echo", "keeper")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	if got := decodeSeen(t, body).Cookie; got != "token=kept" {
+		t.Errorf("after restart the origin saw Cookie %q, want token=kept", got)
+	}
+	if count() != before+1 {
+		t.Errorf("after restart the session did not use its saved upstream")
+	}
+	if !strings.HasPrefix(string(h2.srv.CA().CertPEM()), "-----BEGIN CERTIFICATE") ||
+		h2.srv.CA().SPKIHash() != h.srv.CA().SPKIHash() {
+		t.Errorf("the CA changed across a restart")
+	}
+}
+
+// TestAdminAPI: health, sessions with filters, the CA, and the token.
+func TestAdminAPI(t *testing.T) {
+	origin := httptest.NewServer(originMux())
+	defer origin.Close()
+	cfg := testConfig(t)
+	cfg.AdminToken = "tok"
+	h := startProxy(t, cfg)
+	c := h.client("", "")
+	get(t, c, origin.URL+"/echo", "good1")
+	get(t, c, origin.URL+"/status?code=429", "blocked1")
+
+	if code := h.adminGet("/healthz", "", nil); code != http.StatusOK {
+		t.Errorf("/healthz without token: %d, want 200", code)
+	}
+	var e map[string]string
+	if code := h.adminGet("/sessions", "", &e); code != http.StatusUnauthorized || e["error"] == "" {
+		t.Errorf("/sessions without token: %d %v, want 401 with a JSON error", code, e)
+	}
+	if code := h.adminGet("/sessions", "wrong", nil); code != http.StatusUnauthorized {
+		t.Errorf("/sessions with a wrong token: %d, want 401", code)
+	}
+	for _, tt := range []struct {
+		filter string
+		want   []string
+	}{{"", []string{"blocked1", "good1"}}, {"?state=usable", []string{"good1"}}, {"?state=retired", []string{"blocked1"}}} {
+		var st sessionpool.PoolState
+		if code := h.adminGet("/sessions"+tt.filter, "tok", &st); code != http.StatusOK {
+			t.Fatalf("/sessions%s: %d", tt.filter, code)
+		}
+		var ids []string
+		for _, s := range st.Sessions {
+			ids = append(ids, s.ID)
+		}
+		if strings.Join(slices.Sorted(slices.Values(ids)), ",") != strings.Join(tt.want, ",") {
+			t.Errorf("/sessions%s = %v, want %v", tt.filter, ids, tt.want)
+		}
+	}
+	if code := h.adminGet("/sessions?state=bogus", "tok", &e); code != http.StatusBadRequest {
+		t.Errorf("/sessions?state=bogus: %d, want 400", code)
+	}
+	if code := h.adminGet("/sessions/nobody", "tok", &e); code != http.StatusNotFound {
+		t.Errorf("/sessions/nobody: %d, want 404", code)
+	}
+	req, _ := http.NewRequest(http.MethodGet, h.adminURL+"/ca.pem", nil)
+	req.Header.Set("Authorization", "Bearer tok")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemBytes, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(pemBytes) != string(h.srv.CA().CertPEM()) {
+		t.Errorf("/ca.pem does not serve the CA")
+	}
+}
+
+// TestShutdownPersists: Shutdown persists the pool into data_dir, and later
+// requests inside an open tunnel are not served.
+func TestShutdownPersists(t *testing.T) {
+	origin := httptest.NewServer(originMux())
+	defer origin.Close()
+	cfg := testConfig(t)
+	h := startProxy(t, cfg)
+	get(t, h.client("", ""), origin.URL+"/set?name=a&value=b", "persisted")
+	h.stop()
+	store, err := sessionpool.NewFileStore(cfg.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := store.Get(context.Background(), cfg.Pool.PersistStateKey)
+	if err != nil {
+		t.Fatalf("no persisted state after Shutdown: %v", err)
+	}
+	if !strings.Contains(string(doc), `"persisted"`) || !strings.Contains(string(doc), `"a"`) {
+		t.Errorf("persisted state lacks the session or its cookie: %.300s", doc)
+	}
+}
+
+func stateOf(t *testing.T, h *harness, id string) sessionpool.SessionState {
+	t.Helper()
+	var st sessionpool.SessionState
+	if code := h.adminGet("/sessions/"+id, h.cfg.AdminToken, &st); code != http.StatusOK {
+		t.Fatalf("/sessions/%s: %d", id, code)
+	}
+	return st
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}

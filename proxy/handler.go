@@ -1,0 +1,217 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+
+	"github.com/elazarl/goproxy"
+)
+
+// clientKey is the request-context key of the clientInfo the outer handler
+// attaches to every request it hands to goproxy.
+type clientKey struct{}
+
+// clientInfo is what the proxy knows about a client connection before
+// goproxy sees the request.
+type clientInfo struct {
+	addr        string // client IP, without port
+	sessionName string // from the proxy username ("session-<id>"), or ""
+}
+
+// tunnel is the state of one client exchange: a CONNECT tunnel with all the
+// requests inside it, or a single plain-HTTP request. goproxy copies the
+// CONNECT context's UserData into the context of every request inside the
+// tunnel, so a *tunnel is how those requests find each other.
+type tunnel struct {
+	client clientInfo
+	host   string // the CONNECT target, host:port; "" for plain HTTP
+
+	mu   sync.Mutex // guards sess: HTTP/2 streams of one tunnel run at once
+	sess string     // id of the session chosen for the tunnel (affinity tunnel)
+}
+
+func (t *tunnel) session() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.sess
+}
+
+func (t *tunnel) setSession(id string) {
+	t.mu.Lock()
+	t.sess = id
+	t.mu.Unlock()
+}
+
+// newGoproxy builds the goproxy server the proxy runs on.
+func (s *Server) newGoproxy() *goproxy.ProxyHttpServer {
+	gp := goproxy.NewProxyHttpServer()
+	gp.Logger = discardLogger{}
+	gp.Verbose = false
+	gp.KeepAcceptEncoding = true // the contract: the client's Accept-Encoding goes on untouched
+	gp.AllowHTTP2 = true         // clients may speak HTTP/2 inside intercepted tunnels
+	gp.Tr = nil                  // every request goes through s.RoundTrip; nothing may fall back to goproxy's transport
+	gp.ConnectDial = nil
+	gp.NonproxyHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "sessionproxy: this is a forward proxy; send absolute-form requests or CONNECT", http.StatusBadRequest)
+	})
+	gp.OnRequest().HandleConnectFunc(s.handleConnect)
+	gp.OnRequest().DoFunc(func(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
+		if _, ok := ctx.UserData.(*tunnel); !ok {
+			// A plain-HTTP request: its own tunnel, with no affinity beyond itself.
+			info, _ := r.Context().Value(clientKey{}).(clientInfo)
+			ctx.UserData = &tunnel{client: info}
+		}
+		ctx.RoundTripper = goproxy.RoundTripperFunc(s.roundTrip)
+		return r, nil
+	})
+	return gp
+}
+
+// serveProxy is the proxy's outermost handler: client authentication and the
+// session name carried in the proxy username, before goproxy sees anything.
+func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
+	cfg := s.cfg.Load()
+	info := clientInfo{addr: hostOnly(r.RemoteAddr)}
+	user, pass, hasCreds := proxyBasicAuth(r.Header.Get("Proxy-Authorization"))
+	switch {
+	case len(cfg.Auth.Users) > 0:
+		name, sessionName := splitProxyUser(user)
+		want, known := cfg.Auth.Users[name]
+		if !hasCreds || !known || !constantTimeEqual(want, pass) {
+			s.stats.authFailures.Add(1)
+			proxyAuthRequired(w)
+			return
+		}
+		info.sessionName = sessionName
+	case cfg.Auth.Challenge && !hasCreds:
+		proxyAuthRequired(w)
+		return
+	default:
+		if hasCreds {
+			_, info.sessionName = splitProxyUser(user)
+		}
+	}
+	if info.sessionName != "" && !validSessionName(info.sessionName) {
+		http.Error(w, "sessionproxy: invalid session name in proxy username", http.StatusBadRequest)
+		return
+	}
+	r.Header.Del("Proxy-Authorization")
+	r = r.WithContext(context.WithValue(r.Context(), clientKey{}, info))
+	if r.Method != http.MethodConnect {
+		// goproxy copies a plain-HTTP body into the server's buffer and
+		// flushes only at the end: a slow or endless body would reach the
+		// client late or never. Flush every write, as ReverseProxy does
+		// with a negative FlushInterval.
+		w = flushingWriter{w}
+	}
+	s.gp.ServeHTTP(w, r)
+}
+
+// flushingWriter flushes after every write. It keeps the Hijacker goproxy
+// needs for WebSocket upgrades.
+type flushingWriter struct {
+	http.ResponseWriter
+}
+
+func (w flushingWriter) Write(p []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(p)
+	if err == nil {
+		err = http.NewResponseController(w.ResponseWriter).Flush()
+	}
+	return n, err
+}
+
+func (w flushingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
+func (w flushingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func proxyAuthRequired(w http.ResponseWriter) {
+	w.Header().Set("Proxy-Authenticate", `Basic realm="sessionproxy"`)
+	http.Error(w, "sessionproxy: proxy authentication required", http.StatusProxyAuthRequired)
+}
+
+// handleConnect decides what a CONNECT tunnel becomes: intercepted (MITM),
+// so that sessions, cookies and rules apply to every request inside it, or a
+// plain tunnel through the session's upstream.
+func (s *Server) handleConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
+	info, _ := ctx.Req.Context().Value(clientKey{}).(clientInfo)
+	t := &tunnel{client: info, host: host}
+	ctx.UserData = t
+	ctx.RoundTripper = goproxy.RoundTripperFunc(s.roundTrip)
+	cfg := s.cfg.Load()
+	if !cfg.MITM.Enabled || cfg.MITM.SkipHost(host) {
+		return &goproxy.ConnectAction{Action: goproxy.ConnectHijack, Hijack: s.plainTunnel}, host
+	}
+	return &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: s.tlsConfigForHost}, host
+}
+
+// plainTunnel relays a CONNECT tunnel without interception, through the
+// session's upstream. The session is chosen as for any request (header on
+// the CONNECT, proxy username, affinity, pool); nothing inside the tunnel can
+// be seen, so only a failure to reach the target is marked on the session.
+func (s *Server) plainTunnel(req *http.Request, client net.Conn, ctx *goproxy.ProxyCtx) {
+	defer client.Close()
+	t := ctx.UserData.(*tunnel)
+	sel, err := s.selectSession(req.Context(), req, t, nil)
+	if err != nil {
+		writeRawResponse(client, req, s.selectErrorResponse(req, err))
+		return
+	}
+	sess := sel.sess
+	s.stats.requests.Add(1)
+	upstream, err := DialUpstream(req.Context(), sess.ProxyURL(), "tcp", t.host, s.tlsOpts)
+	if err != nil {
+		uerr := ClassifyError(err, sess.ProxyURL(), t.host)
+		s.stats.upstreamFailures.Add(1)
+		sess.MarkBad()
+		resp := s.failureResponse(req, uerr)
+		resp.Header.Set(s.cfg.Load().SessionHeader, sess.ID())
+		writeRawResponse(client, req, resp)
+		return
+	}
+	defer upstream.Close()
+	hdr := s.cfg.Load().SessionHeader
+	fmt.Fprintf(client, "HTTP/1.1 200 Connection established\r\n%s: %s\r\n\r\n", hdr, sess.ID())
+	done := make(chan struct{})
+	go func() {
+		io.Copy(upstream, client)
+		if cw, ok := upstream.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		} else {
+			upstream.Close()
+		}
+		close(done)
+	}()
+	io.Copy(client, upstream)
+	client.Close()
+	<-done
+}
+
+// writeRawResponse writes resp on a hijacked connection.
+func writeRawResponse(w io.Writer, req *http.Request, resp *http.Response) {
+	resp.ProtoMajor, resp.ProtoMinor, resp.Proto = 1, 1, "HTTP/1.1"
+	resp.Close = true
+	resp.Write(w)
+	resp.Body.Close()
+}
+
+// hostOnly strips the port from host:port, leaving anything else alone.
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return hostport
+}
+
+// discardLogger silences goproxy's own printf logging: the proxy logs with
+// slog, and goproxy's warnings can carry URLs with credentials.
+type discardLogger struct{}
+
+func (discardLogger) Printf(string, ...any) {}

@@ -1,0 +1,391 @@
+package proxy
+
+import (
+	"bytes"
+	"compress/gzip"
+	"compress/zlib"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/andybalholm/brotli"
+	"github.com/klauspost/compress/zstd"
+)
+
+// compress encodes body with a Content-Encoding.
+func compress(t *testing.T, encoding string, body []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	var w io.WriteCloser
+	switch encoding {
+	case "identity":
+		return body
+	case "gzip":
+		w = gzip.NewWriter(&buf)
+	case "deflate":
+		w = zlib.NewWriter(&buf)
+	case "br":
+		w = brotli.NewWriter(&buf)
+	case "zstd":
+		zw, err := zstd.NewWriter(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w = zw
+	}
+	w.Write(body)
+	w.Close()
+	return buf.Bytes()
+}
+
+// rulesConfig is a test config with the given rules compiled.
+func rulesConfig(t *testing.T, specs ...RuleSpec) *Config {
+	t.Helper()
+	cfg := testConfig(t)
+	rs, err := CompileRules(specs, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Rules = rs
+	return cfg
+}
+
+// TestBodyRuleEncodings: a body rule sees the decoded start of the body in
+// every Content-Encoding, whether the origin writes it in one piece or in
+// many small flushed pieces, and the client gets the original bytes.
+func TestBodyRuleEncodings(t *testing.T) {
+	page := []byte("<html><head><title>Just a moment</title></head><body>Please solve this CAPTCHA to continue" +
+		strings.Repeat(" padding", 200) + "</body></html>")
+	for _, enc := range []string{"identity", "gzip", "deflate", "br", "zstd"} {
+		for _, pieces := range []int{1, 7} {
+			for _, retry := range []bool{false, true} {
+				name := fmt.Sprintf("%s/pieces=%d/retry=%v", enc, pieces, retry)
+				t.Run(name, func(t *testing.T) {
+					wire := compress(t, enc, page)
+					origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+						w.Header().Set("Content-Type", "text/html; charset=utf-8")
+						if enc != "identity" {
+							w.Header().Set("Content-Encoding", enc)
+						}
+						step := (len(wire) + pieces - 1) / pieces
+						for i := 0; i < len(wire); i += step {
+							w.Write(wire[i:min(i+step, len(wire))])
+							w.(http.Flusher).Flush()
+						}
+					}))
+					defer origin.Close()
+					cfg := rulesConfig(t, RuleSpec{Name: "captcha", Body: `(?i)captcha`, Action: ActionRetire, Retry: retry})
+					cfg.Retry.MaxAttempts = 0 // a retry would meet the same page: keep the count simple
+					h := startProxy(t, cfg)
+					c := h.client("", "")
+					c.Transport.(*http.Transport).DisableCompression = true
+					resp, body := get(t, c, origin.URL+"/", "cap")
+					if !bytes.Equal([]byte(body), wire) {
+						t.Errorf("the client got %d bytes that differ from the origin's %d", len(body), len(wire))
+					}
+					if got := resp.Header.Get("Content-Encoding"); enc != "identity" && got != enc {
+						t.Errorf("Content-Encoding %q, want %q", got, enc)
+					}
+					st := stateOf(t, h, "cap")
+					if !st.Retired || st.UsageCount != 1 {
+						t.Errorf("session after a captcha page: retired %v, uses %d; want retired after 1 use", st.Retired, st.UsageCount)
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestBodyRuleNoDelay: a body rule without retry does not hold the response:
+// the client reads the first bytes while the origin is still waiting to send
+// the rest.
+func TestBodyRuleNoDelay(t *testing.T) {
+	for _, scheme := range []string{"http", "https"} {
+		t.Run(scheme, func(t *testing.T) { testBodyRuleNoDelay(t, scheme) })
+	}
+}
+
+func testBodyRuleNoDelay(t *testing.T, scheme string) {
+	release := make(chan struct{})
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, "<html>first")
+		w.(http.Flusher).Flush()
+		select { // the rest comes only once the client has the first bytes
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		io.WriteString(w, " captcha</html>")
+	})
+	cfg := rulesConfig(t, RuleSpec{Name: "captcha", Body: `captcha`, Action: ActionRetire},
+		RuleSpec{Name: "blocked", Status: []string{"403"}, Action: ActionRetire, Retry: true})
+	var origin *httptest.Server
+	if scheme == "https" {
+		origin = httptest.NewTLSServer(handler)
+		trustOrigin(t, cfg, origin)
+	} else {
+		origin = httptest.NewServer(handler)
+	}
+	defer origin.Close()
+	h := startProxy(t, cfg)
+	req, _ := http.NewRequest(http.MethodGet, origin.URL+"/", nil)
+	req.Header.Set("X-Session-Id", "trickle")
+	resp, err := h.client("", "").Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first := make([]byte, len("<html>first"))
+	got := make(chan error, 1)
+	go func() { _, err := io.ReadFull(resp.Body, first); got <- err }()
+	select {
+	case err := <-got:
+		if err != nil || string(first) != "<html>first" {
+			t.Fatalf("first bytes %q, %v", first, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first bytes did not reach the client while the origin held back the rest: the proxy delayed the body")
+	}
+	if st := stateOf(t, h, "trickle"); st.UsageCount != 0 {
+		t.Errorf("the verdict came before the body's start was complete: %d uses", st.UsageCount)
+	}
+	release <- struct{}{}
+	rest, _ := io.ReadAll(resp.Body)
+	if string(rest) != " captcha</html>" {
+		t.Errorf("rest of the body %q", rest)
+	}
+	resp.Body.Close()
+	// The verdict is applied when the body has passed; Close has happened.
+	if st := stateOf(t, h, "trickle"); !st.Retired || st.UsageCount != 1 {
+		t.Errorf("after the captcha page: retired %v, uses %d; want retired, 1 use", st.Retired, st.UsageCount)
+	}
+}
+
+// blockingOrigin answers 403 to the first `blocks` distinct sessions it sees
+// (told apart by a cookie it sets) and 200 to the rest; it records every
+// request's body.
+type blockingOrigin struct {
+	*httptest.Server
+	mu     sync.Mutex
+	blocks int
+	seen   int
+	bodies []string
+}
+
+func newBlockingOrigin(blocks int) *blockingOrigin {
+	o := &blockingOrigin{blocks: blocks}
+	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		o.mu.Lock()
+		o.bodies = append(o.bodies, string(body))
+		o.seen++
+		blocked := o.seen <= o.blocks
+		o.mu.Unlock()
+		if blocked {
+			w.WriteHeader(http.StatusForbidden)
+			io.WriteString(w, "go away")
+			return
+		}
+		io.WriteString(w, "welcome")
+	}))
+	return o
+}
+
+func (o *blockingOrigin) requests() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.bodies...)
+}
+
+// TestRetries: a blocked request is sent again on fresh sessions until one
+// gets through or the attempts run out; each session is used once.
+func TestRetries(t *testing.T) {
+	tests := []struct {
+		name        string
+		blocks      int
+		wantStatus  int
+		wantRetries string
+		wantRule    string
+	}{
+		{"succeeds after one retry", 1, http.StatusOK, "1", ""},
+		{"succeeds on the last attempt", 2, http.StatusOK, "2", ""},
+		{"runs out", 5, http.StatusForbidden, "2", "blocked-status"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			origin := newBlockingOrigin(tt.blocks)
+			defer origin.Close()
+			h := startProxy(t, testConfig(t)) // the default rules: 403 retires and retries
+			resp, body := get(t, h.client("", ""), origin.URL+"/page", "")
+			if resp.StatusCode != tt.wantStatus || resp.Header.Get("X-Session-Retries") != tt.wantRetries {
+				t.Fatalf("status %d retries %q body %q; want %d after %s retries", resp.StatusCode,
+					resp.Header.Get("X-Session-Retries"), body, tt.wantStatus, tt.wantRetries)
+			}
+			if got := resp.Header.Get("X-Session-Rule"); got != tt.wantRule {
+				t.Errorf("X-Session-Rule %q, want %q", got, tt.wantRule)
+			}
+			attempts := len(origin.requests())
+			st := h.srv.Pool().State()
+			if retired := st.RetiredSessionsCount; retired != min(tt.blocks, attempts) {
+				t.Errorf("%d sessions retired, want %d", retired, min(tt.blocks, attempts))
+			}
+			for _, s := range st.Sessions {
+				if s.UsageCount != 1 {
+					t.Errorf("session %s counted %d uses for one attempt", s.ID, s.UsageCount)
+				}
+			}
+			if got := h.srv.Stats().Retries; got != int64(attempts-1) {
+				t.Errorf("stats count %d retries, want %d", got, attempts-1)
+			}
+		})
+	}
+}
+
+// TestRetryBodies: a small POST is retried with its whole body each time; a
+// body over 1 MiB streams once and is never retried.
+func TestRetryBodies(t *testing.T) {
+	for _, size := range []int{100, 2 << 20} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			origin := newBlockingOrigin(100)
+			defer origin.Close()
+			h := startProxy(t, testConfig(t))
+			payload := strings.Repeat("p", size)
+			req, _ := http.NewRequest(http.MethodPost, origin.URL+"/form", strings.NewReader(payload))
+			resp, err := h.client("", "").Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			bodies := origin.requests()
+			wantAttempts := 3
+			if size > maxReplayBody {
+				wantAttempts = 1
+			}
+			if len(bodies) != wantAttempts {
+				t.Fatalf("origin saw %d attempts, want %d", len(bodies), wantAttempts)
+			}
+			for i, b := range bodies {
+				if b != payload {
+					t.Errorf("attempt %d carried %d bytes, want the whole %d", i, len(b), size)
+				}
+			}
+		})
+	}
+}
+
+// TestRetryOnDeadUpstream: a session whose upstream is down is marked bad and
+// the request moves to a session with a working upstream.
+func TestRetryOnDeadUpstream(t *testing.T) {
+	origin := httptest.NewServer(originMux())
+	defer origin.Close()
+	up, count := startGoproxyUpstream(t, "", "")
+	cfg := testConfig(t)
+	cfg.Upstreams = []*url.URL{{Scheme: "http", Host: closedPort(t)}, mustURL(t, up)}
+	cfg.Affinity = "request"
+	h := startProxy(t, cfg)
+	resp, body := get(t, h.client("", ""), origin.URL+"/echo", "")
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Session-Retries") != "1" || count() != 1 {
+		t.Fatalf("status %d retries %q upstream uses %d: %s; want 200 after 1 retry through the live upstream",
+			resp.StatusCode, resp.Header.Get("X-Session-Retries"), count(), body)
+	}
+	var bad int
+	for _, s := range h.srv.Pool().State().Sessions {
+		if s.ErrorScore == 1 {
+			bad++
+		}
+	}
+	if bad != 1 {
+		t.Errorf("%d sessions marked bad, want the dead upstream's one", bad)
+	}
+}
+
+// TestUpstreamRefusesCredentials: an upstream that refuses the session's
+// credentials is an upstream failure (502 naming it), over plain HTTP (where
+// it answers 407 itself) and inside a tunnel.
+func TestUpstreamRefusesCredentials(t *testing.T) {
+	origin := httptest.NewServer(originMux())
+	defer origin.Close()
+	tlsOrigin := httptest.NewTLSServer(originMux())
+	defer tlsOrigin.Close()
+	up, _ := startGoproxyUpstream(t, "up", "right-pw")
+	cfg := testConfig(t)
+	trustOrigin(t, cfg, tlsOrigin)
+	u := mustURL(t, up)
+	u.User = url.UserPassword("up", "wrong-pw")
+	cfg.Upstreams = []*url.URL{u}
+	cfg.Retry.MaxAttempts = 0
+	h := startProxy(t, cfg)
+	for i, o := range []string{origin.URL, tlsOrigin.URL} {
+		resp, body := get(t, h.client("", ""), o+"/echo", "refused")
+		if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "upstream proxy "+u.Host) {
+			t.Errorf("%s: status %d body %q, want 502 naming the upstream", o, resp.StatusCode, body)
+		}
+		if strings.Contains(body, "wrong-pw") {
+			t.Errorf("%s: body leaks the password: %q", o, body)
+		}
+		if st := stateOf(t, h, "refused"); st.ErrorScore != float64(i+1) {
+			t.Errorf("%s: error score %v, want %d", o, st.ErrorScore, i+1)
+		}
+	}
+}
+
+// TestRetirementLogLine: each retirement logs one structured line with the
+// session, rule, status and host, and never the upstream's credentials.
+func TestRetirementLogLine(t *testing.T) {
+	origin := httptest.NewServer(originMux())
+	defer origin.Close()
+	up, _ := startGoproxyUpstream(t, "", "")
+	var buf syncBuffer
+	logger := slog.New(slog.NewJSONHandler(&buf, nil))
+	cfg := testConfig(t)
+	u := mustURL(t, up)
+	u.User = url.UserPassword("lg", "log-secret")
+	cfg.Upstreams = []*url.URL{u}
+	h := startProxyLogging(t, cfg, logger)
+	get(t, h.client("", ""), origin.URL+"/status?code=429", "logged")
+	h.stop()
+	var lines []string
+	for _, l := range strings.Split(buf.String(), "\n") {
+		if strings.Contains(l, `"msg":"session retired"`) {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 1 {
+		t.Fatalf("%d retirement lines, want 1:\n%s", len(lines), buf.String())
+	}
+	for _, want := range []string{`"session":"logged"`, `"rule":"blocked-status"`, `"status":429`, `"host":"127.0.0.1"`} {
+		if !strings.Contains(lines[0], want) {
+			t.Errorf("retirement line lacks %s: %s", want, lines[0])
+		}
+	}
+	if strings.Contains(buf.String(), "log-secret") {
+		t.Errorf("the logs leak the upstream password")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the proxy's concurrent logging.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -1,0 +1,342 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/elazarl/goproxy"
+
+	"github.com/sessionproxy/sessionproxy/sessionpool"
+)
+
+const (
+	// maxReplayBody is the largest request body the proxy buffers so that a
+	// blocked request can be sent again on another session.
+	maxReplayBody = 1 << 20
+	// drainLimit is how much of a discarded response the proxy reads so its
+	// connection can be reused.
+	drainLimit = 64 << 10
+
+	headerRule    = "X-Session-Rule"
+	headerRetries = "X-Session-Retries"
+)
+
+// roundTrip sends one client request as one of the pool's sessions. It is
+// goproxy's RoundTripper for every request, plain or inside an intercepted
+// tunnel. It never returns an error: failures become plain-text responses,
+// because goproxy answers an error inside a tunnel by closing the connection.
+func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Response, error) {
+	t, _ := ctx.UserData.(*tunnel)
+	if t == nil {
+		t = &tunnel{}
+	}
+	cfg := s.cfg.Load()
+	s.stats.requests.Add(1)
+	if s.closing.Load() {
+		resp := textResponse(req, http.StatusServiceUnavailable, "sessionproxy: shutting down")
+		resp.Close = true
+		return resp, nil
+	}
+	s.inflight.Add(1)
+	resp := s.attempts(req, t, cfg)
+	if resp.StatusCode == http.StatusSwitchingProtocols || resp.Body == nil {
+		// A WebSocket's body is the connection itself (an io.ReadWriter):
+		// it must reach goproxy unwrapped, and it is not a request to drain.
+		s.inflight.Done()
+		return resp, nil
+	}
+	resp.Body = &doneBody{ReadCloser: resp.Body, done: s.inflight.Done}
+	return resp, nil
+}
+
+// attempts runs the request on one session and, while the rules say retry
+// and the request can be repeated, on fresh ones. It returns the response the
+// client gets.
+func (s *Server) attempts(req *http.Request, t *tunnel, cfg *Config) *http.Response {
+	name, err := s.sessionName(req, t, cfg)
+	if err != nil {
+		return textResponse(req, http.StatusBadRequest, "sessionproxy: "+err.Error())
+	}
+	replay, err := s.prepareBody(req, cfg)
+	if err != nil {
+		return textResponse(req, http.StatusBadRequest, "sessionproxy: read request body: "+err.Error())
+	}
+	clientCookies := req.Header["Cookie"]
+	host := hostOnly(req.URL.Host)
+
+	var tried []string
+	for attempt := 0; ; attempt++ {
+		sel, err := s.pick(req.Context(), cfg, name, req, t, tried)
+		if err != nil {
+			return s.selectErrorResponse(req, err)
+		}
+		sess := sel.sess
+		canRetry := !sel.pinned && attempt < cfg.Retry.MaxAttempts && replay.ok && req.Context().Err() == nil
+		if attempt > 0 {
+			s.stats.retries.Add(1)
+			if replay.body != nil {
+				req.Body = io.NopCloser(bytes.NewReader(replay.body))
+			}
+		}
+		setCookies(req, sess, cfg.Cookies, clientCookies)
+
+		var resp *http.Response
+		tr, err := s.transports.Get(sess.ID(), sess.ProxyURL())
+		if err == nil {
+			resp, err = tr.RoundTrip(req)
+		}
+		if err == nil && resp.StatusCode == http.StatusProxyAuthRequired && sess.ProxyURL() != "" {
+			// Over plain HTTP an upstream that refuses the session's
+			// credentials answers 407 itself; that is the upstream failing,
+			// not the origin answering.
+			discard(resp.Body)
+			resp, err = nil, fmt.Errorf("%w: %s", ErrConnectRefused, resp.Status)
+		}
+		if err != nil && req.Context().Err() != nil {
+			// The client went away: nobody is waiting, and the session did
+			// nothing wrong.
+			return textResponse(req, http.StatusBadGateway, "sessionproxy: client closed the request")
+		}
+		if err != nil {
+			uerr := ClassifyError(err, sess.ProxyURL(), req.URL.Host)
+			s.stats.upstreamFailures.Add(1)
+			v := cfg.Rules.Decide(&Outcome{Host: host, ErrKind: uerr.Kind})
+			if v.Rule == nil && cfg.DefaultAction == "" {
+				v.Action = ActionBad // no rule spoke: a failed upstream is still the session's fault
+			}
+			s.apply(sess, v, host, 0)
+			if v.Retry && canRetry {
+				tried = append(tried, sess.ID())
+				continue
+			}
+			resp = s.failureResponse(req, uerr)
+			s.decorate(resp, cfg, sess, v, attempt)
+			return resp
+		}
+
+		sess.SetCookiesFromResponse(resp)
+		o := &Outcome{Host: host, Status: resp.StatusCode, Header: resp.Header}
+		if cfg.Rules.NeedsBody(host, resp.StatusCode, resp.Header) {
+			if !canRetry || !cfg.Rules.MayRetry(host, resp.StatusCode, resp.Header) {
+				// No retry can come of it: the body streams to the client
+				// now and the verdict follows once its start has passed.
+				s.decideWhileStreaming(resp, cfg, sess, o)
+				s.remember(cfg, req, t, sel)
+				s.decorate(resp, cfg, sess, Verdict{}, attempt)
+				return resp
+			}
+			o.Body = decodedBody(resp.Header, holdPrefix(resp, cfg.BodyLimit), cfg.BodyLimit)
+		}
+		v := cfg.Rules.Decide(o)
+		s.apply(sess, v, host, resp.StatusCode)
+		if v.Retry && canRetry {
+			discard(resp.Body)
+			tried = append(tried, sess.ID())
+			continue
+		}
+		s.remember(cfg, req, t, sel)
+		s.decorate(resp, cfg, sess, v, attempt)
+		return resp
+	}
+}
+
+// decideWhileStreaming lets resp's body stream to the client while a copy of
+// its first body_limit bytes is kept; the rules decide the session's fate
+// when that copy is complete (or the body ends or is closed).
+func (s *Server) decideWhileStreaming(resp *http.Response, cfg *Config, sess *sessionpool.Session, o *Outcome) {
+	limit := cfg.BodyLimit
+	resp.Body = &inspectingBody{rc: resp.Body, limit: int(limit), decide: func(raw []byte) {
+		o.Body = decodedBody(o.Header, raw, limit)
+		s.apply(sess, cfg.Rules.Decide(o), o.Host, o.Status)
+	}}
+}
+
+// replayable is a request body kept so the request can be sent again.
+type replayable struct {
+	ok   bool   // the request can be repeated safely
+	body []byte // its buffered body, nil when it has none
+}
+
+// prepareBody decides whether the request may be retried and, when retries
+// are possible, buffers a body of at most maxReplayBody. A larger body
+// streams on untouched and the request is never retried.
+func (s *Server) prepareBody(req *http.Request, cfg *Config) (replayable, error) {
+	if !cfg.Rules.HasRetryRules() || cfg.Retry.MaxAttempts == 0 {
+		return replayable{}, nil
+	}
+	if req.Body == nil || req.Body == http.NoBody || req.ContentLength == 0 {
+		return replayable{ok: true}, nil // nothing to resend: repeatable whatever the method
+	}
+	if req.ContentLength > maxReplayBody {
+		return replayable{}, nil
+	}
+	buf, err := io.ReadAll(io.LimitReader(req.Body, maxReplayBody+1))
+	if err != nil {
+		return replayable{}, err
+	}
+	if len(buf) > maxReplayBody {
+		// Too big to hold: send what was read, then the rest, once.
+		req.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(buf), req.Body), req.Body}
+		return replayable{}, nil
+	}
+	req.Body.Close()
+	req.Body = io.NopCloser(bytes.NewReader(buf))
+	req.ContentLength = int64(len(buf))
+	return replayable{ok: true, body: buf}, nil
+}
+
+// apply carries out a verdict on the session and logs a retirement.
+func (s *Server) apply(sess *sessionpool.Session, v Verdict, host string, status int) {
+	wasUsable := sess.IsUsable()
+	switch v.Action {
+	case ActionGood:
+		sess.MarkGood()
+	case ActionBad:
+		sess.MarkBad()
+	case ActionRetire:
+		sess.Retire()
+	}
+	rule := ""
+	if v.Rule != nil {
+		rule = v.Rule.Name
+		if v.Action == ActionRetire || v.Action == ActionBad {
+			s.stats.block(rule)
+		}
+	}
+	if wasUsable && !sess.IsUsable() {
+		s.log.Info("session retired", "session", sess.ID(), "rule", rule, "action", string(v.Action),
+			"status", status, "host", host, "error_score", sess.ErrorScore(), "uses", sess.UsageCount())
+	}
+}
+
+// decorate adds the headers that tell the client which session answered and
+// how.
+func (s *Server) decorate(resp *http.Response, cfg *Config, sess *sessionpool.Session, v Verdict, attempt int) {
+	if resp.Header == nil {
+		resp.Header = make(http.Header)
+	}
+	resp.Header.Set(cfg.SessionHeader, sess.ID())
+	if v.Rule != nil {
+		resp.Header.Set(headerRule, v.Rule.Name)
+	}
+	resp.Header.Set(headerRetries, strconv.Itoa(attempt))
+}
+
+// setCookies puts the session's cookies for the request's URL into its Cookie
+// header according to mode: "merge" adds those the client did not send
+// itself, "session" replaces the client's, "client" leaves them alone.
+// clientCookies is the client's own Cookie header, kept across attempts.
+func setCookies(req *http.Request, sess *sessionpool.Session, mode string, clientCookies []string) {
+	switch mode {
+	case "client":
+		return
+	case "session":
+		if c := sess.CookieString(req.URL); c != "" {
+			req.Header["Cookie"] = []string{c}
+		} else {
+			delete(req.Header, "Cookie")
+		}
+		return
+	}
+	if len(clientCookies) == 0 {
+		if c := sess.CookieString(req.URL); c != "" {
+			req.Header["Cookie"] = []string{c}
+		} else {
+			delete(req.Header, "Cookie")
+		}
+		return
+	}
+	own := sess.Cookies(req.URL)
+	if len(own) == 0 {
+		req.Header["Cookie"] = clientCookies
+		return
+	}
+	var b strings.Builder
+	for i, c := range clientCookies {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(c)
+	}
+	for _, c := range own {
+		if clientHasCookie(clientCookies, c.Name) {
+			continue
+		}
+		b.WriteString("; ")
+		b.WriteString(c.Name)
+		b.WriteByte('=')
+		b.WriteString(c.Value)
+	}
+	req.Header["Cookie"] = []string{b.String()}
+}
+
+// clientHasCookie reports whether the Cookie header values name a cookie.
+func clientHasCookie(headers []string, name string) bool {
+	for _, h := range headers {
+		for part := range strings.SplitSeq(h, ";") {
+			n, _, _ := strings.Cut(part, "=")
+			if strings.TrimSpace(n) == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// failureResponse is the 502 a client gets when no response came: one line
+// naming the failing hop, never its credentials.
+func (s *Server) failureResponse(req *http.Request, uerr *UpstreamError) *http.Response {
+	status := http.StatusBadGateway
+	if uerr.Kind == "timeout" {
+		status = http.StatusGatewayTimeout
+	}
+	return textResponse(req, status, "sessionproxy: "+strings.TrimPrefix(uerr.Error(), "proxy: "))
+}
+
+// selectErrorResponse answers a request for which no session could be had.
+func (s *Server) selectErrorResponse(req *http.Request, err error) *http.Response {
+	switch {
+	case errors.Is(err, errBadSessionName):
+		return textResponse(req, http.StatusBadRequest, "sessionproxy: "+err.Error())
+	case errors.Is(err, sessionpool.ErrPoolClosed):
+		return textResponse(req, http.StatusServiceUnavailable, "sessionproxy: shutting down")
+	}
+	return textResponse(req, http.StatusServiceUnavailable, "sessionproxy: session store: "+firstLine(err.Error()))
+}
+
+// textResponse builds a plain-text response of one line.
+func textResponse(req *http.Request, status int, msg string) *http.Response {
+	body := firstLine(msg) + "\n"
+	return &http.Response{
+		Status:        fmt.Sprintf("%d %s", status, http.StatusText(status)),
+		StatusCode:    status,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        http.Header{"Content-Type": {"text/plain; charset=utf-8"}, "X-Content-Type-Options": {"nosniff"}},
+		Body:          io.NopCloser(strings.NewReader(body)),
+		ContentLength: int64(len(body)),
+		Request:       req,
+	}
+}
+
+// firstLine keeps the first line of s.
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return strings.TrimSpace(s)
+}
+
+// discard reads a little of a response that will not be used, so its
+// connection can go back to the pool, and closes it.
+func discard(body io.ReadCloser) {
+	io.CopyN(io.Discard, body, drainLimit)
+	body.Close()
+}

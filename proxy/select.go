@@ -1,0 +1,168 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/sessionproxy/sessionproxy/sessionpool"
+)
+
+// newSessionName is the session name that asks for a fresh session.
+const newSessionName = "new"
+
+// errBadSessionName answers a session header that cannot be a session ID.
+var errBadSessionName = errors.New("proxy: invalid session name")
+
+// selection is the session one attempt of a request goes out as.
+type selection struct {
+	sess   *sessionpool.Session
+	pinned bool // named by the client (header or username): never moved to another session
+}
+
+// sessionName takes the client's session choice off the request: the session
+// header (which is removed so it never leaves the proxy), else the name in
+// the proxy username of the tunnel or request.
+func (s *Server) sessionName(req *http.Request, t *tunnel, cfg *Config) (string, error) {
+	name := req.Header.Get(cfg.SessionHeader)
+	req.Header.Del(cfg.SessionHeader)
+	if name == "" {
+		return t.client.sessionName, nil
+	}
+	if name != newSessionName && !validSessionName(name) {
+		return "", fmt.Errorf("%w: %q", errBadSessionName, clip(name, 64))
+	}
+	return name, nil
+}
+
+// selectSession picks the session for a CONNECT tunnel that is not
+// intercepted: the same order as for requests, read off the CONNECT request.
+func (s *Server) selectSession(ctx context.Context, req *http.Request, t *tunnel, tried []string) (selection, error) {
+	cfg := s.cfg.Load()
+	name, err := s.sessionName(req, t, cfg)
+	if err != nil {
+		return selection{}, err
+	}
+	return s.pick(ctx, cfg, name, req, t, tried)
+}
+
+// pick chooses the session of one attempt, in the contract's order: a named
+// session, then affinity (tunnel, client), then the pool. tried lists the
+// sessions earlier attempts of the same request used; a retry never reuses
+// one of them.
+func (s *Server) pick(ctx context.Context, cfg *Config, name string, req *http.Request, t *tunnel, tried []string) (selection, error) {
+	switch name {
+	case "":
+	case newSessionName:
+		sess, err := s.pool.AddSession(ctx, sessionpool.SessionOptions{})
+		return selection{sess: sess}, err
+	default:
+		sess, err := s.namedSession(ctx, name)
+		return selection{sess: sess, pinned: true}, err
+	}
+
+	switch cfg.Affinity {
+	case "tunnel":
+		if t.host == "" { // plain HTTP: no tunnel to be faithful to
+			break
+		}
+		if id := t.session(); id != "" && !slices.Contains(tried, id) {
+			if sess, err := s.pool.GetSessionByID(ctx, id); err == nil {
+				return selection{sess: sess}, nil
+			}
+		}
+		sess, err := s.fromPool(ctx, tried)
+		if err == nil {
+			t.setSession(sess.ID())
+		}
+		return selection{sess: sess}, err
+	case "client":
+		key := clientAffinityKey(t, req)
+		if v, ok := s.clients.Get(key); ok {
+			if id := v.(string); !slices.Contains(tried, id) {
+				if sess, err := s.pool.GetSessionByID(ctx, id); err == nil {
+					s.clients.SetDefault(key, id) // idle time counts from the last use
+					return selection{sess: sess}, nil
+				}
+			}
+		}
+		sess, err := s.fromPool(ctx, tried)
+		if err == nil {
+			s.clients.SetDefault(key, sess.ID())
+		}
+		return selection{sess: sess}, err
+	}
+	sess, err := s.fromPool(ctx, tried)
+	return selection{sess: sess}, err
+}
+
+// remember makes the session that answered a request the one its tunnel or
+// client keeps, so that a retry's fresh session carries on.
+func (s *Server) remember(cfg *Config, req *http.Request, t *tunnel, sel selection) {
+	if sel.pinned {
+		return
+	}
+	switch cfg.Affinity {
+	case "tunnel":
+		if t.host != "" {
+			t.setSession(sel.sess.ID())
+		}
+	case "client":
+		s.clients.SetDefault(clientAffinityKey(t, req), sel.sess.ID())
+	}
+}
+
+// clientAffinityKey identifies a client for affinity "client": its address
+// and its User-Agent, so that one browser's many connections are one
+// identity while two programs on one host are two.
+func clientAffinityKey(t *tunnel, req *http.Request) string {
+	return t.client.addr + "\x00" + req.UserAgent()
+}
+
+// fromPool asks the pool for a session that none of the earlier attempts
+// used. The pool may hand back a tried session that is still usable (after a
+// "bad" mark, say), so it asks a few times and then creates a fresh one.
+func (s *Server) fromPool(ctx context.Context, tried []string) (*sessionpool.Session, error) {
+	for range 4 {
+		sess, err := s.pool.GetSession(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(tried, sess.ID()) {
+			return sess, nil
+		}
+	}
+	return s.pool.AddSession(ctx, sessionpool.SessionOptions{})
+}
+
+// namedSession returns the session the client named, creating it afresh under
+// that name when it is not held or no longer usable.
+func (s *Server) namedSession(ctx context.Context, name string) (*sessionpool.Session, error) {
+	for range 3 {
+		sess, err := s.pool.GetSessionByID(ctx, name)
+		if err == nil {
+			return sess, nil
+		}
+		if !errors.Is(err, sessionpool.ErrSessionNotFound) {
+			return nil, err
+		}
+		sess, err = s.pool.AddSession(ctx, sessionpool.SessionOptions{ID: name})
+		if err == nil {
+			return sess, nil
+		}
+		if !errors.Is(err, sessionpool.ErrSessionExists) {
+			return nil, err
+		}
+		// Another request created it a moment ago: take that one.
+	}
+	return nil, fmt.Errorf("proxy: get session %q: %w", name, sessionpool.ErrSessionExists)
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

@@ -1,0 +1,461 @@
+// Package proxy is sessionproxy's forward HTTP/HTTPS proxy: a goproxy-based
+// MITM proxy that sends every request as one of a sessionpool.Pool's
+// sessions, with that session's cookies and through that session's upstream
+// proxy, and lets rules decide the session's fate from the response.
+//
+// A Server is built with Open from a Config, serves proxy clients on one
+// listener (Serve) and the admin API on another (ServeAdmin), and is stopped
+// with Shutdown, which drains in-flight requests and persists the pool.
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/elazarl/goproxy"
+	"github.com/patrickmn/go-cache"
+
+	"github.com/sessionproxy/sessionproxy/sessionpool"
+)
+
+// ErrServerClosed is returned by Serve and ServeAdmin after Shutdown.
+var ErrServerClosed = errors.New("proxy: server closed")
+
+// Options configures Open. Its zero value runs on Default() with logs
+// discarded.
+type Options struct {
+	// Config is the configuration to run. Nil means Default().
+	Config *Config
+	// Logger receives the proxy's structured logs. Nil discards them.
+	Logger *slog.Logger
+	// Now is the clock of the pool and of the CA. Nil means time.Now.
+	Now func() time.Time
+	// Store overrides where the pool persists its state. Nil means a
+	// sessionpool.FileStore in Config.DataDir.
+	Store sessionpool.Store
+}
+
+// Server is a running sessionproxy. Its methods are safe for concurrent use.
+type Server struct {
+	log        *slog.Logger
+	now        func() time.Time
+	pool       *sessionpool.Pool
+	ca         *CA
+	transports *Transports
+	gp         *goproxy.ProxyHttpServer
+	tlsOpts    TransportOptions
+	clients    *cache.Cache // client affinity: client key -> session id
+	stats      *stats
+
+	cfg atomic.Pointer[Config] // replaced whole on reload
+
+	upstreamNext atomic.Uint64 // round-robin cursor over cfg.Upstreams
+
+	closing  atomic.Bool    // set by Shutdown: new requests get 503
+	inflight sync.WaitGroup // requests whose response is not yet closed
+
+	conns connTracker // every accepted proxy connection, hijacked ones too
+
+	mu       sync.Mutex // guards the fields below
+	servers  []*http.Server
+	shutdown bool
+
+	stop      chan struct{} // closed by Shutdown: stops the maintenance loop
+	loopDone  chan struct{}
+	closeOnce sync.Once
+	unsubRet  func()
+}
+
+// Open builds a Server from opts: it loads or creates the CA, opens the pool
+// (restoring its persisted state) and prepares the upstream transports. It
+// does not listen; call Serve and ServeAdmin.
+func Open(ctx context.Context, opts Options) (*Server, error) {
+	cfg := opts.Config
+	if cfg == nil {
+		cfg = Default()
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	s := &Server{
+		log:      logger,
+		now:      now,
+		clients:  cache.New(cfg.ClientIdle, 0), // janitor off: the maintenance loop sweeps it
+		stats:    newStats(),
+		stop:     make(chan struct{}),
+		loopDone: make(chan struct{}),
+	}
+	s.cfg.Store(cfg)
+
+	roots, err := LoadRootCAs(cfg.MITM.UpstreamCA)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: load upstream CAs: %w", err)
+	}
+	s.tlsOpts = TransportOptions{RootCAs: roots, InsecureSkipVerify: cfg.MITM.InsecureSkipVerify}
+	s.transports = NewTransports(s.tlsOpts)
+
+	certPath, keyPath := caPaths(cfg)
+	ca, created, err := LoadOrCreateCA(certPath, keyPath, now)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: load CA: %w", err)
+	}
+	s.ca = ca
+	if created {
+		logger.Info("generated a new CA", "cert", certPath, "key", keyPath)
+	}
+
+	store := opts.Store
+	if store == nil {
+		fs, err := sessionpool.NewFileStore(cfg.DataDir)
+		if err != nil {
+			ca.Close()
+			return nil, fmt.Errorf("proxy: open store: %w", err)
+		}
+		store = fs
+	}
+	pool, err := sessionpool.Open(ctx, poolOptions(cfg, store, now, s.createSession))
+	if err != nil {
+		ca.Close()
+		return nil, fmt.Errorf("proxy: open pool: %w", err)
+	}
+	s.pool = pool
+	s.unsubRet = pool.OnSessionRetired(s.sessionRetired)
+
+	s.gp = s.newGoproxy()
+	go s.maintain()
+	return s, nil
+}
+
+// poolOptions maps the config's pool section onto sessionpool.Options.
+func poolOptions(cfg *Config, store sessionpool.Store, now func() time.Time,
+	create func(context.Context, *sessionpool.Pool, sessionpool.SessionOptions) (*sessionpool.Session, error),
+) sessionpool.Options {
+	strategy := sessionpool.Random
+	switch cfg.Pool.Strategy {
+	case "round-robin":
+		strategy = sessionpool.RoundRobin
+	case "use-until-failure":
+		strategy = sessionpool.UseUntilFailure
+	}
+	return sessionpool.Options{
+		MaxPoolSize: cfg.Pool.MaxPoolSize,
+		SessionOptions: sessionpool.SessionOptions{
+			MaxAge:              cfg.Pool.Session.MaxAge,
+			MaxUsageCount:       cfg.Pool.Session.MaxUsageCount,
+			MaxErrorScore:       cfg.Pool.Session.MaxErrorScore,
+			ErrorScoreDecrement: cfg.Pool.Session.ErrorScoreDecrement,
+		},
+		Store:             store,
+		PersistStateKey:   cfg.Pool.PersistStateKey,
+		PersistInterval:   cfg.Pool.PersistInterval,
+		Strategy:          strategy,
+		CreateSessionFunc: create,
+		Now:               now,
+	}
+}
+
+// createSession is the pool's CreateSessionFunc: every new session that does
+// not name its own upstream gets the next one of cfg.Upstreams in turn.
+func (s *Server) createSession(_ context.Context, p *sessionpool.Pool, opts sessionpool.SessionOptions) (*sessionpool.Session, error) {
+	if opts.ProxyURL == "" {
+		if ups := s.cfg.Load().Upstreams; len(ups) > 0 {
+			i := s.upstreamNext.Add(1) - 1
+			opts.ProxyURL = ups[i%uint64(len(ups))].String()
+		}
+	}
+	sess, err := p.NewSession(opts)
+	if err == nil {
+		s.stats.sessionsCreated.Add(1)
+	}
+	return sess, err
+}
+
+// sessionRetired closes the retired session's connections and logs it.
+func (s *Server) sessionRetired(st sessionpool.SessionState) {
+	s.transports.Close(st.ID)
+	s.stats.sessionsRetired.Add(1)
+}
+
+// Pool returns the server's session pool.
+func (s *Server) Pool() *sessionpool.Pool { return s.pool }
+
+// CA returns the server's interception CA.
+func (s *Server) CA() *CA { return s.ca }
+
+// Config returns the configuration in force.
+func (s *Server) Config() *Config { return s.cfg.Load() }
+
+// Handler returns the proxy's http.Handler, for tests and embedding. Serve
+// uses it.
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveProxy) }
+
+// Serve accepts proxy clients on ln until Shutdown. It always returns a
+// non-nil error; after Shutdown, ErrServerClosed.
+func (s *Server) Serve(ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	return s.serve(srv, s.conns.wrap(ln))
+}
+
+// ServeAdmin serves the admin API on ln until Shutdown.
+func (s *Server) ServeAdmin(ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.AdminHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	return s.serve(srv, ln)
+}
+
+func (s *Server) serve(srv *http.Server, ln net.Listener) error {
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.servers = append(s.servers, srv)
+	s.mu.Unlock()
+	err := srv.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return ErrServerClosed
+	}
+	return err
+}
+
+// Shutdown stops accepting, lets in-flight requests finish until ctx is done,
+// closes the remaining connections (tunnels included), persists the pool and
+// releases everything. It is safe to call more than once; only the first call
+// does the work. The error reports a drain cut short by ctx or a failed
+// final persist.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var err error
+	s.closeOnce.Do(func() { err = s.shutdownOnce(ctx) })
+	return err
+}
+
+func (s *Server) shutdownOnce(ctx context.Context) error {
+	s.closing.Store(true)
+	s.mu.Lock()
+	s.shutdown = true
+	servers := s.servers
+	s.mu.Unlock()
+
+	var errs []error
+	for _, srv := range servers {
+		if err := srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("proxy: drain connections: %w", err))
+		}
+	}
+	drained := make(chan struct{})
+	go func() { s.inflight.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("proxy: drain requests: %w", ctx.Err()))
+	}
+	s.conns.closeAll() // tunnels are hijacked: http.Server.Shutdown does not see them
+	for _, srv := range servers {
+		srv.Close()
+	}
+
+	close(s.stop)
+	<-s.loopDone
+	s.unsubRet()
+	// Persist with a fresh bound: ctx may be spent by a slow drain, and the
+	// pool's state is the one thing that must not be lost.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := s.pool.Teardown(pctx); err != nil {
+		errs = append(errs, fmt.Errorf("proxy: persist pool: %w", err))
+	}
+	s.transports.CloseAll()
+	s.ca.Close()
+	return errors.Join(errs...)
+}
+
+// maintain sweeps expired client-affinity entries. It is owned by the Server
+// and stops when Shutdown closes s.stop.
+func (s *Server) maintain() {
+	defer close(s.loopDone)
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.clients.DeleteExpired()
+		}
+	}
+}
+
+// tlsConfigForHost adapts the CA to goproxy's ConnectAction.TLSConfig.
+func (s *Server) tlsConfigForHost(host string, _ *goproxy.ProxyCtx) (*tls.Config, error) {
+	return s.ca.TLSConfigForHost(host)
+}
+
+// connTracker remembers every open proxy connection so that Shutdown can
+// close hijacked ones (tunnels), which http.Server forgets about.
+type connTracker struct {
+	mu    sync.Mutex
+	conns map[*trackedConn]struct{}
+}
+
+func (t *connTracker) wrap(ln net.Listener) net.Listener {
+	return &trackingListener{Listener: ln, t: t}
+}
+
+func (t *connTracker) add(c *trackedConn) {
+	t.mu.Lock()
+	if t.conns == nil {
+		t.conns = make(map[*trackedConn]struct{})
+	}
+	t.conns[c] = struct{}{}
+	t.mu.Unlock()
+}
+
+func (t *connTracker) remove(c *trackedConn) {
+	t.mu.Lock()
+	delete(t.conns, c)
+	t.mu.Unlock()
+}
+
+func (t *connTracker) closeAll() {
+	t.mu.Lock()
+	conns := make([]*trackedConn, 0, len(t.conns))
+	for c := range t.conns {
+		conns = append(conns, c)
+	}
+	t.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+type trackingListener struct {
+	net.Listener
+	t *connTracker
+}
+
+func (l *trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc := &trackedConn{Conn: c, t: l.t}
+	l.t.add(tc)
+	return tc, nil
+}
+
+// trackedConn is an accepted connection that leaves its tracker on Close.
+type trackedConn struct {
+	net.Conn
+	t    *connTracker
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() { c.t.remove(c) })
+	return c.Conn.Close()
+}
+
+// CloseWrite half-closes the connection when the underlying one can, so that
+// tunnels keep TCP half-close semantics.
+func (c *trackedConn) CloseWrite() error {
+	if hc, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return hc.CloseWrite()
+	}
+	return c.Close()
+}
+
+// doneBody calls done once, when the body is closed.
+type doneBody struct {
+	io.ReadCloser
+	once sync.Once
+	done func()
+}
+
+func (b *doneBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(b.done)
+	return err
+}
+
+// DrainTimeout bounds how long ListenAndServe lets in-flight requests finish
+// once its context is done.
+const DrainTimeout = 30 * time.Second
+
+// ListenAndServe listens on the configured proxy and admin addresses, logs
+// where they are and how to trust the CA, and serves until ctx is done; then
+// it shuts down, draining in-flight requests for at most DrainTimeout and
+// persisting the pool. It returns nil after a clean shutdown.
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	cfg := s.cfg.Load()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		s.Shutdown(context.Background())
+		return fmt.Errorf("proxy: listen: %w", err)
+	}
+	var adminLn net.Listener
+	if cfg.AdminListen != "" {
+		if adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+			ln.Close()
+			s.Shutdown(context.Background())
+			return fmt.Errorf("proxy: listen admin: %w", err)
+		}
+	}
+	certPath, _ := caPaths(cfg)
+	s.log.Info("sessionproxy listening", "proxy", ln.Addr().String(), "ca_cert", certPath,
+		"ca_spki_sha256", s.ca.SPKIHash(), "sessions", s.pool.UsableSessionsCount())
+	errc := make(chan error, 2)
+	go func() { errc <- s.Serve(ln) }()
+	if adminLn != nil {
+		s.log.Info("admin API listening", "admin", "http://"+adminLn.Addr().String())
+		go func() { errc <- s.ServeAdmin(adminLn) }()
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	s.log.Info("shutting down", "drain_timeout", DrainTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), DrainTimeout)
+	defer cancel()
+	err = s.Shutdown(sctx)
+	if serveErr != nil && !errors.Is(serveErr, ErrServerClosed) {
+		return errors.Join(serveErr, err)
+	}
+	return err
+}
+
+// caPaths returns where the CA certificate and key live for cfg.
+func caPaths(cfg *Config) (cert, key string) {
+	cert, key = cfg.MITM.CACert, cfg.MITM.CAKey
+	if cert == "" {
+		cert = filepath.Join(cfg.DataDir, "ca.pem")
+	}
+	if key == "" {
+		key = filepath.Join(cfg.DataDir, "ca-key.pem")
+	}
+	return cert, key
+}
