@@ -69,6 +69,25 @@ func run(args []string, stderr io.Writer) int {
 		logger.Error("cannot start", "err", err)
 		return 1
 	}
+	// SIGHUP re-reads the config file, as POST /reload does. The goroutine
+	// ends with ctx, which stop() cancels when run returns.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if restart, err := srv.Reload(); err != nil {
+					logger.Warn("config reload refused; the running config stays", "err", err)
+				} else if len(restart) > 0 {
+					logger.Warn("some changed keys take effect only after a restart", "keys", restart)
+				}
+			}
+		}
+	}()
 	if err := srv.ListenAndServe(ctx); err != nil {
 		logger.Error("stopped with an error", "err", err)
 		return 1

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -34,6 +35,9 @@ func (s *Server) AdminHandler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte(s.ca.SPKIHash() + "\n"))
 	})
+	mux.Handle("GET /metrics", s.metrics.handler())
+	mux.HandleFunc("POST /reload", s.adminReload)
+	s.dashboardRoutes(mux) // GET / and what the dashboard page fetches
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
@@ -54,6 +58,26 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// adminReload re-reads the config file, as SIGHUP does: 200 with the keys
+// that still need a restart, or 400 with every problem and the running
+// config kept.
+func (s *Server) adminReload(w http.ResponseWriter, r *http.Request) {
+	restart, err := s.Reload()
+	if err != nil {
+		s.log.Warn("config reload refused", "err", err)
+		status := http.StatusBadRequest
+		if errors.Is(err, ErrNoConfigFile) {
+			status = http.StatusConflict
+		}
+		writeError(w, status, err.Error())
+		return
+	}
+	if restart == nil {
+		restart = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"reloaded": true, "restartNeededFor": restart})
 }
 
 func (s *Server) adminListSessions(w http.ResponseWriter, r *http.Request) {

@@ -46,8 +46,19 @@ func BenchmarkThroughput(b *testing.B) {
 	})
 	origin := httptest.NewServer(handler)
 	defer origin.Close()
-	tlsOrigin := httptest.NewTLSServer(handler)
+	// An ECDSA origin, as most sites are: httptest's own RSA key would make
+	// every new session's handshake cost the origin (in this same process)
+	// a millisecond of CPU.
+	originCA, originKey, originRoots := newTestCA(b)
+	tlsOrigin := httptest.NewUnstartedServer(handler)
+	tlsOrigin.TLS = &tls.Config{Certificates: []tls.Certificate{newTestLeaf(b, originCA, originKey, "127.0.0.1")}}
+	tlsOrigin.Config.ErrorLog = discardServerLog
+	tlsOrigin.StartTLS()
 	defer tlsOrigin.Close()
+	originCAFile := filepath.Join(b.TempDir(), "origin-ca.pem")
+	if err := os.WriteFile(originCAFile, originCA, 0o644); err != nil {
+		b.Fatal(err)
+	}
 
 	for _, scheme := range []string{"http", "https"} {
 		target := origin.URL
@@ -55,37 +66,46 @@ func BenchmarkThroughput(b *testing.B) {
 			target = tlsOrigin.URL
 		}
 		b.Run("goproxy-tuned/"+scheme, func(b *testing.B) {
-			addr, caPool, stop := startTunedGoproxy(b, tlsOrigin)
+			addr, caPool, stop := startTunedGoproxy(b, originRoots)
 			defer stop()
 			runLoad(b, addr, caPool, target)
 		})
-		b.Run("sessionproxy/"+scheme, func(b *testing.B) {
-			cfg := Default()
-			cfg.DataDir = b.TempDir()
-			cfg.Pool.PersistInterval = time.Hour
-			f := filepath.Join(b.TempDir(), "origin.pem")
-			writeCertPEM(b, f, tlsOrigin)
-			cfg.MITM.UpstreamCA = []string{f}
-			srv, err := Open(context.Background(), Options{Config: cfg})
-			if err != nil {
-				b.Fatal(err)
-			}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			go srv.Serve(ln)
-			defer srv.Shutdown(context.Background())
-			caPool := certPoolOf(b, srv.CA().CertPEM())
-			// Fill the pool to its 1,000 sessions before timing.
-			for i := 0; i < 1000; i++ {
-				if _, err := srv.Pool().GetSession(context.Background()); err != nil {
-					b.Fatal(err)
+		for _, variant := range []string{"sessionproxy", "sessionproxy-no-wear-out"} {
+			b.Run(variant+"/"+scheme, func(b *testing.B) {
+				cfg := Default()
+				cfg.DataDir = b.TempDir()
+				cfg.Pool.PersistInterval = time.Hour
+				cfg.MITM.UpstreamCA = []string{originCAFile}
+				if variant == "sessionproxy-no-wear-out" {
+					// Sessions that outlive the run: what a request costs
+					// apart from the new connections of new sessions.
+					cfg.Pool.Session.MaxUsageCount = 1 << 30
 				}
-			}
-			runLoad(b, ln.Addr().String(), caPool, target)
-		})
+				benchSessionproxy(b, cfg, target)
+			})
+		}
 	}
+}
+
+// benchSessionproxy runs sessionproxy on cfg with its pool filled to 1,000
+// sessions and loads it.
+func benchSessionproxy(b *testing.B, cfg *Config, target string) {
+	srv, err := Open(context.Background(), Options{Config: cfg})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Shutdown(context.Background())
+	for i := 0; i < 1000; i++ {
+		if _, err := srv.Pool().GetSession(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	runLoad(b, ln.Addr().String(), certPoolOf(b, srv.CA().CertPEM()), target)
 }
 
 // runLoad sends b.N GETs for target through the proxy at addr from
@@ -137,7 +157,7 @@ func fetch(b *testing.B, c *http.Client, target string) {
 // startTunedGoproxy runs goproxy alone, intercepting with a CA of the
 // benchmark's own (never goproxy's built-in one) and with its transport's idle
 // connections per host raised.
-func startTunedGoproxy(b *testing.B, tlsOrigin *httptest.Server) (addr string, caPool *x509.CertPool, stop func()) {
+func startTunedGoproxy(b *testing.B, originRoots *x509.CertPool) (addr string, caPool *x509.CertPool, stop func()) {
 	ca, _, err := LoadOrCreateCA(filepath.Join(b.TempDir(), "ca.pem"), filepath.Join(b.TempDir(), "ca-key.pem"), time.Now)
 	if err != nil {
 		b.Fatal(err)
@@ -145,7 +165,7 @@ func startTunedGoproxy(b *testing.B, tlsOrigin *httptest.Server) (addr string, c
 	gp := goproxy.NewProxyHttpServer()
 	gp.Logger = discardLogger{}
 	gp.Tr = &http.Transport{
-		TLSClientConfig:     &tls.Config{RootCAs: certPoolOf(b, certPEMOf(tlsOrigin))},
+		TLSClientConfig:     &tls.Config{RootCAs: originRoots},
 		MaxIdleConns:        1000,
 		MaxIdleConnsPerHost: 1000,
 		IdleConnTimeout:     90 * time.Second,
@@ -159,7 +179,7 @@ func startTunedGoproxy(b *testing.B, tlsOrigin *httptest.Server) (addr string, c
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := &http.Server{Handler: gp}
+	srv := &http.Server{Handler: gp, ErrorLog: discardServerLog}
 	go srv.Serve(ln)
 	return ln.Addr().String(), certPoolOf(b, ca.CertPEM()), func() {
 		srv.Close()

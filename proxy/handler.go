@@ -161,15 +161,17 @@ func (s *Server) plainTunnel(req *http.Request, client net.Conn, ctx *goproxy.Pr
 	t := ctx.UserData.(*tunnel)
 	sel, err := s.selectSession(req.Context(), req, t, nil)
 	if err != nil {
-		writeRawResponse(client, req, s.selectErrorResponse(req, err))
+		resp := s.selectErrorResponse(req, err)
+		s.finish(event{outcome: outcomeRejected, status: resp.StatusCode})
+		writeRawResponse(client, req, resp)
 		return
 	}
 	sess := sel.sess
-	s.stats.requests.Add(1)
 	upstream, err := DialUpstream(req.Context(), sess.ProxyURL(), "tcp", t.host, s.tlsOpts)
 	if err != nil {
 		uerr := ClassifyError(err, sess.ProxyURL(), t.host)
-		s.stats.upstreamFailures.Add(1)
+		s.upstreamFailed(uerr)
+		s.finish(event{outcome: outcomeError, status: http.StatusBadGateway})
 		sess.MarkBad()
 		resp := s.failureResponse(req, uerr)
 		resp.Header.Set(s.cfg.Load().SessionHeader, sess.ID())
@@ -177,6 +179,7 @@ func (s *Server) plainTunnel(req *http.Request, client net.Conn, ctx *goproxy.Pr
 		return
 	}
 	defer upstream.Close()
+	s.finish(event{outcome: outcomeTunnel, status: http.StatusOK})
 	hdr := s.cfg.Load().SessionHeader
 	fmt.Fprintf(client, "HTTP/1.1 200 Connection established\r\n%s: %s\r\n\r\n", hdr, sess.ID())
 	done := make(chan struct{})

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/elazarl/goproxy"
 
@@ -36,10 +37,10 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 		t = &tunnel{}
 	}
 	cfg := s.cfg.Load()
-	s.stats.requests.Add(1)
 	if s.closing.Load() {
 		resp := textResponse(req, http.StatusServiceUnavailable, "sessionproxy: shutting down")
 		resp.Close = true
+		s.finish(event{outcome: outcomeRejected, status: resp.StatusCode})
 		return resp, nil
 	}
 	s.inflight.Add(1)
@@ -58,13 +59,18 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 // and the request can be repeated, on fresh ones. It returns the response the
 // client gets.
 func (s *Server) attempts(req *http.Request, t *tunnel, cfg *Config) *http.Response {
+	start := time.Now()
+	reject := func(resp *http.Response) *http.Response {
+		s.finish(event{outcome: outcomeRejected, status: resp.StatusCode, duration: time.Since(start)})
+		return resp
+	}
 	name, err := s.sessionName(req, t, cfg)
 	if err != nil {
-		return textResponse(req, http.StatusBadRequest, "sessionproxy: "+err.Error())
+		return reject(textResponse(req, http.StatusBadRequest, "sessionproxy: "+err.Error()))
 	}
 	replay, err := s.prepareBody(req, cfg)
 	if err != nil {
-		return textResponse(req, http.StatusBadRequest, "sessionproxy: read request body: "+err.Error())
+		return reject(textResponse(req, http.StatusBadRequest, "sessionproxy: read request body: "+err.Error()))
 	}
 	clientCookies := req.Header["Cookie"]
 	host := hostOnly(req.URL.Host)
@@ -73,12 +79,12 @@ func (s *Server) attempts(req *http.Request, t *tunnel, cfg *Config) *http.Respo
 	for attempt := 0; ; attempt++ {
 		sel, err := s.pick(req.Context(), cfg, name, req, t, tried)
 		if err != nil {
-			return s.selectErrorResponse(req, err)
+			return reject(s.selectErrorResponse(req, err))
 		}
 		sess := sel.sess
 		canRetry := !sel.pinned && attempt < cfg.Retry.MaxAttempts && replay.ok && req.Context().Err() == nil
 		if attempt > 0 {
-			s.stats.retries.Add(1)
+			s.retried()
 			if replay.body != nil {
 				req.Body = io.NopCloser(bytes.NewReader(replay.body))
 			}
@@ -100,11 +106,13 @@ func (s *Server) attempts(req *http.Request, t *tunnel, cfg *Config) *http.Respo
 		if err != nil && req.Context().Err() != nil {
 			// The client went away: nobody is waiting, and the session did
 			// nothing wrong.
-			return textResponse(req, http.StatusBadGateway, "sessionproxy: client closed the request")
+			resp := textResponse(req, http.StatusBadGateway, "sessionproxy: client closed the request")
+			s.finish(event{outcome: outcomeCanceled, retries: attempt, duration: time.Since(start)})
+			return resp
 		}
 		if err != nil {
 			uerr := ClassifyError(err, sess.ProxyURL(), req.URL.Host)
-			s.stats.upstreamFailures.Add(1)
+			s.upstreamFailed(uerr)
 			v := cfg.Rules.Decide(&Outcome{Host: host, ErrKind: uerr.Kind})
 			if v.Rule == nil && cfg.DefaultAction == "" {
 				v.Action = ActionBad // no rule spoke: a failed upstream is still the session's fault
@@ -116,6 +124,7 @@ func (s *Server) attempts(req *http.Request, t *tunnel, cfg *Config) *http.Respo
 			}
 			resp = s.failureResponse(req, uerr)
 			s.decorate(resp, cfg, sess, v, attempt)
+			s.finish(event{outcome: outcomeError, rule: verdictRule(v), status: resp.StatusCode, retries: attempt, duration: time.Since(start)})
 			return resp
 		}
 
@@ -125,7 +134,7 @@ func (s *Server) attempts(req *http.Request, t *tunnel, cfg *Config) *http.Respo
 			if !canRetry || !cfg.Rules.MayRetry(host, resp.StatusCode, resp.Header) {
 				// No retry can come of it: the body streams to the client
 				// now and the verdict follows once its start has passed.
-				s.decideWhileStreaming(resp, cfg, sess, o)
+				s.decideWhileStreaming(resp, cfg, sess, o, attempt, start)
 				s.remember(cfg, req, t, sel)
 				s.decorate(resp, cfg, sess, Verdict{}, attempt)
 				return resp
@@ -141,6 +150,7 @@ func (s *Server) attempts(req *http.Request, t *tunnel, cfg *Config) *http.Respo
 		}
 		s.remember(cfg, req, t, sel)
 		s.decorate(resp, cfg, sess, v, attempt)
+		s.finish(event{outcome: string(v.Action), rule: verdictRule(v), status: resp.StatusCode, retries: attempt, duration: time.Since(start)})
 		return resp
 	}
 }
@@ -148,11 +158,13 @@ func (s *Server) attempts(req *http.Request, t *tunnel, cfg *Config) *http.Respo
 // decideWhileStreaming lets resp's body stream to the client while a copy of
 // its first body_limit bytes is kept; the rules decide the session's fate
 // when that copy is complete (or the body ends or is closed).
-func (s *Server) decideWhileStreaming(resp *http.Response, cfg *Config, sess *sessionpool.Session, o *Outcome) {
+func (s *Server) decideWhileStreaming(resp *http.Response, cfg *Config, sess *sessionpool.Session, o *Outcome, attempt int, start time.Time) {
 	limit := cfg.BodyLimit
 	resp.Body = &inspectingBody{rc: resp.Body, limit: int(limit), decide: func(raw []byte) {
 		o.Body = decodedBody(o.Header, raw, limit)
-		s.apply(sess, cfg.Rules.Decide(o), o.Host, o.Status)
+		v := cfg.Rules.Decide(o)
+		s.apply(sess, v, o.Host, o.Status)
+		s.finish(event{outcome: string(v.Action), rule: verdictRule(v), status: o.Status, retries: attempt, duration: time.Since(start)})
 	}}
 }
 
@@ -204,17 +216,22 @@ func (s *Server) apply(sess *sessionpool.Session, v Verdict, host string, status
 	case ActionRetire:
 		sess.Retire()
 	}
-	rule := ""
-	if v.Rule != nil {
-		rule = v.Rule.Name
-		if v.Action == ActionRetire || v.Action == ActionBad {
-			s.stats.block(rule)
-		}
+	rule := verdictRule(v)
+	if v.Rule != nil && (v.Action == ActionRetire || v.Action == ActionBad) {
+		s.stats.block(rule)
 	}
 	if wasUsable && !sess.IsUsable() {
 		s.log.Info("session retired", "session", sess.ID(), "rule", rule, "action", string(v.Action),
 			"status", status, "host", host, "error_score", sess.ErrorScore(), "uses", sess.UsageCount())
 	}
+}
+
+// verdictRule is the name of the rule behind a verdict, "" when none matched.
+func verdictRule(v Verdict) string {
+	if v.Rule == nil {
+		return ""
+	}
+	return v.Rule.Name
 }
 
 // decorate adds the headers that tell the client which session answered and

@@ -83,14 +83,14 @@ func (s *Server) pick(ctx context.Context, cfg *Config, name string, req *http.R
 		if v, ok := s.clients.Get(key); ok {
 			if id := v.(string); !slices.Contains(tried, id) {
 				if sess, err := s.pool.GetSessionByID(ctx, id); err == nil {
-					s.clients.SetDefault(key, id) // idle time counts from the last use
+					s.clients.Set(key, id, cfg.ClientIdle) // idle time counts from the last use
 					return selection{sess: sess}, nil
 				}
 			}
 		}
 		sess, err := s.fromPool(ctx, tried)
 		if err == nil {
-			s.clients.SetDefault(key, sess.ID())
+			s.clients.Set(key, sess.ID(), cfg.ClientIdle)
 		}
 		return selection{sess: sess}, err
 	}
@@ -110,7 +110,7 @@ func (s *Server) remember(cfg *Config, req *http.Request, t *tunnel, sel selecti
 			t.setSession(sel.sess.ID())
 		}
 	case "client":
-		s.clients.SetDefault(clientAffinityKey(t, req), sel.sess.ID())
+		s.clients.Set(clientAffinityKey(t, req), sel.sess.ID(), cfg.ClientIdle)
 	}
 }
 

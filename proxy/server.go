@@ -56,6 +56,8 @@ type Server struct {
 	tlsOpts    TransportOptions
 	clients    *cache.Cache // client affinity: client key -> session id
 	stats      *stats
+	metrics    *metrics // Prometheus collectors of /metrics
+	history    *history // outcomes per interval, for the dashboard's chart
 
 	cfg atomic.Pointer[Config] // replaced whole on reload
 
@@ -97,6 +99,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		now:      now,
 		clients:  cache.New(cfg.ClientIdle, 0), // janitor off: the maintenance loop sweeps it
 		stats:    newStats(),
+		history:  newHistory(),
 		stop:     make(chan struct{}),
 		loopDone: make(chan struct{}),
 	}
@@ -180,7 +183,7 @@ func (s *Server) createSession(_ context.Context, p *sessionpool.Pool, opts sess
 	}
 	sess, err := p.NewSession(opts)
 	if err == nil {
-		s.stats.sessionsCreated.Add(1)
+		s.sessionCreated()
 	}
 	return sess, err
 }
@@ -188,7 +191,7 @@ func (s *Server) createSession(_ context.Context, p *sessionpool.Pool, opts sess
 // sessionRetired closes the retired session's connections and logs it.
 func (s *Server) sessionRetired(st sessionpool.SessionState) {
 	s.transports.Close(st.ID)
-	s.stats.sessionsRetired.Add(1)
+	s.sessionRetiredStats(st)
 }
 
 // Pool returns the server's session pool.
@@ -293,8 +296,10 @@ func (s *Server) shutdownOnce(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// maintain sweeps expired client-affinity entries. It is owned by the Server
-// and stops when Shutdown closes s.stop.
+// maintain sweeps, every minute, expired client-affinity entries and the
+// connections of sessions that left the pool without a retirement (expired
+// or evicted). It is owned by the Server and stops when Shutdown closes
+// s.stop.
 func (s *Server) maintain() {
 	defer close(s.loopDone)
 	t := time.NewTicker(time.Minute)
@@ -305,6 +310,10 @@ func (s *Server) maintain() {
 			return
 		case <-t.C:
 			s.clients.DeleteExpired()
+			s.transports.Retain(func(id string) bool {
+				_, err := s.pool.GetSessionByID(context.Background(), id)
+				return err == nil
+			})
 		}
 	}
 }

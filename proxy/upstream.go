@@ -288,6 +288,23 @@ func (t *Transports) Get(sessionID, upstream string) (*http.Transport, error) {
 	return tr, nil
 }
 
+// Retain closes the transports of every session for which keep reports
+// false: the sessions that left the pool without being retired (expired,
+// evicted). keep is called without the lock held.
+func (t *Transports) Retain(keep func(sessionID string) bool) {
+	t.mu.RLock()
+	ids := make([]string, 0, len(t.m))
+	for id := range t.m {
+		ids = append(ids, id)
+	}
+	t.mu.RUnlock()
+	for _, id := range ids {
+		if !keep(id) {
+			t.Close(id)
+		}
+	}
+}
+
 // Close forgets the session's transport and closes its idle connections
 // (for a retired or evicted session). Connections still carrying a request
 // go back to the forgotten transport's pool when done and are closed after

@@ -834,3 +834,22 @@ func BenchmarkTransportsGetHit(b *testing.B) {
 		}
 	})
 }
+
+// TestTransportsRetain: Retain closes exactly the transports whose session
+// is no longer kept.
+func TestTransportsRetain(t *testing.T) {
+	ts := NewTransports(TransportOptions{})
+	for _, id := range []string{"a", "b", "c"} {
+		if _, err := ts.Get(id, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ts.Retain(func(id string) bool { return id != "b" })
+	if ts.Len() != 2 {
+		t.Fatalf("%d transports after Retain, want 2", ts.Len())
+	}
+	trA, _ := ts.Get("a", "")
+	if again, _ := ts.Get("a", ""); again != trA {
+		t.Errorf("a kept transport was replaced")
+	}
+}

@@ -1,0 +1,68 @@
+package proxy
+
+import (
+	"errors"
+	"reflect"
+	"slices"
+)
+
+// ErrNoConfigFile is returned by Reload when the running config was not
+// loaded from a file.
+var ErrNoConfigFile = errors.New("proxy: no config file to reload")
+
+// Reload re-reads the config file the server was started with and applies
+// it at once, without dropping connections or sessions: rules, upstreams for
+// new sessions, cookie mode, auth, affinity, session header, interception
+// choices (mitm.enabled, mitm.skip_hosts), default action, retries, body
+// limit and admin token all take effect for the next request. Keys that are bound at start (listen addresses, data_dir, the
+// pool's settings and store, the CA and upstream TLS settings, logging) keep
+// their running values; their names are returned so the caller can say a
+// restart is needed.
+//
+// An invalid file changes nothing: the error is a *ConfigError listing every
+// problem. Reload is safe for concurrent use.
+func (s *Server) Reload() (needRestart []string, err error) {
+	old := s.cfg.Load()
+	if old.Path == "" {
+		return nil, ErrNoConfigFile
+	}
+	next, err := Load(old.Path)
+	if err != nil {
+		return nil, err
+	}
+	needRestart = restartKeys(old, next)
+	// Keep what cannot change while running, so that what the server
+	// reports is what it does.
+	next.Listen, next.AdminListen, next.DataDir = old.Listen, old.AdminListen, old.DataDir
+	next.LogFormat, next.LogLevel = old.LogFormat, old.LogLevel
+	next.Pool = old.Pool
+	next.MITM.CACert, next.MITM.CAKey = old.MITM.CACert, old.MITM.CAKey
+	next.MITM.UpstreamCA, next.MITM.InsecureSkipVerify = old.MITM.UpstreamCA, old.MITM.InsecureSkipVerify
+	s.cfg.Store(next)
+	s.log.Info("config reloaded", "file", next.Path, "rules", len(next.Rules.Rules()),
+		"upstreams", len(next.Upstreams), "restart_needed_for", needRestart)
+	return needRestart, nil
+}
+
+// restartKeys names the keys that differ between two configs but only take
+// effect at start.
+func restartKeys(old, next *Config) []string {
+	var keys []string
+	diff := func(name string, a, b any) {
+		if !reflect.DeepEqual(a, b) {
+			keys = append(keys, name)
+		}
+	}
+	diff("listen", old.Listen, next.Listen)
+	diff("admin_listen", old.AdminListen, next.AdminListen)
+	diff("data_dir", old.DataDir, next.DataDir)
+	diff("log_format", old.LogFormat, next.LogFormat)
+	diff("log_level", old.LogLevel, next.LogLevel)
+	diff("pool", old.Pool, next.Pool)
+	diff("mitm.ca_cert", old.MITM.CACert, next.MITM.CACert)
+	diff("mitm.ca_key", old.MITM.CAKey, next.MITM.CAKey)
+	diff("mitm.upstream_ca", old.MITM.UpstreamCA, next.MITM.UpstreamCA)
+	diff("mitm.insecure_skip_verify", old.MITM.InsecureSkipVerify, next.MITM.InsecureSkipVerify)
+	slices.Sort(keys)
+	return keys
+}
