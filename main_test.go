@@ -44,10 +44,10 @@ func TestBadFlagsExitTwo(t *testing.T) {
 	}
 }
 
-// TestSIGTERMExitsZero: the program starts on a config, logs where it
-// listens and the CA's SPKI hash, and on SIGTERM persists the pool and exits
-// with status 0.
-func TestSIGTERMExitsZero(t *testing.T) {
+// TestSignals: the program starts on a config, logs where it listens and
+// the CA's SPKI hash, re-reads its config on SIGHUP, and on SIGTERM persists
+// the pool and exits with status 0.
+func TestSignals(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ok.yaml")
 	cfg := "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\nlog_format: json\ndata_dir: " + filepath.Join(dir, "data") + "\n"
@@ -73,6 +73,28 @@ func TestSIGTERMExitsZero(t *testing.T) {
 	for _, want := range []string{`"ca_spki_sha256":"`, `"proxy":"127.0.0.1:`, `"ca_cert":"`} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("start-up logs lack %s:\n%s", want, joined)
+		}
+	}
+	// SIGHUP re-reads the file: a bad one is refused, a good one applied.
+	for _, step := range []struct{ config, wantLog string }{
+		{cfg + "cookies: sometimes\n", "config reload refused"},
+		{cfg + "cookies: client\n", "config reloaded"},
+	} {
+		if err := os.WriteFile(path, []byte(step.config), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), step.wantLog) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			t.Fatalf("no %q log line after SIGHUP", step.wantLog)
 		}
 	}
 	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {

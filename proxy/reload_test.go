@@ -1,0 +1,114 @@
+package proxy
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// writeConfig writes a config file and returns its path.
+func writeConfig(t *testing.T, dir, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, "sessionproxy.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestReload: a changed file takes effect for the next request without
+// dropping a session or an open tunnel; keys bound at start are named and
+// kept; an invalid file changes nothing.
+func TestReload(t *testing.T) {
+	origin := httptest.NewTLSServer(originMux())
+	defer origin.Close()
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "origin.pem")
+	writeCertPEM(t, caFile, origin)
+	base := "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\ndata_dir: " + filepath.Join(dir, "data") +
+		"\nmitm:\n  upstream_ca: [" + caFile + "]\n"
+	path := writeConfig(t, dir, base+"cookies: merge\n")
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startProxy(t, cfg)
+	c := h.client("", "") // one keep-alive tunnel for the whole test
+
+	get(t, c, origin.URL+"/set?name=sid&value=1", "r1")
+	req := func() (*http.Response, string) {
+		r, _ := http.NewRequest(http.MethodGet, origin.URL+"/echo", nil)
+		r.Header.Set("X-Session-Id", "r1")
+		r.Header.Set("Cookie", "mine=1")
+		resp, err := c.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, string(b)
+	}
+	if _, body := req(); decodeSeen(t, body).Cookie != "mine=1; sid=1" {
+		t.Fatalf("before reload (merge): origin saw %q", decodeSeen(t, body).Cookie)
+	}
+
+	// New cookie mode and a rule that retires on 200, plus a key that
+	// needs a restart.
+	writeConfig(t, dir, strings.Replace(base, "listen: 127.0.0.1:0", "listen: 127.0.0.1:1", 1)+
+		"cookies: client\nrules:\n  - name: everything-retires\n    status: [\"2xx\"]\n    action: retire\n")
+	restart, err := h.srv.Reload()
+	if err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	if strings.Join(restart, ",") != "listen" {
+		t.Errorf("restart needed for %v, want [listen]", restart)
+	}
+	if h.srv.Config().Listen != cfg.Listen {
+		t.Errorf("listen changed to %q while running", h.srv.Config().Listen)
+	}
+	resp, body := req() // same tunnel: it was not dropped
+	if got := decodeSeen(t, body).Cookie; got != "mine=1" {
+		t.Errorf("after reload (client): origin saw %q, want only the client's cookie", got)
+	}
+	if resp.Header.Get("X-Session-Rule") != "everything-retires" {
+		t.Errorf("the reloaded rule did not decide: X-Session-Rule %q", resp.Header.Get("X-Session-Rule"))
+	}
+
+	// An invalid file is refused with its errors; the running config stays.
+	writeConfig(t, dir, base+"cookies: sometimes\n")
+	before := h.srv.Config()
+	if _, err := h.srv.Reload(); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "cookies") {
+		t.Fatalf("Reload of an invalid file: %v, want a config error naming cookies", err)
+	}
+	if h.srv.Config() != before {
+		t.Errorf("an invalid reload replaced the running config")
+	}
+	r, err := http.Post(h.adminURL+"/reload", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	var e map[string]string
+	if err := json.NewDecoder(r.Body).Decode(&e); err != nil || r.StatusCode != http.StatusBadRequest ||
+		!strings.Contains(e["error"], "cookies") {
+		t.Errorf("POST /reload of an invalid file: %d %v (%v), want 400 with the errors", r.StatusCode, e, err)
+	}
+}
+
+// TestReloadWithoutFile: a server started on built-in defaults has nothing
+// to re-read.
+func TestReloadWithoutFile(t *testing.T) {
+	h := startProxy(t, testConfig(t))
+	if _, err := h.srv.Reload(); !errors.Is(err, ErrNoConfigFile) {
+		t.Errorf("Reload: %v, want ErrNoConfigFile", err)
+	}
+}
