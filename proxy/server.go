@@ -28,8 +28,12 @@ import (
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
-// ErrServerClosed is returned by Serve and ServeAdmin after Shutdown.
-var ErrServerClosed = errors.New("proxy: server closed")
+var (
+	// ErrServerClosed is returned by Serve and ServeAdmin after Shutdown.
+	ErrServerClosed = errors.New("proxy: server closed")
+	// ErrUnsupportedStore is returned by Open for a pool.store it cannot use.
+	ErrUnsupportedStore = errors.New("proxy: unsupported pool store")
+)
 
 // Options configures Open. Its zero value runs on Default() with logs
 // discarded.
@@ -123,6 +127,10 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	}
 
 	store := opts.Store
+	if store == nil && cfg.Pool.Store != "file" {
+		ca.Close()
+		return nil, fmt.Errorf("proxy: open store: %w: pool.store %q: only \"file\" is built so far", ErrUnsupportedStore, RedactURL(cfg.Pool.Store))
+	}
 	if store == nil {
 		fs, err := sessionpool.NewFileStore(cfg.DataDir)
 		if err != nil {
