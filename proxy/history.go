@@ -1,11 +1,155 @@
 package proxy
 
-import "time"
+import (
+	"slices"
+	"sync"
+	"time"
+)
 
-// history keeps outcome counts per interval for the dashboard's chart.
-// PLACEHOLDER: being written by the dashboard engineer.
-type history struct{}
+// The history's shape: historyBuckets buckets of historyInterval each, so
+// the dashboard's chart covers the last 15 minutes in 10-second steps.
+const (
+	historyInterval = 10 * time.Second
+	historyBuckets  = int(15 * time.Minute / historyInterval)
+)
 
-func newHistory() *history { return &history{} }
+// historyOutcomes are the outcomes the history counts, in the order the
+// dashboard stacks them: the four verdict actions, then the outcomes of
+// requests that got no verdict (see stats.go).
+var historyOutcomes = [...]string{
+	string(ActionGood), string(ActionBad), string(ActionRetire), string(ActionNone),
+	outcomeError, outcomeRejected, outcomeCanceled, outcomeTunnel,
+}
 
-func (h *history) observe(ev event, now time.Time) {}
+// historyCounts is one bucket's count per outcome, indexed like
+// historyOutcomes.
+type historyCounts [len(historyOutcomes)]int64
+
+// historySlot is one bucket of the ring: the interval it counts (its start
+// in Unix time divided by historyInterval) and its counts.
+type historySlot struct {
+	epoch  int64
+	counts historyCounts
+}
+
+// history keeps outcome counts per 10-second bucket over the last 15
+// minutes, for the dashboard's chart: a fixed ring whose slots are reused
+// (and zeroed) as time moves on, so observe is O(1) and the memory is fixed.
+// Its zero value is not usable; use newHistory. Safe for concurrent use.
+type history struct {
+	mu   sync.Mutex // guards the fields below
+	ring [historyBuckets]historySlot
+}
+
+// newHistory returns an empty history.
+func newHistory() *history {
+	h := &history{}
+	for i := range h.ring {
+		h.ring[i].epoch = -1 << 63 // no interval: never matches a real one
+	}
+	return h
+}
+
+// historyEpoch is the number of the interval holding t.
+func historyEpoch(t time.Time) int64 {
+	sec := t.Unix()
+	n := int64(historyInterval / time.Second)
+	e := sec / n
+	if sec%n < 0 { // floor, for times before 1970
+		e--
+	}
+	return e
+}
+
+// historySlotOf is the ring index of an interval.
+func historySlotOf(epoch int64) int {
+	i := int(epoch % int64(historyBuckets))
+	if i < 0 {
+		i += historyBuckets
+	}
+	return i
+}
+
+// outcomeIndex is the index of an outcome in historyOutcomes, or -1.
+func outcomeIndex(outcome string) int {
+	for i, o := range historyOutcomes {
+		if o == outcome {
+			return i
+		}
+	}
+	return -1
+}
+
+// observe counts ev's outcome in the bucket of now. An outcome the history
+// does not know, and an event older than the window (a clock stepping
+// back), are not counted.
+func (h *history) observe(ev event, now time.Time) {
+	i := outcomeIndex(ev.outcome)
+	if i < 0 {
+		return
+	}
+	epoch := historyEpoch(now)
+	slot := historySlotOf(epoch)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := &h.ring[slot]
+	switch {
+	case s.epoch == epoch:
+	case s.epoch < epoch: // the ring wrapped onto an older interval: start afresh
+		s.epoch = epoch
+		s.counts = historyCounts{}
+	default: // the slot already counts a newer interval: now is out of the window
+		return
+	}
+	s.counts[i]++
+}
+
+// HistoryBucket is one interval of the history: when it starts and how many
+// requests ended with each outcome in it.
+type HistoryBucket struct {
+	Start  time.Time        `json:"start"`
+	Counts map[string]int64 `json:"counts"`
+}
+
+// History is the history as GET /stats/history serves it: the buckets of
+// the last 15 minutes up to the one holding Now, oldest first, every
+// outcome present in every bucket (zero when none).
+type History struct {
+	Now             time.Time       `json:"now"`
+	IntervalSeconds int             `json:"intervalSeconds"`
+	Outcomes        []string        `json:"outcomes"`
+	Buckets         []HistoryBucket `json:"buckets"`
+}
+
+// snapshot returns the historyBuckets buckets that end with the one holding
+// now, oldest first. Intervals nothing was observed in count zero.
+func (h *history) snapshot(now time.Time) History {
+	end := historyEpoch(now)
+	start := end - int64(historyBuckets) + 1
+	var counts [historyBuckets]historyCounts
+	h.mu.Lock()
+	for k := range historyBuckets {
+		if s := &h.ring[historySlotOf(start+int64(k))]; s.epoch == start+int64(k) {
+			counts[k] = s.counts
+		}
+	}
+	h.mu.Unlock()
+
+	out := History{
+		Now:             now,
+		IntervalSeconds: int(historyInterval / time.Second),
+		Outcomes:        slices.Clone(historyOutcomes[:]),
+		Buckets:         make([]HistoryBucket, historyBuckets),
+	}
+	for k := range out.Buckets {
+		m := make(map[string]int64, len(historyOutcomes))
+		for i, o := range historyOutcomes {
+			m[o] = counts[k][i]
+		}
+		out.Buckets[k] = HistoryBucket{
+			Start:  time.Unix((start+int64(k))*int64(historyInterval/time.Second), 0).UTC(),
+			Counts: m,
+		}
+	}
+	return out
+}
