@@ -1,25 +1,294 @@
 package proxy
 
 import (
+	"maps"
 	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// metrics holds the Prometheus collectors served on /metrics.
-// PLACEHOLDER: being written by the metrics engineer; every method is called
-// from the request path already.
-type metrics struct{}
+// Metric names and label values of /metrics. Every label is bounded: outcomes
+// and kinds by the code, rules by the configuration, status classes by HTTP,
+// upstream proxies by the configuration and origin hosts by maxOriginHosts.
+const (
+	metricsNamespace = "sessionproxy"
 
-func newMetrics(usable, retired func() int) *metrics { return &metrics{} }
+	// labelNone is the rule of a request no rule decided and the status
+	// class of a request that got no status.
+	labelNone = "none"
+	// labelOther is the status class of a status outside 100..599, and the
+	// host of an origin failure once maxOriginHosts origins have a series.
+	labelOther = "other"
 
-func (m *metrics) handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotImplemented, "metrics are not built yet")
-	})
+	// maxOriginHosts bounds the distinct origin hosts of
+	// sessionproxy_upstream_failures_total: a crawler reaches unboundedly
+	// many origins, and each would be a series forever.
+	maxOriginHosts = 100
+)
+
+// Histogram buckets, in seconds. Requests: a cached answer of a nearby
+// origin (5 ms) to a slow page behind a slow proxy with retries (30 s).
+// Persistence: a small file (1 ms) to a large pool over a remote store.
+var (
+	requestBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+	persistBuckets = []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+)
+
+// statusClasses names the status classes 1xx..5xx by code/100.
+var statusClasses = [...]string{1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
+
+// metrics holds the Prometheus collectors served on /metrics, on a registry
+// of its own (with the Go and process collectors), never the global one.
+//
+// Its methods are safe for concurrent use. A nil *metrics records nothing
+// and its handler answers 503.
+type metrics struct {
+	reg     *prometheus.Registry
+	handle  http.Handler
+	reqVec  *prometheus.CounterVec // outcome, rule, status_class
+	latency prometheus.Histogram
+	retries prometheus.Counter
+	created prometheus.Counter
+	retired *prometheus.CounterVec // reason
+	upFail  *prometheus.CounterVec // hop, host, kind
+	persist prometheus.Histogram
+	persErr prometheus.Counter
+
+	// reqs caches the children of reqVec by label tuple, so the request
+	// path neither hashes labels nor allocates: a lock-free read of an
+	// immutable map, replaced whole (under reqMu) when a tuple is new.
+	reqs  atomic.Pointer[map[reqKey]prometheus.Counter]
+	reqMu sync.Mutex // serializes replacing reqs
+
+	originMu sync.Mutex // guards origins
+	origins  map[string]struct{}
 }
-func (m *metrics) observeRequest(ev event)                   {}
-func (m *metrics) observeRetry()                             {}
-func (m *metrics) observeUpstreamFailure(hop, kind string)   {}
-func (m *metrics) observeSessionCreated()                    {}
-func (m *metrics) observeSessionRetired(reason string)       {}
-func (m *metrics) observePersist(d time.Duration, err error) {}
+
+// reqKey is the label tuple of sessionproxy_requests_total.
+type reqKey struct {
+	outcome, rule, class string
+}
+
+// newMetrics builds the collectors on a fresh registry. usable and retired
+// report the pool's session counts at scrape time (they are called from the
+// scraping goroutine, so they must be safe for concurrent use); a nil one
+// leaves its gauge out.
+func newMetrics(usable, retired func() int) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		reqVec: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "requests_total",
+			Help: "Requests finished, by outcome (good, bad, retire, none, error, rejected, canceled, tunnel), deciding rule (none: no rule matched) and status class the client got (none: no status).",
+		}, []string{"outcome", "rule", "status_class"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: metricsNamespace, Name: "request_duration_seconds",
+			Help:    "Time from a request's arrival to its verdict, retries included (tunnels and requests answered without measuring are left out).",
+			Buckets: requestBuckets,
+		}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "retries_total",
+			Help: "Attempts beyond the first, each on a fresh session.",
+		}),
+		created: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "sessions_created_total",
+			Help: "Sessions created.",
+		}),
+		retired: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "sessions_retired_total",
+			Help: "Sessions that stopped being usable, by reason: blocked (error score), worn_out (uses) or retired (a rule or the admin API).",
+		}, []string{"reason"}),
+		upFail: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "upstream_failures_total",
+			Help: "Attempts that got no response, by failing hop (upstream: the upstream proxy; origin: the target), its host:port (never credentials) and kind (connect, tls, timeout, protocol).",
+		}, []string{"hop", "host", "kind"}),
+		persist: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: metricsNamespace, Name: "persist_duration_seconds",
+			Help:    "Time taken by each persistence of the pool's state, failed ones included.",
+			Buckets: persistBuckets,
+		}),
+		persErr: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "persist_failures_total",
+			Help: "Persistences of the pool's state that failed.",
+		}),
+		origins: make(map[string]struct{}),
+	}
+	empty := make(map[reqKey]prometheus.Counter)
+	m.reqs.Store(&empty)
+	// Known label values start at 0, so rate() sees their first increase.
+	for _, reason := range []string{"blocked", "worn_out", "retired"} {
+		m.retired.WithLabelValues(reason)
+	}
+
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.reqVec, m.latency, m.retries, m.created, m.retired, m.upFail, m.persist, m.persErr,
+	)
+	for state, f := range map[string]func() int{"usable": usable, "retired": retired} {
+		if f == nil {
+			continue
+		}
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: metricsNamespace, Name: "sessions",
+			Help:        "Sessions the pool holds, by state (usable or retired).",
+			ConstLabels: prometheus.Labels{"state": state},
+		}, func() float64 { return float64(f()) }))
+	}
+	m.handle = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		ErrorHandling:       promhttp.ContinueOnError, // one failing collector does not blank the scrape
+		Registry:            m.reg,                    // counts those errors in promhttp_metric_handler_errors_total
+		MaxRequestsInFlight: 4,
+		Timeout:             10 * time.Second,
+	})
+	return m
+}
+
+// handler serves the registry in the Prometheus exposition formats.
+func (m *metrics) handler() http.Handler {
+	if m == nil {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusServiceUnavailable, "metrics are off")
+		})
+	}
+	return m.handle
+}
+
+// observeRequest counts one finished request and its latency.
+func (m *metrics) observeRequest(ev event) {
+	if m == nil {
+		return
+	}
+	m.requestCounter(reqKey{outcome: ev.outcome, rule: ruleLabel(ev.rule), class: statusClass(ev.status)}).Inc()
+	if ev.outcome != outcomeTunnel && ev.duration > 0 {
+		m.latency.Observe(ev.duration.Seconds())
+	}
+}
+
+// requestCounter returns the child of reqVec for k, creating it once.
+func (m *metrics) requestCounter(k reqKey) prometheus.Counter {
+	if c, ok := (*m.reqs.Load())[k]; ok {
+		return c
+	}
+	m.reqMu.Lock()
+	defer m.reqMu.Unlock()
+	cur := *m.reqs.Load()
+	if c, ok := cur[k]; ok {
+		return c
+	}
+	c := m.reqVec.WithLabelValues(k.outcome, k.rule, k.class)
+	next := make(map[reqKey]prometheus.Counter, len(cur)+1)
+	maps.Copy(next, cur)
+	next[k] = c
+	m.reqs.Store(&next)
+	return c
+}
+
+func ruleLabel(rule string) string {
+	if rule == "" {
+		return labelNone
+	}
+	return rule
+}
+
+// statusClass names code's class: "1xx".."5xx", "none" for 0, else "other".
+func statusClass(code int) string {
+	switch {
+	case code == 0:
+		return labelNone
+	case code >= 100 && code < 600:
+		return statusClasses[code/100]
+	}
+	return labelOther
+}
+
+// observeRetry counts one attempt beyond the first.
+func (m *metrics) observeRetry() {
+	if m == nil {
+		return
+	}
+	m.retries.Inc()
+}
+
+// observeUpstreamFailure counts an attempt that got no response. hop is an
+// UpstreamError's Hop: "upstream proxy HOST:PORT" or "origin HOST:PORT".
+func (m *metrics) observeUpstreamFailure(hop, kind string) {
+	if m == nil {
+		return
+	}
+	which, host := splitHop(hop)
+	if which == "origin" {
+		host = m.boundOrigin(host)
+	}
+	m.upFail.WithLabelValues(which, host, kind).Inc()
+}
+
+// splitHop splits an UpstreamError's Hop into the hop label ("upstream",
+// "origin", or "other" for anything else) and the host:port. Anything up to
+// an "@" is dropped, so user info can never become a label.
+func splitHop(hop string) (which, host string) {
+	switch {
+	case strings.HasPrefix(hop, "upstream proxy"):
+		which, host = "upstream", hop[len("upstream proxy"):]
+	case strings.HasPrefix(hop, "origin"):
+		which, host = "origin", hop[len("origin"):]
+	default:
+		which, host = labelOther, hop
+	}
+	host = strings.TrimSpace(host)
+	if i := strings.LastIndex(host, "@"); i >= 0 {
+		host = host[i+1:]
+	}
+	if host == "" {
+		host = "unknown"
+	}
+	return which, host
+}
+
+// boundOrigin returns host while fewer than maxOriginHosts origins have a
+// series, and "other" for new ones after that.
+func (m *metrics) boundOrigin(host string) string {
+	m.originMu.Lock()
+	defer m.originMu.Unlock()
+	if _, ok := m.origins[host]; ok {
+		return host
+	}
+	if len(m.origins) >= maxOriginHosts {
+		return labelOther
+	}
+	m.origins[host] = struct{}{}
+	return host
+}
+
+// observeSessionCreated counts one new session.
+func (m *metrics) observeSessionCreated() {
+	if m == nil {
+		return
+	}
+	m.created.Inc()
+}
+
+// observeSessionRetired counts a session that stopped being usable.
+func (m *metrics) observeSessionRetired(reason string) {
+	if m == nil {
+		return
+	}
+	m.retired.WithLabelValues(reason).Inc()
+}
+
+// observePersist records one persistence of the pool: how long it took, and
+// whether it failed.
+func (m *metrics) observePersist(d time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	m.persist.Observe(d.Seconds())
+	if err != nil {
+		m.persErr.Inc()
+	}
+}

@@ -145,6 +145,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("proxy: open pool: %w", err)
 	}
 	s.pool = pool
+	s.metrics = newMetrics(pool.UsableSessionsCount, pool.RetiredSessionsCount)
 	s.unsubRet = pool.OnSessionRetired(s.sessionRetired)
 
 	s.gp = s.newGoproxy()
