@@ -1,0 +1,175 @@
+package sessionpool
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// benchPool opens a pool of size sessions and fills it.
+func benchPool(b *testing.B, size int, opts Options) *Pool {
+	b.Helper()
+	opts.MaxPoolSize = size
+	p, err := Open(context.Background(), opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { p.Teardown(context.Background()) })
+	for range size {
+		if _, err := p.GetSession(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return p
+}
+
+// BenchmarkGetSessionMarkGood measures GetSession + MarkGood in one
+// goroutine, with the default session limits (so sessions wear out after 50
+// uses and are evicted and replaced as in production).
+//
+//	go test -run '^$' -bench 'GetSessionMarkGood$' ./sessionpool/
+func BenchmarkGetSessionMarkGood(b *testing.B) {
+	for _, size := range []int{1000, 1_000_000} {
+		b.Run(fmt.Sprintf("sessions=%d", size), func(b *testing.B) {
+			p := benchPool(b, size, Options{})
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				s, err := p.GetSession(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.MarkGood()
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+		})
+	}
+}
+
+// BenchmarkGetSessionMarkGoodParallel is the same from GOMAXPROCS
+// goroutines.
+func BenchmarkGetSessionMarkGoodParallel(b *testing.B) {
+	p := benchPool(b, 1000, Options{})
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			s, err := p.GetSession(ctx)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			s.MarkGood()
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+}
+
+// BenchmarkSessionHeap measures the heap taken per session (without
+// cookies) in a pool of 100,000, map entry and slice slots included.
+//
+//	go test -run '^$' -bench SessionHeap -benchtime 1x ./sessionpool/
+func BenchmarkSessionHeap(b *testing.B) {
+	const n = 100_000
+	var perSession float64
+	for range b.N {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		p, err := Open(context.Background(), Options{MaxPoolSize: n})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for range n {
+			if _, err := p.GetSession(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if got := p.UsableSessionsCount(); got != n {
+			b.Fatalf("%d sessions", got)
+		}
+		perSession = float64(after.HeapAlloc-before.HeapAlloc) / n
+		runtime.KeepAlive(p)
+		p.Teardown(context.Background())
+	}
+	b.ReportMetric(perSession, "B/session")
+}
+
+// BenchmarkPersistState persists 100,000 sessions with 5 cookies each while
+// another goroutine calls GetSession in a loop, and reports the longest
+// GetSession it saw (max-get-ms).
+//
+//	go test -run '^$' -bench PersistState -benchtime 3x ./sessionpool/
+func BenchmarkPersistState(b *testing.B) {
+	for _, kind := range []string{"file", "memory"} {
+		b.Run("store="+kind, func(b *testing.B) {
+			var store Store = NewMemoryStore()
+			if kind == "file" {
+				fs, err := NewFileStore(b.TempDir())
+				if err != nil {
+					b.Fatal(err)
+				}
+				store = fs
+			}
+			const n = 100_000
+			p := benchPool(b, n, Options{Store: store, PersistInterval: time.Hour})
+			u, _ := url.Parse("https://www.example.com/")
+			cookies := make([]*http.Cookie, 5)
+			for i := range cookies {
+				cookies[i] = &http.Cookie{Name: fmt.Sprintf("cookie%d", i), Value: "0123456789abcdef0123456789abcdef", Domain: ".example.com", Path: "/", Expires: time.Now().Add(24 * time.Hour)}
+			}
+			for _, s := range p.Sessions() {
+				s.SetCookies(u, cookies)
+			}
+			ctx := context.Background()
+
+			stop := make(chan struct{})
+			done := make(chan struct{})
+			var maxLatency atomic.Int64
+			go func() {
+				defer close(done)
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					start := time.Now()
+					if _, err := p.GetSession(ctx); err != nil {
+						b.Error(err)
+						return
+					}
+					if d := int64(time.Since(start)); d > maxLatency.Load() {
+						maxLatency.Store(d) // only this goroutine writes
+					}
+				}
+			}()
+			b.ResetTimer()
+			for range b.N {
+				if err := p.PersistState(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			close(stop)
+			<-done
+			b.ReportMetric(float64(maxLatency.Load())/1e6, "max-get-ms")
+			data, err := store.Get(ctx, DefaultPersistStateKey)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(len(data))/1e6, "MB/doc")
+		})
+	}
+}

@@ -1,0 +1,58 @@
+package sessionpool
+
+import (
+	"slices"
+	"sync"
+)
+
+type subscriber struct {
+	id uint64
+	fn func(SessionState)
+}
+
+// OnSessionRetired subscribes fn to retirements: it is called once per
+// session, when its retired flag is set (Retire, RetireOnBlockedStatusCodes
+// or a mark that makes it unusable), with the session's state, outside every
+// lock, on the goroutine that retired it. Expired sessions that are evicted
+// without being retired fire nothing. fn must not modify the state's maps
+// and slices, which all subscribers share. The returned cancel unsubscribes
+// (idempotent); fn may be running while cancel returns.
+func (p *Pool) OnSessionRetired(fn func(SessionState)) (cancel func()) {
+	if fn == nil {
+		return func() {}
+	}
+	p.subsMu.Lock()
+	p.subsNext++
+	id := p.subsNext
+	var next []subscriber
+	if cur := p.subs.Load(); cur != nil {
+		next = slices.Clone(*cur)
+	}
+	next = append(next, subscriber{id: id, fn: fn})
+	p.subs.Store(&next)
+	p.subsMu.Unlock()
+
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			p.subsMu.Lock()
+			defer p.subsMu.Unlock()
+			cur := p.subs.Load()
+			next := slices.DeleteFunc(slices.Clone(*cur), func(s subscriber) bool { return s.id == id })
+			p.subs.Store(&next)
+		})
+	}
+}
+
+// fireRetired runs the subscribers for s. The state is built only when
+// there is a subscriber.
+func (p *Pool) fireRetired(s *Session) {
+	subs := p.subs.Load()
+	if subs == nil || len(*subs) == 0 {
+		return
+	}
+	st := s.State()
+	for _, sub := range *subs {
+		sub.fn(st)
+	}
+}

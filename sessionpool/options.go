@@ -1,0 +1,219 @@
+package sessionpool
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"time"
+)
+
+// Defaults used for zero values in Options and SessionOptions.
+const (
+	DefaultMaxPoolSize         = 1000
+	DefaultPersistStateKey     = "SDK_SESSION_POOL_STATE"
+	DefaultPersistInterval     = 60 * time.Second
+	DefaultMaxAge              = 3000 * time.Second
+	DefaultMaxUsageCount       = 50
+	DefaultMaxErrorScore       = 3.0
+	DefaultErrorScoreDecrement = 0.5
+)
+
+// DefaultBlockedStatusCodes returns the status codes that
+// Session.RetireOnBlockedStatusCodes treats as blocked when
+// Options.BlockedStatusCodes is empty: 401, 403 and 429.
+func DefaultBlockedStatusCodes() []int { return []int{401, 403, 429} }
+
+// Strategy chooses which held session GetSession returns once the pool is
+// full.
+type Strategy int
+
+const (
+	// Random is the seed's flow: a uniformly random pick among all held
+	// sessions; an unusable pick evicts every unusable session and a new
+	// session is created. The default.
+	Random Strategy = iota
+	// RoundRobin cycles through the held sessions in order; reaching an
+	// unusable one evicts every unusable session and creates a new one, as
+	// Random does.
+	RoundRobin
+	// UseUntilFailure keeps returning the session returned last while it is
+	// usable; then it falls back to the Random flow.
+	UseUntilFailure
+)
+
+// String returns the strategy's name.
+func (s Strategy) String() string {
+	switch s {
+	case Random:
+		return "random"
+	case RoundRobin:
+		return "round-robin"
+	case UseUntilFailure:
+		return "use-until-failure"
+	}
+	return fmt.Sprintf("Strategy(%d)", int(s))
+}
+
+// Options configure a Pool. The zero value is valid: every zero field means
+// its default.
+type Options struct {
+	// MaxPoolSize is the number of sessions (usable plus unusable) GetSession
+	// fills the pool to. 0: 1000. Negative: invalid.
+	MaxPoolSize int
+	// SessionOptions are the defaults for every new session; ID must be empty.
+	SessionOptions SessionOptions
+	// Store keeps the persisted state. nil: nothing is persisted or loaded.
+	Store Store
+	// PersistStateKey is the store key of the pool's document.
+	// "": "SDK_SESSION_POOL_STATE".
+	PersistStateKey string
+	// PersistInterval is the period of automatic persistence (only with a
+	// Store). 0: 60 s. Negative: invalid.
+	PersistInterval time.Duration
+	// BlockedStatusCodes are the status codes that retire a session in
+	// RetireOnBlockedStatusCodes. Empty: 401, 403, 429.
+	BlockedStatusCodes []int
+	// Strategy picks sessions once the pool is full. Zero: Random.
+	Strategy Strategy
+	// CreateSessionFunc builds every new session, those of GetSession and
+	// AddSession alike. It must return a session built by p.NewSession and
+	// not yet held. It is called without any pool lock held, so it may call
+	// the pool. nil: p.NewSession(opts).
+	CreateSessionFunc func(ctx context.Context, p *Pool, opts SessionOptions) (*Session, error)
+	// Now is the pool's clock, used for every session predicate and passed to
+	// the cookie jars. nil: time.Now, read as the wall time at Open plus the
+	// monotonic time elapsed since (so wall-clock jumps do not age sessions).
+	Now func() time.Time
+	// OnPersist, when set, is called after every persist (periodic,
+	// PersistState and Teardown alike) with how long it took and its error,
+	// outside every lock. It is how the errors of periodic persistence,
+	// which have no caller to return to, are seen: the package never logs.
+	// It must not block for long. nil: nothing is called.
+	OnPersist func(took time.Duration, err error)
+}
+
+// SessionOptions configure one session. Zero fields take the pool's
+// defaults (Options.SessionOptions), then the package defaults.
+type SessionOptions struct {
+	// ID of the session. "": "session_" + 10 random characters of
+	// [A-Za-z0-9], unique in the pool.
+	ID string
+	// MaxAge sets ExpiresAt = CreatedAt + MaxAge. 0: 3000 s.
+	MaxAge time.Duration
+	// MaxUsageCount is the number of uses after which the session is worn
+	// out. 0: 50.
+	MaxUsageCount int
+	// MaxErrorScore is the error score at which the session is blocked. 0: 3.
+	MaxErrorScore float64
+	// ErrorScoreDecrement is taken off the error score by MarkGood. 0: 0.5.
+	ErrorScoreDecrement float64
+	// UserData is free JSON-serialisable data, copied (as JSON) into the
+	// session and persisted with it. Numbers come back as float64.
+	UserData map[string]any
+	// ProxyURL is the session's sticky upstream proxy; "" means none.
+	ProxyURL string
+}
+
+// merge returns o with its zero fields taken from def.
+func (o SessionOptions) merge(def SessionOptions) SessionOptions {
+	if o.MaxAge == 0 {
+		o.MaxAge = def.MaxAge
+	}
+	if o.MaxUsageCount == 0 {
+		o.MaxUsageCount = def.MaxUsageCount
+	}
+	if o.MaxErrorScore == 0 {
+		o.MaxErrorScore = def.MaxErrorScore
+	}
+	if o.ErrorScoreDecrement == 0 {
+		o.ErrorScoreDecrement = def.ErrorScoreDecrement
+	}
+	if o.UserData == nil {
+		o.UserData = def.UserData
+	}
+	if o.ProxyURL == "" {
+		o.ProxyURL = def.ProxyURL
+	}
+	return o
+}
+
+// packageDefaults are the session defaults of the contract.
+func packageDefaults() SessionOptions {
+	return SessionOptions{
+		MaxAge:              DefaultMaxAge,
+		MaxUsageCount:       DefaultMaxUsageCount,
+		MaxErrorScore:       DefaultMaxErrorScore,
+		ErrorScoreDecrement: DefaultErrorScoreDecrement,
+	}
+}
+
+// validate reports every problem of o, each wrapping ErrInvalidOptions;
+// field names are prefixed with prefix.
+func (o SessionOptions) validate(prefix string) []error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s%s", ErrInvalidOptions, prefix, fmt.Sprintf(format, args...)))
+	}
+	if o.MaxAge < 0 {
+		bad("MaxAge %v is negative", o.MaxAge)
+	}
+	if o.MaxUsageCount < 0 {
+		bad("MaxUsageCount %d is negative", o.MaxUsageCount)
+	}
+	if o.MaxErrorScore < 0 || math.IsNaN(o.MaxErrorScore) || math.IsInf(o.MaxErrorScore, 0) {
+		bad("MaxErrorScore %v is not a positive finite number", o.MaxErrorScore)
+	}
+	if o.ErrorScoreDecrement < 0 || math.IsNaN(o.ErrorScoreDecrement) || math.IsInf(o.ErrorScoreDecrement, 0) {
+		bad("ErrorScoreDecrement %v is not a positive finite number", o.ErrorScoreDecrement)
+	}
+	if o.ProxyURL != "" {
+		u, err := url.Parse(o.ProxyURL)
+		switch {
+		case err != nil:
+			bad("ProxyURL does not parse") // the URL may hold credentials: not repeated
+		case u.Scheme == "" || u.Host == "":
+			bad("ProxyURL %q has no scheme or host", u.Redacted())
+		}
+	}
+	if len(o.UserData) > 0 {
+		if _, err := json.Marshal(o.UserData); err != nil {
+			bad("UserData is not JSON-serialisable: %v", err)
+		}
+	}
+	return errs
+}
+
+// validate reports every problem of o at once.
+func (o *Options) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s", ErrInvalidOptions, fmt.Sprintf(format, args...)))
+	}
+	if o.MaxPoolSize < 0 {
+		bad("MaxPoolSize %d is negative", o.MaxPoolSize)
+	}
+	if o.PersistInterval < 0 {
+		bad("PersistInterval %v is negative", o.PersistInterval)
+	}
+	if o.Strategy < Random || o.Strategy > UseUntilFailure {
+		bad("Strategy %d is unknown", int(o.Strategy))
+	}
+	for _, c := range o.BlockedStatusCodes {
+		if c < 100 || c > 599 {
+			bad("BlockedStatusCodes: %d is not an HTTP status code", c)
+		}
+	}
+	if o.SessionOptions.ID != "" {
+		bad("SessionOptions.ID %q is set: every session would share it", o.SessionOptions.ID)
+	}
+	if fs, ok := o.Store.(*FileStore); ok && fs != nil && o.PersistStateKey != "" {
+		if err := checkKey(o.PersistStateKey); err != nil {
+			bad("PersistStateKey: %v", err)
+		}
+	}
+	errs = append(errs, o.SessionOptions.validate("SessionOptions.")...)
+	return errors.Join(errs...)
+}

@@ -1,0 +1,103 @@
+package sessionpool
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// PersistState writes the pool's state to the store under PersistStateKey
+// (nothing to do without a Store). The session list is copied under the
+// pool's lock, each session is read under its own lock, and the encoding and
+// the store write happen outside every pool and session lock, so GetSession
+// is not held up. One persist runs at a time, in call order.
+func (p *Pool) PersistState(ctx context.Context) error {
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return fmt.Errorf("persist state: %w", ErrPoolClosed)
+	}
+	return p.persist(ctx)
+}
+
+// persist is PersistState without the closed check, for Teardown. It
+// reports every attempt to Options.OnPersist.
+func (p *Pool) persist(ctx context.Context) error {
+	if p.store == nil {
+		return nil
+	}
+	start := time.Now()
+	err := p.persistOnce(ctx)
+	if p.onPersist != nil {
+		p.onPersist(time.Since(start), err)
+	}
+	return err
+}
+
+func (p *Pool) persistOnce(ctx context.Context) error {
+	select {
+	case p.persistSem <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("persist state: %w", ctx.Err())
+	}
+	defer func() { <-p.persistSem }()
+
+	now := p.now()
+	snaps, usable := p.snapshot(now)
+	retired := len(snaps) - usable
+	var err error
+	switch st := p.store.(type) {
+	case streamSetter:
+		// Written as it is encoded, through one reused buffer.
+		err = st.setStream(ctx, p.key, func(write func([]byte) error) error {
+			return encodeState(newChunk(), usable, retired, snaps, now, func(b []byte) ([]byte, error) {
+				return b[:0], write(b)
+			})
+		})
+	default:
+		var chunks [][]byte
+		encodeState(newChunk(), usable, retired, snaps, now, func(b []byte) ([]byte, error) {
+			chunks = append(chunks, b)
+			return newChunk(), nil
+		})
+		if cs, ok := st.(chunkSetter); ok {
+			err = cs.setChunks(ctx, p.key, chunks)
+		} else {
+			err = st.Set(ctx, p.key, concat(nil, chunks))
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("persist state %q: %w", p.key, err)
+	}
+	return nil
+}
+
+// streamSetter is implemented by FileStore: Set of a value produced in
+// chunks by fill, each passed to write (which does not keep it).
+type streamSetter interface {
+	setStream(ctx context.Context, key string, fill func(write func([]byte) error) error) error
+}
+
+// chunkSetter is implemented by MemoryStore: Set of the concatenation of
+// chunks, which it keeps without copying.
+type chunkSetter interface {
+	setChunks(ctx context.Context, key string, chunks [][]byte) error
+}
+
+// persistLoop persists every interval until Teardown closes p.stop and
+// cancels ctx (which also ends a persist in flight). Its errors have no
+// caller: Options.OnPersist is where they are seen.
+func (p *Pool) persistLoop(ctx context.Context, interval time.Duration) {
+	defer close(p.done)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-tick.C:
+			p.persist(ctx) // the error reaches Options.OnPersist
+		}
+	}
+}

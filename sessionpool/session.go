@@ -1,0 +1,367 @@
+package sessionpool
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Session is one identity of a Pool: an ID, a sticky upstream proxy, a cookie
+// jar, free user data and the counters that decide when it is spent.
+//
+// A Session is built by Pool.NewSession (or restored by Open); the zero
+// Session is not usable. All methods are safe for concurrent use.
+//
+// The predicates are computed when asked, with the pool's clock:
+// blocked (ErrorScore >= MaxErrorScore), expired (now >= ExpiresAt), worn out
+// (UsageCount >= MaxUsageCount) and retired (Retire was called, or a mark
+// made the session unusable). Usable means none of the four. A retired
+// session never becomes usable again.
+//
+// Layout: the session is kept compact (well under 600 bytes with its map
+// entry and slice slots): times are unix nanoseconds, user data is kept as
+// its JSON encoding (nil until set), and the jar is embedded by value.
+type Session struct {
+	// The fields GetSession and the marks read come first, together, to
+	// touch as few cache lines as possible in large pools.
+	mu       sync.Mutex
+	usage    int     // guarded by mu
+	errScore float64 // guarded by mu
+	retired  bool    // guarded by mu
+	// inRetired is guarded by pool.mu: the table has moved the session to its
+	// retired list.
+	inRetired bool
+	expires   int64   // unix ns; immutable
+	maxUsage  int     // immutable
+	maxErr    float64 // immutable
+	errDecr   float64 // immutable
+	pool      *Pool   // immutable; nil only for the zero Session
+
+	id       string // immutable
+	proxyURL string // immutable
+	created  int64  // unix ns; immutable
+	userData []byte // guarded by mu; a JSON object, or nil; replaced, never modified in place
+
+	// Guarded by pool.mu: the session's place in the pool's table.
+	idx  int // index in table.all; -1 when not held
+	hidx int // index in table.live (heap) or, when inRetired, in table.retired
+
+	jar jar // its own RFC 6265 jar, with its own mutex
+}
+
+// clock returns the pool's current time.
+func (s *Session) clock() time.Time {
+	if s.pool == nil {
+		return time.Now()
+	}
+	return s.pool.now()
+}
+
+// nowNanos returns the pool's current time in unix nanoseconds.
+func (s *Session) nowNanos() int64 {
+	if s.pool == nil {
+		return time.Now().UnixNano()
+	}
+	return s.pool.nowNanos()
+}
+
+// ID returns the session's ID.
+func (s *Session) ID() string { return s.id }
+
+// ProxyURL returns the session's sticky upstream proxy URL, "" for none. It
+// may hold credentials: log it with url.URL.Redacted.
+func (s *Session) ProxyURL() string { return s.proxyURL }
+
+// CreatedAt returns when the session was created.
+func (s *Session) CreatedAt() time.Time { return time.Unix(0, s.created).UTC() }
+
+// ExpiresAt returns CreatedAt + MaxAge.
+func (s *Session) ExpiresAt() time.Time { return time.Unix(0, s.expires).UTC() }
+
+// MaxUsageCount returns the number of uses after which the session is worn out.
+func (s *Session) MaxUsageCount() int { return s.maxUsage }
+
+// MaxErrorScore returns the error score at which the session is blocked.
+func (s *Session) MaxErrorScore() float64 { return s.maxErr }
+
+// ErrorScore returns the current error score (never below 0).
+func (s *Session) ErrorScore() float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.errScore
+}
+
+// UsageCount returns the number of uses counted so far.
+func (s *Session) UsageCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.usage
+}
+
+// Retired reports whether the retired flag is set.
+func (s *Session) Retired() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.retired
+}
+
+// IsBlocked reports ErrorScore >= MaxErrorScore.
+func (s *Session) IsBlocked() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.errScore >= s.maxErr
+}
+
+// IsExpired reports now >= ExpiresAt, with the pool's clock.
+func (s *Session) IsExpired() bool { return s.nowNanos() >= s.expires }
+
+// IsMaxUsageCountReached reports UsageCount >= MaxUsageCount.
+func (s *Session) IsMaxUsageCountReached() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.usage >= s.maxUsage
+}
+
+// IsUsable reports that the session is neither blocked, expired, worn out
+// nor retired.
+func (s *Session) IsUsable() bool { return s.usableAt(s.nowNanos()) }
+
+func (s *Session) usableAt(now int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.usableLocked(now)
+}
+
+func (s *Session) usableLocked(now int64) bool {
+	return !s.retired && s.errScore < s.maxErr && s.usage < s.maxUsage && now < s.expires
+}
+
+// retireIfSpentLocked sets the retired flag when the session is unusable and
+// not yet retired, and reports whether it did (the caller then fires the
+// event, outside the lock). It counts no use: the mark that called it did.
+func (s *Session) retireIfSpentLocked(now int64) bool {
+	if s.retired || s.usableLocked(now) {
+		return false
+	}
+	s.retired = true
+	return true
+}
+
+// MarkGood counts a good use: UsageCount += 1 and ErrorScore =
+// max(0, ErrorScore - ErrorScoreDecrement). If the session is now unusable
+// it retires itself (firing the pool's event once, counting no second use).
+func (s *Session) MarkGood() {
+	now := s.nowNanos()
+	s.mu.Lock()
+	s.usage++
+	s.errScore = max(0, s.errScore-s.errDecr)
+	fire := s.retireIfSpentLocked(now)
+	s.mu.Unlock()
+	if fire {
+		s.retiredEvent()
+	}
+}
+
+// MarkBad counts a failed use: ErrorScore += 1 and UsageCount += 1. If the
+// session is now unusable it retires itself (firing the pool's event once,
+// counting no second use).
+func (s *Session) MarkBad() {
+	now := s.nowNanos()
+	s.mu.Lock()
+	s.usage++
+	s.errScore++
+	fire := s.retireIfSpentLocked(now)
+	s.mu.Unlock()
+	if fire {
+		s.retiredEvent()
+	}
+}
+
+// Retire counts one use, sets the retired flag and fires the pool's retired
+// event. Idempotent: on a retired session it changes nothing and fires
+// nothing.
+func (s *Session) Retire() {
+	s.mu.Lock()
+	if s.retired {
+		s.mu.Unlock()
+		return
+	}
+	s.usage++
+	s.retired = true
+	s.mu.Unlock()
+	s.retiredEvent()
+}
+
+// RetireOnBlockedStatusCodes retires the session when status is one of the
+// pool's blocked status codes (Options.BlockedStatusCodes, default 401, 403,
+// 429) or one of extra, and reports whether status was such a code (the
+// session is then retired; Retire's idempotence applies).
+func (s *Session) RetireOnBlockedStatusCodes(status int, extra ...int) bool {
+	var codes []int
+	if s.pool != nil {
+		codes = s.pool.blocked
+	} else {
+		codes = DefaultBlockedStatusCodes()
+	}
+	if !slices.Contains(codes, status) && !slices.Contains(extra, status) {
+		return false
+	}
+	s.Retire()
+	return true
+}
+
+// retiredEvent tells the pool, outside the session's lock.
+func (s *Session) retiredEvent() {
+	if s.pool != nil {
+		s.pool.sessionRetired(s)
+	}
+}
+
+// UserData returns a fresh copy of the session's user data (never nil).
+// JSON numbers come back as float64.
+func (s *Session) UserData() map[string]any {
+	s.mu.Lock()
+	raw := s.userData
+	s.mu.Unlock()
+	return decodeUserData(raw)
+}
+
+// SetUserData replaces the session's user data with a copy of data (as
+// JSON). It fails, changing nothing, when data is not JSON-serialisable.
+func (s *Session) SetUserData(data map[string]any) error {
+	raw, err := encodeUserData(data)
+	if err != nil {
+		return fmt.Errorf("set user data: %w", err)
+	}
+	s.mu.Lock()
+	s.userData = raw
+	s.mu.Unlock()
+	return nil
+}
+
+func encodeUserData(data map[string]any) ([]byte, error) {
+	if len(data) == 0 {
+		return nil, nil
+	}
+	return json.Marshal(data)
+}
+
+func decodeUserData(raw []byte) map[string]any {
+	m := map[string]any{}
+	if len(raw) > 0 {
+		// raw was produced by json.Marshal of a map or validated as an
+		// object when loaded, so it decodes.
+		_ = json.Unmarshal(raw, &m)
+	}
+	return m
+}
+
+// SetCookiesFromResponse stores the Set-Cookie headers of resp, received
+// from resp.Request.URL. It never fails: malformed cookies and cookies for
+// other domains are dropped; a response without a Request changes nothing.
+func (s *Session) SetCookiesFromResponse(resp *http.Response) {
+	if resp == nil || resp.Request == nil || resp.Request.URL == nil {
+		return
+	}
+	lines := resp.Header.Values("Set-Cookie")
+	if len(lines) == 0 {
+		return
+	}
+	s.jar.setFromResponse(resp.Request.URL, lines, s.clock())
+}
+
+// SetCookies stores browser-style cookies as received from u: a leading dot
+// on Domain makes a domain cookie, no Domain a host-only one, and a zero or
+// past Expires without MaxAge a cookie that lives as long as the session.
+func (s *Session) SetCookies(u *url.URL, cookies []*http.Cookie) {
+	if u == nil || len(cookies) == 0 {
+		return
+	}
+	s.jar.setCookies(u, cookies, s.clock())
+}
+
+// Cookies returns the cookies to send to u.
+func (s *Session) Cookies(u *url.URL) []*http.Cookie {
+	if u == nil {
+		return nil
+	}
+	return s.jar.cookies(u, s.clock())
+}
+
+// CookieString returns the Cookie header value for u ("a=1; b=2"), longer
+// paths first, then earlier creation, then the order set; "" for none.
+func (s *Session) CookieString(u *url.URL) string {
+	if u == nil {
+		return ""
+	}
+	return string(s.jar.appendCookieString(nil, u, s.clock()))
+}
+
+// AppendCookieString appends CookieString(u) to dst: the allocation-free
+// form for hot paths.
+func (s *Session) AppendCookieString(dst []byte, u *url.URL) []byte {
+	if u == nil {
+		return dst
+	}
+	return s.jar.appendCookieString(dst, u, s.clock())
+}
+
+// State returns a snapshot of the session.
+func (s *Session) State() SessionState {
+	now := s.clock()
+	sn := s.snapshot()
+	st := sn.state()
+	st.Cookies = s.jar.export(now)
+	return st
+}
+
+// sessionSnap is the state of a session without its cookies, copied under
+// its lock.
+type sessionSnap struct {
+	s        *Session
+	usage    int
+	errScore float64
+	retired  bool
+	userData []byte
+}
+
+func (s *Session) snapshot() sessionSnap {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return sessionSnap{s: s, usage: s.usage, errScore: s.errScore, retired: s.retired, userData: s.userData}
+}
+
+func (sn *sessionSnap) usableAt(now int64) bool {
+	s := sn.s
+	return !sn.retired && sn.errScore < s.maxErr && sn.usage < s.maxUsage && now < s.expires
+}
+
+func (sn *sessionSnap) state() SessionState {
+	s := sn.s
+	return SessionState{
+		ID:                  s.id,
+		UserData:            decodeUserData(sn.userData),
+		ProxyURL:            s.proxyURL,
+		MaxErrorScore:       s.maxErr,
+		ErrorScoreDecrement: s.errDecr,
+		CreatedAt:           s.CreatedAt(),
+		ExpiresAt:           s.ExpiresAt(),
+		UsageCount:          sn.usage,
+		MaxUsageCount:       s.maxUsage,
+		ErrorScore:          sn.errScore,
+		Retired:             sn.retired,
+	}
+}
+
+// addNanos returns t + d, saturating instead of overflowing.
+func addNanos(t int64, d time.Duration) int64 {
+	if d > 0 && t > math.MaxInt64-int64(d) {
+		return math.MaxInt64
+	}
+	return t + int64(d)
+}

@@ -1,0 +1,289 @@
+package sessionpool
+
+import (
+	"net/http"
+	"net/url"
+	"regexp"
+	"testing"
+	"time"
+)
+
+func TestSessionDefaults(t *testing.T) {
+	clock := newFakeClock()
+	p := openPool(t, Options{Now: clock.Now})
+	s := newTestSession(t, p, SessionOptions{})
+	if !regexp.MustCompile(`^session_[A-Za-z0-9]{10}$`).MatchString(s.ID()) {
+		t.Errorf("ID %q does not match session_[A-Za-z0-9]{10}", s.ID())
+	}
+	if got, want := s.ExpiresAt().Sub(s.CreatedAt()), 3000*time.Second; got != want {
+		t.Errorf("MaxAge = %v, want %v", got, want)
+	}
+	if !s.CreatedAt().Equal(clock.Now()) {
+		t.Errorf("CreatedAt = %v, want the pool clock's %v", s.CreatedAt(), clock.Now())
+	}
+	if s.MaxUsageCount() != 50 || s.MaxErrorScore() != 3 || s.errDecr != 0.5 {
+		t.Errorf("limits = %d, %v, %v; want 50, 3, 0.5", s.MaxUsageCount(), s.MaxErrorScore(), s.errDecr)
+	}
+	if s.ErrorScore() != 0 || s.UsageCount() != 0 || s.ProxyURL() != "" || !s.IsUsable() {
+		t.Errorf("fresh session: score %v, usage %d, proxy %q, usable %v", s.ErrorScore(), s.UsageCount(), s.ProxyURL(), s.IsUsable())
+	}
+	st := s.State()
+	if st.UserData == nil || len(st.UserData) != 0 || st.Cookies != nil {
+		t.Errorf("State: UserData %#v, Cookies %#v; want an empty map and no cookies", st.UserData, st.Cookies)
+	}
+	if s.userData != nil {
+		t.Errorf("user data allocated before use: %q", s.userData)
+	}
+}
+
+func TestSessionIDsUnique(t *testing.T) {
+	p := openPool(t, Options{})
+	seen := map[string]bool{}
+	for range 2000 {
+		s := newTestSession(t, p, SessionOptions{})
+		if seen[s.ID()] {
+			t.Fatalf("duplicate ID %q", s.ID())
+		}
+		seen[s.ID()] = true
+	}
+}
+
+func TestSessionMarks(t *testing.T) {
+	type step int
+	const (
+		good step = iota
+		bad
+		retire
+	)
+	repeat := func(n int, s step) []step {
+		out := make([]step, n)
+		for i := range out {
+			out[i] = s
+		}
+		return out
+	}
+	tests := []struct {
+		name        string
+		opts        SessionOptions
+		steps       []step
+		wantScore   float64
+		wantUsage   int
+		wantRetired bool
+		wantEvents  int
+	}{
+		{"three bad", SessionOptions{}, repeat(3, bad), 3, 3, true, 1},
+		{"two bad stay usable", SessionOptions{}, repeat(2, bad), 2, 2, false, 0},
+		{"fifty good", SessionOptions{}, repeat(50, good), 0, 50, true, 1},
+		{"forty-nine good", SessionOptions{}, repeat(49, good), 0, 49, false, 0},
+		{"good never below zero", SessionOptions{}, []step{bad, good, good, good}, 0, 4, false, 0},
+		{"good takes the decrement", SessionOptions{}, []step{bad, bad, good}, 1.5, 3, false, 0},
+		{"custom decrement", SessionOptions{ErrorScoreDecrement: 0.25}, []step{bad, good}, 0.75, 2, false, 0},
+		{"retire counts a use", SessionOptions{}, []step{retire}, 0, 1, true, 1},
+		{"retire is idempotent", SessionOptions{}, []step{retire, retire, retire}, 0, 1, true, 1},
+		{"marks after retire keep it retired", SessionOptions{}, []step{retire, good, good, bad}, 1, 4, true, 1},
+		{"retire after self-retirement fires nothing", SessionOptions{}, append(repeat(3, bad), retire), 3, 3, true, 1},
+		{"more bad after blocked: one event", SessionOptions{}, repeat(5, bad), 5, 5, true, 1},
+		{"custom max error score", SessionOptions{MaxErrorScore: 1}, []step{bad}, 1, 1, true, 1},
+		{"custom max usage", SessionOptions{MaxUsageCount: 2}, []step{good, good, good}, 0, 3, true, 1},
+		{"good on blocked does not revive", SessionOptions{}, []step{bad, bad, bad, good, good, good, good, good, good}, 0, 9, true, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := openPool(t, Options{})
+			rec := recordRetired(p)
+			s := newTestSession(t, p, tc.opts)
+			for _, st := range tc.steps {
+				switch st {
+				case good:
+					s.MarkGood()
+				case bad:
+					s.MarkBad()
+				case retire:
+					s.Retire()
+				}
+			}
+			if got := s.ErrorScore(); got != tc.wantScore {
+				t.Errorf("ErrorScore = %v, want %v", got, tc.wantScore)
+			}
+			if got := s.UsageCount(); got != tc.wantUsage {
+				t.Errorf("UsageCount = %v, want %v", got, tc.wantUsage)
+			}
+			if got := s.Retired(); got != tc.wantRetired {
+				t.Errorf("Retired = %v, want %v", got, tc.wantRetired)
+			}
+			if s.IsUsable() == tc.wantRetired {
+				t.Errorf("IsUsable = %v with retired %v", s.IsUsable(), tc.wantRetired)
+			}
+			if got := rec.count(s.ID()); got != tc.wantEvents {
+				t.Errorf("retired events = %d, want %d", got, tc.wantEvents)
+			}
+		})
+	}
+}
+
+func TestSessionPredicates(t *testing.T) {
+	clock := newFakeClock()
+	p := openPool(t, Options{Now: clock.Now})
+	rec := recordRetired(p)
+
+	s := newTestSession(t, p, SessionOptions{MaxAge: time.Minute, MaxUsageCount: 2, MaxErrorScore: 2})
+	check := func(what string, blocked, expired, worn, usable bool) {
+		t.Helper()
+		if s.IsBlocked() != blocked || s.IsExpired() != expired || s.IsMaxUsageCountReached() != worn || s.IsUsable() != usable {
+			t.Errorf("%s: blocked %v expired %v worn %v usable %v; want %v %v %v %v", what,
+				s.IsBlocked(), s.IsExpired(), s.IsMaxUsageCountReached(), s.IsUsable(), blocked, expired, worn, usable)
+		}
+	}
+	check("fresh", false, false, false, true)
+	clock.Advance(time.Minute - time.Nanosecond)
+	check("just before ExpiresAt", false, false, false, true)
+	clock.Advance(time.Nanosecond)
+	check("at ExpiresAt", false, true, false, false)
+	if s.Retired() || rec.total() != 0 {
+		t.Errorf("expiry alone set the retired flag (%v) or fired an event (%d)", s.Retired(), rec.total())
+	}
+	// A mark on an expired session retires it.
+	s.MarkGood()
+	if !s.Retired() || rec.count(s.ID()) != 1 {
+		t.Errorf("mark on an expired session: retired %v, events %d; want true, 1", s.Retired(), rec.count(s.ID()))
+	}
+
+	b := newTestSession(t, p, SessionOptions{MaxErrorScore: 2})
+	b.MarkBad()
+	b.MarkBad()
+	if !b.IsBlocked() || b.IsMaxUsageCountReached() || b.IsUsable() {
+		t.Errorf("after two bad with max 2: blocked %v worn %v usable %v", b.IsBlocked(), b.IsMaxUsageCountReached(), b.IsUsable())
+	}
+	w := newTestSession(t, p, SessionOptions{MaxUsageCount: 1})
+	w.MarkGood()
+	if w.IsBlocked() || !w.IsMaxUsageCountReached() || w.IsUsable() {
+		t.Errorf("after one good with max 1: blocked %v worn %v usable %v", w.IsBlocked(), w.IsMaxUsageCountReached(), w.IsUsable())
+	}
+}
+
+func TestRetireOnBlockedStatusCodes(t *testing.T) {
+	tests := []struct {
+		name    string
+		codes   []int
+		status  int
+		extra   []int
+		want    bool
+		wantUse int
+	}{
+		{"401 default", nil, 401, nil, true, 1},
+		{"403 default", nil, 403, nil, true, 1},
+		{"429 default", nil, 429, nil, true, 1},
+		{"200 default", nil, 200, nil, false, 0},
+		{"500 default", nil, 500, nil, false, 0},
+		{"extra code", nil, 503, []int{503}, true, 1},
+		{"extra does not match", nil, 500, []int{503}, false, 0},
+		{"custom codes replace defaults", []int{418}, 403, nil, false, 0},
+		{"custom code", []int{418}, 418, nil, true, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := openPool(t, Options{BlockedStatusCodes: tc.codes})
+			rec := recordRetired(p)
+			s := newTestSession(t, p, SessionOptions{})
+			if got := s.RetireOnBlockedStatusCodes(tc.status, tc.extra...); got != tc.want {
+				t.Errorf("RetireOnBlockedStatusCodes(%d) = %v, want %v", tc.status, got, tc.want)
+			}
+			if s.Retired() != tc.want || s.UsageCount() != tc.wantUse || rec.count(s.ID()) != tc.wantUse {
+				t.Errorf("retired %v, usage %d, events %d; want %v, %d, %d", s.Retired(), s.UsageCount(), rec.count(s.ID()), tc.want, tc.wantUse, tc.wantUse)
+			}
+		})
+	}
+}
+
+func TestSessionUserData(t *testing.T) {
+	p := openPool(t, Options{})
+	in := map[string]any{"n": 1, "s": "x"}
+	s := newTestSession(t, p, SessionOptions{UserData: in})
+	in["n"] = 2 // the session keeps its own copy
+	got := s.UserData()
+	if got["n"] != 1.0 || got["s"] != "x" || len(got) != 2 {
+		t.Errorf("UserData = %#v", got)
+	}
+	got["s"] = "changed" // a copy: the session is not changed
+	if s.UserData()["s"] != "x" {
+		t.Errorf("UserData returned the session's own map")
+	}
+	if err := s.SetUserData(map[string]any{"ch": make(chan int)}); err == nil {
+		t.Errorf("SetUserData with a channel succeeded")
+	}
+	if s.UserData()["s"] != "x" {
+		t.Errorf("a failed SetUserData changed the data: %#v", s.UserData())
+	}
+	if err := s.SetUserData(nil); err != nil {
+		t.Fatal(err)
+	}
+	if ud := s.State().UserData; ud == nil || len(ud) != 0 {
+		t.Errorf("after SetUserData(nil): %#v, want an empty map", ud)
+	}
+	if _, err := p.NewSession(SessionOptions{UserData: map[string]any{"f": func() {}}}); err == nil {
+		t.Errorf("NewSession with a func in UserData succeeded")
+	}
+}
+
+func TestSessionCookies(t *testing.T) {
+	clock := newFakeClock()
+	p := openPool(t, Options{Now: clock.Now})
+	s := newTestSession(t, p, SessionOptions{})
+	u, _ := url.Parse("https://example.com/a")
+
+	// No Request: nothing happens, no panic.
+	s.SetCookiesFromResponse(&http.Response{Header: http.Header{"Set-Cookie": {"x=1"}}})
+	s.SetCookiesFromResponse(nil)
+	if got := s.CookieString(u); got != "" {
+		t.Errorf("cookies without a request: %q", got)
+	}
+
+	resp := &http.Response{
+		Header: http.Header{"Set-Cookie": {
+			"CSRF=e8b667; Domain=example.com; Secure",
+			"id=a3fWa; Expires=Wed, Domain=example.com; 21 Oct 2015 07:28:00 GMT",
+			"evil=1; Domain=other.org",
+		}},
+		Request: &http.Request{URL: u},
+	}
+	s.SetCookiesFromResponse(resp)
+	if got, want := s.CookieString(u), "CSRF=e8b667; id=a3fWa"; got != want {
+		t.Errorf("CookieString = %q, want %q", got, want)
+	}
+	if got := string(s.AppendCookieString([]byte("x; "), u)); got != "x; CSRF=e8b667; id=a3fWa" {
+		t.Errorf("AppendCookieString = %q", got)
+	}
+	www, _ := url.Parse("https://www.example.com/")
+	// id's Domain sits inside the malformed Expires, so id is host-only.
+	if got := s.CookieString(www); got != "CSRF=e8b667" {
+		t.Errorf("cookies for www: %q, want the domain cookie only", got)
+	}
+
+	s.SetCookies(u, []*http.Cookie{{Name: "host", Value: "only"}})
+	if got := s.CookieString(www); got != "CSRF=e8b667" {
+		t.Errorf("host-only cookie sent to www: %q", got)
+	}
+	if got := s.CookieString(u); got != "CSRF=e8b667; id=a3fWa; host=only" {
+		t.Errorf("CookieString = %q after SetCookies", got)
+	}
+	if cs := s.Cookies(u); len(cs) != 3 {
+		t.Errorf("Cookies = %v, want 3", cs)
+	}
+	if got := len(s.State().Cookies); got != 3 {
+		t.Errorf("State has %d cookies, want 3", got)
+	}
+	// Nil URLs are ignored.
+	s.SetCookies(nil, []*http.Cookie{{Name: "a", Value: "b"}})
+	if s.Cookies(nil) != nil || s.CookieString(nil) != "" {
+		t.Errorf("nil URL returned cookies")
+	}
+	// The jar uses the pool's clock: a Max-Age cookie expires with it.
+	s.SetCookiesFromResponse(&http.Response{Header: http.Header{"Set-Cookie": {"short=1; Max-Age=10"}}, Request: &http.Request{URL: u}})
+	if got := len(s.Cookies(u)); got != 4 {
+		t.Fatalf("%d cookies, want 4", got)
+	}
+	clock.Advance(11 * time.Second)
+	if got := len(s.Cookies(u)); got != 3 {
+		t.Errorf("after the pool clock passed Max-Age: %d cookies, want 3", got)
+	}
+}

@@ -1,0 +1,216 @@
+package sessionpool
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+)
+
+// Store keeps persisted pool states by key. Implementations must be safe for
+// concurrent use.
+type Store interface {
+	// Get returns the value stored under key, or an error wrapping
+	// ErrNotFound when there is none.
+	Get(ctx context.Context, key string) ([]byte, error)
+	// Set stores value under key, replacing any earlier value.
+	Set(ctx context.Context, key string, value []byte) error
+	// Delete removes key; deleting an absent key is not an error.
+	Delete(ctx context.Context, key string) error
+}
+
+// FileStore is a Store keeping each key in <dir>/<key>.json. Writes are
+// atomic: a temporary file in dir is written, fsynced and renamed over the
+// old file, then dir is fsynced, so a crash at any moment leaves either the
+// old or the new document, never a torn one (a crash may leave a stray
+// "<key>.json.tmp-*" file behind). Files are created with mode 0600: they
+// hold cookies and upstream credentials. Keys must be non-empty and hold no
+// path separator, NUL or "..". Safe for concurrent use; concurrent Sets of
+// one key leave one of the values whole.
+type FileStore struct {
+	dir string
+}
+
+// NewFileStore returns a FileStore in dir, creating dir (mode 0700) when it
+// does not exist.
+func NewFileStore(dir string) (*FileStore, error) {
+	if dir == "" {
+		return nil, errors.New("new file store: empty directory")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("new file store: %w", err)
+	}
+	return &FileStore{dir: dir}, nil
+}
+
+// checkKey rejects keys that could escape the store's directory.
+func checkKey(key string) error {
+	switch {
+	case key == "":
+		return fmt.Errorf("%w: empty key", ErrInvalidKey)
+	case strings.ContainsAny(key, `/\`+"\x00") || strings.ContainsRune(key, filepath.Separator):
+		return fmt.Errorf("%w: %q holds a path separator or NUL", ErrInvalidKey, key)
+	case strings.Contains(key, ".."):
+		return fmt.Errorf("%w: %q holds \"..\"", ErrInvalidKey, key)
+	}
+	return nil
+}
+
+func (s *FileStore) path(key string) (string, error) {
+	if err := checkKey(key); err != nil {
+		return "", err
+	}
+	return filepath.Join(s.dir, key+".json"), nil
+}
+
+// Get reads <dir>/<key>.json.
+func (s *FileStore) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("get %q: %w", key, err)
+	}
+	p, err := s.path(key)
+	if err != nil {
+		return nil, fmt.Errorf("get: %w", err)
+	}
+	data, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("get %q: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %q: %w", key, err)
+	}
+	return data, nil
+}
+
+// Set writes <dir>/<key>.json atomically (temporary file, fsync, rename,
+// fsync of the directory), with mode 0600.
+func (s *FileStore) Set(ctx context.Context, key string, value []byte) error {
+	return s.setStream(ctx, key, func(write func([]byte) error) error { return write(value) })
+}
+
+// setStream is Set of the value that fill passes to write, chunk by chunk.
+func (s *FileStore) setStream(ctx context.Context, key string, fill func(write func([]byte) error) error) (err error) {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("set %q: %w", key, err)
+	}
+	p, err := s.path(key)
+	if err != nil {
+		return fmt.Errorf("set: %w", err)
+	}
+	f, err := os.CreateTemp(s.dir, key+".json.tmp-*") // mode 0600
+	if err != nil {
+		return fmt.Errorf("set %q: %w", key, err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	write := func(b []byte) error {
+		_, err := f.Write(b)
+		return err
+	}
+	if err = fill(write); err != nil {
+		return fmt.Errorf("set %q: write: %w", key, err)
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("set %q: sync: %w", key, err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("set %q: close: %w", key, err)
+	}
+	if err = os.Rename(tmp, p); err != nil {
+		return fmt.Errorf("set %q: rename: %w", key, err)
+	}
+	if err = syncDir(s.dir); err != nil {
+		return fmt.Errorf("set %q: sync directory: %w", key, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Delete removes <dir>/<key>.json.
+func (s *FileStore) Delete(ctx context.Context, key string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("delete %q: %w", key, err)
+	}
+	p, err := s.path(key)
+	if err != nil {
+		return fmt.Errorf("delete: %w", err)
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("delete %q: %w", key, err)
+	}
+	return nil
+}
+
+// MemoryStore is a Store in memory, for tests and for pools that need no
+// persistence across processes. Values are copied in and out. The zero
+// value is not usable: use NewMemoryStore. Safe for concurrent use.
+type MemoryStore struct {
+	mu   sync.Mutex
+	data map[string][][]byte // a value is the concatenation of its chunks
+}
+
+// NewMemoryStore returns an empty MemoryStore.
+func NewMemoryStore() *MemoryStore { return &MemoryStore{data: make(map[string][][]byte)} }
+
+// Get returns a copy of the value under key.
+func (m *MemoryStore) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("get %q: %w", key, err)
+	}
+	m.mu.Lock()
+	v, ok := m.data[key]
+	m.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("get %q: %w", key, ErrNotFound)
+	}
+	return concat([]byte{}, v), nil
+}
+
+// Set stores a copy of value under key.
+func (m *MemoryStore) Set(ctx context.Context, key string, value []byte) error {
+	return m.setChunks(ctx, key, [][]byte{bytes.Clone(value)})
+}
+
+// setChunks stores chunks, which the caller hands over (no copy: the pool's
+// persist builds them for this call only).
+func (m *MemoryStore) setChunks(ctx context.Context, key string, chunks [][]byte) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("set %q: %w", key, err)
+	}
+	m.mu.Lock()
+	m.data[key] = chunks
+	m.mu.Unlock()
+	return nil
+}
+
+// Delete removes key.
+func (m *MemoryStore) Delete(ctx context.Context, key string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("delete %q: %w", key, err)
+	}
+	m.mu.Lock()
+	delete(m.data, key)
+	m.mu.Unlock()
+	return nil
+}
