@@ -139,7 +139,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		}
 		store = fs
 	}
-	pool, err := sessionpool.Open(ctx, poolOptions(cfg, store, now, s.createSession))
+	pool, err := sessionpool.Open(ctx, poolOptions(cfg, store, now, s.createSession, s.persisted))
 	if err != nil {
 		ca.Close()
 		return nil, fmt.Errorf("proxy: open pool: %w", err)
@@ -156,6 +156,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 // poolOptions maps the config's pool section onto sessionpool.Options.
 func poolOptions(cfg *Config, store sessionpool.Store, now func() time.Time,
 	create func(context.Context, *sessionpool.Pool, sessionpool.SessionOptions) (*sessionpool.Session, error),
+	onPersist func(time.Duration, error),
 ) sessionpool.Options {
 	strategy := sessionpool.Random
 	switch cfg.Pool.Strategy {
@@ -178,6 +179,7 @@ func poolOptions(cfg *Config, store sessionpool.Store, now func() time.Time,
 		Strategy:          strategy,
 		CreateSessionFunc: create,
 		Now:               now,
+		OnPersist:         onPersist,
 	}
 }
 
@@ -195,6 +197,15 @@ func (s *Server) createSession(_ context.Context, p *sessionpool.Pool, opts sess
 		s.sessionCreated()
 	}
 	return sess, err
+}
+
+// persisted is the pool's OnPersist: every persist is measured, and the
+// failures of periodic ones, which have no caller, are logged here.
+func (s *Server) persisted(took time.Duration, err error) {
+	s.metrics.observePersist(took, err)
+	if err != nil {
+		s.log.Error("persisting the pool failed", "err", err, "took", took.String())
+	}
 }
 
 // sessionRetired closes the retired session's connections and logs it.
