@@ -1,7 +1,9 @@
 package sessionpool
 
 import (
+	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -89,5 +91,34 @@ func BenchmarkCookies(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = j.cookies(u, now)
+	}
+}
+
+// BenchmarkSessionCookieString is what the proxy calls on every request: a
+// session's Cookie header for a URL, with 20 cookies in its jar.
+//
+//	go test -run '^$' -bench SessionCookieString ./sessionpool/
+func BenchmarkSessionCookieString(b *testing.B) {
+	p, err := Open(context.Background(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Teardown(context.Background())
+	s, err := p.GetSession(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	u, _ := url.Parse("https://www.example.com/shop/item/1")
+	var cs []*http.Cookie
+	for i := range 20 {
+		cs = append(cs, &http.Cookie{Name: fmt.Sprintf("cookie%02d", i), Value: strings.Repeat("v", 24), Path: "/"})
+	}
+	s.SetCookies(u, cs)
+	if n := strings.Count(s.CookieString(u), "; ") + 1; n != 20 {
+		b.Fatalf("%d cookies, want 20", n)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = s.CookieString(u)
 	}
 }

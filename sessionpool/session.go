@@ -299,7 +299,7 @@ func (s *Session) CookieString(u *url.URL) string {
 	if u == nil {
 		return ""
 	}
-	return string(s.jar.appendCookieString(nil, u, s.clock()))
+	return s.jar.cookieString(u, s.clock())
 }
 
 // AppendCookieString appends CookieString(u) to dst: the allocation-free
