@@ -29,7 +29,9 @@ import (
 // The throughput benchmarks run goproxy alone (its transport tuned) and
 // sessionproxy (sessions, cookie injection, default rules, interception on,
 // a pool of 1,000 sessions) side by side against the same origin, with 32
-// keep-alive client connections and 1 KiB bodies. Compare their req/s:
+// keep-alive client connections and 1 KiB bodies; sessionproxy also with
+// sessions that never wear out (the cost of a request alone) and with 20
+// rules, one of them a body regex. Compare their req/s:
 //
 //	go test -run '^$' -bench 'Throughput' -benchtime 20000x ./proxy/
 const (
@@ -70,7 +72,7 @@ func BenchmarkThroughput(b *testing.B) {
 			defer stop()
 			runLoad(b, addr, caPool, target)
 		})
-		for _, variant := range []string{"sessionproxy", "sessionproxy-no-wear-out"} {
+		for _, variant := range []string{"sessionproxy", "sessionproxy-no-wear-out", "sessionproxy-20-rules"} {
 			b.Run(variant+"/"+scheme, func(b *testing.B) {
 				cfg := Default()
 				cfg.DataDir = b.TempDir()
@@ -81,10 +83,46 @@ func BenchmarkThroughput(b *testing.B) {
 					// apart from the new connections of new sessions.
 					cfg.Pool.Session.MaxUsageCount = 1 << 30
 				}
+				if variant == "sessionproxy-20-rules" {
+					cfg.Rules = twentyRules(b)
+				}
 				benchSessionproxy(b, cfg, target)
 			})
 		}
 	}
+}
+
+// twentyRules is a rule set of the size users write: 19 status, header and
+// host rules and one body regex, which every 200 text/html response of the
+// benchmark's origin is matched against (and passes).
+func twentyRules(b *testing.B) *RuleSet {
+	specs := []RuleSpec{
+		{Name: "cf-challenge", Header: map[string]string{"Server": "(?i)cloudflare", "Cf-Mitigated": "challenge"}, Action: ActionRetire, Retry: true},
+		{Name: "akamai", Header: map[string]string{"Server": "(?i)akamaighost"}, Status: []string{"403"}, Action: ActionRetire, Retry: true},
+		{Name: "rate-limit", Status: []string{"429"}, Action: ActionRetire, Retry: true},
+		{Name: "unauthorized", Status: []string{"401"}, Action: ActionRetire},
+		{Name: "forbidden", Status: []string{"403"}, Action: ActionRetire, Retry: true},
+		{Name: "teapot", Status: []string{"418"}, Action: ActionBad},
+		{Name: "gone", Status: []string{"410"}, Action: ActionNone},
+		{Name: "shop-5xx", Host: "*.shop.example", Status: []string{"5xx"}, Action: ActionBad, Retry: true},
+		{Name: "api-4xx", Host: "api.example.com", Status: []string{"4xx"}, Action: ActionBad},
+		{Name: "datadome", Header: map[string]string{"X-Datadome": ""}, Action: ActionRetire, Retry: true},
+		{Name: "px", Header: map[string]string{"X-Px-Blocked": "1"}, Action: ActionRetire},
+		{Name: "retry-after", Header: map[string]string{"Retry-After": `^\d+$`}, Status: []string{"503"}, Action: ActionRetire},
+		{Name: "login-wall", Status: []string{"302"}, Header: map[string]string{"Location": "(?i)/login"}, Action: ActionRetire},
+		{Name: "captcha-redirect", Status: []string{"301", "302", "307"}, Header: map[string]string{"Location": "(?i)captcha"}, Action: ActionRetire, Retry: true},
+		{Name: "cdn-error", Host: "cdn.*", Status: []string{"5xx"}, Action: ActionNone},
+		{Name: "timeouts", Error: "timeout", Action: ActionBad, Retry: true},
+		{Name: "tls", Error: "tls", Action: ActionRetire},
+		{Name: "connect", Error: "connect", Action: ActionBad, Retry: true},
+		{Name: "server-error", Status: []string{"5xx"}, Action: ActionBad},
+		{Name: "captcha-page", Body: `(?i)captcha|are you a robot|access denied`, Action: ActionRetire},
+	}
+	rs, err := CompileRules(specs, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return rs
 }
 
 // benchSessionproxy runs sessionproxy on cfg with its pool filled to 1,000
