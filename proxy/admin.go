@@ -1,8 +1,13 @@
 package proxy
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"strings"
@@ -10,8 +15,21 @@ import (
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
-// AdminHandler returns the admin API's handler. Every endpoint but /healthz
+// AdminHandler returns the admin API's handler: JSON in and out, every
+// error as {"error": "..."} with a fitting status (404 for an unknown path,
+// 405 with Allow for a known path and another method, 413 for a request
+// body over 1 MiB). Every endpoint but /healthz (and the dashboard page)
 // wants "Authorization: Bearer <admin_token>" when a token is configured.
+//
+//	GET    /sessions[?state=usable|retired]   the pool's state
+//	POST   /sessions                          add one: {"id","proxyUrl","cookies","userData"}, all optional
+//	GET    /sessions/{id}                     one session's state
+//	DELETE /sessions/{id}                     retire it (idempotent)
+//	POST   /sessions/{id}/good, .../bad       mark a usable one
+//	GET    /sessions/{id}/cookies?format=     export: json (default), netscape, playwright
+//	PUT    /sessions/{id}/cookies[?format=]   import (merge), all or nothing
+//	POST   /persist                           persist the pool now
+//	GET    /stats, /metrics, /ca.pem, /ca.der, /ca.spki; POST /reload; GET / (dashboard)
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -20,6 +38,13 @@ func (s *Server) AdminHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /sessions", s.adminListSessions)
 	mux.HandleFunc("GET /sessions/{id}", s.adminGetSession)
+	mux.HandleFunc("POST /sessions", s.adminAddSession)
+	mux.HandleFunc("DELETE /sessions/{id}", s.adminRetireSession)
+	mux.HandleFunc("POST /sessions/{id}/good", s.adminMarkSession((*sessionpool.Session).MarkGood))
+	mux.HandleFunc("POST /sessions/{id}/bad", s.adminMarkSession((*sessionpool.Session).MarkBad))
+	mux.HandleFunc("GET /sessions/{id}/cookies", s.adminExportCookies)
+	mux.HandleFunc("PUT /sessions/{id}/cookies", s.adminImportCookies)
+	mux.HandleFunc("POST /persist", s.adminPersist)
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.Stats()) })
 	mux.HandleFunc("GET /ca.pem", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/x-pem-file")
@@ -39,6 +64,12 @@ func (s *Server) AdminHandler() http.Handler {
 	mux.HandleFunc("POST /reload", s.adminReload)
 	s.dashboardRoutes(mux) // GET / and what the dashboard page fetches
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if allow := allowedMethods(mux, r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed on "+r.URL.Path+
+				" (allowed: "+strings.Join(allow, ", ")+")")
+			return
+		}
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	return s.requireToken(mux)
@@ -48,7 +79,7 @@ func (s *Server) AdminHandler() http.Handler {
 func (s *Server) requireToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token := s.cfg.Load().AdminToken
-		if token != "" && r.URL.Path != "/healthz" {
+		if token != "" && r.URL.Path != "/healthz" && !dashboardPublic(r) {
 			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 			if !ok || !constantTimeEqual(got, token) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="sessionproxy admin"`)
@@ -124,8 +155,11 @@ func (s *Server) stateUsable(ss sessionpool.SessionState) bool {
 }
 
 // redactState hides the upstream's password: only the persisted state keeps
-// it whole.
+// it whole. No cookies are shown as [], not null.
 func redactState(ss sessionpool.SessionState) sessionpool.SessionState {
+	if ss.Cookies == nil {
+		ss.Cookies = []sessionpool.Cookie{}
+	}
 	if ss.ProxyURL != "" {
 		if u, err := url.Parse(ss.ProxyURL); err == nil {
 			ss.ProxyURL = u.Redacted()
@@ -146,4 +180,325 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// maxAdminBody bounds the request bodies of the admin API.
+const maxAdminBody = 1 << 20
+
+// errBadBody is wrapped by the errors about a request body that cannot be
+// decoded.
+var errBadBody = errors.New("proxy: bad request body")
+
+// allowedMethods lists the methods the admin mux serves on r's path, other
+// than r's own: a path served for some method gets 405, not 404.
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		http.MethodPatch, http.MethodDelete} {
+		if m == r.Method {
+			continue
+		}
+		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
+		if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	return allow
+}
+
+// readAdminBody reads r's body up to maxAdminBody bytes. On failure it has
+// answered (413 for a body too large) and returns false.
+func readAdminBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAdminBody))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", maxAdminBody))
+		} else {
+			writeError(w, http.StatusBadRequest, "read request body: "+err.Error())
+		}
+		return nil, false
+	}
+	return body, true
+}
+
+// clientMessage is err's message for an API client, without the package
+// prefix.
+func clientMessage(err error) string {
+	return strings.ReplaceAll(err.Error(), "proxy: ", "")
+}
+
+// heldSession returns the held session with that id, usable or not; nil
+// when the pool holds none.
+func (s *Server) heldSession(id string) *sessionpool.Session {
+	if sess, err := s.pool.GetSessionByID(context.Background(), id); err == nil {
+		return sess
+	}
+	for _, sess := range s.pool.Sessions() {
+		if sess.ID() == id {
+			return sess
+		}
+	}
+	return nil
+}
+
+// sessionOr404 returns the held session named by the path, or answers 404.
+func (s *Server) sessionOr404(w http.ResponseWriter, r *http.Request) *sessionpool.Session {
+	id := r.PathValue("id")
+	sess := s.heldSession(id)
+	if sess == nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("session not held: %q", id))
+	}
+	return sess
+}
+
+// addSessionRequest is the body of POST /sessions.
+type addSessionRequest struct {
+	ID       string
+	ProxyURL string
+	Cookies  []importCookie
+	UserData map[string]any
+}
+
+// decodeAddSession reads a POST /sessions body: a JSON object with the
+// optional fields id, proxyUrl, cookies (as GET .../cookies?format=json
+// writes them) and userData. An empty body is an empty object. Unknown and
+// repeated fields are errors.
+func decodeAddSession(body []byte) (addSessionRequest, error) {
+	var req addSessionRequest
+	if len(bytes.TrimSpace(body)) == 0 {
+		return req, nil
+	}
+	d := newJSONDoc(body)
+	d.sentinel = errBadBody
+	if err := d.expectDelim('{', "a JSON object"); err != nil {
+		return req, err
+	}
+	seen := make(map[string]bool)
+	for d.dec.More() {
+		line := d.lineAt(d.valueStart())
+		key, err := d.key()
+		if err != nil {
+			return req, err
+		}
+		if seen[key] {
+			return req, fmt.Errorf("%w: line %d: field %q given twice", errBadBody, line, key)
+		}
+		seen[key] = true
+		switch key {
+		case "id":
+			err = d.value(&req.ID, "id", "a string")
+		case "proxyUrl":
+			err = d.value(&req.ProxyURL, "proxyUrl", "a string")
+		case "userData":
+			err = d.value(&req.UserData, "userData", "an object")
+		case "cookies":
+			if req.Cookies, err = parseCookieJSONAt(body, d.valueStart()); err == nil {
+				err = d.skip()
+			}
+		default:
+			err = fmt.Errorf("%w: line %d: unknown field %q (want id, proxyUrl, cookies or userData)", errBadBody, line, key)
+		}
+		if err != nil {
+			return req, err
+		}
+	}
+	if err := d.closeObject(); err != nil {
+		return req, err
+	}
+	return req, d.end()
+}
+
+// adminAddSession adds a session: 201 with its state, 409 when a usable
+// session holds the id, 400 for a bad body.
+func (s *Server) adminAddSession(w http.ResponseWriter, r *http.Request) {
+	body, ok := readAdminBody(w, r)
+	if !ok {
+		return
+	}
+	req, err := decodeAddSession(body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, clientMessage(err))
+		return
+	}
+	if req.ID != "" && !validSessionName(req.ID) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("id must be 1 to 128 letters, digits, '.', '_' or '-' (got %q)", req.ID))
+		return
+	}
+	opts := sessionpool.SessionOptions{ID: req.ID, UserData: req.UserData}
+	if req.ProxyURL != "" {
+		u, err := ParseUpstream(req.ProxyURL)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "proxyUrl: "+clientMessage(err))
+			return
+		}
+		opts.ProxyURL = u.String()
+	}
+	cookies, _ := liveCookies(req.Cookies, s.now())
+	if cookies, err = checkCookiesWithJar(s.pool, cookies); err != nil {
+		writeError(w, http.StatusBadRequest, clientMessage(err))
+		return
+	}
+	sess, err := s.pool.AddSession(r.Context(), opts)
+	if err != nil {
+		status := http.StatusInternalServerError
+		msg := "add session: " + clientMessage(err)
+		switch {
+		case errors.Is(err, sessionpool.ErrSessionExists):
+			status, msg = http.StatusConflict, fmt.Sprintf("a usable session already holds the id %q", req.ID)
+		case errors.Is(err, sessionpool.ErrInvalidOptions):
+			status = http.StatusBadRequest
+		case errors.Is(err, sessionpool.ErrPoolClosed):
+			status = http.StatusServiceUnavailable
+		}
+		writeError(w, status, msg)
+		return
+	}
+	applyCookies(sess, cookies)
+	s.log.Info("session added by the admin API", "session", sess.ID(), "cookies", len(cookies))
+	w.Header().Set("Location", "/sessions/"+url.PathEscape(sess.ID()))
+	writeJSON(w, http.StatusCreated, redactState(sess.State()))
+}
+
+// adminRetireSession retires a held session (idempotent): 200 with its
+// state.
+func (s *Server) adminRetireSession(w http.ResponseWriter, r *http.Request) {
+	sess := s.sessionOr404(w, r)
+	if sess == nil {
+		return
+	}
+	sess.Retire()
+	writeJSON(w, http.StatusOK, redactState(sess.State()))
+}
+
+// adminMarkSession returns the handler that marks a usable session with
+// mark: 200 with its state, 409 when it is no longer usable.
+func (s *Server) adminMarkSession(mark func(*sessionpool.Session)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sess := s.sessionOr404(w, r)
+		if sess == nil {
+			return
+		}
+		if !sess.IsUsable() {
+			writeError(w, http.StatusConflict, fmt.Sprintf("session %q is not usable (retired, blocked, worn out or expired)", sess.ID()))
+			return
+		}
+		mark(sess)
+		writeJSON(w, http.StatusOK, redactState(sess.State()))
+	}
+}
+
+// adminExportCookies writes a session's cookies in ?format= json (the
+// default), netscape or playwright.
+func (s *Server) adminExportCookies(w http.ResponseWriter, r *http.Request) {
+	format := r.URL.Query().Get("format")
+	if format == "" {
+		format = cookieFormatJSON
+	}
+	var (
+		encode      func([]sessionpool.Cookie) []byte
+		contentType = "application/json"
+	)
+	switch format {
+	case cookieFormatJSON:
+		encode = encodeCookieJSON
+	case cookieFormatNetscape:
+		encode, contentType = encodeNetscape, "text/plain; charset=utf-8"
+	case cookieFormatPlaywright:
+		encode = encodePlaywright
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("format must be json, netscape or playwright (got %q)", format))
+		return
+	}
+	sess := s.sessionOr404(w, r)
+	if sess == nil {
+		return
+	}
+	w.Header().Set("Content-Type", contentType)
+	w.Write(encode(sess.State().Cookies))
+}
+
+// importFormat decides the format of a PUT .../cookies body: ?format= when
+// given; otherwise text/plain means netscape, and any other body is told by
+// its first non-blank byte: '[' json, '{' playwright, anything else
+// netscape (an application/json body must start with '[' or '{').
+func importFormat(r *http.Request, body []byte) (string, error) {
+	switch f := r.URL.Query().Get("format"); f {
+	case cookieFormatJSON, cookieFormatNetscape, cookieFormatPlaywright:
+		return f, nil
+	case "":
+	default:
+		return "", fmt.Errorf("format must be json, netscape or playwright (got %q)", f)
+	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt == "text/plain" {
+		return cookieFormatNetscape, nil
+	}
+	switch first := bytes.TrimLeft(body, " \t\r\n"); {
+	case len(first) > 0 && first[0] == '[':
+		return cookieFormatJSON, nil
+	case len(first) > 0 && first[0] == '{':
+		return cookieFormatPlaywright, nil
+	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
+		return "", errors.New("a JSON body must be a list of cookies (json) or a storageState object (playwright)")
+	}
+	return cookieFormatNetscape, nil
+}
+
+// adminImportCookies imports cookies into a usable session, all or
+// nothing: 200 with how many were imported (cookies already expired are
+// skipped and counted apart) and the session's state; 400 naming the line
+// of every problem.
+func (s *Server) adminImportCookies(w http.ResponseWriter, r *http.Request) {
+	sess := s.sessionOr404(w, r)
+	if sess == nil {
+		return
+	}
+	if !sess.IsUsable() {
+		writeError(w, http.StatusConflict, fmt.Sprintf("session %q is not usable (retired, blocked, worn out or expired): add a new one", sess.ID()))
+		return
+	}
+	body, ok := readAdminBody(w, r)
+	if !ok {
+		return
+	}
+	format, err := importFormat(r, body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	cookies, err := parseCookies(format, body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, format+": "+clientMessage(err))
+		return
+	}
+	cookies, expired := liveCookies(cookies, s.now())
+	if cookies, err = checkCookiesWithJar(s.pool, cookies); err != nil {
+		writeError(w, http.StatusBadRequest, format+": "+clientMessage(err))
+		return
+	}
+	applyCookies(sess, cookies)
+	s.log.Info("cookies imported by the admin API", "session", sess.ID(), "format", format,
+		"imported", len(cookies), "skipped_expired", expired)
+	writeJSON(w, http.StatusOK, map[string]any{
+		"imported":       len(cookies),
+		"skippedExpired": expired,
+		"format":         format,
+		"session":        redactState(sess.State()),
+	})
+}
+
+// adminPersist persists the pool now: 200 with the number of sessions
+// held, 500 with the store's error.
+func (s *Server) adminPersist(w http.ResponseWriter, r *http.Request) {
+	n := len(s.pool.Sessions())
+	if err := s.pool.PersistState(r.Context()); err != nil {
+		s.log.Warn("persist by the admin API failed", "err", err)
+		status := http.StatusInternalServerError
+		if errors.Is(err, sessionpool.ErrPoolClosed) {
+			status = http.StatusServiceUnavailable
+		}
+		writeError(w, status, "persist: "+clientMessage(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"persisted": true, "sessions": n})
 }
