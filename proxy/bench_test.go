@@ -227,8 +227,8 @@ func startTunedGoproxy(b *testing.B, originRoots *x509.CertPool) (addr string, c
 }
 
 // BenchmarkStream300MiB streams a 300 MiB response through the real program
-// (built and started as a child process) and reports the proxy's peak RSS
-// (VmHWM). Linux only.
+// (built and started as a child process), over plain HTTP and then through
+// interception, and reports the proxy's peak RSS (VmHWM). Linux only.
 //
 //	go test -run '^$' -bench 'Stream300MiB' -benchtime 1x ./proxy/
 func BenchmarkStream300MiB(b *testing.B) {
@@ -237,16 +237,19 @@ func BenchmarkStream300MiB(b *testing.B) {
 	}
 	const size = 300 << 20
 	chunk := []byte(strings.Repeat("0123456789abcdef", 2048))
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/octet-stream")
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain") // text: body rules look at its start
 		w.Header().Set("Content-Length", strconv.Itoa(size))
 		for sent := 0; sent < size; sent += len(chunk) {
 			if _, err := w.Write(chunk); err != nil {
 				return
 			}
 		}
-	}))
+	})
+	origin := httptest.NewServer(handler)
 	defer origin.Close()
+	tlsOrigin := httptest.NewTLSServer(handler)
+	defer tlsOrigin.Close()
 
 	dir := b.TempDir()
 	bin := filepath.Join(dir, "sessionproxy")
@@ -254,8 +257,16 @@ func BenchmarkStream300MiB(b *testing.B) {
 	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("go build: %v\n%s", err, out)
 	}
+	originCA := filepath.Join(dir, "origin.pem")
+	writeCertPEM(b, originCA, tlsOrigin)
 	cfgPath := filepath.Join(dir, "config.yaml")
-	os.WriteFile(cfgPath, []byte(fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: \"\"\nlog_format: json\ndata_dir: %s\n", filepath.Join(dir, "data"))), 0o600)
+	// A body rule too, so the inspecting path is the one measured.
+	cfg := fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: \"\"\nlog_format: json\ndata_dir: %s\n"+
+		"mitm:\n  upstream_ca: [%s]\nrules:\n  - name: captcha\n    body: '(?i)captcha'\n    action: retire\n",
+		filepath.Join(dir, "data"), originCA)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		b.Fatal(err)
+	}
 	cmd := exec.Command(bin, "-config", cfgPath)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
@@ -269,7 +280,6 @@ func BenchmarkStream300MiB(b *testing.B) {
 	sc := bufio.NewScanner(stderr)
 	for sc.Scan() {
 		var line struct {
-			Msg   string `json:"msg"`
 			Proxy string `json:"proxy"`
 		}
 		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Proxy != "" {
@@ -281,23 +291,31 @@ func BenchmarkStream300MiB(b *testing.B) {
 		b.Fatal("the proxy never said where it listens")
 	}
 	go io.Copy(io.Discard, stderr)
-
-	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: addr})}}
+	caPEM, err := os.ReadFile(filepath.Join(dir, "data", "ca.pem"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	client := &http.Client{Transport: &http.Transport{
+		Proxy:           http.ProxyURL(&url.URL{Scheme: "http", Host: addr}),
+		TLSClientConfig: &tls.Config{RootCAs: certPoolOf(b, caPEM)},
+	}}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		resp, err := client.Get(origin.URL + "/big")
-		if err != nil {
-			b.Fatal(err)
-		}
-		n, err := io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if err != nil || n != size {
-			b.Fatalf("streamed %d bytes (%v), want %d", n, err, size)
+		for _, target := range []string{origin.URL, tlsOrigin.URL} { // plain, then through interception
+			resp, err := client.Get(target + "/big")
+			if err != nil {
+				b.Fatal(err)
+			}
+			n, err := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if err != nil || n != size {
+				b.Fatalf("%s: streamed %d bytes (%v), want %d", target, n, err, size)
+			}
 		}
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(peakRSS(b, cmd.Process.Pid))/(1<<20), "peak-RSS-MiB")
-	b.SetBytes(size)
+	b.SetBytes(2 * size)
 }
 
 // peakRSS reads a process's peak resident set size (VmHWM) in bytes.
