@@ -474,14 +474,14 @@ func (r *Rule) explain(host string, status int, h http.Header, body []byte, why 
 	}
 	if r.body != nil {
 		cr := CondReport{Cond: "body"}
-		switch loc := r.body.FindIndex(body); {
+		switch loc := r.body.re.FindIndex(body); {
 		case body == nil:
 			cr.Detail = "not inspected: " + why
 		case loc == nil:
-			cr.Detail = fmt.Sprintf("%q: no match in %d decoded bytes", r.body.String(), len(body))
+			cr.Detail = fmt.Sprintf("%q: no match in %d decoded bytes", r.body.re.String(), len(body))
 		default:
 			cr.OK = true
-			cr.Detail = fmt.Sprintf("%q matches %q at byte %d", r.body.String(), clipText(string(body[loc[0]:loc[1]]), 60), loc[0])
+			cr.Detail = fmt.Sprintf("%q matches %q at byte %d", r.body.re.String(), clipText(string(body[loc[0]:loc[1]]), 60), loc[0])
 		}
 		out = append(out, cr)
 	}

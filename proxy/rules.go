@@ -68,7 +68,7 @@ type Rule struct {
 	status    [10]uint64 // bit per code 0..639
 	host      hostGlob
 	headers   []headerCond
-	body      *regexp.Regexp
+	body      *bodyMatcher
 	errKind   string // "" = matches responses only
 }
 
@@ -258,7 +258,7 @@ func compileRule(i int, s RuleSpec, report reportFunc) *Rule {
 		if err != "" {
 			report(i, "body", err, strconv.Quote(s.Body))
 		} else {
-			r.body = re
+			r.body = newBodyMatcher(re)
 		}
 	}
 	switch s.Error {
