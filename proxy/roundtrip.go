@@ -326,12 +326,12 @@ func (s *Server) selectErrorResponse(req *http.Request, err error) *http.Respons
 	case errors.Is(err, sessionpool.ErrPoolClosed):
 		return textResponse(req, http.StatusServiceUnavailable, "sessionproxy: shutting down")
 	}
-	return textResponse(req, http.StatusServiceUnavailable, "sessionproxy: session store: "+firstLine(err.Error()))
+	return textResponse(req, http.StatusServiceUnavailable, "sessionproxy: session store: "+err.Error())
 }
 
 // textResponse builds a plain-text response of one line.
 func textResponse(req *http.Request, status int, msg string) *http.Response {
-	body := firstLine(msg) + "\n"
+	body := strings.TrimSpace(oneLine(msg)) + "\n" // control characters (newlines too) become spaces
 	return &http.Response{
 		Status:        fmt.Sprintf("%d %s", status, http.StatusText(status)),
 		StatusCode:    status,
@@ -343,12 +343,6 @@ func textResponse(req *http.Request, status int, msg string) *http.Response {
 		ContentLength: int64(len(body)),
 		Request:       req,
 	}
-}
-
-// firstLine keeps the first line of s.
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(s, "\n")
-	return strings.TrimSpace(s)
 }
 
 // discard reads a little of a response that will not be used, so its
