@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -121,5 +123,79 @@ func TestRedisStoreNotYet(t *testing.T) {
 	_, err := Open(t.Context(), Options{Config: cfg})
 	if !errors.Is(err, ErrUnsupportedStore) || strings.Contains(err.Error(), "redis-secret") {
 		t.Errorf("Open with a redis store: %v, want ErrUnsupportedStore without the password", err)
+	}
+}
+
+// TestDrain: requests entering after close are refused, and the channel
+// closes when the last one in flight leaves.
+func TestDrain(t *testing.T) {
+	var d drain
+	if !d.enter() || !d.enter() {
+		t.Fatal("an open drain refused a request")
+	}
+	done := d.close()
+	if d.enter() {
+		t.Error("a closed drain let a request in")
+	}
+	d.leave()
+	select {
+	case <-done:
+		t.Fatal("drained with a request still in flight")
+	default:
+	}
+	d.leave()
+	<-done // closes once the last leaves; a hang here fails the test by timeout
+	var empty drain
+	<-empty.close()
+}
+
+// TestShutdownDrainsInFlight: Shutdown lets a request in flight inside an
+// intercepted tunnel (a hijacked connection, which http.Server.Shutdown does
+// not wait for) finish before it closes the connections.
+func TestShutdownDrainsInFlight(t *testing.T) {
+	arrived, release := make(chan struct{}), make(chan struct{})
+	origin := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-release
+		io.WriteString(w, "finished")
+	}))
+	defer origin.Close()
+	cfg := testConfig(t)
+	trustOrigin(t, cfg, origin)
+	h := startProxy(t, cfg)
+	got := make(chan string, 1)
+	go func() {
+		resp, err := h.client("", "").Get(origin.URL + "/slow")
+		if err != nil {
+			got <- "error: " + err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got <- string(b)
+	}()
+	<-arrived
+	stopped := make(chan error, 1)
+	go func() { stopped <- h.srv.Shutdown(context.Background()) }()
+	for { // wait until Shutdown is draining: the drain refuses newcomers
+		h.srv.inflight.mu.Lock()
+		closed := h.srv.inflight.closed
+		h.srv.inflight.mu.Unlock()
+		if closed {
+			break
+		}
+		runtime.Gosched()
+	}
+	select {
+	case err := <-stopped:
+		t.Fatalf("Shutdown returned (%v) with a request in flight", err)
+	default:
+	}
+	close(release)
+	if body := <-got; body != "finished" {
+		t.Errorf("the in-flight request got %q, want the origin's answer", body)
+	}
+	if err := <-stopped; err != nil {
+		t.Errorf("Shutdown: %v", err)
 	}
 }

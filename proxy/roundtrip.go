@@ -37,21 +37,20 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 		t = &tunnel{}
 	}
 	cfg := s.cfg.Load()
-	if s.closing.Load() {
+	if !s.inflight.enter() {
 		resp := textResponse(req, http.StatusServiceUnavailable, "sessionproxy: shutting down")
 		resp.Close = true
 		s.finish(event{outcome: outcomeRejected, status: resp.StatusCode})
 		return resp, nil
 	}
-	s.inflight.Add(1)
 	resp := s.attempts(req, t, cfg)
 	if resp.StatusCode == http.StatusSwitchingProtocols || resp.Body == nil {
 		// A WebSocket's body is the connection itself (an io.ReadWriter):
 		// it must reach goproxy unwrapped, and it is not a request to drain.
-		s.inflight.Done()
+		s.inflight.leave()
 		return resp, nil
 	}
-	resp.Body = &doneBody{ReadCloser: resp.Body, done: s.inflight.Done}
+	resp.Body = &doneBody{ReadCloser: resp.Body, done: s.inflight.leave}
 	return resp, nil
 }
 

@@ -67,8 +67,7 @@ type Server struct {
 
 	upstreamNext atomic.Uint64 // round-robin cursor over cfg.Upstreams
 
-	closing  atomic.Bool    // set by Shutdown: new requests get 503
-	inflight sync.WaitGroup // requests whose response is not yet closed
+	inflight drain // requests whose response is not yet closed; closed by Shutdown
 
 	conns connTracker // every accepted proxy connection, hijacked ones too
 
@@ -277,7 +276,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func (s *Server) shutdownOnce(ctx context.Context) error {
-	s.closing.Store(true)
+	drained := s.inflight.close() // from now on new requests get 503
 	s.mu.Lock()
 	s.shutdown = true
 	servers := s.servers
@@ -289,8 +288,6 @@ func (s *Server) shutdownOnce(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("proxy: drain connections: %w", err))
 		}
 	}
-	drained := make(chan struct{})
-	go func() { s.inflight.Wait(); close(drained) }()
 	select {
 	case <-drained:
 	case <-ctx.Done():
@@ -341,6 +338,54 @@ func (s *Server) maintain() {
 // tlsConfigForHost adapts the CA to goproxy's ConnectAction.TLSConfig.
 func (s *Server) tlsConfigForHost(host string, _ *goproxy.ProxyCtx) (*tls.Config, error) {
 	return s.ca.TLSConfigForHost(host)
+}
+
+// drain counts requests in flight and tells when the last one is done after
+// it was closed. Unlike a WaitGroup, entering and closing may race: a
+// request that enters after close is refused instead. Safe for concurrent
+// use; the zero value is open.
+type drain struct {
+	mu     sync.Mutex // guards the fields below
+	n      int
+	closed bool
+	zero   chan struct{} // closed when n reaches 0 after close
+}
+
+// enter counts a request in, or reports false once the drain is closed.
+func (d *drain) enter() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return false
+	}
+	d.n++
+	return true
+}
+
+// leave counts a request out.
+func (d *drain) leave() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.n--
+	if d.n == 0 && d.zero != nil {
+		close(d.zero)
+		d.zero = nil
+	}
+}
+
+// close refuses new requests and returns a channel closed once none is in
+// flight.
+func (d *drain) close() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closed = true
+	ch := make(chan struct{})
+	if d.n == 0 {
+		close(ch)
+	} else {
+		d.zero = ch
+	}
+	return ch
 }
 
 // connTracker remembers every open proxy connection so that Shutdown can
