@@ -274,20 +274,21 @@ func (ds *docSession) session(p *Pool, now time.Time) (*Session, error) {
 	}
 	s := &Session{
 		pool:     p,
-		id:       *ds.ID,
-		proxyURL: ds.ProxyURL,
-		created:  ds.CreatedAt.UnixNano(),
 		expires:  ds.ExpiresAt.UnixNano(),
-		maxUsage: *ds.MaxUsageCount,
-		maxErr:   *ds.MaxErrorScore,
-		errDecr:  *ds.ErrorScoreDecrement,
+		limits:   p.limitsFor(limits{maxUsage: *ds.MaxUsageCount, maxErr: *ds.MaxErrorScore, errDecr: *ds.ErrorScoreDecrement}),
 		usage:    *ds.UsageCount,
 		errScore: *ds.ErrorScore,
 		retired:  ds.Retired,
-		userData: userData,
-		idx:      -1,
-		hidx:     -1,
+		sessionCold: &sessionCold{
+			id:       *ds.ID,
+			proxyURL: ds.ProxyURL,
+			created:  ds.CreatedAt.UnixNano(),
+			userData: userData,
+			idx:      -1,
+			hidx:     -1,
+		},
 	}
+	s.publishLocked() // s is not shared yet
 	if err := s.jar.load(ds.Cookies, now); err != nil {
 		return nil, err
 	}

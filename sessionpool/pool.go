@@ -22,6 +22,7 @@ type Pool struct {
 	strategy     Strategy
 	blocked      []int
 	defaults     SessionOptions // Options.SessionOptions with package defaults filled in
+	defaultLim   *limits        // the limits of defaults, shared by the sessions that have them
 	defaultsData []byte         // defaults.UserData as JSON
 	create       func(ctx context.Context, p *Pool, opts SessionOptions) (*Session, error)
 	store        Store
@@ -85,6 +86,7 @@ func Open(ctx context.Context, opts Options) (*Pool, error) {
 		p.key = DefaultPersistStateKey
 	}
 	var err error
+	p.defaultLim = &limits{maxUsage: p.defaults.MaxUsageCount, maxErr: p.defaults.MaxErrorScore, errDecr: p.defaults.ErrorScoreDecrement}
 	if p.defaultsData, err = encodeUserData(p.defaults.UserData); err != nil {
 		return nil, fmt.Errorf("open pool: %w", err) // validate already marshalled it
 	}
@@ -305,19 +307,30 @@ func (p *Pool) insertLocked(s *Session) error {
 // JSON of its user data. The ID stays "" when not given.
 func (p *Pool) newSession(o SessionOptions, data []byte) *Session {
 	now := p.nowNanos()
-	return &Session{
-		pool:     p,
-		id:       o.ID,
-		proxyURL: o.ProxyURL,
-		created:  now,
-		expires:  addNanos(now, o.MaxAge),
-		maxUsage: o.MaxUsageCount,
-		maxErr:   o.MaxErrorScore,
-		errDecr:  o.ErrorScoreDecrement,
-		userData: data,
-		idx:      -1,
-		hidx:     -1,
+	s := &Session{
+		pool:    p,
+		expires: addNanos(now, o.MaxAge),
+		limits:  p.limitsFor(limits{maxUsage: o.MaxUsageCount, maxErr: o.MaxErrorScore, errDecr: o.ErrorScoreDecrement}),
+		sessionCold: &sessionCold{
+			id:       o.ID,
+			proxyURL: o.ProxyURL,
+			created:  now,
+			userData: data,
+			idx:      -1,
+			hidx:     -1,
+		},
 	}
+	s.publishLocked() // s is not shared yet
+	return s
+}
+
+// limitsFor returns the pool's shared default limits when l equals them
+// (so that most sessions point at one cached copy), else a new copy of l.
+func (p *Pool) limitsFor(l limits) *limits {
+	if l == *p.defaultLim {
+		return p.defaultLim
+	}
+	return &l
 }
 
 // NewSession builds a session with the pool's defaults filled in

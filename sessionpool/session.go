@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -15,7 +16,8 @@ import (
 // jar, free user data and the counters that decide when it is spent.
 //
 // A Session is built by Pool.NewSession (or restored by Open); the zero
-// Session is not usable. All methods are safe for concurrent use.
+// Session is not usable (its methods report nothing and store nothing, and
+// do not panic). All methods are safe for concurrent use.
 //
 // The predicates are computed when asked, with the pool's clock:
 // blocked (ErrorScore >= MaxErrorScore), expired (now >= ExpiresAt), worn out
@@ -25,10 +27,14 @@ import (
 //
 // Layout: the session is kept compact (well under 600 bytes with its map
 // entry and slice slots): times are unix nanoseconds, user data is kept as
-// its JSON encoding (nil until set), and the jar is embedded by value.
+// its JSON encoding (nil until set), and the jar is embedded by value in the
+// session's cold part.
 type Session struct {
-	// The fields GetSession and the marks read come first, together, to
-	// touch as few cache lines as possible in large pools.
+	// The fields GetSession and the marks touch fill the first (and only)
+	// 64 bytes, a single cache line: in a large pool each pick costs one
+	// memory access for its session, not two. The rest is in limits (shared
+	// by the sessions with the pool's default limits, so it stays in cache)
+	// and in sessionCold.
 	mu       sync.Mutex
 	usage    int     // guarded by mu
 	errScore float64 // guarded by mu
@@ -36,22 +42,53 @@ type Session struct {
 	// inRetired is guarded by pool.mu: the table has moved the session to its
 	// retired list.
 	inRetired bool
-	expires   int64   // unix ns; immutable
-	maxUsage  int     // immutable
-	maxErr    float64 // immutable
-	errDecr   float64 // immutable
-	pool      *Pool   // immutable; nil only for the zero Session
+	// spent is retired || usage >= maxUsage || errScore >= maxErr: written
+	// under mu by every change of those fields (publishLocked), read without
+	// it, so that usableAt takes no lock on the GetSession path.
+	spent        atomic.Bool
+	expires      int64 // unix ns; immutable
+	pool         *Pool // immutable; nil only for the zero Session
+	*limits            // immutable
+	*sessionCold       // the pointer is immutable
+}
 
+// limits are a session's immutable limits.
+type limits struct {
+	maxUsage int
+	maxErr   float64
+	errDecr  float64
+}
+
+// sessionCold holds the fields of a session that GetSession and the marks do
+// not touch.
+type sessionCold struct {
 	id       string // immutable
 	proxyURL string // immutable
 	created  int64  // unix ns; immutable
-	userData []byte // guarded by mu; a JSON object, or nil; replaced, never modified in place
+	userData []byte // guarded by Session.mu; a JSON object, or nil; replaced, never modified in place
 
 	// Guarded by pool.mu: the session's place in the pool's table.
 	idx  int // index in table.all; -1 when not held
 	hidx int // index in table.live (heap) or, when inRetired, in table.retired
 
 	jar jar // its own RFC 6265 jar, with its own mutex
+}
+
+// cold returns the session's cold part; for the zero Session, a fresh
+// empty one (so that its methods do nothing rather than panic).
+func (s *Session) cold() *sessionCold {
+	if s.sessionCold == nil {
+		return new(sessionCold)
+	}
+	return s.sessionCold
+}
+
+// lim returns the session's limits; for the zero Session, zero limits.
+func (s *Session) lim() *limits {
+	if s.limits == nil {
+		return new(limits)
+	}
+	return s.limits
 }
 
 // clock returns the pool's current time.
@@ -71,23 +108,23 @@ func (s *Session) nowNanos() int64 {
 }
 
 // ID returns the session's ID.
-func (s *Session) ID() string { return s.id }
+func (s *Session) ID() string { return s.cold().id }
 
 // ProxyURL returns the session's sticky upstream proxy URL, "" for none. It
 // may hold credentials: log it with url.URL.Redacted.
-func (s *Session) ProxyURL() string { return s.proxyURL }
+func (s *Session) ProxyURL() string { return s.cold().proxyURL }
 
 // CreatedAt returns when the session was created.
-func (s *Session) CreatedAt() time.Time { return time.Unix(0, s.created).UTC() }
+func (s *Session) CreatedAt() time.Time { return time.Unix(0, s.cold().created).UTC() }
 
 // ExpiresAt returns CreatedAt + MaxAge.
 func (s *Session) ExpiresAt() time.Time { return time.Unix(0, s.expires).UTC() }
 
 // MaxUsageCount returns the number of uses after which the session is worn out.
-func (s *Session) MaxUsageCount() int { return s.maxUsage }
+func (s *Session) MaxUsageCount() int { return s.lim().maxUsage }
 
 // MaxErrorScore returns the error score at which the session is blocked.
-func (s *Session) MaxErrorScore() float64 { return s.maxErr }
+func (s *Session) MaxErrorScore() float64 { return s.lim().maxErr }
 
 // ErrorScore returns the current error score (never below 0).
 func (s *Session) ErrorScore() float64 {
@@ -114,7 +151,7 @@ func (s *Session) Retired() bool {
 func (s *Session) IsBlocked() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.errScore >= s.maxErr
+	return s.errScore >= s.lim().maxErr
 }
 
 // IsExpired reports now >= ExpiresAt, with the pool's clock.
@@ -124,21 +161,24 @@ func (s *Session) IsExpired() bool { return s.nowNanos() >= s.expires }
 func (s *Session) IsMaxUsageCountReached() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.usage >= s.maxUsage
+	return s.usage >= s.lim().maxUsage
 }
 
 // IsUsable reports that the session is neither blocked, expired, worn out
 // nor retired.
 func (s *Session) IsUsable() bool { return s.usableAt(s.nowNanos()) }
 
+// usableAt reports whether the session is usable at now. It takes no lock:
+// the counters' verdict is read from spent, which every mutator publishes
+// before releasing mu, so the answer is the one usableLocked gives for the
+// state left by the last completed mutation.
 func (s *Session) usableAt(now int64) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.usableLocked(now)
+	return !s.spent.Load() && now < s.expires
 }
 
 func (s *Session) usableLocked(now int64) bool {
-	return !s.retired && s.errScore < s.maxErr && s.usage < s.maxUsage && now < s.expires
+	l := s.lim()
+	return !s.retired && s.errScore < l.maxErr && s.usage < l.maxUsage && now < s.expires
 }
 
 // retireIfSpentLocked sets the retired flag when the session is unusable and
@@ -152,6 +192,18 @@ func (s *Session) retireIfSpentLocked(now int64) bool {
 	return true
 }
 
+// publishLocked stores the verdict of the counters and the retired flag in
+// spent; every change of usage, errScore or retired calls it before mu is
+// released (and every constructor before the session is shared). It stores
+// only a change (spent is written only under mu): an atomic store is a
+// locked instruction on amd64, a load is not.
+func (s *Session) publishLocked() {
+	l := s.lim()
+	if v := s.retired || s.usage >= l.maxUsage || s.errScore >= l.maxErr; v != s.spent.Load() {
+		s.spent.Store(v)
+	}
+}
+
 // MarkGood counts a good use: UsageCount += 1 and ErrorScore =
 // max(0, ErrorScore - ErrorScoreDecrement). If the session is now unusable
 // it retires itself (firing the pool's event once, counting no second use).
@@ -159,8 +211,9 @@ func (s *Session) MarkGood() {
 	now := s.nowNanos()
 	s.mu.Lock()
 	s.usage++
-	s.errScore = max(0, s.errScore-s.errDecr)
+	s.errScore = max(0, s.errScore-s.lim().errDecr)
 	fire := s.retireIfSpentLocked(now)
+	s.publishLocked()
 	s.mu.Unlock()
 	if fire {
 		s.retiredEvent()
@@ -176,6 +229,7 @@ func (s *Session) MarkBad() {
 	s.usage++
 	s.errScore++
 	fire := s.retireIfSpentLocked(now)
+	s.publishLocked()
 	s.mu.Unlock()
 	if fire {
 		s.retiredEvent()
@@ -193,6 +247,7 @@ func (s *Session) Retire() {
 	}
 	s.usage++
 	s.retired = true
+	s.publishLocked()
 	s.mu.Unlock()
 	s.retiredEvent()
 }
@@ -226,7 +281,7 @@ func (s *Session) retiredEvent() {
 // JSON numbers come back as float64.
 func (s *Session) UserData() map[string]any {
 	s.mu.Lock()
-	raw := s.userData
+	raw := s.cold().userData
 	s.mu.Unlock()
 	return decodeUserData(raw)
 }
@@ -239,7 +294,7 @@ func (s *Session) SetUserData(data map[string]any) error {
 		return fmt.Errorf("set user data: %w", err)
 	}
 	s.mu.Lock()
-	s.userData = raw
+	s.cold().userData = raw
 	s.mu.Unlock()
 	return nil
 }
@@ -272,7 +327,7 @@ func (s *Session) SetCookiesFromResponse(resp *http.Response) {
 	if len(lines) == 0 {
 		return
 	}
-	s.jar.setFromResponse(resp.Request.URL, lines, s.clock())
+	s.cold().jar.setFromResponse(resp.Request.URL, lines, s.clock())
 }
 
 // SetCookies stores browser-style cookies as received from u: a leading dot
@@ -282,7 +337,7 @@ func (s *Session) SetCookies(u *url.URL, cookies []*http.Cookie) {
 	if u == nil || len(cookies) == 0 {
 		return
 	}
-	s.jar.setCookies(u, cookies, s.clock())
+	s.cold().jar.setCookies(u, cookies, s.clock())
 }
 
 // Cookies returns the cookies to send to u.
@@ -290,7 +345,7 @@ func (s *Session) Cookies(u *url.URL) []*http.Cookie {
 	if u == nil {
 		return nil
 	}
-	return s.jar.cookies(u, s.clock())
+	return s.cold().jar.cookies(u, s.clock())
 }
 
 // CookieString returns the Cookie header value for u ("a=1; b=2"), longer
@@ -299,7 +354,7 @@ func (s *Session) CookieString(u *url.URL) string {
 	if u == nil {
 		return ""
 	}
-	return s.jar.cookieString(u, s.clock())
+	return s.cold().jar.cookieString(u, s.clock())
 }
 
 // AppendCookieString appends CookieString(u) to dst: the allocation-free
@@ -308,7 +363,7 @@ func (s *Session) AppendCookieString(dst []byte, u *url.URL) []byte {
 	if u == nil {
 		return dst
 	}
-	return s.jar.appendCookieString(dst, u, s.clock())
+	return s.cold().jar.appendCookieString(dst, u, s.clock())
 }
 
 // State returns a snapshot of the session.
@@ -316,7 +371,7 @@ func (s *Session) State() SessionState {
 	now := s.clock()
 	sn := s.snapshot()
 	st := sn.state()
-	st.Cookies = s.jar.export(now)
+	st.Cookies = s.cold().jar.export(now)
 	return st
 }
 
@@ -333,26 +388,27 @@ type sessionSnap struct {
 func (s *Session) snapshot() sessionSnap {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return sessionSnap{s: s, usage: s.usage, errScore: s.errScore, retired: s.retired, userData: s.userData}
+	return sessionSnap{s: s, usage: s.usage, errScore: s.errScore, retired: s.retired, userData: s.cold().userData}
 }
 
 func (sn *sessionSnap) usableAt(now int64) bool {
 	s := sn.s
-	return !sn.retired && sn.errScore < s.maxErr && sn.usage < s.maxUsage && now < s.expires
+	l := s.lim()
+	return !sn.retired && sn.errScore < l.maxErr && sn.usage < l.maxUsage && now < s.expires
 }
 
 func (sn *sessionSnap) state() SessionState {
 	s := sn.s
 	return SessionState{
-		ID:                  s.id,
+		ID:                  s.cold().id,
 		UserData:            decodeUserData(sn.userData),
-		ProxyURL:            s.proxyURL,
-		MaxErrorScore:       s.maxErr,
-		ErrorScoreDecrement: s.errDecr,
+		ProxyURL:            s.cold().proxyURL,
+		MaxErrorScore:       s.lim().maxErr,
+		ErrorScoreDecrement: s.lim().errDecr,
 		CreatedAt:           s.CreatedAt(),
 		ExpiresAt:           s.ExpiresAt(),
 		UsageCount:          sn.usage,
-		MaxUsageCount:       s.maxUsage,
+		MaxUsageCount:       s.lim().maxUsage,
 		ErrorScore:          sn.errScore,
 		Retired:             sn.retired,
 	}

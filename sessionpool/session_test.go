@@ -287,3 +287,29 @@ func TestSessionCookies(t *testing.T) {
 		t.Errorf("after the pool clock passed Max-Age: %d cookies, want 3", got)
 	}
 }
+
+// TestZeroSession checks that the zero Session (whose limits and cold part
+// are not allocated) is unusable and that its methods neither panic nor
+// report anything.
+func TestZeroSession(t *testing.T) {
+	var s Session
+	u, _ := url.Parse("https://example.com/")
+	s.MarkGood()
+	s.MarkBad()
+	s.SetCookies(u, []*http.Cookie{{Name: "a", Value: "1"}})
+	if err := s.SetUserData(map[string]any{"k": "v"}); err != nil {
+		t.Fatal(err)
+	}
+	if s.IsUsable() || s.ID() != "" || s.ProxyURL() != "" || s.MaxUsageCount() != 0 || s.MaxErrorScore() != 0 {
+		t.Errorf("zero session: usable %v, id %q, proxy %q, limits %d/%v", s.IsUsable(), s.ID(), s.ProxyURL(), s.MaxUsageCount(), s.MaxErrorScore())
+	}
+	if got := s.CookieString(u); got != "" {
+		t.Errorf("zero session cookies = %q, want none", got)
+	}
+	if got := s.UserData(); len(got) != 0 {
+		t.Errorf("zero session user data = %v, want none", got)
+	}
+	if st := s.State(); st.ID != "" || !st.Retired {
+		t.Errorf("zero session state = %+v, want no ID and retired", st)
+	}
+}

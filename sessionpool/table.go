@@ -80,8 +80,7 @@ func (t *table) pickRandom() *Session {
 	prefetch(uintptr(unsafe.Pointer(&t.all[slot])))
 	mid, _ := bits.Mul64(t.ahead[(pos+pickAhead/2)%pickAhead], n)
 	sess := uintptr(unsafe.Pointer(t.all[mid]))
-	prefetch(sess) // the hot fields span at most two lines
-	prefetch(sess + 64)
+	prefetch(sess) // its hot fields are its first (and only) cache line
 	i, _ := bits.Mul64(r, n)
 	return t.all[i]
 }
