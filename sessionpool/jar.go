@@ -188,6 +188,9 @@ func (j *jar) setFromResponse(u *url.URL, setCookieLines []string, now time.Time
 			}
 			path = defPath
 		}
+		if !validAttrValue(path) {
+			continue // a default path from a URL too long (or odd) to be a Path attribute
+		}
 		var expires time.Time
 		switch {
 		case pc.hasMaxAge:
@@ -301,19 +304,11 @@ func (j *jar) setCookies(u *url.URL, cs []*http.Cookie, now time.Time) {
 // insert stores a new cookie, replacing one with the same name, domain and
 // path (keeping its creation and sequence number). e has all fields but nv,
 // nameLen, creation and seq. The strings are copied so that the jar does not
-// keep whole response headers alive.
+// keep whole response headers alive; a server setting again a cookie the jar
+// holds unchanged (the common case: on every response) costs no allocation.
 func (j *jar) insert(name, value string, e entry, now time.Time, secureOrigin bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	buf := name + "=" + value + e.path
-	if e.domain != "" {
-		buf += e.domain
-	}
-	e.nv = buf[:len(name)+1+len(value)]
-	e.nameLen = len(name)
-	e.path = buf[len(e.nv) : len(e.nv)+len(e.path)]
-	e.domain = buf[len(e.nv)+len(e.path):]
-
 	sameDomain, expired := 0, false
 	for i := range j.entries {
 		old := &j.entries[i]
@@ -327,14 +322,20 @@ func (j *jar) insert(name, value string, e entry, now time.Time, secureOrigin bo
 			}
 			continue
 		}
-		if !secureOrigin && old.secure && !old.expired(now) &&
+		if !secureOrigin && old.secure &&
 			(domainMatch(old.domain, e.domain) || domainMatch(e.domain, old.domain)) &&
 			pathMatch(e.path, old.path) {
 			return // RFC 6265bis: leave secure cookies alone
 		}
 		if old.domain == e.domain && old.path == e.path {
+			if old.value() == value && old.hostOnly == e.hostOnly && old.secure == e.secure &&
+				old.httpOnly == e.httpOnly && old.sameSite == e.sameSite {
+				old.expires = e.expires // all a same-valued cookie can change
+				return
+			}
 			e.creation = old.creation
 			e.seq = old.seq
+			own(&e, name, value)
 			*old = e
 			return
 		}
@@ -342,6 +343,7 @@ func (j *jar) insert(name, value string, e entry, now time.Time, secureOrigin bo
 			sameDomain++
 		}
 	}
+	own(&e, name, value)
 	e.creation = now
 	e.seq = j.seq
 	j.seq++
@@ -351,10 +353,28 @@ func (j *jar) insert(name, value string, e entry, now time.Time, secureOrigin bo
 	if sameDomain >= maxCookiesPerDomain || len(j.entries) >= maxCookiesPerJar {
 		j.evictLocked(e.domain)
 	}
-	i, _ := slices.BinarySearchFunc(j.entries, &e, func(a entry, b *entry) int {
-		return compareEntries(&a, b)
-	})
-	j.entries = slices.Insert(j.entries, i, e)
+	// The first entry that sorts after e (a binary search written out so
+	// that e stays on the stack).
+	lo, hi := 0, len(j.entries)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if compareEntries(&j.entries[mid], &e) < 0 {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	j.entries = slices.Insert(j.entries, lo, e)
+}
+
+// own gives e its own copy of the name, value, path and domain, in one
+// allocation.
+func own(e *entry, name, value string) {
+	buf := name + "=" + value + e.path + e.domain
+	e.nv = buf[:len(name)+1+len(value)]
+	e.nameLen = len(name)
+	e.path = buf[len(e.nv) : len(e.nv)+len(e.path)]
+	e.domain = buf[len(e.nv)+len(e.path):]
 }
 
 // evictLocked makes room for one more cookie of domain.

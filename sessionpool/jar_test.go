@@ -1058,3 +1058,26 @@ func TestJarConcurrent(t *testing.T) {
 		t.Fatalf("len = %d, want 10 (same names replace each other)", got)
 	}
 }
+
+// TestJarSameCookieAgain: a server that sets the same cookie on every
+// response keeps one entry, its creation time, and its latest expiry, and
+// costs the jar no allocation.
+func TestJarSameCookieAgain(t *testing.T) {
+	var j jar
+	u, _ := url.Parse("https://www.example.com/a")
+	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	j.setFromResponse(u, []string{"sid=1; Path=/; Max-Age=60"}, t0)
+	j.setFromResponse(u, []string{"sid=1; Path=/; Max-Age=600"}, t0.Add(time.Minute/2))
+	got := j.export(t0.Add(time.Minute))
+	if len(got) != 1 || !got[0].Creation.Equal(t0) || !got[0].Expires.Equal(t0.Add(time.Minute/2+600*time.Second)) {
+		t.Fatalf("after the same cookie again: %+v", got)
+	}
+	lines := []string{"sid=1; Path=/; Max-Age=600"}
+	if n := testing.AllocsPerRun(100, func() { j.setFromResponse(u, lines, t0) }); n != 0 {
+		t.Errorf("setting an unchanged cookie again allocates %v times", n)
+	}
+	j.setFromResponse(u, []string{"sid=2; Path=/"}, t0.Add(time.Minute))
+	if got := j.export(t0.Add(time.Minute)); len(got) != 1 || got[0].Value != "2" || !got[0].Creation.Equal(t0) {
+		t.Errorf("a new value did not replace the cookie, keeping its creation: %+v", got)
+	}
+}
