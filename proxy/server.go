@@ -453,15 +453,6 @@ func (c *trackedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// CloseWrite half-closes the connection when the underlying one can, so that
-// tunnels keep TCP half-close semantics.
-func (c *trackedConn) CloseWrite() error {
-	if hc, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return hc.CloseWrite()
-	}
-	return c.Close()
-}
-
 // doneBody calls done once, when the body is closed.
 type doneBody struct {
 	io.ReadCloser
