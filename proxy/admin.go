@@ -112,46 +112,34 @@ func (s *Server) adminReload(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) adminListSessions(w http.ResponseWriter, r *http.Request) {
-	st := s.pool.State()
-	switch filter := r.URL.Query().Get("state"); filter {
-	case "":
-	case "usable", "retired":
-		kept := st.Sessions[:0]
-		for _, ss := range st.Sessions {
-			if s.stateUsable(ss) == (filter == "usable") {
-				kept = append(kept, ss)
-			}
-		}
-		st.Sessions = kept
+	filter := r.URL.Query().Get("state")
+	switch filter {
+	case "", "usable", "retired":
 	default:
 		writeError(w, http.StatusBadRequest, `state must be "usable" or "retired" (got "`+filter+`")`)
 		return
 	}
-	for i := range st.Sessions {
-		st.Sessions[i] = redactState(st.Sessions[i])
-	}
-	if st.Sessions == nil {
-		st.Sessions = []sessionpool.SessionState{}
+	// Each session's state and usability are read together, with the
+	// pool's own predicate; the counts cover the whole pool, as State's do.
+	st := sessionpool.PoolState{Sessions: []sessionpool.SessionState{}}
+	for _, sess := range s.pool.Sessions() {
+		usable := sess.IsUsable()
+		if usable {
+			st.UsableSessionsCount++
+		} else {
+			st.RetiredSessionsCount++
+		}
+		if filter == "" || usable == (filter == "usable") {
+			st.Sessions = append(st.Sessions, redactState(sess.State()))
+		}
 	}
 	writeJSON(w, http.StatusOK, st)
 }
 
 func (s *Server) adminGetSession(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	for _, ss := range s.pool.State().Sessions {
-		if ss.ID == id {
-			writeJSON(w, http.StatusOK, redactState(ss))
-			return
-		}
+	if sess := s.sessionOr404(w, r); sess != nil {
+		writeJSON(w, http.StatusOK, redactState(sess.State()))
 	}
-	writeError(w, http.StatusNotFound, "session not held: "+id)
-}
-
-// stateUsable tells from a session's state whether it is usable, with the
-// pool's clock.
-func (s *Server) stateUsable(ss sessionpool.SessionState) bool {
-	return !ss.Retired && ss.ErrorScore < ss.MaxErrorScore && ss.UsageCount < ss.MaxUsageCount &&
-		s.now().Before(ss.ExpiresAt)
 }
 
 // redactState hides the upstream's password: only the persisted state keeps
