@@ -357,23 +357,7 @@ func (d *decoder) mapping(n *yaml.Node, path string, fields []field) {
 		}
 		return
 	}
-	seen := make(map[string]int, len(n.Content)/2)
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := resolve(n.Content[i]), n.Content[i+1]
-		if k.Kind != yaml.ScalarNode {
-			d.ps.add(k.Line, path, "keys must be plain names", got(k))
-			continue
-		}
-		if k.Tag == "!!merge" {
-			d.ps.add(k.Line, path, "merge keys (<<) are not supported", "")
-			continue
-		}
-		kp := join(path, k.Value)
-		if first, dup := seen[k.Value]; dup {
-			d.ps.add(k.Line, kp, fmt.Sprintf("duplicate key (first at line %d)", first), "")
-			continue
-		}
-		seen[k.Value] = k.Line
+	d.pairs(n, path, "keys must be plain names", func(k, v *yaml.Node, kp string) {
 		var f *field
 		for j := range fields {
 			if fields[j].key == k.Value {
@@ -387,12 +371,38 @@ func (d *decoder) mapping(n *yaml.Node, path string, fields []field) {
 				keys[j] = fields[j].key
 			}
 			d.ps.add(k.Line, kp, unknownKey(k.Value, keys), "")
+			return
+		}
+		if isNull(v) {
+			return
+		}
+		f.fn(v, kp)
+	})
+}
+
+// pairs calls fn, in order, for each key of the mapping node n with its
+// (resolved) value and its path, after reporting the keys that are not
+// scalars (badKey says what they must be), merge keys, and keys repeating
+// an earlier one.
+func (d *decoder) pairs(n *yaml.Node, path, badKey string, fn func(k, v *yaml.Node, keyPath string)) {
+	seen := make(map[string]int, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := resolve(n.Content[i]), resolve(n.Content[i+1])
+		if k.Kind != yaml.ScalarNode {
+			d.ps.add(k.Line, path, badKey, got(k))
 			continue
 		}
-		if isNull(resolve(v)) {
+		if k.Tag == "!!merge" {
+			d.ps.add(k.Line, path, "merge keys (<<) are not supported", "")
 			continue
 		}
-		f.fn(resolve(v), kp)
+		kp := join(path, k.Value)
+		if first, dup := seen[k.Value]; dup {
+			d.ps.add(k.Line, kp, fmt.Sprintf("duplicate key (first at line %d)", first), "")
+			continue
+		}
+		seen[k.Value] = k.Line
+		fn(k, v, kp)
 	}
 }
 
@@ -791,47 +801,35 @@ func (d *decoder) auth(n *yaml.Node, path string, a *AuthConfig) {
 				d.ps.add(v.Line, p, "must be a mapping of user name to password", got(v))
 				return
 			}
-			seen := map[string]int{}
-			for i := 0; i+1 < len(v.Content); i += 2 {
-				k, pw := resolve(v.Content[i]), resolve(v.Content[i+1])
-				if k.Kind != yaml.ScalarNode {
-					d.ps.add(k.Line, p, "user names must be strings", got(k))
-					continue
-				}
-				up := join(p, k.Value)
-				if first, dup := seen[k.Value]; dup {
-					d.ps.add(k.Line, up, fmt.Sprintf("duplicate key (first at line %d)", first), "")
-					continue
-				}
-				seen[k.Value] = k.Line
+			d.pairs(v, p, "user names must be strings", func(k, pw *yaml.Node, up string) {
 				switch {
 				case k.Value == "":
 					d.ps.add(k.Line, p, "user name must not be empty", "")
-					continue
+					return
 				case strings.ContainsAny(k.Value, ":") || hasCtl(k.Value):
 					d.ps.add(k.Line, up, "user name must not contain a colon or control characters", "")
-					continue
+					return
 				case strings.Contains(k.Value, "-session-"):
 					d.ps.add(k.Line, up, `user name must not contain "-session-" (it starts the session name)`, "")
-					continue
+					return
 				}
 				if isNull(pw) {
 					d.ps.add(k.Line, up, "password must not be empty", "")
-					continue
+					return
 				}
 				s, ok := d.str(pw, up, true)
 				if !ok {
-					continue
+					return
 				}
 				if s == "" {
 					d.ps.add(pw.Line, up, "password must not be empty", "")
-					continue
+					return
 				}
 				if a.Users == nil {
 					a.Users = map[string]string{}
 				}
 				a.Users[k.Value] = s
-			}
+			})
 		}},
 		{"challenge", func(v *yaml.Node, p string) {
 			if b, ok := d.boolean(v, p); ok {
@@ -1174,24 +1172,12 @@ func (d *decoder) rules(n *yaml.Node, path string) ([]RuleSpec, []map[string]int
 }
 
 func (d *decoder) headerMap(v *yaml.Node, p string, s *RuleSpec, ln map[string]int) {
-	seen := map[string]int{}
-	for i := 0; i+1 < len(v.Content); i += 2 {
-		k, re := resolve(v.Content[i]), resolve(v.Content[i+1])
-		if k.Kind != yaml.ScalarNode {
-			d.ps.add(k.Line, p, "header names must be strings", got(k))
-			continue
-		}
-		hp := join(p, k.Value)
-		if first, dup := seen[k.Value]; dup {
-			d.ps.add(k.Line, hp, fmt.Sprintf("duplicate key (first at line %d)", first), "")
-			continue
-		}
-		seen[k.Value] = k.Line
+	d.pairs(v, p, "header names must be strings", func(k, re *yaml.Node, hp string) {
 		str := ""
 		if !isNull(re) {
 			var ok bool
 			if str, ok = d.str(re, hp, false); !ok {
-				continue
+				return
 			}
 		}
 		if s.Header == nil {
@@ -1199,5 +1185,5 @@ func (d *decoder) headerMap(v *yaml.Node, p string, s *RuleSpec, ln map[string]i
 		}
 		s.Header[k.Value] = str
 		ln["header."+k.Value] = k.Line
-	}
+	})
 }

@@ -407,3 +407,17 @@ func FuzzParse(f *testing.F) {
 		c.Rules.Decide(&Outcome{Host: "a.example", Status: 403, Header: map[string][]string{"Server": {"x"}}, Body: []byte("x")})
 	})
 }
+
+// TestConfigMergeKeysEverywhere: merge keys are refused in the maps of user
+// names and header names too, not only among known keys.
+func TestConfigMergeKeysEverywhere(t *testing.T) {
+	for _, doc := range []string{
+		"auth:\n  users:\n    <<: {a: b}\n",
+		"rules:\n  - name: r\n    action: bad\n    header:\n      <<: {Server: x}\n",
+	} {
+		_, err := Parse("m.yaml", []byte(doc))
+		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "merge keys (<<) are not supported") {
+			t.Errorf("%q: %v, want the merge key refused", doc, err)
+		}
+	}
+}
