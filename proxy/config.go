@@ -312,25 +312,11 @@ func got(n *yaml.Node) string {
 	case n.Tag == "!!str" || n.Tag == "!!binary" || n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0:
 		return quote(n.Value)
 	}
-	return truncate(n.Value)
+	return clipText(n.Value, 80)
 }
 
 // quote quotes s for a problem, shortening long values.
-func quote(s string) string { return strconv.Quote(truncate(s)) }
-
-func truncate(s string) string {
-	const max = 80
-	if len(s) <= max {
-		return s
-	}
-	cut := max
-	for cut > 0 && !utf8RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "..."
-}
-
-func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
+func quote(s string) string { return strconv.Quote(clipText(s, 80)) }
 
 func join(parent, key string) string {
 	if parent == "" {

@@ -498,7 +498,8 @@ func pick(ok bool, yes, no string) string {
 	return no
 }
 
-// clipText shortens s to at most n bytes (and valid UTF-8), marking the cut.
+// clipText shortens s to at most n bytes (and valid UTF-8), marking the
+// cut: for values quoted in messages and problems.
 func clipText(s string, n int) string {
 	if len(s) <= n {
 		return s

@@ -32,7 +32,7 @@ func (s *Server) sessionName(req *http.Request, t *tunnel, cfg *Config) (string,
 		return t.client.sessionName, nil
 	}
 	if name != newSessionName && !validSessionName(name) {
-		return "", fmt.Errorf("%w: %q", errBadSessionName, clip(name, 64))
+		return "", fmt.Errorf("%w: %q", errBadSessionName, clipText(name, 64))
 	}
 	return name, nil
 }
@@ -158,11 +158,4 @@ func (s *Server) namedSession(ctx context.Context, name string) (*sessionpool.Se
 		// Another request created it a moment ago: take that one.
 	}
 	return nil, fmt.Errorf("proxy: get session %q: %w", name, sessionpool.ErrSessionExists)
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }
