@@ -25,4 +25,9 @@ var (
 	// ErrForeignSession: CreateSessionFunc returned a session that was not
 	// built by this pool's NewSession, or one that is already held.
 	ErrForeignSession = errors.New("sessionpool: session not built for this pool")
+	// ErrStoreUnavailable: the shared store (Redis) did not answer, or
+	// answered with an error. The wrapping error names the store (without
+	// its password) and the cause. The pool reconnects by itself; the call
+	// may be repeated.
+	ErrStoreUnavailable = errors.New("sessionpool: session store unavailable")
 )

@@ -13,7 +13,11 @@ type subscriber struct {
 // OnSessionRetired subscribes fn to retirements: it is called once per
 // session, when its retired flag is set (Retire, RetireOnBlockedStatusCodes
 // or a mark that makes it unusable), with the session's state, outside every
-// lock, on the goroutine that retired it. Expired sessions that are evicted
+// lock, on the goroutine that retired it. With a Redis pool it fires in
+// every process sharing the pool: on the retiring goroutine in the process
+// that retired the session, on the pool's event goroutine in the others
+// (Redis pub/sub: events published while a process is disconnected from the
+// server do not reach it). Expired sessions that are evicted
 // without being retired fire nothing. fn must not modify the state's maps
 // and slices, which all subscribers share. The returned cancel unsubscribes
 // (idempotent); fn may be running while cancel returns.
@@ -52,6 +56,18 @@ func (p *Pool) fireRetired(s *Session) {
 		return
 	}
 	st := s.State()
+	for _, sub := range *subs {
+		sub.fn(st)
+	}
+}
+
+// fireState runs the subscribers for a retirement another process
+// published.
+func (p *Pool) fireState(st SessionState) {
+	subs := p.subs.Load()
+	if subs == nil {
+		return
+	}
 	for _, sub := range *subs {
 		sub.fn(st)
 	}

@@ -86,6 +86,37 @@ type jar struct {
 	mu      sync.Mutex
 	entries []entry // in CookieString order: longer paths, earlier creation, lower seq
 	seq     uint64  // next sequence number
+	// track makes every change of the stored cookies append to delta; set
+	// for the sessions of a Redis pool, which send the changes to the server
+	// cookie by cookie (so that concurrent responses never lose each other's
+	// cookies). Set before the jar is shared.
+	track bool
+	delta []cookieDelta
+}
+
+// cookieDelta is one change of a tracked jar: e was stored (or replaced the
+// cookie with its name, domain and path), or, with del, that cookie was
+// removed.
+type cookieDelta struct {
+	e   entry
+	del bool
+}
+
+// noteLocked records a change of a tracked jar.
+func (j *jar) noteLocked(e *entry, del bool) {
+	if j.track {
+		j.delta = append(j.delta, cookieDelta{e: *e, del: del})
+	}
+}
+
+// takeDelta returns the changes recorded since the last call and forgets
+// them.
+func (j *jar) takeDelta() []cookieDelta {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	d := j.delta
+	j.delta = nil
+	return d
 }
 
 // entry is one stored cookie. nv is "name=value" so a lookup appends it in
@@ -330,13 +361,17 @@ func (j *jar) insert(name, value string, e entry, now time.Time, secureOrigin bo
 		if old.domain == e.domain && old.path == e.path {
 			if old.value() == value && old.hostOnly == e.hostOnly && old.secure == e.secure &&
 				old.httpOnly == e.httpOnly && old.sameSite == e.sameSite {
-				old.expires = e.expires // all a same-valued cookie can change
+				if !old.expires.Equal(e.expires) {
+					old.expires = e.expires // all a same-valued cookie can change
+					j.noteLocked(old, false)
+				}
 				return
 			}
 			e.creation = old.creation
 			e.seq = old.seq
 			own(&e, name, value)
 			*old = e
+			j.noteLocked(old, false)
 			return
 		}
 		if old.domain == e.domain {
@@ -365,6 +400,7 @@ func (j *jar) insert(name, value string, e entry, now time.Time, secureOrigin bo
 		}
 	}
 	j.entries = slices.Insert(j.entries, lo, e)
+	j.noteLocked(&e, false)
 }
 
 // own gives e its own copy of the name, value, path and domain, in one
@@ -402,6 +438,7 @@ func (j *jar) evictLocked(domain string) {
 		}
 	}
 	if victim >= 0 {
+		j.noteLocked(&j.entries[victim], true)
 		j.entries = slices.Delete(j.entries, victim, victim+1)
 	}
 }
@@ -424,6 +461,7 @@ func (j *jar) remove(name, domain, path string, secureOrigin bool) {
 			if e.secure && !secureOrigin {
 				return
 			}
+			j.noteLocked(e, true)
 			j.entries = slices.Delete(j.entries, i, i+1)
 			return
 		}
@@ -432,7 +470,13 @@ func (j *jar) remove(name, domain, path string, secureOrigin bool) {
 
 // removeExpiredLocked drops every cookie expired at now.
 func (j *jar) removeExpiredLocked(now time.Time) {
-	j.entries = slices.DeleteFunc(j.entries, func(e entry) bool { return e.expired(now) })
+	j.entries = slices.DeleteFunc(j.entries, func(e entry) bool {
+		if e.expired(now) {
+			j.noteLocked(&e, true)
+			return true
+		}
+		return false
+	})
 	if len(j.entries) == 0 {
 		j.entries = nil
 	}

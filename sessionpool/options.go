@@ -8,6 +8,8 @@ import (
 	"math"
 	"net/url"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Defaults used for zero values in Options and SessionOptions.
@@ -93,6 +95,26 @@ type Options struct {
 	// which have no caller to return to, are seen: the package never logs.
 	// It must not block for long. nil: nothing is called.
 	OnPersist func(took time.Duration, err error)
+
+	// RedisURL, when set, keeps the pool on a Redis server instead of in
+	// this process: redis://[user:password@]host:port/db, or rediss:// for
+	// TLS (go-redis's URL options, such as pool_size, apply). Every process
+	// that opens a pool on the same server with the same PersistStateKey
+	// shares its sessions: their IDs, counters, cookies and upstreams, and
+	// MaxPoolSize across all of them. Store must then be nil (the server is
+	// the store) and PersistState does nothing. Errors of the server wrap
+	// ErrStoreUnavailable. "": sessions live in this process.
+	RedisURL string
+	// RedisClient is an existing client to use instead of RedisURL (for
+	// Redis Cluster, say); the pool does not close it. nil: RedisURL.
+	RedisClient redis.UniversalClient
+	// OnStoreError, when set, is called with the errors of the shared store
+	// that no call can return: those of MarkGood, MarkBad, Retire,
+	// SetCookies, SetCookiesFromResponse and SetUserData, of the counts and
+	// of State (which then report what they could read: nothing). Session.
+	// Commit returns its error instead. It must not block for long.
+	// nil: such errors are dropped.
+	OnStoreError func(error)
 }
 
 // SessionOptions configure one session. Zero fields take the pool's
@@ -212,6 +234,16 @@ func (o *Options) validate() error {
 	if fs, ok := o.Store.(*FileStore); ok && fs != nil && o.PersistStateKey != "" {
 		if err := checkKey(o.PersistStateKey); err != nil {
 			bad("PersistStateKey: %v", err)
+		}
+	}
+	if o.RedisURL != "" || o.RedisClient != nil {
+		if o.Store != nil {
+			bad("Store is set with a Redis pool: the Redis server is the store")
+		}
+		if o.RedisClient == nil {
+			if u, err := url.Parse(o.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+				bad("RedisURL %q is not redis://[user:password@]host:port/db or rediss://...", redactURL(o.RedisURL))
+			}
 		}
 	}
 	errs = append(errs, o.SessionOptions.validate("SessionOptions.")...)

@@ -7,7 +7,8 @@ import (
 )
 
 // PersistState writes the pool's state to the store under PersistStateKey
-// (nothing to do without a Store). The session list is copied under the
+// (nothing to do without a Store, or with a Redis pool: every change is on
+// the server as soon as it is made). The session list is copied under the
 // pool's lock, each session is read under its own lock, and the encoding and
 // the store write happen outside every pool and session lock, so GetSession
 // is not held up. One persist runs at a time, in call order.

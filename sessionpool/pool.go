@@ -28,6 +28,7 @@ type Pool struct {
 	store        Store
 	key          string
 	onPersist    func(time.Duration, error)
+	rb           *redisBackend // nil: the sessions live in t
 
 	mu     sync.Mutex
 	closed bool
@@ -93,6 +94,13 @@ func Open(ctx context.Context, opts Options) (*Pool, error) {
 	p.t.byID = make(map[string]*Session)
 	for i := range p.t.ahead {
 		p.t.ahead[i] = rand.Uint64()
+	}
+	if opts.RedisURL != "" || opts.RedisClient != nil {
+		if p.rb, err = openRedis(p, &opts); err != nil {
+			return nil, fmt.Errorf("open pool: %w", err)
+		}
+		p.rb.run(p)
+		return p, nil
 	}
 	if p.store == nil {
 		return p, nil
@@ -172,6 +180,16 @@ func (p *Pool) GetSession(ctx context.Context) (*Session, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("get session: %w", err)
 	}
+	if p.rb != nil {
+		if p.isClosed() {
+			return nil, fmt.Errorf("get session: %w", ErrPoolClosed)
+		}
+		s, err := p.rb.getSession(ctx, p)
+		if err != nil {
+			return nil, fmt.Errorf("get session: %w", err)
+		}
+		return s, nil
+	}
 	t := &p.t
 	for {
 		p.mu.Lock()
@@ -234,6 +252,13 @@ func (p *Pool) GetSession(ctx context.Context) (*Session, error) {
 		p.mu.Unlock()
 		return p.createReserved(ctx)
 	}
+}
+
+// isClosed reports whether Teardown was called.
+func (p *Pool) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
 }
 
 // createReserved builds a session for a slot reserved by GetSession and
@@ -320,6 +345,7 @@ func (p *Pool) newSession(o SessionOptions, data []byte) *Session {
 			hidx:     -1,
 		},
 	}
+	s.jar.track = p.rb != nil
 	s.publishLocked() // s is not shared yet
 	return s
 }
@@ -369,6 +395,19 @@ func (p *Pool) AddSession(ctx context.Context, opts SessionOptions) (*Session, e
 	if errs := o.validate(""); len(errs) > 0 {
 		return nil, fmt.Errorf("add session: %w", errors.Join(errs...))
 	}
+	if p.rb != nil {
+		if p.isClosed() {
+			return nil, fmt.Errorf("add session: %w", ErrPoolClosed)
+		}
+		s, err := p.build(ctx, o, false)
+		if err != nil {
+			return nil, fmt.Errorf("add session: %w", err)
+		}
+		if s, err = p.rb.addSession(ctx, p, s, o.ID != ""); err != nil {
+			return nil, fmt.Errorf("add session: %w", err)
+		}
+		return s, nil
+	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -408,6 +447,19 @@ func (p *Pool) GetSessionByID(ctx context.Context, id string) (*Session, error) 
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("get session %q: %w", id, err)
 	}
+	if p.rb != nil {
+		if p.isClosed() {
+			return nil, fmt.Errorf("get session %q: %w", id, ErrPoolClosed)
+		}
+		s, err := p.rb.getByID(ctx, p, id)
+		if err != nil {
+			return nil, fmt.Errorf("get session %q: %w", id, err)
+		}
+		if s == nil || !s.IsUsable() {
+			return nil, fmt.Errorf("get session %q: %w", id, ErrSessionNotFound)
+		}
+		return s, nil
+	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -423,6 +475,10 @@ func (p *Pool) GetSessionByID(ctx context.Context, id string) (*Session, error) 
 
 // UsableSessionsCount returns the number of held sessions that are usable.
 func (p *Pool) UsableSessionsCount() int {
+	if p.rb != nil {
+		held, retired, expired := p.remoteCounts()
+		return held - retired - expired
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.t.all) - p.t.unusable(p.nowNanos())
@@ -431,13 +487,36 @@ func (p *Pool) UsableSessionsCount() int {
 // RetiredSessionsCount returns the number of held sessions that are not
 // usable (retired, blocked, worn out or expired) and not yet evicted.
 func (p *Pool) RetiredSessionsCount() int {
+	if p.rb != nil {
+		_, retired, expired := p.remoteCounts()
+		return retired + expired
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.t.unusable(p.nowNanos())
 }
 
+// remoteCounts reads the counts of a Redis pool; errors go to OnStoreError.
+func (p *Pool) remoteCounts() (held, retired, expired int) {
+	held, retired, expired, err := p.rb.counts(context.Background(), p)
+	if err != nil {
+		p.rb.report(fmt.Errorf("count sessions: %w", err))
+		return 0, 0, 0
+	}
+	return held, retired, expired
+}
+
 // Sessions returns the held sessions, usable or not, in no particular order.
+// With a Redis pool they are copies read from the server (errors go to
+// OnStoreError: nil is returned).
 func (p *Pool) Sessions() []*Session {
+	if p.rb != nil {
+		ss, err := p.rb.sessions(context.Background(), p)
+		if err != nil {
+			p.rb.report(fmt.Errorf("list sessions: %w", err))
+		}
+		return ss
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return slices.Clone(p.t.all)
@@ -464,9 +543,14 @@ func (p *Pool) State() PoolState {
 // snapshot copies the held sessions' states (without cookies) and counts
 // the usable ones at now. The pool lock is held only to copy the pointers.
 func (p *Pool) snapshot(now time.Time) ([]sessionSnap, int) {
-	p.mu.Lock()
-	all := slices.Clone(p.t.all)
-	p.mu.Unlock()
+	var all []*Session
+	if p.rb != nil {
+		all = p.Sessions()
+	} else {
+		p.mu.Lock()
+		all = slices.Clone(p.t.all)
+		p.mu.Unlock()
+	}
 	nowNs := now.UnixNano()
 	snaps := make([]sessionSnap, len(all))
 	usable := 0
@@ -504,6 +588,12 @@ func (p *Pool) Teardown(ctx context.Context) error {
 	p.t.wakeWaiters()
 	p.mu.Unlock()
 	close(p.stop)
+	if p.rb != nil {
+		if err := p.rb.close(); err != nil {
+			return fmt.Errorf("teardown: %w", err)
+		}
+		return nil
+	}
 	if p.done != nil {
 		p.stopCancel()
 		select {

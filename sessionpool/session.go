@@ -1,6 +1,7 @@
 package sessionpool
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -66,6 +67,7 @@ type sessionCold struct {
 	proxyURL string // immutable
 	created  int64  // unix ns; immutable
 	userData []byte // guarded by Session.mu; a JSON object, or nil; replaced, never modified in place
+	ver      int64  // guarded by Session.mu; Redis pools: the version of the server's copy last read
 
 	// Guarded by pool.mu: the session's place in the pool's table.
 	idx  int // index in table.all; -1 when not held
@@ -208,6 +210,10 @@ func (s *Session) publishLocked() {
 // max(0, ErrorScore - ErrorScoreDecrement). If the session is now unusable
 // it retires itself (firing the pool's event once, counting no second use).
 func (s *Session) MarkGood() {
+	if s.remote() {
+		s.pool.rb.report(s.pool.rb.commit(context.Background(), s, "g"))
+		return
+	}
 	now := s.nowNanos()
 	s.mu.Lock()
 	s.usage++
@@ -224,6 +230,10 @@ func (s *Session) MarkGood() {
 // session is now unusable it retires itself (firing the pool's event once,
 // counting no second use).
 func (s *Session) MarkBad() {
+	if s.remote() {
+		s.pool.rb.report(s.pool.rb.commit(context.Background(), s, "b"))
+		return
+	}
 	now := s.nowNanos()
 	s.mu.Lock()
 	s.usage++
@@ -240,6 +250,10 @@ func (s *Session) MarkBad() {
 // event. Idempotent: on a retired session it changes nothing and fires
 // nothing.
 func (s *Session) Retire() {
+	if s.remote() {
+		s.pool.rb.report(s.pool.rb.commit(context.Background(), s, "r"))
+		return
+	}
 	s.mu.Lock()
 	if s.retired {
 		s.mu.Unlock()
@@ -287,17 +301,27 @@ func (s *Session) UserData() map[string]any {
 }
 
 // SetUserData replaces the session's user data with a copy of data (as
-// JSON). It fails, changing nothing, when data is not JSON-serialisable.
+// JSON). It fails, changing nothing, when data is not JSON-serialisable (or,
+// with a Redis pool, when the server cannot be reached).
 func (s *Session) SetUserData(data map[string]any) error {
 	raw, err := encodeUserData(data)
 	if err != nil {
 		return fmt.Errorf("set user data: %w", err)
+	}
+	if s.remote() {
+		if err := s.pool.rb.setUserData(context.Background(), s, raw); err != nil {
+			return fmt.Errorf("set user data: %w", err)
+		}
 	}
 	s.mu.Lock()
 	s.cold().userData = raw
 	s.mu.Unlock()
 	return nil
 }
+
+// remote reports whether s belongs to a Redis pool: its mutators then run on
+// the server.
+func (s *Session) remote() bool { return s.pool != nil && s.pool.rb != nil }
 
 func encodeUserData(data map[string]any) ([]byte, error) {
 	if len(data) == 0 {
@@ -328,6 +352,9 @@ func (s *Session) SetCookiesFromResponse(resp *http.Response) {
 		return
 	}
 	s.cold().jar.setFromResponse(resp.Request.URL, lines, s.clock())
+	if s.remote() {
+		s.pool.rb.report(s.pool.rb.commit(context.Background(), s, "n"))
+	}
 }
 
 // SetCookies stores browser-style cookies as received from u: a leading dot
@@ -338,6 +365,9 @@ func (s *Session) SetCookies(u *url.URL, cookies []*http.Cookie) {
 		return
 	}
 	s.cold().jar.setCookies(u, cookies, s.clock())
+	if s.remote() {
+		s.pool.rb.report(s.pool.rb.commit(context.Background(), s, "n"))
+	}
 }
 
 // Cookies returns the cookies to send to u.
