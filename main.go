@@ -15,6 +15,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/sessionproxy/sessionproxy/proxy"
 )
 
@@ -62,6 +64,11 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 
+	// go-redis reports connection trouble through a logger of its own (a
+	// global); the proxy already answers and logs each failed request, so
+	// these go to debug.
+	redis.SetLogger(redisLogger{logger})
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	srv, err := proxy.Open(ctx, proxy.Options{Config: cfg, Logger: logger})
@@ -105,4 +112,11 @@ func newLogger(w io.Writer, format string, level slog.Level) (*slog.Logger, erro
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("-log-format must be text or json (got %q)", format)
+}
+
+// redisLogger passes go-redis's messages to slog at debug level.
+type redisLogger struct{ l *slog.Logger }
+
+func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	r.l.DebugContext(ctx, "redis client: "+fmt.Sprintf(format, v...))
 }

@@ -3,12 +3,21 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"encoding/json"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/sessionproxy/sessionproxy/internal/redistest"
+	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
 // TestBadConfigExitsTwo: a bad config is reported with FILE:LINE and exit
@@ -110,5 +119,102 @@ func TestSignals(t *testing.T) {
 	info, err := os.Stat(filepath.Join(dir, "data", "ca-key.pem"))
 	if err != nil || info.Mode().Perm() != 0o600 {
 		t.Errorf("CA key: %v, mode %v; want 0600", err, info.Mode().Perm())
+	}
+}
+
+// TestKilledInstanceLosesNothing: an instance on a Redis pool that is killed
+// (SIGKILL, no shutdown) while a request is in flight loses nothing it had
+// acknowledged: the pool on the server has every use and cookie of the
+// responses its clients received.
+func TestKilledInstanceLosesNothing(t *testing.T) {
+	if path := os.Getenv("SESSIONPROXY_TEST_CHILD_CONFIG"); path != "" {
+		os.Exit(run([]string{"-config", path}, os.Stderr)) // the instance to kill
+	}
+	rs := redistest.Start(t)
+	entered, release := make(chan struct{}), make(chan struct{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("/set", func(w http.ResponseWriter, r *http.Request) {
+		http.SetCookie(w, &http.Cookie{Name: r.URL.Query().Get("name"), Value: "1", Path: "/"})
+	})
+	mux.HandleFunc("/hang", func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	origin := httptest.NewServer(mux)
+	defer origin.Close()
+	defer close(release)
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "redis.yaml")
+	cfg := "listen: 127.0.0.1:0\nadmin_listen: \"\"\nlog_format: json\ndata_dir: " + filepath.Join(dir, "data") +
+		"\npool:\n  store: " + rs.URL(0) + "\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKilledInstanceLosesNothing$")
+	cmd.Env = append(os.Environ(), "SESSIONPROXY_TEST_CHILD_CONFIG="+path)
+	logs, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	sc := bufio.NewScanner(logs)
+	var addr string
+	for addr == "" && sc.Scan() {
+		var line struct{ Msg, Proxy string }
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "sessionproxy listening" {
+			addr = line.Proxy
+		}
+	}
+	if addr == "" {
+		t.Fatalf("the instance never said where it listens (%v)", sc.Err())
+	}
+	go io.Copy(io.Discard, logs)
+
+	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: addr})}}
+	send := func(path string) (*http.Response, error) {
+		req, _ := http.NewRequest(http.MethodGet, origin.URL+path, nil)
+		req.Header.Set("X-Session-Id", "victim")
+		resp, err := client.Do(req)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		return resp, err
+	}
+	for _, p := range []string{"/set?name=a", "/set?name=b"} {
+		if resp, err := send(p); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %v %v", p, resp, err)
+		}
+	}
+	hung := make(chan error, 1)
+	go func() { _, err := send("/hang"); hung <- err }()
+	<-entered
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if err := <-hung; err == nil {
+		t.Errorf("the request in flight got an answer from a killed instance")
+	}
+
+	p, err := sessionpool.Open(t.Context(), sessionpool.Options{RedisURL: rs.URL(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Teardown(context.Background())
+	s, err := p.GetSessionByID(t.Context(), "victim")
+	if err != nil {
+		t.Fatalf("the session of the killed instance: %v", err)
+	}
+	u, _ := url.Parse(origin.URL + "/")
+	if got := s.CookieString(u); s.UsageCount() != 2 || got != "a=1; b=1" {
+		t.Errorf("after the kill the pool has uses %d, cookies %q; want 2 and a=1; b=1", s.UsageCount(), got)
 	}
 }

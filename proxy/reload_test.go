@@ -115,17 +115,6 @@ func TestReloadWithoutFile(t *testing.T) {
 	}
 }
 
-// TestRedisStoreNotYet: a redis store is refused at start with a clear
-// error that does not show its password.
-func TestRedisStoreNotYet(t *testing.T) {
-	cfg := testConfig(t)
-	cfg.Pool.Store = "redis://user:redis-secret@127.0.0.1:6379/0"
-	_, err := Open(t.Context(), Options{Config: cfg})
-	if !errors.Is(err, ErrUnsupportedStore) || strings.Contains(err.Error(), "redis-secret") {
-		t.Errorf("Open with a redis store: %v, want ErrUnsupportedStore without the password", err)
-	}
-}
-
 // TestDrain: requests entering after close are refused, and the channel
 // closes when the last one in flight leaves.
 func TestDrain(t *testing.T) {

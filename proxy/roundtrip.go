@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -116,7 +117,7 @@ func (s *Server) attempts(req *http.Request, t *tunnel, cfg *Config) *http.Respo
 			if v.Rule == nil && cfg.DefaultAction == "" {
 				v.Action = ActionBad // no rule spoke: a failed upstream is still the session's fault
 			}
-			s.apply(sess, v, host, 0)
+			s.apply(sess, v, host, 0, nil)
 			if v.Retry && canRetry {
 				tried = append(tried, sess.ID())
 				continue
@@ -127,7 +128,6 @@ func (s *Server) attempts(req *http.Request, t *tunnel, cfg *Config) *http.Respo
 			return resp
 		}
 
-		sess.SetCookiesFromResponse(resp)
 		o := &Outcome{Host: host, Status: resp.StatusCode, Header: resp.Header}
 		if cfg.Rules.NeedsBody(host, resp.StatusCode, resp.Header) {
 			if !canRetry || !cfg.Rules.MayRetry(host, resp.StatusCode, resp.Header) {
@@ -141,7 +141,7 @@ func (s *Server) attempts(req *http.Request, t *tunnel, cfg *Config) *http.Respo
 			o.Body = decodedBody(resp.Header, holdPrefix(resp, cfg.BodyLimit), cfg.BodyLimit)
 		}
 		v := cfg.Rules.Decide(o)
-		s.apply(sess, v, host, resp.StatusCode)
+		s.apply(sess, v, host, resp.StatusCode, resp)
 		if v.Retry && canRetry {
 			discard(resp.Body)
 			tried = append(tried, sess.ID())
@@ -159,10 +159,11 @@ func (s *Server) attempts(req *http.Request, t *tunnel, cfg *Config) *http.Respo
 // when that copy is complete (or the body ends or is closed).
 func (s *Server) decideWhileStreaming(resp *http.Response, cfg *Config, sess *sessionpool.Session, o *Outcome, attempt int, start time.Time) {
 	limit := cfg.BodyLimit
+	cookies := cookieCarrier(resp)
 	resp.Body = &inspectingBody{rc: resp.Body, limit: int(limit), decide: func(raw []byte) {
 		o.Body = decodedBody(o.Header, raw, limit)
 		v := cfg.Rules.Decide(o)
-		s.apply(sess, v, o.Host, o.Status)
+		s.apply(sess, v, o.Host, o.Status, cookies)
 		s.finish(event{outcome: string(v.Action), rule: verdictRule(v), status: o.Status, retries: attempt, duration: time.Since(start)})
 	}}
 }
@@ -204,16 +205,34 @@ func (s *Server) prepareBody(req *http.Request, cfg *Config) (replayable, error)
 	return replayable{ok: true, body: buf}, nil
 }
 
-// apply carries out a verdict on the session and logs a retirement.
-func (s *Server) apply(sess *sessionpool.Session, v Verdict, host string, status int) {
+// cookieCarrier returns what Session.Commit needs of resp to store its
+// cookies later: its Set-Cookie lines and its request's URL, without the
+// body (which the client is reading meanwhile).
+func cookieCarrier(resp *http.Response) *http.Response {
+	lines := resp.Header.Values("Set-Cookie")
+	if len(lines) == 0 {
+		return nil
+	}
+	return &http.Response{Header: http.Header{"Set-Cookie": lines}, Request: resp.Request}
+}
+
+// apply carries out a verdict on the session, storing the Set-Cookie lines
+// of resp (nil: none) with it in one step, and logs a retirement. With a
+// shared store (Redis) that step is the request's second and last round
+// trip to it.
+func (s *Server) apply(sess *sessionpool.Session, v Verdict, host string, status int, resp *http.Response) {
 	wasUsable := sess.IsUsable()
+	mark := sessionpool.NoMark
 	switch v.Action {
 	case ActionGood:
-		sess.MarkGood()
+		mark = sessionpool.Good
 	case ActionBad:
-		sess.MarkBad()
+		mark = sessionpool.Bad
 	case ActionRetire:
-		sess.Retire()
+		mark = sessionpool.Retire
+	}
+	if err := sess.Commit(context.Background(), resp, mark); err != nil {
+		s.storeFailed(err)
 	}
 	rule := verdictRule(v)
 	if v.Rule != nil && (v.Action == ActionRetire || v.Action == ActionBad) {
@@ -324,6 +343,10 @@ func (s *Server) selectErrorResponse(req *http.Request, err error) *http.Respons
 		return textResponse(req, http.StatusBadRequest, "sessionproxy: "+err.Error())
 	case errors.Is(err, sessionpool.ErrPoolClosed):
 		return textResponse(req, http.StatusServiceUnavailable, "sessionproxy: shutting down")
+	case errors.Is(err, sessionpool.ErrStoreUnavailable):
+		// One line naming the store (its URL without the password) and the
+		// cause; no local fallback, which would split identities.
+		return textResponse(req, http.StatusServiceUnavailable, "sessionproxy: "+oneLine(err.Error()))
 	}
 	return textResponse(req, http.StatusServiceUnavailable, "sessionproxy: session store: "+err.Error())
 }

@@ -31,7 +31,8 @@ import (
 var (
 	// ErrServerClosed is returned by Serve and ServeAdmin after Shutdown.
 	ErrServerClosed = errors.New("proxy: server closed")
-	// ErrUnsupportedStore is returned by Open for a pool.store it cannot use.
+	// ErrUnsupportedStore is returned by Open when Options.Store is set
+	// while pool.store names a Redis server.
 	ErrUnsupportedStore = errors.New("proxy: unsupported pool store")
 )
 
@@ -126,11 +127,14 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	}
 
 	store := opts.Store
-	if store == nil && cfg.Pool.Store != "file" {
-		ca.Close()
-		return nil, fmt.Errorf("proxy: open store: %w: pool.store %q: only \"file\" is built so far", ErrUnsupportedStore, RedactURL(cfg.Pool.Store))
-	}
-	if store == nil {
+	redisURL := ""
+	if cfg.Pool.Store != "file" {
+		if store != nil {
+			ca.Close()
+			return nil, fmt.Errorf("proxy: open store: %w: Options.Store is set and pool.store is %q", ErrUnsupportedStore, RedactURL(cfg.Pool.Store))
+		}
+		redisURL = cfg.Pool.Store
+	} else if store == nil {
 		fs, err := sessionpool.NewFileStore(cfg.DataDir)
 		if err != nil {
 			ca.Close()
@@ -138,7 +142,10 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		}
 		store = fs
 	}
-	pool, err := sessionpool.Open(ctx, poolOptions(cfg, store, now, s.createSession, s.persisted))
+	popts := poolOptions(cfg, store, now, s.createSession, s.persisted)
+	popts.RedisURL = redisURL
+	popts.OnStoreError = s.storeFailed
+	pool, err := sessionpool.Open(ctx, popts)
 	if err != nil {
 		ca.Close()
 		return nil, fmt.Errorf("proxy: open pool: %w", err)
@@ -211,6 +218,21 @@ func (s *Server) persisted(took time.Duration, err error) {
 func (s *Server) sessionRetired(st sessionpool.SessionState) {
 	s.transports.Close(st.ID)
 	s.sessionRetiredStats(st)
+}
+
+// storeName is where the pool lives, for logs: the state file's directory
+// or the Redis URL without its password.
+func storeName(cfg *Config) string {
+	if cfg.Pool.Store == "file" {
+		return "file in " + cfg.DataDir
+	}
+	return RedactURL(cfg.Pool.Store)
+}
+
+// storeFailed logs an error of the shared store that no request can be
+// told of (a mark or a cookie update that did not reach it).
+func (s *Server) storeFailed(err error) {
+	s.log.Warn("session store", "error", err)
 }
 
 // Pool returns the server's session pool.
@@ -491,7 +513,7 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	}
 	certPath, _ := caPaths(cfg)
 	s.log.Info("sessionproxy listening", "proxy", ln.Addr().String(), "ca_cert", certPath,
-		"ca_spki_sha256", s.ca.SPKIHash(), "sessions", s.pool.UsableSessionsCount())
+		"ca_spki_sha256", s.ca.SPKIHash(), "pool_store", storeName(cfg), "sessions", s.pool.UsableSessionsCount())
 	errc := make(chan error, 2)
 	go func() { errc <- s.Serve(ln) }()
 	if adminLn != nil {
