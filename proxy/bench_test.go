@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/elazarl/goproxy"
+
+	"github.com/sessionproxy/sessionproxy/internal/redistest"
 )
 
 // The throughput benchmark runs goproxy alone (its transport tuned) and
@@ -382,4 +384,62 @@ func peakRSS(b *testing.B, pid int) int64 {
 	}
 	b.Fatal("no VmHWM in /proc status")
 	return 0
+}
+
+// BenchmarkRedisThroughput runs sessionproxy on its in-process pool and on a
+// Redis pool (a real redis-server on loopback) side by side, loaded in turns
+// as in BenchmarkThroughput, and reports the median per-round ratio:
+//
+//	go test -run '^$' -bench 'RedisThroughput' -benchtime 5x ./proxy/
+func BenchmarkRedisThroughput(b *testing.B) {
+	rs := redistest.Start(b)
+	body := strings.Repeat("x", benchBodySize)
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.SetCookie(w, &http.Cookie{Name: "seen", Value: "1", Path: "/"})
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, body)
+	})
+	origin := httptest.NewServer(handler)
+	defer origin.Close()
+	originCA, originKey, _ := newTestCA(b)
+	tlsOrigin := httptest.NewUnstartedServer(handler)
+	tlsOrigin.TLS = &tls.Config{Certificates: []tls.Certificate{newTestLeaf(b, originCA, originKey, "127.0.0.1")}}
+	tlsOrigin.Config.ErrorLog = discardServerLog
+	tlsOrigin.StartTLS()
+	defer tlsOrigin.Close()
+	originCAFile := filepath.Join(b.TempDir(), "origin-ca.pem")
+	if err := os.WriteFile(originCAFile, originCA, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	for i, scheme := range []string{"http", "https"} {
+		target := origin.URL
+		if scheme == "https" {
+			target = tlsOrigin.URL
+		}
+		b.Run(scheme, func(b *testing.B) {
+			var clients []*http.Client
+			for _, store := range []string{"file", rs.URL(i)} {
+				cfg := Default()
+				cfg.DataDir = b.TempDir()
+				cfg.Pool.PersistInterval = time.Hour
+				cfg.Pool.Store = store
+				cfg.MITM.UpstreamCA = []string{originCAFile}
+				addr, caPool, stop := startSessionproxy(b, cfg)
+				defer stop()
+				clients = append(clients, loadClient(b, addr, caPool, target))
+			}
+			var memRates, redisRates, ratios []float64
+			b.ResetTimer()
+			for range b.N {
+				mem := load(b, clients[0], target, benchRound)
+				red := load(b, clients[1], target, benchRound)
+				memRates, redisRates = append(memRates, mem), append(redisRates, red)
+				ratios = append(ratios, red/mem)
+			}
+			b.StopTimer()
+			b.ReportMetric(median(memRates), "memory-req/s")
+			b.ReportMetric(median(redisRates), "redis-req/s")
+			b.ReportMetric(median(ratios), "redis/memory")
+		})
+	}
 }

