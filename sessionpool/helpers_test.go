@@ -79,3 +79,48 @@ func (r *retiredRecorder) total() int {
 	defer r.mu.Unlock()
 	return len(r.states)
 }
+
+// held returns the number of sessions a memory pool's table holds (an
+// internal check: shared test bodies use heldCount).
+func held(p *Pool) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.t.all)
+}
+
+// getN calls GetSession n times.
+func getN(t testing.TB, p *Pool, n int) []*Session {
+	t.Helper()
+	out := make([]*Session, n)
+	for i := range out {
+		s, err := p.GetSession(context.Background())
+		if err != nil {
+			t.Fatalf("GetSession %d: %v", i, err)
+		}
+		out[i] = s
+	}
+	return out
+}
+
+// addSession calls AddSession and fails the test on an error.
+func addSession(t testing.TB, p *Pool, opts SessionOptions) *Session {
+	t.Helper()
+	s, err := p.AddSession(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("AddSession: %v", err)
+	}
+	return s
+}
+
+// stateOf returns the pool's state of the held session id (usable or not),
+// read through Pool.State: with Redis, the server's copy.
+func stateOf(t testing.TB, p *Pool, id string) SessionState {
+	t.Helper()
+	for _, st := range p.State().Sessions {
+		if st.ID == id {
+			return st
+		}
+	}
+	t.Fatalf("the pool does not hold session %s", id)
+	return SessionState{}
+}

@@ -96,16 +96,19 @@ type jar struct {
 
 // cookieDelta is one change of a tracked jar: e was stored (or replaced the
 // cookie with its name, domain and path), or, with del, that cookie was
-// removed.
+// removed. insecure: the change came from a response over plain http, so
+// it must not replace or remove a Secure cookie the server holds (which
+// this jar, a copy, may not know).
 type cookieDelta struct {
-	e   entry
-	del bool
+	e        entry
+	del      bool
+	insecure bool
 }
 
 // noteLocked records a change of a tracked jar.
-func (j *jar) noteLocked(e *entry, del bool) {
+func (j *jar) noteLocked(e *entry, del, insecure bool) {
 	if j.track {
-		j.delta = append(j.delta, cookieDelta{e: *e, del: del})
+		j.delta = append(j.delta, cookieDelta{e: *e, del: del, insecure: insecure})
 	}
 }
 
@@ -363,7 +366,7 @@ func (j *jar) insert(name, value string, e entry, now time.Time, secureOrigin bo
 				old.httpOnly == e.httpOnly && old.sameSite == e.sameSite {
 				if !old.expires.Equal(e.expires) {
 					old.expires = e.expires // all a same-valued cookie can change
-					j.noteLocked(old, false)
+					j.noteLocked(old, false, !secureOrigin)
 				}
 				return
 			}
@@ -371,7 +374,7 @@ func (j *jar) insert(name, value string, e entry, now time.Time, secureOrigin bo
 			e.seq = old.seq
 			own(&e, name, value)
 			*old = e
-			j.noteLocked(old, false)
+			j.noteLocked(old, false, !secureOrigin)
 			return
 		}
 		if old.domain == e.domain {
@@ -400,7 +403,7 @@ func (j *jar) insert(name, value string, e entry, now time.Time, secureOrigin bo
 		}
 	}
 	j.entries = slices.Insert(j.entries, lo, e)
-	j.noteLocked(&e, false)
+	j.noteLocked(&e, false, !secureOrigin)
 }
 
 // own gives e its own copy of the name, value, path and domain, in one
@@ -438,7 +441,7 @@ func (j *jar) evictLocked(domain string) {
 		}
 	}
 	if victim >= 0 {
-		j.noteLocked(&j.entries[victim], true)
+		j.noteLocked(&j.entries[victim], true, false)
 		j.entries = slices.Delete(j.entries, victim, victim+1)
 	}
 }
@@ -451,7 +454,9 @@ func olderThan(a, b *entry) bool {
 }
 
 // remove deletes the cookie with the given name, domain and path, unless the
-// request is not secure and the cookie is (leave secure cookies alone).
+// request is not secure and the cookie is (leave secure cookies alone). A
+// tracked jar records the deletion even when it does not hold the cookie:
+// it is a copy, and the server may hold it (set by another copy).
 func (j *jar) remove(name, domain, path string, secureOrigin bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -461,21 +466,23 @@ func (j *jar) remove(name, domain, path string, secureOrigin bool) {
 			if e.secure && !secureOrigin {
 				return
 			}
-			j.noteLocked(e, true)
+			j.noteLocked(e, true, !secureOrigin)
 			j.entries = slices.Delete(j.entries, i, i+1)
 			return
 		}
 	}
+	if j.track {
+		e := entry{nv: name + "=", nameLen: len(name), domain: domain, path: path}
+		j.noteLocked(&e, true, !secureOrigin)
+	}
 }
 
-// removeExpiredLocked drops every cookie expired at now.
+// removeExpiredLocked drops every cookie expired at now. A tracked jar does
+// not record these: the server's copy of the cookie may have been renewed
+// by another copy of the session, and an expired one is skipped when read.
 func (j *jar) removeExpiredLocked(now time.Time) {
 	j.entries = slices.DeleteFunc(j.entries, func(e entry) bool {
-		if e.expired(now) {
-			j.noteLocked(&e, true)
-			return true
-		}
-		return false
+		return e.expired(now)
 	})
 	if len(j.entries) == 0 {
 		j.entries = nil

@@ -98,22 +98,50 @@ type Options struct {
 
 	// RedisURL, when set, keeps the pool on a Redis server instead of in
 	// this process: redis://[user:password@]host:port/db, or rediss:// for
-	// TLS (go-redis's URL options, such as pool_size, apply). Every process
-	// that opens a pool on the same server with the same PersistStateKey
-	// shares its sessions: their IDs, counters, cookies and upstreams, and
+	// TLS (go-redis's URL options, such as pool_size, apply; unless the URL
+	// sets max_retries or dial_timeout, a command is not sent again after a
+	// network error and a dial gives up after 2 s). Every process that
+	// opens a pool on the same server and database with the same
+	// PersistStateKey shares its sessions: their IDs, counters, limits,
+	// cookies (merged cookie by cookie), user data and upstreams, and
 	// MaxPoolSize across all of them. Store must then be nil (the server is
-	// the store) and PersistState does nothing. Errors of the server wrap
-	// ErrStoreUnavailable. "": sessions live in this process.
+	// the store) and PersistState does nothing.
+	//
+	// Every GetSession and GetSessionByID then returns a new *Session, this
+	// process's copy of the server's session (compare sessions by ID): its
+	// reads are local, and each change is one script run on the server that
+	// updates the copy with the server's answer. A mark or cookie change on
+	// a copy whose session the server no longer holds (evicted, or its keys
+	// expired) makes the copy unusable and fires nothing. A session's keys expire on
+	// the server with the session. UseUntilFailure follows the session this
+	// process returned last. CreateSessionFunc may run ahead of need: a
+	// GetSession without a spare candidate builds one before asking the
+	// server and keeps it for a later creation when the server hands out a
+	// held session.
+	//
+	// Open does not fail when the server cannot be reached (it waits up to
+	// 5 s for the server to confirm the event subscription); calls fail
+	// until the server is back, and the pool reconnects by itself. Errors
+	// of the server wrap ErrStoreUnavailable; data on the server the pool
+	// cannot parse is an error wrapping ErrInvalidState that names the
+	// session. "": sessions live in this process.
 	RedisURL string
 	// RedisClient is an existing client to use instead of RedisURL (for
-	// Redis Cluster, say); the pool does not close it. nil: RedisURL.
+	// Redis Cluster, say), with its own retry settings; RedisURL is then
+	// ignored. The pool does not close it. Errors name its addresses.
+	// nil: RedisURL.
 	RedisClient redis.UniversalClient
-	// OnStoreError, when set, is called with the errors of the shared store
-	// that no call can return: those of MarkGood, MarkBad, Retire,
-	// SetCookies, SetCookiesFromResponse and SetUserData, of the counts and
-	// of State (which then report what they could read: nothing). Session.
-	// Commit returns its error instead. It must not block for long.
-	// nil: such errors are dropped.
+	// OnStoreError, when set, is called with the errors of a Redis pool
+	// that no call can return: those of MarkGood, MarkBad, Retire and
+	// RetireOnBlockedStatusCodes, SetCookies and SetCookiesFromResponse
+	// (a cookie change that did not reach the server is sent again with
+	// the copy's next change; a mark is not), of UsableSessionsCount and
+	// RetiredSessionsCount (which then return 0), of Sessions and State
+	// (which leave out what they could not read), and of retirement events
+	// published by other processes that cannot be decoded (called on the
+	// pool's event goroutine). SetUserData and Session.Commit return their
+	// errors instead. It must not block for long. nil: such errors are
+	// dropped.
 	OnStoreError func(error)
 }
 

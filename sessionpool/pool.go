@@ -96,7 +96,7 @@ func Open(ctx context.Context, opts Options) (*Pool, error) {
 		p.t.ahead[i] = rand.Uint64()
 	}
 	if opts.RedisURL != "" || opts.RedisClient != nil {
-		if p.rb, err = openRedis(p, &opts); err != nil {
+		if p.rb, err = openRedis(ctx, p, &opts); err != nil {
 			return nil, fmt.Errorf("open pool: %w", err)
 		}
 		p.rb.run(p)
@@ -507,8 +507,9 @@ func (p *Pool) remoteCounts() (held, retired, expired int) {
 }
 
 // Sessions returns the held sessions, usable or not, in no particular order.
-// With a Redis pool they are copies read from the server (errors go to
-// OnStoreError: nil is returned).
+// With a Redis pool they are copies read from the server; errors go to
+// OnStoreError: nil is returned when the server cannot be read, and a
+// session whose data does not parse is left out.
 func (p *Pool) Sessions() []*Session {
 	if p.rb != nil {
 		ss, err := p.rb.sessions(context.Background(), p)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"slices"
 	"strconv"
@@ -30,8 +31,8 @@ type redisBackend struct {
 	c       redis.UniversalClient
 	sc      redis.Scripter // runs the scripts on the request path: c's autopipeliner when it has one
 	own     bool           // the pool made c and closes it
-	name    string // the store in messages: its URL without the password
-	pfx     string // "sp:{KEY}:"
+	name    string         // the store in messages: its URL without the password
+	pfx     string         // "sp:{KEY}:"
 	keys    []string
 	channel string // retirement events
 	origin  string // this pool's tag in the events it publishes
@@ -48,7 +49,7 @@ type redisBackend struct {
 // maxSpare bounds the candidates kept between GetSession calls.
 const maxSpare = 16
 
-func openRedis(p *Pool, opts *Options) (*redisBackend, error) {
+func openRedis(ctx context.Context, p *Pool, opts *Options) (*redisBackend, error) {
 	b := &redisBackend{
 		c:      opts.RedisClient,
 		origin: newID(),
@@ -74,8 +75,33 @@ func openRedis(p *Pool, opts *Options) (*redisBackend, error) {
 	b.pfx = "sp:{" + p.key + "}:"
 	b.keys = []string{b.pfx + "held", b.pfx + "exp", b.pfx + "retired", b.pfx + "ring"}
 	b.channel = b.pfx + "events"
-	b.ps = b.c.Subscribe(context.Background(), b.channel)
+	b.ps = b.c.Subscribe(ctx, b.channel)
+	b.awaitSubscription(ctx)
 	return b, nil
+}
+
+// subscribeWait bounds how long Open waits for the server to confirm the
+// subscription to the events.
+const subscribeWait = 5 * time.Second
+
+// awaitSubscription waits until the server has confirmed the subscription
+// to the retirement events, so that a retirement another process publishes
+// after Open has returned reaches this pool (SUBSCRIBE is only sent by
+// Subscribe: a PUBLISH from another connection may be run first). When the
+// server cannot be reached it gives up without an error: Open does not need
+// the server, and the event loop subscribes once it is back.
+func (b *redisBackend) awaitSubscription(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, subscribeWait)
+	defer cancel()
+	for {
+		msg, err := b.ps.Receive(ctx)
+		if err != nil {
+			return
+		}
+		if _, ok := msg.(*redis.Subscription); ok {
+			return
+		}
+	}
 }
 
 // setFailFast sets go-redis's retries, unless the URL sets them. By default
@@ -158,6 +184,9 @@ func redactErr(err error, u string) string {
 
 // storeErr wraps an error of the server as ErrStoreUnavailable, naming it.
 func (b *redisBackend) storeErr(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%s: %w", b.name, err) // the caller gave up: the store may be fine
+	}
 	return fmt.Errorf("%w: %s: %w", ErrStoreUnavailable, b.name, err)
 }
 
@@ -218,14 +247,30 @@ func (b *redisBackend) candidate(ctx context.Context, p *Pool) (*Session, error)
 	if err != nil {
 		return nil, err
 	}
+	if err := b.claim(s); err != nil {
+		return nil, err
+	}
 	if s.id == "" {
 		s.id = newID()
 	}
 	return s, nil
 }
 
-// keep saves an unused candidate for a later creation.
+// claim takes s, just built by CreateSessionFunc or NewSession, for the pool
+// to add: a session already held (or taken by an earlier call) is refused,
+// as the memory pool refuses it, rather than renamed under its holder.
+func (b *redisBackend) claim(s *Session) error {
+	if !s.rstate.CompareAndSwap(rfree, rclaimed) {
+		return fmt.Errorf("create session: %w: the session is already held", ErrForeignSession)
+	}
+	return nil
+}
+
+// keep saves an unused candidate (nil: none) for a later creation.
 func (b *redisBackend) keep(s *Session) {
+	if s == nil {
+		return
+	}
 	b.mu.Lock()
 	if len(b.spare) < maxSpare {
 		b.spare = append(b.spare, s)
@@ -272,11 +317,16 @@ func (b *redisBackend) candidateArgs(s *Session, now int64) []any {
 }
 
 // alloc runs the allocation script for op ("get", "get:ID" or "add") with
-// the candidate s.
+// the candidate s (nil: none; the script then replies 'need' when it would
+// create).
 func (b *redisBackend) alloc(ctx context.Context, p *Pool, op string, s *Session) ([]any, error) {
 	now := p.nowNanos()
 	args := []any{b.pfx, micros(now), p.maxSize, strategyCode(p.strategy), op}
-	args = append(args, b.candidateArgs(s, now)...)
+	if s != nil {
+		args = append(args, b.candidateArgs(s, now)...)
+	} else {
+		args = append(args, "")
+	}
 	res, err := allocScript.Run(ctx, b.sc, b.keys, args...).Slice()
 	if err != nil {
 		return nil, b.storeErr(err)
@@ -295,11 +345,14 @@ func strategyCode(s Strategy) string {
 }
 
 // getSession is GetSession on the server: one script run (a spare
-// candidate makes creating a session cost no extra round trip).
+// candidate makes creating a session cost no extra round trip). When no
+// candidate can be built (CreateSessionFunc failed), the script runs
+// without one: only a call that must create a session fails, with that
+// error, as with the memory pool.
 func (b *redisBackend) getSession(ctx context.Context, p *Pool) (*Session, error) {
-	cand, err := b.candidate(ctx, p)
-	if err != nil {
-		return nil, err
+	cand, cerr := b.candidate(ctx, p)
+	if cerr != nil && ctx.Err() != nil {
+		return nil, cerr
 	}
 	op := "get"
 	if p.strategy == UseUntilFailure {
@@ -324,9 +377,25 @@ func (b *redisBackend) getSession(ctx context.Context, p *Pool) (*Session, error
 			}
 		case "new":
 			s = cand
+			s.rstate.Store(rheld)
+		case "need":
+			if cerr == nil {
+				return nil, fmt.Errorf("%w: %s: unexpected reply %q", ErrStoreUnavailable, b.name, kind)
+			}
+			return nil, cerr
 		case "taken":
 			cand.id = newID()
 			continue
+		case "bad":
+			b.keep(cand)
+			if id, _ := res[1].(string); p.strategy == UseUntilFailure {
+				b.mu.Lock()
+				if b.last == id {
+					b.last = "" // draw another next time
+				}
+				b.mu.Unlock()
+			}
+			return nil, b.badSession(p, res[1:])
 		default:
 			b.keep(cand)
 			return nil, fmt.Errorf("%w: %s: unexpected reply %q", ErrStoreUnavailable, b.name, kind)
@@ -344,6 +413,9 @@ func (b *redisBackend) getSession(ctx context.Context, p *Pool) (*Session, error
 // addSession is AddSession on the server: s (built, not held) is added
 // under its ID; without one it gets a fresh ID.
 func (b *redisBackend) addSession(ctx context.Context, p *Pool, s *Session, named bool) (*Session, error) {
+	if err := b.claim(s); err != nil {
+		return nil, err
+	}
 	if s.id == "" {
 		s.id = newID()
 	}
@@ -354,12 +426,15 @@ func (b *redisBackend) addSession(ctx context.Context, p *Pool, s *Session, name
 		}
 		switch kind, _ := res[0].(string); kind {
 		case "new":
+			s.rstate.Store(rheld)
 			return s, nil
 		case "exists", "taken":
 			if named {
-				return nil, fmt.Errorf("add session %q: %w", s.id, ErrSessionExists)
+				return nil, fmt.Errorf("session %q: %w", s.id, ErrSessionExists)
 			}
 			s.id = newID()
+		case "bad":
+			return nil, b.badSession(p, res[1:])
 		default:
 			return nil, fmt.Errorf("%w: %s: unexpected reply %q", ErrStoreUnavailable, b.name, kind)
 		}
@@ -388,13 +463,15 @@ func (b *redisBackend) counts(ctx context.Context, p *Pool) (held, retired, expi
 	return int(res[0]), int(res[1]), int(res[2]), nil
 }
 
-// sessions reads every held session, in no particular order.
+// sessions reads every held session, in no particular order. A session
+// that does not parse is left out, its error joined to the one returned.
 func (b *redisBackend) sessions(ctx context.Context, p *Pool) ([]*Session, error) {
 	ids, err := b.c.SMembers(ctx, b.keys[0]).Result()
 	if err != nil {
 		return nil, b.storeErr(err)
 	}
 	out := make([]*Session, 0, len(ids))
+	var bad []error
 	for chunk := range slices.Chunk(ids, 256) {
 		pipe := b.c.Pipeline()
 		cmds := make([][2]*redis.MapStringStringCmd, len(chunk))
@@ -411,12 +488,13 @@ func (b *redisBackend) sessions(ctx context.Context, p *Pool) ([]*Session, error
 			}
 			s, err := b.sessionFrom(p, id, h, slices.Collect(mapValues(c)))
 			if err != nil {
-				return nil, err
+				bad = append(bad, err)
+				continue
 			}
 			out = append(out, s)
 		}
 	}
-	return out, nil
+	return out, errors.Join(bad...)
 }
 
 func mapValues(m map[string]string) func(func(string) bool) {
@@ -451,6 +529,17 @@ func (b *redisBackend) decodeReply(p *Pool, res []any) (*Session, error) {
 	return b.sessionFrom(p, id, h, cookies)
 }
 
+// badSession is the error of a session the scripts found unparsable, from
+// the reply {id, session hash, cookie hash}: sessionFrom's, which names the
+// fields.
+func (b *redisBackend) badSession(p *Pool, res []any) error {
+	if _, err := b.decodeReply(p, res); err != nil {
+		return err
+	}
+	id, _ := res[0].(string)
+	return fmt.Errorf("%w: %s: session %q: a field does not parse", ErrInvalidState, b.name, id)
+}
+
 // sessionFrom builds this process's copy of a session from its hash and its
 // cookie values. A hash that does not parse is an error naming the session:
 // something else wrote the pool's keys.
@@ -467,7 +556,7 @@ func (b *redisBackend) sessionFrom(p *Pool, id string, h map[string]string, cook
 	}
 	floatField := func(k string) (float64, error) {
 		v, err := strconv.ParseFloat(h[k], 64)
-		if err != nil || v < 0 {
+		if err != nil || v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
 			return 0, bad(k)
 		}
 		return v, nil
@@ -523,6 +612,7 @@ func (b *redisBackend) sessionFrom(p *Pool, id string, h map[string]string, cook
 		return nil, fmt.Errorf("%w: %s: session %q: %w", ErrInvalidState, b.name, id, err)
 	}
 	s.jar.track = true
+	s.rstate.Store(rheld)
 	s.publishLocked() // s is not shared yet
 	return s, nil
 }
@@ -586,19 +676,48 @@ func decodeCookies(vals []string) []Cookie {
 }
 
 // deltaArgs turns a jar's changes into field/value pairs for the commit
-// script (an empty value deletes).
+// script: an empty value deletes; a change received over plain http is
+// marked with a leading '-' (the script then leaves a Secure cookie alone).
 func deltaArgs(args []any, delta []cookieDelta) []any {
 	for i := range delta {
 		d := &delta[i]
 		f := cookieField(d.e.name(), d.e.domain, d.e.path)
+		mark := ""
+		if d.insecure {
+			mark = "-"
+		}
 		if d.del {
-			args = append(args, f, "")
+			args = append(args, f, mark)
 			continue
 		}
 		c := d.e.export()
-		args = append(args, f, cookieValue(&c, d.e.seq))
+		args = append(args, f, mark+cookieValue(&c, d.e.seq))
 	}
 	return args
+}
+
+// requeueDelta puts back the cookie changes of a commit that failed, so
+// that the copy's next commit sends them. A cookie the jar still holds is
+// sent as it is now: an older state must not undo a later change (queued
+// since, or sent by a concurrent commit of the same copy).
+func requeueDelta(j *jar, failed []cookieDelta) {
+	if len(failed) == 0 {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	out := make([]cookieDelta, 0, len(failed)+len(j.delta))
+	for _, d := range failed {
+		name := d.e.name()
+		for i := range j.entries {
+			if e := &j.entries[i]; e.name() == name && e.domain == d.e.domain && e.path == d.e.path {
+				d = cookieDelta{e: *e, insecure: d.insecure}
+				break
+			}
+		}
+		out = append(out, d)
+	}
+	j.delta = append(out, j.delta...)
 }
 
 // commit sends s's cookie changes and the mark m (one of "n", "g", "b",
@@ -624,7 +743,14 @@ func (b *redisBackend) commit(ctx context.Context, s *Session, m string) error {
 		return nil
 	}
 	if err != nil {
+		requeueDelta(&s.jar, delta) // the mark is not sent again: it may have been counted
 		return fmt.Errorf("session %q: %w", s.id, b.storeErr(err))
+	}
+	if len(res) == 2 {
+		if kind, _ := res[0].(string); kind == "bad" {
+			requeueDelta(&s.jar, delta)
+			return b.badSession(p, []any{s.id, res[1], []any{}})
+		}
 	}
 	if len(res) != 5 {
 		return fmt.Errorf("%w: %s: unexpected reply to a mark", ErrStoreUnavailable, b.name)

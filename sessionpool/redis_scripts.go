@@ -40,12 +40,22 @@ local function load(id)
   return h, a
 end
 
+-- usable reports whether the session of hash h is usable at now; nil when
+-- a field it needs does not parse (something else wrote the key).
 local function usable(h)
-  return h.r == '0' and tonumber(h.u) < tonumber(h.mu) and tonumber(h.e) < tonumber(h.me) and now < tonumber(h.x)
+  local u, mu, e, me, x = tonumber(h.u), tonumber(h.mu), tonumber(h.e), tonumber(h.me), tonumber(h.x)
+  if not (u and mu and e and me and x) or (h.r ~= '0' and h.r ~= '1') then return nil end
+  return h.r == '0' and u < mu and e < me and now < x
 end
 
 local function hit(id, a)
   return {'hit', id, a, redis.call('HGETALL', pfx .. 'c:' .. id)}
+end
+
+-- bad is the reply for a session whose hash does not parse: the caller
+-- reports it, naming the session and the field. Nothing is changed.
+local function bad(id, a)
+  return {'bad', id, a, redis.call('HGETALL', pfx .. 'c:' .. id)}
 end
 
 local function drop(id)
@@ -63,8 +73,10 @@ end
 
 -- insert adds the candidate of ARGV[6..]: id, ttl (ms), expires (µs),
 -- retired (0|1), the number of hash arguments, the hash arguments, then
--- cookie field/value pairs.
+-- cookie field/value pairs. Without a candidate (ARGV[6] is '') it replies
+-- {'need'}: the caller could not build one.
 local function insert()
+  if ARGV[6] == '' then return {'need'} end
   local id, ttl, x, r, n = ARGV[6], ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10])
   local s = pfx .. 's:' .. id
   if redis.call('EXISTS', s) == 1 then return {'taken'} end
@@ -96,13 +108,17 @@ end
 // when the pool is full, every unusable session.
 // Replies: {'hit', id, session hash, cookie hash}, {'new'} (the candidate
 // was added), {'taken'} (its ID is held: draw another), {'exists'} (add: a
-// usable session holds the ID).
+// usable session holds the ID), {'need'} (a session must be created and no
+// candidate was given), {'bad', id, session hash, cookie hash} (that
+// session's hash does not parse: nothing was changed).
 var allocScript = redis.NewScript(scriptPrelude + `
 local op = ARGV[5]
 if op == 'add' then
-  local h = load(ARGV[6])
+  local h, a = load(ARGV[6])
   if h then
-    if usable(h) then return {'exists'} end
+    local ok = usable(h)
+    if ok == nil then return bad(ARGV[6], a) end
+    if ok then return {'exists'} end
     drop(ARGV[6])
   end
   if redis.call('SCARD', held) >= max then evict() end
@@ -111,15 +127,24 @@ end
 if string.sub(op, 1, 4) == 'get:' then
   local last = string.sub(op, 5)
   local h, a = load(last)
-  if h and usable(h) then return hit(last, a) end
+  if h then
+    local ok = usable(h)
+    if ok == nil then return bad(last, a) end
+    if ok then return hit(last, a) end
+  end
 end
 if redis.call('SCARD', held) < max then return insert() end
 local id
 if strategy == 'o' then id = redis.call('LMOVE', ring, ring, 'LEFT', 'RIGHT') end
 if not id then id = redis.call('SRANDMEMBER', held) end
 local h, a = load(id)
-if h and usable(h) then return hit(id, a) end
-if not h then drop(id) end
+if h then
+  local ok = usable(h)
+  if ok == nil then return bad(id, a) end
+  if ok then return hit(id, a) end
+else
+  drop(id)
+end
 evict()
 return insert()
 `)
@@ -129,33 +154,46 @@ return insert()
 //
 // KEYS: s:ID, c:ID, retired, exp. ARGV: the mark (n: none, g: good, b: bad,
 // r: retire), now (µs), the event channel, this pool's origin tag, the ID,
-// then cookie field/value pairs (an empty value deletes).
-// Reply: nil when the session is gone, else {uses, error score, retired,
+// then cookie field/value pairs: an empty value deletes, and a value
+// starting with '-' (a change received over plain http) neither replaces
+// nor deletes a stored Secure cookie (RFC 6265bis: leave secure cookies
+// alone; the copy that sends it may not know that cookie).
+// Reply: nil when the session is gone, {'bad', session hash} when its hash
+// does not parse (nothing is changed), else {uses, error score, retired,
 // version, fired}.
 var commitScript = redis.NewScript(`
 local s, c = KEYS[1], KEYS[2]
 local f = redis.call('HMGET', s, 'u', 'e', 'r', 'v', 'mu', 'me', 'ed', 'x')
 if not f[1] then return false end
+local u, e, r, v = tonumber(f[1]), tonumber(f[2]), f[3] == '1', tonumber(f[4])
+local mu, me, ed, x = tonumber(f[5]), tonumber(f[6]), tonumber(f[7]), tonumber(f[8])
+if not (u and e and v and mu and me and ed and x) or (f[3] ~= '0' and f[3] ~= '1') then
+  return {'bad', redis.call('HGETALL', s)}
+end
 if #ARGV > 5 then
   for i = 6, #ARGV, 2 do
-    if ARGV[i + 1] == '' then
-      redis.call('HDEL', c, ARGV[i])
+    local field, val = ARGV[i], ARGV[i + 1]
+    local guarded = string.sub(val, 1, 1) == '-'
+    if guarded then val = string.sub(val, 2) end
+    if guarded and string.find(redis.call('HGET', c, field) or '', ',"secure":true,', 1, true) then
+      -- the stored cookie is Secure: it stays
+    elseif val == '' then
+      redis.call('HDEL', c, field)
     else
-      redis.call('HSET', c, ARGV[i], ARGV[i + 1])
+      redis.call('HSET', c, field, val)
     end
   end
   local ttl = redis.call('PTTL', s)
   if ttl > 0 then redis.call('PEXPIRE', c, ttl) end
 end
-local u, e, r, v = tonumber(f[1]), tonumber(f[2]), f[3] == '1', tonumber(f[4])
 local kind, fire = ARGV[1], 0
 if kind ~= 'n' and not (kind == 'r' and r) then
   u = u + 1
   if kind == 'r' then
     r, fire = true, 1
   else
-    if kind == 'g' then e = math.max(0, e - tonumber(f[7])) else e = e + 1 end
-    if not r and (e >= tonumber(f[6]) or u >= tonumber(f[5]) or tonumber(ARGV[2]) >= tonumber(f[8])) then
+    if kind == 'g' then e = math.max(0, e - ed) else e = e + 1 end
+    if not r and (e >= me or u >= mu or tonumber(ARGV[2]) >= x) then
       r, fire = true, 1
     end
   end

@@ -73,6 +73,12 @@ type sessionCold struct {
 	idx  int // index in table.all; -1 when not held
 	hidx int // index in table.live (heap) or, when inRetired, in table.retired
 
+	// Redis pools: rfree, rclaimed (taken by the pool as a candidate) or
+	// rheld (on the server; copies read from it are born rheld). Until a
+	// session is held its mutators change only this copy, which the pool
+	// sends whole when it adds it.
+	rstate atomic.Int32
+
 	jar jar // its own RFC 6265 jar, with its own mutex
 }
 
@@ -319,9 +325,19 @@ func (s *Session) SetUserData(data map[string]any) error {
 	return nil
 }
 
-// remote reports whether s belongs to a Redis pool: its mutators then run on
-// the server.
-func (s *Session) remote() bool { return s.pool != nil && s.pool.rb != nil }
+// The states of a Redis pool's session (sessionCold.rstate).
+const (
+	rfree    int32 = iota // built by NewSession, not given to the pool
+	rclaimed              // taken by the pool as a candidate, not yet on the server
+	rheld                 // on the server
+)
+
+// remote reports whether s is held by a Redis pool: its mutators then run on
+// the server. A session built for such a pool and not yet added (in
+// CreateSessionFunc, say) is changed locally, like any other.
+func (s *Session) remote() bool {
+	return s.pool != nil && s.pool.rb != nil && s.rstate.Load() == rheld
+}
 
 func encodeUserData(data map[string]any) ([]byte, error) {
 	if len(data) == 0 {

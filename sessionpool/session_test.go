@@ -1,6 +1,7 @@
 package sessionpool
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -8,44 +9,72 @@ import (
 	"time"
 )
 
+// The tests of this file run on both backends (forBackends), on sessions
+// the pool holds (AddSession: a Redis pool keeps nothing it was not given),
+// and check what the pool holds after the local copy (with Redis, the
+// server's copy) unless their name says otherwise.
+
 func TestSessionDefaults(t *testing.T) {
-	clock := newFakeClock()
-	p := openPool(t, Options{Now: clock.Now})
-	s := newTestSession(t, p, SessionOptions{})
-	if !regexp.MustCompile(`^session_[A-Za-z0-9]{10}$`).MatchString(s.ID()) {
-		t.Errorf("ID %q does not match session_[A-Za-z0-9]{10}", s.ID())
-	}
-	if got, want := s.ExpiresAt().Sub(s.CreatedAt()), 3000*time.Second; got != want {
-		t.Errorf("MaxAge = %v, want %v", got, want)
-	}
-	if !s.CreatedAt().Equal(clock.Now()) {
-		t.Errorf("CreatedAt = %v, want the pool clock's %v", s.CreatedAt(), clock.Now())
-	}
-	if s.MaxUsageCount() != 50 || s.MaxErrorScore() != 3 || s.errDecr != 0.5 {
-		t.Errorf("limits = %d, %v, %v; want 50, 3, 0.5", s.MaxUsageCount(), s.MaxErrorScore(), s.errDecr)
-	}
-	if s.ErrorScore() != 0 || s.UsageCount() != 0 || s.ProxyURL() != "" || !s.IsUsable() {
-		t.Errorf("fresh session: score %v, usage %d, proxy %q, usable %v", s.ErrorScore(), s.UsageCount(), s.ProxyURL(), s.IsUsable())
-	}
-	st := s.State()
-	if st.UserData == nil || len(st.UserData) != 0 || st.Cookies != nil {
-		t.Errorf("State: UserData %#v, Cookies %#v; want an empty map and no cookies", st.UserData, st.Cookies)
-	}
-	if s.userData != nil {
-		t.Errorf("user data allocated before use: %q", s.userData)
-	}
+	forBackends(t, func(t *testing.T, b backend) {
+		clock := newFakeClock()
+		p := b.open(t, Options{Now: clock.Now})
+		added := addSession(t, p, SessionOptions{})
+		read, err := p.GetSessionByID(context.Background(), added.ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			what string
+			s    *Session
+		}{{"built", newTestSession(t, p, SessionOptions{})}, {"added", added}, {"read back", read}} {
+			s := c.s
+			if !regexp.MustCompile(`^session_[A-Za-z0-9]{10}$`).MatchString(s.ID()) {
+				t.Errorf("%s: ID %q does not match session_[A-Za-z0-9]{10}", c.what, s.ID())
+			}
+			if got, want := s.ExpiresAt().Sub(s.CreatedAt()), 3000*time.Second; got != want {
+				t.Errorf("%s: MaxAge = %v, want %v", c.what, got, want)
+			}
+			if !s.CreatedAt().Equal(clock.Now()) {
+				t.Errorf("%s: CreatedAt = %v, want the pool clock's %v", c.what, s.CreatedAt(), clock.Now())
+			}
+			if s.MaxUsageCount() != 50 || s.MaxErrorScore() != 3 || s.errDecr != 0.5 {
+				t.Errorf("%s: limits = %d, %v, %v; want 50, 3, 0.5", c.what, s.MaxUsageCount(), s.MaxErrorScore(), s.errDecr)
+			}
+			if s.ErrorScore() != 0 || s.UsageCount() != 0 || s.ProxyURL() != "" || !s.IsUsable() {
+				t.Errorf("%s: fresh session: score %v, usage %d, proxy %q, usable %v", c.what, s.ErrorScore(), s.UsageCount(), s.ProxyURL(), s.IsUsable())
+			}
+			st := s.State()
+			if st.UserData == nil || len(st.UserData) != 0 || st.Cookies != nil {
+				t.Errorf("%s: State: UserData %#v, Cookies %#v; want an empty map and no cookies", c.what, st.UserData, st.Cookies)
+			}
+			if s.userData != nil {
+				t.Errorf("%s: user data allocated before use: %q", c.what, s.userData)
+			}
+		}
+	})
 }
 
 func TestSessionIDsUnique(t *testing.T) {
-	p := openPool(t, Options{})
-	seen := map[string]bool{}
-	for range 2000 {
-		s := newTestSession(t, p, SessionOptions{})
-		if seen[s.ID()] {
-			t.Fatalf("duplicate ID %q", s.ID())
+	forBackends(t, func(t *testing.T, b backend) {
+		p := b.open(t, Options{})
+		seen := map[string]bool{}
+		check := func(s *Session) {
+			t.Helper()
+			if seen[s.ID()] {
+				t.Fatalf("duplicate ID %q", s.ID())
+			}
+			seen[s.ID()] = true
 		}
-		seen[s.ID()] = true
-	}
+		for range 2000 {
+			check(newTestSession(t, p, SessionOptions{}))
+		}
+		for range 2000 {
+			check(addSession(t, p, SessionOptions{}))
+		}
+		if n := heldCount(p); n != 2000 {
+			t.Errorf("held %d, want the 2000 added", n)
+		}
+	})
 }
 
 func TestSessionMarks(t *testing.T) {
@@ -87,78 +116,99 @@ func TestSessionMarks(t *testing.T) {
 		{"custom max usage", SessionOptions{MaxUsageCount: 2}, []step{good, good, good}, 0, 3, true, 1},
 		{"good on blocked does not revive", SessionOptions{}, []step{bad, bad, bad, good, good, good, good, good, good}, 0, 9, true, 1},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			p := openPool(t, Options{})
-			rec := recordRetired(p)
-			s := newTestSession(t, p, tc.opts)
-			for _, st := range tc.steps {
-				switch st {
-				case good:
-					s.MarkGood()
-				case bad:
-					s.MarkBad()
-				case retire:
-					s.Retire()
+	forBackends(t, func(t *testing.T, b backend) {
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				p := b.open(t, Options{})
+				rec := recordRetired(p)
+				s := addSession(t, p, tc.opts)
+				for _, st := range tc.steps {
+					switch st {
+					case good:
+						s.MarkGood()
+					case bad:
+						s.MarkBad()
+					case retire:
+						s.Retire()
+					}
 				}
-			}
-			if got := s.ErrorScore(); got != tc.wantScore {
-				t.Errorf("ErrorScore = %v, want %v", got, tc.wantScore)
-			}
-			if got := s.UsageCount(); got != tc.wantUsage {
-				t.Errorf("UsageCount = %v, want %v", got, tc.wantUsage)
-			}
-			if got := s.Retired(); got != tc.wantRetired {
-				t.Errorf("Retired = %v, want %v", got, tc.wantRetired)
-			}
-			if s.IsUsable() == tc.wantRetired {
-				t.Errorf("IsUsable = %v with retired %v", s.IsUsable(), tc.wantRetired)
-			}
-			if got := rec.count(s.ID()); got != tc.wantEvents {
-				t.Errorf("retired events = %d, want %d", got, tc.wantEvents)
-			}
-		})
-	}
+				if got := s.ErrorScore(); got != tc.wantScore {
+					t.Errorf("ErrorScore = %v, want %v", got, tc.wantScore)
+				}
+				if got := s.UsageCount(); got != tc.wantUsage {
+					t.Errorf("UsageCount = %v, want %v", got, tc.wantUsage)
+				}
+				if got := s.Retired(); got != tc.wantRetired {
+					t.Errorf("Retired = %v, want %v", got, tc.wantRetired)
+				}
+				if s.IsUsable() == tc.wantRetired {
+					t.Errorf("IsUsable = %v with retired %v", s.IsUsable(), tc.wantRetired)
+				}
+				if got := rec.count(s.ID()); got != tc.wantEvents {
+					t.Errorf("retired events = %d, want %d", got, tc.wantEvents)
+				}
+				held := stateOf(t, p, s.ID())
+				if held.ErrorScore != tc.wantScore || held.UsageCount != tc.wantUsage || held.Retired != tc.wantRetired {
+					t.Errorf("the pool holds score %v usage %d retired %v; want %v %d %v",
+						held.ErrorScore, held.UsageCount, held.Retired, tc.wantScore, tc.wantUsage, tc.wantRetired)
+				}
+			})
+		}
+	})
 }
 
 func TestSessionPredicates(t *testing.T) {
-	clock := newFakeClock()
-	p := openPool(t, Options{Now: clock.Now})
-	rec := recordRetired(p)
+	forBackends(t, func(t *testing.T, b backend) {
+		clock := newFakeClock()
+		p := b.open(t, Options{Now: clock.Now})
+		rec := recordRetired(p)
 
-	s := newTestSession(t, p, SessionOptions{MaxAge: time.Minute, MaxUsageCount: 2, MaxErrorScore: 2})
-	check := func(what string, blocked, expired, worn, usable bool) {
-		t.Helper()
-		if s.IsBlocked() != blocked || s.IsExpired() != expired || s.IsMaxUsageCountReached() != worn || s.IsUsable() != usable {
-			t.Errorf("%s: blocked %v expired %v worn %v usable %v; want %v %v %v %v", what,
-				s.IsBlocked(), s.IsExpired(), s.IsMaxUsageCountReached(), s.IsUsable(), blocked, expired, worn, usable)
+		s := addSession(t, p, SessionOptions{MaxAge: time.Minute, MaxUsageCount: 2, MaxErrorScore: 2})
+		check := func(what string, blocked, expired, worn, usable bool) {
+			t.Helper()
+			if s.IsBlocked() != blocked || s.IsExpired() != expired || s.IsMaxUsageCountReached() != worn || s.IsUsable() != usable {
+				t.Errorf("%s: blocked %v expired %v worn %v usable %v; want %v %v %v %v", what,
+					s.IsBlocked(), s.IsExpired(), s.IsMaxUsageCountReached(), s.IsUsable(), blocked, expired, worn, usable)
+			}
 		}
-	}
-	check("fresh", false, false, false, true)
-	clock.Advance(time.Minute - time.Nanosecond)
-	check("just before ExpiresAt", false, false, false, true)
-	clock.Advance(time.Nanosecond)
-	check("at ExpiresAt", false, true, false, false)
-	if s.Retired() || rec.total() != 0 {
-		t.Errorf("expiry alone set the retired flag (%v) or fired an event (%d)", s.Retired(), rec.total())
-	}
-	// A mark on an expired session retires it.
-	s.MarkGood()
-	if !s.Retired() || rec.count(s.ID()) != 1 {
-		t.Errorf("mark on an expired session: retired %v, events %d; want true, 1", s.Retired(), rec.count(s.ID()))
-	}
+		check("fresh", false, false, false, true)
+		clock.Advance(time.Minute - time.Nanosecond)
+		check("just before ExpiresAt", false, false, false, true)
+		if _, err := p.GetSessionByID(context.Background(), s.ID()); err != nil {
+			t.Errorf("just before ExpiresAt: %v", err)
+		}
+		clock.Advance(time.Nanosecond)
+		check("at ExpiresAt", false, true, false, false)
+		if s.Retired() || rec.total() != 0 {
+			t.Errorf("expiry alone set the retired flag (%v) or fired an event (%d)", s.Retired(), rec.total())
+		}
+		if _, err := p.GetSessionByID(context.Background(), s.ID()); err == nil {
+			t.Errorf("an expired session was found by ID")
+		}
+		// A mark on an expired session retires it.
+		s.MarkGood()
+		if !s.Retired() || rec.count(s.ID()) != 1 {
+			t.Errorf("mark on an expired session: retired %v, events %d; want true, 1", s.Retired(), rec.count(s.ID()))
+		}
+		if !stateOf(t, p, s.ID()).Retired {
+			t.Errorf("the pool does not hold the session as retired")
+		}
 
-	b := newTestSession(t, p, SessionOptions{MaxErrorScore: 2})
-	b.MarkBad()
-	b.MarkBad()
-	if !b.IsBlocked() || b.IsMaxUsageCountReached() || b.IsUsable() {
-		t.Errorf("after two bad with max 2: blocked %v worn %v usable %v", b.IsBlocked(), b.IsMaxUsageCountReached(), b.IsUsable())
-	}
-	w := newTestSession(t, p, SessionOptions{MaxUsageCount: 1})
-	w.MarkGood()
-	if w.IsBlocked() || !w.IsMaxUsageCountReached() || w.IsUsable() {
-		t.Errorf("after one good with max 1: blocked %v worn %v usable %v", w.IsBlocked(), w.IsMaxUsageCountReached(), w.IsUsable())
-	}
+		blk := addSession(t, p, SessionOptions{MaxErrorScore: 2})
+		blk.MarkBad()
+		blk.MarkBad()
+		if !blk.IsBlocked() || blk.IsMaxUsageCountReached() || blk.IsUsable() {
+			t.Errorf("after two bad with max 2: blocked %v worn %v usable %v", blk.IsBlocked(), blk.IsMaxUsageCountReached(), blk.IsUsable())
+		}
+		w := addSession(t, p, SessionOptions{MaxUsageCount: 1})
+		w.MarkGood()
+		if w.IsBlocked() || !w.IsMaxUsageCountReached() || w.IsUsable() {
+			t.Errorf("after one good with max 1: blocked %v worn %v usable %v", w.IsBlocked(), w.IsMaxUsageCountReached(), w.IsUsable())
+		}
+		if p.UsableSessionsCount() != 0 || p.RetiredSessionsCount() != 3 {
+			t.Errorf("usable %d retired %d, want 0 and 3", p.UsableSessionsCount(), p.RetiredSessionsCount())
+		}
+	})
 }
 
 func TestRetireOnBlockedStatusCodes(t *testing.T) {
@@ -180,117 +230,175 @@ func TestRetireOnBlockedStatusCodes(t *testing.T) {
 		{"custom codes replace defaults", []int{418}, 403, nil, false, 0},
 		{"custom code", []int{418}, 418, nil, true, 1},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			p := openPool(t, Options{BlockedStatusCodes: tc.codes})
-			rec := recordRetired(p)
-			s := newTestSession(t, p, SessionOptions{})
-			if got := s.RetireOnBlockedStatusCodes(tc.status, tc.extra...); got != tc.want {
-				t.Errorf("RetireOnBlockedStatusCodes(%d) = %v, want %v", tc.status, got, tc.want)
-			}
-			if s.Retired() != tc.want || s.UsageCount() != tc.wantUse || rec.count(s.ID()) != tc.wantUse {
-				t.Errorf("retired %v, usage %d, events %d; want %v, %d, %d", s.Retired(), s.UsageCount(), rec.count(s.ID()), tc.want, tc.wantUse, tc.wantUse)
-			}
-		})
-	}
+	forBackends(t, func(t *testing.T, b backend) {
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				p := b.open(t, Options{BlockedStatusCodes: tc.codes})
+				rec := recordRetired(p)
+				s := addSession(t, p, SessionOptions{})
+				if got := s.RetireOnBlockedStatusCodes(tc.status, tc.extra...); got != tc.want {
+					t.Errorf("RetireOnBlockedStatusCodes(%d) = %v, want %v", tc.status, got, tc.want)
+				}
+				if s.Retired() != tc.want || s.UsageCount() != tc.wantUse || rec.count(s.ID()) != tc.wantUse {
+					t.Errorf("retired %v, usage %d, events %d; want %v, %d, %d", s.Retired(), s.UsageCount(), rec.count(s.ID()), tc.want, tc.wantUse, tc.wantUse)
+				}
+				if held := stateOf(t, p, s.ID()); held.Retired != tc.want || held.UsageCount != tc.wantUse {
+					t.Errorf("the pool holds retired %v usage %d", held.Retired, held.UsageCount)
+				}
+			})
+		}
+	})
 }
 
 func TestSessionUserData(t *testing.T) {
-	p := openPool(t, Options{})
-	in := map[string]any{"n": 1, "s": "x"}
-	s := newTestSession(t, p, SessionOptions{UserData: in})
-	in["n"] = 2 // the session keeps its own copy
-	got := s.UserData()
-	if got["n"] != 1.0 || got["s"] != "x" || len(got) != 2 {
-		t.Errorf("UserData = %#v", got)
-	}
-	got["s"] = "changed" // a copy: the session is not changed
-	if s.UserData()["s"] != "x" {
-		t.Errorf("UserData returned the session's own map")
-	}
-	if err := s.SetUserData(map[string]any{"ch": make(chan int)}); err == nil {
-		t.Errorf("SetUserData with a channel succeeded")
-	}
-	if s.UserData()["s"] != "x" {
-		t.Errorf("a failed SetUserData changed the data: %#v", s.UserData())
-	}
-	if err := s.SetUserData(nil); err != nil {
-		t.Fatal(err)
-	}
-	if ud := s.State().UserData; ud == nil || len(ud) != 0 {
-		t.Errorf("after SetUserData(nil): %#v, want an empty map", ud)
-	}
-	if _, err := p.NewSession(SessionOptions{UserData: map[string]any{"f": func() {}}}); err == nil {
-		t.Errorf("NewSession with a func in UserData succeeded")
-	}
+	forBackends(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		p := b.open(t, Options{})
+		in := map[string]any{"n": 1, "s": "x"}
+		s := addSession(t, p, SessionOptions{UserData: in})
+		in["n"] = 2 // the session keeps its own copy
+		read := func() *Session {
+			t.Helper()
+			r, err := p.GetSessionByID(ctx, s.ID())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		for what, s := range map[string]*Session{"added": s, "read back": read()} {
+			got := s.UserData()
+			if got["n"] != 1.0 || got["s"] != "x" || len(got) != 2 {
+				t.Errorf("%s: UserData = %#v", what, got)
+			}
+		}
+		got := s.UserData()
+		got["s"] = "changed" // a copy: the session is not changed
+		if s.UserData()["s"] != "x" {
+			t.Errorf("UserData returned the session's own map")
+		}
+		if err := s.SetUserData(map[string]any{"ch": make(chan int)}); err == nil {
+			t.Errorf("SetUserData with a channel succeeded")
+		}
+		if s.UserData()["s"] != "x" || read().UserData()["s"] != "x" {
+			t.Errorf("a failed SetUserData changed the data: %#v / %#v", s.UserData(), read().UserData())
+		}
+		if err := s.SetUserData(map[string]any{"k": []any{"a", 2.5}}); err != nil {
+			t.Fatal(err)
+		}
+		if ud := read().UserData(); len(ud) != 1 || len(ud["k"].([]any)) != 2 {
+			t.Errorf("after SetUserData: the pool holds %#v", ud)
+		}
+		if err := s.SetUserData(nil); err != nil {
+			t.Fatal(err)
+		}
+		for what, s := range map[string]*Session{"local": s, "read back": read()} {
+			if ud := s.State().UserData; ud == nil || len(ud) != 0 {
+				t.Errorf("%s: after SetUserData(nil): %#v, want an empty map", what, ud)
+			}
+		}
+		if _, err := p.NewSession(SessionOptions{UserData: map[string]any{"f": func() {}}}); err == nil {
+			t.Errorf("NewSession with a func in UserData succeeded")
+		}
+	})
 }
 
 func TestSessionCookies(t *testing.T) {
-	clock := newFakeClock()
-	p := openPool(t, Options{Now: clock.Now})
-	s := newTestSession(t, p, SessionOptions{})
-	u, _ := url.Parse("https://example.com/a")
+	forBackends(t, func(t *testing.T, b backend) {
+		clock := newFakeClock()
+		p := b.open(t, Options{Now: clock.Now})
+		s := addSession(t, p, SessionOptions{})
+		u, _ := url.Parse("https://example.com/a")
+		// held returns the cookies the pool holds for to (with Redis: read
+		// back from the server).
+		held := func(to *url.URL) string {
+			t.Helper()
+			r, err := p.GetSessionByID(context.Background(), s.ID())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r.CookieString(to)
+		}
 
-	// No Request: nothing happens, no panic.
-	s.SetCookiesFromResponse(&http.Response{Header: http.Header{"Set-Cookie": {"x=1"}}})
-	s.SetCookiesFromResponse(nil)
-	if got := s.CookieString(u); got != "" {
-		t.Errorf("cookies without a request: %q", got)
-	}
+		// No Request: nothing happens, no panic.
+		s.SetCookiesFromResponse(&http.Response{Header: http.Header{"Set-Cookie": {"x=1"}}})
+		s.SetCookiesFromResponse(nil)
+		if got := s.CookieString(u); got != "" || held(u) != "" {
+			t.Errorf("cookies without a request: %q / %q", got, held(u))
+		}
 
-	resp := &http.Response{
-		Header: http.Header{"Set-Cookie": {
-			"CSRF=e8b667; Domain=example.com; Secure",
-			"id=a3fWa; Expires=Wed, Domain=example.com; 21 Oct 2015 07:28:00 GMT",
-			"evil=1; Domain=other.org",
-		}},
-		Request: &http.Request{URL: u},
-	}
-	s.SetCookiesFromResponse(resp)
-	if got, want := s.CookieString(u), "CSRF=e8b667; id=a3fWa"; got != want {
-		t.Errorf("CookieString = %q, want %q", got, want)
-	}
-	if got := string(s.AppendCookieString([]byte("x; "), u)); got != "x; CSRF=e8b667; id=a3fWa" {
-		t.Errorf("AppendCookieString = %q", got)
-	}
-	www, _ := url.Parse("https://www.example.com/")
-	// id's Domain sits inside the malformed Expires, so id is host-only.
-	if got := s.CookieString(www); got != "CSRF=e8b667" {
-		t.Errorf("cookies for www: %q, want the domain cookie only", got)
-	}
+		resp := &http.Response{
+			Header: http.Header{"Set-Cookie": {
+				"CSRF=e8b667; Domain=example.com; Secure",
+				"id=a3fWa; Expires=Wed, Domain=example.com; 21 Oct 2015 07:28:00 GMT",
+				"evil=1; Domain=other.org",
+			}},
+			Request: &http.Request{URL: u},
+		}
+		s.SetCookiesFromResponse(resp)
+		for what, got := range map[string]string{"local": s.CookieString(u), "held": held(u)} {
+			if want := "CSRF=e8b667; id=a3fWa"; got != want {
+				t.Errorf("%s: CookieString = %q, want %q", what, got, want)
+			}
+		}
+		if got := string(s.AppendCookieString([]byte("x; "), u)); got != "x; CSRF=e8b667; id=a3fWa" {
+			t.Errorf("AppendCookieString = %q", got)
+		}
+		www, _ := url.Parse("https://www.example.com/")
+		// id's Domain sits inside the malformed Expires, so id is host-only.
+		for what, got := range map[string]string{"local": s.CookieString(www), "held": held(www)} {
+			if got != "CSRF=e8b667" {
+				t.Errorf("%s: cookies for www: %q, want the domain cookie only", what, got)
+			}
+		}
 
-	s.SetCookies(u, []*http.Cookie{{Name: "host", Value: "only"}})
-	if got := s.CookieString(www); got != "CSRF=e8b667" {
-		t.Errorf("host-only cookie sent to www: %q", got)
-	}
-	if got := s.CookieString(u); got != "CSRF=e8b667; id=a3fWa; host=only" {
-		t.Errorf("CookieString = %q after SetCookies", got)
-	}
-	if cs := s.Cookies(u); len(cs) != 3 {
-		t.Errorf("Cookies = %v, want 3", cs)
-	}
-	if got := len(s.State().Cookies); got != 3 {
-		t.Errorf("State has %d cookies, want 3", got)
-	}
-	// Nil URLs are ignored.
-	s.SetCookies(nil, []*http.Cookie{{Name: "a", Value: "b"}})
-	if s.Cookies(nil) != nil || s.CookieString(nil) != "" {
-		t.Errorf("nil URL returned cookies")
-	}
-	// The jar uses the pool's clock: a Max-Age cookie expires with it.
-	s.SetCookiesFromResponse(&http.Response{Header: http.Header{"Set-Cookie": {"short=1; Max-Age=10"}}, Request: &http.Request{URL: u}})
-	if got := len(s.Cookies(u)); got != 4 {
-		t.Fatalf("%d cookies, want 4", got)
-	}
-	clock.Advance(11 * time.Second)
-	if got := len(s.Cookies(u)); got != 3 {
-		t.Errorf("after the pool clock passed Max-Age: %d cookies, want 3", got)
-	}
+		s.SetCookies(u, []*http.Cookie{{Name: "host", Value: "only"}})
+		if got := s.CookieString(www); got != "CSRF=e8b667" {
+			t.Errorf("host-only cookie sent to www: %q", got)
+		}
+		for what, got := range map[string]string{"local": s.CookieString(u), "held": held(u)} {
+			if got != "CSRF=e8b667; id=a3fWa; host=only" {
+				t.Errorf("%s: CookieString = %q after SetCookies", what, got)
+			}
+		}
+		if cs := s.Cookies(u); len(cs) != 3 {
+			t.Errorf("Cookies = %v, want 3", cs)
+		}
+		if got := len(s.State().Cookies); got != 3 {
+			t.Errorf("State has %d cookies, want 3", got)
+		}
+		// Nil URLs are ignored.
+		s.SetCookies(nil, []*http.Cookie{{Name: "a", Value: "b"}})
+		if s.Cookies(nil) != nil || s.CookieString(nil) != "" {
+			t.Errorf("nil URL returned cookies")
+		}
+		// The jar uses the pool's clock: a Max-Age cookie expires with it.
+		s.SetCookiesFromResponse(&http.Response{Header: http.Header{"Set-Cookie": {"short=1; Max-Age=10"}}, Request: &http.Request{URL: u}})
+		if got := len(s.Cookies(u)); got != 4 {
+			t.Fatalf("%d cookies, want 4", got)
+		}
+		if got := held(u); got != "CSRF=e8b667; id=a3fWa; host=only; short=1" {
+			t.Errorf("held: %q", got)
+		}
+		clock.Advance(11 * time.Second)
+		if got := len(s.Cookies(u)); got != 3 {
+			t.Errorf("after the pool clock passed Max-Age: %d cookies, want 3", got)
+		}
+		if got := held(u); got != "CSRF=e8b667; id=a3fWa; host=only" {
+			t.Errorf("held after the pool clock passed Max-Age: %q", got)
+		}
+		// Max-Age=0 deletes.
+		s.SetCookiesFromResponse(&http.Response{Header: http.Header{"Set-Cookie": {"host=; Max-Age=0"}}, Request: &http.Request{URL: u}})
+		for what, got := range map[string]string{"local": s.CookieString(u), "held": held(u)} {
+			if got != "CSRF=e8b667; id=a3fWa" {
+				t.Errorf("%s after Max-Age=0: %q", what, got)
+			}
+		}
+	})
 }
 
 // TestZeroSession checks that the zero Session (whose limits and cold part
 // are not allocated) is unusable and that its methods neither panic nor
-// report anything.
+// report anything. It has no pool, so no backend.
 func TestZeroSession(t *testing.T) {
 	var s Session
 	u, _ := url.Parse("https://example.com/")
@@ -298,6 +406,9 @@ func TestZeroSession(t *testing.T) {
 	s.MarkBad()
 	s.SetCookies(u, []*http.Cookie{{Name: "a", Value: "1"}})
 	if err := s.SetUserData(map[string]any{"k": "v"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(context.Background(), nil, Retire); err != nil {
 		t.Fatal(err)
 	}
 	if s.IsUsable() || s.ID() != "" || s.ProxyURL() != "" || s.MaxUsageCount() != 0 || s.MaxErrorScore() != 0 {

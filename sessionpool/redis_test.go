@@ -1,0 +1,822 @@
+package sessionpool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/sessionproxy/sessionproxy/internal/redistest"
+)
+
+// The Redis backend's own tests: several pools on one server stand for
+// several processes. They use a real redis-server on loopback (the shared
+// one, or their own when they stop it). Nothing sleeps: what is
+// asynchronous (pub/sub events) is waited for on channels, with a generous
+// timeout that fails the test.
+
+// eventTimeout bounds every wait for a pub/sub event.
+const eventTimeout = 20 * time.Second
+
+// redisPools opens n pools sharing one key on the shared server (n
+// processes, as far as the pool can tell).
+func redisPools(t *testing.T, n int, opts Options) []*Pool {
+	t.Helper()
+	opts = backend{redis: true}.options(t, opts)
+	out := make([]*Pool, n)
+	for i := range out {
+		out[i] = openPool(t, opts)
+	}
+	return out
+}
+
+// redisClient returns a go-redis client of its own on url, closed at the
+// end of the test: the tests' view of the server, beside the pools.
+func redisClient(t testing.TB, rawURL string) *redis.Client {
+	t.Helper()
+	o, err := redis.ParseURL(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(o)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// key returns one of p's Redis keys ("held", "s:ID", ...).
+func key(p *Pool, name string) string { return p.rb.pfx + name }
+
+// eventLog records a pool's retirement events and lets a test wait for one.
+type eventLog struct {
+	mu     sync.Mutex
+	counts map[string]int
+	states map[string]SessionState
+	ch     chan string // every event's ID
+}
+
+func logEvents(p *Pool) *eventLog {
+	l := &eventLog{counts: map[string]int{}, states: map[string]SessionState{}, ch: make(chan string, 10000)}
+	p.OnSessionRetired(func(st SessionState) {
+		l.mu.Lock()
+		l.counts[st.ID]++
+		l.states[st.ID] = st
+		l.mu.Unlock()
+		l.ch <- st.ID
+	})
+	return l
+}
+
+func (l *eventLog) count(id string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.counts[id]
+}
+
+func (l *eventLog) state(id string) SessionState {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.states[id]
+}
+
+// waitFor waits until the event of id has arrived (events arrive in the
+// order the server published them: every event published before it has
+// arrived too).
+func (l *eventLog) waitFor(t *testing.T, what, id string) {
+	t.Helper()
+	if l.count(id) > 0 {
+		return
+	}
+	timeout := time.After(eventTimeout)
+	for {
+		select {
+		case got := <-l.ch:
+			if got == id {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("%s: no retirement event for %s within %v", what, id, eventTimeout)
+		}
+	}
+}
+
+func setCookieResponse(u *url.URL, lines ...string) *http.Response {
+	return &http.Response{Header: http.Header{"Set-Cookie": lines}, Request: &http.Request{URL: u}}
+}
+
+// cookieNames returns the names of the cookies s sends to u, sorted.
+func cookieNames(s *Session, u *url.URL) []string {
+	var out []string
+	for _, c := range s.Cookies(u) {
+		out = append(out, c.Name+"="+c.Value)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func mustGetByID(t testing.TB, p *Pool, id string) *Session {
+	t.Helper()
+	s, err := p.GetSessionByID(context.Background(), id)
+	if err != nil {
+		t.Fatalf("GetSessionByID(%s): %v", id, err)
+	}
+	return s
+}
+
+// TestRedisPoolsShareSessions: a session one pool creates is found by ID in
+// another with everything it holds, and the marks of both add up.
+func TestRedisPoolsShareSessions(t *testing.T) {
+	ctx := context.Background()
+	clock := newFakeClock()
+	ps := redisPools(t, 2, Options{MaxPoolSize: 10, Now: clock.Now})
+	p, q := ps[0], ps[1]
+	u, _ := url.Parse("https://shop.example.com/cart")
+	upstream := "http://user:secret@10.0.0.7:3128"
+	s := addSession(t, p, SessionOptions{ProxyURL: upstream, UserData: map[string]any{"k": "v", "n": 3}, MaxUsageCount: 1000, MaxErrorScore: 1000, ErrorScoreDecrement: 0.25, MaxAge: time.Hour})
+	if err := s.Commit(ctx, setCookieResponse(u, "a=1; Path=/", "b=2; Domain=example.com; Path=/; Secure; HttpOnly"), Good); err != nil {
+		t.Fatal(err)
+	}
+	s.MarkBad()
+
+	got := mustGetByID(t, q, s.ID())
+	if got.ProxyURL() != upstream || got.UserData()["k"] != "v" || got.UserData()["n"] != 3.0 ||
+		got.UsageCount() != 2 || got.ErrorScore() != 1 || got.MaxUsageCount() != 1000 || got.MaxErrorScore() != 1000 ||
+		got.State().ErrorScoreDecrement != 0.25 || !got.CreatedAt().Equal(s.CreatedAt()) || !got.ExpiresAt().Equal(clock.Now().Add(time.Hour)) {
+		t.Errorf("the other pool's copy: %+v", got.State())
+	}
+	if cs := got.CookieString(u); cs != "a=1; b=2" {
+		t.Errorf("the other pool's cookies: %q", cs)
+	}
+	if cs := got.State().Cookies; len(cs) != 2 || !cs[1].Secure || !cs[1].HTTPOnly || cs[1].HostOnly || !cs[0].HostOnly {
+		t.Errorf("cookie attributes: %+v", cs)
+	}
+	// Both pools' GetSession see it too (the pool holds one session, far
+	// from full: GetSession fills first, so ask by ID and count).
+	if n := heldCount(q); n != 1 {
+		t.Errorf("the other pool counts %d sessions", n)
+	}
+
+	// Marks from both pools, concurrently, add up: s1 takes only MarkBad
+	// (its score and uses both count them), s2 only MarkGood.
+	s2 := addSession(t, q, SessionOptions{MaxUsageCount: 1000})
+	const perGoroutine, goroutinesPerPool = 40, 4
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for _, pool := range ps {
+		for range goroutinesPerPool {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				a, b := mustGetByID(t, pool, s.ID()), mustGetByID(t, pool, s2.ID())
+				<-start
+				for range perGoroutine {
+					a.MarkBad()
+					b.MarkGood()
+				}
+			}()
+		}
+	}
+	close(start)
+	wg.Wait()
+	total := 2 * goroutinesPerPool * perGoroutine
+	for _, pool := range ps {
+		a, b := mustGetByID(t, pool, s.ID()), mustGetByID(t, pool, s2.ID())
+		if a.UsageCount() != 2+total || a.ErrorScore() != float64(1+total) || b.UsageCount() != total || b.ErrorScore() != 0 {
+			t.Errorf("after %d marks from both pools: s uses %d score %v, s2 uses %d score %v", total, a.UsageCount(), a.ErrorScore(), b.UsageCount(), b.ErrorScore())
+		}
+	}
+	// A mark brings the copy up to date with the other pool's marks.
+	s.MarkGood()
+	if s.UsageCount() != 3+total || s.ErrorScore() != float64(1+total)-0.25 {
+		t.Errorf("the first copy after one more mark: uses %d score %v", s.UsageCount(), s.ErrorScore())
+	}
+	// Sessions of other keys are not shared.
+	other := redisPools(t, 1, Options{})[0]
+	if _, err := other.GetSessionByID(ctx, s.ID()); !errors.Is(err, ErrSessionNotFound) {
+		t.Errorf("a pool with another key found the session: %v", err)
+	}
+}
+
+// TestRedisMaxPoolSizeAcrossPools: GetSession from many goroutines of two
+// pools never makes them hold more than MaxPoolSize sessions together.
+func TestRedisMaxPoolSizeAcrossPools(t *testing.T) {
+	const (
+		maxSize    = 8
+		goroutines = 8 // per pool
+		iterations = 300
+	)
+	ctx := context.Background()
+	ps := redisPools(t, 2, Options{MaxPoolSize: maxSize, SessionOptions: SessionOptions{MaxUsageCount: 5}})
+	rc := redisClient(t, sharedRedis(t).URL(0))
+	heldKey := key(ps[0], "held")
+	var (
+		maxSeen  atomic.Int64
+		samples  atomic.Int64
+		mu       sync.Mutex
+		seenBy   = [2]map[string]bool{{}, {}}
+		workers  sync.WaitGroup
+		sampling sync.WaitGroup
+	)
+	observe := func(n int64) {
+		samples.Add(1)
+		for {
+			m := maxSeen.Load()
+			if n <= m || maxSeen.CompareAndSwap(m, n) {
+				return
+			}
+		}
+	}
+	stop := make(chan struct{})
+	sampling.Add(1)
+	go func() { // SCARD is one atomic read of what both pools hold
+		defer sampling.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			n, err := rc.SCard(ctx, heldKey).Result()
+			if err != nil {
+				t.Errorf("SCARD: %v", err)
+				return
+			}
+			observe(n)
+		}
+	}()
+	for i, p := range ps {
+		for g := range goroutines {
+			workers.Add(1)
+			go func() {
+				defer workers.Done()
+				r := rand.New(rand.NewPCG(uint64(i), uint64(g)))
+				for range iterations {
+					s, err := p.GetSession(ctx)
+					if err != nil {
+						t.Errorf("GetSession: %v", err)
+						return
+					}
+					if n, err := rc.SCard(ctx, heldKey).Result(); err == nil {
+						observe(n)
+					}
+					mu.Lock()
+					seenBy[i][s.ID()] = true
+					mu.Unlock()
+					switch r.IntN(4) {
+					case 0, 1:
+						s.MarkGood()
+					case 2:
+						s.MarkBad()
+					case 3:
+						if r.IntN(4) == 0 {
+							s.Retire()
+						}
+					}
+				}
+			}()
+		}
+	}
+	workers.Wait()
+	close(stop)
+	sampling.Wait()
+	if m := maxSeen.Load(); m > maxSize || samples.Load() < goroutines*iterations {
+		t.Errorf("held at most %d sessions (MaxPoolSize %d) in %d samples", m, maxSize, samples.Load())
+	}
+	for _, p := range ps {
+		if n := heldCount(p); n > maxSize {
+			t.Errorf("the pools hold %d sessions at the end", n)
+		}
+	}
+	shared := 0
+	for id := range seenBy[0] {
+		if seenBy[1][id] {
+			shared++
+		}
+	}
+	if len(seenBy[0])+len(seenBy[1])-shared <= maxSize || shared == 0 {
+		t.Errorf("no churn or no sharing: %d and %d sessions seen, %d by both", len(seenBy[0]), len(seenBy[1]), shared)
+	}
+}
+
+// TestRedisRetiredEventOncePerPool: one retirement fires OnSessionRetired
+// once in each pool (synchronously in the one that retired it, through
+// pub/sub in the other), even when both retire the session at once.
+func TestRedisRetiredEventOncePerPool(t *testing.T) {
+	ctx := context.Background()
+	ps := redisPools(t, 2, Options{MaxPoolSize: 100})
+	p, q := ps[0], ps[1]
+	lp, lq := logEvents(p), logEvents(q)
+	u, _ := url.Parse("https://example.com/")
+
+	// One pool retires: its event is synchronous, the other's follows.
+	s := addSession(t, p, SessionOptions{ProxyURL: "http://10.0.0.1:8080", UserData: map[string]any{"u": "x"}})
+	s.SetCookies(u, []*http.Cookie{{Name: "sid", Value: "42"}})
+	s.MarkBad()
+	s.Retire()
+	if lp.count(s.ID()) != 1 {
+		t.Fatalf("the retiring pool fired %d events when Retire returned", lp.count(s.ID()))
+	}
+	lq.waitFor(t, "the other pool", s.ID())
+	st := lq.state(s.ID())
+	if !st.Retired || st.UsageCount != 2 || st.ErrorScore != 1 || st.ProxyURL != "http://10.0.0.1:8080" ||
+		st.UserData["u"] != "x" || len(st.Cookies) != 1 || st.Cookies[0].Value != "42" {
+		t.Errorf("the other pool's event: %+v", st)
+	}
+
+	// Both retire at once, many times over.
+	const rounds = 25
+	var ids []string
+	for range rounds {
+		a := addSession(t, p, SessionOptions{})
+		b := mustGetByID(t, q, a.ID())
+		ids = append(ids, a.ID())
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		retire := []func(){a.Retire, func() { // both ways of retiring
+			if err := b.Commit(ctx, nil, Retire); err != nil {
+				t.Error(err)
+			}
+		}}
+		for _, f := range retire {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				f()
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if !a.Retired() || !b.Retired() {
+			t.Errorf("after both retired it: copies retired %v %v", a.Retired(), b.Retired())
+		}
+	}
+	// Markers: every event published before a marker reaches the other
+	// pool before the marker does, so once the markers are in, a second
+	// event for any session would have been counted.
+	mq := addSession(t, q, SessionOptions{})
+	mq.Retire()
+	mp := addSession(t, p, SessionOptions{})
+	mp.Retire()
+	lp.waitFor(t, "pool p", mq.ID())
+	lq.waitFor(t, "pool q", mp.ID())
+	for _, id := range ids {
+		if cp, cq := lp.count(id), lq.count(id); cp != 1 || cq != 1 {
+			t.Errorf("session %s: %d events in p, %d in q; want 1 and 1", id, cp, cq)
+		}
+		if st := stateOf(t, p, id); st.UsageCount != 1 || !st.Retired {
+			t.Errorf("session %s retired twice at once: uses %d retired %v", id, st.UsageCount, st.Retired)
+		}
+	}
+	if lp.count(s.ID()) != 1 || lq.count(s.ID()) != 1 || lp.count(mp.ID()) != 1 || lq.count(mq.ID()) != 1 {
+		t.Errorf("duplicate events: %d %d %d %d", lp.count(s.ID()), lq.count(s.ID()), lp.count(mp.ID()), lq.count(mq.ID()))
+	}
+}
+
+// TestRedisCookiesMerged: copies of one session commit different cookies at
+// once; the server keeps every one of them (merged per cookie, not per
+// jar), and deletes what any copy deletes.
+func TestRedisCookiesMerged(t *testing.T) {
+	ctx := context.Background()
+	ps := redisPools(t, 2, Options{})
+	p, q := ps[0], ps[1]
+	u, _ := url.Parse("https://example.com/")
+	s := addSession(t, p, SessionOptions{MaxUsageCount: 1000})
+	const rounds = 20
+	var want []string
+	for i := range rounds {
+		c1, c2 := mustGetByID(t, p, s.ID()), mustGetByID(t, q, s.ID())
+		n1, n2 := fmt.Sprintf("a%02d=%d", i, i), fmt.Sprintf("b%02d=%d", i, i)
+		want = append(want, n1, n2)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for c, line := range map[*Session]string{c1: n1 + "; Path=/", c2: n2 + "; Path=/"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				if err := c.Commit(ctx, setCookieResponse(u, line), Good); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+	}
+	slices.Sort(want)
+	for _, pool := range ps {
+		got := mustGetByID(t, pool, s.ID())
+		if names := cookieNames(got, u); !slices.Equal(names, want) {
+			t.Fatalf("after concurrent commits the server holds %v, want %v", names, want)
+		}
+		if got.UsageCount() != 2*rounds {
+			t.Errorf("uses %d, want %d", got.UsageCount(), 2*rounds)
+		}
+	}
+
+	// A copy that never saw a cookie still deletes it on the server.
+	stale := mustGetByID(t, q, s.ID())
+	fresh := mustGetByID(t, p, s.ID())
+	if err := fresh.Commit(ctx, setCookieResponse(u, "late=1; Path=/"), NoMark); err != nil {
+		t.Fatal(err)
+	}
+	if err := stale.Commit(ctx, setCookieResponse(u, "late=; Path=/; Max-Age=0", "a00=; Path=/; Max-Age=0"), NoMark); err != nil {
+		t.Fatal(err)
+	}
+	names := cookieNames(mustGetByID(t, p, s.ID()), u)
+	if slices.Contains(names, "late=1") || slices.Contains(names, "a00=0") || len(names) != len(want)-1 {
+		t.Errorf("after Max-Age=0 from a copy without the cookies: %v", names)
+	}
+	// ... unless the cookie is Secure and the response came over http
+	// (leave secure cookies alone).
+	if err := fresh.Commit(ctx, setCookieResponse(u, "sec=1; Path=/; Secure"), NoMark); err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := url.Parse("http://example.com/")
+	if err := stale.Commit(ctx, setCookieResponse(plain, "sec=; Path=/; Max-Age=0", "b00=; Path=/; Max-Age=0"), NoMark); err != nil {
+		t.Fatal(err)
+	}
+	names = cookieNames(mustGetByID(t, p, s.ID()), u)
+	if !slices.Contains(names, "sec=1") || slices.Contains(names, "b00=0") {
+		t.Errorf("an http response deleted a Secure cookie it never saw, or failed to delete a plain one: %v", names)
+	}
+	if got := mustGetByID(t, p, s.ID()).UsageCount(); got != 2*rounds {
+		t.Errorf("NoMark counted uses: %d", got)
+	}
+}
+
+// TestRedisKeyExpiry: a session's keys expire with it on the server; an
+// expired session is never returned, counts as retired, and is evicted.
+func TestRedisKeyExpiry(t *testing.T) {
+	ctx := context.Background()
+	clock := newFakeClock()
+	p := redisPools(t, 1, Options{MaxPoolSize: 2, Now: clock.Now})[0]
+	rc := redisClient(t, sharedRedis(t).URL(0))
+	u, _ := url.Parse("https://example.com/")
+	short := addSession(t, p, SessionOptions{MaxAge: time.Minute})
+	long := addSession(t, p, SessionOptions{MaxAge: time.Hour})
+	short.SetCookies(u, []*http.Cookie{{Name: "c", Value: "1"}})
+	// The TTL runs on the server's clock: within a second of MaxAge.
+	ttl := func(k string) time.Duration {
+		t.Helper()
+		d, err := rc.PTTL(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	for k, maxAge := range map[string]time.Duration{
+		key(p, "s:"+short.ID()): time.Minute, key(p, "c:"+short.ID()): time.Minute, key(p, "s:"+long.ID()): time.Hour,
+	} {
+		if d := ttl(k); d > maxAge || d < maxAge-5*time.Second {
+			t.Errorf("PTTL %s = %v, want about %v", k, d, maxAge)
+		}
+	}
+	if n, _ := rc.Exists(ctx, key(p, "c:"+long.ID())).Result(); n != 0 {
+		t.Errorf("a session without cookies has a cookie key")
+	}
+	// A session CreateSessionFunc seeded with cookies gets its cookie key
+	// with its TTL when it is added.
+	seeded := redisPools(t, 1, Options{Now: clock.Now, SessionOptions: SessionOptions{MaxAge: 30 * time.Second},
+		CreateSessionFunc: func(ctx context.Context, p *Pool, o SessionOptions) (*Session, error) {
+			s, err := p.NewSession(o)
+			if err == nil {
+				s.SetCookies(u, []*http.Cookie{{Name: "pre", Value: "1"}})
+			}
+			return s, err
+		}})[0]
+	ss := getN(t, seeded, 1)[0]
+	if d := ttl(key(seeded, "c:"+ss.ID())); d > 30*time.Second || d < 25*time.Second {
+		t.Errorf("PTTL of a seeded session's cookies = %v, want about 30s", d)
+	}
+
+	clock.Advance(time.Minute)
+	if _, err := p.GetSessionByID(ctx, short.ID()); !errors.Is(err, ErrSessionNotFound) {
+		t.Errorf("expired session by ID: %v", err)
+	}
+	if p.UsableSessionsCount() != 1 || p.RetiredSessionsCount() != 1 {
+		t.Errorf("usable %d retired %d, want 1 and 1", p.UsableSessionsCount(), p.RetiredSessionsCount())
+	}
+	for i := 0; ; i++ {
+		s := getN(t, p, 1)[0]
+		if s.ID() == short.ID() {
+			t.Fatal("GetSession returned an expired session")
+		}
+		if s.ID() != long.ID() {
+			break // the expired one was picked and evicted
+		}
+		if i > 1000 {
+			t.Fatal("the expired session was never picked")
+		}
+	}
+	for _, k := range []string{key(p, "s:"+short.ID()), key(p, "c:"+short.ID())} {
+		if n, _ := rc.Exists(ctx, k).Result(); n != 0 {
+			t.Errorf("%s survived the eviction", k)
+		}
+	}
+	if ok, _ := rc.SIsMember(ctx, key(p, "held"), short.ID()).Result(); ok {
+		t.Errorf("the evicted session is still held")
+	}
+	if p.RetiredSessionsCount() != 0 || p.UsableSessionsCount() != 2 {
+		t.Errorf("after eviction: usable %d retired %d", p.UsableSessionsCount(), p.RetiredSessionsCount())
+	}
+
+	// The server drops a session's keys when their TTL runs out (forced
+	// here by an expiry in the past): the session is gone for every pool,
+	// even one whose clock has not caught up, and its ID is swept.
+	if err := rc.PExpireAt(ctx, key(p, "s:"+long.ID()), time.Unix(1, 0)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.GetSessionByID(ctx, long.ID()); !errors.Is(err, ErrSessionNotFound) {
+		t.Errorf("a session whose keys expired: %v", err)
+	}
+	for i := 0; ; i++ {
+		s := getN(t, p, 1)[0]
+		if s.ID() == long.ID() {
+			t.Fatal("GetSession returned a session whose keys expired")
+		}
+		if ok, _ := rc.SIsMember(ctx, key(p, "held"), long.ID()).Result(); !ok {
+			break
+		}
+		if i > 1000 {
+			t.Fatal("the session whose keys expired was never swept")
+		}
+	}
+	// A mark on a copy of a session the server dropped spends the copy.
+	long.MarkGood()
+	if long.IsUsable() || !long.Retired() {
+		t.Errorf("a copy of a dropped session stays usable")
+	}
+}
+
+// storeErrCheck checks an error of an unreachable server.
+func storeErrCheck(t *testing.T, what string, err error, addr, password string) {
+	t.Helper()
+	switch {
+	case !errors.Is(err, ErrStoreUnavailable):
+		t.Errorf("%s: %v, want ErrStoreUnavailable", what, err)
+	case !strings.Contains(err.Error(), addr):
+		t.Errorf("%s: %v does not name the server %s", what, err, addr)
+	case strings.Contains(err.Error(), password):
+		t.Errorf("%s: %v shows the password", what, err)
+	}
+}
+
+// TestRedisUnavailable: with the server down every call fails with
+// ErrStoreUnavailable naming the server (never its password), the errors of
+// calls that return none reach OnStoreError, and the same pool works again
+// once the server is back, with what it held.
+func TestRedisUnavailable(t *testing.T) {
+	ctx := context.Background()
+	const password = "s3cr3t-Pa55"
+	srv := redistest.Start(t, "--requirepass", password)
+	rawURL := "redis://:" + password + "@" + srv.Addr + "/0"
+	storeErrs := make(chan error, 100)
+	opts := Options{RedisURL: rawURL, PersistStateKey: "unavailable", OnStoreError: func(err error) { storeErrs <- err }}
+	p := openPool(t, opts)
+	// reported returns the error OnStoreError got during the last call (it
+	// is called synchronously).
+	reported := func(what string) error {
+		t.Helper()
+		select {
+		case err := <-storeErrs:
+			return err
+		default:
+			t.Fatalf("%s: nothing reached OnStoreError", what)
+			return nil
+		}
+	}
+	u, _ := url.Parse("https://example.com/")
+	kept := addSession(t, p, SessionOptions{ID: "kept", ProxyURL: "http://10.1.1.1:3128", UserData: map[string]any{"k": "v"}})
+	if err := kept.Commit(ctx, setCookieResponse(u, "c=1"), Good); err != nil {
+		t.Fatal(err)
+	}
+
+	srv.Stop()
+	_, err := p.GetSession(ctx)
+	storeErrCheck(t, "GetSession", err, srv.Addr, password)
+	_, err = p.GetSessionByID(ctx, "kept")
+	storeErrCheck(t, "GetSessionByID", err, srv.Addr, password)
+	_, err = p.AddSession(ctx, SessionOptions{})
+	storeErrCheck(t, "AddSession", err, srv.Addr, password)
+	kept.MarkGood()
+	storeErrCheck(t, "MarkGood", reported("MarkGood"), srv.Addr, password)
+	kept.SetCookies(u, []*http.Cookie{{Name: "offline", Value: "1"}})
+	storeErrCheck(t, "SetCookies", reported("SetCookies"), srv.Addr, password)
+	storeErrCheck(t, "Commit", kept.Commit(ctx, nil, Good), srv.Addr, password)
+	storeErrCheck(t, "SetUserData", kept.SetUserData(map[string]any{"k": "w"}), srv.Addr, password)
+	if n := p.UsableSessionsCount(); n != 0 {
+		t.Errorf("count with the server down: %d", n)
+	}
+	storeErrCheck(t, "UsableSessionsCount", reported("UsableSessionsCount"), srv.Addr, password)
+	// Open does not need the server: a proxy may start before it.
+	q := openPool(t, opts)
+	_, err = q.GetSessionByID(ctx, "kept")
+	storeErrCheck(t, "GetSessionByID of a pool opened with the server down", err, srv.Addr, password)
+
+	srv.Start(t)
+	for _, pool := range []*Pool{p, q} {
+		got, err := pool.GetSessionByID(ctx, "kept")
+		if err != nil {
+			t.Fatalf("after the server came back: %v", err)
+		}
+		if got.ProxyURL() != "http://10.1.1.1:3128" || got.UserData()["k"] != "v" || got.UsageCount() != 1 {
+			t.Errorf("after the server came back: %+v", got.State())
+		}
+	}
+	// The cookie set while the server was down reaches it with the next
+	// change of the copy.
+	kept.MarkGood()
+	if got := mustGetByID(t, q, "kept"); got.CookieString(u) != "c=1; offline=1" || got.UsageCount() != 2 {
+		t.Errorf("after reconnecting: cookies %q uses %d", got.CookieString(u), got.UsageCount())
+	}
+	if _, err := p.GetSession(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(storeErrs) != 0 {
+		t.Errorf("store errors after the server came back: %v", <-storeErrs)
+	}
+
+	// What the server held survives its restart.
+	s := addSession(t, p, SessionOptions{UserData: map[string]any{"before": "restart"}})
+	if err := s.Commit(ctx, setCookieResponse(u, "r=1"), Bad); err != nil {
+		t.Fatal(err)
+	}
+	srv.Restart(t)
+	got, err := p.GetSessionByID(ctx, s.ID())
+	if err != nil {
+		t.Fatalf("after a restart: %v", err)
+	}
+	if got.UserData()["before"] != "restart" || got.CookieString(u) != "r=1" || got.ErrorScore() != 1 || got.UsageCount() != 1 {
+		t.Errorf("after a restart: %+v", got.State())
+	}
+	if n := heldCount(q); n != 3 { // kept, the one GetSession created, s
+		t.Errorf("after a restart the pool holds %d sessions, want 3", n)
+	}
+	// The scripts are loaded again (the restart emptied the script cache).
+	got.Retire()
+	if !got.Retired() || !stateOf(t, q, got.ID()).Retired {
+		t.Errorf("Retire after a restart: retired %v", got.Retired())
+	}
+	if len(storeErrs) != 0 {
+		t.Errorf("store errors after the restart: %v", <-storeErrs)
+	}
+}
+
+// TestRedisBadData: a session the pool cannot read (something else wrote
+// its keys) is an error wrapping ErrInvalidState that names it, never a
+// panic, whichever call meets it.
+func TestRedisBadData(t *testing.T) {
+	ctx := context.Background()
+	storeErrs := make(chan error, 100)
+	p := redisPools(t, 1, Options{MaxPoolSize: 1, OnStoreError: func(err error) { storeErrs <- err }})[0]
+	rc := redisClient(t, sharedRedis(t).URL(0))
+	s := getN(t, p, 1)[0]
+	if err := rc.HSet(ctx, key(p, "s:"+s.ID()), "u", "garbage").Err(); err != nil {
+		t.Fatal(err)
+	}
+	badState := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, ErrInvalidState) || !strings.Contains(err.Error(), s.ID()) || !strings.Contains(err.Error(), `"u"`) {
+			t.Errorf("%s: %v, want ErrInvalidState naming the session and the field", what, err)
+		}
+	}
+	_, err := p.GetSessionByID(ctx, s.ID())
+	badState("GetSessionByID", err)
+	_, err = p.GetSession(ctx) // the pool is full: the pick is that session
+	badState("GetSession", err)
+	_, err = p.AddSession(ctx, SessionOptions{ID: s.ID()})
+	badState("AddSession with its ID", err)
+	badState("Commit", s.Commit(ctx, nil, Good))
+	s.MarkBad()
+	select {
+	case err := <-storeErrs:
+		badState("MarkBad", err)
+	default:
+		t.Error("MarkBad: nothing reached OnStoreError")
+	}
+	if ss := p.Sessions(); len(ss) != 0 {
+		t.Errorf("Sessions returned %d sessions", len(ss))
+	}
+	select {
+	case err := <-storeErrs:
+		badState("Sessions", err)
+	default:
+		t.Error("Sessions: nothing reached OnStoreError")
+	}
+
+	// User data that is not a JSON object.
+	if err := rc.HSet(ctx, key(p, "s:"+s.ID()), "u", "0", "d", "[1,2").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.GetSessionByID(ctx, s.ID()); !errors.Is(err, ErrInvalidState) || !strings.Contains(err.Error(), `"d"`) {
+		t.Errorf("bad user data: %v", err)
+	}
+	// A garbage retirement event reaches OnStoreError.
+	if err := rc.Publish(ctx, p.rb.channel, "{not json").Err(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-storeErrs:
+		if !strings.Contains(err.Error(), "retirement event") {
+			t.Errorf("garbage event: %v", err)
+		}
+	case <-time.After(eventTimeout):
+		t.Error("a garbage event reached nothing")
+	}
+}
+
+// TestRedisOptions: the Redis options are validated with the others.
+func TestRedisOptions(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		opts Options
+		want []string
+	}{
+		{"bad scheme", Options{RedisURL: "http://user:hunter2@127.0.0.1:6379/0"}, []string{"RedisURL", "127.0.0.1:6379"}},
+		{"no host", Options{RedisURL: "redis:///0"}, []string{"RedisURL"}},
+		{"not a URL", Options{RedisURL: "redis://[::1"}, []string{"RedisURL"}},
+		{"bad database", Options{RedisURL: "redis://:hunter2@127.0.0.1:6379/db"}, []string{"RedisURL"}},
+		{"store with URL", Options{RedisURL: "redis://127.0.0.1:6379/0", Store: NewMemoryStore()}, []string{"Store"}},
+		{"store with client", Options{RedisClient: redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), Store: NewMemoryStore()}, []string{"Store"}},
+		{"everything wrong", Options{RedisURL: "ftp://h", Store: NewMemoryStore(), MaxPoolSize: -1}, []string{"RedisURL", "Store", "MaxPoolSize"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := Open(ctx, tc.opts)
+			if err == nil {
+				p.Teardown(ctx)
+				t.Fatal("Open succeeded")
+			}
+			if !errors.Is(err, ErrInvalidOptions) {
+				t.Errorf("Open: %v, want ErrInvalidOptions", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%v does not mention %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("%v shows the password", err)
+			}
+		})
+	}
+}
+
+// TestRedisClientOption: a pool on a caller's client uses the same keys as
+// one on a URL, names the server in its errors and leaves the client open.
+func TestRedisClientOption(t *testing.T) {
+	ctx := context.Background()
+	srv := sharedRedis(t)
+	c := redisClient(t, srv.URL(0))
+	opts := backend{redis: true}.options(t, Options{})
+	byURL := openPool(t, opts)
+	opts.RedisURL, opts.RedisClient = "", c
+	byClient, err := Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := addSession(t, byURL, SessionOptions{})
+	if _, err := byClient.GetSessionByID(ctx, s.ID()); err != nil {
+		t.Errorf("the client's pool does not see the URL's: %v", err)
+	}
+	if !strings.Contains(byClient.rb.name, srv.Addr) {
+		t.Errorf("store name %q", byClient.rb.name)
+	}
+	if err := byClient.Teardown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Errorf("Teardown closed the caller's client: %v", err)
+	}
+}
+
+// TestRedisDefaultKey: without PersistStateKey the keys hang under the
+// default key (on a database of its own, so no other test meets them).
+func TestRedisDefaultKey(t *testing.T) {
+	ctx := context.Background()
+	srv := sharedRedis(t)
+	rc := redisClient(t, srv.URL(3))
+	t.Cleanup(func() { rc.FlushDB(context.Background()) })
+	p := openPool(t, Options{RedisURL: srv.URL(3), OnStoreError: func(err error) { t.Errorf("store error: %v", err) }})
+	s := addSession(t, p, SessionOptions{})
+	if n, err := rc.Exists(ctx, "sp:{SDK_SESSION_POOL_STATE}:s:"+s.ID()).Result(); err != nil || n != 1 {
+		t.Errorf("default key: EXISTS = %d, %v", n, err)
+	}
+	if ok, _ := rc.SIsMember(ctx, "sp:{SDK_SESSION_POOL_STATE}:held", s.ID()).Result(); !ok {
+		t.Errorf("default key: not in the held set")
+	}
+	// PersistState has nothing to do.
+	if err := p.PersistState(ctx); err != nil {
+		t.Errorf("PersistState: %v", err)
+	}
+}
