@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -430,9 +431,20 @@ func BenchmarkRedisThroughput(b *testing.B) {
 			}
 			var memRates, redisRates, ratios []float64
 			b.ResetTimer()
+			var cpuMem, cpuRedis, cpuServer time.Duration
+			lastServer := redisCPU(rs.Pid())
 			for range b.N {
+				c0 := processCPU()
 				mem := load(b, clients[0], target, benchRound)
+				c1 := processCPU()
 				red := load(b, clients[1], target, benchRound)
+				c2 := processCPU()
+				cpuMem += c1 - c0
+				cpuRedis += c2 - c1
+				if i := redisCPU(rs.Pid()); i > 0 {
+					cpuServer += i - lastServer
+					lastServer = i
+				}
 				memRates, redisRates = append(memRates, mem), append(redisRates, red)
 				ratios = append(ratios, red/mem)
 			}
@@ -440,6 +452,34 @@ func BenchmarkRedisThroughput(b *testing.B) {
 			b.ReportMetric(median(memRates), "memory-req/s")
 			b.ReportMetric(median(redisRates), "redis-req/s")
 			b.ReportMetric(median(ratios), "redis/memory")
+			b.ReportMetric(float64(cpuMem.Microseconds())/float64(b.N*benchRound), "memory-cpu-µs/req")
+			b.ReportMetric(float64(cpuRedis.Microseconds())/float64(b.N*benchRound), "redis-cpu-µs/req")
+			b.ReportMetric(float64(cpuServer.Microseconds())/float64(b.N*benchRound), "redis-server-cpu-µs/req")
 		})
 	}
+}
+
+// processCPU returns the CPU time this process has used (user and system,
+// all threads).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// redisCPU returns the CPU time the process pid has used, from
+// /proc/PID/stat (clock ticks of 10 ms); 0 when it cannot be read.
+func redisCPU(pid int) time.Duration {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	_, rest, ok := strings.Cut(string(raw), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.Atoi(f[11])
+	stime, _ := strconv.Atoi(f[12])
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }

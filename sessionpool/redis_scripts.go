@@ -13,10 +13,17 @@ import "github.com/redis/go-redis/v9"
 //	exp      ZSET   ID -> ExpiresAt (µs) of every held session not retired
 //	retired  SET    the IDs of the held sessions that are retired
 //	ring     LIST   held IDs in creation order (RoundRobin only)
-//	s:ID     HASH   one session: u (uses), e (error score), r (retired 0|1),
-//	                mu, me, ed (its limits), c, x (created and expires, µs),
-//	                p (upstream), d (user data JSON), v (version)
-//	c:ID     HASH   its cookies: "name\x00domain\x00path" -> "seq JSON"
+//	s:ID     STRING one session, "v u e r mu me ed c x\np\nd": its version,
+//	                uses, error score, retired (0|1), limits (max uses, max
+//	                error score, decrement), created and expires (µs), then
+//	                its upstream and its user data (JSON) on lines of their own
+//	c:ID     HASH   its cookies: "name\x00domain\x00path" -> the cookie
+//	                (see cookieValue)
+//
+// A session is one string rather than a hash because a script reads it on
+// every request: HGETALL of eleven fields costs the server about 10 µs when a
+// script calls it (the reply is converted to Lua values field by field), a
+// GET and a string.match about 1 µs.
 //
 // s:ID and c:ID expire (PEXPIRE) when the session does, so an expired
 // session's data vanishes even when no pool evicts it; the sets and the ring
@@ -32,30 +39,28 @@ const scriptPrelude = `
 local held, exp, retired, ring = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local pfx, now, max, strategy = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 
+` + scriptParse + `
+-- load returns the parsed session (false when it does not parse) and its
+-- record; nil when it is not held.
 local function load(id)
-  local a = redis.call('HGETALL', pfx .. 's:' .. id)
-  if #a == 0 then return nil, a end
-  local h = {}
-  for i = 1, #a, 2 do h[a[i]] = a[i + 1] end
-  return h, a
+  local raw = redis.call('GET', pfx .. 's:' .. id)
+  if not raw then return nil, nil end
+  return parse(raw), raw
 end
 
--- usable reports whether the session of hash h is usable at now; nil when
--- a field it needs does not parse (something else wrote the key).
+-- usable reports whether the parsed session h is usable at now.
 local function usable(h)
-  local u, mu, e, me, x = tonumber(h.u), tonumber(h.mu), tonumber(h.e), tonumber(h.me), tonumber(h.x)
-  if not (u and mu and e and me and x) or (h.r ~= '0' and h.r ~= '1') then return nil end
-  return h.r == '0' and u < mu and e < me and now < x
+  return h.r == '0' and h.u < h.mu and h.e < h.me and now < h.x
 end
 
-local function hit(id, a)
-  return {'hit', id, a, redis.call('HGETALL', pfx .. 'c:' .. id)}
+local function hit(id, raw)
+  return {'hit', id, raw, redis.call('HGETALL', pfx .. 'c:' .. id)}
 end
 
--- bad is the reply for a session whose hash does not parse: the caller
+-- bad is the reply for a session whose record does not parse: the caller
 -- reports it, naming the session and the field. Nothing is changed.
-local function bad(id, a)
-  return {'bad', id, a, redis.call('HGETALL', pfx .. 'c:' .. id)}
+local function bad(id, raw)
+  return {'bad', id, raw, redis.call('HGETALL', pfx .. 'c:' .. id)}
 end
 
 local function drop(id)
@@ -71,20 +76,22 @@ local function evict()
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', exp, '-inf', now)) do drop(id) end
 end
 
--- insert adds the candidate of ARGV[6..]: id, ttl (ms), expires (µs),
--- retired (0|1), the number of hash arguments, the hash arguments, then
--- cookie field/value pairs. Without a candidate (ARGV[6] is '') it replies
--- {'need'}: the caller could not build one.
+-- insert adds the candidate of ARGV[6..]: id, max age (µs), retired (0|1),
+-- its record up to c and from x on (the first line's "v u e r mu me ed" and
+-- "\np\nd"), then cookie field/value pairs. It is created now. Without a
+-- candidate (ARGV[6] is '') it replies {'need'}: the caller could not build
+-- one.
 local function insert()
   if ARGV[6] == '' then return {'need'} end
-  local id, ttl, x, r, n = ARGV[6], ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10])
+  local id, age, r = ARGV[6], tonumber(ARGV[7]), ARGV[8]
+  local x = string.format('%d', now + age)
+  local ttl = string.format('%d', math.max(1, math.ceil(age / 1000)))
   local s = pfx .. 's:' .. id
-  if redis.call('EXISTS', s) == 1 then return {'taken'} end
-  redis.call('HSET', s, unpack(ARGV, 11, 10 + n))
-  redis.call('PEXPIRE', s, ttl)
-  if #ARGV > 10 + n then
+  local rec = ARGV[9] .. string.format(' %d ', now) .. x .. ARGV[10]
+  if not redis.call('SET', s, rec, 'NX', 'PX', ttl) then return {'taken'} end
+  if #ARGV > 10 then
     local c = pfx .. 'c:' .. id
-    redis.call('HSET', c, unpack(ARGV, 11 + n))
+    redis.call('HSET', c, unpack(ARGV, 11))
     redis.call('PEXPIRE', c, ttl)
   end
   redis.call('SADD', held, id)
@@ -106,19 +113,18 @@ end
 // "get:ID" (UseUntilFailure) first returns the session ID when it is usable;
 // "add" adds the candidate under its ID, evicting an unusable holder and,
 // when the pool is full, every unusable session.
-// Replies: {'hit', id, session hash, cookie hash}, {'new'} (the candidate
+// Replies: {'hit', id, session record, cookie hash}, {'new'} (the candidate
 // was added), {'taken'} (its ID is held: draw another), {'exists'} (add: a
 // usable session holds the ID), {'need'} (a session must be created and no
-// candidate was given), {'bad', id, session hash, cookie hash} (that
-// session's hash does not parse: nothing was changed).
+// candidate was given), {'bad', id, session record, cookie hash} (that
+// session's record does not parse: nothing was changed).
 var allocScript = redis.NewScript(scriptPrelude + `
 local op = ARGV[5]
 if op == 'add' then
-  local h, a = load(ARGV[6])
+  local h, raw = load(ARGV[6])
+  if h == false then return bad(ARGV[6], raw) end
   if h then
-    local ok = usable(h)
-    if ok == nil then return bad(ARGV[6], a) end
-    if ok then return {'exists'} end
+    if usable(h) then return {'exists'} end
     drop(ARGV[6])
   end
   if redis.call('SCARD', held) >= max then evict() end
@@ -126,25 +132,18 @@ if op == 'add' then
 end
 if string.sub(op, 1, 4) == 'get:' then
   local last = string.sub(op, 5)
-  local h, a = load(last)
-  if h then
-    local ok = usable(h)
-    if ok == nil then return bad(last, a) end
-    if ok then return hit(last, a) end
-  end
+  local h, raw = load(last)
+  if h == false then return bad(last, raw) end
+  if h and usable(h) then return hit(last, raw) end
 end
 if redis.call('SCARD', held) < max then return insert() end
 local id
 if strategy == 'o' then id = redis.call('LMOVE', ring, ring, 'LEFT', 'RIGHT') end
 if not id then id = redis.call('SRANDMEMBER', held) end
-local h, a = load(id)
-if h then
-  local ok = usable(h)
-  if ok == nil then return bad(id, a) end
-  if ok then return hit(id, a) end
-else
-  drop(id)
-end
+local h, raw = load(id)
+if h == false then return bad(id, raw) end
+if h and usable(h) then return hit(id, raw) end
+if h == nil then drop(id) end
 evict()
 return insert()
 `)
@@ -158,24 +157,22 @@ return insert()
 // starting with '-' (a change received over plain http) neither replaces
 // nor deletes a stored Secure cookie (RFC 6265bis: leave secure cookies
 // alone; the copy that sends it may not know that cookie).
-// Reply: nil when the session is gone, {'bad', session hash} when its hash
-// does not parse (nothing is changed), else {uses, error score, retired,
-// version, fired}.
-var commitScript = redis.NewScript(`
+// Reply: nil when the session is gone, {'bad', session record} when its
+// record does not parse (nothing is changed), else {uses, error score,
+// retired, version, fired}.
+var commitScript = redis.NewScript(scriptParse + `
 local s, c = KEYS[1], KEYS[2]
-local f = redis.call('HMGET', s, 'u', 'e', 'r', 'v', 'mu', 'me', 'ed', 'x')
-if not f[1] then return false end
-local u, e, r, v = tonumber(f[1]), tonumber(f[2]), f[3] == '1', tonumber(f[4])
-local mu, me, ed, x = tonumber(f[5]), tonumber(f[6]), tonumber(f[7]), tonumber(f[8])
-if not (u and e and v and mu and me and ed and x) or (f[3] ~= '0' and f[3] ~= '1') then
-  return {'bad', redis.call('HGETALL', s)}
-end
+local raw = redis.call('GET', s)
+if not raw then return false end
+local h = parse(raw)
+if not h then return {'bad', raw} end
+local u, e, r, v = h.u, h.e, h.r == '1', h.v
 if #ARGV > 5 then
   for i = 6, #ARGV, 2 do
     local field, val = ARGV[i], ARGV[i + 1]
     local guarded = string.sub(val, 1, 1) == '-'
     if guarded then val = string.sub(val, 2) end
-    if guarded and string.find(redis.call('HGET', c, field) or '', ',"secure":true,', 1, true) then
+    if guarded and string.match(redis.call('HGET', c, field) or '', '^%d+\t.s') then
       -- the stored cookie is Secure: it stays
     elseif val == '' then
       redis.call('HDEL', c, field)
@@ -192,35 +189,59 @@ if kind ~= 'n' and not (kind == 'r' and r) then
   if kind == 'r' then
     r, fire = true, 1
   else
-    if kind == 'g' then e = math.max(0, e - ed) else e = e + 1 end
-    if not r and (e >= me or u >= mu or tonumber(ARGV[2]) >= x) then
+    if kind == 'g' then e = math.max(0, e - h.ed) else e = e + 1 end
+    if not r and (e >= h.me or u >= h.mu or tonumber(ARGV[2]) >= h.x) then
       r, fire = true, 1
     end
   end
   v = v + 1
-  redis.call('HSET', s, 'u', string.format('%d', u), 'e', string.format('%.17g', e), 'r', r and '1' or '0', 'v', string.format('%d', v))
+  raw = string.format('%d %d %.17g %s ', v, u, e, r and '1' or '0') .. h.rest
+  redis.call('SET', s, raw, 'KEEPTTL')
   if fire == 1 then
     redis.call('SADD', KEYS[3], ARGV[5])
     redis.call('ZREM', KEYS[4], ARGV[5])
-    redis.call('PUBLISH', ARGV[3], cjson.encode({o = ARGV[4], id = ARGV[5], h = redis.call('HGETALL', s), c = redis.call('HVALS', c)}))
+    redis.call('PUBLISH', ARGV[3], cjson.encode({o = ARGV[4], id = ARGV[5], s = raw, c = redis.call('HVALS', c)}))
   end
 end
 return {u, string.format('%.17g', e), r and 1 or 0, v, fire}
 `)
 
-// readScript returns one session's hash and cookies: {session hash, cookie
-// hash}, the first empty when the session is not held.
+// readScript returns one session's record and cookies: {session record,
+// cookie hash}, the first false (nil) when the session is not held.
 var readScript = redis.NewScript(`
-return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2])}
+return {redis.call('GET', KEYS[1]), redis.call('HGETALL', KEYS[2])}
 `)
 
 // userDataScript replaces a held session's user data (ARGV[1], "" for
-// none); it does nothing when the session is gone.
+// none): the record's third line. It does nothing when the session is gone
+// or its record has no such line.
 var userDataScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'd', ARGV[1])
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+local head = string.match(raw, '^[^\n]*\n[^\n]*\n')
+if not head then return 0 end
+redis.call('SET', KEYS[1], head .. ARGV[1], 'KEEPTTL')
 return 1
 `)
+
+// scriptParse defines parse(raw): the session record as a table (numbers
+// for the fields the scripts compute with; rest: the record from mu on,
+// which they never change), or false when it does not parse.
+const scriptParse = `
+local function finite(n)
+  return n ~= nil and n == n and n > -math.huge and n < math.huge
+end
+
+local function parse(raw)
+  local v, u, e, r, rest, mu, me, ed, x = string.match(raw,
+    '^(%d+) (%d+) (%S+) ([01]) ((%d+) (%S+) (%S+) %-?%d+ (%-?%d+)\n.*)$')
+  if not v then return false end
+  local h = {v = tonumber(v), u = tonumber(u), e = tonumber(e), r = r, mu = tonumber(mu),
+    me = tonumber(me), ed = tonumber(ed), x = tonumber(x), rest = rest}
+  if not (finite(h.e) and finite(h.me) and finite(h.ed)) then return false end
+  return h
+end
+`
 
 // countScript returns {held, retired, expired and not retired} at ARGV[1].
 var countScript = redis.NewScript(`

@@ -680,16 +680,34 @@ func TestRedisBadData(t *testing.T) {
 	p := redisPools(t, 1, Options{MaxPoolSize: 1, OnStoreError: func(err error) { storeErrs <- err }})[0]
 	rc := redisClient(t, sharedRedis(t).URL(0))
 	s := getN(t, p, 1)[0]
-	if err := rc.HSet(ctx, key(p, "s:"+s.ID()), "u", "garbage").Err(); err != nil {
+	good, err := rc.Get(ctx, key(p, "s:"+s.ID())).Result()
+	if err != nil {
 		t.Fatal(err)
 	}
+	// setRecord rewrites the session's record: the named field of its
+	// first line, or its user data (d, the third line).
+	setRecord := func(field, value string) {
+		t.Helper()
+		lines := strings.SplitN(good, "\n", 3)
+		if field == "d" {
+			lines[2] = value
+		} else {
+			f := strings.Fields(lines[0])
+			f[slices.Index(recordFields[:], field)] = value
+			lines[0] = strings.Join(f, " ")
+		}
+		if err := rc.Set(ctx, key(p, "s:"+s.ID()), strings.Join(lines, "\n"), redis.KeepTTL).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setRecord("u", "garbage")
 	badState := func(what string, err error) {
 		t.Helper()
 		if !errors.Is(err, ErrInvalidState) || !strings.Contains(err.Error(), s.ID()) || !strings.Contains(err.Error(), `"u"`) {
 			t.Errorf("%s: %v, want ErrInvalidState naming the session and the field", what, err)
 		}
 	}
-	_, err := p.GetSessionByID(ctx, s.ID())
+	_, err = p.GetSessionByID(ctx, s.ID())
 	badState("GetSessionByID", err)
 	_, err = p.GetSession(ctx) // the pool is full: the pick is that session
 	badState("GetSession", err)
@@ -714,11 +732,28 @@ func TestRedisBadData(t *testing.T) {
 	}
 
 	// User data that is not a JSON object.
-	if err := rc.HSet(ctx, key(p, "s:"+s.ID()), "u", "0", "d", "[1,2").Err(); err != nil {
-		t.Fatal(err)
-	}
+	setRecord("d", "[1,2")
 	if _, err := p.GetSessionByID(ctx, s.ID()); !errors.Is(err, ErrInvalidState) || !strings.Contains(err.Error(), `"d"`) {
 		t.Errorf("bad user data: %v", err)
+	}
+	// A score that is not a finite number, and a record of another shape.
+	setRecord("e", "inf")
+	if _, err := p.GetSessionByID(ctx, s.ID()); !errors.Is(err, ErrInvalidState) || !strings.Contains(err.Error(), `"e"`) {
+		t.Errorf("infinite error score: %v", err)
+	}
+	if err := s.Commit(ctx, nil, Good); !errors.Is(err, ErrInvalidState) || !strings.Contains(err.Error(), `"e"`) {
+		t.Errorf("Commit on an infinite error score: %v", err)
+	}
+	if err := rc.Set(ctx, key(p, "s:"+s.ID()), "not a record", redis.KeepTTL).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for what, err := range map[string]error{
+		"GetSessionByID": func() error { _, err := p.GetSessionByID(ctx, s.ID()); return err }(),
+		"Commit":         s.Commit(ctx, nil, Bad),
+	} {
+		if !errors.Is(err, ErrInvalidState) || !strings.Contains(err.Error(), "not a record") {
+			t.Errorf("%s on a record of another shape: %v", what, err)
+		}
 	}
 	// A garbage retirement event reaches OnStoreError.
 	if err := rc.Publish(ctx, p.rb.channel, "{not json").Err(); err != nil {

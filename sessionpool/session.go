@@ -68,6 +68,7 @@ type sessionCold struct {
 	created  int64  // unix ns; immutable
 	userData []byte // guarded by Session.mu; a JSON object, or nil; replaced, never modified in place
 	ver      int64  // guarded by Session.mu; Redis pools: the version of the server's copy last read
+	cand     []any  // Redis pools: a candidate's arguments for the allocation script (see candidateArgs)
 
 	// Guarded by pool.mu: the session's place in the pool's table.
 	idx  int // index in table.all; -1 when not held

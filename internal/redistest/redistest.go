@@ -138,3 +138,11 @@ func (s *Server) Start(tb testing.TB) {
 		tb.Fatalf("redistest: restart redis-server on %s: %v", s.Addr, err)
 	}
 }
+
+// Pid returns the server's process ID, 0 when it is stopped.
+func (s *Server) Pid() int {
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
