@@ -7,7 +7,9 @@
 // out (GetSession), lets them be found (GetSessionByID) or added
 // (AddSession), tells subscribers when one retires (OnSessionRetired), and
 // persists its state to a Store (FileStore, MemoryStore) as a versioned JSON
-// document that Open restores.
+// document that Open restores. A pool opened on Redis (Options.RedisURL)
+// instead keeps its sessions on the server, shared by every process that
+// opens the same pool there, behind the same API.
 //
 // Fixed defects, compared with the seed:
 //   - The error score never drops below 0; Retire is idempotent and fires
@@ -19,6 +21,9 @@
 //     a damaged document is reported with its position and left untouched.
 //
 // Everything in the package is safe for concurrent use. Pools own one
-// goroutine (periodic persistence, only with a Store), which Teardown stops.
-// The package imports neither an HTTP proxy nor a YAML library.
+// goroutine (periodic persistence with a Store, or with Redis the one that
+// receives other processes' retirement events), which Teardown stops. The
+// package never logs; with Redis, go-redis reports connection trouble
+// through its own global logger (redis.SetLogger). It imports neither an
+// HTTP proxy nor a YAML library.
 package sessionpool

@@ -17,9 +17,10 @@ type subscriber struct {
 // every process sharing the pool: on the retiring goroutine in the process
 // that retired the session, on the pool's event goroutine in the others
 // (Redis pub/sub: events published while a process is disconnected from the
-// server do not reach it). Expired sessions that are evicted
-// without being retired fire nothing. fn must not modify the state's maps
-// and slices, which all subscribers share. The returned cancel unsubscribes
+// server do not reach it). Expired sessions that are evicted without being
+// retired fire nothing. fn must not modify the state's maps and slices,
+// which all subscribers share, and must not call Teardown (on the event
+// goroutine, Teardown would wait for fn to return). The returned cancel unsubscribes
 // (idempotent); fn may be running while cancel returns.
 func (p *Pool) OnSessionRetired(fn func(SessionState)) (cancel func()) {
 	if fn == nil {
