@@ -666,6 +666,23 @@ func TestRedisUnavailable(t *testing.T) {
 	if !got.Retired() || !stateOf(t, q, got.ID()).Retired {
 		t.Errorf("Retire after a restart: retired %v", got.Retired())
 	}
+	// The other pool's event subscription comes back by itself. Events
+	// published before it is back are lost (pub/sub keeps nothing) and
+	// nothing signals its return, so fresh sessions are retired until one
+	// event arrives.
+	lq := logEvents(q)
+	deadline := time.After(eventTimeout)
+	for arrived := false; !arrived; {
+		r := addSession(t, p, SessionOptions{})
+		r.Retire()
+		select {
+		case <-lq.ch:
+			arrived = true
+		case <-time.After(100 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("no retirement event reached the other pool within %v of the restart", eventTimeout)
+		}
+	}
 	if len(storeErrs) != 0 {
 		t.Errorf("store errors after the restart: %v", <-storeErrs)
 	}
