@@ -47,29 +47,36 @@ const (
 	benchRound    = 5000
 )
 
-func BenchmarkThroughput(b *testing.B) {
+// benchOrigins starts the benchmarks' origin over plain HTTP and over TLS
+// (1 KiB text/html answers that set a cookie), stopped when b ends; roots
+// and caFile hold the TLS origin's CA.
+func benchOrigins(b *testing.B) (origin, tlsOrigin *httptest.Server, roots *x509.CertPool, caFile string) {
 	body := strings.Repeat("x", benchBodySize)
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.SetCookie(w, &http.Cookie{Name: "seen", Value: "1", Path: "/"})
 		w.Header().Set("Content-Type", "text/html")
 		io.WriteString(w, body)
 	})
-	origin := httptest.NewServer(handler)
-	defer origin.Close()
+	origin = httptest.NewServer(handler)
+	b.Cleanup(origin.Close)
 	// An ECDSA origin, as most sites are: httptest's own RSA key would make
 	// every new session's handshake cost the origin (in this same process)
 	// a millisecond of CPU.
-	originCA, originKey, originRoots := newTestCA(b)
-	tlsOrigin := httptest.NewUnstartedServer(handler)
+	originCA, originKey, roots := newTestCA(b)
+	tlsOrigin = httptest.NewUnstartedServer(handler)
 	tlsOrigin.TLS = &tls.Config{Certificates: []tls.Certificate{newTestLeaf(b, originCA, originKey, "127.0.0.1")}}
 	tlsOrigin.Config.ErrorLog = discardServerLog
 	tlsOrigin.StartTLS()
-	defer tlsOrigin.Close()
-	originCAFile := filepath.Join(b.TempDir(), "origin-ca.pem")
-	if err := os.WriteFile(originCAFile, originCA, 0o644); err != nil {
+	b.Cleanup(tlsOrigin.Close)
+	caFile = filepath.Join(b.TempDir(), "origin-ca.pem")
+	if err := os.WriteFile(caFile, originCA, 0o644); err != nil {
 		b.Fatal(err)
 	}
+	return origin, tlsOrigin, roots, caFile
+}
 
+func BenchmarkThroughput(b *testing.B) {
+	origin, tlsOrigin, originRoots, originCAFile := benchOrigins(b)
 	for _, scheme := range []string{"http", "https"} {
 		target := origin.URL
 		if scheme == "https" {
@@ -394,24 +401,7 @@ func peakRSS(b *testing.B, pid int) int64 {
 //	go test -run '^$' -bench 'RedisThroughput' -benchtime 5x ./proxy/
 func BenchmarkRedisThroughput(b *testing.B) {
 	rs := redistest.Start(b)
-	body := strings.Repeat("x", benchBodySize)
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.SetCookie(w, &http.Cookie{Name: "seen", Value: "1", Path: "/"})
-		w.Header().Set("Content-Type", "text/html")
-		io.WriteString(w, body)
-	})
-	origin := httptest.NewServer(handler)
-	defer origin.Close()
-	originCA, originKey, _ := newTestCA(b)
-	tlsOrigin := httptest.NewUnstartedServer(handler)
-	tlsOrigin.TLS = &tls.Config{Certificates: []tls.Certificate{newTestLeaf(b, originCA, originKey, "127.0.0.1")}}
-	tlsOrigin.Config.ErrorLog = discardServerLog
-	tlsOrigin.StartTLS()
-	defer tlsOrigin.Close()
-	originCAFile := filepath.Join(b.TempDir(), "origin-ca.pem")
-	if err := os.WriteFile(originCAFile, originCA, 0o644); err != nil {
-		b.Fatal(err)
-	}
+	origin, tlsOrigin, _, originCAFile := benchOrigins(b)
 	for i, scheme := range []string{"http", "https"} {
 		target := origin.URL
 		if scheme == "https" {

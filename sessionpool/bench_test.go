@@ -57,9 +57,15 @@ func BenchmarkGetSessionMarkGood(b *testing.B) {
 // goroutines.
 func BenchmarkGetSessionMarkGoodParallel(b *testing.B) {
 	p := benchPool(b, 1000, Options{})
-	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
+	getMarkParallel(b, p)
+}
+
+// getMarkParallel runs GetSession+MarkGood from the goroutines of
+// b.RunParallel and reports ops/s.
+func getMarkParallel(b *testing.B, p *Pool) {
+	ctx := context.Background()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			s, err := p.GetSession(ctx)
@@ -212,21 +218,9 @@ func BenchmarkRedisGetSessionMarkGood(b *testing.B) {
 	})
 	b.Run("parallel", func(b *testing.B) {
 		p := open(b)
-		ctx := context.Background()
 		b.ReportAllocs()
 		b.SetParallelism(64)
 		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				s, err := p.GetSession(ctx)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				s.MarkGood()
-			}
-		})
-		b.StopTimer()
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+		getMarkParallel(b, p)
 	})
 }
