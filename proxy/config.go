@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
 )
 
@@ -997,6 +998,11 @@ func parseStore(s string) (u *url.URL, msg string) {
 		if n, err := strconv.Atoi(db); err != nil || n < 0 {
 			return u, "database must be a number, like redis://host:6379/0"
 		}
+	}
+	// go-redis's own reading of it: its URL options (pool_size=...) and
+	// their values. Its messages quote options, never the password.
+	if _, err := redis.ParseURL(s); err != nil {
+		return u, strings.TrimPrefix(err.Error(), "redis: ")
 	}
 	return u, ""
 }
