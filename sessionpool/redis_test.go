@@ -872,3 +872,42 @@ func TestRedisDefaultKey(t *testing.T) {
 		t.Errorf("PersistState: %v", err)
 	}
 }
+
+// TestRedisRestartUnderLoad: after a restart the server has forgotten the
+// scripts; concurrent callers (whose scripts go through the autopipeliner)
+// load them again without an error reaching anyone.
+func TestRedisRestartUnderLoad(t *testing.T) {
+	srv := redistest.Start(t)
+	storeErrs := make(chan error, 1000)
+	p := openPool(t, Options{RedisURL: srv.URL(0), MaxPoolSize: 20, OnStoreError: func(err error) { storeErrs <- err }})
+	ctx := context.Background()
+	u, _ := url.Parse("https://example.com/")
+	load := func() {
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Go(func() {
+				for range 25 {
+					s, err := p.GetSession(ctx)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if err := s.Commit(ctx, setCookieResponse(u, "n=1"), Good); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}
+	load()
+	srv.Restart(t)
+	load()
+	if len(storeErrs) != 0 {
+		t.Errorf("store errors: %v", <-storeErrs)
+	}
+	if n := heldCount(p); n == 0 || n > 20 {
+		t.Errorf("after the load the pool holds %d sessions, want 1..20", n)
+	}
+}
