@@ -53,14 +53,18 @@ func (s *Session) Commit(ctx context.Context, resp *http.Response, m Mark) error
 			s.jar.setFromResponse(resp.Request.URL, lines, s.clock())
 		}
 	}
-	code := "n"
+	return s.pool.rb.commit(ctx, s, m)
+}
+
+// code is the mark as the commit script takes it.
+func (m Mark) code() string {
 	switch m {
 	case Good:
-		code = "g"
+		return "g"
 	case Bad:
-		code = "b"
+		return "b"
 	case Retire:
-		code = "r"
+		return "r"
 	}
-	return s.pool.rb.commit(ctx, s, code)
+	return "n"
 }

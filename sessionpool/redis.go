@@ -860,16 +860,16 @@ func requeueDelta(j *jar, failed []cookieDelta) {
 	j.delta = append(out, j.delta...)
 }
 
-// commit sends s's cookie changes and the mark m (one of "n", "g", "b",
-// "r") in one script run and updates s with the server's answer.
-func (b *redisBackend) commit(ctx context.Context, s *Session, m string) error {
+// commit sends s's cookie changes and the mark m in one script run and
+// updates s with the server's answer.
+func (b *redisBackend) commit(ctx context.Context, s *Session, m Mark) error {
 	delta := s.jar.takeDelta()
-	if m == "n" && len(delta) == 0 {
+	if m == NoMark && len(delta) == 0 {
 		return nil
 	}
 	p := s.pool
 	args := make([]any, 0, 5+2*len(delta))
-	args = append(args, m, micros(p.nowNanos()), b.channel, b.origin, s.id)
+	args = append(args, m.code(), micros(p.nowNanos()), b.channel, b.origin, s.id)
 	args = deltaArgs(args, delta)
 	keys := []string{b.pfx + "s:" + s.id, b.pfx + "c:" + s.id, b.keys[2], b.keys[1]}
 	res, err := b.eval(ctx, commitScript, keys, args...).Slice()

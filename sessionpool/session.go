@@ -218,7 +218,7 @@ func (s *Session) publishLocked() {
 // it retires itself (firing the pool's event once, counting no second use).
 func (s *Session) MarkGood() {
 	if s.remote() {
-		s.pool.rb.report(s.pool.rb.commit(context.Background(), s, "g"))
+		s.pool.rb.report(s.pool.rb.commit(context.Background(), s, Good))
 		return
 	}
 	now := s.nowNanos()
@@ -238,7 +238,7 @@ func (s *Session) MarkGood() {
 // counting no second use).
 func (s *Session) MarkBad() {
 	if s.remote() {
-		s.pool.rb.report(s.pool.rb.commit(context.Background(), s, "b"))
+		s.pool.rb.report(s.pool.rb.commit(context.Background(), s, Bad))
 		return
 	}
 	now := s.nowNanos()
@@ -258,7 +258,7 @@ func (s *Session) MarkBad() {
 // nothing.
 func (s *Session) Retire() {
 	if s.remote() {
-		s.pool.rb.report(s.pool.rb.commit(context.Background(), s, "r"))
+		s.pool.rb.report(s.pool.rb.commit(context.Background(), s, Retire))
 		return
 	}
 	s.mu.Lock()
@@ -370,7 +370,7 @@ func (s *Session) SetCookiesFromResponse(resp *http.Response) {
 	}
 	s.cold().jar.setFromResponse(resp.Request.URL, lines, s.clock())
 	if s.remote() {
-		s.pool.rb.report(s.pool.rb.commit(context.Background(), s, "n"))
+		s.pool.rb.report(s.pool.rb.commit(context.Background(), s, NoMark))
 	}
 }
 
@@ -383,7 +383,7 @@ func (s *Session) SetCookies(u *url.URL, cookies []*http.Cookie) {
 	}
 	s.cold().jar.setCookies(u, cookies, s.clock())
 	if s.remote() {
-		s.pool.rb.report(s.pool.rb.commit(context.Background(), s, "n"))
+		s.pool.rb.report(s.pool.rb.commit(context.Background(), s, NoMark))
 	}
 }
 
