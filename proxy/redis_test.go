@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/sessionproxy/sessionproxy/internal/redistest"
+	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
 // redisConfig is testConfig with the pool on the Redis server at rawURL.
@@ -340,5 +342,15 @@ func (m *monitor) count(t *testing.T) int {
 		default:
 			n++
 		}
+	}
+}
+
+// TestRedisStoreWithOptionsStore: a Store given to Open cannot also be a
+// Redis pool: refused at start, without the password.
+func TestRedisStoreWithOptionsStore(t *testing.T) {
+	cfg := redisConfig(t, "redis://user:redis-secret@127.0.0.1:6379/0")
+	_, err := Open(t.Context(), Options{Config: cfg, Store: sessionpool.NewMemoryStore()})
+	if !errors.Is(err, ErrUnsupportedStore) || strings.Contains(err.Error(), "redis-secret") {
+		t.Errorf("Open: %v, want ErrUnsupportedStore without the password", err)
 	}
 }
