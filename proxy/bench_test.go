@@ -88,6 +88,7 @@ func BenchmarkThroughput(b *testing.B) {
 				client *http.Client
 				rates  []float64
 				ratios []float64
+				cpu    time.Duration // this process's CPU while it was loaded
 			}
 			addr, caPool, stop := startTunedGoproxy(b, originRoots)
 			defer stop()
@@ -113,7 +114,9 @@ func BenchmarkThroughput(b *testing.B) {
 			b.ResetTimer()
 			for range b.N {
 				for _, c := range cs {
+					cpu := processCPU()
 					rate := load(b, c.client, target, benchRound)
+					c.cpu += processCPU() - cpu
 					c.rates = append(c.rates, rate)
 					c.ratios = append(c.ratios, rate/cs[0].rates[len(cs[0].rates)-1])
 				}
@@ -122,6 +125,7 @@ func BenchmarkThroughput(b *testing.B) {
 			b.StopTimer()
 			for _, c := range cs {
 				b.ReportMetric(median(c.rates), c.name+"-req/s")
+				b.ReportMetric(float64(c.cpu.Microseconds())/float64(b.N*benchRound), c.name+"-cpu-µs/req")
 				if c.name != cs[0].name {
 					b.ReportMetric(median(c.ratios), c.name+"/goproxy")
 				}
