@@ -477,3 +477,54 @@ func redisCPU(pid int) time.Duration {
 	stime, _ := strconv.Atoi(f[12])
 	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
+
+// BenchmarkHandshake measures what a new session's first request to an
+// HTTPS origin adds: a TCP connection and a TLS 1.3 handshake, both ends in
+// this process (as in BenchmarkThroughput), with Go's default key shares
+// (X25519MLKEM768 first, which the proxy keeps) and with X25519 alone:
+//
+//	go test -run '^$' -bench Handshake -benchtime 2000x ./proxy/
+func BenchmarkHandshake(b *testing.B) {
+	caPEM, caKey, roots := newTestCA(b)
+	srvCfg := &tls.Config{Certificates: []tls.Certificate{newTestLeaf(b, caPEM, caKey, "127.0.0.1")}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer ln.Close()
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				tc := tls.Server(c, srvCfg)
+				tc.Handshake()
+				tc.Close()
+			})
+		}
+	})
+	for _, tc := range []struct {
+		name   string
+		curves []tls.CurveID
+	}{{"default", nil}, {"x25519", []tls.CurveID{tls.X25519}}} {
+		b.Run(tc.name, func(b *testing.B) {
+			cpu := processCPU()
+			for b.Loop() {
+				c, err := net.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					b.Fatal(err)
+				}
+				conn := tls.Client(c, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", CurvePreferences: tc.curves})
+				if err := conn.Handshake(); err != nil {
+					b.Fatal(err)
+				}
+				conn.Close()
+			}
+			b.ReportMetric(float64((processCPU()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
+		})
+	}
+}
