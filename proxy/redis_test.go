@@ -354,3 +354,41 @@ func TestRedisStoreWithOptionsStore(t *testing.T) {
 		t.Errorf("Open: %v, want ErrUnsupportedStore without the password", err)
 	}
 }
+
+// TestRedisAdminAcrossInstances: the admin API of every instance works on
+// the shared pool: a session added with cookies on one is listed, exported,
+// marked and retired on the other, and a request through the first then
+// gets a fresh session under the retired one's name.
+func TestRedisAdminAcrossInstances(t *testing.T) {
+	rs := redistest.Start(t)
+	origin := httptest.NewServer(originMux())
+	t.Cleanup(origin.Close)
+	a, b := startProxy(t, redisConfig(t, rs.URL(0))), startProxy(t, redisConfig(t, rs.URL(0)))
+	host := mustURL(t, origin.URL).Hostname()
+	a.addSession(`{"id": "imported", "cookies": [{"name": "sid", "value": "42", "domain": "` + host + `", "path": "/", "hostOnly": true}]}`)
+
+	var listed sessionpool.PoolState
+	b.admin(http.MethodGet, "/sessions?state=usable", "", "").decode(t, &listed)
+	if len(listed.Sessions) != 1 || listed.Sessions[0].ID != "imported" || len(listed.Sessions[0].Cookies) != 1 {
+		t.Fatalf("B lists %+v, want the session A added, with its cookie", listed.Sessions)
+	}
+	if r := b.admin(http.MethodGet, "/sessions/imported/cookies?format=netscape", "", ""); r.status != http.StatusOK ||
+		!strings.Contains(string(r.body), "sid\t42") {
+		t.Errorf("B exports %d %q", r.status, r.body)
+	}
+	if r := b.admin(http.MethodPost, "/sessions/imported/bad", "", ""); r.status != http.StatusOK {
+		t.Fatalf("B marks it bad: %d %s", r.status, r.body)
+	}
+	var st sessionpool.SessionState
+	a.admin(http.MethodGet, "/sessions/imported", "", "").decode(t, &st)
+	if st.ErrorScore != 1 || st.UsageCount != 1 {
+		t.Errorf("A sees error score %v, uses %d after B's mark; want 1 and 1", st.ErrorScore, st.UsageCount)
+	}
+	if r := b.admin(http.MethodDelete, "/sessions/imported", "", ""); r.status != http.StatusOK {
+		t.Fatalf("B retires it: %d %s", r.status, r.body)
+	}
+	_, body := get(t, a.client("", ""), origin.URL+"/echo", "imported")
+	if seen := decodeSeen(t, body); seen.Cookie != "" {
+		t.Errorf("a request naming the retired session sent cookie %q: it should go out as a fresh session", seen.Cookie)
+	}
+}
