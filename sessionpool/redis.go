@@ -49,8 +49,11 @@ type redisBackend struct {
 	last  string     // UseUntilFailure: the ID this process returned last
 }
 
-// maxSpare bounds the candidates kept between GetSession calls.
-const maxSpare = 16
+// maxSpare bounds the candidates kept between GetSession calls: enough for
+// the concurrency of a busy proxy, so that a candidate built for a call that
+// found a held session is rarely thrown away (its CreateSessionFunc call,
+// which may count or assign an upstream, would be wasted).
+const maxSpare = 64
 
 func openRedis(ctx context.Context, p *Pool, opts *Options) (*redisBackend, error) {
 	b := &redisBackend{
