@@ -1,11 +1,9 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -13,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -313,11 +310,7 @@ func BenchmarkStream300MiB(b *testing.B) {
 	defer tlsOrigin.Close()
 
 	dir := b.TempDir()
-	bin := filepath.Join(dir, "sessionproxy")
-	build := exec.Command("go", "build", "-o", bin, "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildProgram(b, filepath.Join(dir, "sessionproxy"), "..")
 	originCA := filepath.Join(dir, "origin.pem")
 	writeCertPEM(b, originCA, tlsOrigin)
 	cfgPath := filepath.Join(dir, "config.yaml")
@@ -328,37 +321,10 @@ func BenchmarkStream300MiB(b *testing.B) {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-config", cfgPath)
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
-	}()
-	addr := ""
-	sc := bufio.NewScanner(stderr)
-	for sc.Scan() {
-		var line struct {
-			Proxy string `json:"proxy"`
-		}
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Proxy != "" {
-			addr = line.Proxy
-			break
-		}
-	}
-	if addr == "" {
-		b.Fatal("the proxy never said where it listens")
-	}
-	go io.Copy(io.Discard, stderr)
-	caPEM, err := os.ReadFile(filepath.Join(dir, "data", "ca.pem"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	proc := startChildProxy(b, bin, filepath.Join(dir, "data", "ca.pem"), "-config", cfgPath)
 	client := &http.Client{Transport: &http.Transport{
-		Proxy:           http.ProxyURL(&url.URL{Scheme: "http", Host: addr}),
-		TLSClientConfig: &tls.Config{RootCAs: certPoolOf(b, caPEM)},
+		Proxy:           http.ProxyURL(&url.URL{Scheme: "http", Host: proc.addr}),
+		TLSClientConfig: &tls.Config{RootCAs: certPoolOf(b, proc.caPEM)},
 	}}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -375,7 +341,7 @@ func BenchmarkStream300MiB(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(peakRSS(b, cmd.Process.Pid))/(1<<20), "peak-RSS-MiB")
+	b.ReportMetric(float64(peakRSS(b, proc.pid))/(1<<20), "peak-RSS-MiB")
 	b.SetBytes(2 * size)
 }
 
@@ -426,7 +392,7 @@ func BenchmarkRedisThroughput(b *testing.B) {
 			var memRates, redisRates, ratios []float64
 			b.ResetTimer()
 			var cpuMem, cpuRedis, cpuServer time.Duration
-			lastServer := redisCPU(rs.Pid())
+			lastServer, _ := procCPU(rs.Pid())
 			for range b.N {
 				c0 := processCPU()
 				mem := load(b, clients[0], target, benchRound)
@@ -435,7 +401,7 @@ func BenchmarkRedisThroughput(b *testing.B) {
 				c2 := processCPU()
 				cpuMem += c1 - c0
 				cpuRedis += c2 - c1
-				if i := redisCPU(rs.Pid()); i > 0 {
+				if i, ok := procCPU(rs.Pid()); ok {
 					cpuServer += i - lastServer
 					lastServer = i
 				}
@@ -459,23 +425,6 @@ func processCPU() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// redisCPU returns the CPU time the process pid has used, from
-// /proc/PID/stat (clock ticks of 10 ms); 0 when it cannot be read.
-func redisCPU(pid int) time.Duration {
-	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	_, rest, ok := strings.Cut(string(raw), ") ")
-	f := strings.Fields(rest)
-	if !ok || len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.Atoi(f[11])
-	stime, _ := strconv.Atoi(f[12])
-	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // BenchmarkHandshake measures what a new session's first request to an
