@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/url"
 	"slices"
@@ -516,7 +517,7 @@ func (b *redisBackend) sessions(ctx context.Context, p *Pool) ([]*Session, error
 			if errors.Is(err, redis.Nil) {
 				continue // gone since SMEMBERS
 			}
-			s, err := b.sessionFrom(p, id, rec, slices.Collect(mapValues(cmds[i].cookies.Val())))
+			s, err := b.sessionFrom(p, id, rec, slices.Collect(maps.Values(cmds[i].cookies.Val())))
 			if err != nil {
 				bad = append(bad, err)
 				continue
@@ -525,16 +526,6 @@ func (b *redisBackend) sessions(ctx context.Context, p *Pool) ([]*Session, error
 		}
 	}
 	return out, errors.Join(bad...)
-}
-
-func mapValues(m map[string]string) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for _, v := range m {
-			if !yield(v) {
-				return
-			}
-		}
-	}
 }
 
 // decodeReply builds a session from {id, session record, cookie hash as a
