@@ -23,8 +23,11 @@ import (
 // never wear out. The origin and the load (32 keep-alive connections, 1 KiB
 // bodies) run in the benchmark's process. The proxies are loaded in turns,
 // benchRound requests each, for b.N rounds; it reports each one's median
-// req/s, its median ratio to goproxy in the same round, and the CPU its
-// process spent per request (from /proc, in 10 ms ticks):
+// req/s, its median ratio to goproxy in the same round, the CPU its process
+// spent per request (from /proc, in 10 ms ticks), the CPU this process (the
+// origin and the load) spent per request meanwhile, and how many cores the
+// two kept busy together (near 2 here: the machine is saturated, so CPU per
+// request decides the rate):
 //
 //	go test -run '^$' -bench 'ThroughputProcesses' -benchtime 7x ./proxy/
 //
@@ -49,6 +52,8 @@ func BenchmarkThroughputProcesses(b *testing.B) {
 				rates  []float64
 				ratios []float64
 				cpu    time.Duration
+				self   time.Duration // this process's CPU (origin and load) while it was loaded
+				wall   time.Duration
 			}
 			gpDir := b.TempDir()
 			cs := []*contender{{name: "goproxy-tuned", proc: startChildProxy(b, gpBin, filepath.Join(gpDir, "ca.pem"),
@@ -77,9 +82,11 @@ func BenchmarkThroughputProcesses(b *testing.B) {
 			b.ResetTimer()
 			for range b.N {
 				for i, c := range cs {
-					cpu := c.proc.cpu(b)
+					cpu, self, start := c.proc.cpu(b), processCPU(), time.Now()
 					rate := load(b, clients[i], target, benchRound)
 					c.cpu += c.proc.cpu(b) - cpu
+					c.self += processCPU() - self
+					c.wall += time.Since(start)
 					c.rates = append(c.rates, rate)
 					c.ratios = append(c.ratios, rate/cs[0].rates[len(cs[0].rates)-1])
 				}
@@ -88,6 +95,8 @@ func BenchmarkThroughputProcesses(b *testing.B) {
 			for _, c := range cs {
 				b.ReportMetric(median(c.rates), c.name+"-req/s")
 				b.ReportMetric(float64(c.cpu.Microseconds())/float64(b.N*benchRound), c.name+"-cpu-µs/req")
+				b.ReportMetric(float64(c.self.Microseconds())/float64(b.N*benchRound), c.name+"-bench-cpu-µs/req")
+				b.ReportMetric(float64((c.cpu+c.self).Microseconds())/float64(c.wall.Microseconds()), c.name+"-cores")
 				if c != cs[0] {
 					b.ReportMetric(median(c.ratios), c.name+"/goproxy")
 				}
