@@ -30,6 +30,9 @@ type clientInfo struct {
 type tunnel struct {
 	client clientInfo
 	host   string // the CONNECT target, host:port; "" for plain HTTP
+	// out is the client's connection of an intercepted HTTP/1.1 CONNECT,
+	// whose writes are coalesced once HTTP/1.x flows inside; else nil.
+	out *coalescingConn
 
 	mu   sync.Mutex // guards sess: HTTP/2 streams of one tunnel run at once
 	sess string     // id of the session chosen for the tunnel (affinity tunnel)
@@ -148,6 +151,9 @@ func (s *Server) handleConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.Con
 	cfg := s.cfg.Load()
 	if !cfg.MITM.Enabled || cfg.MITM.SkipHost(host) {
 		return &goproxy.ConnectAction{Action: goproxy.ConnectHijack, Hijack: s.plainTunnel}, host
+	}
+	if ctx.Req.ProtoMajor == 1 { // hijacked: the tunnel is the client's connection
+		t.out = connOf(ctx.Req)
 	}
 	return &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: s.tlsConfigForHost}, host
 }

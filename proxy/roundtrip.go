@@ -44,7 +44,16 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 		s.finish(event{outcome: outcomeRejected, status: resp.StatusCode})
 		return resp, nil
 	}
+	if t.out != nil && req.ProtoMajor == 1 {
+		// HTTP/1.x inside the tunnel: goproxy writes a response's head
+		// and body apart, and the client reads nothing more until its
+		// next request. (HTTP/2 inside would wait for the delay.)
+		t.out.enable()
+	}
 	resp := s.attempts(req, t, cfg)
+	if resp.StatusCode == http.StatusSwitchingProtocols && t.out != nil {
+		t.out.disable() // a WebSocket's messages go out as they come
+	}
 	if resp.StatusCode == http.StatusSwitchingProtocols || resp.Body == nil {
 		// A WebSocket's body is the connection itself (an io.ReadWriter):
 		// it must reach goproxy unwrapped, and it is not a request to drain.

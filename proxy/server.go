@@ -256,8 +256,11 @@ func (s *Server) Serve(ln net.Listener) error {
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		ConnContext:       withConn,
 	}
-	return s.serve(srv, s.conns.wrap(ln))
+	// Tracked outermost: closing a tunnel at shutdown goes through its
+	// coalescingConn, which writes what it holds first.
+	return s.serve(srv, s.conns.wrap(coalescingListener{ln}))
 }
 
 // ServeAdmin serves the admin API on ln until Shutdown.
@@ -443,9 +446,13 @@ func (t *connTracker) closeAll() {
 		conns = append(conns, c)
 	}
 	t.mu.Unlock()
+	// At once: each Close may first write what its connection held back,
+	// for at most closeFlushMax when the client does not read.
+	var wg sync.WaitGroup
 	for _, c := range conns {
-		c.Close()
+		wg.Go(func() { c.Close() })
 	}
+	wg.Wait()
 }
 
 type trackingListener struct {

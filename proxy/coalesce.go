@@ -1,0 +1,185 @@
+package proxy
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// What a coalescingConn holds back, and for how long at most.
+const (
+	coalesceLimit = 16 << 10         // bytes held before they go out regardless
+	coalesceDelay = time.Millisecond // longest a held write waits for company
+	closeFlushMax = time.Second      // bound on the last flush of a closing conn
+)
+
+// heldBuffers recycles the buffers of held writes: a tunnel has one only
+// while it holds something.
+var heldBuffers = sync.Pool{New: func() any { return new([coalesceLimit]byte) }}
+
+// coalescingConn gathers the small writes of an intercepted HTTP/1.x
+// exchange into fewer writes to the client's socket. Inside a tunnel goproxy
+// writes each response's head and body as separate TLS records, each its own
+// system call and, on the client's side, its own wake-up; together they cost
+// more than the rest of a small response. Held back for a moment, they leave
+// in one write.
+//
+// It passes every call straight through until enable. Once enabled, a Write
+// that fits in coalesceLimit bytes is held; held bytes are written when a
+// Read begins (an HTTP/1.x exchange turns round only when the client has
+// been sent everything), when more would be held than coalesceLimit, after
+// coalesceDelay at most (a body streamed slowly still flows), on disable and
+// on Close. A held write that fails makes every later Write and Read fail
+// with its error.
+//
+// Reads and writes may come from different goroutines, as tls.Conn allows;
+// enable and disable must come from the goroutine that writes.
+type coalescingConn struct {
+	net.Conn
+	on atomic.Bool // holding writes back; read without mu on every call
+
+	// mu orders the writes to Conn. It is held across them, as the
+	// connection's own write lock would be: bytes held back must leave
+	// before any written after them. It guards the fields below.
+	mu    sync.Mutex
+	held  []byte      // written by the caller, not yet to Conn; from heldBuffers
+	err   error       // the failure of a held write, returned from then on
+	timer *time.Timer // flushes held bytes after coalesceDelay; made on first use
+}
+
+// enable starts holding writes back. Calling it again does nothing.
+func (c *coalescingConn) enable() { c.on.Store(true) }
+
+// disable writes what is held and passes every later call straight through
+// (a WebSocket, whose messages must not wait). It returns the error of that
+// write.
+func (c *coalescingConn) disable() error {
+	if !c.on.Load() {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.on.Store(false)
+	return c.flushLocked()
+}
+
+func (c *coalescingConn) Write(p []byte) (int, error) {
+	if !c.on.Load() {
+		return c.Conn.Write(p)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return 0, c.err
+	}
+	if len(c.held)+len(p) <= coalesceLimit {
+		if c.held == nil { // the first write held since the last flush
+			c.held = heldBuffers.Get().(*[coalesceLimit]byte)[:0]
+			if c.timer == nil {
+				c.timer = time.AfterFunc(coalesceDelay, func() { c.flush() })
+			} else {
+				c.timer.Reset(coalesceDelay)
+			}
+		}
+		c.held = append(c.held, p...)
+		return len(p), nil
+	}
+	if err := c.flushLocked(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *coalescingConn) Read(p []byte) (int, error) {
+	if c.on.Load() {
+		if err := c.flush(); err != nil {
+			return 0, err
+		}
+	}
+	return c.Conn.Read(p)
+}
+
+// Close writes what is held (for at most closeFlushMax) and closes the
+// connection.
+func (c *coalescingConn) Close() error {
+	c.mu.Lock()
+	if len(c.held) > 0 && c.err == nil {
+		c.Conn.SetWriteDeadline(time.Now().Add(closeFlushMax))
+		c.flushLocked()
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	c.err = net.ErrClosed
+	c.release()
+	c.mu.Unlock()
+	return c.Conn.Close()
+}
+
+// flush writes what is held; the timer calls it too.
+func (c *coalescingConn) flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.flushLocked()
+}
+
+func (c *coalescingConn) flushLocked() error {
+	if c.err != nil {
+		return c.err
+	}
+	if c.held == nil {
+		return nil
+	}
+	c.timer.Stop()
+	_, err := c.Conn.Write(c.held)
+	if err != nil {
+		c.err = err
+	}
+	c.release()
+	return err
+}
+
+// release returns the held buffer to heldBuffers.
+func (c *coalescingConn) release() {
+	if c.held != nil {
+		heldBuffers.Put((*[coalesceLimit]byte)(c.held[:coalesceLimit]))
+		c.held = nil
+	}
+}
+
+// coalescingListener hands out its connections as coalescingConns, passing
+// everything through until the proxy enables one for an intercepted tunnel.
+type coalescingListener struct{ net.Listener }
+
+func (l coalescingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &coalescingConn{Conn: c}, nil
+}
+
+// connKey is the request-context key of the client's *coalescingConn.
+type connKey struct{}
+
+// withConn is an http.Server ConnContext: it makes the client's
+// coalescingConn reachable from its requests.
+func withConn(ctx context.Context, c net.Conn) context.Context {
+	if tc, ok := c.(*trackedConn); ok {
+		c = tc.Conn
+	}
+	if cc, ok := c.(*coalescingConn); ok {
+		return context.WithValue(ctx, connKey{}, cc)
+	}
+	return ctx
+}
+
+// connOf returns the client connection of r, or nil when it was not
+// accepted by Serve.
+func connOf(r *http.Request) *coalescingConn {
+	c, _ := r.Context().Value(connKey{}).(*coalescingConn)
+	return c
+}

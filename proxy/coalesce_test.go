@@ -1,0 +1,287 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// pipeReads collects what the far end of a net.Pipe reads, one entry per
+// Read, until the pipe closes. net.Pipe delivers each Write as a unit (a
+// Read of a large buffer returns exactly one Write), so the entries show
+// how the bytes were written.
+type pipeReads struct {
+	mu    sync.Mutex
+	reads []string
+	done  chan struct{}
+}
+
+func readPipe(c net.Conn) *pipeReads {
+	r := &pipeReads{done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := c.Read(buf)
+			if n > 0 {
+				r.mu.Lock()
+				r.reads = append(r.reads, string(buf[:n]))
+				r.mu.Unlock()
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return r
+}
+
+func (r *pipeReads) got() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.reads...)
+}
+
+func equalReads(got, want []string) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestCoalescingConn(t *testing.T) {
+	big := strings.Repeat("b", coalesceLimit)
+	tests := []struct {
+		name string
+		// run acts on c (the coalescing end) while the far end is being
+		// read; synctest.Wait has run before check.
+		run  func(t *testing.T, c *coalescingConn)
+		want []string // the far end's reads, in order
+	}{{
+		name: "passes writes through until enabled",
+		run: func(t *testing.T, c *coalescingConn) {
+			c.Write([]byte("head"))
+			c.Write([]byte("body"))
+		},
+		want: []string{"head", "body"},
+	}, {
+		name: "enabled, holds writes until a read begins",
+		run: func(t *testing.T, c *coalescingConn) {
+			c.enable()
+			c.Write([]byte("head"))
+			c.Write([]byte("body"))
+			synctest.Wait()
+			if c.held == nil {
+				t.Fatal("nothing held before the read")
+			}
+			c.SetReadDeadline(time.Now()) // the read returns at once, after flushing
+			c.Read(make([]byte, 1))
+		},
+		want: []string{"headbody"},
+	}, {
+		name: "enabled, writes what waited longer than the delay",
+		run: func(t *testing.T, c *coalescingConn) {
+			c.enable()
+			c.Write([]byte("chunk"))
+			time.Sleep(coalesceDelay - time.Nanosecond)
+			synctest.Wait()
+			if c.held == nil {
+				t.Fatal("written before the delay was up")
+			}
+			time.Sleep(time.Nanosecond)
+			synctest.Wait()
+			c.Write([]byte("next"))
+			time.Sleep(coalesceDelay)
+		},
+		want: []string{"chunk", "next"},
+	}, {
+		name: "enabled, more than the limit goes out at once and in order",
+		run: func(t *testing.T, c *coalescingConn) {
+			c.enable()
+			c.Write([]byte("head"))
+			c.Write([]byte(big))
+		},
+		want: []string{"head", big},
+	}, {
+		name: "disable writes what is held and stops holding",
+		run: func(t *testing.T, c *coalescingConn) {
+			c.enable()
+			c.Write([]byte("101"))
+			if err := c.disable(); err != nil {
+				t.Fatal(err)
+			}
+			c.Write([]byte("frame"))
+		},
+		want: []string{"101", "frame"},
+	}, {
+		name: "close writes what is held, then closes",
+		run: func(t *testing.T, c *coalescingConn) {
+			c.enable()
+			c.Write([]byte("last"))
+			if err := c.Close(); err != nil {
+				t.Fatal(err)
+			}
+		},
+		want: []string{"last"},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				near, far := net.Pipe()
+				defer far.Close()
+				c := &coalescingConn{Conn: near}
+				defer c.Close()
+				reads := readPipe(far)
+				tc.run(t, c)
+				synctest.Wait()
+				if got := reads.got(); !equalReads(got, tc.want) {
+					t.Errorf("far end read %q, want %q", clip(got), clip(tc.want))
+				}
+			})
+		})
+	}
+}
+
+// TestCoalescingConnWriteError: a held write that fails is not lost
+// silently: the next Write and Read return its error.
+func TestCoalescingConnWriteError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		near, far := net.Pipe()
+		c := &coalescingConn{Conn: near}
+		defer c.Close()
+		c.enable()
+		far.Close()
+		if _, err := c.Write([]byte("lost")); err != nil {
+			t.Fatalf("a held write failed at once: %v", err)
+		}
+		time.Sleep(coalesceDelay)
+		synctest.Wait()
+		if _, err := c.Write([]byte("more")); !errors.Is(err, io.ErrClosedPipe) {
+			t.Errorf("Write after a failed flush: %v, want %v", err, io.ErrClosedPipe)
+		}
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.ErrClosedPipe) {
+			t.Errorf("Read after a failed flush: %v, want %v", err, io.ErrClosedPipe)
+		}
+	})
+}
+
+// clip shortens long reads for messages.
+func clip(reads []string) []string {
+	out := make([]string, len(reads))
+	for i, r := range reads {
+		if len(r) > 20 {
+			r = r[:8] + "...(" + strconv.Itoa(len(r)) + " bytes)"
+		}
+		out[i] = r
+	}
+	return out
+}
+
+// countingListener counts the writes made to the connections it accepts.
+type countingListener struct {
+	net.Listener
+	writes atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, writes: &l.writes}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// TestTunnelResponseOneWrite: inside an intercepted HTTP/1.1 tunnel each
+// small response reaches the client's socket in one write (goproxy alone
+// writes its head and its body apart), and a body the origin streams in
+// pieces still arrives piece by piece.
+func TestTunnelResponseOneWrite(t *testing.T) {
+	release := make(chan struct{})
+	origin := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/stream" {
+			io.WriteString(w, "first\n")
+			http.NewResponseController(w).Flush()
+			<-release // only once the client has read the first piece
+			io.WriteString(w, "second\n")
+			return
+		}
+		w.Write(bytes.Repeat([]byte("x"), 1024))
+	}))
+	defer origin.Close()
+	cfg := testConfig(t)
+	trustOrigin(t, cfg, origin)
+	srv, err := Open(context.Background(), Options{Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &countingListener{Listener: inner}
+	served := make(chan struct{})
+	go func() { defer close(served); srv.Serve(ln) }()
+	t.Cleanup(func() {
+		srv.Shutdown(context.Background())
+		<-served
+	})
+	h := &harness{t: t, srv: srv, cfg: cfg, proxyURL: &url.URL{Scheme: "http", Host: inner.Addr().String()}, caPool: certPoolOf(t, srv.CA().CertPEM())}
+	client := h.client("", "")
+	client.Transport.(*http.Transport).TLSClientConfig.NextProtos = []string{"http/1.1"}
+	client.Transport.(*http.Transport).MaxConnsPerHost = 1
+
+	get(t, client, origin.URL+"/", "s1") // the tunnel and its handshake
+	const n = 40
+	before := ln.writes.Load()
+	for range n {
+		if resp, body := get(t, client, origin.URL+"/", "s1"); resp.StatusCode != http.StatusOK || len(body) != 1024 {
+			t.Fatalf("got %d with %d bytes", resp.StatusCode, len(body))
+		}
+	}
+	if w := ln.writes.Load() - before; w > n {
+		t.Errorf("%d responses took %d writes to the client's socket, want at most %d", n, w, n)
+	}
+
+	req, _ := http.NewRequest(http.MethodGet, origin.URL+"/stream", nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	if line, err := br.ReadString('\n'); line != "first\n" {
+		t.Fatalf("first piece: %q %v", line, err)
+	}
+	close(release)
+	if line, err := br.ReadString('\n'); line != "second\n" {
+		t.Fatalf("second piece: %q %v", line, err)
+	}
+}
