@@ -16,10 +16,6 @@ const (
 	closeFlushMax = time.Second      // bound on the last flush of a closing conn
 )
 
-// heldBuffers recycles the buffers of held writes: a tunnel has one only
-// while it holds something.
-var heldBuffers = sync.Pool{New: func() any { return new([coalesceLimit]byte) }}
-
 // coalescingConn gathers the small writes of an intercepted HTTP/1.x
 // exchange into fewer writes to the client's socket. Inside a tunnel goproxy
 // writes each response's head and body as separate TLS records, each its own
@@ -39,13 +35,14 @@ var heldBuffers = sync.Pool{New: func() any { return new([coalesceLimit]byte) }}
 // enable and disable must come from the goroutine that writes.
 type coalescingConn struct {
 	net.Conn
-	on atomic.Bool // holding writes back; read without mu on every call
+	buffers *sync.Pool  // of *[coalesceLimit]byte, shared with the listener's other conns
+	on      atomic.Bool // holding writes back; read without mu on every call
 
 	// mu orders the writes to Conn. It is held across them, as the
 	// connection's own write lock would be: bytes held back must leave
 	// before any written after them. It guards the fields below.
 	mu    sync.Mutex
-	held  []byte      // written by the caller, not yet to Conn; from heldBuffers
+	held  []byte      // written by the caller, not yet to Conn; from buffers
 	err   error       // the failure of a held write, returned from then on
 	timer *time.Timer // flushes held bytes after coalesceDelay; made on first use
 }
@@ -77,7 +74,7 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 	}
 	if len(c.held)+len(p) <= coalesceLimit {
 		if c.held == nil { // the first write held since the last flush
-			c.held = heldBuffers.Get().(*[coalesceLimit]byte)[:0]
+			c.held = c.buffers.Get().(*[coalesceLimit]byte)[:0]
 			if c.timer == nil {
 				c.timer = time.AfterFunc(coalesceDelay, func() { c.flush() })
 			} else {
@@ -142,24 +139,36 @@ func (c *coalescingConn) flushLocked() error {
 	return err
 }
 
-// release returns the held buffer to heldBuffers.
+// release returns the held buffer to the pool.
 func (c *coalescingConn) release() {
 	if c.held != nil {
-		heldBuffers.Put((*[coalesceLimit]byte)(c.held[:coalesceLimit]))
+		c.buffers.Put((*[coalesceLimit]byte)(c.held[:coalesceLimit]))
 		c.held = nil
 	}
 }
 
 // coalescingListener hands out its connections as coalescingConns, passing
 // everything through until the proxy enables one for an intercepted tunnel.
-type coalescingListener struct{ net.Listener }
+// Make one with newCoalescingListener.
+type coalescingListener struct {
+	net.Listener
+	buffers *sync.Pool // a conn takes a buffer only while it holds something
+}
+
+func newCoalescingListener(ln net.Listener) coalescingListener {
+	return coalescingListener{Listener: ln, buffers: newHeldBuffers()}
+}
+
+func newHeldBuffers() *sync.Pool {
+	return &sync.Pool{New: func() any { return new([coalesceLimit]byte) }}
+}
 
 func (l coalescingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return &coalescingConn{Conn: c}, nil
+	return &coalescingConn{Conn: c, buffers: l.buffers}, nil
 }
 
 // connKey is the request-context key of the client's *coalescingConn.

@@ -147,7 +147,7 @@ func TestCoalescingConn(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				near, far := net.Pipe()
 				defer far.Close()
-				c := &coalescingConn{Conn: near}
+				c := &coalescingConn{Conn: near, buffers: newHeldBuffers()}
 				defer c.Close()
 				reads := readPipe(far)
 				tc.run(t, c)
@@ -165,7 +165,7 @@ func TestCoalescingConn(t *testing.T) {
 func TestCoalescingConnWriteError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		near, far := net.Pipe()
-		c := &coalescingConn{Conn: near}
+		c := &coalescingConn{Conn: near, buffers: newHeldBuffers()}
 		defer c.Close()
 		c.enable()
 		far.Close()

@@ -45,9 +45,10 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 		return resp, nil
 	}
 	if t.out != nil && req.ProtoMajor == 1 {
-		// HTTP/1.x inside the tunnel: goproxy writes a response's head
-		// and body apart, and the client reads nothing more until its
-		// next request. (HTTP/2 inside would wait for the delay.)
+		// HTTP/1.x inside the tunnel: a response's writes (goproxy
+		// writes its head and body apart) are gathered until the tunnel
+		// turns to read the next request. Not for HTTP/2, whose reader
+		// never turns: every write would wait out coalesceDelay.
 		t.out.enable()
 	}
 	resp := s.attempts(req, t, cfg)
