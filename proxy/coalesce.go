@@ -26,7 +26,8 @@ const (
 // It passes every call straight through until enable. Once enabled, a Write
 // that fits in coalesceLimit bytes is held; held bytes are written when a
 // Read begins (an HTTP/1.x exchange turns round only when the client has
-// been sent everything), when more would be held than coalesceLimit, after
+// been sent everything), when more would be held than coalesceLimit (then
+// together with the write that would overflow, in one writev), after
 // coalesceDelay at most (a body streamed slowly still flows), on disable and
 // on Close. A held write that fails makes every later Write and Read fail
 // with its error.
@@ -84,10 +85,19 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 		c.held = append(c.held, p...)
 		return len(p), nil
 	}
-	if err := c.flushLocked(); err != nil {
-		return 0, err
+	if c.held == nil {
+		return c.Conn.Write(p)
 	}
-	return c.Conn.Write(p)
+	// What is held and p together, in one writev where Conn allows it.
+	c.timer.Stop()
+	held := len(c.held)
+	bufs := net.Buffers{c.held, p}
+	n, err := bufs.WriteTo(c.Conn)
+	c.release()
+	if err != nil {
+		c.err = err
+	}
+	return max(0, int(n)-held), err
 }
 
 func (c *coalescingConn) Read(p []byte) (int, error) {
