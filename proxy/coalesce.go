@@ -52,16 +52,16 @@ type coalescingConn struct {
 func (c *coalescingConn) enable() { c.on.Store(true) }
 
 // disable writes what is held and passes every later call straight through
-// (a WebSocket, whose messages must not wait). It returns the error of that
-// write.
-func (c *coalescingConn) disable() error {
+// (a WebSocket, whose messages must not wait). A failure of that write
+// shows in the next call, as it would have without holding.
+func (c *coalescingConn) disable() {
 	if !c.on.Load() {
-		return nil
+		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.on.Store(false)
-	return c.flushLocked()
+	c.flushLocked()
 }
 
 func (c *coalescingConn) Write(p []byte) (int, error) {
@@ -113,7 +113,7 @@ func (c *coalescingConn) Read(p []byte) (int, error) {
 // connection.
 func (c *coalescingConn) Close() error {
 	c.mu.Lock()
-	if len(c.held) > 0 && c.err == nil {
+	if c.held != nil {
 		c.Conn.SetWriteDeadline(time.Now().Add(closeFlushMax))
 		c.flushLocked()
 	}
