@@ -3,13 +3,11 @@ package proxy
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -248,24 +246,16 @@ func TestTunnelResponseOneWrite(t *testing.T) {
 		w.Write(bytes.Repeat([]byte("x"), 1024))
 	}))
 	defer origin.Close()
+	unblock := sync.OnceFunc(func() { close(release) })
+	defer unblock() // before origin.Close, which waits for the stream's handler
 	cfg := testConfig(t)
 	trustOrigin(t, cfg, origin)
-	srv, err := Open(context.Background(), Options{Config: cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ln := &countingListener{Listener: inner}
-	served := make(chan struct{})
-	go func() { defer close(served); srv.Serve(ln) }()
-	t.Cleanup(func() {
-		srv.Shutdown(context.Background())
-		<-served
-	})
-	h := &harness{t: t, srv: srv, cfg: cfg, proxyURL: &url.URL{Scheme: "http", Host: inner.Addr().String()}, caPool: certPoolOf(t, srv.CA().CertPEM())}
+	h := startProxyOn(t, cfg, nil, ln)
 	client := h.client("", "")
 	client.Transport.(*http.Transport).TLSClientConfig.NextProtos = []string{"http/1.1"}
 	client.Transport.(*http.Transport).MaxConnsPerHost = 1
@@ -299,7 +289,7 @@ func TestTunnelResponseOneWrite(t *testing.T) {
 	if line, err := br.ReadString('\n'); line != "first\n" {
 		t.Fatalf("first piece: %q %v", line, err)
 	}
-	close(release)
+	unblock()
 	if line, err := br.ReadString('\n'); line != "second\n" {
 		t.Fatalf("second piece: %q %v", line, err)
 	}

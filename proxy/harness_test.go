@@ -51,13 +51,19 @@ func startProxy(t *testing.T, cfg *Config) *harness {
 // startProxyLogging is startProxy with the proxy's logs going to logger.
 func startProxyLogging(t *testing.T, cfg *Config, logger *slog.Logger) *harness {
 	t.Helper()
-	srv, err := Open(context.Background(), Options{Config: cfg, Logger: logger})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	return startProxyOn(t, cfg, logger, ln)
+}
+
+// startProxyOn is startProxyLogging serving proxy clients on ln.
+func startProxyOn(t *testing.T, cfg *Config, logger *slog.Logger, ln net.Listener) *harness {
+	t.Helper()
+	srv, err := Open(context.Background(), Options{Config: cfg, Logger: logger})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
 	}
 	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
