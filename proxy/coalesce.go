@@ -109,14 +109,13 @@ func (c *coalescingConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-// Close writes what is held (for at most closeFlushMax) and closes the
-// connection.
+// Close writes what is held and closes the connection. Writing, its own and
+// any already under way, gets closeFlushMax at most: a client that stopped
+// reading cannot hold the close up.
 func (c *coalescingConn) Close() error {
+	c.Conn.SetWriteDeadline(time.Now().Add(closeFlushMax)) // before waiting for mu, which a blocked write holds
 	c.mu.Lock()
-	if c.held != nil {
-		c.Conn.SetWriteDeadline(time.Now().Add(closeFlushMax))
-		c.flushLocked()
-	}
+	c.flushLocked()
 	if c.timer != nil {
 		c.timer.Stop()
 	}

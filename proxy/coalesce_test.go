@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -177,6 +178,40 @@ func TestCoalescingConnWriteError(t *testing.T) {
 			t.Errorf("Read after a failed flush: %v, want %v", err, io.ErrClosedPipe)
 		}
 	})
+}
+
+// TestCoalescingConnCloseUnblocks: closing a connection whose client has
+// stopped reading returns, after closeFlushMax, even while a write is
+// blocked holding the write lock, as Shutdown needs it to. (Real time: a
+// goroutine waiting for a mutex is not durably blocked for synctest.)
+func TestCoalescingConnCloseUnblocks(t *testing.T) {
+	near, far := net.Pipe() // far never reads
+	defer far.Close()
+	c := &coalescingConn{Conn: near, buffers: newHeldBuffers()}
+	c.enable()
+	c.Write([]byte("head"))
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := c.Write(make([]byte, coalesceLimit)) // overflows: blocks in the pipe
+		wrote <- err
+	}()
+	for c.mu.TryLock() { // until the write holds the lock
+		c.mu.Unlock()
+		runtime.Gosched()
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(30 * closeFlushMax):
+		t.Fatal("Close still waits for a write nobody reads")
+	}
+	if err := <-wrote; err == nil {
+		t.Error("the blocked write succeeded with nobody reading")
+	}
 }
 
 // clip shortens long reads for messages.
