@@ -3,7 +3,9 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -329,3 +331,46 @@ func TestTunnelResponseOneWrite(t *testing.T) {
 		t.Fatalf("second piece: %q %v", line, err)
 	}
 }
+
+// TestTunnelCloseDeliversHeld: when a response ends the tunnel (HTTP/1.0,
+// Connection: close), what was held for it reaches the client before the
+// connection closes.
+func TestTunnelCloseDeliversHeld(t *testing.T) {
+	origin := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "whole answer")
+	}))
+	defer origin.Close()
+	cfg := testConfig(t)
+	trustOrigin(t, cfg, origin)
+	h := startProxy(t, cfg)
+	for _, req := range []string{
+		"GET / HTTP/1.0\r\nHost: %s\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
+	} {
+		conn, err := net.Dial("tcp", h.proxyURL.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		target := strings.TrimPrefix(origin.URL, "https://")
+		fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
+		br := bufio.NewReader(conn)
+		if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("CONNECT: %v %v", resp, err)
+		}
+		tc := tls.Client(&readerConn{Conn: conn, r: br}, &tls.Config{RootCAs: h.caPool, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}})
+		fmt.Fprintf(tc, req, target)
+		all, err := io.ReadAll(tc) // to the close
+		conn.Close()
+		if !strings.HasSuffix(string(all), "\r\n\r\nwhole answer") {
+			t.Errorf("%q: the client read %q (%v) before the close, want the whole response", strings.SplitN(req, "\r", 2)[0], all, err)
+		}
+	}
+}
+
+// readerConn reads through r, which may hold bytes already read from Conn.
+type readerConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *readerConn) Read(p []byte) (int, error) { return c.r.Read(p) }
