@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,18 +55,6 @@ func (r *pipeReads) got() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]string(nil), r.reads...)
-}
-
-func equalReads(got, want []string) bool {
-	if len(got) != len(want) {
-		return false
-	}
-	for i := range got {
-		if got[i] != want[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestCoalescingConn(t *testing.T) {
@@ -151,7 +140,7 @@ func TestCoalescingConn(t *testing.T) {
 				reads := readPipe(far)
 				tc.run(t, c)
 				synctest.Wait()
-				if got := reads.got(); !equalReads(got, tc.want) {
+				if got := reads.got(); !slices.Equal(got, tc.want) {
 					t.Errorf("far end read %q, want %q", clip(got), clip(tc.want))
 				}
 			})
