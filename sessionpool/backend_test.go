@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/sessionproxy/sessionproxy/internal/redistest"
+	"github.com/sessionproxy/sessionproxy/sessionpool/sessionpooltest"
 )
 
 // The contract tests run against both backends from one body:
@@ -82,22 +82,22 @@ func uniqueKey(t testing.TB) string {
 // The redis-server shared by the package's tests.
 var (
 	sharedOnce     sync.Once
-	sharedSrv      *redistest.Server
+	sharedSrv      *sessionpooltest.Server
 	sharedMu       sync.Mutex
 	sharedCleanups []func()
 )
 
 // sharedRedis returns the package's redis-server, starting it on first use.
-func sharedRedis(t testing.TB) *redistest.Server {
+func sharedRedis(t testing.TB) *sessionpooltest.Server {
 	t.Helper()
-	sharedOnce.Do(func() { sharedSrv = redistest.Start(packageTB{t}) })
+	sharedOnce.Do(func() { sharedSrv = sessionpooltest.Start(packageTB{t}) })
 	if sharedSrv == nil {
 		t.Fatal("the shared redis-server failed to start (see the first test that used it)")
 	}
 	return sharedSrv
 }
 
-// packageTB lends redistest.Start the calling test for its failures but
+// packageTB lends sessionpooltest.Start the calling test for its failures but
 // keeps the server's temporary directory and its cleanup (stopping it) for
 // TestMain: the server outlives the test that started it.
 type packageTB struct{ testing.TB }

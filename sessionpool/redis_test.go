@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/sessionproxy/sessionproxy/internal/redistest"
+	"github.com/sessionproxy/sessionproxy/sessionpool/sessionpooltest"
 )
 
 // The Redis backend's own tests: several pools on one server stand for
@@ -577,7 +577,7 @@ func storeErrCheck(t *testing.T, what string, err error, addr, password string) 
 func TestRedisUnavailable(t *testing.T) {
 	ctx := context.Background()
 	const password = "s3cr3t-Pa55"
-	srv := redistest.Start(t, "--requirepass", password)
+	srv := sessionpooltest.Start(t, "--requirepass", password)
 	rawURL := "redis://:" + password + "@" + srv.Addr + "/0"
 	storeErrs := make(chan error, 100)
 	opts := Options{RedisURL: rawURL, PersistStateKey: "unavailable", OnStoreError: func(err error) { storeErrs <- err }}
@@ -877,7 +877,7 @@ func TestRedisDefaultKey(t *testing.T) {
 // scripts; concurrent callers (whose scripts go through the autopipeliner)
 // load them again without an error reaching anyone.
 func TestRedisRestartUnderLoad(t *testing.T) {
-	srv := redistest.Start(t)
+	srv := sessionpooltest.Start(t)
 	storeErrs := make(chan error, 1000)
 	p := openPool(t, Options{RedisURL: srv.URL(0), MaxPoolSize: 20, OnStoreError: func(err error) { storeErrs <- err }})
 	ctx := context.Background()
