@@ -204,7 +204,7 @@ func TestKilledInstanceLosesNothing(t *testing.T) {
 		t.Errorf("the request in flight got an answer from a killed instance")
 	}
 
-	p, err := sessionpool.Open(t.Context(), sessionpool.Options{RedisURL: rs.URL(0)})
+	p, err := sessionpool.Open(t.Context(), sessionpool.Options{Redis: &sessionpool.RedisOptions{URL: rs.URL(0)}})
 	if err != nil {
 		t.Fatal(err)
 	}

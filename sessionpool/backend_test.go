@@ -41,21 +41,26 @@ func forBackends(t *testing.T, fn func(t *testing.T, b backend)) {
 }
 
 // options returns opts set up for the backend: for Redis, the shared
-// server's URL and a PersistStateKey of its own; unless opts has one, an
-// OnStoreError that fails the test (so that a count that read nothing
-// cannot pass for an empty pool).
+// server's URL and a PersistStateKey of its own; unless opts.Redis has one,
+// an OnError that fails the test (so that a count that read nothing cannot
+// pass for an empty pool).
 func (b backend) options(t testing.TB, opts Options) Options {
 	t.Helper()
 	if !b.redis {
 		return opts
 	}
-	opts.RedisURL = sharedRedis(t).URL(0)
+	var r RedisOptions
+	if opts.Redis != nil {
+		r = *opts.Redis
+	}
+	r.URL = sharedRedis(t).URL(0)
 	if opts.PersistStateKey == "" {
 		opts.PersistStateKey = uniqueKey(t)
 	}
-	if opts.OnStoreError == nil {
-		opts.OnStoreError = func(err error) { t.Errorf("store error: %v", err) }
+	if r.OnError == nil {
+		r.OnError = func(err error) { t.Errorf("store error: %v", err) }
 	}
+	opts.Redis = &r
 	return opts
 }
 

@@ -204,7 +204,7 @@ func BenchmarkRedisGetSessionMarkGood(b *testing.B) {
 	open := func(b *testing.B) *Pool {
 		b.Helper()
 		opts := backend{redis: true}.options(b, Options{})
-		opts.OnStoreError = func(err error) { b.Error(err) }
+		opts.Redis.OnError = func(err error) { b.Error(err) }
 		return benchPool(b, size, opts)
 	}
 	b.Run("goroutines=1", func(b *testing.B) {

@@ -22,7 +22,7 @@ const (
 // With a Redis pool the cookies and the mark reach the server in one
 // script run, one round trip, and the error is returned (wrapping
 // ErrStoreUnavailable, or ErrInvalidState when the server's data does not
-// parse) rather than passed to Options.OnStoreError. The cookies are merged
+// parse) rather than passed to RedisOptions.OnError. The cookies are merged
 // cookie by cookie with those other copies store meanwhile (this copy does
 // not learn theirs: GetSessionByID reads them); a deletion (Max-Age=0, an
 // Expires in the past) removes the cookie on the server even when this copy

@@ -7,7 +7,7 @@
 // out (GetSession), lets them be found (GetSessionByID) or added
 // (AddSession), tells subscribers when one retires (OnSessionRetired), and
 // persists its state to a Store (FileStore, MemoryStore) as a versioned JSON
-// document that Open restores. A pool opened on Redis (Options.RedisURL)
+// document that Open restores. A pool opened on Redis (Options.Redis)
 // instead keeps its sessions on the server, shared by every process that
 // opens the same pool there, behind the same API.
 //

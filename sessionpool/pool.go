@@ -95,8 +95,8 @@ func Open(ctx context.Context, opts Options) (*Pool, error) {
 	for i := range p.t.ahead {
 		p.t.ahead[i] = rand.Uint64()
 	}
-	if opts.RedisURL != "" || opts.RedisClient != nil {
-		if p.rb, err = openRedis(ctx, p, &opts); err != nil {
+	if opts.Redis != nil {
+		if p.rb, err = openRedis(ctx, p, opts.Redis); err != nil {
 			return nil, fmt.Errorf("open pool: %w", err)
 		}
 		p.rb.run(p)
@@ -496,9 +496,12 @@ func (p *Pool) RetiredSessionsCount() int {
 	return p.t.unusable(p.nowNanos())
 }
 
-// remoteCounts reads the counts of a Redis pool; errors go to OnStoreError.
+// remoteCounts reads the counts of a Redis pool; errors go to
+// RedisOptions.OnError.
 func (p *Pool) remoteCounts() (held, retired, expired int) {
-	held, retired, expired, err := p.rb.counts(context.Background(), p)
+	ctx, cancel := p.rb.detached()
+	defer cancel()
+	held, retired, expired, err := p.rb.counts(ctx, p)
 	if err != nil {
 		p.rb.report(fmt.Errorf("count sessions: %w", err))
 		return 0, 0, 0
@@ -508,11 +511,13 @@ func (p *Pool) remoteCounts() (held, retired, expired int) {
 
 // Sessions returns the held sessions, usable or not, in no particular order.
 // With a Redis pool they are copies read from the server; errors go to
-// OnStoreError: nil is returned when the server cannot be read, and a
-// session whose data does not parse is left out.
+// RedisOptions.OnError: nil is returned when the server cannot be read, and
+// a session whose data does not parse is left out.
 func (p *Pool) Sessions() []*Session {
 	if p.rb != nil {
-		ss, err := p.rb.sessions(context.Background(), p)
+		ctx, cancel := p.rb.detached()
+		defer cancel()
+		ss, err := p.rb.sessions(ctx, p)
 		if err != nil {
 			p.rb.report(fmt.Errorf("list sessions: %w", err))
 		}

@@ -41,6 +41,7 @@ type redisBackend struct {
 	channel  string // retirement events
 	origin   string // this pool's tag in the events it publishes
 	onErr    func(error)
+	timeout  time.Duration // bounds the calls that take no context (RedisOptions.Timeout)
 
 	ps   *redis.PubSub
 	done chan struct{} // closed when the event loop returns
@@ -56,22 +57,23 @@ type redisBackend struct {
 // which may count or assign an upstream, would be wasted).
 const maxSpare = 64
 
-func openRedis(ctx context.Context, p *Pool, opts *Options) (*redisBackend, error) {
+func openRedis(ctx context.Context, p *Pool, opts *RedisOptions) (*redisBackend, error) {
 	b := &redisBackend{
-		c:      opts.RedisClient,
-		origin: newID(),
-		onErr:  opts.OnStoreError,
-		done:   make(chan struct{}),
+		c:       opts.Client,
+		origin:  newID(),
+		onErr:   opts.OnError,
+		timeout: cmp.Or(opts.Timeout, DefaultRedisTimeout),
+		done:    make(chan struct{}),
 	}
 	if b.c == nil {
-		ro, err := redis.ParseURL(opts.RedisURL)
+		ro, err := redis.ParseURL(opts.URL)
 		if err != nil {
-			return nil, fmt.Errorf("%w: RedisURL: %v", ErrInvalidOptions, redactErr(err, opts.RedisURL))
+			return nil, fmt.Errorf("%w: Redis.URL: %v", ErrInvalidOptions, redactErr(err, opts.URL))
 		}
-		setFailFast(ro, opts.RedisURL)
+		setFailFast(ro, opts.URL)
 		b.c = redis.NewClient(ro)
 		b.own = true
-		b.name = redactURL(opts.RedisURL)
+		b.name = redactURL(opts.URL)
 	} else {
 		b.name = "redis " + strings.Join(redisAddrs(b.c), ",")
 	}
@@ -118,6 +120,9 @@ func (b *redisBackend) awaitSubscription(ctx context.Context) {
 // twice (the server may have run it). Here nothing is sent twice (a
 // restarted server's dead connections are found by go-redis's health check
 // before use, not by a failed command) and a dial is tried once, within 2 s.
+// The deadline of a call's context bounds its reads and writes too
+// (ContextTimeoutEnabled), so that RedisOptions.Timeout and the deadlines
+// of callers' contexts hold on the connection as well.
 func setFailFast(ro *redis.Options, rawURL string) {
 	q := url.Values{}
 	if u, err := url.Parse(rawURL); err == nil {
@@ -130,6 +135,7 @@ func setFailFast(ro *redis.Options, rawURL string) {
 		ro.DialTimeout = 2 * time.Second
 	}
 	ro.DialerRetries = 1
+	ro.ContextTimeoutEnabled = true
 }
 
 // eval runs a script of the request path. Alone it goes straight to a
@@ -211,7 +217,14 @@ func (b *redisBackend) storeErr(err error) error {
 	return fmt.Errorf("%w: %s: %w", ErrStoreUnavailable, b.name, err)
 }
 
-// report passes an error of a call that cannot return one to OnStoreError.
+// detached returns the context of a call that takes none (MarkGood,
+// UsableSessionsCount...): it ends after the pool's Redis timeout.
+func (b *redisBackend) detached() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), b.timeout)
+}
+
+// report passes an error of a call that cannot return one to
+// RedisOptions.OnError.
 func (b *redisBackend) report(err error) {
 	if err != nil && b.onErr != nil {
 		b.onErr(err)
@@ -905,6 +918,14 @@ func (b *redisBackend) commit(ctx context.Context, s *Session, m Mark) error {
 		p.fireRetired(s)
 	}
 	return nil
+}
+
+// commitDetached is commit for the calls that take no context and return
+// no error: bounded by the pool's Redis timeout, its error reported.
+func (b *redisBackend) commitDetached(s *Session, m Mark) {
+	ctx, cancel := b.detached()
+	defer cancel()
+	b.report(b.commit(ctx, s, m))
 }
 
 // setUserData stores s's user data on the server.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -572,7 +574,7 @@ func storeErrCheck(t *testing.T, what string, err error, addr, password string) 
 
 // TestRedisUnavailable: with the server down every call fails with
 // ErrStoreUnavailable naming the server (never its password), the errors of
-// calls that return none reach OnStoreError, and the same pool works again
+// calls that return none reach OnError, and the same pool works again
 // once the server is back, with what it held.
 func TestRedisUnavailable(t *testing.T) {
 	ctx := context.Background()
@@ -580,9 +582,9 @@ func TestRedisUnavailable(t *testing.T) {
 	srv := sessionpooltest.Start(t, "--requirepass", password)
 	rawURL := "redis://:" + password + "@" + srv.Addr + "/0"
 	storeErrs := make(chan error, 100)
-	opts := Options{RedisURL: rawURL, PersistStateKey: "unavailable", OnStoreError: func(err error) { storeErrs <- err }}
+	opts := Options{Redis: &RedisOptions{URL: rawURL, OnError: func(err error) { storeErrs <- err }}, PersistStateKey: "unavailable"}
 	p := openPool(t, opts)
-	// reported returns the error OnStoreError got during the last call (it
+	// reported returns the error OnError got during the last call (it
 	// is called synchronously).
 	reported := func(what string) error {
 		t.Helper()
@@ -590,7 +592,7 @@ func TestRedisUnavailable(t *testing.T) {
 		case err := <-storeErrs:
 			return err
 		default:
-			t.Fatalf("%s: nothing reached OnStoreError", what)
+			t.Fatalf("%s: nothing reached OnError", what)
 			return nil
 		}
 	}
@@ -688,13 +690,72 @@ func TestRedisUnavailable(t *testing.T) {
 	}
 }
 
+// TestRedisTimeout: against a server that accepts connections and never
+// answers, the calls that take no context give up after
+// RedisOptions.Timeout, far sooner than go-redis's own 5 s read timeout.
+func TestRedisTimeout(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	storeErrs := make(chan error, 100)
+	// Open waits for the event subscription until its context ends.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	p, err := Open(ctx, Options{Redis: &RedisOptions{URL: "redis://" + l.Addr().String() + "/0", Timeout: 100 * time.Millisecond,
+		OnError: func(err error) { storeErrs <- err }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Teardown(context.Background()) })
+	// The silent server, closed before Teardown (cleanups run last first):
+	// go-redis would wait out its read timeout to resubscribe.
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			go io.Copy(io.Discard, c) // reads every command, answers none
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+
+	start := time.Now()
+	n := p.UsableSessionsCount()
+	took := time.Since(start)
+	if n != 0 || took > 2*time.Second {
+		t.Errorf("UsableSessionsCount = %d after %v, want 0 within about 100ms", n, took)
+	}
+	select {
+	case err := <-storeErrs:
+		if !errors.Is(err, ErrStoreUnavailable) {
+			t.Errorf("OnError got %v, want ErrStoreUnavailable", err)
+		}
+	default:
+		t.Error("nothing reached OnError")
+	}
+}
+
 // TestRedisBadData: a session the pool cannot read (something else wrote
 // its keys) is an error wrapping ErrInvalidState that names it, never a
 // panic, whichever call meets it.
 func TestRedisBadData(t *testing.T) {
 	ctx := context.Background()
 	storeErrs := make(chan error, 100)
-	p := redisPools(t, 1, Options{MaxPoolSize: 1, OnStoreError: func(err error) { storeErrs <- err }})[0]
+	p := redisPools(t, 1, Options{MaxPoolSize: 1, Redis: &RedisOptions{OnError: func(err error) { storeErrs <- err }}})[0]
 	rc := redisClient(t, sharedRedis(t).URL(0))
 	s := getN(t, p, 1)[0]
 	good, err := rc.Get(ctx, key(p, "s:"+s.ID())).Result()
@@ -736,7 +797,7 @@ func TestRedisBadData(t *testing.T) {
 	case err := <-storeErrs:
 		badState("MarkBad", err)
 	default:
-		t.Error("MarkBad: nothing reached OnStoreError")
+		t.Error("MarkBad: nothing reached OnError")
 	}
 	if ss := p.Sessions(); len(ss) != 0 {
 		t.Errorf("Sessions returned %d sessions", len(ss))
@@ -745,7 +806,7 @@ func TestRedisBadData(t *testing.T) {
 	case err := <-storeErrs:
 		badState("Sessions", err)
 	default:
-		t.Error("Sessions: nothing reached OnStoreError")
+		t.Error("Sessions: nothing reached OnError")
 	}
 
 	// User data that is not a JSON object.
@@ -772,7 +833,7 @@ func TestRedisBadData(t *testing.T) {
 			t.Errorf("%s on a record of another shape: %v", what, err)
 		}
 	}
-	// A garbage retirement event reaches OnStoreError.
+	// A garbage retirement event reaches OnError.
 	if err := rc.Publish(ctx, p.rb.channel, "{not json").Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -794,13 +855,15 @@ func TestRedisOptions(t *testing.T) {
 		opts Options
 		want []string
 	}{
-		{"bad scheme", Options{RedisURL: "http://user:hunter2@127.0.0.1:6379/0"}, []string{"RedisURL", "127.0.0.1:6379"}},
-		{"no host", Options{RedisURL: "redis:///0"}, []string{"RedisURL"}},
-		{"not a URL", Options{RedisURL: "redis://[::1"}, []string{"RedisURL"}},
-		{"bad database", Options{RedisURL: "redis://:hunter2@127.0.0.1:6379/db"}, []string{"RedisURL"}},
-		{"store with URL", Options{RedisURL: "redis://127.0.0.1:6379/0", Store: NewMemoryStore()}, []string{"Store"}},
-		{"store with client", Options{RedisClient: redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), Store: NewMemoryStore()}, []string{"Store"}},
-		{"everything wrong", Options{RedisURL: "ftp://h", Store: NewMemoryStore(), MaxPoolSize: -1}, []string{"RedisURL", "Store", "MaxPoolSize"}},
+		{"bad scheme", Options{Redis: &RedisOptions{URL: "http://user:hunter2@127.0.0.1:6379/0"}}, []string{"Redis.URL", "127.0.0.1:6379"}},
+		{"no host", Options{Redis: &RedisOptions{URL: "redis:///0"}}, []string{"Redis.URL"}},
+		{"not a URL", Options{Redis: &RedisOptions{URL: "redis://[::1"}}, []string{"Redis.URL"}},
+		{"bad database", Options{Redis: &RedisOptions{URL: "redis://:hunter2@127.0.0.1:6379/db"}}, []string{"Redis.URL"}},
+		{"no URL nor client", Options{Redis: &RedisOptions{}}, []string{"Redis.URL"}},
+		{"negative timeout", Options{Redis: &RedisOptions{URL: "redis://127.0.0.1:6379/0", Timeout: -time.Second}}, []string{"Redis.Timeout"}},
+		{"store with URL", Options{Redis: &RedisOptions{URL: "redis://127.0.0.1:6379/0"}, Store: NewMemoryStore()}, []string{"Store"}},
+		{"store with client", Options{Redis: &RedisOptions{Client: redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})}, Store: NewMemoryStore()}, []string{"Store"}},
+		{"everything wrong", Options{Redis: &RedisOptions{URL: "ftp://h"}, Store: NewMemoryStore(), MaxPoolSize: -1}, []string{"Redis.URL", "Store", "MaxPoolSize"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -832,7 +895,9 @@ func TestRedisClientOption(t *testing.T) {
 	c := redisClient(t, srv.URL(0))
 	opts := backend{redis: true}.options(t, Options{})
 	byURL := openPool(t, opts)
-	opts.RedisURL, opts.RedisClient = "", c
+	r := *opts.Redis
+	r.URL, r.Client = "", c
+	opts.Redis = &r
 	byClient, err := Open(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -859,7 +924,7 @@ func TestRedisDefaultKey(t *testing.T) {
 	srv := sharedRedis(t)
 	rc := redisClient(t, srv.URL(3))
 	t.Cleanup(func() { rc.FlushDB(context.Background()) })
-	p := openPool(t, Options{RedisURL: srv.URL(3), OnStoreError: func(err error) { t.Errorf("store error: %v", err) }})
+	p := openPool(t, Options{Redis: &RedisOptions{URL: srv.URL(3), OnError: func(err error) { t.Errorf("store error: %v", err) }}})
 	s := addSession(t, p, SessionOptions{})
 	if n, err := rc.Exists(ctx, "sp:{SDK_SESSION_POOL_STATE}:s:"+s.ID()).Result(); err != nil || n != 1 {
 		t.Errorf("default key: EXISTS = %d, %v", n, err)
@@ -879,7 +944,7 @@ func TestRedisDefaultKey(t *testing.T) {
 func TestRedisRestartUnderLoad(t *testing.T) {
 	srv := sessionpooltest.Start(t)
 	storeErrs := make(chan error, 1000)
-	p := openPool(t, Options{RedisURL: srv.URL(0), MaxPoolSize: 20, OnStoreError: func(err error) { storeErrs <- err }})
+	p := openPool(t, Options{Redis: &RedisOptions{URL: srv.URL(0), OnError: func(err error) { storeErrs <- err }}, MaxPoolSize: 20})
 	ctx := context.Background()
 	u, _ := url.Parse("https://example.com/")
 	load := func() {

@@ -1,7 +1,6 @@
 package sessionpool
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -218,7 +217,7 @@ func (s *Session) publishLocked() {
 // it retires itself (firing the pool's event once, counting no second use).
 func (s *Session) MarkGood() {
 	if s.remote() {
-		s.pool.rb.report(s.pool.rb.commit(context.Background(), s, Good))
+		s.pool.rb.commitDetached(s, Good)
 		return
 	}
 	now := s.nowNanos()
@@ -238,7 +237,7 @@ func (s *Session) MarkGood() {
 // counting no second use).
 func (s *Session) MarkBad() {
 	if s.remote() {
-		s.pool.rb.report(s.pool.rb.commit(context.Background(), s, Bad))
+		s.pool.rb.commitDetached(s, Bad)
 		return
 	}
 	now := s.nowNanos()
@@ -258,7 +257,7 @@ func (s *Session) MarkBad() {
 // nothing.
 func (s *Session) Retire() {
 	if s.remote() {
-		s.pool.rb.report(s.pool.rb.commit(context.Background(), s, Retire))
+		s.pool.rb.commitDetached(s, Retire)
 		return
 	}
 	s.mu.Lock()
@@ -316,7 +315,10 @@ func (s *Session) SetUserData(data map[string]any) error {
 		return fmt.Errorf("set user data: %w", err)
 	}
 	if s.remote() {
-		if err := s.pool.rb.setUserData(context.Background(), s, raw); err != nil {
+		ctx, cancel := s.pool.rb.detached()
+		err := s.pool.rb.setUserData(ctx, s, raw)
+		cancel()
+		if err != nil {
 			return fmt.Errorf("set user data: %w", err)
 		}
 	}
@@ -370,7 +372,7 @@ func (s *Session) SetCookiesFromResponse(resp *http.Response) {
 	}
 	s.cold().jar.setFromResponse(resp.Request.URL, lines, s.clock())
 	if s.remote() {
-		s.pool.rb.report(s.pool.rb.commit(context.Background(), s, NoMark))
+		s.pool.rb.commitDetached(s, NoMark)
 	}
 }
 
@@ -383,7 +385,7 @@ func (s *Session) SetCookies(u *url.URL, cookies []*http.Cookie) {
 	}
 	s.cold().jar.setCookies(u, cookies, s.clock())
 	if s.remote() {
-		s.pool.rb.report(s.pool.rb.commit(context.Background(), s, NoMark))
+		s.pool.rb.commitDetached(s, NoMark)
 	}
 }
 
