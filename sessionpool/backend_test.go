@@ -15,7 +15,7 @@ import (
 
 // The contract tests run against both backends from one body:
 //
-//	forBackends(t, func(t *testing.T, b backend) { p := b.open(t, Options{...}) ... })
+//	forBackends(t, func(t *testing.T, b testBackend) { p := b.open(t, Options{...}) ... })
 //
 // "memory" keeps the sessions in the pool's table; "redis" keeps them on one
 // redis-server shared by the package's tests (started on first use, stopped
@@ -25,15 +25,15 @@ import (
 // the public counts (heldCount).
 
 // backend is one way of keeping a pool's sessions.
-type backend struct {
+type testBackend struct {
 	name  string
 	redis bool
 }
 
-var backends = []backend{{name: "memory"}, {name: "redis", redis: true}}
+var backends = []testBackend{{name: "memory"}, {name: "redis", redis: true}}
 
 // forBackends runs fn once per backend, each as a subtest named after it.
-func forBackends(t *testing.T, fn func(t *testing.T, b backend)) {
+func forBackends(t *testing.T, fn func(t *testing.T, b testBackend)) {
 	t.Helper()
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) { fn(t, b) })
@@ -44,7 +44,7 @@ func forBackends(t *testing.T, fn func(t *testing.T, b backend)) {
 // server's URL and a PersistStateKey of its own; unless opts.Redis has one,
 // an OnError that fails the test (so that a count that read nothing cannot
 // pass for an empty pool).
-func (b backend) options(t testing.TB, opts Options) Options {
+func (b testBackend) options(t testing.TB, opts Options) Options {
 	t.Helper()
 	if !b.redis {
 		return opts
@@ -65,7 +65,7 @@ func (b backend) options(t testing.TB, opts Options) Options {
 }
 
 // open opens a pool on the backend and tears it down when the test ends.
-func (b backend) open(t testing.TB, opts Options) *Pool {
+func (b testBackend) open(t testing.TB, opts Options) *Pool {
 	t.Helper()
 	return openPool(t, b.options(t, opts))
 }

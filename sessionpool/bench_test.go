@@ -203,7 +203,7 @@ func BenchmarkRedisGetSessionMarkGood(b *testing.B) {
 	const size = 1000
 	open := func(b *testing.B) *Pool {
 		b.Helper()
-		opts := backend{redis: true}.options(b, Options{})
+		opts := testBackend{redis: true}.options(b, Options{})
 		opts.Redis.OnError = func(err error) { b.Error(err) }
 		return benchPool(b, size, opts)
 	}

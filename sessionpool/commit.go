@@ -36,24 +36,16 @@ const (
 // Without a Redis pool (or before such a pool holds the session) it is the
 // same as calling the methods in turn, and never fails.
 func (s *Session) Commit(ctx context.Context, resp *http.Response, m Mark) error {
-	if !s.remote() {
-		s.SetCookiesFromResponse(resp)
-		switch m {
-		case Good:
-			s.MarkGood()
-		case Bad:
-			s.MarkBad()
-		case Retire:
-			s.Retire()
-		}
-		return nil
-	}
 	if resp != nil && resp.Request != nil && resp.Request.URL != nil {
 		if lines := resp.Header.Values("Set-Cookie"); len(lines) > 0 {
-			s.jar.setFromResponse(resp.Request.URL, lines, s.clock())
+			s.cold().jar.setFromResponse(resp.Request.URL, lines, s.clock())
 		}
 	}
-	return s.pool.rb.commit(ctx, s, m)
+	if s.pool == nil {
+		s.applyLocal(m) // the zero Session
+		return nil
+	}
+	return s.pool.be.commit(ctx, s, m)
 }
 
 // code is the mark as the commit script takes it.

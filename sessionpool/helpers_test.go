@@ -85,8 +85,14 @@ func (r *retiredRecorder) total() int {
 func held(p *Pool) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.t.all)
+	return len(memTable(p).all)
 }
+
+// memTable returns the table of a memory pool (guarded by p.mu).
+func memTable(p *Pool) *table { return &p.be.(*memBackend).t }
+
+// redisOf returns the backend of a Redis pool.
+func redisOf(p *Pool) *redisBackend { return p.be.(*redisBackend) }
 
 // getN calls GetSession n times.
 func getN(t testing.TB, p *Pool, n int) []*Session {

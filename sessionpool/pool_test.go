@@ -16,7 +16,7 @@ import (
 // name says MemoryOnly.
 
 func TestGetSessionFillsThenPicksUniformly(t *testing.T) {
-	forBackends(t, func(t *testing.T, b backend) {
+	forBackends(t, func(t *testing.T, b testBackend) {
 		ctx := context.Background()
 		p := b.open(t, Options{MaxPoolSize: 5})
 		picks := map[string]int{}
@@ -61,7 +61,7 @@ func TestGetSessionFillsThenPicksUniformly(t *testing.T) {
 }
 
 func TestGetSessionNeverReturnsUnusable(t *testing.T) {
-	forBackends(t, func(t *testing.T, b backend) {
+	forBackends(t, func(t *testing.T, b testBackend) {
 		p := b.open(t, Options{MaxPoolSize: 3})
 		ss := getN(t, p, 3)
 		ss[0].Retire()
@@ -110,7 +110,7 @@ func TestGetSessionNeverReturnsUnusable(t *testing.T) {
 }
 
 func TestGetSessionAllUnusable(t *testing.T) {
-	forBackends(t, func(t *testing.T, b backend) {
+	forBackends(t, func(t *testing.T, b testBackend) {
 		p := b.open(t, Options{MaxPoolSize: 4})
 		old := map[string]bool{}
 		for _, s := range getN(t, p, 4) {
@@ -125,7 +125,7 @@ func TestGetSessionAllUnusable(t *testing.T) {
 }
 
 func TestGetSessionEvictsExpired(t *testing.T) {
-	forBackends(t, func(t *testing.T, b backend) {
+	forBackends(t, func(t *testing.T, b testBackend) {
 		clock := newFakeClock()
 		p := b.open(t, Options{MaxPoolSize: 4, Now: clock.Now})
 		short1 := addSession(t, p, SessionOptions{MaxAge: time.Minute})
@@ -154,7 +154,7 @@ func TestGetSessionEvictsExpired(t *testing.T) {
 }
 
 func TestRoundRobin(t *testing.T) {
-	forBackends(t, func(t *testing.T, b backend) {
+	forBackends(t, func(t *testing.T, b testBackend) {
 		p := b.open(t, Options{MaxPoolSize: 3, Strategy: RoundRobin})
 		first := getN(t, p, 3)
 		next := getN(t, p, 6)
@@ -184,7 +184,7 @@ func TestRoundRobin(t *testing.T) {
 }
 
 func TestUseUntilFailure(t *testing.T) {
-	forBackends(t, func(t *testing.T, b backend) {
+	forBackends(t, func(t *testing.T, b testBackend) {
 		p := b.open(t, Options{MaxPoolSize: 3, Strategy: UseUntilFailure})
 		a := getN(t, p, 1)[0]
 		for _, s := range getN(t, p, 10) {
@@ -209,7 +209,7 @@ func TestUseUntilFailure(t *testing.T) {
 }
 
 func TestGetSessionByID(t *testing.T) {
-	forBackends(t, func(t *testing.T, b backend) {
+	forBackends(t, func(t *testing.T, b testBackend) {
 		ctx := context.Background()
 		p := b.open(t, Options{MaxPoolSize: 2})
 		s := getN(t, p, 1)[0]
@@ -231,7 +231,7 @@ func TestGetSessionByID(t *testing.T) {
 }
 
 func TestAddSession(t *testing.T) {
-	forBackends(t, func(t *testing.T, b backend) {
+	forBackends(t, func(t *testing.T, b testBackend) {
 		ctx := context.Background()
 		p := b.open(t, Options{MaxPoolSize: 2})
 		a, err := p.AddSession(ctx, SessionOptions{ID: "alpha", MaxUsageCount: 7, ProxyURL: "http://127.0.0.1:3128"})
@@ -292,7 +292,7 @@ func TestAddSession(t *testing.T) {
 }
 
 func TestCreateSessionFunc(t *testing.T) {
-	forBackends(t, func(t *testing.T, b backend) {
+	forBackends(t, func(t *testing.T, b testBackend) {
 		ctx := context.Background()
 		upstreams := []string{"http://127.0.0.1:1001", "http://127.0.0.1:1002"}
 		var mu sync.Mutex
@@ -362,7 +362,7 @@ func TestCreateSessionFunc(t *testing.T) {
 				if !b.redis {
 					// Memory only: the reserved slot was given back.
 					p.mu.Lock()
-					n, pending := len(p.t.all), p.t.pending
+					n, pending := len(memTable(p).all), memTable(p).pending
 					p.mu.Unlock()
 					if n != 0 || pending != 0 {
 						t.Errorf("table: held %d pending %d after failures", n, pending)
@@ -398,7 +398,7 @@ func TestCreateSessionFunc(t *testing.T) {
 // TestCreateSessionFuncSeedsSession: the hook may set cookies and user data
 // on the session it builds before returning it; the pool holds them.
 func TestCreateSessionFuncSeedsSession(t *testing.T) {
-	forBackends(t, func(t *testing.T, b backend) {
+	forBackends(t, func(t *testing.T, b testBackend) {
 		u, _ := url.Parse("https://example.com/")
 		p := b.open(t, Options{MaxPoolSize: 2, CreateSessionFunc: func(ctx context.Context, p *Pool, o SessionOptions) (*Session, error) {
 			s, err := p.NewSession(o)
@@ -431,7 +431,7 @@ func TestCreateSessionFuncSeedsSession(t *testing.T) {
 // TestCreateSessionFuncFailureOnFullPool: a failing CreateSessionFunc fails
 // only the calls that must create a session.
 func TestCreateSessionFuncFailureOnFullPool(t *testing.T) {
-	forBackends(t, func(t *testing.T, b backend) {
+	forBackends(t, func(t *testing.T, b testBackend) {
 		ctx := context.Background()
 		var mu sync.Mutex
 		var fail error
@@ -507,7 +507,7 @@ func TestMemoryOnlyGetSessionWaitsForPendingCreation(t *testing.T) {
 }
 
 func TestStateAndCounts(t *testing.T) {
-	forBackends(t, func(t *testing.T, b backend) {
+	forBackends(t, func(t *testing.T, b testBackend) {
 		clock := newFakeClock()
 		p := b.open(t, Options{MaxPoolSize: 10, Now: clock.Now})
 		ss := getN(t, p, 4)
@@ -555,7 +555,7 @@ func TestStateAndCounts(t *testing.T) {
 }
 
 func TestOnSessionRetired(t *testing.T) {
-	forBackends(t, func(t *testing.T, b backend) {
+	forBackends(t, func(t *testing.T, b testBackend) {
 		p := b.open(t, Options{MaxPoolSize: 5})
 		var mu sync.Mutex
 		var got []SessionState
@@ -599,7 +599,7 @@ func TestOnSessionRetired(t *testing.T) {
 }
 
 func TestOpenValidatesAllOptions(t *testing.T) {
-	forBackends(t, func(t *testing.T, b backend) {
+	forBackends(t, func(t *testing.T, b testBackend) {
 		_, err := Open(context.Background(), b.options(t, Options{
 			MaxPoolSize:        -1,
 			PersistInterval:    -time.Second,
@@ -629,7 +629,7 @@ func TestOpenValidatesAllOptions(t *testing.T) {
 }
 
 func TestOpenDefaults(t *testing.T) {
-	forBackends(t, func(t *testing.T, b backend) {
+	forBackends(t, func(t *testing.T, b testBackend) {
 		p := b.open(t, Options{})
 		if p.maxSize != 1000 || p.strategy != Random || fmt.Sprint(p.blocked) != "[401 403 429]" {
 			t.Errorf("defaults: size %d strategy %v blocked %v", p.maxSize, p.strategy, p.blocked)
@@ -644,7 +644,7 @@ func TestOpenDefaults(t *testing.T) {
 }
 
 func TestClosedPool(t *testing.T) {
-	forBackends(t, func(t *testing.T, b backend) {
+	forBackends(t, func(t *testing.T, b testBackend) {
 		ctx := context.Background()
 		opts := Options{}
 		if !b.redis {
@@ -682,7 +682,7 @@ func TestClosedPool(t *testing.T) {
 }
 
 func TestGetSessionCanceledContext(t *testing.T) {
-	forBackends(t, func(t *testing.T, b backend) {
+	forBackends(t, func(t *testing.T, b testBackend) {
 		p := b.open(t, Options{})
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()

@@ -16,7 +16,7 @@ import (
 // The memory backend's table is then checked against the sessions' own
 // state (memory only: a Redis pool has no table).
 func TestConcurrentHammer(t *testing.T) {
-	forBackends(t, func(t *testing.T, b backend) {
+	forBackends(t, func(t *testing.T, b testBackend) {
 		const (
 			maxSize    = 8
 			goroutines = 16
@@ -161,15 +161,16 @@ func checkTableMemoryOnly(t *testing.T, p *Pool) {
 	t.Helper()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for i, s := range p.t.all {
-		if s.idx != i || p.t.byID[s.id] != s {
+	tb := memTable(p)
+	for i, s := range tb.all {
+		if s.idx != i || tb.byID[s.id] != s {
 			t.Fatalf("table index broken at %d", i)
 		}
 		if s.Retired() != s.inRetired {
 			t.Errorf("session %s: retired %v but in retired list %v", s.id, s.Retired(), s.inRetired)
 		}
 	}
-	if len(p.t.byID) != len(p.t.all) || len(p.t.live)+len(p.t.retired) != len(p.t.all) || p.t.pending != 0 {
-		t.Errorf("table sizes: all %d byID %d live %d retired %d pending %d", len(p.t.all), len(p.t.byID), len(p.t.live), len(p.t.retired), p.t.pending)
+	if len(tb.byID) != len(tb.all) || len(tb.live)+len(tb.retired) != len(tb.all) || tb.pending != 0 {
+		t.Errorf("table sizes: all %d byID %d live %d retired %d pending %d", len(tb.all), len(tb.byID), len(tb.live), len(tb.retired), tb.pending)
 	}
 }

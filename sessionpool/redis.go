@@ -30,6 +30,7 @@ import (
 // script run that updates the copy with the server's answer. So a process
 // that dies loses nothing the server acknowledged.
 type redisBackend struct {
+	p  *Pool
 	c  redis.UniversalClient
 	sc redis.Scripter // runs the scripts on the request path: c's autopipeliner when it has one
 	// inflight counts the scripts of the request path running now (see eval).
@@ -59,6 +60,7 @@ const maxSpare = 64
 
 func openRedis(ctx context.Context, p *Pool, opts *RedisOptions) (*redisBackend, error) {
 	b := &redisBackend{
+		p:       p,
 		c:       opts.Client,
 		origin:  newID(),
 		onErr:   opts.OnError,
@@ -86,8 +88,21 @@ func openRedis(ctx context.Context, p *Pool, opts *RedisOptions) (*redisBackend,
 	b.channel = b.pfx + "events"
 	b.ps = b.c.Subscribe(ctx, b.channel)
 	b.awaitSubscription(ctx)
+	b.run()
 	return b, nil
 }
+
+// The states of a Redis pool's session (sessionCold.rstate).
+const (
+	rfree    int32 = iota // built by NewSession, not given to the pool
+	rclaimed              // taken by the pool as a candidate, not yet on the server
+	rheld                 // on the server
+)
+
+// onServer reports whether s is on the server: its mutators then run there. A
+// session built for the pool and not yet added (in CreateSessionFunc, say)
+// is changed locally, like any other.
+func onServer(s *Session) bool { return s.rstate.Load() == rheld }
 
 // subscribeWait bounds how long Open waits for the server to confirm the
 // subscription to the events.
@@ -235,12 +250,12 @@ func (b *redisBackend) report(err error) {
 // this pool's OnSessionRetired subscribers. go-redis resubscribes by itself
 // after a reconnection; events published while disconnected are lost (Redis
 // pub/sub keeps nothing).
-func (b *redisBackend) run(p *Pool) {
+func (b *redisBackend) run() {
 	ch := b.ps.Channel()
 	go func() {
 		defer close(b.done)
 		for msg := range ch {
-			st, origin, err := decodeEvent(p, msg.Payload)
+			st, origin, err := b.decodeEvent(msg.Payload)
 			if err != nil {
 				b.report(fmt.Errorf("sessionpool: retirement event: %w", err))
 				continue
@@ -248,7 +263,7 @@ func (b *redisBackend) run(p *Pool) {
 			if origin == b.origin {
 				continue // fired when this process retired it
 			}
-			p.fireState(st)
+			b.p.fireState(st)
 		}
 	}()
 }
@@ -268,7 +283,7 @@ func micros(ns int64) int64 { return ns / 1000 }
 
 // candidate returns a session built for the next creation: a spare one
 // built earlier or a new one from CreateSessionFunc.
-func (b *redisBackend) candidate(ctx context.Context, p *Pool) (*Session, error) {
+func (b *redisBackend) candidate(ctx context.Context) (*Session, error) {
 	b.mu.Lock()
 	if n := len(b.spare); n > 0 {
 		s := b.spare[n-1]
@@ -277,7 +292,7 @@ func (b *redisBackend) candidate(ctx context.Context, p *Pool) (*Session, error)
 		return s, nil
 	}
 	b.mu.Unlock()
-	s, err := p.build(ctx, p.defaults, true)
+	s, err := b.p.build(ctx, b.p.defaults, true)
 	if err != nil {
 		return nil, err
 	}
@@ -356,7 +371,8 @@ func stamp(s *Session, now int64) {
 // alloc runs the allocation script for op ("get", "get:ID" or "add") with
 // the candidate s (nil: none; the script then replies 'need' when it would
 // create). When the script added s, s is stamped with the script's time.
-func (b *redisBackend) alloc(ctx context.Context, p *Pool, op string, s *Session) ([]any, error) {
+func (b *redisBackend) alloc(ctx context.Context, op string, s *Session) ([]any, error) {
+	p := b.p
 	now := micros(p.nowNanos())
 	args := []any{b.pfx, now, p.maxSize, strategyCode(p.strategy), op}
 	if s != nil {
@@ -389,8 +405,12 @@ func strategyCode(s Strategy) string {
 // candidate can be built (CreateSessionFunc failed), the script runs
 // without one: only a call that must create a session fails, with that
 // error, as with the memory pool.
-func (b *redisBackend) getSession(ctx context.Context, p *Pool) (*Session, error) {
-	cand, cerr := b.candidate(ctx, p)
+func (b *redisBackend) getSession(ctx context.Context) (*Session, error) {
+	if b.p.isClosed() {
+		return nil, ErrPoolClosed
+	}
+	p := b.p
+	cand, cerr := b.candidate(ctx)
 	if cerr != nil && ctx.Err() != nil {
 		return nil, cerr
 	}
@@ -403,7 +423,7 @@ func (b *redisBackend) getSession(ctx context.Context, p *Pool) (*Session, error
 		b.mu.Unlock()
 	}
 	for range 8 {
-		res, err := b.alloc(ctx, p, op, cand)
+		res, err := b.alloc(ctx, op, cand)
 		if err != nil {
 			b.keep(cand)
 			return nil, err
@@ -412,7 +432,7 @@ func (b *redisBackend) getSession(ctx context.Context, p *Pool) (*Session, error
 		switch kind, _ := res[0].(string); kind {
 		case "hit":
 			b.keep(cand)
-			if s, err = b.decodeReply(p, res[1:]); err != nil {
+			if s, err = b.decodeReply(res[1:]); err != nil {
 				return nil, err
 			}
 		case "new":
@@ -435,7 +455,7 @@ func (b *redisBackend) getSession(ctx context.Context, p *Pool) (*Session, error
 				}
 				b.mu.Unlock()
 			}
-			return nil, b.badSession(p, res[1:])
+			return nil, b.badSession(res[1:])
 		default:
 			b.keep(cand)
 			return nil, fmt.Errorf("%w: %s: unexpected reply %q", ErrStoreUnavailable, b.name, kind)
@@ -450,9 +470,23 @@ func (b *redisBackend) getSession(ctx context.Context, p *Pool) (*Session, error
 	return nil, fmt.Errorf("%w: %s: no free session ID after 8 draws", ErrStoreUnavailable, b.name)
 }
 
-// addSession is AddSession on the server: s (built, not held) is added
-// under its ID; without one it gets a fresh ID.
-func (b *redisBackend) addSession(ctx context.Context, p *Pool, s *Session, named bool) (*Session, error) {
+// addSession is AddSession on the server: the session is built and then
+// added (see add).
+func (b *redisBackend) addSession(ctx context.Context, o SessionOptions) (*Session, error) {
+	if b.p.isClosed() {
+		return nil, ErrPoolClosed
+	}
+	s, err := b.p.build(ctx, o, false)
+	if err != nil {
+		return nil, err
+	}
+	return b.add(ctx, s, o.ID != "")
+}
+
+// add adds s (built, not held) to the server under its ID; without one it
+// gets a fresh ID. named: the ID was asked for, so that a held one fails
+// with ErrSessionExists rather than another being drawn.
+func (b *redisBackend) add(ctx context.Context, s *Session, named bool) (*Session, error) {
 	if err := b.claim(s); err != nil {
 		return nil, err
 	}
@@ -460,7 +494,7 @@ func (b *redisBackend) addSession(ctx context.Context, p *Pool, s *Session, name
 		s.id = newID()
 	}
 	for range 8 {
-		res, err := b.alloc(ctx, p, "add", s)
+		res, err := b.alloc(ctx, "add", s)
 		if err != nil {
 			return nil, err
 		}
@@ -474,7 +508,7 @@ func (b *redisBackend) addSession(ctx context.Context, p *Pool, s *Session, name
 			}
 			s.id = newID()
 		case "bad":
-			return nil, b.badSession(p, res[1:])
+			return nil, b.badSession(res[1:])
 		default:
 			return nil, fmt.Errorf("%w: %s: unexpected reply %q", ErrStoreUnavailable, b.name, kind)
 		}
@@ -483,7 +517,10 @@ func (b *redisBackend) addSession(ctx context.Context, p *Pool, s *Session, name
 }
 
 // getByID reads one session; nil when it is not held.
-func (b *redisBackend) getByID(ctx context.Context, p *Pool, id string) (*Session, error) {
+func (b *redisBackend) getByID(ctx context.Context, id string) (*Session, error) {
+	if b.p.isClosed() {
+		return nil, ErrPoolClosed
+	}
 	res, err := b.eval(ctx, readScript, []string{b.pfx + "s:" + id, b.pfx + "c:" + id}).Slice()
 	if err != nil {
 		return nil, b.storeErr(err)
@@ -491,21 +528,47 @@ func (b *redisBackend) getByID(ctx context.Context, p *Pool, id string) (*Sessio
 	if res[0] == nil {
 		return nil, nil
 	}
-	return b.decodeReply(p, append([]any{id}, res...))
+	return b.decodeReply(append([]any{id}, res...))
 }
 
-// counts returns the held, retired and expired-not-retired sessions.
-func (b *redisBackend) counts(ctx context.Context, p *Pool) (held, retired, expired int, err error) {
-	res, err := countScript.Run(ctx, b.c, b.keys, micros(p.nowNanos())).Int64Slice()
+// counts reads the counts on the server; errors go to RedisOptions.OnError
+// and make both 0.
+func (b *redisBackend) counts() (usable, unusable int) {
+	ctx, cancel := b.detached()
+	defer cancel()
+	held, retired, expired, err := b.readCounts(ctx)
+	if err != nil {
+		b.report(fmt.Errorf("count sessions: %w", err))
+		return 0, 0
+	}
+	return held - retired - expired, retired + expired
+}
+
+// readCounts returns the held, retired and expired-not-retired sessions.
+func (b *redisBackend) readCounts(ctx context.Context) (held, retired, expired int, err error) {
+	res, err := countScript.Run(ctx, b.c, b.keys, micros(b.p.nowNanos())).Int64Slice()
 	if err != nil {
 		return 0, 0, 0, b.storeErr(err)
 	}
 	return int(res[0]), int(res[1]), int(res[2]), nil
 }
 
-// sessions reads every held session, in no particular order. A session
+// sessions reads every held session; errors go to RedisOptions.OnError:
+// nil when the server cannot be read, and a session whose data does not
+// parse is left out.
+func (b *redisBackend) sessions() []*Session {
+	ctx, cancel := b.detached()
+	defer cancel()
+	ss, err := b.readSessions(ctx)
+	if err != nil {
+		b.report(fmt.Errorf("list sessions: %w", err))
+	}
+	return ss
+}
+
+// readSessions reads every held session, in no particular order. A session
 // that does not parse is left out, its error joined to the one returned.
-func (b *redisBackend) sessions(ctx context.Context, p *Pool) ([]*Session, error) {
+func (b *redisBackend) readSessions(ctx context.Context) ([]*Session, error) {
 	ids, err := b.c.SMembers(ctx, b.keys[0]).Result()
 	if err != nil {
 		return nil, b.storeErr(err)
@@ -530,7 +593,7 @@ func (b *redisBackend) sessions(ctx context.Context, p *Pool) ([]*Session, error
 			if errors.Is(err, redis.Nil) {
 				continue // gone since SMEMBERS
 			}
-			s, err := b.sessionFrom(p, id, rec, slices.Collect(maps.Values(cmds[i].cookies.Val())))
+			s, err := b.sessionFrom(id, rec, slices.Collect(maps.Values(cmds[i].cookies.Val())))
 			if err != nil {
 				bad = append(bad, err)
 				continue
@@ -543,7 +606,7 @@ func (b *redisBackend) sessions(ctx context.Context, p *Pool) ([]*Session, error
 
 // decodeReply builds a session from {id, session record, cookie hash as a
 // flat array}.
-func (b *redisBackend) decodeReply(p *Pool, res []any) (*Session, error) {
+func (b *redisBackend) decodeReply(res []any) (*Session, error) {
 	id, _ := res[0].(string)
 	rec, _ := res[1].(string)
 	var cookies []string
@@ -554,14 +617,14 @@ func (b *redisBackend) decodeReply(p *Pool, res []any) (*Session, error) {
 			cookies = append(cookies, v)
 		}
 	}
-	return b.sessionFrom(p, id, rec, cookies)
+	return b.sessionFrom(id, rec, cookies)
 }
 
 // badSession is the error of a session the scripts found unparsable, from
 // the reply {id, session record, cookie hash}: sessionFrom's, which names
 // the fields.
-func (b *redisBackend) badSession(p *Pool, res []any) error {
-	if _, err := b.decodeReply(p, res); err != nil {
+func (b *redisBackend) badSession(res []any) error {
+	if _, err := b.decodeReply(res); err != nil {
 		return err
 	}
 	id, _ := res[0].(string)
@@ -635,7 +698,8 @@ func splitRecord(rec string) (r record, ok bool) {
 // sessionFrom builds this process's copy of a session from its record and
 // its cookie values. A record that does not parse is an error naming the
 // session and the field: something else wrote the pool's keys.
-func (b *redisBackend) sessionFrom(p *Pool, id string, rec string, cookies []string) (*Session, error) {
+func (b *redisBackend) sessionFrom(id string, rec string, cookies []string) (*Session, error) {
+	p := b.p
 	h, ok := splitRecord(rec)
 	if !ok {
 		return nil, fmt.Errorf("%w: %s: session %q: its record is not \"v u e r mu me ed c x\\np\\nd\" (got %q)", ErrInvalidState, b.name, id, clip(rec))
@@ -868,8 +932,13 @@ func requeueDelta(j *jar, failed []cookieDelta) {
 }
 
 // commit sends s's cookie changes and the mark m in one script run and
-// updates s with the server's answer.
+// updates s with the server's answer. A session not on the server yet is
+// changed locally.
 func (b *redisBackend) commit(ctx context.Context, s *Session, m Mark) error {
+	if !onServer(s) {
+		s.applyLocal(m)
+		return nil
+	}
 	delta := s.jar.takeDelta()
 	if m == NoMark && len(delta) == 0 {
 		return nil
@@ -896,7 +965,7 @@ func (b *redisBackend) commit(ctx context.Context, s *Session, m Mark) error {
 	if len(res) == 2 {
 		if kind, _ := res[0].(string); kind == "bad" {
 			requeueDelta(&s.jar, delta)
-			return b.badSession(p, []any{s.id, res[1], []any{}})
+			return b.badSession([]any{s.id, res[1], []any{}})
 		}
 	}
 	if len(res) != 5 {
@@ -923,13 +992,23 @@ func (b *redisBackend) commit(ctx context.Context, s *Session, m Mark) error {
 // commitDetached is commit for the calls that take no context and return
 // no error: bounded by the pool's Redis timeout, its error reported.
 func (b *redisBackend) commitDetached(s *Session, m Mark) {
+	if !onServer(s) {
+		s.applyLocal(m)
+		return
+	}
 	ctx, cancel := b.detached()
 	defer cancel()
 	b.report(b.commit(ctx, s, m))
 }
 
-// setUserData stores s's user data on the server.
-func (b *redisBackend) setUserData(ctx context.Context, s *Session, data []byte) error {
+// setUserData stores s's user data on the server (nothing to do for a
+// session not on it yet).
+func (b *redisBackend) setUserData(s *Session, data []byte) error {
+	if !onServer(s) {
+		return nil
+	}
+	ctx, cancel := b.detached()
+	defer cancel()
 	if err := userDataScript.Run(ctx, b.c, []string{b.pfx + "s:" + s.id}, string(data)).Err(); err != nil {
 		return fmt.Errorf("session %q: %w", s.id, b.storeErr(err))
 	}
@@ -946,7 +1025,7 @@ type event struct {
 
 // decodeEvent parses a published retirement into the session's state and
 // the origin tag of the pool that published it.
-func decodeEvent(p *Pool, payload string) (SessionState, string, error) {
+func (b *redisBackend) decodeEvent(payload string) (SessionState, string, error) {
 	var ev event
 	if err := json.Unmarshal([]byte(payload), &ev); err != nil {
 		return SessionState{}, "", err
@@ -957,9 +1036,19 @@ func decodeEvent(p *Pool, payload string) (SessionState, string, error) {
 			return SessionState{}, "", err
 		}
 	}
-	s, err := p.rb.sessionFrom(p, ev.ID, ev.Record, cookies)
+	s, err := b.sessionFrom(ev.ID, ev.Record, cookies)
 	if err != nil {
 		return SessionState{}, "", err
 	}
 	return s.State(), ev.Origin, nil
 }
+
+func (b *redisBackend) uniqueID() string { return newID() }
+
+// prepare makes the session's jar record its changes, which the commit
+// script sends cookie by cookie.
+func (b *redisBackend) prepare(s *Session) { s.jar.track = true }
+
+// retired has nothing to do: a session on the server retires there (the
+// commit script), and one not on it yet is in no list.
+func (b *redisBackend) retired(*Session) {}

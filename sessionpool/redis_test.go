@@ -33,7 +33,7 @@ const eventTimeout = 20 * time.Second
 // processes, as far as the pool can tell).
 func redisPools(t *testing.T, n int, opts Options) []*Pool {
 	t.Helper()
-	opts = backend{redis: true}.options(t, opts)
+	opts = testBackend{redis: true}.options(t, opts)
 	out := make([]*Pool, n)
 	for i := range out {
 		out[i] = openPool(t, opts)
@@ -55,7 +55,7 @@ func redisClient(t testing.TB, rawURL string) *redis.Client {
 }
 
 // key returns one of p's Redis keys ("held", "s:ID", ...).
-func key(p *Pool, name string) string { return p.rb.pfx + name }
+func key(p *Pool, name string) string { return redisOf(p).pfx + name }
 
 // eventLog records a pool's retirement events and lets a test wait for one.
 type eventLog struct {
@@ -834,7 +834,7 @@ func TestRedisBadData(t *testing.T) {
 		}
 	}
 	// A garbage retirement event reaches OnError.
-	if err := rc.Publish(ctx, p.rb.channel, "{not json").Err(); err != nil {
+	if err := rc.Publish(ctx, redisOf(p).channel, "{not json").Err(); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -893,7 +893,7 @@ func TestRedisClientOption(t *testing.T) {
 	ctx := context.Background()
 	srv := sharedRedis(t)
 	c := redisClient(t, srv.URL(0))
-	opts := backend{redis: true}.options(t, Options{})
+	opts := testBackend{redis: true}.options(t, Options{})
 	byURL := openPool(t, opts)
 	r := *opts.Redis
 	r.URL, r.Client = "", c
@@ -906,8 +906,8 @@ func TestRedisClientOption(t *testing.T) {
 	if _, err := byClient.GetSessionByID(ctx, s.ID()); err != nil {
 		t.Errorf("the client's pool does not see the URL's: %v", err)
 	}
-	if !strings.Contains(byClient.rb.name, srv.Addr) {
-		t.Errorf("store name %q", byClient.rb.name)
+	if !strings.Contains(redisOf(byClient).name, srv.Addr) {
+		t.Errorf("store name %q", redisOf(byClient).name)
 	}
 	if err := byClient.Teardown(ctx); err != nil {
 		t.Fatal(err)

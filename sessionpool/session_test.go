@@ -15,7 +15,7 @@ import (
 // server's copy) unless their name says otherwise.
 
 func TestSessionDefaults(t *testing.T) {
-	forBackends(t, func(t *testing.T, b backend) {
+	forBackends(t, func(t *testing.T, b testBackend) {
 		clock := newFakeClock()
 		p := b.open(t, Options{Now: clock.Now})
 		added := addSession(t, p, SessionOptions{})
@@ -55,7 +55,7 @@ func TestSessionDefaults(t *testing.T) {
 }
 
 func TestSessionIDsUnique(t *testing.T) {
-	forBackends(t, func(t *testing.T, b backend) {
+	forBackends(t, func(t *testing.T, b testBackend) {
 		p := b.open(t, Options{})
 		seen := map[string]bool{}
 		check := func(s *Session) {
@@ -116,7 +116,7 @@ func TestSessionMarks(t *testing.T) {
 		{"custom max usage", SessionOptions{MaxUsageCount: 2}, []step{good, good, good}, 0, 3, true, 1},
 		{"good on blocked does not revive", SessionOptions{}, []step{bad, bad, bad, good, good, good, good, good, good}, 0, 9, true, 1},
 	}
-	forBackends(t, func(t *testing.T, b backend) {
+	forBackends(t, func(t *testing.T, b testBackend) {
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
 				p := b.open(t, Options{})
@@ -158,7 +158,7 @@ func TestSessionMarks(t *testing.T) {
 }
 
 func TestSessionPredicates(t *testing.T) {
-	forBackends(t, func(t *testing.T, b backend) {
+	forBackends(t, func(t *testing.T, b testBackend) {
 		clock := newFakeClock()
 		p := b.open(t, Options{Now: clock.Now})
 		rec := recordRetired(p)
@@ -230,7 +230,7 @@ func TestRetireOnBlockedStatusCodes(t *testing.T) {
 		{"custom codes replace defaults", []int{418}, 403, nil, false, 0},
 		{"custom code", []int{418}, 418, nil, true, 1},
 	}
-	forBackends(t, func(t *testing.T, b backend) {
+	forBackends(t, func(t *testing.T, b testBackend) {
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
 				p := b.open(t, Options{BlockedStatusCodes: tc.codes})
@@ -251,7 +251,7 @@ func TestRetireOnBlockedStatusCodes(t *testing.T) {
 }
 
 func TestSessionUserData(t *testing.T) {
-	forBackends(t, func(t *testing.T, b backend) {
+	forBackends(t, func(t *testing.T, b testBackend) {
 		ctx := context.Background()
 		p := b.open(t, Options{})
 		in := map[string]any{"n": 1, "s": "x"}
@@ -303,7 +303,7 @@ func TestSessionUserData(t *testing.T) {
 }
 
 func TestSessionCookies(t *testing.T) {
-	forBackends(t, func(t *testing.T, b backend) {
+	forBackends(t, func(t *testing.T, b testBackend) {
 		clock := newFakeClock()
 		p := b.open(t, Options{Now: clock.Now})
 		s := addSession(t, p, SessionOptions{})
