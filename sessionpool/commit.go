@@ -47,16 +47,3 @@ func (s *Session) Commit(ctx context.Context, resp *http.Response, m Mark) error
 	}
 	return s.pool.be.commit(ctx, s, m)
 }
-
-// code is the mark as the commit script takes it.
-func (m Mark) code() string {
-	switch m {
-	case Good:
-		return "g"
-	case Bad:
-		return "b"
-	case Retire:
-		return "r"
-	}
-	return "n"
-}
