@@ -471,16 +471,3 @@ func (j *jar) removeExpiredLocked(now time.Time) {
 		j.entries = nil
 	}
 }
-
-// len returns the number of cookies unexpired at now.
-func (j *jar) len(now time.Time) int {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	n := 0
-	for i := range j.entries {
-		if !j.entries[i].expired(now) {
-			n++
-		}
-	}
-	return n
-}

@@ -426,7 +426,7 @@ func TestPersistLargeDocument(t *testing.T) {
 	}
 	now := clock.Now()
 	snaps, usable := p.snapshot(now)
-	want := appendState(nil, usable, len(snaps)-usable, snaps, now)
+	want := encodeDoc(usable, len(snaps)-usable, snaps, now)
 	if len(want) < 2*chunkSize {
 		t.Fatalf("document of %d bytes: too small to span chunks", len(want))
 	}
