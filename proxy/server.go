@@ -149,7 +149,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	pool, err := sessionpool.Open(ctx, popts)
 	if err != nil {
 		ca.Close()
-		return nil, fmt.Errorf("proxy: open pool: %w", err)
+		return nil, fmt.Errorf("proxy: %w", err) // sessionpool.Open says "open pool"
 	}
 	s.pool = pool
 	s.metrics = newMetrics(pool.UsableSessionsCount, pool.RetiredSessionsCount)

@@ -10,8 +10,9 @@ import (
 	"time"
 )
 
-// ErrInvalidCookie is wrapped by the errors about cookies that cannot be
-// loaded into a session's jar (empty name, bad characters, bad domain...).
+// ErrInvalidCookie is matched (errors.Is) by the errors about cookies that
+// cannot be loaded into a session's jar (empty name, bad characters, bad
+// domain...).
 var ErrInvalidCookie = errors.New("sessionpool: invalid cookie")
 
 // Cookie is one cookie as a jar holds it and as the persisted state stores it.

@@ -52,7 +52,7 @@ func (j *jar) export(now time.Time) []Cookie {
 // characters or ';' in a value, an empty or malformed domain, a path not
 // starting with '/', an unknown SameSite, a domain cookie on a public suffix
 // or an IP address) make load fail with an error per cookie, each naming the
-// cookie and wrapping ErrInvalidCookie, and leave the jar unchanged.
+// cookie and matching ErrInvalidCookie, and leave the jar unchanged.
 // Of duplicates (same name, domain and path) the last in CookieString order
 // (later creation, then later in cs) wins, keeping the first one's creation.
 func (j *jar) load(cs []Cookie, now time.Time) error {
@@ -117,32 +117,43 @@ func dedupe(entries []entry) []entry {
 	return out
 }
 
+// cookieError is a problem of a persisted cookie that load refuses. It
+// matches ErrInvalidCookie (errors.Is) without repeating its text: load's
+// errors are reported inside errors that already say what is invalid
+// (ErrInvalidState, naming the state and the session).
+type cookieError string
+
+func (e cookieError) Error() string { return string(e) }
+
+// Is reports whether target is ErrInvalidCookie.
+func (e cookieError) Is(target error) bool { return target == ErrInvalidCookie }
+
 // entryFromCookie validates a persisted cookie.
 func entryFromCookie(c *Cookie) (entry, error) {
 	if !validName(c.Name) {
-		return entry{}, fmt.Errorf("%w: bad name", ErrInvalidCookie)
+		return entry{}, cookieError("bad name")
 	}
 	if !validValue(c.Value) {
-		return entry{}, fmt.Errorf("%w: bad value", ErrInvalidCookie)
+		return entry{}, cookieError("bad value")
 	}
 	domain := strings.TrimPrefix(c.Domain, ".")
 	domain, isIP, ok := canonicalDomain(domain)
 	if !ok {
-		return entry{}, fmt.Errorf("%w: bad domain", ErrInvalidCookie)
+		return entry{}, cookieError("bad domain")
 	}
 	if !c.HostOnly && (isIP || isPublicSuffix(domain)) {
-		return entry{}, fmt.Errorf("%w: domain cookie on a public suffix or IP address", ErrInvalidCookie)
+		return entry{}, cookieError("domain cookie on a public suffix or IP address")
 	}
 	path := c.Path
 	if path == "" {
 		path = "/"
 	}
 	if path[0] != '/' || !validAttrValue(path) {
-		return entry{}, fmt.Errorf("%w: bad path", ErrInvalidCookie)
+		return entry{}, cookieError("bad path")
 	}
 	ss, ok := parseSameSite(c.SameSite)
 	if !ok && c.SameSite != "" {
-		return entry{}, fmt.Errorf("%w: bad sameSite %q", ErrInvalidCookie, c.SameSite)
+		return entry{}, cookieError(fmt.Sprintf("bad sameSite %q", c.SameSite))
 	}
 	nv := c.Name + "=" + c.Value
 	return entry{

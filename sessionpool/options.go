@@ -285,8 +285,8 @@ func (o *Options) validate() error {
 		bad("SessionOptions.ID %q is set: every session would share it", o.SessionOptions.ID)
 	}
 	if fs, ok := o.Store.(*FileStore); ok && fs != nil && o.PersistStateKey != "" {
-		if err := checkKey(o.PersistStateKey); err != nil {
-			bad("PersistStateKey: %v", err)
+		if problem := keyProblem(o.PersistStateKey); problem != "" {
+			bad("PersistStateKey %s", problem)
 		}
 	}
 	if r := o.Redis; r != nil {
