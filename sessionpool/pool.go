@@ -57,7 +57,8 @@ type Pool struct {
 // cannot be loaded makes Open fail with an error naming the key and the
 // position of the problem; the store is not written. Restored sessions may
 // outnumber MaxPoolSize; GetSession then creates no new ones until they are
-// evicted.
+// evicted. With Options.Redis the sessions are kept on the server instead
+// (see RedisOptions): Open connects and loads nothing.
 func Open(ctx context.Context, opts Options) (*Pool, error) {
 	if err := opts.validate(); err != nil {
 		return nil, fmt.Errorf("open pool: %w", err)
