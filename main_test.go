@@ -16,8 +16,8 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/sessionproxy/sessionproxy/internal/redistest"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
+	"github.com/sessionproxy/sessionproxy/sessionpool/sessionpooltest"
 )
 
 // TestBadConfigExitsTwo: a bad config is reported with FILE:LINE and exit
@@ -130,7 +130,7 @@ func TestKilledInstanceLosesNothing(t *testing.T) {
 	if path := os.Getenv("SESSIONPROXY_TEST_CHILD_CONFIG"); path != "" {
 		os.Exit(run([]string{"-config", path}, os.Stderr)) // the instance to kill
 	}
-	rs := redistest.Start(t)
+	rs := sessionpooltest.Start(t)
 	entered, release := make(chan struct{}), make(chan struct{})
 	mux := http.NewServeMux()
 	mux.HandleFunc("/set", func(w http.ResponseWriter, r *http.Request) {
@@ -204,7 +204,7 @@ func TestKilledInstanceLosesNothing(t *testing.T) {
 		t.Errorf("the request in flight got an answer from a killed instance")
 	}
 
-	p, err := sessionpool.Open(t.Context(), sessionpool.Options{RedisURL: rs.URL(0)})
+	p, err := sessionpool.Open(t.Context(), sessionpool.Options{Redis: &sessionpool.RedisOptions{URL: rs.URL(0)}})
 	if err != nil {
 		t.Fatal(err)
 	}

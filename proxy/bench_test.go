@@ -24,7 +24,7 @@ import (
 
 	"github.com/elazarl/goproxy"
 
-	"github.com/sessionproxy/sessionproxy/internal/redistest"
+	"github.com/sessionproxy/sessionproxy/sessionpool/sessionpooltest"
 )
 
 // The throughput benchmark runs goproxy alone (its transport tuned) and
@@ -370,7 +370,7 @@ func peakRSS(b *testing.B, pid int) int64 {
 //
 //	go test -run '^$' -bench 'RedisThroughput' -benchtime 5x ./proxy/
 func BenchmarkRedisThroughput(b *testing.B) {
-	rs := redistest.Start(b)
+	rs := sessionpooltest.Start(b)
 	origin, tlsOrigin, _, originCAFile := benchOrigins(b)
 	for i, scheme := range []string{"http", "https"} {
 		target := origin.URL

@@ -15,8 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/sessionproxy/sessionproxy/internal/redistest"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
+	"github.com/sessionproxy/sessionproxy/sessionpool/sessionpooltest"
 )
 
 // redisConfig is testConfig with the pool on the Redis server at rawURL.
@@ -31,7 +31,7 @@ func redisConfig(t *testing.T, rawURL string) *Config {
 // (the first one's, which the second does not even know), and its uses add
 // up.
 func TestRedisTwoInstances(t *testing.T) {
-	rs := redistest.Start(t)
+	rs := sessionpooltest.Start(t)
 	origin := httptest.NewServer(originMux())
 	t.Cleanup(origin.Close)
 	upA, countA := startGoproxyUpstream(t, "alice", "upstream-secret")
@@ -72,7 +72,7 @@ func TestRedisTwoInstances(t *testing.T) {
 // proxies, with sessions wearing out and being replaced all the time, the
 // shared pool never holds more than max_pool_size sessions.
 func TestRedisPoolLimitAcrossInstances(t *testing.T) {
-	rs := redistest.Start(t)
+	rs := sessionpooltest.Start(t)
 	origin := httptest.NewServer(originMux())
 	t.Cleanup(origin.Close)
 	var hs []*harness
@@ -161,7 +161,7 @@ func TestRedisPoolLimitAcrossInstances(t *testing.T) {
 // identities; when it is back the same proxy carries on by itself, with the
 // sessions Redis kept across its restart.
 func TestRedisDownAndBack(t *testing.T) {
-	rs := redistest.Start(t, "--requirepass", "redis-secret")
+	rs := sessionpooltest.Start(t, "--requirepass", "redis-secret")
 	origin := httptest.NewServer(originMux())
 	t.Cleanup(origin.Close)
 	h := startProxy(t, redisConfig(t, "redis://:redis-secret@"+rs.Addr+"/0"))
@@ -201,7 +201,7 @@ func TestRedisDownAndBack(t *testing.T) {
 // by the server itself (MONITOR: INFO commandstats would also count the
 // commands the scripts run).
 func TestRedisRoundTrips(t *testing.T) {
-	rs := redistest.Start(t)
+	rs := sessionpooltest.Start(t)
 	origin := httptest.NewServer(originMux())
 	t.Cleanup(origin.Close)
 	tlsOrigin, _ := startTLSOrigin(t, originMux())
@@ -247,7 +247,7 @@ type redisClient struct {
 	r  *bufio.Reader
 }
 
-func newRedisClient(t *testing.T, rs *redistest.Server) *redisClient {
+func newRedisClient(t *testing.T, rs *sessionpooltest.Server) *redisClient {
 	t.Helper()
 	c, err := net.Dial("tcp", rs.Addr)
 	if err != nil {
@@ -306,7 +306,7 @@ type monitor struct {
 }
 
 // newMonitor opens a MONITOR connection; rc marks where a count ends.
-func newMonitor(t *testing.T, rs *redistest.Server, rc *redisClient) *monitor {
+func newMonitor(t *testing.T, rs *sessionpooltest.Server, rc *redisClient) *monitor {
 	t.Helper()
 	m := newRedisClient(t, rs)
 	if _, err := io.WriteString(m.c, "*1\r\n$7\r\nMONITOR\r\n"); err != nil {
@@ -360,7 +360,7 @@ func TestRedisStoreWithOptionsStore(t *testing.T) {
 // marked and retired on the other, and a request through the first then
 // gets a fresh session under the retired one's name.
 func TestRedisAdminAcrossInstances(t *testing.T) {
-	rs := redistest.Start(t)
+	rs := sessionpooltest.Start(t)
 	origin := httptest.NewServer(originMux())
 	t.Cleanup(origin.Close)
 	a, b := startProxy(t, redisConfig(t, rs.URL(0))), startProxy(t, redisConfig(t, rs.URL(0)))

@@ -143,12 +143,13 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		store = fs
 	}
 	popts := poolOptions(cfg, store, now, s.createSession, s.persisted)
-	popts.RedisURL = redisURL
-	popts.OnStoreError = s.storeFailed
+	if redisURL != "" {
+		popts.Redis = &sessionpool.RedisOptions{URL: redisURL, OnError: s.storeFailed}
+	}
 	pool, err := sessionpool.Open(ctx, popts)
 	if err != nil {
 		ca.Close()
-		return nil, fmt.Errorf("proxy: open pool: %w", err)
+		return nil, fmt.Errorf("proxy: %w", err) // sessionpool.Open says "open pool"
 	}
 	s.pool = pool
 	s.metrics = newMetrics(pool.UsableSessionsCount, pool.RetiredSessionsCount)

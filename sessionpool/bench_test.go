@@ -1,4 +1,4 @@
-package sessionpool
+package sessionpool_test
 
 import (
 	"context"
@@ -9,13 +9,15 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
 // benchPool opens a pool of size sessions and fills it.
-func benchPool(b *testing.B, size int, opts Options) *Pool {
+func benchPool(b *testing.B, size int, opts sessionpool.Options) *sessionpool.Pool {
 	b.Helper()
 	opts.MaxPoolSize = size
-	p, err := Open(context.Background(), opts)
+	p, err := sessionpool.Open(context.Background(), opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -36,7 +38,7 @@ func benchPool(b *testing.B, size int, opts Options) *Pool {
 func BenchmarkGetSessionMarkGood(b *testing.B) {
 	for _, size := range []int{1000, 1_000_000} {
 		b.Run(fmt.Sprintf("sessions=%d", size), func(b *testing.B) {
-			p := benchPool(b, size, Options{})
+			p := benchPool(b, size, sessionpool.Options{})
 			b.ReportAllocs()
 			b.ResetTimer()
 			getMarkLoop(b, p)
@@ -45,7 +47,7 @@ func BenchmarkGetSessionMarkGood(b *testing.B) {
 }
 
 // getMarkLoop runs GetSession+MarkGood b.N times and reports ops/s.
-func getMarkLoop(b *testing.B, p *Pool) {
+func getMarkLoop(b *testing.B, p *sessionpool.Pool) {
 	ctx := context.Background()
 	for range b.N {
 		s, err := p.GetSession(ctx)
@@ -61,7 +63,7 @@ func getMarkLoop(b *testing.B, p *Pool) {
 // BenchmarkGetSessionMarkGoodParallel is the same from GOMAXPROCS
 // goroutines.
 func BenchmarkGetSessionMarkGoodParallel(b *testing.B) {
-	p := benchPool(b, 1000, Options{})
+	p := benchPool(b, 1000, sessionpool.Options{})
 	b.ReportAllocs()
 	b.ResetTimer()
 	getMarkParallel(b, p)
@@ -69,7 +71,7 @@ func BenchmarkGetSessionMarkGoodParallel(b *testing.B) {
 
 // getMarkParallel runs GetSession+MarkGood from the goroutines of
 // b.RunParallel and reports ops/s.
-func getMarkParallel(b *testing.B, p *Pool) {
+func getMarkParallel(b *testing.B, p *sessionpool.Pool) {
 	ctx := context.Background()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
@@ -96,7 +98,7 @@ func BenchmarkSessionHeap(b *testing.B) {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		p, err := Open(context.Background(), Options{MaxPoolSize: n})
+		p, err := sessionpool.Open(context.Background(), sessionpool.Options{MaxPoolSize: n})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -125,16 +127,16 @@ func BenchmarkSessionHeap(b *testing.B) {
 func BenchmarkPersistState(b *testing.B) {
 	for _, kind := range []string{"file", "memory"} {
 		b.Run("store="+kind, func(b *testing.B) {
-			var store Store = NewMemoryStore()
+			var store sessionpool.Store = sessionpool.NewMemoryStore()
 			if kind == "file" {
-				fs, err := NewFileStore(b.TempDir())
+				fs, err := sessionpool.NewFileStore(b.TempDir())
 				if err != nil {
 					b.Fatal(err)
 				}
 				store = fs
 			}
 			const n = 100_000
-			p := benchPool(b, n, Options{Store: store, PersistInterval: time.Hour})
+			p := benchPool(b, n, sessionpool.Options{Store: store, PersistInterval: time.Hour})
 			u, _ := url.Parse("https://www.example.com/")
 			cookies := make([]*http.Cookie, 5)
 			for i := range cookies {
@@ -176,7 +178,7 @@ func BenchmarkPersistState(b *testing.B) {
 			close(stop)
 			<-done
 			b.ReportMetric(float64(maxLatency.Load())/1e6, "max-get-ms")
-			data, err := store.Get(ctx, DefaultPersistStateKey)
+			data, err := store.Get(ctx, sessionpool.DefaultPersistStateKey)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -201,10 +203,10 @@ func BenchmarkPersistState(b *testing.B) {
 //	go test -run '^$' -bench RedisGetSessionMarkGood -benchtime 3s -count 3 ./sessionpool/
 func BenchmarkRedisGetSessionMarkGood(b *testing.B) {
 	const size = 1000
-	open := func(b *testing.B) *Pool {
+	open := func(b *testing.B) *sessionpool.Pool {
 		b.Helper()
-		opts := backend{redis: true}.options(b, Options{})
-		opts.OnStoreError = func(err error) { b.Error(err) }
+		opts := redisBackend().Options(b, sessionpool.Options{})
+		opts.Redis.OnError = func(err error) { b.Error(err) }
 		return benchPool(b, size, opts)
 	}
 	b.Run("goroutines=1", func(b *testing.B) {

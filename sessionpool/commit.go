@@ -22,7 +22,7 @@ const (
 // With a Redis pool the cookies and the mark reach the server in one
 // script run, one round trip, and the error is returned (wrapping
 // ErrStoreUnavailable, or ErrInvalidState when the server's data does not
-// parse) rather than passed to Options.OnStoreError. The cookies are merged
+// parse) rather than passed to RedisOptions.OnError. The cookies are merged
 // cookie by cookie with those other copies store meanwhile (this copy does
 // not learn theirs: GetSessionByID reads them); a deletion (Max-Age=0, an
 // Expires in the past) removes the cookie on the server even when this copy
@@ -36,35 +36,14 @@ const (
 // Without a Redis pool (or before such a pool holds the session) it is the
 // same as calling the methods in turn, and never fails.
 func (s *Session) Commit(ctx context.Context, resp *http.Response, m Mark) error {
-	if !s.remote() {
-		s.SetCookiesFromResponse(resp)
-		switch m {
-		case Good:
-			s.MarkGood()
-		case Bad:
-			s.MarkBad()
-		case Retire:
-			s.Retire()
-		}
-		return nil
-	}
 	if resp != nil && resp.Request != nil && resp.Request.URL != nil {
 		if lines := resp.Header.Values("Set-Cookie"); len(lines) > 0 {
-			s.jar.setFromResponse(resp.Request.URL, lines, s.clock())
+			s.cold().jar.setFromResponse(resp.Request.URL, lines, s.clock())
 		}
 	}
-	return s.pool.rb.commit(ctx, s, m)
-}
-
-// code is the mark as the commit script takes it.
-func (m Mark) code() string {
-	switch m {
-	case Good:
-		return "g"
-	case Bad:
-		return "b"
-	case Retire:
-		return "r"
+	if s.pool == nil {
+		s.applyLocal(m) // the zero Session
+		return nil
 	}
-	return "n"
+	return s.pool.be.commit(ctx, s, m)
 }

@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/url"
+	"reflect"
+	"slices"
 	"strings"
 	"time"
 )
@@ -64,27 +67,75 @@ func (d *stateDecoder) valueStart() int64 {
 	return off
 }
 
-// jsonErr converts an encoding/json error for the value starting at start.
-func (d *stateDecoder) jsonErr(err error, start int64) error {
+// jsonErr converts an encoding/json error for the value starting at start,
+// whose JSON path is path ("version", "sessions[3]"; "" for the document).
+// A value of the wrong type is named by its JSON path, never by the Go
+// struct field it was decoded into.
+func (d *stateDecoder) jsonErr(err error, start int64, path string) error {
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &se):
 		return d.errAt(se.Offset, "%v", err)
 	case errors.As(err, &te):
-		return d.errAt(start+te.Offset, "%v", err)
+		return d.errAt(start+te.Offset, "%s: %s", joinPath(path, te.Field), typeProblem(te))
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return d.errAt(int64(len(d.data)), "unexpected end of document")
 	}
 	return d.errAt(start, "%v", err)
 }
 
-// decodeInt decodes the next value as a non-negative int.
+// joinPath returns the JSON path of field (dotted, as encoding/json gives
+// it) below the value at path.
+func joinPath(path, field string) string {
+	switch {
+	case field == "":
+		return path
+	case path == "":
+		return field
+	}
+	return path + "." + field
+}
+
+// typeProblem words a value of the wrong JSON type: "want a string, got
+// number", "want an integer, got number 0.5", "number 1e999 is out of range".
+func typeProblem(te *json.UnmarshalTypeError) string {
+	want := jsonKind(te.Type)
+	if want == "a number" && strings.HasPrefix(te.Value, "number ") {
+		return te.Value + " is out of range"
+	}
+	return fmt.Sprintf("want %s, got %s", want, te.Value)
+}
+
+// jsonKind names the JSON values that decode into t.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "an integer"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a non-negative integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return "a " + t.Kind().String()
+}
+
+// decodeCount decodes the next value, named name, as a non-negative int.
 func (d *stateDecoder) decodeCount(name string) (int, error) {
 	start := d.valueStart()
 	var n int
 	if err := d.dec.Decode(&n); err != nil {
-		return 0, d.jsonErr(err, start)
+		return 0, d.jsonErr(err, start, name)
 	}
 	if n < 0 {
 		return 0, d.errAt(start, "%s %d is negative", name, n)
@@ -98,7 +149,7 @@ func (d *stateDecoder) decodeCount(name string) (int, error) {
 func decodeState(data []byte, p *Pool, now time.Time) ([]*Session, error) {
 	d := &stateDecoder{data: data, dec: json.NewDecoder(bytes.NewReader(data))}
 	if tok, err := d.dec.Token(); err != nil {
-		return nil, d.jsonErr(err, 0)
+		return nil, d.jsonErr(err, 0, "")
 	} else if tok != json.Delim('{') {
 		return nil, d.errAt(0, "the document is not a JSON object")
 	}
@@ -111,7 +162,7 @@ func decodeState(data []byte, p *Pool, now time.Time) ([]*Session, error) {
 		keyStart := d.valueStart()
 		tok, err := d.dec.Token()
 		if err != nil {
-			return nil, d.jsonErr(err, keyStart)
+			return nil, d.jsonErr(err, keyStart, "")
 		}
 		key := tok.(string) // object keys are strings
 		if seenKeys[key] {
@@ -139,13 +190,13 @@ func decodeState(data []byte, p *Pool, now time.Time) ([]*Session, error) {
 			start := d.valueStart()
 			var skip json.RawMessage
 			if err := d.dec.Decode(&skip); err != nil {
-				return nil, d.jsonErr(err, start)
+				return nil, d.jsonErr(err, start, key)
 			}
 		}
 	}
 	end := d.valueStart()
 	if _, err := d.dec.Token(); err != nil { // the closing '}'
-		return nil, d.jsonErr(err, end)
+		return nil, d.jsonErr(err, end, "")
 	}
 	if version < 0 {
 		return nil, d.errAt(0, "missing version")
@@ -162,7 +213,7 @@ func (d *stateDecoder) decodeSessions(p *Pool, now time.Time) ([]*Session, error
 	start := d.valueStart()
 	tok, err := d.dec.Token()
 	if err != nil {
-		return nil, d.jsonErr(err, start)
+		return nil, d.jsonErr(err, start, "sessions")
 	}
 	if tok == nil {
 		return nil, nil
@@ -174,25 +225,74 @@ func (d *stateDecoder) decodeSessions(p *Pool, now time.Time) ([]*Session, error
 	ids := map[string]bool{}
 	for i := 0; d.dec.More(); i++ {
 		start := d.valueStart()
+		path := fmt.Sprintf("sessions[%d]", i)
 		var ds docSession
 		if err := d.dec.Decode(&ds); err != nil {
-			return nil, d.jsonErr(err, start)
+			return nil, d.sessionErr(err, start, path)
 		}
 		s, err := ds.session(p, now)
 		if err != nil {
-			return nil, d.errAt(start, "session %d: %v", i, err)
+			return nil, d.errAt(start, "%s: %v", path, err)
 		}
 		if ids[s.id] {
-			return nil, d.errAt(start, "session %d: duplicate id %q", i, s.id)
+			return nil, d.errAt(start, "%s: duplicate id %q", path, s.id)
 		}
 		ids[s.id] = true
 		out = append(out, s)
 	}
 	end := d.valueStart()
 	if _, err := d.dec.Token(); err != nil { // the closing ']'
-		return nil, d.jsonErr(err, end)
+		return nil, d.jsonErr(err, end, "sessions")
 	}
 	return out, nil
+}
+
+// sessionErr converts the error of decoding the session at start (whose
+// JSON path is path) as jsonErr does, naming the field at fault where
+// encoding/json does not: the index of a cookie, and a time that does not
+// parse (time.Time's errors name no field).
+func (d *stateDecoder) sessionErr(err error, start int64, path string) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return d.jsonErr(err, start, path)
+	}
+	// The session is well-formed JSON (the decoder read it whole before
+	// decoding it): read it again field by field.
+	var raw struct {
+		CreatedAt, ExpiresAt json.RawMessage
+		Cookies              []json.RawMessage
+	}
+	if json.NewDecoder(bytes.NewReader(d.data[start:])).Decode(&raw) != nil {
+		return d.jsonErr(err, start, path)
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if strings.HasPrefix(te.Field, "cookies.") {
+			// encoding/json reports the first one: the first cookie that
+			// does not decode on its own.
+			for i, c := range raw.Cookies {
+				var ce *json.UnmarshalTypeError
+				if errors.As(json.Unmarshal(c, new(Cookie)), &ce) {
+					return d.errAt(start+te.Offset, "%s.cookies[%d].%s: %s", path, i, ce.Field, typeProblem(te))
+				}
+			}
+		}
+		return d.jsonErr(err, start, path)
+	}
+	times := map[string]json.RawMessage{"createdAt": raw.CreatedAt, "expiresAt": raw.ExpiresAt}
+	for i, c := range raw.Cookies {
+		var rc struct{ Expires, Creation json.RawMessage }
+		if json.Unmarshal(c, &rc) == nil {
+			times[fmt.Sprintf("cookies[%d].expires", i)] = rc.Expires
+			times[fmt.Sprintf("cookies[%d].creation", i)] = rc.Creation
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(times)) {
+		if v := times[name]; v != nil && json.Unmarshal(v, new(time.Time)) != nil {
+			return d.errAt(start, "%s.%s: want an RFC 3339 time, got %s", path, name, clip(string(v)))
+		}
+	}
+	return d.jsonErr(err, start, path)
 }
 
 // Limits of the times a session can hold (unix nanoseconds in an int64).
@@ -203,8 +303,70 @@ var (
 
 // session validates ds and rebuilds the session it describes.
 func (ds *docSession) session(p *Pool, now time.Time) (*Session, error) {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	userData, err := ds.check()
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{
+		pool:     p,
+		expires:  ds.ExpiresAt.UnixNano(),
+		limits:   p.limitsFor(limits{maxUsage: *ds.MaxUsageCount, maxErr: *ds.MaxErrorScore, errDecr: *ds.ErrorScoreDecrement}),
+		usage:    *ds.UsageCount,
+		errScore: *ds.ErrorScore,
+		retired:  ds.Retired,
+		sessionCold: &sessionCold{
+			id:       *ds.ID,
+			proxyURL: ds.ProxyURL,
+			created:  ds.CreatedAt.UnixNano(),
+			userData: userData,
+			idx:      -1,
+			hidx:     -1,
+		},
+	}
+	s.publishLocked() // s is not shared yet
+	if err := s.jar.load(ds.Cookies, now); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// check reports every problem of ds at once (joined with "; "), and
+// returns its user data, compacted (nil for none).
+func (ds *docSession) check() ([]byte, error) {
+	var problems []string
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	ds.checkCounts(bad)
+	ds.checkTimes(bad)
+	var userData []byte
+	switch raw := bytes.TrimSpace(ds.UserData); {
+	case len(raw) == 0, string(raw) == "null", string(raw) == "{}":
+	case raw[0] != '{':
+		bad("userData is not an object")
+	default:
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, raw); err != nil {
+			bad("userData: %v", err)
+		}
+		userData = buf.Bytes()
+	}
+	if ds.ProxyURL != "" {
+		u, err := url.Parse(ds.ProxyURL)
+		switch {
+		case err != nil:
+			bad("proxyUrl does not parse") // it may hold credentials: not repeated
+		case u.Scheme == "" || u.Host == "":
+			bad("proxyUrl %q has no scheme or host", u.Redacted())
+		}
+	}
+	if len(problems) > 0 {
+		return nil, errors.New(strings.Join(problems, "; "))
+	}
+	return userData, nil
+}
+
+// checkCounts reports, through bad, the missing or out of range ID,
+// counters and limits.
+func (ds *docSession) checkCounts(bad func(format string, args ...any)) {
 	required := func(name string, missing bool) bool {
 		if missing {
 			bad("missing %s", name)
@@ -229,14 +391,20 @@ func (ds *docSession) session(p *Pool, now time.Time) (*Session, error) {
 	if required("errorScoreDecrement", ds.ErrorScoreDecrement == nil) && !(*ds.ErrorScoreDecrement >= 0) {
 		bad("errorScoreDecrement %v is negative", *ds.ErrorScoreDecrement)
 	}
+}
+
+// checkTimes reports, through bad, missing or out of range times.
+func (ds *docSession) checkTimes(bad func(format string, args ...any)) {
 	timesOK := true
 	for _, f := range []struct {
 		name string
 		t    *time.Time
 	}{{"createdAt", ds.CreatedAt}, {"expiresAt", ds.ExpiresAt}} {
-		if !required(f.name, f.t == nil) {
+		switch {
+		case f.t == nil:
+			bad("missing %s", f.name)
 			timesOK = false
-		} else if f.t.Before(minSessionTime) || f.t.After(maxSessionTime) {
+		case f.t.Before(minSessionTime) || f.t.After(maxSessionTime):
 			bad("%s %v is out of range", f.name, *f.t)
 			timesOK = false
 		}
@@ -244,53 +412,4 @@ func (ds *docSession) session(p *Pool, now time.Time) (*Session, error) {
 	if timesOK && ds.ExpiresAt.Before(*ds.CreatedAt) {
 		bad("expiresAt is before createdAt")
 	}
-	var userData []byte
-	switch raw := bytes.TrimSpace(ds.UserData); {
-	case len(raw) == 0, string(raw) == "null", string(raw) == "{}":
-	case raw[0] != '{':
-		bad("userData is not an object")
-	default:
-		var buf bytes.Buffer
-		if err := json.Compact(&buf, raw); err != nil {
-			bad("userData: %v", err)
-		}
-		userData = buf.Bytes()
-	}
-	if ds.ProxyURL != "" {
-		u, err := url.Parse(ds.ProxyURL)
-		switch {
-		case err != nil:
-			bad("proxyUrl does not parse") // it may hold credentials: not repeated
-		case u.Scheme == "" || u.Host == "":
-			bad("proxyUrl %q has no scheme or host", u.Redacted())
-		}
-	}
-	if len(errs) > 0 {
-		msgs := make([]string, len(errs))
-		for i, err := range errs {
-			msgs[i] = err.Error()
-		}
-		return nil, errors.New(strings.Join(msgs, "; "))
-	}
-	s := &Session{
-		pool:     p,
-		expires:  ds.ExpiresAt.UnixNano(),
-		limits:   p.limitsFor(limits{maxUsage: *ds.MaxUsageCount, maxErr: *ds.MaxErrorScore, errDecr: *ds.ErrorScoreDecrement}),
-		usage:    *ds.UsageCount,
-		errScore: *ds.ErrorScore,
-		retired:  ds.Retired,
-		sessionCold: &sessionCold{
-			id:       *ds.ID,
-			proxyURL: ds.ProxyURL,
-			created:  ds.CreatedAt.UnixNano(),
-			userData: userData,
-			idx:      -1,
-			hidx:     -1,
-		},
-	}
-	s.publishLocked() // s is not shared yet
-	if err := s.jar.load(ds.Cookies, now); err != nil {
-		return nil, err
-	}
-	return s, nil
 }

@@ -56,15 +56,6 @@ func encodeState(buf []byte, usable, retired int, snaps []sessionSnap, now time.
 // newChunk returns an empty buffer for encodeState.
 func newChunk() []byte { return make([]byte, 0, chunkSize+chunkSize/4) }
 
-// appendState appends the whole document for snaps to b.
-func appendState(b []byte, usable, retired int, snaps []sessionSnap, now time.Time) []byte {
-	encodeState(b, usable, retired, snaps, now, func(c []byte) ([]byte, error) {
-		b = c
-		return c, nil // keep appending to the same buffer
-	})
-	return b
-}
-
 // concat appends chunks to b, allocating once. (make, unlike slices.Grow,
 // clears a large allocation in preemptible steps, which keeps the garbage
 // collector's stop-the-world pauses, and so GetSession, short.)

@@ -27,7 +27,7 @@ var (
 	ErrForeignSession = errors.New("sessionpool: session not built for this pool")
 	// ErrStoreUnavailable: the shared store (Redis) did not answer, or
 	// answered with an error. The wrapping error names the store (its URL
-	// without the password, or the addresses of Options.RedisClient) and
+	// without the password, or the addresses of RedisOptions.Client) and
 	// the cause. The pool reconnects by itself; the call may be repeated
 	// (a mark whose answer was lost may have been counted). A call whose
 	// context was canceled returns the context's error instead.

@@ -7,6 +7,10 @@ import (
 	"time"
 )
 
+// The helpers of the tests inside the package, which cannot import
+// sessionpooltest (it imports this package): the few they share with it
+// are small enough to keep twice.
+
 // fakeClock is a settable clock for Options.Now.
 type fakeClock struct {
 	mu sync.Mutex
@@ -40,52 +44,12 @@ func openPool(t testing.TB, opts Options) *Pool {
 	return p
 }
 
-// newTestSession builds a session of p without adding it.
-func newTestSession(t testing.TB, p *Pool, opts SessionOptions) *Session {
-	t.Helper()
-	s, err := p.NewSession(opts)
-	if err != nil {
-		t.Fatalf("NewSession: %v", err)
-	}
-	return s
-}
-
-// retiredRecorder counts retired events per session ID.
-type retiredRecorder struct {
-	mu     sync.Mutex
-	counts map[string]int
-	states []SessionState
-}
-
-func recordRetired(p *Pool) *retiredRecorder {
-	r := &retiredRecorder{counts: map[string]int{}}
-	p.OnSessionRetired(func(st SessionState) {
-		r.mu.Lock()
-		r.counts[st.ID]++
-		r.states = append(r.states, st)
-		r.mu.Unlock()
-	})
-	return r
-}
-
-func (r *retiredRecorder) count(id string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.counts[id]
-}
-
-func (r *retiredRecorder) total() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.states)
-}
-
 // held returns the number of sessions a memory pool's table holds (an
-// internal check: shared test bodies use heldCount).
+// internal check: the contract suite uses sessionpooltest.HeldCount).
 func held(p *Pool) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.t.all)
+	return len(memTable(p).all)
 }
 
 // getN calls GetSession n times.
@@ -100,27 +64,4 @@ func getN(t testing.TB, p *Pool, n int) []*Session {
 		out[i] = s
 	}
 	return out
-}
-
-// addSession calls AddSession and fails the test on an error.
-func addSession(t testing.TB, p *Pool, opts SessionOptions) *Session {
-	t.Helper()
-	s, err := p.AddSession(context.Background(), opts)
-	if err != nil {
-		t.Fatalf("AddSession: %v", err)
-	}
-	return s
-}
-
-// stateOf returns the pool's state of the held session id (usable or not),
-// read through Pool.State: with Redis, the server's copy.
-func stateOf(t testing.TB, p *Pool, id string) SessionState {
-	t.Helper()
-	for _, st := range p.State().Sessions {
-		if st.ID == id {
-			return st
-		}
-	}
-	t.Fatalf("the pool does not hold session %s", id)
-	return SessionState{}
 }

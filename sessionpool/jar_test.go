@@ -685,7 +685,7 @@ func TestJarCookies(t *testing.T) {
 	if got := j.cookies(nil, jarT0); got != nil {
 		t.Fatalf("cookies for nil URL: %v", got)
 	}
-	if got := j.len(jarT0); got != 3 {
+	if got := len(j.export(jarT0)); got != 3 {
 		t.Fatalf("len = %d, want 3", got)
 	}
 	if got := j.appendCookieString(nil, mustURL(t, "https://other.com/"), jarT0); got != nil {
@@ -890,7 +890,7 @@ func TestJarExportLoadRoundTrip(t *testing.T) {
 	if err := k.load(decoded, jarT0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if got := k.len(jarT0.Add(time.Hour)); got != 3 {
+	if got := len(k.export(jarT0.Add(time.Hour))); got != 3 {
 		t.Errorf("len after late load = %d, want 3", got)
 	}
 	// The JSON field names are those of the persisted state.
@@ -930,8 +930,8 @@ func TestJarLoadLenient(t *testing.T) {
 	if got := string(j.appendCookieString(nil, mustURL(t, "https://www.example.com"), jarT0)); got != "a=3" {
 		t.Fatalf("cookie string %q", got)
 	}
-	if err := j.load(nil, jarT0); err != nil || j.len(jarT0) != 0 || j.entries != nil {
-		t.Fatalf("load(nil): %v, len %d", err, j.len(jarT0))
+	if err := j.load(nil, jarT0); err != nil || len(j.export(jarT0)) != 0 || j.entries != nil {
+		t.Fatalf("load(nil): %v, len %d", err, len(j.export(jarT0)))
 	}
 }
 
@@ -968,7 +968,7 @@ func TestJarLoadErrors(t *testing.T) {
 			if !strings.Contains(err.Error(), fmt.Sprintf("%q", tt.c.Name)) {
 				t.Errorf("error %q does not name cookie %q", err, tt.c.Name)
 			}
-			if got := j.len(jarT0); got != 1 {
+			if got := len(j.export(jarT0)); got != 1 {
 				t.Errorf("jar changed by a failed load: len %d", got)
 			}
 		})
@@ -987,7 +987,7 @@ func TestJarLimits(t *testing.T) {
 		j.setFromResponse(u, []string{fmt.Sprintf("c%d=1", i)}, jarT0.Add(time.Duration(i)*time.Second))
 	}
 	now := jarT0.Add(time.Hour)
-	if got := j.len(now); got != maxCookiesPerDomain {
+	if got := len(j.export(now)); got != maxCookiesPerDomain {
 		t.Fatalf("len = %d, want %d", got, maxCookiesPerDomain)
 	}
 	s := string(j.appendCookieString(nil, u, now))
@@ -1009,7 +1009,7 @@ func TestJarLimits(t *testing.T) {
 	for i := range maxCookiesPerJar + 1 {
 		m.setFromResponse(mustURL(t, fmt.Sprintf("https://h%d.example/", i)), []string{"a=1"}, jarT0.Add(time.Duration(i)*time.Millisecond))
 	}
-	if got := m.len(now); got != maxCookiesPerJar {
+	if got := len(m.export(now)); got != maxCookiesPerJar {
 		t.Fatalf("jar len = %d, want %d", got, maxCookiesPerJar)
 	}
 	if got := string(m.appendCookieString(nil, mustURL(t, "https://h0.example/"), now)); got != "" {
@@ -1023,13 +1023,13 @@ func TestJarZeroValue(t *testing.T) {
 	if got := j.appendCookieString(nil, u, jarT0); got != nil {
 		t.Fatalf("empty jar: %q", got)
 	}
-	if j.export(jarT0) != nil || j.cookies(u, jarT0) != nil || j.len(jarT0) != 0 {
+	if j.export(jarT0) != nil || j.cookies(u, jarT0) != nil || len(j.export(jarT0)) != 0 {
 		t.Fatal("empty jar not empty")
 	}
 	j.setFromResponse(u, []string{"a=1; Max-Age=1"}, jarT0)
 	j.setFromResponse(nil, []string{"a=1"}, jarT0)
 	j.setCookies(nil, []*http.Cookie{{Name: "a", Value: "1"}}, jarT0)
-	if got := j.len(jarT0); got != 1 {
+	if got := len(j.export(jarT0)); got != 1 {
 		t.Fatalf("len = %d", got)
 	}
 	// Once everything expired and was looked at, the jar holds no memory.
@@ -1054,7 +1054,7 @@ func TestJarConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if got := j.len(jarT0); got != 10 {
+	if got := len(j.export(jarT0)); got != 10 {
 		t.Fatalf("len = %d, want 10 (same names replace each other)", got)
 	}
 }

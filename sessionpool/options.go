@@ -96,53 +96,78 @@ type Options struct {
 	// It must not block for long. nil: nothing is called.
 	OnPersist func(took time.Duration, err error)
 
-	// RedisURL, when set, keeps the pool on a Redis server instead of in
-	// this process: redis://[user:password@]host:port/db, or rediss:// for
-	// TLS (go-redis's URL options, such as pool_size, apply; unless the URL
-	// sets max_retries or dial_timeout, a command is not sent again after a
-	// network error and a dial gives up after 2 s). Every process that
-	// opens a pool on the same server and database with the same
-	// PersistStateKey shares its sessions: their IDs, counters, limits,
-	// cookies (merged cookie by cookie), user data and upstreams, and
-	// MaxPoolSize across all of them. Store must then be nil (the server is
-	// the store) and PersistState does nothing.
-	//
-	// Every GetSession and GetSessionByID then returns a new *Session, this
-	// process's copy of the server's session (compare sessions by ID): its
-	// reads are local, and each change is one script run on the server that
-	// updates the copy with the server's answer. A mark or cookie change on
-	// a copy whose session the server no longer holds (evicted, or its keys
-	// expired) makes the copy unusable and fires nothing. A session's keys expire on
-	// the server with the session. UseUntilFailure follows the session this
-	// process returned last. CreateSessionFunc may run ahead of need: a
-	// GetSession without a spare candidate builds one before asking the
-	// server and keeps it for a later creation when the server hands out a
-	// held session.
-	//
-	// Open does not fail when the server cannot be reached (it waits up to
-	// 5 s for the server to confirm the event subscription); calls fail
-	// until the server is back, and the pool reconnects by itself. Errors
-	// of the server wrap ErrStoreUnavailable; data on the server the pool
-	// cannot parse is an error wrapping ErrInvalidState that names the
-	// session. "": sessions live in this process.
-	RedisURL string
-	// RedisClient is an existing client to use instead of RedisURL (for
-	// Redis Cluster, say), with its own retry settings; RedisURL is then
-	// ignored. The pool does not close it. Errors name its addresses.
-	// nil: RedisURL.
-	RedisClient redis.UniversalClient
-	// OnStoreError, when set, is called with the errors of a Redis pool
-	// that no call can return: those of MarkGood, MarkBad, Retire and
-	// RetireOnBlockedStatusCodes, SetCookies and SetCookiesFromResponse
-	// (a cookie change that did not reach the server is sent again with
-	// the copy's next change; a mark is not), of UsableSessionsCount and
+	// Redis, when set, keeps the pool's sessions on a Redis server instead
+	// of in this process, shared by every process that opens the same pool
+	// there (see RedisOptions). Store must then be nil (the server is the
+	// store) and PersistState does nothing. nil: the sessions live in this
+	// process.
+	Redis *RedisOptions
+}
+
+// DefaultRedisTimeout is RedisOptions.Timeout's default.
+const DefaultRedisTimeout = 5 * time.Second
+
+// RedisOptions keep a pool on a Redis server (Options.Redis). The zero value
+// is not valid: URL or Client must be set.
+//
+// Every process that opens a pool on the same server and database with the
+// same PersistStateKey shares its sessions: their IDs, counters, limits,
+// cookies (merged cookie by cookie), user data and upstreams, and
+// MaxPoolSize across all of them.
+//
+// Every GetSession and GetSessionByID then returns a new *Session, this
+// process's copy of the server's session (compare sessions by ID): its
+// reads are local, and each change is one script run on the server that
+// updates the copy with the server's answer. A mark or cookie change on a
+// copy whose session the server no longer holds (evicted, or its keys
+// expired) makes the copy unusable and fires nothing. A session's keys
+// expire on the server with the session. UseUntilFailure follows the
+// session this process returned last. CreateSessionFunc may run ahead of
+// need: a GetSession without a spare candidate builds one before asking the
+// server and keeps it for a later creation when the server hands out a held
+// session.
+//
+// Open does not fail when the server cannot be reached (it waits up to 5 s
+// for the server to confirm the event subscription); calls fail until the
+// server is back, and the pool reconnects by itself. Errors of the server
+// wrap ErrStoreUnavailable; data on the server the pool cannot parse is an
+// error wrapping ErrInvalidState that names the session.
+type RedisOptions struct {
+	// URL is the server: redis://[user:password@]host:port/db, or
+	// rediss:// for TLS (go-redis's URL options, such as pool_size, apply;
+	// unless the URL sets max_retries or dial_timeout, a command is not sent
+	// again after a network error and a dial gives up after 2 s; a call's
+	// reads and writes end at its context's deadline). Errors name it
+	// without its password. Ignored when Client is set.
+	URL string
+	// Client is an existing client to use instead of URL (for Redis
+	// Cluster, say), with its own retry settings. The pool does not close
+	// it. Errors name its addresses. nil: the pool makes a client of its own
+	// from URL and closes it in Teardown.
+	Client redis.UniversalClient
+	// OnError, when set, is called with the errors that no call can
+	// return: those of MarkGood, MarkBad, Retire and
+	// RetireOnBlockedStatusCodes, SetCookies and SetCookiesFromResponse (a
+	// cookie change that did not reach the server is sent again with the
+	// copy's next change; a mark is not), of UsableSessionsCount and
 	// RetiredSessionsCount (which then return 0), of Sessions and State
 	// (which leave out what they could not read), and of retirement events
 	// published by other processes that cannot be decoded (called on the
 	// pool's event goroutine). SetUserData and Session.Commit return their
 	// errors instead. It must not block for long. nil: such errors are
 	// dropped.
-	OnStoreError func(error)
+	OnError func(error)
+	// Timeout bounds each server call of the methods that take no context
+	// (MarkGood, MarkBad, Retire, RetireOnBlockedStatusCodes, SetCookies,
+	// SetCookiesFromResponse, SetUserData, UsableSessionsCount,
+	// RetiredSessionsCount, Sessions and State): it is the deadline of the
+	// call's context, so the call ends by then with an error wrapping
+	// ErrStoreUnavailable. (With a Client of
+	// the caller's, reads and writes honour the deadline only when it has
+	// ContextTimeoutEnabled; otherwise its ReadTimeout and WriteTimeout
+	// bound them.) The methods that take a context are bounded by it
+	// instead. 0: DefaultRedisTimeout (5 s). Negative: invalid.
+	Timeout time.Duration
 }
 
 // SessionOptions configure one session. Zero fields take the pool's
@@ -260,18 +285,21 @@ func (o *Options) validate() error {
 		bad("SessionOptions.ID %q is set: every session would share it", o.SessionOptions.ID)
 	}
 	if fs, ok := o.Store.(*FileStore); ok && fs != nil && o.PersistStateKey != "" {
-		if err := checkKey(o.PersistStateKey); err != nil {
-			bad("PersistStateKey: %v", err)
+		if problem := keyProblem(o.PersistStateKey); problem != "" {
+			bad("PersistStateKey %s", problem)
 		}
 	}
-	if o.RedisURL != "" || o.RedisClient != nil {
+	if r := o.Redis; r != nil {
 		if o.Store != nil {
 			bad("Store is set with a Redis pool: the Redis server is the store")
 		}
-		if o.RedisClient == nil {
-			if u, err := url.Parse(o.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-				bad("RedisURL %q is not redis://[user:password@]host:port/db or rediss://...", redactURL(o.RedisURL))
+		if r.Client == nil {
+			if u, err := url.Parse(r.URL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+				bad("Redis.URL %q is not redis://[user:password@]host:port/db or rediss://...", redactURL(r.URL))
 			}
+		}
+		if r.Timeout < 0 {
+			bad("Redis.Timeout %v is negative", r.Timeout)
 		}
 	}
 	errs = append(errs, o.SessionOptions.validate("SessionOptions.")...)

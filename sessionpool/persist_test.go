@@ -174,22 +174,27 @@ func TestOpenRejectsBadDocument(t *testing.T) {
 		{"empty", "", `1:1: unexpected end of document`},
 		{"syntax", replace(`"usageCount":0`, `"usageCount":0,,`), `2:\d+: invalid character ','`},
 		{"not an object", `[1,2]`, `1:1: the document is not a JSON object`},
-		{"wrong type", replace(`"usageCount":0`, `"usageCount":"0"`), `2:\d+: .*usageCount`},
-		{"negative count", replace(`"usageCount":0`, `"usageCount":-1`), `2:1: session 0: usageCount -1 is negative`},
-		{"fractional count", replace(`"usageCount":0`, `"usageCount":0.5`), `2:\d+: .*number 0.5`},
-		{"huge score", replace(`"errorScore":0`, `"errorScore":1e999`), `2:\d+: .*1e999`},
-		{"negative score", replace(`"errorScore":0`, `"errorScore":-0.5`), `2:1: session 0: errorScore -0.5 is negative`},
+		{"wrong type", replace(`"usageCount":0`, `"usageCount":"0"`), `2:\d+: sessions\[0\]\.usageCount: want an integer, got string$`},
+		{"negative count", replace(`"usageCount":0`, `"usageCount":-1`), `2:1: sessions\[0\]: usageCount -1 is negative`},
+		{"fractional count", replace(`"usageCount":0`, `"usageCount":0.5`), `2:\d+: sessions\[0\]\.usageCount: want an integer, got number 0\.5$`},
+		{"huge score", replace(`"errorScore":0`, `"errorScore":1e999`), `2:\d+: sessions\[0\]\.errorScore: number 1e999 is out of range$`},
+		{"negative score", replace(`"errorScore":0`, `"errorScore":-0.5`), `2:1: sessions\[0\]: errorScore -0.5 is negative`},
 		{"zero max error", replace(`"maxErrorScore":3`, `"maxErrorScore":0`), `maxErrorScore 0 is not positive`},
 		{"zero max usage", replace(`"maxUsageCount":50`, `"maxUsageCount":0`), `maxUsageCount 0 is not positive`},
-		{"empty id", replace(`"id":"a"`, `"id":""`), `2:1: session 0: empty id`},
-		{"missing id", replace(`"id":"a",`, ``), `2:1: session 0: missing id`},
+		{"empty id", replace(`"id":"a"`, `"id":""`), `2:1: sessions\[0\]: empty id`},
+		{"missing id", replace(`"id":"a",`, ``), `2:1: sessions\[0\]: missing id`},
 		{"missing createdAt", replace(`"createdAt":"2026-11-27T10:00:00Z",`, ``), `missing createdAt`},
-		{"bad time", replace(`"createdAt":"2026-11-27T10:00:00Z"`, `"createdAt":"yesterday"`), `2:1: .*yesterday`},
+		{"bad time", replace(`"createdAt":"2026-11-27T10:00:00Z"`, `"createdAt":"yesterday"`), `2:1: sessions\[0\]\.createdAt: want an RFC 3339 time, got "yesterday"$`},
 		{"expires before created", replace(`"expiresAt":"2026-11-27T10:50:00Z"`, `"expiresAt":"2026-11-27T09:00:00Z"`), `expiresAt is before createdAt`},
 		{"user data not an object", replace(`"userData":{}`, `"userData":[1]`), `userData is not an object`},
 		{"bad proxy", replace(`"proxyUrl":""`, `"proxyUrl":"no-scheme"`), `proxyUrl "no-scheme" has no scheme or host`},
-		{"bad cookie", replace(`"cookies":[]`, `"cookies":[{"name":"","value":"v","domain":"example.com","path":"/","hostOnly":true,"creation":"2026-11-27T10:00:00Z"}]`), `2:1: .*cookie 0`},
-		{"duplicate id", replace("\n]}", `,`+"\n"+`{"id":"a","cookies":[],"userData":{},"proxyUrl":"","maxErrorScore":3,"errorScoreDecrement":0.5,"createdAt":"2026-11-27T10:00:00Z","expiresAt":"2026-11-27T10:50:00Z","usageCount":0,"maxUsageCount":50,"errorScore":0,"retired":false}`+"\n]}"), `3:1: session 1: duplicate id "a"`},
+		{"bad cookie", replace(`"cookies":[]`, `"cookies":[{"name":"","value":"v","domain":"example.com","path":"/","hostOnly":true,"creation":"2026-11-27T10:00:00Z"}]`), `2:1: sessions\[0\]: load cookie 0 "" \(domain "example.com"\): bad name$`},
+		{"duplicate id", replace("\n]}", `,`+"\n"+`{"id":"a","cookies":[],"userData":{},"proxyUrl":"","maxErrorScore":3,"errorScoreDecrement":0.5,"createdAt":"2026-11-27T10:00:00Z","expiresAt":"2026-11-27T10:50:00Z","usageCount":0,"maxUsageCount":50,"errorScore":0,"retired":false}`+"\n]}"), `3:1: sessions\[1\]: duplicate id "a"`},
+		{"wrong type of id", replace(`"id":"a"`, `"id":5`), `2:8: sessions\[0\]\.id: want a string, got number$`},
+		{"wrong type of a cookie field", replace(`"cookies":[]`, `"cookies":[{"name":"a","value":"v","domain":"example.com","path":"/","creation":"2026-11-27T10:00:00Z"},{"name":7}]`), `2:\d+: sessions\[0\]\.cookies\[1\]\.name: want a string, got number$`},
+		{"bad cookie time", replace(`"cookies":[]`, `"cookies":[{"name":"a","value":"v","domain":"example.com","path":"/","creation":"2026-11-27T10:00:00Z","expires":7}]`), `2:1: sessions\[0\]\.cookies\[0\]\.expires: want an RFC 3339 time, got 7$`},
+		{"cookies not an array", replace(`"cookies":[]`, `"cookies":{}`), `2:\d+: sessions\[0\]\.cookies: want an array, got object$`},
+		{"wrong type of version", replace(`"version":1`, `"version":"1"`), `1:\d+: version: want an integer, got string$`},
 		{"missing version", replace(`"version":1,`, ``), `missing version`},
 		{"version zero", replace(`"version":1`, `"version":0`), `version 0 is not supported`},
 		{"negative top count", replace(`"version":1,`, `"version":1,"usableSessionsCount":-2,`), `usableSessionsCount -2 is negative`},
@@ -372,6 +377,8 @@ func TestFileStore(t *testing.T) {
 	}
 	if _, err := Open(ctx, Options{Store: fs, PersistStateKey: "../escape"}); !errors.Is(err, ErrInvalidOptions) {
 		t.Errorf("Open with a bad key: %v", err)
+	} else if want := `open pool: sessionpool: invalid options: PersistStateKey "../escape" holds a path separator or NUL`; err.Error() != want {
+		t.Errorf("Open with a bad key: %q, want %q (the sentinel's prefix once)", err, want)
 	}
 	canceled, cancel := context.WithCancel(ctx)
 	cancel()
@@ -426,7 +433,7 @@ func TestPersistLargeDocument(t *testing.T) {
 	}
 	now := clock.Now()
 	snaps, usable := p.snapshot(now)
-	want := appendState(nil, usable, len(snaps)-usable, snaps, now)
+	want := encodeDoc(usable, len(snaps)-usable, snaps, now)
 	if len(want) < 2*chunkSize {
 		t.Fatalf("document of %d bytes: too small to span chunks", len(want))
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -28,11 +27,12 @@ type Pool struct {
 	store        Store
 	key          string
 	onPersist    func(time.Duration, error)
-	rb           *redisBackend // nil: the sessions live in t
+	be           backend // where the sessions are kept; set by Open
 
+	// mu guards closed and, with the memory backend, its table: one lock,
+	// so that no session is added once Teardown has closed the pool.
 	mu     sync.Mutex
 	closed bool
-	t      table
 
 	subsMu   sync.Mutex
 	subsNext uint64
@@ -57,7 +57,8 @@ type Pool struct {
 // cannot be loaded makes Open fail with an error naming the key and the
 // position of the problem; the store is not written. Restored sessions may
 // outnumber MaxPoolSize; GetSession then creates no new ones until they are
-// evicted.
+// evicted. With Options.Redis the sessions are kept on the server instead
+// (see RedisOptions): Open connects and loads nothing.
 func Open(ctx context.Context, opts Options) (*Pool, error) {
 	if err := opts.validate(); err != nil {
 		return nil, fmt.Errorf("open pool: %w", err)
@@ -91,22 +92,11 @@ func Open(ctx context.Context, opts Options) (*Pool, error) {
 	if p.defaultsData, err = encodeUserData(p.defaults.UserData); err != nil {
 		return nil, fmt.Errorf("open pool: %w", err) // validate already marshalled it
 	}
-	p.t.byID = make(map[string]*Session)
-	for i := range p.t.ahead {
-		p.t.ahead[i] = rand.Uint64()
-	}
-	if opts.RedisURL != "" || opts.RedisClient != nil {
-		if p.rb, err = openRedis(ctx, p, &opts); err != nil {
-			return nil, fmt.Errorf("open pool: %w", err)
-		}
-		p.rb.run(p)
-		return p, nil
+	if p.be, err = openBackend(ctx, p, &opts); err != nil {
+		return nil, fmt.Errorf("open pool: %w", err)
 	}
 	if p.store == nil {
 		return p, nil
-	}
-	if err := p.load(ctx); err != nil {
-		return nil, fmt.Errorf("open pool: %w", err)
 	}
 	interval := opts.PersistInterval
 	if interval == 0 {
@@ -138,31 +128,6 @@ func (p *Pool) now() time.Time {
 	return time.Unix(0, p.nowNanos())
 }
 
-// load restores the usable sessions of the persisted document, if any.
-func (p *Pool) load(ctx context.Context) error {
-	data, err := p.store.Get(ctx, p.key)
-	if errors.Is(err, ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("load state %q: %w", p.key, err)
-	}
-	now := p.now()
-	sessions, err := decodeState(data, p, now)
-	if err != nil {
-		return fmt.Errorf("load state %q: %w", p.key, err)
-	}
-	nowNs := now.UnixNano()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, s := range sessions {
-		if s.usableLocked(nowNs) { // s is not shared yet
-			p.t.add(s)
-		}
-	}
-	return nil
-}
-
 // GetSession returns a usable session, with the seed's allocation flow:
 //
 //  1. Until the pool holds MaxPoolSize sessions (usable plus unusable), each
@@ -180,78 +145,11 @@ func (p *Pool) GetSession(ctx context.Context) (*Session, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("get session: %w", err)
 	}
-	if p.rb != nil {
-		if p.isClosed() {
-			return nil, fmt.Errorf("get session: %w", ErrPoolClosed)
-		}
-		s, err := p.rb.getSession(ctx, p)
-		if err != nil {
-			return nil, fmt.Errorf("get session: %w", err)
-		}
-		return s, nil
+	s, err := p.be.getSession(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("get session: %w", err)
 	}
-	t := &p.t
-	for {
-		p.mu.Lock()
-		if p.closed {
-			p.mu.Unlock()
-			return nil, fmt.Errorf("get session: %w", ErrPoolClosed)
-		}
-		now := p.nowNanos()
-		if p.strategy == UseUntilFailure && t.last != nil && t.last.usableAt(now) {
-			s := t.last
-			p.mu.Unlock()
-			return s, nil
-		}
-		if len(t.all)+t.pending < p.maxSize {
-			t.pending++
-			p.mu.Unlock()
-			return p.createReserved(ctx)
-		}
-		if len(t.all) == 0 {
-			// Every slot is being filled by other callers: wait for one.
-			if t.wait == nil {
-				t.wait = make(chan struct{})
-			}
-			wait := t.wait
-			p.mu.Unlock()
-			select {
-			case <-wait:
-				continue
-			case <-ctx.Done():
-				return nil, fmt.Errorf("get session: %w", ctx.Err())
-			}
-		}
-		var s *Session
-		if p.strategy == RoundRobin {
-			if t.rr >= len(t.all) {
-				t.rr = 0
-			}
-			s = t.all[t.rr]
-			t.rr++
-		} else {
-			s = t.pickRandom()
-		}
-		if s.usableAt(now) {
-			if p.strategy == UseUntilFailure {
-				t.last = s
-			}
-			p.mu.Unlock()
-			return s, nil
-		}
-		t.evictUnusable(now)
-		if s.idx >= 0 { // retired but its event not yet handled by the table
-			t.remove(s)
-		}
-		if p.strategy == RoundRobin {
-			// Resume the cycle at the evicted pick's slot, which now holds
-			// the session swapped into it; the new one goes at the end.
-			t.rr--
-		}
-		t.pending++
-		p.mu.Unlock()
-		return p.createReserved(ctx)
-	}
+	return s, nil
 }
 
 // isClosed reports whether Teardown was called.
@@ -261,32 +159,9 @@ func (p *Pool) isClosed() bool {
 	return p.closed
 }
 
-// createReserved builds a session for a slot reserved by GetSession and
-// adds it.
-func (p *Pool) createReserved(ctx context.Context) (*Session, error) {
-	s, err := p.build(ctx, p.defaults, true)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.t.pending--
-	p.t.wakeWaiters()
-	if err != nil {
-		return nil, fmt.Errorf("get session: %w", err)
-	}
-	if p.closed {
-		return nil, fmt.Errorf("get session: %w", ErrPoolClosed)
-	}
-	if err := p.insertLocked(s); err != nil {
-		return nil, fmt.Errorf("get session: %w", err)
-	}
-	if p.strategy == UseUntilFailure {
-		p.t.last = s
-	}
-	return s, nil
-}
-
 // build makes a new, not yet held session from merged options, with
 // CreateSessionFunc when set. Without it, the session's ID (when not given)
-// is assigned by insertLocked.
+// is left to the backend that adds it.
 func (p *Pool) build(ctx context.Context, o SessionOptions, defaults bool) (*Session, error) {
 	if p.create == nil {
 		data := p.defaultsData
@@ -308,26 +183,6 @@ func (p *Pool) build(ctx context.Context, o SessionOptions, defaults bool) (*Ses
 	return s, nil
 }
 
-// insertLocked adds a newly built session, giving it a fresh ID when it has
-// none. A usable session holding its ID makes it fail with ErrSessionExists;
-// an unusable one is evicted.
-func (p *Pool) insertLocked(s *Session) error {
-	t := &p.t
-	if s.idx >= 0 {
-		return fmt.Errorf("add session %q: %w", s.id, ErrForeignSession)
-	}
-	if s.id == "" {
-		s.id = t.uniqueID()
-	} else if held := t.byID[s.id]; held != nil {
-		if held.usableAt(p.nowNanos()) {
-			return fmt.Errorf("add session %q: %w", s.id, ErrSessionExists)
-		}
-		t.remove(held)
-	}
-	t.add(s)
-	return nil
-}
-
 // newSession builds a session from merged, validated options; data is the
 // JSON of its user data. The ID stays "" when not given.
 func (p *Pool) newSession(o SessionOptions, data []byte) *Session {
@@ -345,7 +200,7 @@ func (p *Pool) newSession(o SessionOptions, data []byte) *Session {
 			hidx:     -1,
 		},
 	}
-	s.jar.track = p.rb != nil
+	p.be.prepare(s)
 	s.publishLocked() // s is not shared yet
 	return s
 }
@@ -374,9 +229,7 @@ func (p *Pool) NewSession(opts SessionOptions) (*Session, error) {
 	}
 	s := p.newSession(o, data)
 	if s.id == "" {
-		p.mu.Lock()
-		s.id = p.t.uniqueID()
-		p.mu.Unlock()
+		s.id = p.be.uniqueID()
 	}
 	return s, nil
 }
@@ -395,47 +248,8 @@ func (p *Pool) AddSession(ctx context.Context, opts SessionOptions) (*Session, e
 	if errs := o.validate(""); len(errs) > 0 {
 		return nil, fmt.Errorf("add session: %w", errors.Join(errs...))
 	}
-	if p.rb != nil {
-		if p.isClosed() {
-			return nil, fmt.Errorf("add session: %w", ErrPoolClosed)
-		}
-		s, err := p.build(ctx, o, false)
-		if err != nil {
-			return nil, fmt.Errorf("add session: %w", err)
-		}
-		if s, err = p.rb.addSession(ctx, p, s, o.ID != ""); err != nil {
-			return nil, fmt.Errorf("add session: %w", err)
-		}
-		return s, nil
-	}
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return nil, fmt.Errorf("add session: %w", ErrPoolClosed)
-	}
-	now := p.nowNanos()
-	if held := p.t.byID[o.ID]; o.ID != "" && held != nil {
-		if held.usableAt(now) {
-			p.mu.Unlock()
-			return nil, fmt.Errorf("add session %q: %w", o.ID, ErrSessionExists)
-		}
-		p.t.remove(held)
-	}
-	if len(p.t.all) >= p.maxSize {
-		p.t.evictUnusable(now)
-	}
-	p.mu.Unlock()
-
-	s, err := p.build(ctx, o, false)
+	s, err := p.be.addSession(ctx, o)
 	if err != nil {
-		return nil, fmt.Errorf("add session: %w", err)
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return nil, fmt.Errorf("add session: %w", ErrPoolClosed)
-	}
-	if err := p.insertLocked(s); err != nil {
 		return nil, fmt.Errorf("add session: %w", err)
 	}
 	return s, nil
@@ -447,26 +261,10 @@ func (p *Pool) GetSessionByID(ctx context.Context, id string) (*Session, error) 
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("get session %q: %w", id, err)
 	}
-	if p.rb != nil {
-		if p.isClosed() {
-			return nil, fmt.Errorf("get session %q: %w", id, ErrPoolClosed)
-		}
-		s, err := p.rb.getByID(ctx, p, id)
-		if err != nil {
-			return nil, fmt.Errorf("get session %q: %w", id, err)
-		}
-		if s == nil || !s.IsUsable() {
-			return nil, fmt.Errorf("get session %q: %w", id, ErrSessionNotFound)
-		}
-		return s, nil
+	s, err := p.be.getByID(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("get session %q: %w", id, err)
 	}
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return nil, fmt.Errorf("get session %q: %w", id, ErrPoolClosed)
-	}
-	s := p.t.byID[id]
-	p.mu.Unlock()
 	if s == nil || !s.IsUsable() {
 		return nil, fmt.Errorf("get session %q: %w", id, ErrSessionNotFound)
 	}
@@ -474,54 +272,25 @@ func (p *Pool) GetSessionByID(ctx context.Context, id string) (*Session, error) 
 }
 
 // UsableSessionsCount returns the number of held sessions that are usable.
+// With a Redis pool, errors go to RedisOptions.OnError and the count is 0.
 func (p *Pool) UsableSessionsCount() int {
-	if p.rb != nil {
-		held, retired, expired := p.remoteCounts()
-		return held - retired - expired
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.t.all) - p.t.unusable(p.nowNanos())
+	usable, _ := p.be.counts()
+	return usable
 }
 
 // RetiredSessionsCount returns the number of held sessions that are not
-// usable (retired, blocked, worn out or expired) and not yet evicted.
+// usable (retired, blocked, worn out or expired) and not yet evicted. With a
+// Redis pool, errors go to RedisOptions.OnError and the count is 0.
 func (p *Pool) RetiredSessionsCount() int {
-	if p.rb != nil {
-		_, retired, expired := p.remoteCounts()
-		return retired + expired
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.t.unusable(p.nowNanos())
-}
-
-// remoteCounts reads the counts of a Redis pool; errors go to OnStoreError.
-func (p *Pool) remoteCounts() (held, retired, expired int) {
-	held, retired, expired, err := p.rb.counts(context.Background(), p)
-	if err != nil {
-		p.rb.report(fmt.Errorf("count sessions: %w", err))
-		return 0, 0, 0
-	}
-	return held, retired, expired
+	_, unusable := p.be.counts()
+	return unusable
 }
 
 // Sessions returns the held sessions, usable or not, in no particular order.
 // With a Redis pool they are copies read from the server; errors go to
-// OnStoreError: nil is returned when the server cannot be read, and a
-// session whose data does not parse is left out.
-func (p *Pool) Sessions() []*Session {
-	if p.rb != nil {
-		ss, err := p.rb.sessions(context.Background(), p)
-		if err != nil {
-			p.rb.report(fmt.Errorf("list sessions: %w", err))
-		}
-		return ss
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return slices.Clone(p.t.all)
-}
+// RedisOptions.OnError: nil is returned when the server cannot be read, and
+// a session whose data does not parse is left out.
+func (p *Pool) Sessions() []*Session { return p.be.sessions() }
 
 // State returns both counts and every held session's state. The session
 // list is copied under the pool's lock; each session is then read under its
@@ -544,14 +313,7 @@ func (p *Pool) State() PoolState {
 // snapshot copies the held sessions' states (without cookies) and counts
 // the usable ones at now. The pool lock is held only to copy the pointers.
 func (p *Pool) snapshot(now time.Time) ([]sessionSnap, int) {
-	var all []*Session
-	if p.rb != nil {
-		all = p.Sessions()
-	} else {
-		p.mu.Lock()
-		all = slices.Clone(p.t.all)
-		p.mu.Unlock()
-	}
+	all := p.be.sessions()
 	nowNs := now.UnixNano()
 	snaps := make([]sessionSnap, len(all))
 	usable := 0
@@ -565,12 +327,10 @@ func (p *Pool) snapshot(now time.Time) ([]sessionSnap, int) {
 }
 
 // sessionRetired is called by a session of this pool, outside its lock, once
-// when its retired flag is set: the table moves it to its retired list, then
-// the subscribers run, outside every lock.
+// when a mark on it set its retired flag: the backend is told, then the
+// subscribers run, outside every lock.
 func (p *Pool) sessionRetired(s *Session) {
-	p.mu.Lock()
-	p.t.markRetired(s)
-	p.mu.Unlock()
+	p.be.retired(s)
 	p.fireRetired(s)
 }
 
@@ -586,14 +346,10 @@ func (p *Pool) Teardown(ctx context.Context) error {
 		return nil
 	}
 	p.closed = true
-	p.t.wakeWaiters()
 	p.mu.Unlock()
 	close(p.stop)
-	if p.rb != nil {
-		if err := p.rb.close(); err != nil {
-			return fmt.Errorf("teardown: %w", err)
-		}
-		return nil
+	if err := p.be.close(); err != nil {
+		return fmt.Errorf("teardown: %w", err)
 	}
 	if p.done != nil {
 		p.stopCancel()

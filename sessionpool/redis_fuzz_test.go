@@ -11,14 +11,12 @@ import (
 // fuzzBackend is a Redis backend that is never connected, on a pool that
 // owns no goroutine and is never torn down: enough for the parsers, which
 // only read what a server returned.
-func fuzzBackend(t *testing.T) (*Pool, *redisBackend) {
+func fuzzBackend(t *testing.T) *redisBackend {
 	p, err := Open(context.Background(), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &redisBackend{name: "redis://fuzz"}
-	p.rb = b
-	return p, b
+	return &redisBackend{p: p, name: "redis://fuzz"}
 }
 
 // FuzzRedisRecord: whatever a session's record on the server holds,
@@ -31,8 +29,8 @@ func FuzzRedisRecord(f *testing.F) {
 	f.Add("1 2 3 0 50 3 0.5 1 2\n")
 	f.Add("not a record")
 	f.Fuzz(func(t *testing.T, rec string) {
-		p, b := fuzzBackend(t)
-		s, err := b.sessionFrom(p, "session_fuzz", rec, nil)
+		b := fuzzBackend(t)
+		s, err := b.sessionFrom("session_fuzz", rec, nil)
 		if err != nil {
 			if !errors.Is(err, ErrInvalidState) {
 				t.Fatalf("error %v does not wrap ErrInvalidState", err)
@@ -43,7 +41,7 @@ func FuzzRedisRecord(f *testing.F) {
 		head, tail := recordParts(s)
 		s.mu.Unlock()
 		again := head + " " + strconv.FormatInt(micros(s.created), 10) + " " + strconv.FormatInt(micros(s.expires), 10) + tail
-		s2, err := b.sessionFrom(p, "session_fuzz", again, nil)
+		s2, err := b.sessionFrom("session_fuzz", again, nil)
 		if err != nil {
 			t.Fatalf("the record written for %q does not read back: %v", rec, err)
 		}
@@ -90,7 +88,7 @@ func FuzzRedisEvent(f *testing.F) {
 	f.Add(`{"c":[1,2]}`)
 	f.Add(`{not json`)
 	f.Fuzz(func(t *testing.T, payload string) {
-		p, _ := fuzzBackend(t)
-		decodeEvent(p, payload)
+		b := fuzzBackend(t)
+		b.decodeEvent(payload)
 	})
 }

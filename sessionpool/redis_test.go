@@ -1,10 +1,12 @@
-package sessionpool
+package sessionpool_test
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -15,7 +17,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/sessionproxy/sessionproxy/internal/redistest"
+	"github.com/sessionproxy/sessionproxy/sessionpool"
+	"github.com/sessionproxy/sessionproxy/sessionpool/sessionpooltest"
 )
 
 // The Redis backend's own tests: several pools on one server stand for
@@ -29,12 +32,12 @@ const eventTimeout = 20 * time.Second
 
 // redisPools opens n pools sharing one key on the shared server (n
 // processes, as far as the pool can tell).
-func redisPools(t *testing.T, n int, opts Options) []*Pool {
+func redisPools(t *testing.T, n int, opts sessionpool.Options) []*sessionpool.Pool {
 	t.Helper()
-	opts = backend{redis: true}.options(t, opts)
-	out := make([]*Pool, n)
+	opts = redisBackend().Options(t, opts)
+	out := make([]*sessionpool.Pool, n)
 	for i := range out {
-		out[i] = openPool(t, opts)
+		out[i] = sessionpooltest.OpenPool(t, opts)
 	}
 	return out
 }
@@ -52,20 +55,17 @@ func redisClient(t testing.TB, rawURL string) *redis.Client {
 	return c
 }
 
-// key returns one of p's Redis keys ("held", "s:ID", ...).
-func key(p *Pool, name string) string { return p.rb.pfx + name }
-
 // eventLog records a pool's retirement events and lets a test wait for one.
 type eventLog struct {
 	mu     sync.Mutex
 	counts map[string]int
-	states map[string]SessionState
+	states map[string]sessionpool.SessionState
 	ch     chan string // every event's ID
 }
 
-func logEvents(p *Pool) *eventLog {
-	l := &eventLog{counts: map[string]int{}, states: map[string]SessionState{}, ch: make(chan string, 10000)}
-	p.OnSessionRetired(func(st SessionState) {
+func logEvents(p *sessionpool.Pool) *eventLog {
+	l := &eventLog{counts: map[string]int{}, states: map[string]sessionpool.SessionState{}, ch: make(chan string, 10000)}
+	p.OnSessionRetired(func(st sessionpool.SessionState) {
 		l.mu.Lock()
 		l.counts[st.ID]++
 		l.states[st.ID] = st
@@ -81,7 +81,7 @@ func (l *eventLog) count(id string) int {
 	return l.counts[id]
 }
 
-func (l *eventLog) state(id string) SessionState {
+func (l *eventLog) state(id string) sessionpool.SessionState {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.states[id]
@@ -108,12 +108,8 @@ func (l *eventLog) waitFor(t *testing.T, what, id string) {
 	}
 }
 
-func setCookieResponse(u *url.URL, lines ...string) *http.Response {
-	return &http.Response{Header: http.Header{"Set-Cookie": lines}, Request: &http.Request{URL: u}}
-}
-
 // cookieNames returns the names of the cookies s sends to u, sorted.
-func cookieNames(s *Session, u *url.URL) []string {
+func cookieNames(s *sessionpool.Session, u *url.URL) []string {
 	var out []string
 	for _, c := range s.Cookies(u) {
 		out = append(out, c.Name+"="+c.Value)
@@ -122,31 +118,22 @@ func cookieNames(s *Session, u *url.URL) []string {
 	return out
 }
 
-func mustGetByID(t testing.TB, p *Pool, id string) *Session {
-	t.Helper()
-	s, err := p.GetSessionByID(context.Background(), id)
-	if err != nil {
-		t.Fatalf("GetSessionByID(%s): %v", id, err)
-	}
-	return s
-}
-
 // TestRedisPoolsShareSessions: a session one pool creates is found by ID in
 // another with everything it holds, and the marks of both add up.
 func TestRedisPoolsShareSessions(t *testing.T) {
 	ctx := context.Background()
-	clock := newFakeClock()
-	ps := redisPools(t, 2, Options{MaxPoolSize: 10, Now: clock.Now})
+	clock := sessionpooltest.NewClock()
+	ps := redisPools(t, 2, sessionpool.Options{MaxPoolSize: 10, Now: clock.Now})
 	p, q := ps[0], ps[1]
 	u, _ := url.Parse("https://shop.example.com/cart")
 	upstream := "http://user:secret@10.0.0.7:3128"
-	s := addSession(t, p, SessionOptions{ProxyURL: upstream, UserData: map[string]any{"k": "v", "n": 3}, MaxUsageCount: 1000, MaxErrorScore: 1000, ErrorScoreDecrement: 0.25, MaxAge: time.Hour})
-	if err := s.Commit(ctx, setCookieResponse(u, "a=1; Path=/", "b=2; Domain=example.com; Path=/; Secure; HttpOnly"), Good); err != nil {
+	s := sessionpooltest.AddSession(t, p, sessionpool.SessionOptions{ProxyURL: upstream, UserData: map[string]any{"k": "v", "n": 3}, MaxUsageCount: 1000, MaxErrorScore: 1000, ErrorScoreDecrement: 0.25, MaxAge: time.Hour})
+	if err := s.Commit(ctx, sessionpooltest.SetCookieResponse(u, "a=1; Path=/", "b=2; Domain=example.com; Path=/; Secure; HttpOnly"), sessionpool.Good); err != nil {
 		t.Fatal(err)
 	}
 	s.MarkBad()
 
-	got := mustGetByID(t, q, s.ID())
+	got := sessionpooltest.MustGetByID(t, q, s.ID())
 	if got.ProxyURL() != upstream || got.UserData()["k"] != "v" || got.UserData()["n"] != 3.0 ||
 		got.UsageCount() != 2 || got.ErrorScore() != 1 || got.MaxUsageCount() != 1000 || got.MaxErrorScore() != 1000 ||
 		got.State().ErrorScoreDecrement != 0.25 || !got.CreatedAt().Equal(s.CreatedAt()) || !got.ExpiresAt().Equal(clock.Now().Add(time.Hour)) {
@@ -160,13 +147,13 @@ func TestRedisPoolsShareSessions(t *testing.T) {
 	}
 	// Both pools' GetSession see it too (the pool holds one session, far
 	// from full: GetSession fills first, so ask by ID and count).
-	if n := heldCount(q); n != 1 {
+	if n := sessionpooltest.HeldCount(q); n != 1 {
 		t.Errorf("the other pool counts %d sessions", n)
 	}
 
 	// Marks from both pools, concurrently, add up: s1 takes only MarkBad
 	// (its score and uses both count them), s2 only MarkGood.
-	s2 := addSession(t, q, SessionOptions{MaxUsageCount: 1000})
+	s2 := sessionpooltest.AddSession(t, q, sessionpool.SessionOptions{MaxUsageCount: 1000})
 	const perGoroutine, goroutinesPerPool = 40, 4
 	var wg sync.WaitGroup
 	start := make(chan struct{})
@@ -175,7 +162,7 @@ func TestRedisPoolsShareSessions(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				a, b := mustGetByID(t, pool, s.ID()), mustGetByID(t, pool, s2.ID())
+				a, b := sessionpooltest.MustGetByID(t, pool, s.ID()), sessionpooltest.MustGetByID(t, pool, s2.ID())
 				<-start
 				for range perGoroutine {
 					a.MarkBad()
@@ -188,7 +175,7 @@ func TestRedisPoolsShareSessions(t *testing.T) {
 	wg.Wait()
 	total := 2 * goroutinesPerPool * perGoroutine
 	for _, pool := range ps {
-		a, b := mustGetByID(t, pool, s.ID()), mustGetByID(t, pool, s2.ID())
+		a, b := sessionpooltest.MustGetByID(t, pool, s.ID()), sessionpooltest.MustGetByID(t, pool, s2.ID())
 		if a.UsageCount() != 2+total || a.ErrorScore() != float64(1+total) || b.UsageCount() != total || b.ErrorScore() != 0 {
 			t.Errorf("after %d marks from both pools: s uses %d score %v, s2 uses %d score %v", total, a.UsageCount(), a.ErrorScore(), b.UsageCount(), b.ErrorScore())
 		}
@@ -199,8 +186,8 @@ func TestRedisPoolsShareSessions(t *testing.T) {
 		t.Errorf("the first copy after one more mark: uses %d score %v", s.UsageCount(), s.ErrorScore())
 	}
 	// Sessions of other keys are not shared.
-	other := redisPools(t, 1, Options{})[0]
-	if _, err := other.GetSessionByID(ctx, s.ID()); !errors.Is(err, ErrSessionNotFound) {
+	other := redisPools(t, 1, sessionpool.Options{})[0]
+	if _, err := other.GetSessionByID(ctx, s.ID()); !errors.Is(err, sessionpool.ErrSessionNotFound) {
 		t.Errorf("a pool with another key found the session: %v", err)
 	}
 }
@@ -214,9 +201,9 @@ func TestRedisMaxPoolSizeAcrossPools(t *testing.T) {
 		iterations = 300
 	)
 	ctx := context.Background()
-	ps := redisPools(t, 2, Options{MaxPoolSize: maxSize, SessionOptions: SessionOptions{MaxUsageCount: 5}})
-	rc := redisClient(t, sharedRedis(t).URL(0))
-	heldKey := key(ps[0], "held")
+	ps := redisPools(t, 2, sessionpool.Options{MaxPoolSize: maxSize, SessionOptions: sessionpool.SessionOptions{MaxUsageCount: 5}})
+	rc := redisClient(t, shared.Server(t).URL(0))
+	heldKey := sessionpool.RedisKey(ps[0], "held")
 	var (
 		maxSeen  atomic.Int64
 		samples  atomic.Int64
@@ -291,7 +278,7 @@ func TestRedisMaxPoolSizeAcrossPools(t *testing.T) {
 		t.Errorf("held at most %d sessions (MaxPoolSize %d) in %d samples", m, maxSize, samples.Load())
 	}
 	for _, p := range ps {
-		if n := heldCount(p); n > maxSize {
+		if n := sessionpooltest.HeldCount(p); n > maxSize {
 			t.Errorf("the pools hold %d sessions at the end", n)
 		}
 	}
@@ -311,13 +298,13 @@ func TestRedisMaxPoolSizeAcrossPools(t *testing.T) {
 // pub/sub in the other), even when both retire the session at once.
 func TestRedisRetiredEventOncePerPool(t *testing.T) {
 	ctx := context.Background()
-	ps := redisPools(t, 2, Options{MaxPoolSize: 100})
+	ps := redisPools(t, 2, sessionpool.Options{MaxPoolSize: 100})
 	p, q := ps[0], ps[1]
 	lp, lq := logEvents(p), logEvents(q)
 	u, _ := url.Parse("https://example.com/")
 
 	// One pool retires: its event is synchronous, the other's follows.
-	s := addSession(t, p, SessionOptions{ProxyURL: "http://10.0.0.1:8080", UserData: map[string]any{"u": "x"}})
+	s := sessionpooltest.AddSession(t, p, sessionpool.SessionOptions{ProxyURL: "http://10.0.0.1:8080", UserData: map[string]any{"u": "x"}})
 	s.SetCookies(u, []*http.Cookie{{Name: "sid", Value: "42"}})
 	s.MarkBad()
 	s.Retire()
@@ -335,13 +322,13 @@ func TestRedisRetiredEventOncePerPool(t *testing.T) {
 	const rounds = 25
 	var ids []string
 	for range rounds {
-		a := addSession(t, p, SessionOptions{})
-		b := mustGetByID(t, q, a.ID())
+		a := sessionpooltest.AddSession(t, p, sessionpool.SessionOptions{})
+		b := sessionpooltest.MustGetByID(t, q, a.ID())
 		ids = append(ids, a.ID())
 		start := make(chan struct{})
 		var wg sync.WaitGroup
 		retire := []func(){a.Retire, func() { // both ways of retiring
-			if err := b.Commit(ctx, nil, Retire); err != nil {
+			if err := b.Commit(ctx, nil, sessionpool.Retire); err != nil {
 				t.Error(err)
 			}
 		}}
@@ -362,9 +349,9 @@ func TestRedisRetiredEventOncePerPool(t *testing.T) {
 	// Markers: every event published before a marker reaches the other
 	// pool before the marker does, so once the markers are in, a second
 	// event for any session would have been counted.
-	mq := addSession(t, q, SessionOptions{})
+	mq := sessionpooltest.AddSession(t, q, sessionpool.SessionOptions{})
 	mq.Retire()
-	mp := addSession(t, p, SessionOptions{})
+	mp := sessionpooltest.AddSession(t, p, sessionpool.SessionOptions{})
 	mp.Retire()
 	lp.waitFor(t, "pool p", mq.ID())
 	lq.waitFor(t, "pool q", mp.ID())
@@ -372,7 +359,7 @@ func TestRedisRetiredEventOncePerPool(t *testing.T) {
 		if cp, cq := lp.count(id), lq.count(id); cp != 1 || cq != 1 {
 			t.Errorf("session %s: %d events in p, %d in q; want 1 and 1", id, cp, cq)
 		}
-		if st := stateOf(t, p, id); st.UsageCount != 1 || !st.Retired {
+		if st := sessionpooltest.StateOf(t, p, id); st.UsageCount != 1 || !st.Retired {
 			t.Errorf("session %s retired twice at once: uses %d retired %v", id, st.UsageCount, st.Retired)
 		}
 	}
@@ -386,24 +373,24 @@ func TestRedisRetiredEventOncePerPool(t *testing.T) {
 // jar), and deletes what any copy deletes.
 func TestRedisCookiesMerged(t *testing.T) {
 	ctx := context.Background()
-	ps := redisPools(t, 2, Options{})
+	ps := redisPools(t, 2, sessionpool.Options{})
 	p, q := ps[0], ps[1]
 	u, _ := url.Parse("https://example.com/")
-	s := addSession(t, p, SessionOptions{MaxUsageCount: 1000})
+	s := sessionpooltest.AddSession(t, p, sessionpool.SessionOptions{MaxUsageCount: 1000})
 	const rounds = 20
 	var want []string
 	for i := range rounds {
-		c1, c2 := mustGetByID(t, p, s.ID()), mustGetByID(t, q, s.ID())
+		c1, c2 := sessionpooltest.MustGetByID(t, p, s.ID()), sessionpooltest.MustGetByID(t, q, s.ID())
 		n1, n2 := fmt.Sprintf("a%02d=%d", i, i), fmt.Sprintf("b%02d=%d", i, i)
 		want = append(want, n1, n2)
 		start := make(chan struct{})
 		var wg sync.WaitGroup
-		for c, line := range map[*Session]string{c1: n1 + "; Path=/", c2: n2 + "; Path=/"} {
+		for c, line := range map[*sessionpool.Session]string{c1: n1 + "; Path=/", c2: n2 + "; Path=/"} {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				<-start
-				if err := c.Commit(ctx, setCookieResponse(u, line), Good); err != nil {
+				if err := c.Commit(ctx, sessionpooltest.SetCookieResponse(u, line), sessionpool.Good); err != nil {
 					t.Error(err)
 				}
 			}()
@@ -413,7 +400,7 @@ func TestRedisCookiesMerged(t *testing.T) {
 	}
 	slices.Sort(want)
 	for _, pool := range ps {
-		got := mustGetByID(t, pool, s.ID())
+		got := sessionpooltest.MustGetByID(t, pool, s.ID())
 		if names := cookieNames(got, u); !slices.Equal(names, want) {
 			t.Fatalf("after concurrent commits the server holds %v, want %v", names, want)
 		}
@@ -423,32 +410,32 @@ func TestRedisCookiesMerged(t *testing.T) {
 	}
 
 	// A copy that never saw a cookie still deletes it on the server.
-	stale := mustGetByID(t, q, s.ID())
-	fresh := mustGetByID(t, p, s.ID())
-	if err := fresh.Commit(ctx, setCookieResponse(u, "late=1; Path=/"), NoMark); err != nil {
+	stale := sessionpooltest.MustGetByID(t, q, s.ID())
+	fresh := sessionpooltest.MustGetByID(t, p, s.ID())
+	if err := fresh.Commit(ctx, sessionpooltest.SetCookieResponse(u, "late=1; Path=/"), sessionpool.NoMark); err != nil {
 		t.Fatal(err)
 	}
-	if err := stale.Commit(ctx, setCookieResponse(u, "late=; Path=/; Max-Age=0", "a00=; Path=/; Max-Age=0"), NoMark); err != nil {
+	if err := stale.Commit(ctx, sessionpooltest.SetCookieResponse(u, "late=; Path=/; Max-Age=0", "a00=; Path=/; Max-Age=0"), sessionpool.NoMark); err != nil {
 		t.Fatal(err)
 	}
-	names := cookieNames(mustGetByID(t, p, s.ID()), u)
+	names := cookieNames(sessionpooltest.MustGetByID(t, p, s.ID()), u)
 	if slices.Contains(names, "late=1") || slices.Contains(names, "a00=0") || len(names) != len(want)-1 {
 		t.Errorf("after Max-Age=0 from a copy without the cookies: %v", names)
 	}
 	// ... unless the cookie is Secure and the response came over http
 	// (leave secure cookies alone).
-	if err := fresh.Commit(ctx, setCookieResponse(u, "sec=1; Path=/; Secure"), NoMark); err != nil {
+	if err := fresh.Commit(ctx, sessionpooltest.SetCookieResponse(u, "sec=1; Path=/; Secure"), sessionpool.NoMark); err != nil {
 		t.Fatal(err)
 	}
 	plain, _ := url.Parse("http://example.com/")
-	if err := stale.Commit(ctx, setCookieResponse(plain, "sec=; Path=/; Max-Age=0", "b00=; Path=/; Max-Age=0"), NoMark); err != nil {
+	if err := stale.Commit(ctx, sessionpooltest.SetCookieResponse(plain, "sec=; Path=/; Max-Age=0", "b00=; Path=/; Max-Age=0"), sessionpool.NoMark); err != nil {
 		t.Fatal(err)
 	}
-	names = cookieNames(mustGetByID(t, p, s.ID()), u)
+	names = cookieNames(sessionpooltest.MustGetByID(t, p, s.ID()), u)
 	if !slices.Contains(names, "sec=1") || slices.Contains(names, "b00=0") {
 		t.Errorf("an http response deleted a Secure cookie it never saw, or failed to delete a plain one: %v", names)
 	}
-	if got := mustGetByID(t, p, s.ID()).UsageCount(); got != 2*rounds {
+	if got := sessionpooltest.MustGetByID(t, p, s.ID()).UsageCount(); got != 2*rounds {
 		t.Errorf("NoMark counted uses: %d", got)
 	}
 }
@@ -457,12 +444,12 @@ func TestRedisCookiesMerged(t *testing.T) {
 // expired session is never returned, counts as retired, and is evicted.
 func TestRedisKeyExpiry(t *testing.T) {
 	ctx := context.Background()
-	clock := newFakeClock()
-	p := redisPools(t, 1, Options{MaxPoolSize: 2, Now: clock.Now})[0]
-	rc := redisClient(t, sharedRedis(t).URL(0))
+	clock := sessionpooltest.NewClock()
+	p := redisPools(t, 1, sessionpool.Options{MaxPoolSize: 2, Now: clock.Now})[0]
+	rc := redisClient(t, shared.Server(t).URL(0))
 	u, _ := url.Parse("https://example.com/")
-	short := addSession(t, p, SessionOptions{MaxAge: time.Minute})
-	long := addSession(t, p, SessionOptions{MaxAge: time.Hour})
+	short := sessionpooltest.AddSession(t, p, sessionpool.SessionOptions{MaxAge: time.Minute})
+	long := sessionpooltest.AddSession(t, p, sessionpool.SessionOptions{MaxAge: time.Hour})
 	short.SetCookies(u, []*http.Cookie{{Name: "c", Value: "1"}})
 	// The TTL runs on the server's clock: within a second of MaxAge.
 	ttl := func(k string) time.Duration {
@@ -474,39 +461,39 @@ func TestRedisKeyExpiry(t *testing.T) {
 		return d
 	}
 	for k, maxAge := range map[string]time.Duration{
-		key(p, "s:"+short.ID()): time.Minute, key(p, "c:"+short.ID()): time.Minute, key(p, "s:"+long.ID()): time.Hour,
+		sessionpool.RedisKey(p, "s:"+short.ID()): time.Minute, sessionpool.RedisKey(p, "c:"+short.ID()): time.Minute, sessionpool.RedisKey(p, "s:"+long.ID()): time.Hour,
 	} {
 		if d := ttl(k); d > maxAge || d < maxAge-5*time.Second {
 			t.Errorf("PTTL %s = %v, want about %v", k, d, maxAge)
 		}
 	}
-	if n, _ := rc.Exists(ctx, key(p, "c:"+long.ID())).Result(); n != 0 {
+	if n, _ := rc.Exists(ctx, sessionpool.RedisKey(p, "c:"+long.ID())).Result(); n != 0 {
 		t.Errorf("a session without cookies has a cookie key")
 	}
 	// A session CreateSessionFunc seeded with cookies gets its cookie key
 	// with its TTL when it is added.
-	seeded := redisPools(t, 1, Options{Now: clock.Now, SessionOptions: SessionOptions{MaxAge: 30 * time.Second},
-		CreateSessionFunc: func(ctx context.Context, p *Pool, o SessionOptions) (*Session, error) {
+	seeded := redisPools(t, 1, sessionpool.Options{Now: clock.Now, SessionOptions: sessionpool.SessionOptions{MaxAge: 30 * time.Second},
+		CreateSessionFunc: func(ctx context.Context, p *sessionpool.Pool, o sessionpool.SessionOptions) (*sessionpool.Session, error) {
 			s, err := p.NewSession(o)
 			if err == nil {
 				s.SetCookies(u, []*http.Cookie{{Name: "pre", Value: "1"}})
 			}
 			return s, err
 		}})[0]
-	ss := getN(t, seeded, 1)[0]
-	if d := ttl(key(seeded, "c:"+ss.ID())); d > 30*time.Second || d < 25*time.Second {
+	ss := sessionpooltest.GetN(t, seeded, 1)[0]
+	if d := ttl(sessionpool.RedisKey(seeded, "c:"+ss.ID())); d > 30*time.Second || d < 25*time.Second {
 		t.Errorf("PTTL of a seeded session's cookies = %v, want about 30s", d)
 	}
 
 	clock.Advance(time.Minute)
-	if _, err := p.GetSessionByID(ctx, short.ID()); !errors.Is(err, ErrSessionNotFound) {
+	if _, err := p.GetSessionByID(ctx, short.ID()); !errors.Is(err, sessionpool.ErrSessionNotFound) {
 		t.Errorf("expired session by ID: %v", err)
 	}
 	if p.UsableSessionsCount() != 1 || p.RetiredSessionsCount() != 1 {
 		t.Errorf("usable %d retired %d, want 1 and 1", p.UsableSessionsCount(), p.RetiredSessionsCount())
 	}
 	for i := 0; ; i++ {
-		s := getN(t, p, 1)[0]
+		s := sessionpooltest.GetN(t, p, 1)[0]
 		if s.ID() == short.ID() {
 			t.Fatal("GetSession returned an expired session")
 		}
@@ -517,12 +504,12 @@ func TestRedisKeyExpiry(t *testing.T) {
 			t.Fatal("the expired session was never picked")
 		}
 	}
-	for _, k := range []string{key(p, "s:"+short.ID()), key(p, "c:"+short.ID())} {
+	for _, k := range []string{sessionpool.RedisKey(p, "s:"+short.ID()), sessionpool.RedisKey(p, "c:"+short.ID())} {
 		if n, _ := rc.Exists(ctx, k).Result(); n != 0 {
 			t.Errorf("%s survived the eviction", k)
 		}
 	}
-	if ok, _ := rc.SIsMember(ctx, key(p, "held"), short.ID()).Result(); ok {
+	if ok, _ := rc.SIsMember(ctx, sessionpool.RedisKey(p, "held"), short.ID()).Result(); ok {
 		t.Errorf("the evicted session is still held")
 	}
 	if p.RetiredSessionsCount() != 0 || p.UsableSessionsCount() != 2 {
@@ -532,18 +519,18 @@ func TestRedisKeyExpiry(t *testing.T) {
 	// The server drops a session's keys when their TTL runs out (forced
 	// here by an expiry in the past): the session is gone for every pool,
 	// even one whose clock has not caught up, and its ID is swept.
-	if err := rc.PExpireAt(ctx, key(p, "s:"+long.ID()), time.Unix(1, 0)).Err(); err != nil {
+	if err := rc.PExpireAt(ctx, sessionpool.RedisKey(p, "s:"+long.ID()), time.Unix(1, 0)).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.GetSessionByID(ctx, long.ID()); !errors.Is(err, ErrSessionNotFound) {
+	if _, err := p.GetSessionByID(ctx, long.ID()); !errors.Is(err, sessionpool.ErrSessionNotFound) {
 		t.Errorf("a session whose keys expired: %v", err)
 	}
 	for i := 0; ; i++ {
-		s := getN(t, p, 1)[0]
+		s := sessionpooltest.GetN(t, p, 1)[0]
 		if s.ID() == long.ID() {
 			t.Fatal("GetSession returned a session whose keys expired")
 		}
-		if ok, _ := rc.SIsMember(ctx, key(p, "held"), long.ID()).Result(); !ok {
+		if ok, _ := rc.SIsMember(ctx, sessionpool.RedisKey(p, "held"), long.ID()).Result(); !ok {
 			break
 		}
 		if i > 1000 {
@@ -561,7 +548,7 @@ func TestRedisKeyExpiry(t *testing.T) {
 func storeErrCheck(t *testing.T, what string, err error, addr, password string) {
 	t.Helper()
 	switch {
-	case !errors.Is(err, ErrStoreUnavailable):
+	case !errors.Is(err, sessionpool.ErrStoreUnavailable):
 		t.Errorf("%s: %v, want ErrStoreUnavailable", what, err)
 	case !strings.Contains(err.Error(), addr):
 		t.Errorf("%s: %v does not name the server %s", what, err, addr)
@@ -572,17 +559,17 @@ func storeErrCheck(t *testing.T, what string, err error, addr, password string) 
 
 // TestRedisUnavailable: with the server down every call fails with
 // ErrStoreUnavailable naming the server (never its password), the errors of
-// calls that return none reach OnStoreError, and the same pool works again
+// calls that return none reach OnError, and the same pool works again
 // once the server is back, with what it held.
 func TestRedisUnavailable(t *testing.T) {
 	ctx := context.Background()
 	const password = "s3cr3t-Pa55"
-	srv := redistest.Start(t, "--requirepass", password)
+	srv := sessionpooltest.Start(t, "--requirepass", password)
 	rawURL := "redis://:" + password + "@" + srv.Addr + "/0"
 	storeErrs := make(chan error, 100)
-	opts := Options{RedisURL: rawURL, PersistStateKey: "unavailable", OnStoreError: func(err error) { storeErrs <- err }}
-	p := openPool(t, opts)
-	// reported returns the error OnStoreError got during the last call (it
+	opts := sessionpool.Options{Redis: &sessionpool.RedisOptions{URL: rawURL, OnError: func(err error) { storeErrs <- err }}, PersistStateKey: "unavailable"}
+	p := sessionpooltest.OpenPool(t, opts)
+	// reported returns the error OnError got during the last call (it
 	// is called synchronously).
 	reported := func(what string) error {
 		t.Helper()
@@ -590,13 +577,13 @@ func TestRedisUnavailable(t *testing.T) {
 		case err := <-storeErrs:
 			return err
 		default:
-			t.Fatalf("%s: nothing reached OnStoreError", what)
+			t.Fatalf("%s: nothing reached OnError", what)
 			return nil
 		}
 	}
 	u, _ := url.Parse("https://example.com/")
-	kept := addSession(t, p, SessionOptions{ID: "kept", ProxyURL: "http://10.1.1.1:3128", UserData: map[string]any{"k": "v"}})
-	if err := kept.Commit(ctx, setCookieResponse(u, "c=1"), Good); err != nil {
+	kept := sessionpooltest.AddSession(t, p, sessionpool.SessionOptions{ID: "kept", ProxyURL: "http://10.1.1.1:3128", UserData: map[string]any{"k": "v"}})
+	if err := kept.Commit(ctx, sessionpooltest.SetCookieResponse(u, "c=1"), sessionpool.Good); err != nil {
 		t.Fatal(err)
 	}
 
@@ -605,25 +592,25 @@ func TestRedisUnavailable(t *testing.T) {
 	storeErrCheck(t, "GetSession", err, srv.Addr, password)
 	_, err = p.GetSessionByID(ctx, "kept")
 	storeErrCheck(t, "GetSessionByID", err, srv.Addr, password)
-	_, err = p.AddSession(ctx, SessionOptions{})
+	_, err = p.AddSession(ctx, sessionpool.SessionOptions{})
 	storeErrCheck(t, "AddSession", err, srv.Addr, password)
 	kept.MarkGood()
 	storeErrCheck(t, "MarkGood", reported("MarkGood"), srv.Addr, password)
 	kept.SetCookies(u, []*http.Cookie{{Name: "offline", Value: "1"}})
 	storeErrCheck(t, "SetCookies", reported("SetCookies"), srv.Addr, password)
-	storeErrCheck(t, "Commit", kept.Commit(ctx, nil, Good), srv.Addr, password)
+	storeErrCheck(t, "Commit", kept.Commit(ctx, nil, sessionpool.Good), srv.Addr, password)
 	storeErrCheck(t, "SetUserData", kept.SetUserData(map[string]any{"k": "w"}), srv.Addr, password)
 	if n := p.UsableSessionsCount(); n != 0 {
 		t.Errorf("count with the server down: %d", n)
 	}
 	storeErrCheck(t, "UsableSessionsCount", reported("UsableSessionsCount"), srv.Addr, password)
 	// Open does not need the server: a proxy may start before it.
-	q := openPool(t, opts)
+	q := sessionpooltest.OpenPool(t, opts)
 	_, err = q.GetSessionByID(ctx, "kept")
 	storeErrCheck(t, "GetSessionByID of a pool opened with the server down", err, srv.Addr, password)
 
 	srv.Start(t)
-	for _, pool := range []*Pool{p, q} {
+	for _, pool := range []*sessionpool.Pool{p, q} {
 		got, err := pool.GetSessionByID(ctx, "kept")
 		if err != nil {
 			t.Fatalf("after the server came back: %v", err)
@@ -635,7 +622,7 @@ func TestRedisUnavailable(t *testing.T) {
 	// The cookie set while the server was down reaches it with the next
 	// change of the copy.
 	kept.MarkGood()
-	if got := mustGetByID(t, q, "kept"); got.CookieString(u) != "c=1; offline=1" || got.UsageCount() != 2 {
+	if got := sessionpooltest.MustGetByID(t, q, "kept"); got.CookieString(u) != "c=1; offline=1" || got.UsageCount() != 2 {
 		t.Errorf("after reconnecting: cookies %q uses %d", got.CookieString(u), got.UsageCount())
 	}
 	if _, err := p.GetSession(ctx); err != nil {
@@ -646,8 +633,8 @@ func TestRedisUnavailable(t *testing.T) {
 	}
 
 	// What the server held survives its restart.
-	s := addSession(t, p, SessionOptions{UserData: map[string]any{"before": "restart"}})
-	if err := s.Commit(ctx, setCookieResponse(u, "r=1"), Bad); err != nil {
+	s := sessionpooltest.AddSession(t, p, sessionpool.SessionOptions{UserData: map[string]any{"before": "restart"}})
+	if err := s.Commit(ctx, sessionpooltest.SetCookieResponse(u, "r=1"), sessionpool.Bad); err != nil {
 		t.Fatal(err)
 	}
 	srv.Restart(t)
@@ -658,12 +645,12 @@ func TestRedisUnavailable(t *testing.T) {
 	if got.UserData()["before"] != "restart" || got.CookieString(u) != "r=1" || got.ErrorScore() != 1 || got.UsageCount() != 1 {
 		t.Errorf("after a restart: %+v", got.State())
 	}
-	if n := heldCount(q); n != 3 { // kept, the one GetSession created, s
+	if n := sessionpooltest.HeldCount(q); n != 3 { // kept, the one GetSession created, s
 		t.Errorf("after a restart the pool holds %d sessions, want 3", n)
 	}
 	// The scripts are loaded again (the restart emptied the script cache).
 	got.Retire()
-	if !got.Retired() || !stateOf(t, q, got.ID()).Retired {
+	if !got.Retired() || !sessionpooltest.StateOf(t, q, got.ID()).Retired {
 		t.Errorf("Retire after a restart: retired %v", got.Retired())
 	}
 	// The other pool's event subscription comes back by itself. Events
@@ -673,7 +660,7 @@ func TestRedisUnavailable(t *testing.T) {
 	lq := logEvents(q)
 	deadline := time.After(eventTimeout)
 	for arrived := false; !arrived; {
-		r := addSession(t, p, SessionOptions{})
+		r := sessionpooltest.AddSession(t, p, sessionpool.SessionOptions{})
 		r.Retire()
 		select {
 		case <-lq.ch:
@@ -688,16 +675,75 @@ func TestRedisUnavailable(t *testing.T) {
 	}
 }
 
+// TestRedisTimeout: against a server that accepts connections and never
+// answers, the calls that take no context give up after
+// RedisOptions.Timeout, far sooner than go-redis's own 5 s read timeout.
+func TestRedisTimeout(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	storeErrs := make(chan error, 100)
+	// Open waits for the event subscription until its context ends.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	p, err := sessionpool.Open(ctx, sessionpool.Options{Redis: &sessionpool.RedisOptions{URL: "redis://" + l.Addr().String() + "/0", Timeout: 100 * time.Millisecond,
+		OnError: func(err error) { storeErrs <- err }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Teardown(context.Background()) })
+	// The silent server, closed before Teardown (cleanups run last first):
+	// go-redis would wait out its read timeout to resubscribe.
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			go io.Copy(io.Discard, c) // reads every command, answers none
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+
+	start := time.Now()
+	n := p.UsableSessionsCount()
+	took := time.Since(start)
+	if n != 0 || took > 2*time.Second {
+		t.Errorf("UsableSessionsCount = %d after %v, want 0 within about 100ms", n, took)
+	}
+	select {
+	case err := <-storeErrs:
+		if !errors.Is(err, sessionpool.ErrStoreUnavailable) {
+			t.Errorf("OnError got %v, want ErrStoreUnavailable", err)
+		}
+	default:
+		t.Error("nothing reached OnError")
+	}
+}
+
 // TestRedisBadData: a session the pool cannot read (something else wrote
 // its keys) is an error wrapping ErrInvalidState that names it, never a
 // panic, whichever call meets it.
 func TestRedisBadData(t *testing.T) {
 	ctx := context.Background()
 	storeErrs := make(chan error, 100)
-	p := redisPools(t, 1, Options{MaxPoolSize: 1, OnStoreError: func(err error) { storeErrs <- err }})[0]
-	rc := redisClient(t, sharedRedis(t).URL(0))
-	s := getN(t, p, 1)[0]
-	good, err := rc.Get(ctx, key(p, "s:"+s.ID())).Result()
+	p := redisPools(t, 1, sessionpool.Options{MaxPoolSize: 1, Redis: &sessionpool.RedisOptions{OnError: func(err error) { storeErrs <- err }}})[0]
+	rc := redisClient(t, shared.Server(t).URL(0))
+	s := sessionpooltest.GetN(t, p, 1)[0]
+	good, err := rc.Get(ctx, sessionpool.RedisKey(p, "s:"+s.ID())).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -710,17 +756,17 @@ func TestRedisBadData(t *testing.T) {
 			lines[2] = value
 		} else {
 			f := strings.Fields(lines[0])
-			f[slices.Index(recordFields[:], field)] = value
+			f[slices.Index(sessionpool.RedisRecordFields, field)] = value
 			lines[0] = strings.Join(f, " ")
 		}
-		if err := rc.Set(ctx, key(p, "s:"+s.ID()), strings.Join(lines, "\n"), redis.KeepTTL).Err(); err != nil {
+		if err := rc.Set(ctx, sessionpool.RedisKey(p, "s:"+s.ID()), strings.Join(lines, "\n"), redis.KeepTTL).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	setRecord("u", "garbage")
 	badState := func(what string, err error) {
 		t.Helper()
-		if !errors.Is(err, ErrInvalidState) || !strings.Contains(err.Error(), s.ID()) || !strings.Contains(err.Error(), `"u"`) {
+		if !errors.Is(err, sessionpool.ErrInvalidState) || !strings.Contains(err.Error(), s.ID()) || !strings.Contains(err.Error(), `"u"`) {
 			t.Errorf("%s: %v, want ErrInvalidState naming the session and the field", what, err)
 		}
 	}
@@ -728,15 +774,15 @@ func TestRedisBadData(t *testing.T) {
 	badState("GetSessionByID", err)
 	_, err = p.GetSession(ctx) // the pool is full: the pick is that session
 	badState("GetSession", err)
-	_, err = p.AddSession(ctx, SessionOptions{ID: s.ID()})
+	_, err = p.AddSession(ctx, sessionpool.SessionOptions{ID: s.ID()})
 	badState("AddSession with its ID", err)
-	badState("Commit", s.Commit(ctx, nil, Good))
+	badState("Commit", s.Commit(ctx, nil, sessionpool.Good))
 	s.MarkBad()
 	select {
 	case err := <-storeErrs:
 		badState("MarkBad", err)
 	default:
-		t.Error("MarkBad: nothing reached OnStoreError")
+		t.Error("MarkBad: nothing reached OnError")
 	}
 	if ss := p.Sessions(); len(ss) != 0 {
 		t.Errorf("Sessions returned %d sessions", len(ss))
@@ -745,35 +791,35 @@ func TestRedisBadData(t *testing.T) {
 	case err := <-storeErrs:
 		badState("Sessions", err)
 	default:
-		t.Error("Sessions: nothing reached OnStoreError")
+		t.Error("Sessions: nothing reached OnError")
 	}
 
 	// User data that is not a JSON object.
 	setRecord("d", "[1,2")
-	if _, err := p.GetSessionByID(ctx, s.ID()); !errors.Is(err, ErrInvalidState) || !strings.Contains(err.Error(), `"d"`) {
+	if _, err := p.GetSessionByID(ctx, s.ID()); !errors.Is(err, sessionpool.ErrInvalidState) || !strings.Contains(err.Error(), `"d"`) {
 		t.Errorf("bad user data: %v", err)
 	}
 	// A score that is not a finite number, and a record of another shape.
 	setRecord("e", "inf")
-	if _, err := p.GetSessionByID(ctx, s.ID()); !errors.Is(err, ErrInvalidState) || !strings.Contains(err.Error(), `"e"`) {
+	if _, err := p.GetSessionByID(ctx, s.ID()); !errors.Is(err, sessionpool.ErrInvalidState) || !strings.Contains(err.Error(), `"e"`) {
 		t.Errorf("infinite error score: %v", err)
 	}
-	if err := s.Commit(ctx, nil, Good); !errors.Is(err, ErrInvalidState) || !strings.Contains(err.Error(), `"e"`) {
+	if err := s.Commit(ctx, nil, sessionpool.Good); !errors.Is(err, sessionpool.ErrInvalidState) || !strings.Contains(err.Error(), `"e"`) {
 		t.Errorf("Commit on an infinite error score: %v", err)
 	}
-	if err := rc.Set(ctx, key(p, "s:"+s.ID()), "not a record", redis.KeepTTL).Err(); err != nil {
+	if err := rc.Set(ctx, sessionpool.RedisKey(p, "s:"+s.ID()), "not a record", redis.KeepTTL).Err(); err != nil {
 		t.Fatal(err)
 	}
 	for what, err := range map[string]error{
 		"GetSessionByID": func() error { _, err := p.GetSessionByID(ctx, s.ID()); return err }(),
-		"Commit":         s.Commit(ctx, nil, Bad),
+		"Commit":         s.Commit(ctx, nil, sessionpool.Bad),
 	} {
-		if !errors.Is(err, ErrInvalidState) || !strings.Contains(err.Error(), "not a record") {
+		if !errors.Is(err, sessionpool.ErrInvalidState) || !strings.Contains(err.Error(), "not a record") {
 			t.Errorf("%s on a record of another shape: %v", what, err)
 		}
 	}
-	// A garbage retirement event reaches OnStoreError.
-	if err := rc.Publish(ctx, p.rb.channel, "{not json").Err(); err != nil {
+	// A garbage retirement event reaches OnError.
+	if err := rc.Publish(ctx, sessionpool.RedisEventChannel(p), "{not json").Err(); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -791,25 +837,27 @@ func TestRedisOptions(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
 		name string
-		opts Options
+		opts sessionpool.Options
 		want []string
 	}{
-		{"bad scheme", Options{RedisURL: "http://user:hunter2@127.0.0.1:6379/0"}, []string{"RedisURL", "127.0.0.1:6379"}},
-		{"no host", Options{RedisURL: "redis:///0"}, []string{"RedisURL"}},
-		{"not a URL", Options{RedisURL: "redis://[::1"}, []string{"RedisURL"}},
-		{"bad database", Options{RedisURL: "redis://:hunter2@127.0.0.1:6379/db"}, []string{"RedisURL"}},
-		{"store with URL", Options{RedisURL: "redis://127.0.0.1:6379/0", Store: NewMemoryStore()}, []string{"Store"}},
-		{"store with client", Options{RedisClient: redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), Store: NewMemoryStore()}, []string{"Store"}},
-		{"everything wrong", Options{RedisURL: "ftp://h", Store: NewMemoryStore(), MaxPoolSize: -1}, []string{"RedisURL", "Store", "MaxPoolSize"}},
+		{"bad scheme", sessionpool.Options{Redis: &sessionpool.RedisOptions{URL: "http://user:hunter2@127.0.0.1:6379/0"}}, []string{"Redis.URL", "127.0.0.1:6379"}},
+		{"no host", sessionpool.Options{Redis: &sessionpool.RedisOptions{URL: "redis:///0"}}, []string{"Redis.URL"}},
+		{"not a URL", sessionpool.Options{Redis: &sessionpool.RedisOptions{URL: "redis://[::1"}}, []string{"Redis.URL"}},
+		{"bad database", sessionpool.Options{Redis: &sessionpool.RedisOptions{URL: "redis://:hunter2@127.0.0.1:6379/db"}}, []string{"Redis.URL"}},
+		{"no URL nor client", sessionpool.Options{Redis: &sessionpool.RedisOptions{}}, []string{"Redis.URL"}},
+		{"negative timeout", sessionpool.Options{Redis: &sessionpool.RedisOptions{URL: "redis://127.0.0.1:6379/0", Timeout: -time.Second}}, []string{"Redis.Timeout"}},
+		{"store with URL", sessionpool.Options{Redis: &sessionpool.RedisOptions{URL: "redis://127.0.0.1:6379/0"}, Store: sessionpool.NewMemoryStore()}, []string{"Store"}},
+		{"store with client", sessionpool.Options{Redis: &sessionpool.RedisOptions{Client: redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})}, Store: sessionpool.NewMemoryStore()}, []string{"Store"}},
+		{"everything wrong", sessionpool.Options{Redis: &sessionpool.RedisOptions{URL: "ftp://h"}, Store: sessionpool.NewMemoryStore(), MaxPoolSize: -1}, []string{"Redis.URL", "Store", "MaxPoolSize"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := Open(ctx, tc.opts)
+			p, err := sessionpool.Open(ctx, tc.opts)
 			if err == nil {
 				p.Teardown(ctx)
 				t.Fatal("Open succeeded")
 			}
-			if !errors.Is(err, ErrInvalidOptions) {
+			if !errors.Is(err, sessionpool.ErrInvalidOptions) {
 				t.Errorf("Open: %v, want ErrInvalidOptions", err)
 			}
 			for _, w := range tc.want {
@@ -828,21 +876,23 @@ func TestRedisOptions(t *testing.T) {
 // one on a URL, names the server in its errors and leaves the client open.
 func TestRedisClientOption(t *testing.T) {
 	ctx := context.Background()
-	srv := sharedRedis(t)
+	srv := shared.Server(t)
 	c := redisClient(t, srv.URL(0))
-	opts := backend{redis: true}.options(t, Options{})
-	byURL := openPool(t, opts)
-	opts.RedisURL, opts.RedisClient = "", c
-	byClient, err := Open(ctx, opts)
+	opts := redisBackend().Options(t, sessionpool.Options{})
+	byURL := sessionpooltest.OpenPool(t, opts)
+	r := *opts.Redis
+	r.URL, r.Client = "", c
+	opts.Redis = &r
+	byClient, err := sessionpool.Open(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := addSession(t, byURL, SessionOptions{})
+	s := sessionpooltest.AddSession(t, byURL, sessionpool.SessionOptions{})
 	if _, err := byClient.GetSessionByID(ctx, s.ID()); err != nil {
 		t.Errorf("the client's pool does not see the URL's: %v", err)
 	}
-	if !strings.Contains(byClient.rb.name, srv.Addr) {
-		t.Errorf("store name %q", byClient.rb.name)
+	if !strings.Contains(sessionpool.RedisStoreName(byClient), srv.Addr) {
+		t.Errorf("store name %q", sessionpool.RedisStoreName(byClient))
 	}
 	if err := byClient.Teardown(ctx); err != nil {
 		t.Fatal(err)
@@ -856,11 +906,11 @@ func TestRedisClientOption(t *testing.T) {
 // default key (on a database of its own, so no other test meets them).
 func TestRedisDefaultKey(t *testing.T) {
 	ctx := context.Background()
-	srv := sharedRedis(t)
+	srv := shared.Server(t)
 	rc := redisClient(t, srv.URL(3))
 	t.Cleanup(func() { rc.FlushDB(context.Background()) })
-	p := openPool(t, Options{RedisURL: srv.URL(3), OnStoreError: func(err error) { t.Errorf("store error: %v", err) }})
-	s := addSession(t, p, SessionOptions{})
+	p := sessionpooltest.OpenPool(t, sessionpool.Options{Redis: &sessionpool.RedisOptions{URL: srv.URL(3), OnError: func(err error) { t.Errorf("store error: %v", err) }}})
+	s := sessionpooltest.AddSession(t, p, sessionpool.SessionOptions{})
 	if n, err := rc.Exists(ctx, "sp:{SDK_SESSION_POOL_STATE}:s:"+s.ID()).Result(); err != nil || n != 1 {
 		t.Errorf("default key: EXISTS = %d, %v", n, err)
 	}
@@ -877,9 +927,9 @@ func TestRedisDefaultKey(t *testing.T) {
 // scripts; concurrent callers (whose scripts go through the autopipeliner)
 // load them again without an error reaching anyone.
 func TestRedisRestartUnderLoad(t *testing.T) {
-	srv := redistest.Start(t)
+	srv := sessionpooltest.Start(t)
 	storeErrs := make(chan error, 1000)
-	p := openPool(t, Options{RedisURL: srv.URL(0), MaxPoolSize: 20, OnStoreError: func(err error) { storeErrs <- err }})
+	p := sessionpooltest.OpenPool(t, sessionpool.Options{Redis: &sessionpool.RedisOptions{URL: srv.URL(0), OnError: func(err error) { storeErrs <- err }}, MaxPoolSize: 20})
 	ctx := context.Background()
 	u, _ := url.Parse("https://example.com/")
 	load := func() {
@@ -892,7 +942,7 @@ func TestRedisRestartUnderLoad(t *testing.T) {
 						t.Error(err)
 						return
 					}
-					if err := s.Commit(ctx, setCookieResponse(u, "n=1"), Good); err != nil {
+					if err := s.Commit(ctx, sessionpooltest.SetCookieResponse(u, "n=1"), sessionpool.Good); err != nil {
 						t.Error(err)
 						return
 					}
@@ -907,7 +957,7 @@ func TestRedisRestartUnderLoad(t *testing.T) {
 	if len(storeErrs) != 0 {
 		t.Errorf("store errors: %v", <-storeErrs)
 	}
-	if n := heldCount(p); n == 0 || n > 20 {
+	if n := sessionpooltest.HeldCount(p); n == 0 || n > 20 {
 		t.Errorf("after the load the pool holds %d sessions, want 1..20", n)
 	}
 }

@@ -1,7 +1,6 @@
 package sessionpool
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -216,11 +215,43 @@ func (s *Session) publishLocked() {
 // MarkGood counts a good use: UsageCount += 1 and ErrorScore =
 // max(0, ErrorScore - ErrorScoreDecrement). If the session is now unusable
 // it retires itself (firing the pool's event once, counting no second use).
-func (s *Session) MarkGood() {
-	if s.remote() {
-		s.pool.rb.report(s.pool.rb.commit(context.Background(), s, Good))
+func (s *Session) MarkGood() { s.commitDetached(Good) }
+
+// MarkBad counts a failed use: ErrorScore += 1 and UsageCount += 1. If the
+// session is now unusable it retires itself (firing the pool's event once,
+// counting no second use).
+func (s *Session) MarkBad() { s.commitDetached(Bad) }
+
+// Retire counts one use, sets the retired flag and fires the pool's retired
+// event. Idempotent: on a retired session it changes nothing and fires
+// nothing.
+func (s *Session) Retire() { s.commitDetached(Retire) }
+
+// commitDetached applies m, and sends the jar's changes, where the session
+// is kept (see backend.commitDetached): the work of the methods that take no
+// context and return no error.
+func (s *Session) commitDetached(m Mark) {
+	if s.pool == nil {
+		s.applyLocal(m) // the zero Session
 		return
 	}
+	s.pool.be.commitDetached(s, m)
+}
+
+// applyLocal applies m to this copy of the session, firing the pool's
+// event when it retires the session.
+func (s *Session) applyLocal(m Mark) {
+	switch m {
+	case Good:
+		s.markGood()
+	case Bad:
+		s.markBad()
+	case Retire:
+		s.retire()
+	}
+}
+
+func (s *Session) markGood() {
 	now := s.nowNanos()
 	s.mu.Lock()
 	s.usage++
@@ -233,14 +264,7 @@ func (s *Session) MarkGood() {
 	}
 }
 
-// MarkBad counts a failed use: ErrorScore += 1 and UsageCount += 1. If the
-// session is now unusable it retires itself (firing the pool's event once,
-// counting no second use).
-func (s *Session) MarkBad() {
-	if s.remote() {
-		s.pool.rb.report(s.pool.rb.commit(context.Background(), s, Bad))
-		return
-	}
+func (s *Session) markBad() {
 	now := s.nowNanos()
 	s.mu.Lock()
 	s.usage++
@@ -253,14 +277,7 @@ func (s *Session) MarkBad() {
 	}
 }
 
-// Retire counts one use, sets the retired flag and fires the pool's retired
-// event. Idempotent: on a retired session it changes nothing and fires
-// nothing.
-func (s *Session) Retire() {
-	if s.remote() {
-		s.pool.rb.report(s.pool.rb.commit(context.Background(), s, Retire))
-		return
-	}
+func (s *Session) retire() {
 	s.mu.Lock()
 	if s.retired {
 		s.mu.Unlock()
@@ -315,8 +332,8 @@ func (s *Session) SetUserData(data map[string]any) error {
 	if err != nil {
 		return fmt.Errorf("set user data: %w", err)
 	}
-	if s.remote() {
-		if err := s.pool.rb.setUserData(context.Background(), s, raw); err != nil {
+	if s.pool != nil {
+		if err := s.pool.be.setUserData(s, raw); err != nil {
 			return fmt.Errorf("set user data: %w", err)
 		}
 	}
@@ -324,20 +341,6 @@ func (s *Session) SetUserData(data map[string]any) error {
 	s.cold().userData = raw
 	s.mu.Unlock()
 	return nil
-}
-
-// The states of a Redis pool's session (sessionCold.rstate).
-const (
-	rfree    int32 = iota // built by NewSession, not given to the pool
-	rclaimed              // taken by the pool as a candidate, not yet on the server
-	rheld                 // on the server
-)
-
-// remote reports whether s is held by a Redis pool: its mutators then run on
-// the server. A session built for such a pool and not yet added (in
-// CreateSessionFunc, say) is changed locally, like any other.
-func (s *Session) remote() bool {
-	return s.pool != nil && s.pool.rb != nil && s.rstate.Load() == rheld
 }
 
 func encodeUserData(data map[string]any) ([]byte, error) {
@@ -369,8 +372,8 @@ func (s *Session) SetCookiesFromResponse(resp *http.Response) {
 		return
 	}
 	s.cold().jar.setFromResponse(resp.Request.URL, lines, s.clock())
-	if s.remote() {
-		s.pool.rb.report(s.pool.rb.commit(context.Background(), s, NoMark))
+	if s.pool != nil {
+		s.pool.be.commitDetached(s, NoMark)
 	}
 }
 
@@ -382,8 +385,8 @@ func (s *Session) SetCookies(u *url.URL, cookies []*http.Cookie) {
 		return
 	}
 	s.cold().jar.setCookies(u, cookies, s.clock())
-	if s.remote() {
-		s.pool.rb.report(s.pool.rb.commit(context.Background(), s, NoMark))
+	if s.pool != nil {
+		s.pool.be.commitDetached(s, NoMark)
 	}
 }
 

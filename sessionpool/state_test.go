@@ -19,10 +19,21 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
-// goldenPool builds a pool in a fixed state.
+// encodeDoc returns the whole document for snaps, as persisting them writes
+// it.
+func encodeDoc(usable, retired int, snaps []sessionSnap, now time.Time) []byte {
+	var doc []byte
+	encodeState(nil, usable, retired, snaps, now, func(c []byte) ([]byte, error) {
+		doc = c
+		return c, nil // keep appending to the same buffer
+	})
+	return doc
+}
+
+// goldenPool builds a pool in a fixed state, with a MemoryStore.
 func goldenPool(t testing.TB) (*Pool, time.Time) {
 	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	p := openPool(t, Options{Now: func() time.Time { return now }})
+	p := openPool(t, Options{Store: NewMemoryStore(), Now: func() time.Time { return now }})
 	ctx := context.Background()
 	a, err := p.AddSession(ctx, SessionOptions{ID: "session_a1B2c3D4e5", ProxyURL: "http://127.0.0.1:3128", MaxAge: 50 * time.Minute})
 	if err != nil {
@@ -43,10 +54,16 @@ func goldenPool(t testing.TB) (*Pool, time.Time) {
 }
 
 func TestEncodeGolden(t *testing.T) {
-	p, now := goldenPool(t)
-	snaps, usable := p.snapshot(now)
+	ctx := context.Background()
+	p, _ := goldenPool(t)
 	// The table's order depends on nothing random here (no evictions).
-	got := appendState(nil, usable, len(snaps)-usable, snaps, now)
+	if err := p.PersistState(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := p.store.Get(ctx, DefaultPersistStateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
 	path := filepath.Join("testdata", "state.golden.json")
 	if *update {
 		if err := os.WriteFile(path, got, 0o644); err != nil {
@@ -101,7 +118,7 @@ func TestDecodeGoldenRoundTrip(t *testing.T) {
 	for i, s := range sessions {
 		snaps[i] = s.snapshot()
 	}
-	if again := appendState(nil, 1, 1, snaps, now); !bytes.Equal(again, data) {
+	if again := encodeDoc(1, 1, snaps, now); !bytes.Equal(again, data) {
 		t.Errorf("decode then encode changed the document:\n%s\n%s", again, data)
 	}
 }
@@ -213,7 +230,7 @@ func FuzzDecodeState(f *testing.F) {
 			}
 		}
 		// What was accepted encodes to a document that loads the same.
-		doc := appendState(nil, 0, len(snaps), snaps, now)
+		doc := encodeDoc(0, len(snaps), snaps, now)
 		again, err := decodeState(doc, p, now)
 		if err != nil {
 			t.Fatalf("re-encoded document does not load: %v\n%s", err, doc)

@@ -50,15 +50,25 @@ func NewFileStore(dir string) (*FileStore, error) {
 
 // checkKey rejects keys that could escape the store's directory.
 func checkKey(key string) error {
-	switch {
-	case key == "":
-		return fmt.Errorf("%w: empty key", ErrInvalidKey)
-	case strings.ContainsAny(key, `/\`+"\x00") || strings.ContainsRune(key, filepath.Separator):
-		return fmt.Errorf("%w: %q holds a path separator or NUL", ErrInvalidKey, key)
-	case strings.Contains(key, ".."):
-		return fmt.Errorf("%w: %q holds \"..\"", ErrInvalidKey, key)
+	if problem := keyProblem(key); problem != "" {
+		return fmt.Errorf("%w: %s", ErrInvalidKey, problem)
 	}
 	return nil
+}
+
+// keyProblem says what makes key unfit for a FileStore ("" when nothing
+// does): the text of checkKey's error, which Options.validate words as an
+// invalid option.
+func keyProblem(key string) string {
+	switch {
+	case key == "":
+		return "empty key"
+	case strings.ContainsAny(key, `/\`+"\x00") || strings.ContainsRune(key, filepath.Separator):
+		return fmt.Sprintf("%q holds a path separator or NUL", key)
+	case strings.Contains(key, ".."):
+		return fmt.Sprintf("%q holds \"..\"", key)
+	}
+	return ""
 }
 
 func (s *FileStore) path(key string) (string, error) {

@@ -6,12 +6,9 @@ import (
 	"unsafe"
 )
 
-// table is the pool's in-process session table: the one layer that holds the
-// sessions and makes the allocation decisions (fill, pick, evict, add,
-// retire). Every method must be called with Pool.mu held. A shared backend
-// (Redis, a later issue) would replace this layer behind the same Pool API;
-// the Session mutators already report their transitions through
-// Pool.sessionRetired, which is the hook such a backend needs.
+// table is the memory backend's session table (memBackend, memory.go): the
+// data structures that hold the sessions of a pool kept in this process.
+// Every method must be called with Pool.mu held.
 //
 // Data structures, chosen so that every GetSession is O(1) in the pool size
 // in steady state:

@@ -1,7 +1,4 @@
-// Package redistest runs real redis-server processes for tests: each on a
-// free loopback port, with its data in the test's temporary directory,
-// stopped when the test ends.
-package redistest
+package sessionpooltest
 
 import (
 	"bufio"
@@ -42,7 +39,7 @@ func Start(tb testing.TB, extra ...string) *Server {
 	for range 5 {
 		port, err := freePort()
 		if err != nil {
-			tb.Fatalf("redistest: %v", err)
+			tb.Fatalf("sessionpooltest: %v", err)
 		}
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		if last = s.start(); last == nil {
@@ -50,7 +47,7 @@ func Start(tb testing.TB, extra ...string) *Server {
 			return s
 		}
 	}
-	tb.Fatalf("redistest: start redis-server: %v", last)
+	tb.Fatalf("sessionpooltest: start redis-server: %v", last)
 	return nil
 }
 
@@ -135,7 +132,7 @@ func (s *Server) Restart(tb testing.TB) {
 func (s *Server) Start(tb testing.TB) {
 	tb.Helper()
 	if err := s.start(); err != nil {
-		tb.Fatalf("redistest: restart redis-server on %s: %v", s.Addr, err)
+		tb.Fatalf("sessionpooltest: restart redis-server on %s: %v", s.Addr, err)
 	}
 }
 

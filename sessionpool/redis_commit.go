@@ -1,0 +1,156 @@
+package sessionpool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The changes of a session held on the server: a mark and the jar's cookie
+// changes go in one run of the commit script, and the copy takes the
+// server's answer.
+
+// deltaArgs turns a jar's changes into field/value pairs for the commit
+// script: an empty value deletes; a change received over plain http is
+// marked with a leading '-' (the script then leaves a Secure cookie alone).
+func deltaArgs(args []any, delta []cookieDelta) []any {
+	for i := range delta {
+		d := &delta[i]
+		f := cookieField(d.e.name(), d.e.domain, d.e.path)
+		mark := ""
+		if d.insecure {
+			mark = "-"
+		}
+		if d.del {
+			args = append(args, f, mark)
+			continue
+		}
+		c := d.e.export()
+		args = append(args, f, mark+cookieValue(&c, d.e.seq))
+	}
+	return args
+}
+
+// requeueDelta puts back the cookie changes of a commit that failed, so
+// that the copy's next commit sends them. A cookie the jar still holds is
+// sent as it is now: an older state must not undo a later change (queued
+// since, or sent by a concurrent commit of the same copy).
+func requeueDelta(j *jar, failed []cookieDelta) {
+	if len(failed) == 0 {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	out := make([]cookieDelta, 0, len(failed)+len(j.delta))
+	for _, d := range failed {
+		name := d.e.name()
+		for i := range j.entries {
+			if e := &j.entries[i]; e.name() == name && e.domain == d.e.domain && e.path == d.e.path {
+				d = cookieDelta{e: *e, insecure: d.insecure}
+				break
+			}
+		}
+		out = append(out, d)
+	}
+	j.delta = append(out, j.delta...)
+}
+
+// commit sends s's cookie changes and the mark m in one script run and
+// updates s with the server's answer. A session not on the server yet is
+// changed locally.
+func (b *redisBackend) commit(ctx context.Context, s *Session, m Mark) error {
+	if !onServer(s) {
+		s.applyLocal(m)
+		return nil
+	}
+	delta := s.jar.takeDelta()
+	if m == NoMark && len(delta) == 0 {
+		return nil
+	}
+	p := s.pool
+	args := make([]any, 0, 5+2*len(delta))
+	args = append(args, m.code(), micros(p.nowNanos()), b.channel, b.origin, s.id)
+	args = deltaArgs(args, delta)
+	keys := []string{b.pfx + "s:" + s.id, b.pfx + "c:" + s.id, b.keys[2], b.keys[1]}
+	res, err := b.eval(ctx, commitScript, keys, args...).Slice()
+	if errors.Is(err, redis.Nil) {
+		// The session is gone from the server (evicted or expired): this
+		// copy is spent too. Nothing is fired: its retirement, if any, was.
+		s.mu.Lock()
+		s.retired = true
+		s.publishLocked()
+		s.mu.Unlock()
+		return nil
+	}
+	if err != nil {
+		requeueDelta(&s.jar, delta) // the mark is not sent again: it may have been counted
+		return fmt.Errorf("session %q: %w", s.id, b.storeErr(err))
+	}
+	if len(res) == 2 {
+		if kind, _ := res[0].(string); kind == "bad" {
+			requeueDelta(&s.jar, delta)
+			return b.badSession([]any{s.id, res[1], []any{}})
+		}
+	}
+	if len(res) != 5 {
+		return fmt.Errorf("%w: %s: unexpected reply to a mark", ErrStoreUnavailable, b.name)
+	}
+	u, _ := res[0].(int64)
+	es, _ := res[1].(string)
+	e, _ := strconv.ParseFloat(es, 64)
+	r, _ := res[2].(int64)
+	v, _ := res[3].(int64)
+	fired, _ := res[4].(int64)
+	s.mu.Lock()
+	if v > s.ver {
+		s.usage, s.errScore, s.retired, s.ver = int(u), e, r == 1, v
+		s.publishLocked()
+	}
+	s.mu.Unlock()
+	if fired == 1 {
+		p.fireRetired(s)
+	}
+	return nil
+}
+
+// commitDetached is commit for the calls that take no context and return
+// no error: bounded by the pool's Redis timeout, its error reported.
+func (b *redisBackend) commitDetached(s *Session, m Mark) {
+	if !onServer(s) {
+		s.applyLocal(m)
+		return
+	}
+	ctx, cancel := b.detached()
+	defer cancel()
+	b.report(b.commit(ctx, s, m))
+}
+
+// setUserData stores s's user data on the server (nothing to do for a
+// session not on it yet).
+func (b *redisBackend) setUserData(s *Session, data []byte) error {
+	if !onServer(s) {
+		return nil
+	}
+	ctx, cancel := b.detached()
+	defer cancel()
+	if err := userDataScript.Run(ctx, b.c, []string{b.pfx + "s:" + s.id}, string(data)).Err(); err != nil {
+		return fmt.Errorf("session %q: %w", s.id, b.storeErr(err))
+	}
+	return nil
+}
+
+// code is the mark as the commit script takes it.
+func (m Mark) code() string {
+	switch m {
+	case Good:
+		return "g"
+	case Bad:
+		return "b"
+	case Retire:
+		return "r"
+	}
+	return "n"
+}
