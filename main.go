@@ -11,13 +11,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sessionproxy/sessionproxy/proxy"
+	"github.com/sessionproxy/sessionproxy/proxy/rules"
 )
 
 func main() {
@@ -119,4 +122,77 @@ type redisLogger struct{ l *slog.Logger }
 
 func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	r.l.DebugContext(ctx, "redis client: "+fmt.Sprintf(format, v...))
+}
+
+const rulesUsage = `usage: sessionproxy rules [-config FILE] [-host HOST] [-json] RESPONSE-FILE...
+
+Explains, for each saved HTTP response (as "curl -si URL > FILE" writes it),
+which rule of the config matches and what it would do, with one line per rule
+saying which of its conditions hold. Nothing is sent anywhere.
+
+`
+
+// runRules is the "rules" subcommand (see rules.Report): it returns 0 when
+// every file was explained, 1 when some file could not be read or parsed
+// (the others are explained anyway; problems go to stderr as "FILE:
+// problem"), 2 for a bad command line or a config that does not load.
+func runRules(args []string, stdout, stderr io.Writer) int {
+	fset := flag.NewFlagSet("sessionproxy rules", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	fset.Usage = func() {
+		fmt.Fprint(stderr, rulesUsage)
+		fset.PrintDefaults()
+	}
+	configPath := fset.String("config", "", "YAML config `file` whose rules, default_action and body_limit apply (default: built-in defaults)")
+	hostFlag := fset.String("host", "", "request `host` that host conditions are evaluated against, or a URL to take it from (default \"\")")
+	asJSON := fset.Bool("json", false, "print a JSON array, one object per file, instead of text")
+	if err := fset.Parse(args); err != nil {
+		return 2
+	}
+	if fset.NArg() == 0 {
+		fmt.Fprintln(stderr, "sessionproxy rules: no response files given")
+		fset.Usage()
+		return 2
+	}
+	host, err := requestHost(*hostFlag)
+	if err != nil {
+		fmt.Fprintf(stderr, "sessionproxy rules: -host: %v\n", err)
+		return 2
+	}
+	cfg := proxy.Default()
+	if *configPath != "" {
+		if cfg, err = proxy.Load(*configPath); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
+	}
+	failed, err := rules.Report(stdout, stderr, fset.Args(),
+		rules.ReportOptions{Rules: cfg.Rules, BodyLimit: cfg.BodyLimit, Host: host, JSON: *asJSON})
+	if err != nil {
+		fmt.Fprintf(stderr, "sessionproxy rules: %v\n", err)
+		return 1
+	}
+	if failed > 0 {
+		return 1
+	}
+	return 0
+}
+
+// requestHost returns the host named by -host: a host (a port is ignored
+// by the rules) or a URL whose host is taken.
+func requestHost(s string) (string, error) {
+	if !strings.Contains(s, "://") {
+		if strings.ContainsAny(s, " /\t") {
+			return "", fmt.Errorf("want a host like www.example.com or a URL (got %q)", s)
+		}
+		return s, nil
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", errors.Unwrap(err)
+	}
+	if u.Hostname() == "" {
+		return "", fmt.Errorf("URL without a host (got %q)", u.Redacted())
+	}
+	return u.Hostname(), nil
 }

@@ -21,6 +21,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
+
+	"github.com/sessionproxy/sessionproxy/proxy/rules"
 )
 
 // ErrInvalidConfig is matched (with errors.Is) by every *ConfigError.
@@ -48,8 +50,8 @@ type Config struct {
 	Upstreams     []*url.URL    // upstream proxies (http, https, socks5, socks5h); nil = direct
 	BodyLimit     int64         // bytes of a body inspected by body rules; default 65536
 	Retry         RetryConfig   // retries of blocked requests
-	DefaultAction Action        // action when no rule matches; "" = good below 400, else none
-	Rules         *RuleSet      // compiled rules; DefaultRules() when the rules key is absent
+	DefaultAction rules.Action  // action when no rule matches; "" = good below 400, else none
+	Rules         *rules.Set    // compiled rules; rules.Defaults() when the rules key is absent
 }
 
 // AuthConfig is the client authentication of the proxy.
@@ -119,7 +121,7 @@ func Default() *Config {
 		},
 		BodyLimit: 65536,
 		Retry:     RetryConfig{MaxAttempts: 2},
-		Rules:     DefaultRules(),
+		Rules:     rules.Defaults(),
 	}
 }
 
@@ -313,11 +315,11 @@ func got(n *yaml.Node) string {
 	case n.Tag == "!!str" || n.Tag == "!!binary" || n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0:
 		return quote(n.Value)
 	}
-	return clipText(n.Value, 80)
+	return rules.ClipText(n.Value, 80)
 }
 
 // quote quotes s for a problem, shortening long values.
-func quote(s string) string { return strconv.Quote(clipText(s, 80)) }
+func quote(s string) string { return strconv.Quote(rules.ClipText(s, 80)) }
 
 func join(parent, key string) string {
 	if parent == "" {
@@ -601,7 +603,7 @@ func (d *decoder) strList(n *yaml.Node, path string) []string {
 func (d *decoder) top(root *yaml.Node, c *Config) {
 	var (
 		rulesNode  *yaml.Node
-		specs      []RuleSpec
+		specs      []rules.Spec
 		ruleLines  []map[string]int
 		listenNode *yaml.Node
 		adminNode  *yaml.Node
@@ -652,7 +654,7 @@ func (d *decoder) top(root *yaml.Node, c *Config) {
 				return
 			}
 			switch {
-			case !validHeaderName(s):
+			case !rules.ValidHeaderName(s):
 				d.ps.add(v.Line, p, "must be a valid header name (letters, digits, -)", got(v))
 			case reservedHeaders[http.CanonicalHeaderKey(s)]:
 				d.ps.add(v.Line, p, "must not be a header HTTP or the proxy uses itself", got(v))
@@ -711,11 +713,11 @@ func (d *decoder) top(root *yaml.Node, c *Config) {
 			if !ok {
 				return
 			}
-			if s != "" && !Action(s).valid() {
+			if s != "" && !rules.Action(s).Valid() {
 				d.ps.add(v.Line, p, `must be "" (built-in default) or one of good, bad, retire, none`, got(v))
 				return
 			}
-			c.DefaultAction = Action(s)
+			c.DefaultAction = rules.Action(s)
 		}},
 		{"rules", func(v *yaml.Node, p string) {
 			rulesNode = v
@@ -728,21 +730,34 @@ func (d *decoder) top(root *yaml.Node, c *Config) {
 		}
 	}
 	if rulesNode == nil {
-		c.Rules = DefaultRules()
-		c.Rules.defaultAction = c.DefaultAction
+		specs = rules.DefaultSpecs()
+	}
+	d.compileRules(c, specs, ruleLines)
+}
+
+// compileRules compiles the decoded rules into c.Rules, reporting each
+// problem at the line of the key it is about, or else of its rule.
+func (d *decoder) compileRules(c *Config, specs []rules.Spec, lines []map[string]int) {
+	rs, err := rules.Compile(specs, c.DefaultAction)
+	if err == nil {
+		c.Rules = rs
 		return
 	}
-	c.Rules = compileRules(specs, c.DefaultAction, func(i int, f, msg, g string) {
-		line := ruleLines[i][f]
-		if line == 0 {
-			line = ruleLines[i][""]
+	var re *rules.Error
+	if !errors.As(err, &re) {
+		d.ps.add(0, "rules", err.Error(), "") // not one of Compile's
+		return
+	}
+	for _, p := range re.Problems {
+		line := 0
+		if p.Rule >= 0 && p.Rule < len(lines) {
+			line = lines[p.Rule][p.Field]
+			if line == 0 {
+				line = lines[p.Rule][""]
+			}
 		}
-		p := fmt.Sprintf("rules[%d]", i)
-		if f != "" {
-			p += "." + f
-		}
-		d.ps.add(line, p, msg, g)
-	})
+		d.ps.add(line, p.Path(), p.Msg, p.Got)
+	}
 }
 
 const (
@@ -885,7 +900,7 @@ func (d *decoder) mitm(n *yaml.Node, mp string, m *MITMConfig) {
 // SkipHost reports whether host (a port is ignored; case-insensitive)
 // matches one of the skip_hosts globs.
 func (m *MITMConfig) SkipHost(host string) bool {
-	host = normHost(host)
+	host = rules.NormHost(host)
 	for _, g := range m.SkipHosts {
 		if ok, _ := path.Match(g, host); ok {
 			return true
@@ -1039,39 +1054,13 @@ func redactRaw(s string, u *url.URL) string {
 	return s[:start] + "xxxxx" + s[at:]
 }
 
-// validHeaderName reports whether s is an HTTP token (RFC 9110).
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 // rules decodes the rules list into specs, with the line of each field
 // ("" = the rule itself) for problems found when compiling.
-func (d *decoder) rules(n *yaml.Node, path string) ([]RuleSpec, []map[string]int) {
-	var specs []RuleSpec
+func (d *decoder) rules(n *yaml.Node, path string) ([]rules.Spec, []map[string]int) {
+	var specs []rules.Spec
 	var lines []map[string]int
 	d.list(n, path, func(i int, it *yaml.Node, rp string) {
-		var s RuleSpec
+		var s rules.Spec
 		ln := map[string]int{"": it.Line}
 		conds := 0
 		nonEmptyStr := func(v *yaml.Node, p string) (string, bool) {
@@ -1104,7 +1093,7 @@ func (d *decoder) rules(n *yaml.Node, path string) ([]RuleSpec, []map[string]int
 						d.ps.add(x.Line, p, `must be a status code or a class like "4xx", or a list of them`, got(x))
 						continue
 					}
-					if _, _, ok := parseStatus(x.Value); !ok {
+					if _, _, ok := rules.ParseStatus(x.Value); !ok {
 						d.ps.add(x.Line, p, `must be a status code 100-599 or a class like "4xx"`, got(x))
 						continue
 					}
@@ -1133,15 +1122,15 @@ func (d *decoder) rules(n *yaml.Node, path string) ([]RuleSpec, []map[string]int
 			}},
 			{"error", func(v *yaml.Node, p string) {
 				conds++
-				if str, ok := d.enum(v, p, ErrKindConnect, ErrKindTLS, ErrKindTimeout, ErrKindAny); ok {
+				if str, ok := d.enum(v, p, rules.ErrKindConnect, rules.ErrKindTLS, rules.ErrKindTimeout, rules.ErrKindAny); ok {
 					s.Error, ln["error"] = str, v.Line
 				}
 			}},
 			{"action", func(v *yaml.Node, p string) {
 				if str, ok := d.enum(v, p, "good", "bad", "retire", "none"); ok {
-					s.Action, ln["action"] = Action(str), v.Line
+					s.Action, ln["action"] = rules.Action(str), v.Line
 				} else {
-					s.Action = ActionNone // reported; keep compile from repeating it
+					s.Action = rules.ActionNone // reported; keep compile from repeating it
 				}
 			}},
 			{"retry", func(v *yaml.Node, p string) {
@@ -1163,7 +1152,7 @@ func (d *decoder) rules(n *yaml.Node, path string) ([]RuleSpec, []map[string]int
 	return specs, lines
 }
 
-func (d *decoder) headerMap(v *yaml.Node, p string, s *RuleSpec, ln map[string]int) {
+func (d *decoder) headerMap(v *yaml.Node, p string, s *rules.Spec, ln map[string]int) {
 	d.pairs(v, p, "header names must be strings", func(k, re *yaml.Node, hp string) {
 		str := ""
 		if !isNull(re) {

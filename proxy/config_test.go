@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sessionproxy/sessionproxy/proxy/rules"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -32,8 +34,8 @@ func TestConfigExampleMatchesDefault(t *testing.T) {
 	if !reflect.DeepEqual(c, d) {
 		t.Errorf("example differs from Default():\n got %+v\nwant %+v", c, d)
 	}
-	if !reflect.DeepEqual(ruleSpecs(c.Rules), ruleSpecs(DefaultRules())) {
-		t.Errorf("example rules %+v, want the defaults %+v", ruleSpecs(c.Rules), ruleSpecs(DefaultRules()))
+	if !reflect.DeepEqual(ruleSpecs(c.Rules), ruleSpecs(rules.Defaults())) {
+		t.Errorf("example rules %+v, want the defaults %+v", ruleSpecs(c.Rules), ruleSpecs(rules.Defaults()))
 	}
 }
 
@@ -84,8 +86,8 @@ func placeKey(k string) string {
 	return p + ":\n  " + k + ":\n"
 }
 
-func ruleSpecs(rs *RuleSet) []RuleSpec {
-	var out []RuleSpec
+func ruleSpecs(rs *rules.Set) []rules.Spec {
+	var out []rules.Spec
 	for _, r := range rs.Rules() {
 		out = append(out, r.Spec())
 	}
@@ -170,7 +172,7 @@ func TestConfigValues(t *testing.T) {
 		{"body_limit: 1024", func(c *Config) bool { return c.BodyLimit == 1024 }},
 		{"retry: {max_attempts: 0}", func(c *Config) bool { return c.Retry.MaxAttempts == 0 }},
 		{"default_action: retire", func(c *Config) bool {
-			return c.DefaultAction == ActionRetire && c.Rules.DefaultAction() == ActionRetire && len(c.Rules.Rules()) == 3
+			return c.DefaultAction == rules.ActionRetire && c.Rules.DefaultAction() == rules.ActionRetire && len(c.Rules.Rules()) == 3
 		}},
 		{"rules: []", func(c *Config) bool { return len(c.Rules.Rules()) == 0 && !c.Rules.HasRetryRules() }},
 		{"rules:", func(c *Config) bool { return len(c.Rules.Rules()) == 3 }}, // null = absent = defaults
@@ -229,17 +231,17 @@ rules:
 		t.Fatal(err)
 	}
 	got := ruleSpecs(c.Rules)
-	want := []RuleSpec{
-		{Name: "blocked", Status: []string{"401", "4xx", "503"}, Action: ActionRetire, Retry: true},
+	want := []rules.Spec{
+		{Name: "blocked", Status: []string{"401", "4xx", "503"}, Action: rules.ActionRetire, Retry: true},
 		{Name: "captcha", Body: "(?i)captcha", Header: map[string]string{"Server": "(?i)cloudflare", "cf-mitigated": "challenge", "X-Any": ""},
-			Host: "*.example.com", Action: ActionBad},
-		{Name: "rules[2]", Status: []string{"418"}, Action: ActionGood},
-		{Name: "rules[3]", Error: "timeout", Host: "slow.example", Action: ActionNone},
+			Host: "*.example.com", Action: rules.ActionBad},
+		{Name: "rules[2]", Status: []string{"418"}, Action: rules.ActionGood},
+		{Name: "rules[3]", Error: "timeout", Host: "slow.example", Action: rules.ActionNone},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
 	}
-	if c.Rules.DefaultAction() != ActionNone || !c.Rules.HasBodyRules() || !c.Rules.HasRetryRules() {
+	if c.Rules.DefaultAction() != rules.ActionNone || !c.Rules.HasBodyRules() || !c.Rules.HasRetryRules() {
 		t.Errorf("rule set flags wrong: %+v", c.Rules)
 	}
 }
@@ -404,7 +406,7 @@ func FuzzParse(f *testing.F) {
 		if c == nil || c.Rules == nil || c.Path != "fuzz.yaml" {
 			t.Fatalf("valid config without rules or path: %+v", c)
 		}
-		c.Rules.Decide(&Outcome{Host: "a.example", Status: 403, Header: map[string][]string{"Server": {"x"}}, Body: []byte("x")})
+		c.Rules.Decide(&rules.Outcome{Host: "a.example", Status: 403, Header: map[string][]string{"Server": {"x"}}, Body: []byte("x")})
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/sessionproxy/sessionproxy/proxy/rules"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
@@ -32,7 +33,7 @@ func (s *Server) sessionName(req *http.Request, t *tunnel, cfg *Config) (string,
 		return t.client.sessionName, nil
 	}
 	if name != newSessionName && !validSessionName(name) {
-		return "", fmt.Errorf("%w: %q", errBadSessionName, clipText(name, 64))
+		return "", fmt.Errorf("%w: %q", errBadSessionName, rules.ClipText(name, 64))
 	}
 	return name, nil
 }
