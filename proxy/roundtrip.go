@@ -233,16 +233,7 @@ func cookieCarrier(resp *http.Response) *http.Response {
 // trip to it.
 func (s *Server) apply(sess *sessionpool.Session, v rules.Verdict, host string, status int, resp *http.Response) {
 	wasUsable := sess.IsUsable()
-	mark := sessionpool.NoMark
-	switch v.Action {
-	case rules.ActionGood:
-		mark = sessionpool.Good
-	case rules.ActionBad:
-		mark = sessionpool.Bad
-	case rules.ActionRetire:
-		mark = sessionpool.Retire
-	}
-	if err := sess.Commit(context.Background(), resp, mark); err != nil {
+	if err := sess.Commit(context.Background(), resp, v.Action.Mark()); err != nil {
 		s.storeFailed(err)
 	}
 	rule := verdictRule(v)

@@ -1,5 +1,7 @@
 package rules
 
+import "github.com/sessionproxy/sessionproxy/sessionpool"
+
 // Action is what a rule does to the session that made a request. Its zero
 // value "" is no action: as a default action it means the built-in one, and
 // in a Spec it is a problem (Action is required).
@@ -22,6 +24,21 @@ func (a Action) Valid() bool {
 		return true
 	}
 	return false
+}
+
+// Mark returns the sessionpool.Mark that applies a to a session with
+// Session.Commit: Good, Bad or Retire for the actions of those names, and
+// NoMark (count nothing) for ActionNone and anything else.
+func (a Action) Mark() sessionpool.Mark {
+	switch a {
+	case ActionGood:
+		return sessionpool.Good
+	case ActionBad:
+		return sessionpool.Bad
+	case ActionRetire:
+		return sessionpool.Retire
+	}
+	return sessionpool.NoMark
 }
 
 // Upstream failure kinds, as found in Outcome.ErrKind and a rule's error

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
 func mustRules(t testing.TB, def Action, specs ...Spec) *Set {
@@ -403,4 +405,17 @@ func FuzzCompileRules(f *testing.F) {
 		rs.NeedsBody(oHost, oStatus, h)
 		rs.MayRetry(oHost, oStatus, h)
 	})
+}
+
+// TestActionMark: each action commits the mark of the same name; none, and
+// anything that is not an action, counts nothing.
+func TestActionMark(t *testing.T) {
+	for a, want := range map[Action]sessionpool.Mark{
+		ActionGood: sessionpool.Good, ActionBad: sessionpool.Bad, ActionRetire: sessionpool.Retire,
+		ActionNone: sessionpool.NoMark, "": sessionpool.NoMark, "kill": sessionpool.NoMark,
+	} {
+		if got := a.Mark(); got != want {
+			t.Errorf("Action(%q).Mark() = %v, want %v", a, got, want)
+		}
+	}
 }
