@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sessionproxy/sessionproxy/proxy"
+	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/proxy/rules"
 )
 
@@ -46,12 +47,12 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 
-	cfg := proxy.Default()
+	cfg := config.Default()
 	if *configPath != "" {
 		var err error
-		if cfg, err = proxy.Load(*configPath); err != nil {
+		if cfg, err = config.Load(*configPath); err != nil {
 			fmt.Fprintln(stderr, err)
-			if errors.Is(err, proxy.ErrInvalidConfig) {
+			if errors.Is(err, config.ErrInvalid) {
 				return 2
 			}
 			return 1
@@ -159,9 +160,9 @@ func runRules(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sessionproxy rules: -host: %v\n", err)
 		return 2
 	}
-	cfg := proxy.Default()
+	cfg := config.Default()
 	if *configPath != "" {
-		if cfg, err = proxy.Load(*configPath); err != nil {
+		if cfg, err = config.Load(*configPath); err != nil {
 			fmt.Fprintln(stderr, err)
 			return 2
 		}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/sessionproxy/sessionproxy/internal/redistest"
 
+	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/proxy/rules"
 )
 
@@ -93,7 +94,7 @@ func BenchmarkThroughput(b *testing.B) {
 			defer stop()
 			cs := []*contender{{name: "goproxy-tuned", client: loadClient(b, addr, caPool, target)}}
 			for _, variant := range []string{"sessionproxy", "sessionproxy-no-wear-out", "sessionproxy-20-rules"} {
-				cfg := Default()
+				cfg := config.Default()
 				cfg.DataDir = b.TempDir()
 				cfg.Pool.PersistInterval = time.Hour
 				cfg.MITM.UpstreamCA = []string{originCAFile}
@@ -184,7 +185,7 @@ func twentyRules(b *testing.B) *rules.Set {
 // startSessionproxy runs sessionproxy on cfg with its pool filled to 1,000
 // sessions; it returns the proxy's address, a pool trusting its CA and a
 // stop function.
-func startSessionproxy(b *testing.B, cfg *Config) (addr string, caPool *x509.CertPool, stop func()) {
+func startSessionproxy(b *testing.B, cfg *config.Config) (addr string, caPool *x509.CertPool, stop func()) {
 	srv, err := Open(context.Background(), Options{Config: cfg})
 	if err != nil {
 		b.Fatal(err)
@@ -382,7 +383,7 @@ func BenchmarkRedisThroughput(b *testing.B) {
 		b.Run(scheme, func(b *testing.B) {
 			var clients []*http.Client
 			for _, store := range []string{"file", rs.URL(i)} {
-				cfg := Default()
+				cfg := config.Default()
 				cfg.DataDir = b.TempDir()
 				cfg.Pool.PersistInterval = time.Hour
 				cfg.Pool.Store = store

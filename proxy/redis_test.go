@@ -16,11 +16,12 @@ import (
 	"testing"
 
 	"github.com/sessionproxy/sessionproxy/internal/redistest"
+	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
 // redisConfig is testConfig with the pool on the Redis server at rawURL.
-func redisConfig(t *testing.T, rawURL string) *Config {
+func redisConfig(t *testing.T, rawURL string) *config.Config {
 	cfg := testConfig(t)
 	cfg.Pool.Store = rawURL
 	return cfg

@@ -14,11 +14,12 @@ import (
 	"time"
 
 	"github.com/sessionproxy/sessionproxy/internal/codingtest"
+	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/proxy/rules"
 )
 
 // rulesConfig is a test config with the given rules compiled.
-func rulesConfig(t *testing.T, specs ...rules.Spec) *Config {
+func rulesConfig(t *testing.T, specs ...rules.Spec) *config.Config {
 	t.Helper()
 	cfg := testConfig(t)
 	rs, err := rules.Compile(specs, "")

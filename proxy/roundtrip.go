@@ -13,6 +13,7 @@ import (
 
 	"github.com/elazarl/goproxy"
 
+	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/proxy/rules"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
@@ -69,7 +70,7 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 // attempts runs the request on one session and, while the rules say retry
 // and the request can be repeated, on fresh ones. It returns the response the
 // client gets.
-func (s *Server) attempts(req *http.Request, t *tunnel, cfg *Config) *http.Response {
+func (s *Server) attempts(req *http.Request, t *tunnel, cfg *config.Config) *http.Response {
 	start := time.Now()
 	reject := func(resp *http.Response) *http.Response {
 		s.finish(event{outcome: outcomeRejected, status: resp.StatusCode, duration: time.Since(start)})
@@ -168,7 +169,7 @@ func (s *Server) attempts(req *http.Request, t *tunnel, cfg *Config) *http.Respo
 // decideWhileStreaming lets resp's body stream to the client while a copy of
 // its first body_limit bytes is kept; the rules decide the session's fate
 // when that copy is complete (or the body ends or is closed).
-func (s *Server) decideWhileStreaming(resp *http.Response, cfg *Config, sess *sessionpool.Session, o *rules.Outcome, attempt int, start time.Time) {
+func (s *Server) decideWhileStreaming(resp *http.Response, cfg *config.Config, sess *sessionpool.Session, o *rules.Outcome, attempt int, start time.Time) {
 	limit := cfg.BodyLimit
 	cookies := cookieCarrier(resp)
 	resp.Body = rules.InspectBody(resp.Body, int(limit), func(raw []byte) {
@@ -188,7 +189,7 @@ type replayable struct {
 // prepareBody decides whether the request may be retried and, when retries
 // are possible, buffers a body of at most maxReplayBody. A larger body
 // streams on untouched and the request is never retried.
-func (s *Server) prepareBody(req *http.Request, cfg *Config) (replayable, error) {
+func (s *Server) prepareBody(req *http.Request, cfg *config.Config) (replayable, error) {
 	if !cfg.Rules.HasRetryRules() || cfg.Retry.MaxAttempts == 0 {
 		return replayable{}, nil
 	}
@@ -256,7 +257,7 @@ func verdictRule(v rules.Verdict) string {
 
 // decorate adds the headers that tell the client which session answered and
 // how.
-func (s *Server) decorate(resp *http.Response, cfg *Config, sess *sessionpool.Session, v rules.Verdict, attempt int) {
+func (s *Server) decorate(resp *http.Response, cfg *config.Config, sess *sessionpool.Session, v rules.Verdict, attempt int) {
 	if resp.Header == nil {
 		resp.Header = make(http.Header)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/proxy/rules"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
@@ -26,7 +27,7 @@ type selection struct {
 // sessionName takes the client's session choice off the request: the session
 // header (which is removed so it never leaves the proxy), else the name in
 // the proxy username of the tunnel or request.
-func (s *Server) sessionName(req *http.Request, t *tunnel, cfg *Config) (string, error) {
+func (s *Server) sessionName(req *http.Request, t *tunnel, cfg *config.Config) (string, error) {
 	name := req.Header.Get(cfg.SessionHeader)
 	req.Header.Del(cfg.SessionHeader)
 	if name == "" {
@@ -53,7 +54,7 @@ func (s *Server) selectSession(ctx context.Context, req *http.Request, t *tunnel
 // session, then affinity (tunnel, client), then the pool. tried lists the
 // sessions earlier attempts of the same request used; a retry never reuses
 // one of them.
-func (s *Server) pick(ctx context.Context, cfg *Config, name string, req *http.Request, t *tunnel, tried []string) (selection, error) {
+func (s *Server) pick(ctx context.Context, cfg *config.Config, name string, req *http.Request, t *tunnel, tried []string) (selection, error) {
 	switch name {
 	case "":
 	case newSessionName:
@@ -101,7 +102,7 @@ func (s *Server) pick(ctx context.Context, cfg *Config, name string, req *http.R
 
 // remember makes the session that answered a request the one its tunnel or
 // client keeps, so that a retry's fresh session carries on.
-func (s *Server) remember(cfg *Config, req *http.Request, t *tunnel, sel selection) {
+func (s *Server) remember(cfg *config.Config, req *http.Request, t *tunnel, sel selection) {
 	if sel.pinned {
 		return
 	}

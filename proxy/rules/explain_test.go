@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sessionproxy/sessionproxy/proxy"
+	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/proxy/rules"
 )
 
@@ -470,7 +470,7 @@ func TestExplainSamples(t *testing.T) {
 	if err != nil || len(files) < 10 {
 		t.Fatalf("sample responses: %v, %d found", err, len(files))
 	}
-	cfg, err := proxy.Load(filepath.Join("..", "..", "testdata", "rules", "rules.yaml"))
+	cfg, err := config.Load(filepath.Join("..", "..", "testdata", "rules", "rules.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

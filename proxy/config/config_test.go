@@ -1,4 +1,4 @@
-package proxy
+package config
 
 import (
 	"errors"
@@ -17,16 +17,16 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-const configTestdata = "../testdata/config"
+const configTestdata = "../../testdata/config"
 
 // TestConfigExampleMatchesDefault: config.example.yaml documents every key
 // with exactly the default value.
 func TestConfigExampleMatchesDefault(t *testing.T) {
-	c, err := Load("../config.example.yaml")
+	c, err := Load("../../config.example.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Path != "../config.example.yaml" {
+	if c.Path != "../../config.example.yaml" {
 		t.Errorf("Path = %q", c.Path)
 	}
 	d := Default()
@@ -42,7 +42,7 @@ func TestConfigExampleMatchesDefault(t *testing.T) {
 // TestConfigExampleHasEveryKey: every key the decoder knows appears in the
 // example file (so documentation cannot fall behind).
 func TestConfigExampleHasEveryKey(t *testing.T) {
-	data, err := os.ReadFile("../config.example.yaml")
+	data, err := os.ReadFile("../../config.example.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,12 +248,12 @@ rules:
 
 func TestConfigErrorType(t *testing.T) {
 	_, err := Parse("bad.yaml", []byte("listen: nope\npool: {strategy: randum}\n"))
-	if !errors.Is(err, ErrInvalidConfig) {
-		t.Fatalf("errors.Is(%v, ErrInvalidConfig) = false", err)
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("errors.Is(%v, ErrInvalid) = false", err)
 	}
-	var ce *ConfigError
+	var ce *Error
 	if !errors.As(err, &ce) || len(ce.Problems) != 2 {
-		t.Fatalf("want a *ConfigError with 2 problems, got %#v", err)
+		t.Fatalf("want a *Error with 2 problems, got %#v", err)
 	}
 	want := Problem{File: "bad.yaml", Line: 2, Path: "pool.strategy",
 		Msg: "must be one of random, round-robin, use-until-failure", Got: `"randum"`}
@@ -268,7 +268,7 @@ func TestConfigErrorType(t *testing.T) {
 func TestConfigLoad(t *testing.T) {
 	dir := t.TempDir()
 	_, err := Load(filepath.Join(dir, "missing.yaml"))
-	if !errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrInvalidConfig) {
+	if !errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrInvalid) {
 		t.Errorf("missing file: %v", err)
 	}
 	p := filepath.Join(dir, "c.yaml")
@@ -283,7 +283,7 @@ func TestConfigLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = Load(p)
-	if !errors.Is(err, ErrInvalidConfig) || !strings.HasPrefix(err.Error(), p+":") {
+	if !errors.Is(err, ErrInvalid) || !strings.HasPrefix(err.Error(), p+":") {
 		t.Errorf("syntax error: %v", err)
 	}
 }
@@ -323,7 +323,7 @@ func TestConfigSecretsNeverEchoed(t *testing.T) {
 }
 
 func TestConfigMITMSkipHost(t *testing.T) {
-	m := MITMConfig{SkipHosts: []string{"*.bank.example", "exact.org"}}
+	m := MITM{SkipHosts: []string{"*.bank.example", "exact.org"}}
 	for host, want := range map[string]bool{
 		"www.bank.example":     true,
 		"WWW.Bank.Example:443": true,
@@ -356,7 +356,7 @@ func TestConfigGolden(t *testing.T) {
 			if err == nil {
 				t.Fatal("no error")
 			}
-			if !errors.Is(err, ErrInvalidConfig) {
+			if !errors.Is(err, ErrInvalid) {
 				t.Fatalf("not a config error: %v", err)
 			}
 			got := err.Error() + "\n"
@@ -378,7 +378,7 @@ func TestConfigGolden(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	if data, err := os.ReadFile("../config.example.yaml"); err == nil {
+	if data, err := os.ReadFile("../../config.example.yaml"); err == nil {
 		f.Add(data)
 	}
 	files, _ := filepath.Glob(filepath.Join(configTestdata, "*.yaml"))
@@ -392,9 +392,9 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("fuzz.yaml", data)
 		if err != nil {
-			var ce *ConfigError
+			var ce *Error
 			if !errors.As(err, &ce) || len(ce.Problems) == 0 || c != nil {
-				t.Fatalf("want a *ConfigError with problems, got %#v, %#v", c, err)
+				t.Fatalf("want a *Error with problems, got %#v, %#v", c, err)
 			}
 			for _, p := range ce.Problems {
 				if p.File != "fuzz.yaml" || p.Msg == "" {
@@ -418,7 +418,7 @@ func TestConfigMergeKeysEverywhere(t *testing.T) {
 		"rules:\n  - name: r\n    action: bad\n    header:\n      <<: {Server: x}\n",
 	} {
 		_, err := Parse("m.yaml", []byte(doc))
-		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "merge keys (<<) are not supported") {
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "merge keys (<<) are not supported") {
 			t.Errorf("%q: %v, want the merge key refused", doc, err)
 		}
 	}

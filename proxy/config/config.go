@@ -1,4 +1,7 @@
-package proxy
+// Package config reads the proxy's configuration: a YAML file decoded
+// strictly into a Config, with every problem reported at once, each with its
+// file, line and key path, in an *Error.
+package config
 
 import (
 	"bytes"
@@ -12,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -25,8 +29,8 @@ import (
 	"github.com/sessionproxy/sessionproxy/proxy/rules"
 )
 
-// ErrInvalidConfig is matched (with errors.Is) by every *ConfigError.
-var ErrInvalidConfig = errors.New("proxy: invalid config")
+// ErrInvalid is matched (with errors.Is) by every *Error.
+var ErrInvalid = errors.New("config: invalid configuration")
 
 // Config is the proxy's configuration. Load and Parse fill defaults for
 // absent keys; Default returns a Config holding only defaults. A Config is
@@ -44,24 +48,24 @@ type Config struct {
 	Affinity      string        // tunnel (default) | client | request
 	ClientIdle    time.Duration // idle time after which a client's session is forgotten; default 5m
 	Cookies       string        // merge (default) | session | client
-	Auth          AuthConfig    // client authentication
-	MITM          MITMConfig    // HTTPS interception
-	Pool          PoolConfig    // the session pool
+	Auth          Auth          // client authentication
+	MITM          MITM          // HTTPS interception
+	Pool          Pool          // the session pool
 	Upstreams     []*url.URL    // upstream proxies (http, https, socks5, socks5h); nil = direct
 	BodyLimit     int64         // bytes of a body inspected by body rules; default 65536
-	Retry         RetryConfig   // retries of blocked requests
+	Retry         Retry         // retries of blocked requests
 	DefaultAction rules.Action  // action when no rule matches; "" = good below 400, else none
 	Rules         *rules.Set    // compiled rules; rules.Defaults() when the rules key is absent
 }
 
-// AuthConfig is the client authentication of the proxy.
-type AuthConfig struct {
+// Auth is the client authentication of the proxy.
+type Auth struct {
 	Users     map[string]string // user name -> password; nil = no client auth
 	Challenge bool              // answer 407 to requests without credentials
 }
 
-// MITMConfig configures HTTPS interception.
-type MITMConfig struct {
+// MITM configures HTTPS interception.
+type MITM struct {
 	Enabled            bool     // default true
 	CACert             string   // CA certificate file; "" = <data_dir>/ca.pem, generated if missing
 	CAKey              string   // CA key file; set together with CACert
@@ -70,26 +74,26 @@ type MITMConfig struct {
 	InsecureSkipVerify bool     // do not verify upstream TLS (default false)
 }
 
-// PoolConfig configures the session pool.
-type PoolConfig struct {
+// Pool configures the session pool.
+type Pool struct {
 	MaxPoolSize     int           // default 1000
 	Strategy        string        // random (default) | round-robin | use-until-failure
 	Store           string        // "file" (default, in data_dir) or a redis:// or rediss:// URL
 	PersistStateKey string        // default SDK_SESSION_POOL_STATE
 	PersistInterval time.Duration // default 60s
-	Session         SessionConfig // limits of each new session
+	Session         Session       // limits of each new session
 }
 
-// SessionConfig holds the limits of each new session.
-type SessionConfig struct {
+// Session holds the limits of each new session.
+type Session struct {
 	MaxAge              time.Duration // default 50m
 	MaxUsageCount       int           // default 50
 	MaxErrorScore       float64       // default 3
 	ErrorScoreDecrement float64       // default 0.5
 }
 
-// RetryConfig configures retries of blocked requests.
-type RetryConfig struct {
+// Retry configures retries of blocked requests.
+type Retry struct {
 	MaxAttempts int // extra attempts at most; default 2; 0 = never retry
 }
 
@@ -105,14 +109,14 @@ func Default() *Config {
 		Affinity:      "tunnel",
 		ClientIdle:    5 * time.Minute,
 		Cookies:       "merge",
-		MITM:          MITMConfig{Enabled: true},
-		Pool: PoolConfig{
+		MITM:          MITM{Enabled: true},
+		Pool: Pool{
 			MaxPoolSize:     1000,
 			Strategy:        "random",
 			Store:           "file",
 			PersistStateKey: "SDK_SESSION_POOL_STATE",
 			PersistInterval: 60 * time.Second,
-			Session: SessionConfig{
+			Session: Session{
 				MaxAge:              50 * time.Minute,
 				MaxUsageCount:       50,
 				MaxErrorScore:       3,
@@ -120,7 +124,7 @@ func Default() *Config {
 			},
 		},
 		BodyLimit: 65536,
-		Retry:     RetryConfig{MaxAttempts: 2},
+		Retry:     Retry{MaxAttempts: 2},
 		Rules:     rules.Defaults(),
 	}
 }
@@ -157,14 +161,14 @@ func (p Problem) String() string {
 	return b.String()
 }
 
-// ConfigError holds every problem found in a configuration, in file order.
-// errors.Is(err, ErrInvalidConfig) holds for it.
-type ConfigError struct {
+// Error holds every problem found in a configuration, in file order.
+// errors.Is(err, ErrInvalid) holds for it.
+type Error struct {
 	Problems []Problem
 }
 
 // Error lists the problems, one a line.
-func (e *ConfigError) Error() string {
+func (e *Error) Error() string {
 	lines := make([]string, len(e.Problems))
 	for i, p := range e.Problems {
 		lines[i] = p.String()
@@ -172,8 +176,8 @@ func (e *ConfigError) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-// Is reports whether target is ErrInvalidConfig.
-func (e *ConfigError) Is(target error) bool { return target == ErrInvalidConfig }
+// Is reports whether target is ErrInvalid.
+func (e *Error) Is(target error) bool { return target == ErrInvalid }
 
 // problems collects Problems.
 type problems []Problem
@@ -182,7 +186,7 @@ func (ps *problems) add(line int, path, msg, got string) {
 	*ps = append(*ps, Problem{Line: line, Path: path, Msg: msg, Got: got})
 }
 
-// err returns a *ConfigError for the problems (sorted by line, file set),
+// err returns a *Error for the problems (sorted by line, file set),
 // or nil when there are none.
 func (ps problems) err(file string) error {
 	if len(ps) == 0 {
@@ -193,16 +197,16 @@ func (ps problems) err(file string) error {
 		out[i].File = file
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Line < out[j].Line })
-	return &ConfigError{Problems: out}
+	return &Error{Problems: out}
 }
 
 // Load reads the configuration file at path and parses it (see Parse).
 // A file that cannot be read gives the read error, wrapped; a file with
-// problems gives a *ConfigError.
+// problems gives a *Error.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("proxy: read config: %w", err)
+		return nil, fmt.Errorf("read config: %w", err)
 	}
 	return Parse(path, data)
 }
@@ -211,7 +215,7 @@ func Load(path string) (*Config, error) {
 // problems and recorded as Config.Path. Absent keys, and keys whose value is
 // null, get their defaults; an empty document is all defaults. Every problem
 // (unknown keys, wrong types, bad values, duplicate keys, bad regexes...) is
-// reported at once in a *ConfigError; secrets (admin_token, passwords,
+// reported at once in a *Error; secrets (admin_token, passwords,
 // credentials in URLs) never appear in it.
 func Parse(name string, data []byte) (*Config, error) {
 	d := &decoder{}
@@ -796,7 +800,7 @@ func (d *decoder) addr(n *yaml.Node, path, s string) bool {
 	return true
 }
 
-func (d *decoder) auth(n *yaml.Node, path string, a *AuthConfig) {
+func (d *decoder) auth(n *yaml.Node, path string, a *Auth) {
 	d.mapping(n, path, []field{
 		{"users", func(v *yaml.Node, p string) {
 			if v.Kind != yaml.MappingNode {
@@ -850,7 +854,7 @@ func hasCtl(s string) bool {
 	return false
 }
 
-func (d *decoder) mitm(n *yaml.Node, mp string, m *MITMConfig) {
+func (d *decoder) mitm(n *yaml.Node, mp string, m *MITM) {
 	var certNode, keyNode *yaml.Node
 	d.mapping(n, mp, []field{
 		{"enabled", func(v *yaml.Node, p string) {
@@ -899,7 +903,7 @@ func (d *decoder) mitm(n *yaml.Node, mp string, m *MITMConfig) {
 
 // SkipHost reports whether host (a port is ignored; case-insensitive)
 // matches one of the skip_hosts globs.
-func (m *MITMConfig) SkipHost(host string) bool {
+func (m *MITM) SkipHost(host string) bool {
 	host = rules.NormHost(host)
 	for _, g := range m.SkipHosts {
 		if ok, _ := path.Match(g, host); ok {
@@ -909,7 +913,7 @@ func (m *MITMConfig) SkipHost(host string) bool {
 	return false
 }
 
-func (d *decoder) pool(n *yaml.Node, path string, pc *PoolConfig) {
+func (d *decoder) pool(n *yaml.Node, path string, pc *Pool) {
 	d.mapping(n, path, []field{
 		{"max_pool_size", func(v *yaml.Node, p string) {
 			if x, ok := d.integer(v, p, 1, 1<<31-1); ok {
@@ -1167,4 +1171,27 @@ func (d *decoder) headerMap(v *yaml.Node, p string, s *rules.Spec, ln map[string
 		s.Header[k.Value] = str
 		ln["header."+k.Value] = k.Line
 	})
+}
+
+// RestartKeys names the keys that differ between two configs but only take
+// effect at start, sorted.
+func RestartKeys(old, next *Config) []string {
+	var keys []string
+	diff := func(name string, a, b any) {
+		if !reflect.DeepEqual(a, b) {
+			keys = append(keys, name)
+		}
+	}
+	diff("listen", old.Listen, next.Listen)
+	diff("admin_listen", old.AdminListen, next.AdminListen)
+	diff("data_dir", old.DataDir, next.DataDir)
+	diff("log_format", old.LogFormat, next.LogFormat)
+	diff("log_level", old.LogLevel, next.LogLevel)
+	diff("pool", old.Pool, next.Pool)
+	diff("mitm.ca_cert", old.MITM.CACert, next.MITM.CACert)
+	diff("mitm.ca_key", old.MITM.CAKey, next.MITM.CAKey)
+	diff("mitm.upstream_ca", old.MITM.UpstreamCA, next.MITM.UpstreamCA)
+	diff("mitm.insecure_skip_verify", old.MITM.InsecureSkipVerify, next.MITM.InsecureSkipVerify)
+	slices.Sort(keys)
+	return keys
 }
