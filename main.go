@@ -60,7 +60,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	format := cfg.LogFormat
 	if *logFormat != "" {
-		format = *logFormat
+		format = config.LogFormat(*logFormat)
 	}
 	logger, err := newLogger(stderr, format, cfg.LogLevel)
 	if err != nil {
@@ -107,12 +107,12 @@ func run(args []string, stderr io.Writer) int {
 	return 0
 }
 
-func newLogger(w io.Writer, format string, level slog.Level) (*slog.Logger, error) {
+func newLogger(w io.Writer, format config.LogFormat, level slog.Level) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: level}
 	switch format {
-	case "text", "":
+	case config.LogText, "":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
+	case config.LogJSON:
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("-log-format must be text or json (got %q)", format)

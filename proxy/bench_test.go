@@ -386,7 +386,7 @@ func BenchmarkRedisThroughput(b *testing.B) {
 				cfg := config.Default()
 				cfg.DataDir = b.TempDir()
 				cfg.Pool.PersistInterval = time.Hour
-				cfg.Pool.Store = store
+				cfg.Pool.Store = config.Store(store)
 				cfg.MITM.UpstreamCA = []string{originCAFile}
 				addr, caPool, stop := startSessionproxy(b, cfg)
 				defer stop()

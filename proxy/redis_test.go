@@ -23,7 +23,7 @@ import (
 // redisConfig is testConfig with the pool on the Redis server at rawURL.
 func redisConfig(t *testing.T, rawURL string) *config.Config {
 	cfg := testConfig(t)
-	cfg.Pool.Store = rawURL
+	cfg.Pool.Store = config.Store(rawURL)
 	return cfg
 }
 

@@ -272,11 +272,11 @@ func (s *Server) decorate(resp *http.Response, cfg *config.Config, sess *session
 // header according to mode: "merge" adds those the client did not send
 // itself, "session" replaces the client's, "client" leaves them alone.
 // clientCookies is the client's own Cookie header, kept across attempts.
-func setCookies(req *http.Request, sess *sessionpool.Session, mode string, clientCookies []string) {
+func setCookies(req *http.Request, sess *sessionpool.Session, mode config.CookieMode, clientCookies []string) {
 	switch mode {
-	case "client":
+	case config.CookiesClient:
 		return
-	case "session":
+	case config.CookiesSession:
 		if c := sess.CookieString(req.URL); c != "" {
 			req.Header["Cookie"] = []string{c}
 		} else {

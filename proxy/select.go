@@ -66,7 +66,7 @@ func (s *Server) pick(ctx context.Context, cfg *config.Config, name string, req 
 	}
 
 	switch cfg.Affinity {
-	case "tunnel":
+	case config.AffinityTunnel:
 		if t.host == "" { // plain HTTP: no tunnel to be faithful to
 			break
 		}
@@ -80,7 +80,7 @@ func (s *Server) pick(ctx context.Context, cfg *config.Config, name string, req 
 			t.setSession(sess.ID())
 		}
 		return selection{sess: sess}, err
-	case "client":
+	case config.AffinityClient:
 		key := clientAffinityKey(t, req)
 		if v, ok := s.clients.Get(key); ok {
 			if id := v.(string); !slices.Contains(tried, id) {
@@ -107,11 +107,11 @@ func (s *Server) remember(cfg *config.Config, req *http.Request, t *tunnel, sel 
 		return
 	}
 	switch cfg.Affinity {
-	case "tunnel":
+	case config.AffinityTunnel:
 		if t.host != "" {
 			t.setSession(sel.sess.ID())
 		}
-	case "client":
+	case config.AffinityClient:
 		s.clients.Set(clientAffinityKey(t, req), sel.sess.ID(), cfg.ClientIdle)
 	}
 }

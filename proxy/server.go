@@ -129,12 +129,12 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 
 	store := opts.Store
 	redisURL := ""
-	if cfg.Pool.Store != "file" {
+	if cfg.Pool.Store != config.StoreFile {
 		if store != nil {
 			ca.Close()
-			return nil, fmt.Errorf("proxy: open store: %w: Options.Store is set and pool.store is %q", ErrUnsupportedStore, RedactURL(cfg.Pool.Store))
+			return nil, fmt.Errorf("proxy: open store: %w: Options.Store is set and pool.store is %q", ErrUnsupportedStore, RedactURL(string(cfg.Pool.Store)))
 		}
-		redisURL = cfg.Pool.Store
+		redisURL = string(cfg.Pool.Store)
 	} else if store == nil {
 		fs, err := sessionpool.NewFileStore(cfg.DataDir)
 		if err != nil {
@@ -165,13 +165,6 @@ func poolOptions(cfg *config.Config, store sessionpool.Store, now func() time.Ti
 	create func(context.Context, *sessionpool.Pool, sessionpool.SessionOptions) (*sessionpool.Session, error),
 	onPersist func(time.Duration, error),
 ) sessionpool.Options {
-	strategy := sessionpool.Random
-	switch cfg.Pool.Strategy {
-	case "round-robin":
-		strategy = sessionpool.RoundRobin
-	case "use-until-failure":
-		strategy = sessionpool.UseUntilFailure
-	}
 	return sessionpool.Options{
 		MaxPoolSize: cfg.Pool.MaxPoolSize,
 		SessionOptions: sessionpool.SessionOptions{
@@ -183,7 +176,7 @@ func poolOptions(cfg *config.Config, store sessionpool.Store, now func() time.Ti
 		Store:             store,
 		PersistStateKey:   cfg.Pool.PersistStateKey,
 		PersistInterval:   cfg.Pool.PersistInterval,
-		Strategy:          strategy,
+		Strategy:          cfg.Pool.Strategy,
 		CreateSessionFunc: create,
 		Now:               now,
 		OnPersist:         onPersist,
@@ -224,10 +217,10 @@ func (s *Server) sessionRetired(st sessionpool.SessionState) {
 // storeName is where the pool lives, for logs: the state file's directory
 // or the Redis URL without its password.
 func storeName(cfg *config.Config) string {
-	if cfg.Pool.Store == "file" {
+	if cfg.Pool.Store == config.StoreFile {
 		return "file in " + cfg.DataDir
 	}
-	return RedactURL(cfg.Pool.Store)
+	return RedactURL(string(cfg.Pool.Store))
 }
 
 // storeFailed logs an error of the shared store that no request can be

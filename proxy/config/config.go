@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sessionproxy/sessionproxy/proxy/rules"
+	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
 // Config is the proxy's configuration. Load and Parse fill defaults for
@@ -23,15 +24,15 @@ import (
 type Config struct {
 	Path          string        // file it was loaded from ("" for defaults)
 	Listen        string        // proxy address; default 127.0.0.1:8080
-	LogFormat     string        // text (default) | json
+	LogFormat     LogFormat     // text (default) | json
 	LogLevel      slog.Level    // debug | info (default) | warn | error
 	AdminListen   string        // admin API address; default 127.0.0.1:8081; "" disables it
 	AdminToken    string        // bearer token wanted by the admin API; "" = none
 	DataDir       string        // CA and persisted pool state; default ./data
 	SessionHeader string        // default X-Session-Id
-	Affinity      string        // tunnel (default) | client | request
+	Affinity      Affinity      // tunnel (default) | client | request
 	ClientIdle    time.Duration // idle time after which a client's session is forgotten; default 5m
-	Cookies       string        // merge (default) | session | client
+	Cookies       CookieMode    // merge (default) | session | client
 	Auth          Auth          // client authentication
 	MITM          MITM          // HTTPS interception
 	Pool          Pool          // the session pool
@@ -41,6 +42,46 @@ type Config struct {
 	DefaultAction rules.Action  // action when no rule matches; "" = good below 400, else none
 	Rules         *rules.Set    // compiled rules; rules.Defaults() when the rules key is absent
 }
+
+// LogFormat is the format of the proxy's logs (log/slog handlers).
+type LogFormat string
+
+// The log formats.
+const (
+	LogText LogFormat = "text" // slog.TextHandler, the default
+	LogJSON LogFormat = "json" // slog.JSONHandler
+)
+
+// Affinity says which session a request that names none goes out as, when
+// the client keeps making requests.
+type Affinity string
+
+// The affinities.
+const (
+	AffinityTunnel  Affinity = "tunnel"  // the session chosen when a CONNECT tunnel opened, for every request inside it (the default)
+	AffinityClient  Affinity = "client"  // one session per client (address and User-Agent) until it has been idle for ClientIdle
+	AffinityRequest Affinity = "request" // a session picked anew for every request
+)
+
+// CookieMode says how the session's cookies and the client's own combine
+// on a request.
+type CookieMode string
+
+// The cookie modes.
+const (
+	CookiesMerge   CookieMode = "merge"   // the session's cookies are added; a client's cookie of the same name wins (the default)
+	CookiesSession CookieMode = "session" // the session's cookies replace the client's
+	CookiesClient  CookieMode = "client"  // the client's cookies are left alone and nothing is injected
+)
+
+// Store is where the pool's state is persisted: StoreFile, or else the
+// redis:// or rediss:// URL (credentials included) of a Redis that
+// instances share. Load and Parse accept only those.
+type Store string
+
+// StoreFile keeps the pool's state in a file in the data directory, the
+// default.
+const StoreFile Store = "file"
 
 // Auth is the client authentication of the proxy.
 type Auth struct {
@@ -60,12 +101,12 @@ type MITM struct {
 
 // Pool configures the session pool.
 type Pool struct {
-	MaxPoolSize     int           // default 1000
-	Strategy        string        // random (default) | round-robin | use-until-failure
-	Store           string        // "file" (default, in data_dir) or a redis:// or rediss:// URL
-	PersistStateKey string        // default SDK_SESSION_POOL_STATE
-	PersistInterval time.Duration // default 60s
-	Session         Session       // limits of each new session
+	MaxPoolSize     int                  // default 1000
+	Strategy        sessionpool.Strategy // random (default) | round-robin | use-until-failure
+	Store           Store                // "file" (default, in data_dir) or a redis:// or rediss:// URL
+	PersistStateKey string               // default SDK_SESSION_POOL_STATE
+	PersistInterval time.Duration        // default 60s
+	Session         Session              // limits of each new session
 }
 
 // Session holds the limits of each new session.
@@ -85,19 +126,19 @@ type Retry struct {
 func Default() *Config {
 	return &Config{
 		Listen:        "127.0.0.1:8080",
-		LogFormat:     "text",
+		LogFormat:     LogText,
 		LogLevel:      slog.LevelInfo,
 		AdminListen:   "127.0.0.1:8081",
 		DataDir:       "./data",
 		SessionHeader: "X-Session-Id",
-		Affinity:      "tunnel",
+		Affinity:      AffinityTunnel,
 		ClientIdle:    5 * time.Minute,
-		Cookies:       "merge",
+		Cookies:       CookiesMerge,
 		MITM:          MITM{Enabled: true},
 		Pool: Pool{
 			MaxPoolSize:     1000,
-			Strategy:        "random",
-			Store:           "file",
+			Strategy:        sessionpool.Random,
+			Store:           StoreFile,
 			PersistStateKey: "SDK_SESSION_POOL_STATE",
 			PersistInterval: 60 * time.Second,
 			Session: Session{
@@ -107,7 +148,7 @@ func Default() *Config {
 				ErrorScoreDecrement: 0.5,
 			},
 		},
-		BodyLimit: 65536,
+		BodyLimit: rules.DefaultBodyLimit,
 		Retry:     Retry{MaxAttempts: 2},
 		Rules:     rules.Defaults(),
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sessionproxy/sessionproxy/proxy/rules"
+	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -148,10 +149,10 @@ func TestConfigValues(t *testing.T) {
 				reflect.DeepEqual(c.MITM.UpstreamCA, []string{"a.pem", "b.pem"})
 		}},
 		{"pool: {max_pool_size: 5, strategy: round-robin, persist_state_key: K, persist_interval: 1m30s}", func(c *Config) bool {
-			return c.Pool.MaxPoolSize == 5 && c.Pool.Strategy == "round-robin" && c.Pool.PersistStateKey == "K" &&
+			return c.Pool.MaxPoolSize == 5 && c.Pool.Strategy == sessionpool.RoundRobin && c.Pool.PersistStateKey == "K" &&
 				c.Pool.PersistInterval == 90*time.Second
 		}},
-		{"pool: {strategy: use-until-failure}", func(c *Config) bool { return c.Pool.Strategy == "use-until-failure" }},
+		{"pool: {strategy: use-until-failure}", func(c *Config) bool { return c.Pool.Strategy == sessionpool.UseUntilFailure }},
 		{"pool: {store: 'redis://u:p@127.0.0.1:6379/2'}", func(c *Config) bool { return c.Pool.Store == "redis://u:p@127.0.0.1:6379/2" }},
 		{"pool: {store: 'rediss://127.0.0.1:6380'}", func(c *Config) bool { return c.Pool.Store == "rediss://127.0.0.1:6380" }},
 		{"pool: {session: {max_age: 1h, max_usage_count: 7, max_error_score: 2.5, error_score_decrement: 0}}", func(c *Config) bool {

@@ -285,6 +285,30 @@ func (d *decoder) enum(n *yaml.Node, path string, choices ...string) (string, bo
 	return s, true
 }
 
+// oneOf decodes one of choices, each written as itself.
+func oneOf[T ~string](d *decoder, n *yaml.Node, path string, choices ...T) (T, bool) {
+	names := make([]string, len(choices))
+	for i, c := range choices {
+		names[i] = string(c)
+	}
+	s, ok := d.enum(n, path, names...)
+	return T(s), ok
+}
+
+// oneOfNamed decodes one of choices, each written as its String().
+func oneOfNamed[T fmt.Stringer](d *decoder, n *yaml.Node, path string, choices ...T) (T, bool) {
+	names := make([]string, len(choices))
+	for i, c := range choices {
+		names[i] = c.String()
+	}
+	var zero T
+	s, ok := d.enum(n, path, names...)
+	if !ok {
+		return zero, false
+	}
+	return choices[slices.Index(names, s)], true
+}
+
 func (d *decoder) boolean(n *yaml.Node, path string) (bool, bool) {
 	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
 		d.ps.add(n.Line, path, "must be true or false", got(n))

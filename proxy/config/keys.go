@@ -10,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sessionproxy/sessionproxy/proxy/rules"
+	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
 // top decodes the root mapping into c.
@@ -28,8 +29,8 @@ func (d *decoder) top(root *yaml.Node, c *Config) {
 			}
 		}},
 		{"log_format", func(v *yaml.Node, p string) {
-			if s, ok := d.enum(v, p, "text", "json"); ok {
-				c.LogFormat = s
+			if f, ok := oneOf(d, v, p, LogText, LogJSON); ok {
+				c.LogFormat = f
 			}
 		}},
 		{"log_level", func(v *yaml.Node, p string) {
@@ -76,8 +77,8 @@ func (d *decoder) top(root *yaml.Node, c *Config) {
 			}
 		}},
 		{"affinity", func(v *yaml.Node, p string) {
-			if s, ok := d.enum(v, p, "tunnel", "client", "request"); ok {
-				c.Affinity = s
+			if a, ok := oneOf(d, v, p, AffinityTunnel, AffinityClient, AffinityRequest); ok {
+				c.Affinity = a
 			}
 		}},
 		{"client_idle", func(v *yaml.Node, p string) {
@@ -86,8 +87,8 @@ func (d *decoder) top(root *yaml.Node, c *Config) {
 			}
 		}},
 		{"cookies", func(v *yaml.Node, p string) {
-			if s, ok := d.enum(v, p, "merge", "session", "client"); ok {
-				c.Cookies = s
+			if m, ok := oneOf(d, v, p, CookiesMerge, CookiesSession, CookiesClient); ok {
+				c.Cookies = m
 			}
 		}},
 		{"auth", func(v *yaml.Node, p string) { d.auth(v, p, &c.Auth) }},
@@ -261,7 +262,7 @@ func (d *decoder) pool(n *yaml.Node, path string, pc *Pool) {
 			}
 		}},
 		{"strategy", func(v *yaml.Node, p string) {
-			if s, ok := d.enum(v, p, "random", "round-robin", "use-until-failure"); ok {
+			if s, ok := oneOfNamed(d, v, p, sessionpool.Random, sessionpool.RoundRobin, sessionpool.UseUntilFailure); ok {
 				pc.Strategy = s
 			}
 		}},
@@ -270,8 +271,8 @@ func (d *decoder) pool(n *yaml.Node, path string, pc *Pool) {
 			if !ok {
 				return
 			}
-			if s == "file" {
-				pc.Store = s
+			if Store(s) == StoreFile {
+				pc.Store = StoreFile
 				return
 			}
 			u, msg := parseStore(s)
@@ -279,7 +280,7 @@ func (d *decoder) pool(n *yaml.Node, path string, pc *Pool) {
 				d.ps.add(v.Line, p, msg, quote(redactRaw(s, u)))
 				return
 			}
-			pc.Store = s
+			pc.Store = Store(s)
 		}},
 		{"persist_state_key", func(v *yaml.Node, p string) {
 			if s, ok := d.nonEmpty(v, p); ok {

@@ -106,8 +106,8 @@ func (d *decoder) rules(n *yaml.Node, path string) ([]rules.Spec, []map[string]i
 				}
 			}},
 			{"action", func(v *yaml.Node, p string) {
-				if str, ok := d.enum(v, p, "good", "bad", "retire", "none"); ok {
-					s.Action, ln["action"] = rules.Action(str), v.Line
+				if a, ok := oneOf(d, v, p, rules.ActionGood, rules.ActionBad, rules.ActionRetire, rules.ActionNone); ok {
+					s.Action, ln["action"] = a, v.Line
 				} else {
 					s.Action = rules.ActionNone // reported; keep compile from repeating it
 				}
