@@ -209,27 +209,7 @@ func compileRule(i int, s Spec, report reportFunc) *Rule {
 			r.host = newHostGlob(s.Host)
 		}
 	}
-	seen := make(map[string]string, len(s.Header))
-	for _, name := range sortedKeys(s.Header) {
-		expr := s.Header[name]
-		field := "header." + name
-		if !ValidHeaderName(name) {
-			report(i, field, "not a valid header name", strconv.Quote(name))
-			continue
-		}
-		canon := http.CanonicalHeaderKey(name)
-		if other, dup := seen[canon]; dup {
-			report(i, field, fmt.Sprintf("duplicate header (also %s)", other), strconv.Quote(name))
-			continue
-		}
-		seen[canon] = name
-		re, err := compileRegex(expr)
-		if err != "" {
-			report(i, field, err, strconv.Quote(expr))
-			continue
-		}
-		r.headers = append(r.headers, headerCond{name: canon, re: re})
-	}
+	r.headers = compileHeaders(i, s.Header, report)
 	if s.Body != "" {
 		re, err := compileRegex(s.Body)
 		if err != "" {
@@ -255,6 +235,34 @@ func compileRule(i int, s Spec, report reportFunc) *Rule {
 	r.spec.Name = r.Name
 	r.spec.Host = strings.ToLower(s.Host)
 	return r
+}
+
+// compileHeaders compiles the header conditions of rule i, in the order of
+// their names.
+func compileHeaders(i int, header map[string]string, report reportFunc) []headerCond {
+	var out []headerCond
+	seen := make(map[string]string, len(header))
+	for _, name := range sortedKeys(header) {
+		expr := header[name]
+		field := "header." + name
+		if !ValidHeaderName(name) {
+			report(i, field, "not a valid header name", strconv.Quote(name))
+			continue
+		}
+		canon := http.CanonicalHeaderKey(name)
+		if other, dup := seen[canon]; dup {
+			report(i, field, fmt.Sprintf("duplicate header (also %s)", other), strconv.Quote(name))
+			continue
+		}
+		seen[canon] = name
+		re, err := compileRegex(expr)
+		if err != "" {
+			report(i, field, err, strconv.Quote(expr))
+			continue
+		}
+		out = append(out, headerCond{name: canon, re: re})
+	}
+	return out
 }
 
 // checkRuleName returns a problem with a rule name, or "". Names go into a
