@@ -33,11 +33,7 @@ func (s *Server) Reload() (needRestart []string, err error) {
 	needRestart = config.RestartKeys(old, next)
 	// Keep what cannot change while running, so that what the server
 	// reports is what it does.
-	next.Listen, next.AdminListen, next.DataDir = old.Listen, old.AdminListen, old.DataDir
-	next.LogFormat, next.LogLevel = old.LogFormat, old.LogLevel
-	next.Pool = old.Pool
-	next.MITM.CACert, next.MITM.CAKey = old.MITM.CACert, old.MITM.CAKey
-	next.MITM.UpstreamCA, next.MITM.InsecureSkipVerify = old.MITM.UpstreamCA, old.MITM.InsecureSkipVerify
+	config.KeepRestartKeys(old, next)
 	s.cfg.Store(next)
 	s.log.Info("config reloaded", "file", next.Path, "rules", len(next.Rules.Rules()),
 		"upstreams", len(next.Upstreams), "restart_needed_for", needRestart)

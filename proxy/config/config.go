@@ -9,9 +9,9 @@ import (
 	"net/url"
 	"os"
 	"path"
-	"reflect"
-	"slices"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/sessionproxy/sessionproxy/proxy/rules"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
@@ -172,7 +172,7 @@ func Load(path string) (*Config, error) {
 // reported at once in a *Error; secrets (admin_token, passwords,
 // credentials in URLs) never appear in it.
 func Parse(name string, data []byte) (*Config, error) {
-	d := &decoder{}
+	d := &decoder{at: map[string]*yaml.Node{}}
 	c := d.parse(data)
 	if err := d.ps.err(name); err != nil {
 		return nil, err
@@ -191,27 +191,4 @@ func (m *MITM) SkipHost(host string) bool {
 		}
 	}
 	return false
-}
-
-// RestartKeys names the keys that differ between two configs but only take
-// effect at start, sorted.
-func RestartKeys(old, next *Config) []string {
-	var keys []string
-	diff := func(name string, a, b any) {
-		if !reflect.DeepEqual(a, b) {
-			keys = append(keys, name)
-		}
-	}
-	diff("listen", old.Listen, next.Listen)
-	diff("admin_listen", old.AdminListen, next.AdminListen)
-	diff("data_dir", old.DataDir, next.DataDir)
-	diff("log_format", old.LogFormat, next.LogFormat)
-	diff("log_level", old.LogLevel, next.LogLevel)
-	diff("pool", old.Pool, next.Pool)
-	diff("mitm.ca_cert", old.MITM.CACert, next.MITM.CACert)
-	diff("mitm.ca_key", old.MITM.CAKey, next.MITM.CAKey)
-	diff("mitm.upstream_ca", old.MITM.UpstreamCA, next.MITM.UpstreamCA)
-	diff("mitm.insecure_skip_verify", old.MITM.InsecureSkipVerify, next.MITM.InsecureSkipVerify)
-	slices.Sort(keys)
-	return keys
 }

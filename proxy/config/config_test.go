@@ -424,3 +424,42 @@ func TestConfigMergeKeysEverywhere(t *testing.T) {
 		}
 	}
 }
+
+// TestRestartKeys: keys bound at start are named when they change (the pool
+// as one key) and keep their running values; the others are not named and
+// take their new values.
+func TestRestartKeys(t *testing.T) {
+	old := Default()
+	next, err := Parse("n.yaml", []byte("listen: 127.0.0.1:1\nlog_format: json\ncookies: client\n"+
+		"mitm: {ca_cert: c.pem, ca_key: k.pem, enabled: false}\n"+
+		"pool: {strategy: round-robin, session: {max_age: 1h}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"listen", "log_format", "mitm.ca_cert", "mitm.ca_key", "pool"}
+	if got := RestartKeys(old, next); !reflect.DeepEqual(got, want) {
+		t.Errorf("RestartKeys = %q, want %q", got, want)
+	}
+	if got := RestartKeys(old, Default()); got != nil {
+		t.Errorf("RestartKeys of equal configs = %q", got)
+	}
+	var bound []string
+	for _, k := range restartKeys() {
+		bound = append(bound, k.path)
+	}
+	if want := []string{"listen", "log_format", "log_level", "admin_listen", "data_dir", "mitm.ca_cert", "mitm.ca_key",
+		"mitm.upstream_ca", "mitm.insecure_skip_verify", "pool"}; !reflect.DeepEqual(bound, want) {
+		t.Errorf("keys bound at start: %q, want %q", bound, want)
+	}
+	KeepRestartKeys(old, next)
+	if next.Listen != old.Listen || next.LogFormat != old.LogFormat || next.MITM.CACert != "" || next.MITM.CAKey != "" ||
+		!reflect.DeepEqual(next.Pool, old.Pool) {
+		t.Errorf("a key bound at start took its new value: %+v", next)
+	}
+	if next.Cookies != CookiesClient || next.MITM.Enabled {
+		t.Errorf("a key that reloads kept its old value: %+v", next)
+	}
+	if got := RestartKeys(old, next); got != nil {
+		t.Errorf("RestartKeys after KeepRestartKeys = %q", got)
+	}
+}

@@ -18,7 +18,10 @@ import (
 
 // decoder walks a yaml.Node tree into a Config, collecting problems.
 type decoder struct {
-	ps problems
+	ps        problems
+	at        map[string]*yaml.Node // the value of each key that was taken, by path, for checks across keys
+	specs     []rules.Spec          // the rules as decoded, compiled last
+	ruleLines []map[string]int      // for each of specs, the line of each of its keys ("" = the rule)
 }
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
@@ -284,6 +287,9 @@ func (d *decoder) enum(n *yaml.Node, path string, choices ...string) (string, bo
 	}
 	return s, true
 }
+
+// text decodes a string whose value may be shown in problems.
+func (d *decoder) text(n *yaml.Node, path string) (string, bool) { return d.str(n, path, false) }
 
 // oneOf decodes one of choices, each written as itself.
 func oneOf[T ~string](d *decoder, n *yaml.Node, path string, choices ...T) (T, bool) {
