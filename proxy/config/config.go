@@ -1,6 +1,8 @@
 // Package config reads the proxy's configuration: a YAML file decoded
 // strictly into a Config, with every problem reported at once, each with its
-// file, line and key path, in an *Error.
+// file, line and key path, in an *Error. One table lists every key with how
+// its value is decoded and whether a change takes effect on reload or only
+// at start (see RestartKeys). The rules list is compiled with package rules.
 package config
 
 import (
@@ -156,7 +158,7 @@ func Default() *Config {
 
 // Load reads the configuration file at path and parses it (see Parse).
 // A file that cannot be read gives the read error, wrapped; a file with
-// problems gives a *Error.
+// problems gives a *Error. Load is safe for concurrent use.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -170,7 +172,7 @@ func Load(path string) (*Config, error) {
 // null, get their defaults; an empty document is all defaults. Every problem
 // (unknown keys, wrong types, bad values, duplicate keys, bad regexes...) is
 // reported at once in a *Error; secrets (admin_token, passwords,
-// credentials in URLs) never appear in it.
+// credentials in URLs) never appear in it. Parse is safe for concurrent use.
 func Parse(name string, data []byte) (*Config, error) {
 	d := &decoder{at: map[string]*yaml.Node{}}
 	c := d.parse(data)

@@ -186,7 +186,7 @@ func (d *decoder) section(n *yaml.Node, path string, c *Config, keys []key) {
 
 // RestartKeys names the keys that differ between two configs but take
 // effect only at start, sorted. A section bound at start as a whole (pool)
-// is named as one key.
+// is named as one key. It only reads the configs.
 func RestartKeys(old, next *Config) []string {
 	var out []string
 	for _, k := range restartKeys() {
@@ -200,7 +200,8 @@ func RestartKeys(old, next *Config) []string {
 
 // KeepRestartKeys gives next the values old has for every key that takes
 // effect only at start, so that a config read again while old runs says
-// what the running server does.
+// what the running server does. It modifies next, which must not be in use
+// yet; old is only read.
 func KeepRestartKeys(old, next *Config) {
 	for _, k := range restartKeys() {
 		k.keep(next, old)

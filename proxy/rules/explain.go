@@ -326,7 +326,8 @@ type CondReport struct {
 	Detail string `json:"detail"` // human-readable: what was compared with what
 }
 
-// DefaultBodyLimit is body_limit's default.
+// DefaultBodyLimit is how many bytes of a body's start body conditions see
+// by default (the body_limit key's default).
 const DefaultBodyLimit = 65536
 
 // Explain reports what rs decides on resp (a response to a request for

@@ -29,7 +29,8 @@ type ReportOptions struct {
 //
 // Report returns how many files it left out and, for JSON output only, the
 // error of writing to w as the writer returned it (text output ignores
-// write errors). Nothing is sent anywhere.
+// write errors). Nothing is sent anywhere. Report is safe for concurrent use
+// when its writers are.
 func Report(w, errw io.Writer, files []string, opts ReportOptions) (failed int, err error) {
 	var results []fileExplanation
 	for _, name := range files {

@@ -293,7 +293,8 @@ func compileRegex(expr string) (*regexp.Regexp, string) {
 	return re, ""
 }
 
-// ParseStatus parses "403" or "4xx" into an inclusive range.
+// ParseStatus parses a status condition, a code "403" or a class "4xx",
+// into an inclusive range of codes; ok is false for anything else.
 func ParseStatus(s string) (lo, hi int, ok bool) {
 	if len(s) == 3 && s[0] >= '1' && s[0] <= '5' && (s[1] == 'x' || s[1] == 'X') && (s[2] == 'x' || s[2] == 'X') {
 		c := int(s[0]-'0') * 100
@@ -470,7 +471,8 @@ func inspectable(h http.Header) bool {
 	return true
 }
 
-// NormHost lower-cases host and drops a port; it allocates only when host
+// NormHost returns host as host conditions see it: lower case, without a
+// port (an IPv6 literal without its brackets). It allocates only when host
 // has upper-case letters.
 func NormHost(h string) string {
 	if i := strings.LastIndexByte(h, ':'); i >= 0 {
