@@ -11,13 +11,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sessionproxy/sessionproxy/proxy"
+	"github.com/sessionproxy/sessionproxy/proxy/config"
+	"github.com/sessionproxy/sessionproxy/proxy/rules"
 )
 
 func main() {
@@ -43,12 +47,12 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 
-	cfg := proxy.Default()
+	cfg := config.Default()
 	if *configPath != "" {
 		var err error
-		if cfg, err = proxy.Load(*configPath); err != nil {
+		if cfg, err = config.Load(*configPath); err != nil {
 			fmt.Fprintln(stderr, err)
-			if errors.Is(err, proxy.ErrInvalidConfig) {
+			if errors.Is(err, config.ErrInvalid) {
 				return 2
 			}
 			return 1
@@ -56,7 +60,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	format := cfg.LogFormat
 	if *logFormat != "" {
-		format = *logFormat
+		format = config.LogFormat(*logFormat)
 	}
 	logger, err := newLogger(stderr, format, cfg.LogLevel)
 	if err != nil {
@@ -103,12 +107,12 @@ func run(args []string, stderr io.Writer) int {
 	return 0
 }
 
-func newLogger(w io.Writer, format string, level slog.Level) (*slog.Logger, error) {
+func newLogger(w io.Writer, format config.LogFormat, level slog.Level) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: level}
 	switch format {
-	case "text", "":
+	case config.LogText, "":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
+	case config.LogJSON:
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("-log-format must be text or json (got %q)", format)
@@ -119,4 +123,77 @@ type redisLogger struct{ l *slog.Logger }
 
 func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	r.l.DebugContext(ctx, "redis client: "+fmt.Sprintf(format, v...))
+}
+
+const rulesUsage = `usage: sessionproxy rules [-config FILE] [-host HOST] [-json] RESPONSE-FILE...
+
+Explains, for each saved HTTP response (as "curl -si URL > FILE" writes it),
+which rule of the config matches and what it would do, with one line per rule
+saying which of its conditions hold. Nothing is sent anywhere.
+
+`
+
+// runRules is the "rules" subcommand (see rules.Report): it returns 0 when
+// every file was explained, 1 when some file could not be read or parsed
+// (the others are explained anyway; problems go to stderr as "FILE:
+// problem"), 2 for a bad command line or a config that does not load.
+func runRules(args []string, stdout, stderr io.Writer) int {
+	fset := flag.NewFlagSet("sessionproxy rules", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	fset.Usage = func() {
+		fmt.Fprint(stderr, rulesUsage)
+		fset.PrintDefaults()
+	}
+	configPath := fset.String("config", "", "YAML config `file` whose rules, default_action and body_limit apply (default: built-in defaults)")
+	hostFlag := fset.String("host", "", "request `host` that host conditions are evaluated against, or a URL to take it from (default \"\")")
+	asJSON := fset.Bool("json", false, "print a JSON array, one object per file, instead of text")
+	if err := fset.Parse(args); err != nil {
+		return 2
+	}
+	if fset.NArg() == 0 {
+		fmt.Fprintln(stderr, "sessionproxy rules: no response files given")
+		fset.Usage()
+		return 2
+	}
+	host, err := requestHost(*hostFlag)
+	if err != nil {
+		fmt.Fprintf(stderr, "sessionproxy rules: -host: %v\n", err)
+		return 2
+	}
+	cfg := config.Default()
+	if *configPath != "" {
+		if cfg, err = config.Load(*configPath); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
+	}
+	failed, err := rules.Report(stdout, stderr, fset.Args(),
+		rules.ReportOptions{Rules: cfg.Rules, BodyLimit: cfg.BodyLimit, Host: host, JSON: *asJSON})
+	if err != nil {
+		fmt.Fprintf(stderr, "sessionproxy rules: %v\n", err)
+		return 1
+	}
+	if failed > 0 {
+		return 1
+	}
+	return 0
+}
+
+// requestHost returns the host named by -host: a host (a port is ignored
+// by the rules) or a URL whose host is taken.
+func requestHost(s string) (string, error) {
+	if !strings.Contains(s, "://") {
+		if strings.ContainsAny(s, " /\t") {
+			return "", fmt.Errorf("want a host like www.example.com or a URL (got %q)", s)
+		}
+		return s, nil
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", errors.Unwrap(err)
+	}
+	if u.Hostname() == "" {
+		return "", fmt.Errorf("URL without a host (got %q)", u.Redacted())
+	}
+	return u.Hostname(), nil
 }

@@ -25,6 +25,9 @@ import (
 	"github.com/elazarl/goproxy"
 
 	"github.com/sessionproxy/sessionproxy/sessionpool/sessionpooltest"
+
+	"github.com/sessionproxy/sessionproxy/proxy/config"
+	"github.com/sessionproxy/sessionproxy/proxy/rules"
 )
 
 // The throughput benchmark runs goproxy alone (its transport tuned) and
@@ -91,7 +94,7 @@ func BenchmarkThroughput(b *testing.B) {
 			defer stop()
 			cs := []*contender{{name: "goproxy-tuned", client: loadClient(b, addr, caPool, target)}}
 			for _, variant := range []string{"sessionproxy", "sessionproxy-no-wear-out", "sessionproxy-20-rules"} {
-				cfg := Default()
+				cfg := config.Default()
 				cfg.DataDir = b.TempDir()
 				cfg.Pool.PersistInterval = time.Hour
 				cfg.MITM.UpstreamCA = []string{originCAFile}
@@ -149,30 +152,30 @@ func median(xs []float64) float64 {
 // twentyRules is a rule set of the size users write: 19 status, header and
 // host rules and one body regex, which every 200 text/html response of the
 // benchmark's origin is matched against (and passes).
-func twentyRules(b *testing.B) *RuleSet {
-	specs := []RuleSpec{
-		{Name: "cf-challenge", Header: map[string]string{"Server": "(?i)cloudflare", "Cf-Mitigated": "challenge"}, Action: ActionRetire, Retry: true},
-		{Name: "akamai", Header: map[string]string{"Server": "(?i)akamaighost"}, Status: []string{"403"}, Action: ActionRetire, Retry: true},
-		{Name: "rate-limit", Status: []string{"429"}, Action: ActionRetire, Retry: true},
-		{Name: "unauthorized", Status: []string{"401"}, Action: ActionRetire},
-		{Name: "forbidden", Status: []string{"403"}, Action: ActionRetire, Retry: true},
-		{Name: "teapot", Status: []string{"418"}, Action: ActionBad},
-		{Name: "gone", Status: []string{"410"}, Action: ActionNone},
-		{Name: "shop-5xx", Host: "*.shop.example", Status: []string{"5xx"}, Action: ActionBad, Retry: true},
-		{Name: "api-4xx", Host: "api.example.com", Status: []string{"4xx"}, Action: ActionBad},
-		{Name: "datadome", Header: map[string]string{"X-Datadome": ""}, Action: ActionRetire, Retry: true},
-		{Name: "px", Header: map[string]string{"X-Px-Blocked": "1"}, Action: ActionRetire},
-		{Name: "retry-after", Header: map[string]string{"Retry-After": `^\d+$`}, Status: []string{"503"}, Action: ActionRetire},
-		{Name: "login-wall", Status: []string{"302"}, Header: map[string]string{"Location": "(?i)/login"}, Action: ActionRetire},
-		{Name: "captcha-redirect", Status: []string{"301", "302", "307"}, Header: map[string]string{"Location": "(?i)captcha"}, Action: ActionRetire, Retry: true},
-		{Name: "cdn-error", Host: "cdn.*", Status: []string{"5xx"}, Action: ActionNone},
-		{Name: "timeouts", Error: "timeout", Action: ActionBad, Retry: true},
-		{Name: "tls", Error: "tls", Action: ActionRetire},
-		{Name: "connect", Error: "connect", Action: ActionBad, Retry: true},
-		{Name: "server-error", Status: []string{"5xx"}, Action: ActionBad},
-		{Name: "captcha-page", Body: `(?i)captcha|are you a robot|access denied`, Action: ActionRetire},
+func twentyRules(b *testing.B) *rules.Set {
+	specs := []rules.Spec{
+		{Name: "cf-challenge", Header: map[string]string{"Server": "(?i)cloudflare", "Cf-Mitigated": "challenge"}, Action: rules.ActionRetire, Retry: true},
+		{Name: "akamai", Header: map[string]string{"Server": "(?i)akamaighost"}, Status: []string{"403"}, Action: rules.ActionRetire, Retry: true},
+		{Name: "rate-limit", Status: []string{"429"}, Action: rules.ActionRetire, Retry: true},
+		{Name: "unauthorized", Status: []string{"401"}, Action: rules.ActionRetire},
+		{Name: "forbidden", Status: []string{"403"}, Action: rules.ActionRetire, Retry: true},
+		{Name: "teapot", Status: []string{"418"}, Action: rules.ActionBad},
+		{Name: "gone", Status: []string{"410"}, Action: rules.ActionNone},
+		{Name: "shop-5xx", Host: "*.shop.example", Status: []string{"5xx"}, Action: rules.ActionBad, Retry: true},
+		{Name: "api-4xx", Host: "api.example.com", Status: []string{"4xx"}, Action: rules.ActionBad},
+		{Name: "datadome", Header: map[string]string{"X-Datadome": ""}, Action: rules.ActionRetire, Retry: true},
+		{Name: "px", Header: map[string]string{"X-Px-Blocked": "1"}, Action: rules.ActionRetire},
+		{Name: "retry-after", Header: map[string]string{"Retry-After": `^\d+$`}, Status: []string{"503"}, Action: rules.ActionRetire},
+		{Name: "login-wall", Status: []string{"302"}, Header: map[string]string{"Location": "(?i)/login"}, Action: rules.ActionRetire},
+		{Name: "captcha-redirect", Status: []string{"301", "302", "307"}, Header: map[string]string{"Location": "(?i)captcha"}, Action: rules.ActionRetire, Retry: true},
+		{Name: "cdn-error", Host: "cdn.*", Status: []string{"5xx"}, Action: rules.ActionNone},
+		{Name: "timeouts", Error: "timeout", Action: rules.ActionBad, Retry: true},
+		{Name: "tls", Error: "tls", Action: rules.ActionRetire},
+		{Name: "connect", Error: "connect", Action: rules.ActionBad, Retry: true},
+		{Name: "server-error", Status: []string{"5xx"}, Action: rules.ActionBad},
+		{Name: "captcha-page", Body: `(?i)captcha|are you a robot|access denied`, Action: rules.ActionRetire},
 	}
-	rs, err := CompileRules(specs, "")
+	rs, err := rules.Compile(specs, "")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -182,7 +185,7 @@ func twentyRules(b *testing.B) *RuleSet {
 // startSessionproxy runs sessionproxy on cfg with its pool filled to 1,000
 // sessions; it returns the proxy's address, a pool trusting its CA and a
 // stop function.
-func startSessionproxy(b *testing.B, cfg *Config) (addr string, caPool *x509.CertPool, stop func()) {
+func startSessionproxy(b *testing.B, cfg *config.Config) (addr string, caPool *x509.CertPool, stop func()) {
 	srv, err := Open(context.Background(), Options{Config: cfg})
 	if err != nil {
 		b.Fatal(err)
@@ -380,10 +383,10 @@ func BenchmarkRedisThroughput(b *testing.B) {
 		b.Run(scheme, func(b *testing.B) {
 			var clients []*http.Client
 			for _, store := range []string{"file", rs.URL(i)} {
-				cfg := Default()
+				cfg := config.Default()
 				cfg.DataDir = b.TempDir()
 				cfg.Pool.PersistInterval = time.Hour
-				cfg.Pool.Store = store
+				cfg.Pool.Store = config.Store(store)
 				cfg.MITM.UpstreamCA = []string{originCAFile}
 				addr, caPool, stop := startSessionproxy(b, cfg)
 				defer stop()

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
@@ -80,7 +81,7 @@ func TestCookieModes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.mode+"/"+tt.clientCookie, func(t *testing.T) {
 			cfg := testConfig(t)
-			cfg.Cookies = tt.mode
+			cfg.Cookies = config.CookieMode(tt.mode)
 			h := startProxy(t, cfg)
 			c := h.client("", "")
 			get(t, c, origin.URL+"/set?name=a&value=session", "s1")
@@ -345,7 +346,7 @@ func TestAffinity(t *testing.T) {
 	sessionsSeen := func(affinity string, fresh func(h *harness) *http.Client) (perConn, total map[string]bool) {
 		cfg := testConfig(t)
 		trustOrigin(t, cfg, tlsOrigin)
-		cfg.Affinity = affinity
+		cfg.Affinity = config.Affinity(affinity)
 		h := startProxy(t, cfg)
 		total = map[string]bool{}
 		perConn = map[string]bool{}

@@ -19,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sessionproxy/sessionproxy/proxy/config"
 )
 
 // harness is one running proxy for an end-to-end test: the real Server on
@@ -26,16 +28,16 @@ import (
 type harness struct {
 	t        *testing.T
 	srv      *Server
-	cfg      *Config
+	cfg      *config.Config
 	proxyURL *url.URL
 	adminURL string
 	caPool   *x509.CertPool
 }
 
-// testConfig is Default() with a fresh data directory and everything on
+// testConfig is config.Default() with a fresh data directory and everything on
 // loopback ports from :0.
-func testConfig(t *testing.T) *Config {
-	cfg := Default()
+func testConfig(t *testing.T) *config.Config {
+	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.AdminListen = "127.0.0.1:0"
@@ -43,13 +45,13 @@ func testConfig(t *testing.T) *Config {
 }
 
 // startProxy runs a Server on cfg until the test ends.
-func startProxy(t *testing.T, cfg *Config) *harness {
+func startProxy(t *testing.T, cfg *config.Config) *harness {
 	t.Helper()
 	return startProxyLogging(t, cfg, nil)
 }
 
 // startProxyLogging is startProxy with the proxy's logs going to logger.
-func startProxyLogging(t *testing.T, cfg *Config, logger *slog.Logger) *harness {
+func startProxyLogging(t *testing.T, cfg *config.Config, logger *slog.Logger) *harness {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -59,7 +61,7 @@ func startProxyLogging(t *testing.T, cfg *Config, logger *slog.Logger) *harness 
 }
 
 // startProxyOn is startProxyLogging serving proxy clients on ln.
-func startProxyOn(t *testing.T, cfg *Config, logger *slog.Logger, ln net.Listener) *harness {
+func startProxyOn(t *testing.T, cfg *config.Config, logger *slog.Logger, ln net.Listener) *harness {
 	t.Helper()
 	srv, err := Open(context.Background(), Options{Config: cfg, Logger: logger})
 	if err != nil {
@@ -186,7 +188,7 @@ func decodeSeen(t *testing.T, body string) originSeen {
 
 // trustOrigin makes the proxy trust the TLS origin's certificate for
 // upstream TLS, through a file in mitm.upstream_ca.
-func trustOrigin(t *testing.T, cfg *Config, origin *httptest.Server) {
+func trustOrigin(t *testing.T, cfg *config.Config, origin *httptest.Server) {
 	t.Helper()
 	f := filepath.Join(t.TempDir(), "origin-ca.pem")
 	writeCertPEM(t, f, origin)

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/sessionproxy/sessionproxy/proxy/rules"
 )
 
 // The history's shape: historyBuckets buckets of historyInterval each, so
@@ -17,7 +19,7 @@ const (
 // dashboard stacks them: the four verdict actions, then the outcomes of
 // requests that got no verdict (see stats.go).
 var historyOutcomes = [...]string{
-	string(ActionGood), string(ActionBad), string(ActionRetire), string(ActionNone),
+	string(rules.ActionGood), string(rules.ActionBad), string(rules.ActionRetire), string(rules.ActionNone),
 	outcomeError, outcomeRejected, outcomeCanceled, outcomeTunnel,
 }
 

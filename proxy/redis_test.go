@@ -15,14 +15,15 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 	"github.com/sessionproxy/sessionproxy/sessionpool/sessionpooltest"
 )
 
 // redisConfig is testConfig with the pool on the Redis server at rawURL.
-func redisConfig(t *testing.T, rawURL string) *Config {
+func redisConfig(t *testing.T, rawURL string) *config.Config {
 	cfg := testConfig(t)
-	cfg.Pool.Store = rawURL
+	cfg.Pool.Store = config.Store(rawURL)
 	return cfg
 }
 

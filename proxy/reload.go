@@ -2,8 +2,8 @@ package proxy
 
 import (
 	"errors"
-	"reflect"
-	"slices"
+
+	"github.com/sessionproxy/sessionproxy/proxy/config"
 )
 
 // ErrNoConfigFile is returned by Reload when the running config was not
@@ -19,50 +19,23 @@ var ErrNoConfigFile = errors.New("proxy: no config file to reload")
 // their running values; their names are returned so the caller can say a
 // restart is needed.
 //
-// An invalid file changes nothing: the error is a *ConfigError listing every
+// An invalid file changes nothing: the error is a *config.Error listing every
 // problem. Reload is safe for concurrent use.
 func (s *Server) Reload() (needRestart []string, err error) {
 	old := s.cfg.Load()
 	if old.Path == "" {
 		return nil, ErrNoConfigFile
 	}
-	next, err := Load(old.Path)
+	next, err := config.Load(old.Path)
 	if err != nil {
 		return nil, err
 	}
-	needRestart = restartKeys(old, next)
+	needRestart = config.RestartKeys(old, next)
 	// Keep what cannot change while running, so that what the server
 	// reports is what it does.
-	next.Listen, next.AdminListen, next.DataDir = old.Listen, old.AdminListen, old.DataDir
-	next.LogFormat, next.LogLevel = old.LogFormat, old.LogLevel
-	next.Pool = old.Pool
-	next.MITM.CACert, next.MITM.CAKey = old.MITM.CACert, old.MITM.CAKey
-	next.MITM.UpstreamCA, next.MITM.InsecureSkipVerify = old.MITM.UpstreamCA, old.MITM.InsecureSkipVerify
+	config.KeepRestartKeys(old, next)
 	s.cfg.Store(next)
 	s.log.Info("config reloaded", "file", next.Path, "rules", len(next.Rules.Rules()),
 		"upstreams", len(next.Upstreams), "restart_needed_for", needRestart)
 	return needRestart, nil
-}
-
-// restartKeys names the keys that differ between two configs but only take
-// effect at start.
-func restartKeys(old, next *Config) []string {
-	var keys []string
-	diff := func(name string, a, b any) {
-		if !reflect.DeepEqual(a, b) {
-			keys = append(keys, name)
-		}
-	}
-	diff("listen", old.Listen, next.Listen)
-	diff("admin_listen", old.AdminListen, next.AdminListen)
-	diff("data_dir", old.DataDir, next.DataDir)
-	diff("log_format", old.LogFormat, next.LogFormat)
-	diff("log_level", old.LogLevel, next.LogLevel)
-	diff("pool", old.Pool, next.Pool)
-	diff("mitm.ca_cert", old.MITM.CACert, next.MITM.CACert)
-	diff("mitm.ca_key", old.MITM.CAKey, next.MITM.CAKey)
-	diff("mitm.upstream_ca", old.MITM.UpstreamCA, next.MITM.UpstreamCA)
-	diff("mitm.insecure_skip_verify", old.MITM.InsecureSkipVerify, next.MITM.InsecureSkipVerify)
-	slices.Sort(keys)
-	return keys
 }

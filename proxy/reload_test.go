@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/sessionproxy/sessionproxy/proxy/config"
 )
 
 // writeConfig writes a config file and returns its path.
@@ -36,7 +38,7 @@ func TestReload(t *testing.T) {
 	base := "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\ndata_dir: " + filepath.Join(dir, "data") +
 		"\nmitm:\n  upstream_ca: [" + caFile + "]\n"
 	path := writeConfig(t, dir, base+"cookies: merge\n")
-	cfg, err := Load(path)
+	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +90,7 @@ func TestReload(t *testing.T) {
 	// An invalid file is refused with its errors; the running config stays.
 	writeConfig(t, dir, base+"cookies: sometimes\n")
 	before := h.srv.Config()
-	if _, err := h.srv.Reload(); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "cookies") {
+	if _, err := h.srv.Reload(); !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "cookies") {
 		t.Fatalf("Reload of an invalid file: %v, want a config error naming cookies", err)
 	}
 	if h.srv.Config() != before {

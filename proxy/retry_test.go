@@ -12,13 +12,17 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sessionproxy/sessionproxy/internal/codingtest"
+	"github.com/sessionproxy/sessionproxy/proxy/config"
+	"github.com/sessionproxy/sessionproxy/proxy/rules"
 )
 
 // rulesConfig is a test config with the given rules compiled.
-func rulesConfig(t *testing.T, specs ...RuleSpec) *Config {
+func rulesConfig(t *testing.T, specs ...rules.Spec) *config.Config {
 	t.Helper()
 	cfg := testConfig(t)
-	rs, err := CompileRules(specs, "")
+	rs, err := rules.Compile(specs, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +43,7 @@ func TestBodyRuleEncodings(t *testing.T) {
 				t.Run(name, func(t *testing.T) {
 					wire := page
 					if enc != "identity" {
-						wire = encode(t, enc, page)
+						wire = codingtest.Encode(t, enc, page)
 					}
 					origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 						w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -53,7 +57,7 @@ func TestBodyRuleEncodings(t *testing.T) {
 						}
 					}))
 					defer origin.Close()
-					cfg := rulesConfig(t, RuleSpec{Name: "captcha", Body: `(?i)captcha`, Action: ActionRetire, Retry: retry})
+					cfg := rulesConfig(t, rules.Spec{Name: "captcha", Body: `(?i)captcha`, Action: rules.ActionRetire, Retry: retry})
 					cfg.Retry.MaxAttempts = 0 // a retry would meet the same page: keep the count simple
 					h := startProxy(t, cfg)
 					c := h.client("", "")
@@ -97,8 +101,8 @@ func testBodyRuleNoDelay(t *testing.T, scheme string) {
 		}
 		io.WriteString(w, " captcha</html>")
 	})
-	cfg := rulesConfig(t, RuleSpec{Name: "captcha", Body: `captcha`, Action: ActionRetire},
-		RuleSpec{Name: "blocked", Status: []string{"403"}, Action: ActionRetire, Retry: true})
+	cfg := rulesConfig(t, rules.Spec{Name: "captcha", Body: `captcha`, Action: rules.ActionRetire},
+		rules.Spec{Name: "blocked", Status: []string{"403"}, Action: rules.ActionRetire, Retry: true})
 	var origin *httptest.Server
 	if scheme == "https" {
 		origin = httptest.NewTLSServer(handler)

@@ -13,6 +13,8 @@ import (
 
 	"github.com/elazarl/goproxy"
 
+	"github.com/sessionproxy/sessionproxy/proxy/config"
+	"github.com/sessionproxy/sessionproxy/proxy/rules"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
@@ -68,7 +70,7 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 // attempts runs the request on one session and, while the rules say retry
 // and the request can be repeated, on fresh ones. It returns the response the
 // client gets.
-func (s *Server) attempts(req *http.Request, t *tunnel, cfg *Config) *http.Response {
+func (s *Server) attempts(req *http.Request, t *tunnel, cfg *config.Config) *http.Response {
 	start := time.Now()
 	reject := func(resp *http.Response) *http.Response {
 		s.finish(event{outcome: outcomeRejected, status: resp.StatusCode, duration: time.Since(start)})
@@ -123,9 +125,9 @@ func (s *Server) attempts(req *http.Request, t *tunnel, cfg *Config) *http.Respo
 		if err != nil {
 			uerr := ClassifyError(err, sess.ProxyURL(), req.URL.Host)
 			s.upstreamFailed(uerr)
-			v := cfg.Rules.Decide(&Outcome{Host: host, ErrKind: uerr.Kind})
+			v := cfg.Rules.Decide(&rules.Outcome{Host: host, ErrKind: uerr.Kind})
 			if v.Rule == nil && cfg.DefaultAction == "" {
-				v.Action = ActionBad // no rule spoke: a failed upstream is still the session's fault
+				v.Action = rules.ActionBad // no rule spoke: a failed upstream is still the session's fault
 			}
 			s.apply(sess, v, host, 0, nil)
 			if v.Retry && canRetry {
@@ -138,17 +140,17 @@ func (s *Server) attempts(req *http.Request, t *tunnel, cfg *Config) *http.Respo
 			return resp
 		}
 
-		o := &Outcome{Host: host, Status: resp.StatusCode, Header: resp.Header}
+		o := &rules.Outcome{Host: host, Status: resp.StatusCode, Header: resp.Header}
 		if cfg.Rules.NeedsBody(host, resp.StatusCode, resp.Header) {
 			if !canRetry || !cfg.Rules.MayRetry(host, resp.StatusCode, resp.Header) {
 				// No retry can come of it: the body streams to the client
 				// now and the verdict follows once its start has passed.
 				s.decideWhileStreaming(resp, cfg, sess, o, attempt, start)
 				s.remember(cfg, req, t, sel)
-				s.decorate(resp, cfg, sess, Verdict{}, attempt)
+				s.decorate(resp, cfg, sess, rules.Verdict{}, attempt)
 				return resp
 			}
-			o.Body = decodedBody(resp.Header, holdPrefix(resp, cfg.BodyLimit), cfg.BodyLimit)
+			o.Body = rules.DecodedBody(resp.Header, rules.HoldPrefix(resp, cfg.BodyLimit), cfg.BodyLimit)
 		}
 		v := cfg.Rules.Decide(o)
 		s.apply(sess, v, host, resp.StatusCode, resp)
@@ -167,15 +169,15 @@ func (s *Server) attempts(req *http.Request, t *tunnel, cfg *Config) *http.Respo
 // decideWhileStreaming lets resp's body stream to the client while a copy of
 // its first body_limit bytes is kept; the rules decide the session's fate
 // when that copy is complete (or the body ends or is closed).
-func (s *Server) decideWhileStreaming(resp *http.Response, cfg *Config, sess *sessionpool.Session, o *Outcome, attempt int, start time.Time) {
+func (s *Server) decideWhileStreaming(resp *http.Response, cfg *config.Config, sess *sessionpool.Session, o *rules.Outcome, attempt int, start time.Time) {
 	limit := cfg.BodyLimit
 	cookies := cookieCarrier(resp)
-	resp.Body = &inspectingBody{rc: resp.Body, limit: int(limit), decide: func(raw []byte) {
-		o.Body = decodedBody(o.Header, raw, limit)
+	resp.Body = rules.InspectBody(resp.Body, int(limit), func(raw []byte) {
+		o.Body = rules.DecodedBody(o.Header, raw, limit)
 		v := cfg.Rules.Decide(o)
 		s.apply(sess, v, o.Host, o.Status, cookies)
 		s.finish(event{outcome: string(v.Action), rule: verdictRule(v), status: o.Status, retries: attempt, duration: time.Since(start)})
-	}}
+	})
 }
 
 // replayable is a request body kept so the request can be sent again.
@@ -187,7 +189,7 @@ type replayable struct {
 // prepareBody decides whether the request may be retried and, when retries
 // are possible, buffers a body of at most maxReplayBody. A larger body
 // streams on untouched and the request is never retried.
-func (s *Server) prepareBody(req *http.Request, cfg *Config) (replayable, error) {
+func (s *Server) prepareBody(req *http.Request, cfg *config.Config) (replayable, error) {
 	if !cfg.Rules.HasRetryRules() || cfg.Retry.MaxAttempts == 0 {
 		return replayable{}, nil
 	}
@@ -230,22 +232,13 @@ func cookieCarrier(resp *http.Response) *http.Response {
 // of resp (nil: none) with it in one step, and logs a retirement. With a
 // shared store (Redis) that step is the request's second and last round
 // trip to it.
-func (s *Server) apply(sess *sessionpool.Session, v Verdict, host string, status int, resp *http.Response) {
+func (s *Server) apply(sess *sessionpool.Session, v rules.Verdict, host string, status int, resp *http.Response) {
 	wasUsable := sess.IsUsable()
-	mark := sessionpool.NoMark
-	switch v.Action {
-	case ActionGood:
-		mark = sessionpool.Good
-	case ActionBad:
-		mark = sessionpool.Bad
-	case ActionRetire:
-		mark = sessionpool.Retire
-	}
-	if err := sess.Commit(context.Background(), resp, mark); err != nil {
+	if err := sess.Commit(context.Background(), resp, v.Action.Mark()); err != nil {
 		s.storeFailed(err)
 	}
 	rule := verdictRule(v)
-	if v.Rule != nil && (v.Action == ActionRetire || v.Action == ActionBad) {
+	if v.Rule != nil && (v.Action == rules.ActionRetire || v.Action == rules.ActionBad) {
 		s.stats.block(rule)
 	}
 	if wasUsable && !sess.IsUsable() {
@@ -255,7 +248,7 @@ func (s *Server) apply(sess *sessionpool.Session, v Verdict, host string, status
 }
 
 // verdictRule is the name of the rule behind a verdict, "" when none matched.
-func verdictRule(v Verdict) string {
+func verdictRule(v rules.Verdict) string {
 	if v.Rule == nil {
 		return ""
 	}
@@ -264,7 +257,7 @@ func verdictRule(v Verdict) string {
 
 // decorate adds the headers that tell the client which session answered and
 // how.
-func (s *Server) decorate(resp *http.Response, cfg *Config, sess *sessionpool.Session, v Verdict, attempt int) {
+func (s *Server) decorate(resp *http.Response, cfg *config.Config, sess *sessionpool.Session, v rules.Verdict, attempt int) {
 	if resp.Header == nil {
 		resp.Header = make(http.Header)
 	}
@@ -279,11 +272,11 @@ func (s *Server) decorate(resp *http.Response, cfg *Config, sess *sessionpool.Se
 // header according to mode: "merge" adds those the client did not send
 // itself, "session" replaces the client's, "client" leaves them alone.
 // clientCookies is the client's own Cookie header, kept across attempts.
-func setCookies(req *http.Request, sess *sessionpool.Session, mode string, clientCookies []string) {
+func setCookies(req *http.Request, sess *sessionpool.Session, mode config.CookieMode, clientCookies []string) {
 	switch mode {
-	case "client":
+	case config.CookiesClient:
 		return
-	case "session":
+	case config.CookiesSession:
 		if c := sess.CookieString(req.URL); c != "" {
 			req.Header["Cookie"] = []string{c}
 		} else {

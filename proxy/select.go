@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/sessionproxy/sessionproxy/proxy/config"
+	"github.com/sessionproxy/sessionproxy/proxy/rules"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
@@ -25,14 +27,14 @@ type selection struct {
 // sessionName takes the client's session choice off the request: the session
 // header (which is removed so it never leaves the proxy), else the name in
 // the proxy username of the tunnel or request.
-func (s *Server) sessionName(req *http.Request, t *tunnel, cfg *Config) (string, error) {
+func (s *Server) sessionName(req *http.Request, t *tunnel, cfg *config.Config) (string, error) {
 	name := req.Header.Get(cfg.SessionHeader)
 	req.Header.Del(cfg.SessionHeader)
 	if name == "" {
 		return t.client.sessionName, nil
 	}
 	if name != newSessionName && !validSessionName(name) {
-		return "", fmt.Errorf("%w: %q", errBadSessionName, clipText(name, 64))
+		return "", fmt.Errorf("%w: %q", errBadSessionName, rules.ClipText(name, 64))
 	}
 	return name, nil
 }
@@ -52,7 +54,7 @@ func (s *Server) selectSession(ctx context.Context, req *http.Request, t *tunnel
 // session, then affinity (tunnel, client), then the pool. tried lists the
 // sessions earlier attempts of the same request used; a retry never reuses
 // one of them.
-func (s *Server) pick(ctx context.Context, cfg *Config, name string, req *http.Request, t *tunnel, tried []string) (selection, error) {
+func (s *Server) pick(ctx context.Context, cfg *config.Config, name string, req *http.Request, t *tunnel, tried []string) (selection, error) {
 	switch name {
 	case "":
 	case newSessionName:
@@ -64,7 +66,7 @@ func (s *Server) pick(ctx context.Context, cfg *Config, name string, req *http.R
 	}
 
 	switch cfg.Affinity {
-	case "tunnel":
+	case config.AffinityTunnel:
 		if t.host == "" { // plain HTTP: no tunnel to be faithful to
 			break
 		}
@@ -78,7 +80,7 @@ func (s *Server) pick(ctx context.Context, cfg *Config, name string, req *http.R
 			t.setSession(sess.ID())
 		}
 		return selection{sess: sess}, err
-	case "client":
+	case config.AffinityClient:
 		key := clientAffinityKey(t, req)
 		if v, ok := s.clients.Get(key); ok {
 			if id := v.(string); !slices.Contains(tried, id) {
@@ -100,16 +102,16 @@ func (s *Server) pick(ctx context.Context, cfg *Config, name string, req *http.R
 
 // remember makes the session that answered a request the one its tunnel or
 // client keeps, so that a retry's fresh session carries on.
-func (s *Server) remember(cfg *Config, req *http.Request, t *tunnel, sel selection) {
+func (s *Server) remember(cfg *config.Config, req *http.Request, t *tunnel, sel selection) {
 	if sel.pinned {
 		return
 	}
 	switch cfg.Affinity {
-	case "tunnel":
+	case config.AffinityTunnel:
 		if t.host != "" {
 			t.setSession(sel.sess.ID())
 		}
-	case "client":
+	case config.AffinityClient:
 		s.clients.Set(clientAffinityKey(t, req), sel.sess.ID(), cfg.ClientIdle)
 	}
 }

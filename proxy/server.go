@@ -25,6 +25,7 @@ import (
 	"github.com/elazarl/goproxy"
 	"github.com/patrickmn/go-cache"
 
+	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
@@ -36,11 +37,11 @@ var (
 	ErrUnsupportedStore = errors.New("proxy: unsupported pool store")
 )
 
-// Options configures Open. Its zero value runs on Default() with logs
+// Options configures Open. Its zero value runs on config.Default() with logs
 // discarded.
 type Options struct {
-	// Config is the configuration to run. Nil means Default().
-	Config *Config
+	// Config is the configuration to run. Nil means config.Default().
+	Config *config.Config
 	// Logger receives the proxy's structured logs. Nil discards them.
 	Logger *slog.Logger
 	// Now is the clock of the pool and of the CA. Nil means time.Now.
@@ -64,7 +65,7 @@ type Server struct {
 	metrics    *metrics // Prometheus collectors of /metrics
 	history    *history // outcomes per interval, for the dashboard's chart
 
-	cfg atomic.Pointer[Config] // replaced whole on reload
+	cfg atomic.Pointer[config.Config] // replaced whole on reload
 
 	upstreamNext atomic.Uint64 // round-robin cursor over cfg.Upstreams
 
@@ -88,7 +89,7 @@ type Server struct {
 func Open(ctx context.Context, opts Options) (*Server, error) {
 	cfg := opts.Config
 	if cfg == nil {
-		cfg = Default()
+		cfg = config.Default()
 	}
 	logger := opts.Logger
 	if logger == nil {
@@ -128,12 +129,12 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 
 	store := opts.Store
 	redisURL := ""
-	if cfg.Pool.Store != "file" {
+	if cfg.Pool.Store != config.StoreFile {
 		if store != nil {
 			ca.Close()
-			return nil, fmt.Errorf("proxy: open store: %w: Options.Store is set and pool.store is %q", ErrUnsupportedStore, RedactURL(cfg.Pool.Store))
+			return nil, fmt.Errorf("proxy: open store: %w: Options.Store is set and pool.store is %q", ErrUnsupportedStore, RedactURL(string(cfg.Pool.Store)))
 		}
-		redisURL = cfg.Pool.Store
+		redisURL = string(cfg.Pool.Store)
 	} else if store == nil {
 		fs, err := sessionpool.NewFileStore(cfg.DataDir)
 		if err != nil {
@@ -161,17 +162,10 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 }
 
 // poolOptions maps the config's pool section onto sessionpool.Options.
-func poolOptions(cfg *Config, store sessionpool.Store, now func() time.Time,
+func poolOptions(cfg *config.Config, store sessionpool.Store, now func() time.Time,
 	create func(context.Context, *sessionpool.Pool, sessionpool.SessionOptions) (*sessionpool.Session, error),
 	onPersist func(time.Duration, error),
 ) sessionpool.Options {
-	strategy := sessionpool.Random
-	switch cfg.Pool.Strategy {
-	case "round-robin":
-		strategy = sessionpool.RoundRobin
-	case "use-until-failure":
-		strategy = sessionpool.UseUntilFailure
-	}
 	return sessionpool.Options{
 		MaxPoolSize: cfg.Pool.MaxPoolSize,
 		SessionOptions: sessionpool.SessionOptions{
@@ -183,7 +177,7 @@ func poolOptions(cfg *Config, store sessionpool.Store, now func() time.Time,
 		Store:             store,
 		PersistStateKey:   cfg.Pool.PersistStateKey,
 		PersistInterval:   cfg.Pool.PersistInterval,
-		Strategy:          strategy,
+		Strategy:          cfg.Pool.Strategy,
 		CreateSessionFunc: create,
 		Now:               now,
 		OnPersist:         onPersist,
@@ -223,11 +217,11 @@ func (s *Server) sessionRetired(st sessionpool.SessionState) {
 
 // storeName is where the pool lives, for logs: the state file's directory
 // or the Redis URL without its password.
-func storeName(cfg *Config) string {
-	if cfg.Pool.Store == "file" {
+func storeName(cfg *config.Config) string {
+	if cfg.Pool.Store == config.StoreFile {
 		return "file in " + cfg.DataDir
 	}
-	return RedactURL(cfg.Pool.Store)
+	return RedactURL(string(cfg.Pool.Store))
 }
 
 // storeFailed logs an error of the shared store that no request can be
@@ -243,7 +237,7 @@ func (s *Server) Pool() *sessionpool.Pool { return s.pool }
 func (s *Server) CA() *CA { return s.ca }
 
 // Config returns the configuration in force.
-func (s *Server) Config() *Config { return s.cfg.Load() }
+func (s *Server) Config() *config.Config { return s.cfg.Load() }
 
 // Handler returns the proxy's http.Handler, for tests and embedding. Serve
 // uses it.
@@ -544,7 +538,7 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 }
 
 // caPaths returns where the CA certificate and key live for cfg.
-func caPaths(cfg *Config) (cert, key string) {
+func caPaths(cfg *config.Config) (cert, key string) {
 	cert, key = cfg.MITM.CACert, cfg.MITM.CAKey
 	if cert == "" {
 		cert = filepath.Join(cfg.DataDir, "ca.pem")

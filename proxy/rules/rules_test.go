@@ -1,4 +1,4 @@
-package proxy
+package rules
 
 import (
 	"errors"
@@ -6,11 +6,13 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
-func mustRules(t testing.TB, def Action, specs ...RuleSpec) *RuleSet {
+func mustRules(t testing.TB, def Action, specs ...Spec) *Set {
 	t.Helper()
-	rs, err := CompileRules(specs, def)
+	rs, err := Compile(specs, def)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,64 +32,64 @@ func hdr(kv ...string) http.Header {
 func TestRuleConditions(t *testing.T) {
 	tests := []struct {
 		name  string
-		spec  RuleSpec
+		spec  Spec
 		o     Outcome
 		match bool
 	}{
-		{"status code", RuleSpec{Status: []string{"403"}}, Outcome{Status: 403}, true},
-		{"status code other", RuleSpec{Status: []string{"403"}}, Outcome{Status: 404}, false},
-		{"status list", RuleSpec{Status: []string{"401", "429"}}, Outcome{Status: 429}, true},
-		{"status class low", RuleSpec{Status: []string{"5xx"}}, Outcome{Status: 500}, true},
-		{"status class high", RuleSpec{Status: []string{"5XX"}}, Outcome{Status: 599}, true},
-		{"status class outside", RuleSpec{Status: []string{"5xx"}}, Outcome{Status: 499}, false},
-		{"status class 1xx", RuleSpec{Status: []string{"1xx"}}, Outcome{Status: 101}, true},
-		{"status odd code", RuleSpec{Status: []string{"4xx"}}, Outcome{Status: 999}, false},
-		{"status negative", RuleSpec{Status: []string{"4xx"}}, Outcome{Status: -1}, false},
-		{"host literal", RuleSpec{Host: "a.example"}, Outcome{Host: "a.example", Status: 200}, true},
-		{"host literal other", RuleSpec{Host: "a.example"}, Outcome{Host: "b.example", Status: 200}, false},
-		{"host case", RuleSpec{Host: "A.Example"}, Outcome{Host: "a.EXAMPLE", Status: 200}, true},
-		{"host port ignored", RuleSpec{Host: "a.example"}, Outcome{Host: "a.example:8443", Status: 200}, true},
-		{"host ipv6 port", RuleSpec{Host: "::1"}, Outcome{Host: "[::1]:443", Status: 200}, true},
-		{"host wildcard sub", RuleSpec{Host: "*.example.com"}, Outcome{Host: "sub.example.com", Status: 200}, true},
-		{"host wildcard deep", RuleSpec{Host: "*.example.com"}, Outcome{Host: "a.b.example.com", Status: 200}, true},
-		{"host wildcard apex", RuleSpec{Host: "*.example.com"}, Outcome{Host: "example.com", Status: 200}, false},
-		{"host wildcard lookalike", RuleSpec{Host: "*.example.com"}, Outcome{Host: "badexample.com", Status: 200}, false},
-		{"host glob class", RuleSpec{Host: "shop[0-9].example"}, Outcome{Host: "shop7.example", Status: 200}, true},
-		{"host glob class upper", RuleSpec{Host: "shop[0-9].example"}, Outcome{Host: "SHOP7.example", Status: 200}, true},
-		{"host glob class miss", RuleSpec{Host: "shop[0-9].example"}, Outcome{Host: "shopx.example", Status: 200}, false},
-		{"host glob ?", RuleSpec{Host: "a?.example"}, Outcome{Host: "ab.example", Status: 200}, true},
-		{"header", RuleSpec{Header: map[string]string{"Server": "(?i)cloudflare"}}, Outcome{Status: 403, Header: hdr("Server", "CloudFlare")}, true},
-		{"header lower-case name", RuleSpec{Header: map[string]string{"cf-mitigated": "^challenge$"}}, Outcome{Status: 403, Header: hdr("Cf-Mitigated", "challenge")}, true},
-		{"header value miss", RuleSpec{Header: map[string]string{"Server": "cloudflare"}}, Outcome{Status: 403, Header: hdr("Server", "nginx")}, false},
-		{"header missing", RuleSpec{Header: map[string]string{"Server": ".*"}}, Outcome{Status: 403, Header: hdr("X", "y")}, false},
-		{"header missing nil", RuleSpec{Header: map[string]string{"Server": ""}}, Outcome{Status: 403}, false},
-		{"header empty regex = present", RuleSpec{Header: map[string]string{"Server": ""}}, Outcome{Status: 403, Header: hdr("Server", "")}, true},
-		{"header second value", RuleSpec{Header: map[string]string{"Via": "squid"}}, Outcome{Status: 200, Header: hdr("Via", "a", "Via", "1.1 squid")}, true},
-		{"headers all needed", RuleSpec{Header: map[string]string{"A": "1", "B": "2"}}, Outcome{Status: 200, Header: hdr("A", "1", "B", "3")}, false},
-		{"headers all hold", RuleSpec{Header: map[string]string{"A": "1", "B": "2"}}, Outcome{Status: 200, Header: hdr("A", "1", "B", "2")}, true},
-		{"body", RuleSpec{Body: "(?i)captcha"}, Outcome{Status: 200, Body: []byte("<h1>CAPTCHA</h1>")}, true},
-		{"body miss", RuleSpec{Body: "(?i)captcha"}, Outcome{Status: 200, Body: []byte("<h1>hello</h1>")}, false},
-		{"body not inspected", RuleSpec{Body: "^"}, Outcome{Status: 200}, false},
-		{"body inspected empty", RuleSpec{Body: "^$"}, Outcome{Status: 200, Body: []byte{}}, true},
-		{"error any connect", RuleSpec{Error: "any"}, Outcome{ErrKind: "connect"}, true},
-		{"error any unknown kind", RuleSpec{Error: "any"}, Outcome{ErrKind: "reset"}, true},
-		{"error any no response", RuleSpec{Error: "any"}, Outcome{}, true},
-		{"error kind", RuleSpec{Error: "tls"}, Outcome{ErrKind: "tls"}, true},
-		{"error other kind", RuleSpec{Error: "tls"}, Outcome{ErrKind: "timeout"}, false},
-		{"error kind vs response", RuleSpec{Error: "any"}, Outcome{Status: 502}, false},
-		{"error with host", RuleSpec{Error: "timeout", Host: "*.slow"}, Outcome{Host: "a.slow", ErrKind: "timeout"}, true},
-		{"error with host miss", RuleSpec{Error: "timeout", Host: "*.slow"}, Outcome{Host: "a.fast", ErrKind: "timeout"}, false},
-		{"response rule vs failure", RuleSpec{Host: "*"}, Outcome{Host: "a", ErrKind: "connect"}, false},
-		{"response rule vs failure status", RuleSpec{Status: []string{"5xx"}}, Outcome{Status: 502, ErrKind: "connect"}, false},
-		{"combined all hold", RuleSpec{Status: []string{"4xx"}, Host: "*.example", Header: map[string]string{"Server": "cf"}, Body: "robot"},
+		{"status code", Spec{Status: []string{"403"}}, Outcome{Status: 403}, true},
+		{"status code other", Spec{Status: []string{"403"}}, Outcome{Status: 404}, false},
+		{"status list", Spec{Status: []string{"401", "429"}}, Outcome{Status: 429}, true},
+		{"status class low", Spec{Status: []string{"5xx"}}, Outcome{Status: 500}, true},
+		{"status class high", Spec{Status: []string{"5XX"}}, Outcome{Status: 599}, true},
+		{"status class outside", Spec{Status: []string{"5xx"}}, Outcome{Status: 499}, false},
+		{"status class 1xx", Spec{Status: []string{"1xx"}}, Outcome{Status: 101}, true},
+		{"status odd code", Spec{Status: []string{"4xx"}}, Outcome{Status: 999}, false},
+		{"status negative", Spec{Status: []string{"4xx"}}, Outcome{Status: -1}, false},
+		{"host literal", Spec{Host: "a.example"}, Outcome{Host: "a.example", Status: 200}, true},
+		{"host literal other", Spec{Host: "a.example"}, Outcome{Host: "b.example", Status: 200}, false},
+		{"host case", Spec{Host: "A.Example"}, Outcome{Host: "a.EXAMPLE", Status: 200}, true},
+		{"host port ignored", Spec{Host: "a.example"}, Outcome{Host: "a.example:8443", Status: 200}, true},
+		{"host ipv6 port", Spec{Host: "::1"}, Outcome{Host: "[::1]:443", Status: 200}, true},
+		{"host wildcard sub", Spec{Host: "*.example.com"}, Outcome{Host: "sub.example.com", Status: 200}, true},
+		{"host wildcard deep", Spec{Host: "*.example.com"}, Outcome{Host: "a.b.example.com", Status: 200}, true},
+		{"host wildcard apex", Spec{Host: "*.example.com"}, Outcome{Host: "example.com", Status: 200}, false},
+		{"host wildcard lookalike", Spec{Host: "*.example.com"}, Outcome{Host: "badexample.com", Status: 200}, false},
+		{"host glob class", Spec{Host: "shop[0-9].example"}, Outcome{Host: "shop7.example", Status: 200}, true},
+		{"host glob class upper", Spec{Host: "shop[0-9].example"}, Outcome{Host: "SHOP7.example", Status: 200}, true},
+		{"host glob class miss", Spec{Host: "shop[0-9].example"}, Outcome{Host: "shopx.example", Status: 200}, false},
+		{"host glob ?", Spec{Host: "a?.example"}, Outcome{Host: "ab.example", Status: 200}, true},
+		{"header", Spec{Header: map[string]string{"Server": "(?i)cloudflare"}}, Outcome{Status: 403, Header: hdr("Server", "CloudFlare")}, true},
+		{"header lower-case name", Spec{Header: map[string]string{"cf-mitigated": "^challenge$"}}, Outcome{Status: 403, Header: hdr("Cf-Mitigated", "challenge")}, true},
+		{"header value miss", Spec{Header: map[string]string{"Server": "cloudflare"}}, Outcome{Status: 403, Header: hdr("Server", "nginx")}, false},
+		{"header missing", Spec{Header: map[string]string{"Server": ".*"}}, Outcome{Status: 403, Header: hdr("X", "y")}, false},
+		{"header missing nil", Spec{Header: map[string]string{"Server": ""}}, Outcome{Status: 403}, false},
+		{"header empty regex = present", Spec{Header: map[string]string{"Server": ""}}, Outcome{Status: 403, Header: hdr("Server", "")}, true},
+		{"header second value", Spec{Header: map[string]string{"Via": "squid"}}, Outcome{Status: 200, Header: hdr("Via", "a", "Via", "1.1 squid")}, true},
+		{"headers all needed", Spec{Header: map[string]string{"A": "1", "B": "2"}}, Outcome{Status: 200, Header: hdr("A", "1", "B", "3")}, false},
+		{"headers all hold", Spec{Header: map[string]string{"A": "1", "B": "2"}}, Outcome{Status: 200, Header: hdr("A", "1", "B", "2")}, true},
+		{"body", Spec{Body: "(?i)captcha"}, Outcome{Status: 200, Body: []byte("<h1>CAPTCHA</h1>")}, true},
+		{"body miss", Spec{Body: "(?i)captcha"}, Outcome{Status: 200, Body: []byte("<h1>hello</h1>")}, false},
+		{"body not inspected", Spec{Body: "^"}, Outcome{Status: 200}, false},
+		{"body inspected empty", Spec{Body: "^$"}, Outcome{Status: 200, Body: []byte{}}, true},
+		{"error any connect", Spec{Error: "any"}, Outcome{ErrKind: "connect"}, true},
+		{"error any unknown kind", Spec{Error: "any"}, Outcome{ErrKind: "reset"}, true},
+		{"error any no response", Spec{Error: "any"}, Outcome{}, true},
+		{"error kind", Spec{Error: "tls"}, Outcome{ErrKind: "tls"}, true},
+		{"error other kind", Spec{Error: "tls"}, Outcome{ErrKind: "timeout"}, false},
+		{"error kind vs response", Spec{Error: "any"}, Outcome{Status: 502}, false},
+		{"error with host", Spec{Error: "timeout", Host: "*.slow"}, Outcome{Host: "a.slow", ErrKind: "timeout"}, true},
+		{"error with host miss", Spec{Error: "timeout", Host: "*.slow"}, Outcome{Host: "a.fast", ErrKind: "timeout"}, false},
+		{"response rule vs failure", Spec{Host: "*"}, Outcome{Host: "a", ErrKind: "connect"}, false},
+		{"response rule vs failure status", Spec{Status: []string{"5xx"}}, Outcome{Status: 502, ErrKind: "connect"}, false},
+		{"combined all hold", Spec{Status: []string{"4xx"}, Host: "*.example", Header: map[string]string{"Server": "cf"}, Body: "robot"},
 			Outcome{Host: "www.example", Status: 403, Header: hdr("Server", "cf"), Body: []byte("are you a robot")}, true},
-		{"combined status fails", RuleSpec{Status: []string{"4xx"}, Host: "*.example", Header: map[string]string{"Server": "cf"}, Body: "robot"},
+		{"combined status fails", Spec{Status: []string{"4xx"}, Host: "*.example", Header: map[string]string{"Server": "cf"}, Body: "robot"},
 			Outcome{Host: "www.example", Status: 200, Header: hdr("Server", "cf"), Body: []byte("are you a robot")}, false},
-		{"combined host fails", RuleSpec{Status: []string{"4xx"}, Host: "*.example", Header: map[string]string{"Server": "cf"}, Body: "robot"},
+		{"combined host fails", Spec{Status: []string{"4xx"}, Host: "*.example", Header: map[string]string{"Server": "cf"}, Body: "robot"},
 			Outcome{Host: "www.other", Status: 403, Header: hdr("Server", "cf"), Body: []byte("are you a robot")}, false},
-		{"combined header fails", RuleSpec{Status: []string{"4xx"}, Host: "*.example", Header: map[string]string{"Server": "cf"}, Body: "robot"},
+		{"combined header fails", Spec{Status: []string{"4xx"}, Host: "*.example", Header: map[string]string{"Server": "cf"}, Body: "robot"},
 			Outcome{Host: "www.example", Status: 403, Header: hdr("Server", "nginx"), Body: []byte("are you a robot")}, false},
-		{"combined body fails", RuleSpec{Status: []string{"4xx"}, Host: "*.example", Header: map[string]string{"Server": "cf"}, Body: "robot"},
+		{"combined body fails", Spec{Status: []string{"4xx"}, Host: "*.example", Header: map[string]string{"Server": "cf"}, Body: "robot"},
 			Outcome{Host: "www.example", Status: 403, Header: hdr("Server", "cf"), Body: []byte("welcome")}, false},
 	}
 	for _, tt := range tests {
@@ -111,11 +113,11 @@ func TestRuleConditions(t *testing.T) {
 
 func TestRuleFirstMatchWins(t *testing.T) {
 	rs := mustRules(t, "",
-		RuleSpec{Name: "specific", Status: []string{"403"}, Host: "shop.example", Action: ActionNone},
-		RuleSpec{Name: "captcha", Body: "captcha", Action: ActionRetire, Retry: true},
-		RuleSpec{Name: "blocked", Status: []string{"403"}, Action: ActionRetire, Retry: true},
-		RuleSpec{Name: "client", Status: []string{"4xx"}, Action: ActionBad},
-		RuleSpec{Name: "catch-all", Host: "*", Action: ActionGood},
+		Spec{Name: "specific", Status: []string{"403"}, Host: "shop.example", Action: ActionNone},
+		Spec{Name: "captcha", Body: "captcha", Action: ActionRetire, Retry: true},
+		Spec{Name: "blocked", Status: []string{"403"}, Action: ActionRetire, Retry: true},
+		Spec{Name: "client", Status: []string{"4xx"}, Action: ActionBad},
+		Spec{Name: "catch-all", Host: "*", Action: ActionGood},
 	)
 	tests := []struct {
 		o    Outcome
@@ -142,7 +144,7 @@ func TestRuleFirstMatchWins(t *testing.T) {
 }
 
 func TestRuleDefaultAction(t *testing.T) {
-	only := RuleSpec{Name: "teapot", Status: []string{"418"}, Action: ActionBad}
+	only := Spec{Name: "teapot", Status: []string{"418"}, Action: ActionBad}
 	tests := []struct {
 		def  Action
 		o    Outcome
@@ -172,17 +174,17 @@ func TestRuleDefaultAction(t *testing.T) {
 			t.Errorf("default %q, %+v: verdict %+v, want %s", tt.def, tt.o, v, tt.want)
 		}
 	}
-	var nilSet *RuleSet
+	var nilSet *Set
 	if v := nilSet.Decide(&Outcome{Status: 200}); v.Action != ActionGood || v.Rule != nil {
-		t.Errorf("nil RuleSet: %+v", v)
+		t.Errorf("nil Set: %+v", v)
 	}
 	if v := nilSet.Decide(&Outcome{Status: 500}); v.Action != ActionNone {
-		t.Errorf("nil RuleSet: %+v", v)
+		t.Errorf("nil Set: %+v", v)
 	}
 }
 
 func TestDefaultRules(t *testing.T) {
-	rs := DefaultRules()
+	rs := Defaults()
 	tests := []struct {
 		o      Outcome
 		rule   string
@@ -215,23 +217,23 @@ func TestDefaultRules(t *testing.T) {
 		t.Errorf("defaults: body %v retry %v", rs.HasBodyRules(), rs.HasRetryRules())
 	}
 	// Each call compiles a fresh set; changing one does not change another.
-	a, b := DefaultRules(), DefaultRules()
+	a, b := Defaults(), Defaults()
 	a.defaultAction = ActionBad
 	if b.DefaultAction() != "" {
-		t.Error("DefaultRules shares state")
+		t.Error("Defaults shares state")
 	}
 }
 
 func TestRuleNeedsBodyAndMayRetry(t *testing.T) {
 	html := hdr("Content-Type", "text/html; charset=utf-8")
 	rs := mustRules(t, "",
-		RuleSpec{Name: "ok-fast", Status: []string{"2xx"}, Host: "static.example", Action: ActionGood},
-		RuleSpec{Name: "captcha", Status: []string{"2xx", "403"}, Body: "captcha", Action: ActionRetire, Retry: true},
-		RuleSpec{Name: "soft", Status: []string{"404"}, Body: "gone", Action: ActionBad},
-		RuleSpec{Name: "blocked", Status: []string{"403"}, Action: ActionRetire, Retry: true},
-		RuleSpec{Name: "cf", Header: map[string]string{"Server": "cloudflare"}, Status: []string{"503"}, Action: ActionRetire},
-		RuleSpec{Name: "soft-retry", Status: []string{"404"}, Body: "again", Action: ActionRetire, Retry: true},
-		RuleSpec{Name: "fail", Error: "any", Action: ActionBad, Retry: true},
+		Spec{Name: "ok-fast", Status: []string{"2xx"}, Host: "static.example", Action: ActionGood},
+		Spec{Name: "captcha", Status: []string{"2xx", "403"}, Body: "captcha", Action: ActionRetire, Retry: true},
+		Spec{Name: "soft", Status: []string{"404"}, Body: "gone", Action: ActionBad},
+		Spec{Name: "blocked", Status: []string{"403"}, Action: ActionRetire, Retry: true},
+		Spec{Name: "cf", Header: map[string]string{"Server": "cloudflare"}, Status: []string{"503"}, Action: ActionRetire},
+		Spec{Name: "soft-retry", Status: []string{"404"}, Body: "again", Action: ActionRetire, Retry: true},
+		Spec{Name: "fail", Error: "any", Action: ActionBad, Retry: true},
 	)
 	tests := []struct {
 		name      string
@@ -263,7 +265,7 @@ func TestRuleNeedsBodyAndMayRetry(t *testing.T) {
 			t.Errorf("%s: MayRetry = %v, want %v", tt.name, got, tt.mayRetry)
 		}
 	}
-	plain := mustRules(t, "", RuleSpec{Status: []string{"403"}, Action: ActionBad})
+	plain := mustRules(t, "", Spec{Status: []string{"403"}, Action: ActionBad})
 	if plain.NeedsBody("a", 403, html) || plain.MayRetry("a", 403, html) || plain.HasBodyRules() || plain.HasRetryRules() {
 		t.Error("rule set without body or retry rules claims them")
 	}
@@ -271,37 +273,37 @@ func TestRuleNeedsBodyAndMayRetry(t *testing.T) {
 
 func TestCompileRulesErrors(t *testing.T) {
 	tests := []struct {
-		specs []RuleSpec
+		specs []Spec
 		def   Action
 		want  []string
 	}{
-		{[]RuleSpec{{Action: ActionBad}}, "", []string{"rules[0]: a rule needs at least one condition"}},
-		{[]RuleSpec{{Status: []string{"403"}}}, "", []string{"rules[0].action: is required"}},
-		{[]RuleSpec{{Status: []string{"403"}, Action: "kill"}}, "", []string{`rules[0].action: must be one of good, bad, retire, none (got "kill")`}},
-		{[]RuleSpec{{Status: []string{"600", "4xy", "40", "4030", "x"}, Action: ActionBad}}, "", []string{
+		{[]Spec{{Action: ActionBad}}, "", []string{"rules[0]: a rule needs at least one condition"}},
+		{[]Spec{{Status: []string{"403"}}}, "", []string{"rules[0].action: is required"}},
+		{[]Spec{{Status: []string{"403"}, Action: "kill"}}, "", []string{`rules[0].action: must be one of good, bad, retire, none (got "kill")`}},
+		{[]Spec{{Status: []string{"600", "4xy", "40", "4030", "x"}, Action: ActionBad}}, "", []string{
 			`(got "600")`, `(got "4xy")`, `(got "40")`, `(got "4030")`, `(got "x")`}},
-		{[]RuleSpec{{Body: "a(", Action: ActionBad}}, "", []string{`rules[0].body: invalid regex: missing closing ) (got "a(")`}},
-		{[]RuleSpec{{Body: `\8`, Action: ActionBad}}, "", []string{`rules[0].body: invalid regex: invalid escape sequence`}},
-		{[]RuleSpec{{Header: map[string]string{"X": "(?<x"}, Action: ActionBad}}, "", []string{"rules[0].header.X: invalid regex"}},
-		{[]RuleSpec{{Header: map[string]string{"a b": "x"}, Action: ActionBad}}, "", []string{"rules[0].header.a b: not a valid header name"}},
-		{[]RuleSpec{{Header: map[string]string{"server": "x", "Server": "y"}, Action: ActionBad}}, "", []string{"duplicate header"}},
-		{[]RuleSpec{{Host: "[x", Action: ActionBad}}, "", []string{`rules[0].host: invalid glob (got "[x")`}},
-		{[]RuleSpec{{Error: "dns", Action: ActionBad}}, "", []string{`rules[0].error: must be one of connect, tls, timeout, any`}},
-		{[]RuleSpec{{Error: "any", Body: "x", Action: ActionBad}}, "", []string{`rules[0].error: cannot be combined`}},
-		{[]RuleSpec{{Name: "a", Host: "x", Action: ActionBad}, {Name: "a", Host: "y", Action: ActionBad}}, "", []string{`rules[1].name: duplicate rule name (also rules[0])`}},
-		{[]RuleSpec{{Name: " a", Host: "x", Action: ActionBad}}, "", []string{`rules[0].name: must not start or end with a space`}},
-		{[]RuleSpec{{Name: "a\nb", Host: "x", Action: ActionBad}}, "", []string{`rules[0].name: must be printable ASCII`}},
+		{[]Spec{{Body: "a(", Action: ActionBad}}, "", []string{`rules[0].body: invalid regex: missing closing ) (got "a(")`}},
+		{[]Spec{{Body: `\8`, Action: ActionBad}}, "", []string{`rules[0].body: invalid regex: invalid escape sequence`}},
+		{[]Spec{{Header: map[string]string{"X": "(?<x"}, Action: ActionBad}}, "", []string{"rules[0].header.X: invalid regex"}},
+		{[]Spec{{Header: map[string]string{"a b": "x"}, Action: ActionBad}}, "", []string{"rules[0].header.a b: not a valid header name"}},
+		{[]Spec{{Header: map[string]string{"server": "x", "Server": "y"}, Action: ActionBad}}, "", []string{"duplicate header"}},
+		{[]Spec{{Host: "[x", Action: ActionBad}}, "", []string{`rules[0].host: invalid glob (got "[x")`}},
+		{[]Spec{{Error: "dns", Action: ActionBad}}, "", []string{`rules[0].error: must be one of connect, tls, timeout, any`}},
+		{[]Spec{{Error: "any", Body: "x", Action: ActionBad}}, "", []string{`rules[0].error: cannot be combined`}},
+		{[]Spec{{Name: "a", Host: "x", Action: ActionBad}, {Name: "a", Host: "y", Action: ActionBad}}, "", []string{`rules[1].name: duplicate rule name (also rules[0])`}},
+		{[]Spec{{Name: " a", Host: "x", Action: ActionBad}}, "", []string{`rules[0].name: must not start or end with a space`}},
+		{[]Spec{{Name: "a\nb", Host: "x", Action: ActionBad}}, "", []string{`rules[0].name: must be printable ASCII`}},
 		{nil, "maybe", []string{`default_action: must be one of good, bad, retire, none (got "maybe")`}},
 	}
 	for _, tt := range tests {
-		rs, err := CompileRules(tt.specs, tt.def)
-		if err == nil || rs != nil || !errors.Is(err, ErrInvalidConfig) {
+		rs, err := Compile(tt.specs, tt.def)
+		if err == nil || rs != nil || !errors.Is(err, ErrInvalid) {
 			t.Errorf("%+v: got %v, %v", tt.specs, rs, err)
 			continue
 		}
-		var ce *ConfigError
+		var ce *Error
 		if !errors.As(err, &ce) {
-			t.Errorf("not a *ConfigError: %T", err)
+			t.Errorf("not an *Error: %T", err)
 			continue
 		}
 		for _, w := range tt.want {
@@ -317,10 +319,10 @@ func TestCompileRulesErrors(t *testing.T) {
 
 // bench50 returns 50 rules without body conditions that a typical 200
 // response passes through without a match: a worst case for Decide.
-func bench50(b testing.TB) *RuleSet {
-	var specs []RuleSpec
+func bench50(b testing.TB) *Set {
+	var specs []Spec
 	for i := 0; i < 50; i++ {
-		s := RuleSpec{Name: fmt.Sprintf("r%d", i), Action: ActionBad}
+		s := Spec{Name: fmt.Sprintf("r%d", i), Action: ActionBad}
 		switch i % 5 {
 		case 0:
 			s.Status = []string{"403", "429", "5xx"}
@@ -338,7 +340,7 @@ func bench50(b testing.TB) *RuleSet {
 		specs = append(specs, s)
 	}
 	specs[49].Retry = true // so MayRetry has to walk the rules
-	rs, err := CompileRules(specs, "")
+	rs, err := Compile(specs, "")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -376,16 +378,16 @@ func FuzzCompileRules(f *testing.F) {
 	f.Add("x", "999", "(", "bad name", "[", "[", "dns", "kill", false, "", -1, "", []byte{0xff}, "tls")
 	f.Fuzz(func(t *testing.T, name, status, body, hname, hre, host, errKind, action string, retry bool,
 		oHost string, oStatus int, oServer string, oBody []byte, oErr string) {
-		spec := RuleSpec{Name: name, Body: body, Host: host, Error: errKind, Action: Action(action), Retry: retry}
+		spec := Spec{Name: name, Body: body, Host: host, Error: errKind, Action: Action(action), Retry: retry}
 		if status != "" {
 			spec.Status = strings.Split(status, ",")
 		}
 		if hname != "" {
 			spec.Header = map[string]string{hname: hre}
 		}
-		rs, err := CompileRules([]RuleSpec{spec}, "")
+		rs, err := Compile([]Spec{spec}, "")
 		if err != nil {
-			var ce *ConfigError
+			var ce *Error
 			if rs != nil || !errors.As(err, &ce) || len(ce.Problems) == 0 {
 				t.Fatalf("bad failure: %v %v", rs, err)
 			}
@@ -397,10 +399,23 @@ func FuzzCompileRules(f *testing.F) {
 		if v.Rule != nil && (v.Action != spec.Action || v.Retry != retry) {
 			t.Fatalf("verdict %+v does not carry the rule", v)
 		}
-		if !v.Action.valid() {
+		if !v.Action.Valid() {
 			t.Fatalf("invalid action %q", v.Action)
 		}
 		rs.NeedsBody(oHost, oStatus, h)
 		rs.MayRetry(oHost, oStatus, h)
 	})
+}
+
+// TestActionMark: each action commits the mark of the same name; none, and
+// anything that is not an action, counts nothing.
+func TestActionMark(t *testing.T) {
+	for a, want := range map[Action]sessionpool.Mark{
+		ActionGood: sessionpool.Good, ActionBad: sessionpool.Bad, ActionRetire: sessionpool.Retire,
+		ActionNone: sessionpool.NoMark, "": sessionpool.NoMark, "kill": sessionpool.NoMark,
+	} {
+		if got := a.Mark(); got != want {
+			t.Errorf("Action(%q).Mark() = %v, want %v", a, got, want)
+		}
+	}
 }

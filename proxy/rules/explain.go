@@ -1,4 +1,4 @@
-package proxy
+package rules
 
 import (
 	"bufio"
@@ -17,7 +17,19 @@ import (
 
 // ErrBadResponse is matched (with errors.Is) by every error of
 // ParseRawResponse.
-var ErrBadResponse = errors.New("proxy: not a saved HTTP response")
+var ErrBadResponse = errors.New("rules: not a saved HTTP response")
+
+// ResponseError is the error of ParseRawResponse: what makes the data not a
+// saved HTTP response, and where. errors.Is(err, ErrBadResponse) holds for it.
+type ResponseError struct {
+	Problem string // "the file is empty", or the problem and its line: "line 3: no 3-digit status code in ..."
+}
+
+// Error returns ErrBadResponse's message followed by the problem.
+func (e *ResponseError) Error() string { return ErrBadResponse.Error() + ": " + e.Problem }
+
+// Is reports whether target is ErrBadResponse.
+func (e *ResponseError) Is(target error) bool { return target == ErrBadResponse }
 
 // ParseRawResponse parses a saved HTTP response as `curl -si` writes it: one
 // or more header blocks, each a status line and header lines ended by an
@@ -41,8 +53,8 @@ var ErrBadResponse = errors.New("proxy: not a saved HTTP response")
 // chunks found so far. Content-Encoding is NOT undone: the body is returned
 // as saved (see Explain). The response's Body reads the same bytes.
 //
-// Errors wrap ErrBadResponse and name the problem and line; ParseRawResponse
-// never panics, whatever the input.
+// Errors are *ResponseError, naming the problem and its line;
+// ParseRawResponse never panics, whatever the input.
 func ParseRawResponse(data []byte) (*http.Response, []byte, error) {
 	rest := bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a BOM from an editor
 	line := 1
@@ -51,13 +63,13 @@ func ParseRawResponse(data []byte) (*http.Response, []byte, error) {
 		line++
 	}
 	if len(bytes.TrimSpace(rest)) == 0 {
-		return nil, nil, fmt.Errorf("%w: the file is empty", ErrBadResponse)
+		return nil, nil, &ResponseError{Problem: "the file is empty"}
 	}
 	for {
 		first, _ := nextLine(rest)
 		st, err := parseStatusLine(first)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w: line %d: %v", ErrBadResponse, line, err)
+			return nil, nil, &ResponseError{Problem: fmt.Sprintf("line %d: %v", line, err)}
 		}
 		head, body, n := splitHead(rest)
 		if len(body) > 0 && looksLikeStatusLine(body) {
@@ -66,7 +78,7 @@ func ParseRawResponse(data []byte) (*http.Response, []byte, error) {
 		}
 		hdr, err := readHeader(head)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w: headers of the response at line %d: %v", ErrBadResponse, line, err)
+			return nil, nil, &ResponseError{Problem: fmt.Sprintf("headers of the response at line %d: %v", line, err)}
 		}
 		resp := &http.Response{
 			Status:        st.status,
@@ -198,8 +210,8 @@ func readHeader(head []byte) (http.Header, error) {
 		return nil, err
 	}
 	for _, k := range slices.Sorted(maps.Keys(mh)) {
-		if !validHeaderName(k) {
-			return nil, fmt.Errorf("header name %q is not a valid token", clipText(k, 60))
+		if !ValidHeaderName(k) {
+			return nil, fmt.Errorf("header name %q is not a valid token", ClipText(k, 60))
 		}
 	}
 	return http.Header(mh), nil
@@ -266,7 +278,7 @@ func parseChunkSize(l []byte) (uint64, bool) {
 	return n, err == nil
 }
 
-// Explanation says what a RuleSet makes of one response, and why: the
+// Explanation says what a Set makes of one response, and why: the
 // verdict and, for every rule in order, which of its conditions hold. Its
 // zero value is an empty explanation.
 type Explanation struct {
@@ -314,8 +326,9 @@ type CondReport struct {
 	Detail string `json:"detail"` // human-readable: what was compared with what
 }
 
-// defaultBodyLimit is body_limit's default.
-const defaultBodyLimit = 65536
+// DefaultBodyLimit is how many bytes of a body's start body conditions see
+// by default (the body_limit key's default).
+const DefaultBodyLimit = 65536
 
 // Explain reports what rs decides on resp (a response to a request for
 // host; "" is a valid host, it matches only host globs that match "") and
@@ -329,9 +342,9 @@ const defaultBodyLimit = 65536
 // The verdict is rs.Decide's on the same Outcome; the per-rule reports
 // evaluate every condition of every rule, also after the deciding one.
 // Explain is safe for concurrent use; it does not read resp.Body.
-func Explain(rs *RuleSet, host string, resp *http.Response, body []byte, bodyLimit int64) Explanation {
+func Explain(rs *Set, host string, resp *http.Response, body []byte, bodyLimit int64) Explanation {
 	if bodyLimit <= 0 {
-		bodyLimit = defaultBodyLimit
+		bodyLimit = DefaultBodyLimit
 	}
 	h := resp.Header
 	if h == nil {
@@ -369,7 +382,7 @@ func Explain(rs *RuleSet, host string, resp *http.Response, body []byte, bodyLim
 		e.Default = "no rule matched: status 400 or above"
 	}
 
-	nh := normHost(host)
+	nh := NormHost(host)
 	reached := true
 	for _, r := range rs.Rules() {
 		rr := RuleReport{Name: r.Name, Reached: reached, Conditions: r.explain(nh, resp.StatusCode, h, decoded, e.Body.Why)}
@@ -389,14 +402,14 @@ func Explain(rs *RuleSet, host string, resp *http.Response, body []byte, bodyLim
 // inspect fills e.Body and returns the decoded body the conditions see (nil
 // when not inspected), as the proxy would: the first bodyLimit bytes as
 // received, decoded up to bodyLimit bytes.
-func (e *Explanation) inspect(rs *RuleSet, h http.Header, body []byte, limit int64) []byte {
+func (e *Explanation) inspect(rs *Set, h http.Header, body []byte, limit int64) []byte {
 	switch {
 	case !rs.HasBodyRules():
 		e.Body.Why = "no body rules"
 	case !IsTextLike(h.Get("Content-Type")):
-		e.Body.Why = fmt.Sprintf("not text-like (%s)", clipText(h.Get("Content-Type"), 60))
+		e.Body.Why = fmt.Sprintf("not text-like (%s)", ClipText(h.Get("Content-Type"), 60))
 	case !inspectable(h):
-		e.Body.Why = fmt.Sprintf("unsupported encoding (%s)", clipText(e.ContentEncoding, 60))
+		e.Body.Why = fmt.Sprintf("unsupported encoding (%s)", ClipText(e.ContentEncoding, 60))
 	}
 	if e.Body.Why != "" {
 		return nil
@@ -405,7 +418,7 @@ func (e *Explanation) inspect(rs *RuleSet, h http.Header, body []byte, limit int
 	decoded, err := DecodePrefix(e.ContentEncoding, raw, int(limit))
 	if err != nil && looksLikeText(raw) {
 		decoded = raw
-		e.Body.Note = fmt.Sprintf("the body is not %s but looks like text: taken as already decoded (saved with curl --compressed?)", clipText(e.ContentEncoding, 60))
+		e.Body.Note = fmt.Sprintf("the body is not %s but looks like text: taken as already decoded (saved with curl --compressed?)", ClipText(e.ContentEncoding, 60))
 	} else if err != nil {
 		e.Body.DecodeError = err.Error()
 	}
@@ -459,13 +472,13 @@ func (r *Rule) explain(host string, status int, h http.Header, body []byte, why 
 		case len(vals) == 0:
 			cr.Detail = "missing"
 		default:
-			cr.Detail = fmt.Sprintf("%q does not match %q", clipText(vals[0], 60), c.re.String())
+			cr.Detail = fmt.Sprintf("%q does not match %q", ClipText(vals[0], 60), c.re.String())
 			if len(vals) > 1 {
 				cr.Detail = fmt.Sprintf("none of %d values matches %q", len(vals), c.re.String())
 			}
 			for _, v := range vals {
 				if c.re.MatchString(v) {
-					cr.OK, cr.Detail = true, fmt.Sprintf("%q matches %q", clipText(v, 60), c.re.String())
+					cr.OK, cr.Detail = true, fmt.Sprintf("%q matches %q", ClipText(v, 60), c.re.String())
 					break
 				}
 			}
@@ -481,7 +494,7 @@ func (r *Rule) explain(host string, status int, h http.Header, body []byte, why 
 			cr.Detail = fmt.Sprintf("%q: no match in %d decoded bytes", r.body.re.String(), len(body))
 		default:
 			cr.OK = true
-			cr.Detail = fmt.Sprintf("%q matches %q at byte %d", r.body.re.String(), clipText(string(body[loc[0]:loc[1]]), 60), loc[0])
+			cr.Detail = fmt.Sprintf("%q matches %q at byte %d", r.body.re.String(), ClipText(string(body[loc[0]:loc[1]]), 60), loc[0])
 		}
 		out = append(out, cr)
 	}
@@ -498,9 +511,9 @@ func pick(ok bool, yes, no string) string {
 	return no
 }
 
-// clipText shortens s to at most n bytes (and valid UTF-8), marking the
+// ClipText shortens s to at most n bytes (and valid UTF-8), marking the
 // cut: for values quoted in messages and problems.
-func clipText(s string, n int) string {
+func ClipText(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}

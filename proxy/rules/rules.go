@@ -1,4 +1,12 @@
-package proxy
+// Package rules decides a session's fate from what one request came to: an
+// ordered list of rules (conditions on the status, host, headers and decoded
+// start of the body of a response, or on an upstream failure) compiled into a
+// Set, whose Decide gives a Verdict (an Action and whether to retry). It also
+// holds what the rules need around them: decoding a body's start
+// (DecodePrefix), inspecting a body while it streams (HoldPrefix,
+// InspectBody), and explaining a saved response (ParseRawResponse, Explain,
+// Report) for the `sessionproxy rules` command.
+package rules
 
 import (
 	"errors"
@@ -7,45 +15,15 @@ import (
 	"path"
 	"regexp"
 	"regexp/syntax"
+	"sort"
 	"strconv"
 	"strings"
 )
 
-// Action is what a rule does to the session that made a request.
-type Action string
-
-// The actions of a rule. ActionGood, ActionBad and ActionRetire call the
-// session's MarkGood, MarkBad and Retire (each counts one use); ActionNone
-// leaves the session untouched.
-const (
-	ActionGood   Action = "good"
-	ActionBad    Action = "bad"
-	ActionRetire Action = "retire"
-	ActionNone   Action = "none"
-)
-
-// valid reports whether a is one of the four actions.
-func (a Action) valid() bool {
-	switch a {
-	case ActionGood, ActionBad, ActionRetire, ActionNone:
-		return true
-	}
-	return false
-}
-
-// Upstream failure kinds, as found in Outcome.ErrKind and a rule's error
-// condition. ErrKindAny is only a condition: it matches every failure.
-const (
-	ErrKindConnect = "connect"
-	ErrKindTLS     = "tls"
-	ErrKindTimeout = "timeout"
-	ErrKindAny     = "any"
-)
-
-// RuleSpec is the source form of a rule, as written under `rules` in the
+// Spec is the source form of a rule, as written under `rules` in the
 // configuration. Its zero value is not a valid rule: Action is required, and
 // so is at least one condition.
-type RuleSpec struct {
+type Spec struct {
 	Name   string            // shown in X-Session-Rule and stats; default "rules[i]"
 	Status []string          // codes ("403") or classes ("4xx"); any may match
 	Body   string            // RE2 regex on the decoded start of the body
@@ -63,7 +41,7 @@ type Rule struct {
 	Action Action
 	Retry  bool
 
-	spec      RuleSpec
+	spec      Spec
 	hasStatus bool
 	status    [10]uint64 // bit per code 0..639
 	host      hostGlob
@@ -113,7 +91,7 @@ func hasGlobMeta(s string) bool { return strings.ContainsAny(s, `*?[\`) }
 
 // Spec returns the rule in source form (status codes normalized to strings,
 // the host glob in lower case).
-func (r *Rule) Spec() RuleSpec {
+func (r *Rule) Spec() Spec {
 	s := r.spec
 	s.Status = append([]string(nil), s.Status...)
 	if s.Header != nil {
@@ -129,53 +107,52 @@ func (r *Rule) Spec() RuleSpec {
 // HasBody reports whether the rule has a body condition.
 func (r *Rule) HasBody() bool { return r.body != nil }
 
-// RuleSet is an ordered list of compiled rules plus the default action. It is
-// immutable and safe for concurrent use. A nil *RuleSet has no rules and the
+// Set is an ordered list of compiled rules plus the default action. It is
+// immutable and safe for concurrent use. A nil *Set has no rules and the
 // built-in default action.
-type RuleSet struct {
+type Set struct {
 	rules         []*Rule
 	defaultAction Action
 	hasBody       bool
 	hasRetry      bool
 }
 
-// DefaultRules returns the rules used when the configuration has no `rules`
+// Defaults returns the rules used when the configuration has no `rules`
 // key: blocked codes 401, 403 and 429 retire the session and retry
 // ("blocked-status"), upstream failures are bad and retry ("upstream-error"),
 // 5xx are bad ("server-error"). Its default action is the built-in one.
-func DefaultRules() *RuleSet {
-	rs, err := CompileRules(defaultRuleSpecs(), "")
+func Defaults() *Set {
+	rs, err := Compile(DefaultSpecs(), "")
 	if err != nil {
-		panic("proxy: default rules do not compile: " + err.Error()) // a bug, caught by tests
+		panic("rules: default rules do not compile: " + err.Error()) // a bug, caught by tests
 	}
 	return rs
 }
 
-func defaultRuleSpecs() []RuleSpec {
-	return []RuleSpec{
+// DefaultSpecs returns the source form of the rules of Defaults, a new slice
+// on each call.
+func DefaultSpecs() []Spec {
+	return []Spec{
 		{Name: "blocked-status", Status: []string{"401", "403", "429"}, Action: ActionRetire, Retry: true},
 		{Name: "upstream-error", Error: ErrKindAny, Action: ActionBad, Retry: true},
 		{Name: "server-error", Status: []string{"5xx"}, Action: ActionBad},
 	}
 }
 
-// CompileRules compiles rules in source form, with def as the default action
-// ("" = the built-in one). Problems are returned all at once as a
-// *ConfigError (paths like rules[2].status, without file or line).
-func CompileRules(specs []RuleSpec, def Action) (*RuleSet, error) {
-	var p problems
-	rs := compileRules(specs, def, func(i int, field, msg, got string) {
-		path := fmt.Sprintf("rules[%d]", i)
-		if field != "" {
-			path += "." + field
-		}
-		p.add(0, path, msg, got)
+// Compile compiles rules in source form, with def as the default action
+// ("" = the built-in one). Problems are returned all at once as an *Error:
+// rule by rule in the order of specs, then the default action's.
+func Compile(specs []Spec, def Action) (*Set, error) {
+	var e Error
+	rs := compile(specs, def, func(i int, field, msg, got string) {
+		e.Problems = append(e.Problems, Problem{Rule: i, Field: field, Msg: msg, Got: got})
 	})
-	if len(def) > 0 && !def.valid() {
-		p.add(0, "default_action", "must be one of good, bad, retire, none", strconv.Quote(string(def)))
+	if len(def) > 0 && !def.Valid() {
+		e.Problems = append(e.Problems, Problem{Rule: -1, Field: "default_action",
+			Msg: "must be one of good, bad, retire, none", Got: strconv.Quote(string(def))})
 	}
-	if err := p.err(""); err != nil {
-		return nil, err
+	if len(e.Problems) > 0 {
+		return nil, &e
 	}
 	return rs, nil
 }
@@ -184,8 +161,8 @@ func CompileRules(specs []RuleSpec, def Action) (*RuleSet, error) {
 // ("status", "header.Server"...) or "" for the rule itself.
 type reportFunc func(i int, field, msg, got string)
 
-func compileRules(specs []RuleSpec, def Action, report reportFunc) *RuleSet {
-	rs := &RuleSet{defaultAction: def, rules: make([]*Rule, 0, len(specs))}
+func compile(specs []Spec, def Action, report reportFunc) *Set {
+	rs := &Set{defaultAction: def, rules: make([]*Rule, 0, len(specs))}
 	names := make(map[string]int, len(specs))
 	for i, s := range specs {
 		r := compileRule(i, s, report)
@@ -201,7 +178,7 @@ func compileRules(specs []RuleSpec, def Action, report reportFunc) *RuleSet {
 	return rs
 }
 
-func compileRule(i int, s RuleSpec, report reportFunc) *Rule {
+func compileRule(i int, s Spec, report reportFunc) *Rule {
 	r := &Rule{Name: s.Name, Action: s.Action, Retry: s.Retry}
 	if r.Name == "" {
 		r.Name = fmt.Sprintf("rules[%d]", i)
@@ -211,11 +188,11 @@ func compileRule(i int, s RuleSpec, report reportFunc) *Rule {
 	switch {
 	case s.Action == "":
 		report(i, "action", "is required (good, bad, retire or none)", "")
-	case !s.Action.valid():
+	case !s.Action.Valid():
 		report(i, "action", "must be one of good, bad, retire, none", strconv.Quote(string(s.Action)))
 	}
 	for _, st := range s.Status {
-		lo, hi, ok := parseStatus(st)
+		lo, hi, ok := ParseStatus(st)
 		if !ok {
 			report(i, "status", `must be a status code 100-599 or a class like "4xx"`, strconv.Quote(st))
 			continue
@@ -232,27 +209,7 @@ func compileRule(i int, s RuleSpec, report reportFunc) *Rule {
 			r.host = newHostGlob(s.Host)
 		}
 	}
-	seen := make(map[string]string, len(s.Header))
-	for _, name := range sortedKeys(s.Header) {
-		expr := s.Header[name]
-		field := "header." + name
-		if !validHeaderName(name) {
-			report(i, field, "not a valid header name", strconv.Quote(name))
-			continue
-		}
-		canon := http.CanonicalHeaderKey(name)
-		if other, dup := seen[canon]; dup {
-			report(i, field, fmt.Sprintf("duplicate header (also %s)", other), strconv.Quote(name))
-			continue
-		}
-		seen[canon] = name
-		re, err := compileRegex(expr)
-		if err != "" {
-			report(i, field, err, strconv.Quote(expr))
-			continue
-		}
-		r.headers = append(r.headers, headerCond{name: canon, re: re})
-	}
+	r.headers = compileHeaders(i, s.Header, report)
 	if s.Body != "" {
 		re, err := compileRegex(s.Body)
 		if err != "" {
@@ -278,6 +235,34 @@ func compileRule(i int, s RuleSpec, report reportFunc) *Rule {
 	r.spec.Name = r.Name
 	r.spec.Host = strings.ToLower(s.Host)
 	return r
+}
+
+// compileHeaders compiles the header conditions of rule i, in the order of
+// their names.
+func compileHeaders(i int, header map[string]string, report reportFunc) []headerCond {
+	var out []headerCond
+	seen := make(map[string]string, len(header))
+	for _, name := range sortedKeys(header) {
+		expr := header[name]
+		field := "header." + name
+		if !ValidHeaderName(name) {
+			report(i, field, "not a valid header name", strconv.Quote(name))
+			continue
+		}
+		canon := http.CanonicalHeaderKey(name)
+		if other, dup := seen[canon]; dup {
+			report(i, field, fmt.Sprintf("duplicate header (also %s)", other), strconv.Quote(name))
+			continue
+		}
+		seen[canon] = name
+		re, err := compileRegex(expr)
+		if err != "" {
+			report(i, field, err, strconv.Quote(expr))
+			continue
+		}
+		out = append(out, headerCond{name: canon, re: re})
+	}
+	return out
 }
 
 // checkRuleName returns a problem with a rule name, or "". Names go into a
@@ -308,8 +293,9 @@ func compileRegex(expr string) (*regexp.Regexp, string) {
 	return re, ""
 }
 
-// parseStatus parses "403" or "4xx" into an inclusive range.
-func parseStatus(s string) (lo, hi int, ok bool) {
+// ParseStatus parses a status condition, a code "403" or a class "4xx",
+// into an inclusive range of codes; ok is false for anything else.
+func ParseStatus(s string) (lo, hi int, ok bool) {
 	if len(s) == 3 && s[0] >= '1' && s[0] <= '5' && (s[1] == 'x' || s[1] == 'X') && (s[2] == 'x' || s[2] == 'X') {
 		c := int(s[0]-'0') * 100
 		return c, c + 99, true
@@ -322,7 +308,7 @@ func parseStatus(s string) (lo, hi int, ok bool) {
 }
 
 // Rules returns the rules in order. The slice is a copy; the rules are shared.
-func (rs *RuleSet) Rules() []*Rule {
+func (rs *Set) Rules() []*Rule {
 	if rs == nil {
 		return nil
 	}
@@ -330,7 +316,7 @@ func (rs *RuleSet) Rules() []*Rule {
 }
 
 // DefaultAction returns the action used when no rule matches ("" = built in).
-func (rs *RuleSet) DefaultAction() Action {
+func (rs *Set) DefaultAction() Action {
 	if rs == nil {
 		return ""
 	}
@@ -338,10 +324,10 @@ func (rs *RuleSet) DefaultAction() Action {
 }
 
 // HasBodyRules reports whether any rule has a body condition.
-func (rs *RuleSet) HasBodyRules() bool { return rs != nil && rs.hasBody }
+func (rs *Set) HasBodyRules() bool { return rs != nil && rs.hasBody }
 
 // HasRetryRules reports whether any rule retries.
-func (rs *RuleSet) HasRetryRules() bool { return rs != nil && rs.hasRetry }
+func (rs *Set) HasRetryRules() bool { return rs != nil && rs.hasRetry }
 
 // Outcome is what the proxy knows about one attempt of a request.
 type Outcome struct {
@@ -355,7 +341,7 @@ type Outcome struct {
 // failed reports whether the attempt brought no response.
 func (o *Outcome) failed() bool { return o.ErrKind != "" || o.Status == 0 }
 
-// Verdict is the decision of a RuleSet on one Outcome.
+// Verdict is the decision of a Set on one Outcome.
 type Verdict struct {
 	Rule   *Rule // the rule that matched; nil when none did
 	Action Action
@@ -369,11 +355,11 @@ type Verdict struct {
 // none. A rule with an error condition matches only failures; a rule without
 // one only responses. Decide does not allocate (unless o.Host has upper-case
 // letters and a rule has a complex host glob).
-func (rs *RuleSet) Decide(o *Outcome) Verdict {
+func (rs *Set) Decide(o *Outcome) Verdict {
 	failed := o.failed()
 	host := ""
 	if rs != nil {
-		host = normHost(o.Host)
+		host = NormHost(o.Host)
 		for _, r := range rs.rules {
 			if failed {
 				if r.errKind == "" || (r.errKind != ErrKindAny && r.errKind != o.ErrKind) {
@@ -434,11 +420,11 @@ func (r *Rule) headMatch(host string, status int, h http.Header) bool {
 // body cannot be inspected (content type not text-like, see IsTextLike, or a
 // Content-Encoding DecodePrefix does not know), since body conditions then
 // never match.
-func (rs *RuleSet) NeedsBody(host string, status int, header http.Header) bool {
+func (rs *Set) NeedsBody(host string, status int, header http.Header) bool {
 	if !rs.HasBodyRules() || !inspectable(header) {
 		return false
 	}
-	host = normHost(host)
+	host = NormHost(host)
 	for _, r := range rs.rules {
 		if r.errKind != "" || !r.headMatch(host, status, header) {
 			continue
@@ -452,11 +438,11 @@ func (rs *RuleSet) NeedsBody(host string, status int, header http.Header) bool {
 // this host, status and header, whatever its body. When true, the proxy
 // holds the start of the body (up to body_limit) until Decide has its
 // verdict; when false, it may stream the body to the client at once.
-func (rs *RuleSet) MayRetry(host string, status int, header http.Header) bool {
+func (rs *Set) MayRetry(host string, status int, header http.Header) bool {
 	if !rs.HasRetryRules() {
 		return false
 	}
-	host = normHost(host)
+	host = NormHost(host)
 	bodyOK := inspectable(header)
 	for _, r := range rs.rules {
 		if r.errKind != "" || !r.headMatch(host, status, header) {
@@ -485,9 +471,10 @@ func inspectable(h http.Header) bool {
 	return true
 }
 
-// normHost lower-cases host and drops a port; it allocates only when host
+// NormHost returns host as host conditions see it: lower case, without a
+// port (an IPv6 literal without its brackets). It allocates only when host
 // has upper-case letters.
-func normHost(h string) string {
+func NormHost(h string) string {
 	if i := strings.LastIndexByte(h, ':'); i >= 0 {
 		switch {
 		case strings.HasPrefix(h, "["):
@@ -504,4 +491,31 @@ func normHost(h string) string {
 		}
 	}
 	return h
+}
+
+// ValidHeaderName reports whether s is an HTTP token (RFC 9110), as header
+// names are.
+func ValidHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

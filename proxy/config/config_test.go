@@ -1,4 +1,4 @@
-package proxy
+package config
 
 import (
 	"errors"
@@ -11,20 +11,23 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sessionproxy/sessionproxy/proxy/rules"
+	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-const configTestdata = "../testdata/config"
+const configTestdata = "../../testdata/config"
 
 // TestConfigExampleMatchesDefault: config.example.yaml documents every key
 // with exactly the default value.
 func TestConfigExampleMatchesDefault(t *testing.T) {
-	c, err := Load("../config.example.yaml")
+	c, err := Load("../../config.example.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Path != "../config.example.yaml" {
+	if c.Path != "../../config.example.yaml" {
 		t.Errorf("Path = %q", c.Path)
 	}
 	d := Default()
@@ -32,15 +35,15 @@ func TestConfigExampleMatchesDefault(t *testing.T) {
 	if !reflect.DeepEqual(c, d) {
 		t.Errorf("example differs from Default():\n got %+v\nwant %+v", c, d)
 	}
-	if !reflect.DeepEqual(ruleSpecs(c.Rules), ruleSpecs(DefaultRules())) {
-		t.Errorf("example rules %+v, want the defaults %+v", ruleSpecs(c.Rules), ruleSpecs(DefaultRules()))
+	if !reflect.DeepEqual(ruleSpecs(c.Rules), ruleSpecs(rules.Defaults())) {
+		t.Errorf("example rules %+v, want the defaults %+v", ruleSpecs(c.Rules), ruleSpecs(rules.Defaults()))
 	}
 }
 
 // TestConfigExampleHasEveryKey: every key the decoder knows appears in the
 // example file (so documentation cannot fall behind).
 func TestConfigExampleHasEveryKey(t *testing.T) {
-	data, err := os.ReadFile("../config.example.yaml")
+	data, err := os.ReadFile("../../config.example.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,8 +87,8 @@ func placeKey(k string) string {
 	return p + ":\n  " + k + ":\n"
 }
 
-func ruleSpecs(rs *RuleSet) []RuleSpec {
-	var out []RuleSpec
+func ruleSpecs(rs *rules.Set) []rules.Spec {
+	var out []rules.Spec
 	for _, r := range rs.Rules() {
 		out = append(out, r.Spec())
 	}
@@ -146,10 +149,10 @@ func TestConfigValues(t *testing.T) {
 				reflect.DeepEqual(c.MITM.UpstreamCA, []string{"a.pem", "b.pem"})
 		}},
 		{"pool: {max_pool_size: 5, strategy: round-robin, persist_state_key: K, persist_interval: 1m30s}", func(c *Config) bool {
-			return c.Pool.MaxPoolSize == 5 && c.Pool.Strategy == "round-robin" && c.Pool.PersistStateKey == "K" &&
+			return c.Pool.MaxPoolSize == 5 && c.Pool.Strategy == sessionpool.RoundRobin && c.Pool.PersistStateKey == "K" &&
 				c.Pool.PersistInterval == 90*time.Second
 		}},
-		{"pool: {strategy: use-until-failure}", func(c *Config) bool { return c.Pool.Strategy == "use-until-failure" }},
+		{"pool: {strategy: use-until-failure}", func(c *Config) bool { return c.Pool.Strategy == sessionpool.UseUntilFailure }},
 		{"pool: {store: 'redis://u:p@127.0.0.1:6379/2'}", func(c *Config) bool { return c.Pool.Store == "redis://u:p@127.0.0.1:6379/2" }},
 		{"pool: {store: 'rediss://127.0.0.1:6380'}", func(c *Config) bool { return c.Pool.Store == "rediss://127.0.0.1:6380" }},
 		{"pool: {session: {max_age: 1h, max_usage_count: 7, max_error_score: 2.5, error_score_decrement: 0}}", func(c *Config) bool {
@@ -170,7 +173,7 @@ func TestConfigValues(t *testing.T) {
 		{"body_limit: 1024", func(c *Config) bool { return c.BodyLimit == 1024 }},
 		{"retry: {max_attempts: 0}", func(c *Config) bool { return c.Retry.MaxAttempts == 0 }},
 		{"default_action: retire", func(c *Config) bool {
-			return c.DefaultAction == ActionRetire && c.Rules.DefaultAction() == ActionRetire && len(c.Rules.Rules()) == 3
+			return c.DefaultAction == rules.ActionRetire && c.Rules.DefaultAction() == rules.ActionRetire && len(c.Rules.Rules()) == 3
 		}},
 		{"rules: []", func(c *Config) bool { return len(c.Rules.Rules()) == 0 && !c.Rules.HasRetryRules() }},
 		{"rules:", func(c *Config) bool { return len(c.Rules.Rules()) == 3 }}, // null = absent = defaults
@@ -229,29 +232,29 @@ rules:
 		t.Fatal(err)
 	}
 	got := ruleSpecs(c.Rules)
-	want := []RuleSpec{
-		{Name: "blocked", Status: []string{"401", "4xx", "503"}, Action: ActionRetire, Retry: true},
+	want := []rules.Spec{
+		{Name: "blocked", Status: []string{"401", "4xx", "503"}, Action: rules.ActionRetire, Retry: true},
 		{Name: "captcha", Body: "(?i)captcha", Header: map[string]string{"Server": "(?i)cloudflare", "cf-mitigated": "challenge", "X-Any": ""},
-			Host: "*.example.com", Action: ActionBad},
-		{Name: "rules[2]", Status: []string{"418"}, Action: ActionGood},
-		{Name: "rules[3]", Error: "timeout", Host: "slow.example", Action: ActionNone},
+			Host: "*.example.com", Action: rules.ActionBad},
+		{Name: "rules[2]", Status: []string{"418"}, Action: rules.ActionGood},
+		{Name: "rules[3]", Error: "timeout", Host: "slow.example", Action: rules.ActionNone},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
 	}
-	if c.Rules.DefaultAction() != ActionNone || !c.Rules.HasBodyRules() || !c.Rules.HasRetryRules() {
+	if c.Rules.DefaultAction() != rules.ActionNone || !c.Rules.HasBodyRules() || !c.Rules.HasRetryRules() {
 		t.Errorf("rule set flags wrong: %+v", c.Rules)
 	}
 }
 
 func TestConfigErrorType(t *testing.T) {
 	_, err := Parse("bad.yaml", []byte("listen: nope\npool: {strategy: randum}\n"))
-	if !errors.Is(err, ErrInvalidConfig) {
-		t.Fatalf("errors.Is(%v, ErrInvalidConfig) = false", err)
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("errors.Is(%v, ErrInvalid) = false", err)
 	}
-	var ce *ConfigError
+	var ce *Error
 	if !errors.As(err, &ce) || len(ce.Problems) != 2 {
-		t.Fatalf("want a *ConfigError with 2 problems, got %#v", err)
+		t.Fatalf("want a *Error with 2 problems, got %#v", err)
 	}
 	want := Problem{File: "bad.yaml", Line: 2, Path: "pool.strategy",
 		Msg: "must be one of random, round-robin, use-until-failure", Got: `"randum"`}
@@ -266,7 +269,7 @@ func TestConfigErrorType(t *testing.T) {
 func TestConfigLoad(t *testing.T) {
 	dir := t.TempDir()
 	_, err := Load(filepath.Join(dir, "missing.yaml"))
-	if !errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrInvalidConfig) {
+	if !errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrInvalid) {
 		t.Errorf("missing file: %v", err)
 	}
 	p := filepath.Join(dir, "c.yaml")
@@ -281,7 +284,7 @@ func TestConfigLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = Load(p)
-	if !errors.Is(err, ErrInvalidConfig) || !strings.HasPrefix(err.Error(), p+":") {
+	if !errors.Is(err, ErrInvalid) || !strings.HasPrefix(err.Error(), p+":") {
 		t.Errorf("syntax error: %v", err)
 	}
 }
@@ -321,7 +324,7 @@ func TestConfigSecretsNeverEchoed(t *testing.T) {
 }
 
 func TestConfigMITMSkipHost(t *testing.T) {
-	m := MITMConfig{SkipHosts: []string{"*.bank.example", "exact.org"}}
+	m := MITM{SkipHosts: []string{"*.bank.example", "exact.org"}}
 	for host, want := range map[string]bool{
 		"www.bank.example":     true,
 		"WWW.Bank.Example:443": true,
@@ -354,7 +357,7 @@ func TestConfigGolden(t *testing.T) {
 			if err == nil {
 				t.Fatal("no error")
 			}
-			if !errors.Is(err, ErrInvalidConfig) {
+			if !errors.Is(err, ErrInvalid) {
 				t.Fatalf("not a config error: %v", err)
 			}
 			got := err.Error() + "\n"
@@ -376,7 +379,7 @@ func TestConfigGolden(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	if data, err := os.ReadFile("../config.example.yaml"); err == nil {
+	if data, err := os.ReadFile("../../config.example.yaml"); err == nil {
 		f.Add(data)
 	}
 	files, _ := filepath.Glob(filepath.Join(configTestdata, "*.yaml"))
@@ -390,9 +393,9 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("fuzz.yaml", data)
 		if err != nil {
-			var ce *ConfigError
+			var ce *Error
 			if !errors.As(err, &ce) || len(ce.Problems) == 0 || c != nil {
-				t.Fatalf("want a *ConfigError with problems, got %#v, %#v", c, err)
+				t.Fatalf("want a *Error with problems, got %#v, %#v", c, err)
 			}
 			for _, p := range ce.Problems {
 				if p.File != "fuzz.yaml" || p.Msg == "" {
@@ -404,7 +407,7 @@ func FuzzParse(f *testing.F) {
 		if c == nil || c.Rules == nil || c.Path != "fuzz.yaml" {
 			t.Fatalf("valid config without rules or path: %+v", c)
 		}
-		c.Rules.Decide(&Outcome{Host: "a.example", Status: 403, Header: map[string][]string{"Server": {"x"}}, Body: []byte("x")})
+		c.Rules.Decide(&rules.Outcome{Host: "a.example", Status: 403, Header: map[string][]string{"Server": {"x"}}, Body: []byte("x")})
 	})
 }
 
@@ -416,8 +419,47 @@ func TestConfigMergeKeysEverywhere(t *testing.T) {
 		"rules:\n  - name: r\n    action: bad\n    header:\n      <<: {Server: x}\n",
 	} {
 		_, err := Parse("m.yaml", []byte(doc))
-		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "merge keys (<<) are not supported") {
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "merge keys (<<) are not supported") {
 			t.Errorf("%q: %v, want the merge key refused", doc, err)
 		}
+	}
+}
+
+// TestRestartKeys: keys bound at start are named when they change (the pool
+// as one key) and keep their running values; the others are not named and
+// take their new values.
+func TestRestartKeys(t *testing.T) {
+	old := Default()
+	next, err := Parse("n.yaml", []byte("listen: 127.0.0.1:1\nlog_format: json\ncookies: client\n"+
+		"mitm: {ca_cert: c.pem, ca_key: k.pem, enabled: false}\n"+
+		"pool: {strategy: round-robin, session: {max_age: 1h}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"listen", "log_format", "mitm.ca_cert", "mitm.ca_key", "pool"}
+	if got := RestartKeys(old, next); !reflect.DeepEqual(got, want) {
+		t.Errorf("RestartKeys = %q, want %q", got, want)
+	}
+	if got := RestartKeys(old, Default()); got != nil {
+		t.Errorf("RestartKeys of equal configs = %q", got)
+	}
+	var bound []string
+	for _, k := range restartKeys() {
+		bound = append(bound, k.path)
+	}
+	if want := []string{"listen", "log_format", "log_level", "admin_listen", "data_dir", "mitm.ca_cert", "mitm.ca_key",
+		"mitm.upstream_ca", "mitm.insecure_skip_verify", "pool"}; !reflect.DeepEqual(bound, want) {
+		t.Errorf("keys bound at start: %q, want %q", bound, want)
+	}
+	KeepRestartKeys(old, next)
+	if next.Listen != old.Listen || next.LogFormat != old.LogFormat || next.MITM.CACert != "" || next.MITM.CAKey != "" ||
+		!reflect.DeepEqual(next.Pool, old.Pool) {
+		t.Errorf("a key bound at start took its new value: %+v", next)
+	}
+	if next.Cookies != CookiesClient || next.MITM.Enabled {
+		t.Errorf("a key that reloads kept its old value: %+v", next)
+	}
+	if got := RestartKeys(old, next); got != nil {
+		t.Errorf("RestartKeys after KeepRestartKeys = %q", got)
 	}
 }

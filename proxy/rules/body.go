@@ -1,4 +1,4 @@
-package proxy
+package rules
 
 import (
 	"bufio"
@@ -16,7 +16,7 @@ import (
 
 // ErrUnsupportedEncoding is returned (wrapped) by DecodePrefix for a
 // Content-Encoding it cannot undo.
-var ErrUnsupportedEncoding = errors.New("proxy: unsupported content encoding")
+var ErrUnsupportedEncoding = errors.New("rules: unsupported content encoding")
 
 // maxEncodings bounds how many stacked encodings DecodePrefix undoes.
 const maxEncodings = 4
@@ -60,7 +60,7 @@ func DecodePrefix(contentEncoding string, prefix []byte, limit int) ([]byte, err
 			if truncated(err) {
 				return []byte{}, nil
 			}
-			return []byte{}, fmt.Errorf("proxy: decode %s: %w", encs[i], err)
+			return []byte{}, fmt.Errorf("decode %s: %w", encs[i], err)
 		}
 		if closer != nil {
 			closers = append(closers, closer)
@@ -78,7 +78,7 @@ func DecodePrefix(contentEncoding string, prefix []byte, limit int) ([]byte, err
 			break
 		}
 		if err != nil {
-			return out, fmt.Errorf("proxy: decode %s: %w", contentEncoding, err)
+			return out, fmt.Errorf("decode %s: %w", contentEncoding, err)
 		}
 	}
 	return out, nil
@@ -118,10 +118,10 @@ func parseEncodings(ce string) ([]string, error) {
 			if len(e) > 40 {
 				e = e[:40] + "..."
 			}
-			return nil, fmt.Errorf("proxy: decode %q: %w", e, ErrUnsupportedEncoding)
+			return nil, fmt.Errorf("decode %q: %w", e, ErrUnsupportedEncoding)
 		}
 		if len(out) == maxEncodings {
-			return nil, fmt.Errorf("proxy: decode: more than %d stacked encodings: %w", maxEncodings, ErrUnsupportedEncoding)
+			return nil, fmt.Errorf("decode: more than %d stacked encodings: %w", maxEncodings, ErrUnsupportedEncoding)
 		}
 		out = append(out, e)
 	}

@@ -1,4 +1,4 @@
-package proxy
+package rules
 
 import (
 	"bytes"
@@ -8,11 +8,12 @@ import (
 	"sync"
 )
 
-// holdPrefix reads the start of resp's body, at most limit bytes as they
+// HoldPrefix reads the start of resp's body, at most limit bytes as they
 // come off the wire, and puts it back in front of the rest so the client
 // still gets every original byte. It is how a rule with retry sees the body
-// before the client does.
-func holdPrefix(resp *http.Response, limit int64) []byte {
+// before the client does. A read error is kept for the client to meet where
+// it happened; HoldPrefix returns what was read before it.
+func HoldPrefix(resp *http.Response, limit int64) []byte {
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, limit))
 	rest := io.Reader(resp.Body)
 	if err != nil {
@@ -22,10 +23,11 @@ func holdPrefix(resp *http.Response, limit int64) []byte {
 	return raw
 }
 
-// decodedBody undoes the response's Content-Encoding on raw, a prefix of its
-// body, for body conditions: at most limit bytes, never nil (nil would mean
-// "not inspected"). What cannot be decoded is matched as far as it decoded.
-func decodedBody(h http.Header, raw []byte, limit int64) []byte {
+// DecodedBody undoes the Content-Encoding of h on raw, a prefix of its
+// response's body, for Outcome.Body: at most limit bytes, never nil (nil
+// would mean "not inspected"). What cannot be decoded is matched as far as it
+// decoded.
+func DecodedBody(h http.Header, raw []byte, limit int64) []byte {
 	body, _ := DecodePrefix(strings.Join(h["Content-Encoding"], ", "), raw, int(limit))
 	if body == nil {
 		body = []byte{}
@@ -33,10 +35,17 @@ func decodedBody(h http.Header, raw []byte, limit int64) []byte {
 	return body
 }
 
-// inspectingBody passes a response body to the client untouched while it
-// keeps a copy of the first limit bytes; once it has them, or the body ends
-// or is closed, it calls decide with the copy, exactly once. It is how a rule
-// without retry sees the body without delaying a single byte.
+// InspectBody returns a body that passes rc's bytes on untouched while it
+// keeps a copy of the first limit bytes; once it has them, or rc ends or the
+// body is closed, it calls decide with the copy (raw, not decoded), exactly
+// once, outside its lock and on the goroutine that read or closed. It is how
+// a rule without retry sees the body without delaying a single byte. The
+// body may be closed while another goroutine reads it.
+func InspectBody(rc io.ReadCloser, limit int, decide func(raw []byte)) io.ReadCloser {
+	return &inspectingBody{rc: rc, limit: limit, decide: decide}
+}
+
+// inspectingBody is the body of InspectBody.
 type inspectingBody struct {
 	rc     io.ReadCloser
 	limit  int

@@ -1,4 +1,4 @@
-package proxy
+package rules_test
 
 import (
 	"bytes"
@@ -11,6 +11,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sessionproxy/sessionproxy/proxy/config"
+	"github.com/sessionproxy/sessionproxy/proxy/rules"
 )
 
 // TestParseRawResponse: saved responses in the shapes curl -si and hand
@@ -120,7 +123,7 @@ func TestParseRawResponse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, body, err := ParseRawResponse([]byte(tt.in))
+			resp, body, err := rules.ParseRawResponse([]byte(tt.in))
 			if err != nil {
 				t.Fatalf("ParseRawResponse: %v", err)
 			}
@@ -152,7 +155,7 @@ func TestParseRawResponse(t *testing.T) {
 }
 
 // TestParseRawResponseErrors: what is not a saved response gets an error
-// naming the problem and where, matched by ErrBadResponse.
+// naming the problem and where, matched by rules.ErrBadResponse.
 func TestParseRawResponseErrors(t *testing.T) {
 	tests := []struct {
 		name, in string
@@ -178,15 +181,15 @@ func TestParseRawResponseErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, body, err := ParseRawResponse([]byte(tt.in))
+			resp, body, err := rules.ParseRawResponse([]byte(tt.in))
 			if err == nil {
 				t.Fatalf("no error; got status %d body %q", resp.StatusCode, body)
 			}
 			if resp != nil || body != nil {
 				t.Errorf("got a response along with the error %v", err)
 			}
-			if !errors.Is(err, ErrBadResponse) {
-				t.Errorf("error %v does not match ErrBadResponse", err)
+			if !errors.Is(err, rules.ErrBadResponse) {
+				t.Errorf("error %v does not match rules.ErrBadResponse", err)
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(err.Error(), w) {
@@ -200,9 +203,9 @@ func TestParseRawResponseErrors(t *testing.T) {
 	}
 }
 
-func exRules(t testing.TB, def Action, specs ...RuleSpec) *RuleSet {
+func exRules(t testing.TB, def rules.Action, specs ...rules.Spec) *rules.Set {
 	t.Helper()
-	rs, err := CompileRules(specs, def)
+	rs, err := rules.Compile(specs, def)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,9 +233,9 @@ func exResp(code int, kv ...string) *http.Response {
 	return &http.Response{StatusCode: code, Header: h}
 }
 
-// checkTrace asserts an Explanation is consistent: the rule that decided is
+// checkTrace asserts an rules.Explanation is consistent: the rule that decided is
 // the first whose conditions all hold, and it is the verdict's rule.
-func checkTrace(t *testing.T, e Explanation) {
+func checkTrace(t *testing.T, e rules.Explanation) {
 	t.Helper()
 	decided := ""
 	reached := true
@@ -266,32 +269,32 @@ func checkTrace(t *testing.T, e Explanation) {
 // are reported as the proxy would decide.
 func TestExplain(t *testing.T) {
 	rs := exRules(t, "",
-		RuleSpec{Name: "cf", Header: map[string]string{"Server": "(?i)cloudflare", "cf-mitigated": "challenge"}, Action: ActionRetire},
-		RuleSpec{Name: "blocked", Status: []string{"403", "429"}, Action: ActionRetire, Retry: true},
-		RuleSpec{Name: "captcha", Status: []string{"2xx"}, Body: "(?i)captcha", Action: ActionRetire, Retry: true},
-		RuleSpec{Name: "shop-5xx", Host: "*.example.com", Status: []string{"5xx"}, Action: ActionBad},
-		RuleSpec{Name: "down", Error: ErrKindAny, Action: ActionBad, Retry: true},
+		rules.Spec{Name: "cf", Header: map[string]string{"Server": "(?i)cloudflare", "cf-mitigated": "challenge"}, Action: rules.ActionRetire},
+		rules.Spec{Name: "blocked", Status: []string{"403", "429"}, Action: rules.ActionRetire, Retry: true},
+		rules.Spec{Name: "captcha", Status: []string{"2xx"}, Body: "(?i)captcha", Action: rules.ActionRetire, Retry: true},
+		rules.Spec{Name: "shop-5xx", Host: "*.example.com", Status: []string{"5xx"}, Action: rules.ActionBad},
+		rules.Spec{Name: "down", Error: rules.ErrKindAny, Action: rules.ActionBad, Retry: true},
 	)
 	captcha := "<html>" + strings.Repeat("x", 100) + "Please solve the CAPTCHA</html>"
 	tests := []struct {
 		name     string
-		rs       *RuleSet
+		rs       *rules.Set
 		host     string
 		resp     *http.Response
 		body     []byte
 		limit    int64
 		rule     string
-		action   Action
+		action   rules.Action
 		retry    bool
 		def      string
-		body2    BodyReport
+		body2    rules.BodyReport
 		conds    map[string][]string // rule -> "cond OK|FAIL detail-substring"
 		noChecks bool
 	}{
 		{
 			name: "header rule", rs: rs, resp: exResp(403, "Server", "cloudflare", "Cf-Mitigated", "challenge", "Content-Type", "text/html"),
-			body: []byte("Just a moment"), rule: "cf", action: ActionRetire,
-			body2: BodyReport{Inspected: true, Size: 13, Examined: 13, Decoded: 13},
+			body: []byte("Just a moment"), rule: "cf", action: rules.ActionRetire,
+			body2: rules.BodyReport{Inspected: true, Size: 13, Examined: 13, Decoded: 13},
 			conds: map[string][]string{
 				"cf":      {`header Server OK "cloudflare" matches "(?i)cloudflare"`, `header Cf-Mitigated OK "challenge" matches`},
 				"blocked": {"status OK 403 in 403, 429"},
@@ -299,22 +302,22 @@ func TestExplain(t *testing.T) {
 		},
 		{
 			name: "header rule fails on one header", rs: rs, resp: exResp(403, "Server", "nginx", "Content-Type", "text/html"),
-			rule: "blocked", action: ActionRetire, retry: true,
-			body2: BodyReport{Inspected: true},
+			rule: "blocked", action: rules.ActionRetire, retry: true,
+			body2: rules.BodyReport{Inspected: true},
 			conds: map[string][]string{
 				"cf": {`header Server FAIL "nginx" does not match "(?i)cloudflare"`, "header Cf-Mitigated FAIL missing"},
 			},
 		},
 		{
 			name: "several header values", rs: rs, resp: exResp(200, "Server", "a", "Server", "b", "Content-Type", "text/plain"),
-			rule: "", action: ActionGood, def: "no rule matched: status below 400",
-			body2: BodyReport{Inspected: true},
+			rule: "", action: rules.ActionGood, def: "no rule matched: status below 400",
+			body2: rules.BodyReport{Inspected: true},
 			conds: map[string][]string{"cf": {`header Server FAIL none of 2 values matches "(?i)cloudflare"`}},
 		},
 		{
 			name: "gzip body decoded", rs: rs, resp: exResp(200, "Content-Type", "text/html; charset=utf-8", "Content-Encoding", "gzip"),
-			body: exGzip(t, captcha), rule: "captcha", action: ActionRetire, retry: true,
-			body2: BodyReport{Inspected: true, Decoded: len(captcha)},
+			body: exGzip(t, captcha), rule: "captcha", action: rules.ActionRetire, retry: true,
+			body2: rules.BodyReport{Inspected: true, Decoded: len(captcha)},
 			conds: map[string][]string{
 				"captcha": {"status OK 200 in 2xx", `body OK "(?i)captcha" matches "CAPTCHA" at byte 123`},
 				"cf":      {"header Server FAIL missing"},
@@ -322,75 +325,75 @@ func TestExplain(t *testing.T) {
 		},
 		{
 			name: "body beyond the limit is not seen", rs: rs, resp: exResp(200, "Content-Type", "text/html"),
-			body: []byte(captcha), limit: 50, rule: "", action: ActionGood, def: "no rule matched: status below 400",
-			body2: BodyReport{Inspected: true, Size: len(captcha), Examined: 50, Decoded: 50},
+			body: []byte(captcha), limit: 50, rule: "", action: rules.ActionGood, def: "no rule matched: status below 400",
+			body2: rules.BodyReport{Inspected: true, Size: len(captcha), Examined: 50, Decoded: 50},
 			conds: map[string][]string{"captcha": {`body FAIL "(?i)captcha": no match in 50 decoded bytes`}},
 		},
 		{
 			name: "not text-like", rs: rs, resp: exResp(200, "Content-Type", "image/png"),
-			body: []byte("captcha"), rule: "", action: ActionGood, def: "no rule matched: status below 400",
-			body2: BodyReport{Why: "not text-like (image/png)", Size: 7},
+			body: []byte("captcha"), rule: "", action: rules.ActionGood, def: "no rule matched: status below 400",
+			body2: rules.BodyReport{Why: "not text-like (image/png)", Size: 7},
 			conds: map[string][]string{"captcha": {"body FAIL not inspected: not text-like (image/png)"}},
 		},
 		{
 			name: "unsupported encoding", rs: rs, resp: exResp(200, "Content-Type", "text/html", "Content-Encoding", "compress"),
-			body: []byte("captcha"), rule: "", action: ActionGood, def: "no rule matched: status below 400",
-			body2: BodyReport{Why: "unsupported encoding (compress)", Size: 7},
+			body: []byte("captcha"), rule: "", action: rules.ActionGood, def: "no rule matched: status below 400",
+			body2: rules.BodyReport{Why: "unsupported encoding (compress)", Size: 7},
 		},
 		{
-			name: "no body rules", rs: exRules(t, "", RuleSpec{Name: "s", Status: []string{"4xx"}, Action: ActionBad}),
-			resp: exResp(404, "Content-Type", "text/html"), body: []byte("captcha"), rule: "s", action: ActionBad,
-			body2: BodyReport{Why: "no body rules", Size: 7},
+			name: "no body rules", rs: exRules(t, "", rules.Spec{Name: "s", Status: []string{"4xx"}, Action: rules.ActionBad}),
+			resp: exResp(404, "Content-Type", "text/html"), body: []byte("captcha"), rule: "s", action: rules.ActionBad,
+			body2: rules.BodyReport{Why: "no body rules", Size: 7},
 		},
 		{
 			name: "already decoded by curl --compressed", rs: rs, resp: exResp(200, "Content-Type", "text/html", "Content-Encoding", "gzip"),
-			body: []byte(captcha), rule: "captcha", action: ActionRetire, retry: true,
-			body2: BodyReport{Inspected: true, Size: len(captcha), Examined: len(captcha), Decoded: len(captcha), Note: "taken as already decoded"},
+			body: []byte(captcha), rule: "captcha", action: rules.ActionRetire, retry: true,
+			body2: rules.BodyReport{Inspected: true, Size: len(captcha), Examined: len(captcha), Decoded: len(captcha), Note: "taken as already decoded"},
 		},
 		{
 			name: "corrupt gzip", rs: rs, resp: exResp(200, "Content-Type", "text/html", "Content-Encoding", "gzip"),
-			body: []byte("\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff\xff\xff\xff\xff\xff"), rule: "", action: ActionGood, def: "no rule matched: status below 400",
-			body2: BodyReport{Inspected: true, Examined: 15, DecodeError: "decode gzip: flate: corrupt input"},
+			body: []byte("\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff\xff\xff\xff\xff\xff"), rule: "", action: rules.ActionGood, def: "no rule matched: status below 400",
+			body2: rules.BodyReport{Inspected: true, Examined: 15, DecodeError: "decode gzip: flate: corrupt input"},
 		},
 		{
 			name: "host glob against a host with port and upper case", rs: rs, host: "WWW.Example.com:8443",
-			resp: exResp(502, "Content-Type", "text/html"), rule: "shop-5xx", action: ActionBad,
-			body2: BodyReport{Inspected: true},
+			resp: exResp(502, "Content-Type", "text/html"), rule: "shop-5xx", action: rules.ActionBad,
+			body2: rules.BodyReport{Inspected: true},
 			conds: map[string][]string{"shop-5xx": {`host OK "www.example.com" matches "*.example.com"`}},
 		},
 		{
 			name: "host glob against no host", rs: rs, host: "",
-			resp: exResp(502, "Content-Type", "text/html"), rule: "", action: ActionNone, def: "no rule matched: status 400 or above",
-			body2: BodyReport{Inspected: true},
+			resp: exResp(502, "Content-Type", "text/html"), rule: "", action: rules.ActionNone, def: "no rule matched: status 400 or above",
+			body2: rules.BodyReport{Inspected: true},
 			conds: map[string][]string{
 				"shop-5xx": {`host FAIL "" does not match "*.example.com"`, "status OK 502 in 5xx"},
 				"down":     {"error FAIL any: matches upstream failures only"},
 			},
 		},
 		{
-			name: "default action", rs: exRules(t, ActionBad, RuleSpec{Name: "s", Status: []string{"403"}, Action: ActionRetire}),
-			resp: exResp(200), rule: "", action: ActionBad, def: "no rule matched: default_action",
-			body2: BodyReport{Why: "no body rules"},
+			name: "default action", rs: exRules(t, rules.ActionBad, rules.Spec{Name: "s", Status: []string{"403"}, Action: rules.ActionRetire}),
+			resp: exResp(200), rule: "", action: rules.ActionBad, def: "no rule matched: default_action",
+			body2: rules.BodyReport{Why: "no body rules"},
 		},
 		{
-			name: "nil rule set", rs: nil, resp: exResp(429), rule: "", action: ActionNone, def: "no rule matched: status 400 or above",
-			body2: BodyReport{Why: "no body rules"},
+			name: "nil rule set", rs: nil, resp: exResp(429), rule: "", action: rules.ActionNone, def: "no rule matched: status 400 or above",
+			body2: rules.BodyReport{Why: "no body rules"},
 		},
 		{
-			name: "nil header", rs: rs, resp: &http.Response{StatusCode: 403}, rule: "blocked", action: ActionRetire, retry: true,
-			body2: BodyReport{Inspected: true},
+			name: "nil header", rs: rs, resp: &http.Response{StatusCode: 403}, rule: "blocked", action: rules.ActionRetire, retry: true,
+			body2: rules.BodyReport{Inspected: true},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := Explain(tt.rs, tt.host, tt.resp, tt.body, tt.limit)
+			e := rules.Explain(tt.rs, tt.host, tt.resp, tt.body, tt.limit)
 			if e.Rule != tt.rule || e.Action != tt.action || e.Retry != tt.retry || e.Default != tt.def {
 				t.Errorf("verdict %q -> %s retry=%v (%q), want %q -> %s retry=%v (%q)",
 					e.Rule, e.Action, e.Retry, e.Default, tt.rule, tt.action, tt.retry, tt.def)
 			}
-			v := tt.rs.Decide(&Outcome{Host: tt.host, Status: tt.resp.StatusCode, Header: tt.resp.Header, Body: decodedIfInspected(e, tt.resp, tt.body, tt.limit)})
+			v := tt.rs.Decide(&rules.Outcome{Host: tt.host, Status: tt.resp.StatusCode, Header: tt.resp.Header, Body: decodedIfInspected(e, tt.resp, tt.body, tt.limit)})
 			if name := ruleName(v.Rule); name != e.Rule || v.Action != e.Action || v.Retry != e.Retry {
-				t.Errorf("Decide says %q -> %s retry=%v, Explain %q -> %s retry=%v", name, v.Action, v.Retry, e.Rule, e.Action, e.Retry)
+				t.Errorf("Decide says %q -> %s retry=%v, rules.Explain %q -> %s retry=%v", name, v.Action, v.Retry, e.Rule, e.Action, e.Retry)
 			}
 			b, w := e.Body, tt.body2
 			if b.Inspected != w.Inspected || b.Why != w.Why || b.Size != len(tt.body) {
@@ -437,8 +440,8 @@ func TestExplain(t *testing.T) {
 
 // decodedIfInspected is the body the proxy's Decide would get, worked out
 // independently of Explain: the first limit bytes decoded when the body is
-// inspected (or taken as already decoded, when Explain says so).
-func decodedIfInspected(e Explanation, resp *http.Response, body []byte, limit int64) []byte {
+// inspected (or taken as already decoded, when rules.Explain says so).
+func decodedIfInspected(e rules.Explanation, resp *http.Response, body []byte, limit int64) []byte {
 	if !e.Body.Inspected {
 		return nil
 	}
@@ -449,10 +452,10 @@ func decodedIfInspected(e Explanation, resp *http.Response, body []byte, limit i
 	if e.Body.Note != "" {
 		return raw
 	}
-	return decodedBody(resp.Header, raw, limit)
+	return rules.DecodedBody(resp.Header, raw, limit)
 }
 
-func ruleName(r *Rule) string {
+func ruleName(r *rules.Rule) string {
 	if r == nil {
 		return ""
 	}
@@ -463,11 +466,11 @@ func ruleName(r *Rule) string {
 // and its explanation agrees with Decide, on the sample config and on the
 // built-in rules.
 func TestExplainSamples(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("..", "testdata", "rules", "*.http"))
+	files, err := filepath.Glob(filepath.Join("..", "..", "testdata", "rules", "*.http"))
 	if err != nil || len(files) < 10 {
 		t.Fatalf("sample responses: %v, %d found", err, len(files))
 	}
-	cfg, err := Load(filepath.Join("..", "testdata", "rules", "rules.yaml"))
+	cfg, err := config.Load(filepath.Join("..", "..", "testdata", "rules", "rules.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -476,18 +479,18 @@ func TestExplainSamples(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp, body, err := ParseRawResponse(data)
+		resp, body, err := rules.ParseRawResponse(data)
 		if err != nil {
 			t.Errorf("%s: %v", f, err)
 			continue
 		}
-		for _, rs := range []*RuleSet{cfg.Rules, DefaultRules()} {
-			e := Explain(rs, "www.example.com", resp, body, cfg.BodyLimit)
+		for _, rs := range []*rules.Set{cfg.Rules, rules.Defaults()} {
+			e := rules.Explain(rs, "www.example.com", resp, body, cfg.BodyLimit)
 			checkTrace(t, e)
-			v := rs.Decide(&Outcome{Host: "www.example.com", Status: resp.StatusCode, Header: resp.Header,
+			v := rs.Decide(&rules.Outcome{Host: "www.example.com", Status: resp.StatusCode, Header: resp.Header,
 				Body: decodedIfInspected(e, resp, body, cfg.BodyLimit)})
 			if ruleName(v.Rule) != e.Rule || v.Action != e.Action {
-				t.Errorf("%s: Decide says %q -> %s, Explain %q -> %s", f, ruleName(v.Rule), v.Action, e.Rule, e.Action)
+				t.Errorf("%s: Decide says %q -> %s, rules.Explain %q -> %s", f, ruleName(v.Rule), v.Action, e.Rule, e.Action)
 			}
 			if e.Body.DecodeError != "" {
 				t.Errorf("%s: sample does not decode: %s", f, e.Body.DecodeError)
@@ -496,11 +499,11 @@ func TestExplainSamples(t *testing.T) {
 	}
 }
 
-// FuzzParseRawResponse: no input makes ParseRawResponse or Explain panic;
-// an error comes alone and matches ErrBadResponse; a response has a valid
+// FuzzParseRawResponse: no input makes rules.ParseRawResponse or rules.Explain panic;
+// an error comes alone and matches rules.ErrBadResponse; a response has a valid
 // status, a body no longer than the input, and a consistent explanation.
 func FuzzParseRawResponse(f *testing.F) {
-	files, _ := filepath.Glob(filepath.Join("..", "testdata", "rules", "*.http"))
+	files, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "rules", "*.http"))
 	for _, file := range files {
 		if data, err := os.ReadFile(file); err == nil {
 			f.Add(data)
@@ -516,15 +519,15 @@ func FuzzParseRawResponse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	rs := exRules(f, "",
-		RuleSpec{Name: "h", Header: map[string]string{"Server": "(?i)cloudflare"}, Action: ActionRetire},
-		RuleSpec{Name: "s", Status: []string{"403", "5xx"}, Action: ActionBad, Retry: true},
-		RuleSpec{Name: "b", Body: "(?i)captcha|robot", Action: ActionRetire},
-		RuleSpec{Name: "host", Host: "*.example.com", Action: ActionGood},
+		rules.Spec{Name: "h", Header: map[string]string{"Server": "(?i)cloudflare"}, Action: rules.ActionRetire},
+		rules.Spec{Name: "s", Status: []string{"403", "5xx"}, Action: rules.ActionBad, Retry: true},
+		rules.Spec{Name: "b", Body: "(?i)captcha|robot", Action: rules.ActionRetire},
+		rules.Spec{Name: "host", Host: "*.example.com", Action: rules.ActionGood},
 	)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		resp, body, err := ParseRawResponse(data)
+		resp, body, err := rules.ParseRawResponse(data)
 		if err != nil {
-			if resp != nil || body != nil || !errors.Is(err, ErrBadResponse) {
+			if resp != nil || body != nil || !errors.Is(err, rules.ErrBadResponse) {
 				t.Fatalf("error %v with response %v, body %q", err, resp, body)
 			}
 			return
@@ -536,7 +539,7 @@ func FuzzParseRawResponse(f *testing.F) {
 			t.Fatalf("body of %d bytes from %d bytes of input", len(body), len(data))
 		}
 		for _, host := range []string{"", "a.example.com"} {
-			e := Explain(rs, host, resp, body, 64)
+			e := rules.Explain(rs, host, resp, body, 64)
 			checkTrace(t, e)
 			if e.Body.Decoded > 64 || e.Body.Examined > 64 {
 				t.Fatalf("looked at %d/%d bytes with a limit of 64", e.Body.Examined, e.Body.Decoded)

@@ -1,8 +1,7 @@
-package proxy
+package rules
 
 import (
 	"bytes"
-	"compress/flate"
 	"compress/gzip"
 	"compress/zlib"
 	"errors"
@@ -11,46 +10,9 @@ import (
 
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/zstd"
-)
 
-// encode compresses data with one coding.
-func encode(t testing.TB, enc string, data []byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	var w interface {
-		Write([]byte) (int, error)
-		Close() error
-	}
-	switch enc {
-	case "gzip":
-		w = gzip.NewWriter(&buf)
-	case "deflate": // zlib-wrapped, as RFC 9110 says
-		w = zlib.NewWriter(&buf)
-	case "rawdeflate": // what some servers send as "deflate"
-		fw, err := flate.NewWriter(&buf, flate.BestCompression)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w = fw
-	case "br":
-		w = brotli.NewWriter(&buf)
-	case "zstd":
-		zw, err := zstd.NewWriter(&buf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w = zw
-	default:
-		t.Fatalf("unknown coding %s", enc)
-	}
-	if _, err := w.Write(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
+	"github.com/sessionproxy/sessionproxy/internal/codingtest"
+)
 
 // page is a text body of about 40 KB that compresses well but not absurdly.
 func page() []byte {
@@ -71,7 +33,7 @@ func TestDecodePrefixEncodings(t *testing.T) {
 		{"deflate", "deflate"}, {"deflate", "rawdeflate"},
 		{"br", "br"}, {"zstd", "zstd"}, {" Zstd ", "zstd"},
 	} {
-		enc := encode(t, tt.coding, body)
+		enc := codingtest.Encode(t, tt.coding, body)
 		got, err := DecodePrefix(tt.header, enc, len(body)+100)
 		if err != nil || !bytes.Equal(got, body) {
 			t.Errorf("%s (%s): %d bytes, %v; want the %d-byte body", tt.header, tt.coding, len(got), err, len(body))
@@ -100,7 +62,7 @@ func TestDecodePrefixIdentity(t *testing.T) {
 func TestDecodePrefixStacked(t *testing.T) {
 	body := page()
 	// "gzip, br": gzip applied first, then br; decoding undoes br, then gzip.
-	enc := encode(t, "br", encode(t, "gzip", body))
+	enc := codingtest.Encode(t, "br", codingtest.Encode(t, "gzip", body))
 	got, err := DecodePrefix("gzip, br", enc, 1<<20)
 	if err != nil || !bytes.Equal(got, body) {
 		t.Errorf("gzip, br: %d bytes, %v", len(got), err)
@@ -108,13 +70,13 @@ func TestDecodePrefixStacked(t *testing.T) {
 	if _, err := DecodePrefix("br, gzip", enc, 1<<20); err == nil {
 		t.Error("wrong order decoded without error")
 	}
-	enc = encode(t, "zstd", encode(t, "deflate", body))
+	enc = codingtest.Encode(t, "zstd", codingtest.Encode(t, "deflate", body))
 	got, err = DecodePrefix("deflate,identity,zstd", enc, 1<<20)
 	if err != nil || !bytes.Equal(got, body) {
 		t.Errorf("deflate, zstd: %d bytes, %v", len(got), err)
 	}
 	// Split headers are joined with a comma by the caller: same thing.
-	enc = encode(t, "gzip", encode(t, "gzip", body))
+	enc = codingtest.Encode(t, "gzip", codingtest.Encode(t, "gzip", body))
 	got, err = DecodePrefix("gzip, gzip", enc, 100)
 	if err != nil || !bytes.Equal(got, body[:100]) {
 		t.Errorf("gzip, gzip: %q, %v", got, err)
@@ -130,7 +92,7 @@ func TestDecodePrefixTruncated(t *testing.T) {
 		if coding == "rawdeflate" {
 			header = "deflate"
 		}
-		enc := encode(t, coding, body)
+		enc := codingtest.Encode(t, coding, body)
 		for _, cut := range []int{len(enc) / 2, len(enc) - 1, 600} {
 			got, err := DecodePrefix(header, enc[:cut], len(body))
 			if err != nil {
@@ -151,7 +113,7 @@ func TestDecodePrefixTruncated(t *testing.T) {
 	// yields the complete frames before the cut.
 	var buf bytes.Buffer
 	for i := 0; i < 4; i++ {
-		buf.Write(encode(t, "zstd", body[i*10000:(i+1)*10000]))
+		buf.Write(codingtest.Encode(t, "zstd", body[i*10000:(i+1)*10000]))
 	}
 	enc := buf.Bytes()
 	got, err := DecodePrefix("zstd", enc[:len(enc)*3/4], len(body))
@@ -162,7 +124,7 @@ func TestDecodePrefixTruncated(t *testing.T) {
 		t.Errorf("zstd cut at 3: %q, %v", got, err)
 	}
 	// stacked and truncated
-	enc = encode(t, "br", encode(t, "gzip", body))
+	enc = codingtest.Encode(t, "br", codingtest.Encode(t, "gzip", body))
 	got, err = DecodePrefix("gzip, br", enc[:len(enc)/2], len(body))
 	if err != nil || len(got) == 0 || !bytes.Equal(got, body[:len(got)]) {
 		t.Errorf("gzip, br cut: %d bytes, %v", len(got), err)
@@ -219,7 +181,7 @@ func TestDecodePrefixErrors(t *testing.T) {
 		}
 	}
 	// a corrupt tail keeps what decoded before it
-	enc := encode(t, "gzip", page())
+	enc := codingtest.Encode(t, "gzip", page())
 	bad := append([]byte(nil), enc...)
 	bad[len(bad)-5] ^= 0xff // break the CRC/size trailer
 	got, err := DecodePrefix("gzip", bad, 1<<20)
@@ -275,14 +237,14 @@ func TestDecodeTextLike(t *testing.T) {
 func FuzzDecodePrefix(f *testing.F) {
 	body := []byte("<html>captcha? are you a robot? " + strings.Repeat("la ", 200) + "</html>")
 	for _, c := range []string{"gzip", "deflate", "rawdeflate", "br", "zstd"} {
-		enc := encode(f, c, body)
+		enc := codingtest.Encode(f, c, body)
 		if c == "rawdeflate" {
 			c = "deflate"
 		}
 		f.Add(c, enc, 100)
 		f.Add(c, enc[:len(enc)/2], 1000)
 	}
-	f.Add("gzip, br", encode(f, "br", encode(f, "gzip", body)), 64)
+	f.Add("gzip, br", codingtest.Encode(f, "br", codingtest.Encode(f, "gzip", body)), 64)
 	f.Add("identity", body, 10)
 	f.Add("compress", body, 10)
 	f.Fuzz(func(t *testing.T, ce string, data []byte, limit int) {
@@ -302,7 +264,7 @@ func FuzzDecodePrefix(f *testing.F) {
 func BenchmarkDecodePrefix(b *testing.B) {
 	body := page()
 	for _, c := range []string{"gzip", "deflate", "br", "zstd"} {
-		enc := encode(b, c, body)
+		enc := codingtest.Encode(b, c, body)
 		b.Run(c, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))

@@ -1,0 +1,455 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/sessionproxy/sessionproxy/proxy/rules"
+)
+
+// decoder walks a yaml.Node tree into a Config, collecting problems.
+type decoder struct {
+	ps        problems
+	at        map[string]*yaml.Node // the value of each key that was taken, by path, for checks across keys
+	specs     []rules.Spec          // the rules as decoded, compiled last
+	ruleLines []map[string]int      // for each of specs, the line of each of its keys ("" = the rule)
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+func (d *decoder) syntax(err error) {
+	msg := err.Error()
+	line := 0
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = m[2]
+	} else {
+		msg = strings.TrimPrefix(msg, "yaml: ")
+	}
+	d.ps.add(line, "", "invalid YAML: "+msg, "")
+}
+
+// decodeYAML decodes one document, turning a panic of the YAML library into
+// a problem (bad input must never crash the program).
+func decodeYAML(dec *yaml.Decoder, n *yaml.Node) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("yaml: %v", r)
+		}
+	}()
+	return dec.Decode(n)
+}
+
+func (d *decoder) parse(data []byte) *Config {
+	c := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	err := decodeYAML(dec, &doc)
+	if err == io.EOF {
+		return c
+	}
+	if err != nil {
+		d.syntax(err)
+		return c
+	}
+	var extra yaml.Node
+	if err := decodeYAML(dec, &extra); err != io.EOF {
+		if err != nil {
+			d.syntax(err)
+		} else {
+			d.ps.add(extra.Line, "", "only one YAML document is allowed", "")
+		}
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode {
+		if len(root.Content) == 0 {
+			return c
+		}
+		root = root.Content[0]
+	}
+	root = resolve(root)
+	if isNull(root) {
+		return c
+	}
+	d.top(root, c)
+	return c
+}
+
+// resolve follows aliases.
+func resolve(n *yaml.Node) *yaml.Node {
+	for i := 0; n != nil && n.Kind == yaml.AliasNode && n.Alias != nil && i < 100; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+func isNull(n *yaml.Node) bool {
+	return n == nil || n.Kind == 0 || (n.Kind == yaml.ScalarNode && n.Tag == "!!null")
+}
+
+// got describes a node's value for a problem, quoting strings.
+func got(n *yaml.Node) string {
+	n = resolve(n)
+	switch {
+	case n == nil || n.Kind == 0:
+		return "nothing"
+	case n.Kind == yaml.MappingNode:
+		return "a mapping"
+	case n.Kind == yaml.SequenceNode:
+		return "a list"
+	case n.Kind == yaml.AliasNode:
+		return "an alias"
+	case n.Tag == "!!str" || n.Tag == "!!binary" || n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0:
+		return quote(n.Value)
+	}
+	return rules.ClipText(n.Value, 80)
+}
+
+// quote quotes s for a problem, shortening long values.
+func quote(s string) string { return strconv.Quote(rules.ClipText(s, 80)) }
+
+func join(parent, key string) string {
+	if parent == "" {
+		return key
+	}
+	return parent + "." + key
+}
+
+// field is one known key of a mapping and what to do with its value.
+type field struct {
+	key string
+	fn  func(v *yaml.Node, path string)
+}
+
+// mapping walks a mapping node: unknown and duplicate keys are problems;
+// null values are skipped (the key keeps its default).
+func (d *decoder) mapping(n *yaml.Node, path string, fields []field) {
+	n = resolve(n)
+	if n.Kind != yaml.MappingNode {
+		if path == "" {
+			d.ps.add(n.Line, path, "the configuration must be a mapping of keys to values", got(n))
+		} else {
+			d.ps.add(n.Line, path, "must be a mapping", got(n))
+		}
+		return
+	}
+	d.pairs(n, path, "keys must be plain names", func(k, v *yaml.Node, kp string) {
+		var f *field
+		for j := range fields {
+			if fields[j].key == k.Value {
+				f = &fields[j]
+				break
+			}
+		}
+		if f == nil {
+			keys := make([]string, len(fields))
+			for j := range fields {
+				keys[j] = fields[j].key
+			}
+			d.ps.add(k.Line, kp, unknownKey(k.Value, keys), "")
+			return
+		}
+		if isNull(v) {
+			return
+		}
+		f.fn(v, kp)
+	})
+}
+
+// pairs calls fn, in order, for each key of the mapping node n with its
+// (resolved) value and its path, after reporting the keys that are not
+// scalars (badKey says what they must be), merge keys, and keys repeating
+// an earlier one.
+func (d *decoder) pairs(n *yaml.Node, path, badKey string, fn func(k, v *yaml.Node, keyPath string)) {
+	seen := make(map[string]int, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := resolve(n.Content[i]), resolve(n.Content[i+1])
+		if k.Kind != yaml.ScalarNode {
+			d.ps.add(k.Line, path, badKey, got(k))
+			continue
+		}
+		if k.Tag == "!!merge" {
+			d.ps.add(k.Line, path, "merge keys (<<) are not supported", "")
+			continue
+		}
+		kp := join(path, k.Value)
+		if first, dup := seen[k.Value]; dup {
+			d.ps.add(k.Line, kp, fmt.Sprintf("duplicate key (first at line %d)", first), "")
+			continue
+		}
+		seen[k.Value] = k.Line
+		fn(k, v, kp)
+	}
+}
+
+// unknownKey words the problem of an unknown key, suggesting the closest
+// known one.
+func unknownKey(key string, known []string) string {
+	if s := closest(key, known); s != "" {
+		return "unknown key (did you mean " + s + "?)"
+	}
+	return "unknown key (known: " + strings.Join(known, ", ") + ")"
+}
+
+func closest(key string, known []string) string {
+	norm := func(s string) string {
+		return strings.NewReplacer("_", "", "-", "", " ", "").Replace(strings.ToLower(s))
+	}
+	nk := norm(key)
+	best, bestD := "", 1<<30
+	for _, k := range known {
+		if norm(k) == nk {
+			return k
+		}
+		if len(nk) >= 3 && strings.HasPrefix(norm(k), nk) {
+			return k
+		}
+		if dist := levenshtein(nk, norm(k)); dist < bestD {
+			best, bestD = k, dist
+		}
+	}
+	limit := 2
+	if len(nk) >= 9 {
+		limit = 3
+	}
+	if bestD <= limit && bestD < len(nk) {
+		return best
+	}
+	return ""
+}
+
+func levenshtein(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return 1 << 30
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// scalar reports whether n is a scalar, adding a problem naming want if not.
+func (d *decoder) scalar(n *yaml.Node, path, want string) bool {
+	if n.Kind != yaml.ScalarNode {
+		d.ps.add(n.Line, path, "must be "+want, got(n))
+		return false
+	}
+	return true
+}
+
+// str decodes a string; numbers are taken as written, booleans are refused.
+// A secret's value is never shown.
+func (d *decoder) str(n *yaml.Node, path string, secret bool) (string, bool) {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!bool" {
+		g := got(n)
+		if secret {
+			g = ""
+		}
+		d.ps.add(n.Line, path, "must be a string (quote it)", g)
+		return "", false
+	}
+	if !d.scalar(n, path, "a string") {
+		return "", false
+	}
+	return n.Value, true
+}
+
+func (d *decoder) enum(n *yaml.Node, path string, choices ...string) (string, bool) {
+	s, ok := d.str(n, path, false)
+	if !ok {
+		return "", false
+	}
+	if !slices.Contains(choices, s) {
+		d.ps.add(n.Line, path, "must be one of "+strings.Join(choices, ", "), got(n))
+		return "", false
+	}
+	return s, true
+}
+
+// text decodes a string whose value may be shown in problems.
+func (d *decoder) text(n *yaml.Node, path string) (string, bool) { return d.str(n, path, false) }
+
+// oneOf decodes one of choices, each written as itself.
+func oneOf[T ~string](d *decoder, n *yaml.Node, path string, choices ...T) (T, bool) {
+	names := make([]string, len(choices))
+	for i, c := range choices {
+		names[i] = string(c)
+	}
+	s, ok := d.enum(n, path, names...)
+	return T(s), ok
+}
+
+// oneOfNamed decodes one of choices, each written as its String().
+func oneOfNamed[T fmt.Stringer](d *decoder, n *yaml.Node, path string, choices ...T) (T, bool) {
+	names := make([]string, len(choices))
+	for i, c := range choices {
+		names[i] = c.String()
+	}
+	var zero T
+	s, ok := d.enum(n, path, names...)
+	if !ok {
+		return zero, false
+	}
+	return choices[slices.Index(names, s)], true
+}
+
+func (d *decoder) boolean(n *yaml.Node, path string) (bool, bool) {
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
+		d.ps.add(n.Line, path, "must be true or false", got(n))
+		return false, false
+	}
+	var b bool
+	if err := n.Decode(&b); err != nil {
+		d.ps.add(n.Line, path, "must be true or false", got(n))
+		return false, false
+	}
+	return b, true
+}
+
+// integer decodes a whole number in [lo, hi].
+func (d *decoder) integer(n *yaml.Node, path string, lo, hi int64) (int64, bool) {
+	var v int64
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" || n.Decode(&v) != nil {
+		d.ps.add(n.Line, path, "must be a whole number", got(n))
+		return 0, false
+	}
+	return v, d.bounds(n, path, float64(v), float64(lo), float64(hi), true)
+}
+
+func (d *decoder) bounds(n *yaml.Node, path string, v, lo, hi float64, whole bool) bool {
+	f := func(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) }
+	switch {
+	case v < 0 && lo >= 0:
+		d.ps.add(n.Line, path, "must not be negative", got(n))
+	case v < lo && lo == 1 && whole:
+		d.ps.add(n.Line, path, "must be at least 1", got(n))
+	case v < lo:
+		d.ps.add(n.Line, path, "must be at least "+f(lo), got(n))
+	case v > hi:
+		d.ps.add(n.Line, path, "must be at most "+f(hi), got(n))
+	default:
+		return true
+	}
+	return false
+}
+
+// number decodes a finite number; positive requires > 0, else >= 0.
+func (d *decoder) number(n *yaml.Node, path string, positive bool) (float64, bool) {
+	var v float64
+	if n.Kind != yaml.ScalarNode || (n.Tag != "!!int" && n.Tag != "!!float") || n.Decode(&v) != nil ||
+		v != v || v > 1e300 || v < -1e300 {
+		d.ps.add(n.Line, path, "must be a number", got(n))
+		return 0, false
+	}
+	switch {
+	case v < 0:
+		d.ps.add(n.Line, path, "must not be negative", got(n))
+	case v == 0 && positive:
+		d.ps.add(n.Line, path, "must be greater than 0", got(n))
+	default:
+		return v, true
+	}
+	return 0, false
+}
+
+// duration decodes a positive Go duration ("90s", "5m", "1h30m").
+func (d *decoder) duration(n *yaml.Node, path string) (time.Duration, bool) {
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
+		d.ps.add(n.Line, path, `must be a duration with a unit, like "90s" or "5m"`, got(n))
+		return 0, false
+	}
+	v, err := time.ParseDuration(n.Value)
+	switch {
+	case err != nil:
+		d.ps.add(n.Line, path, `must be a duration with a unit, like "90s" or "5m"`, got(n))
+	case v < 0:
+		d.ps.add(n.Line, path, "must not be negative", got(n))
+	case v == 0:
+		d.ps.add(n.Line, path, "must be greater than 0", got(n))
+	default:
+		return v, true
+	}
+	return 0, false
+}
+
+// list decodes a list, calling fn for each item with its path.
+func (d *decoder) list(n *yaml.Node, path string, fn func(i int, item *yaml.Node, path string)) {
+	if n.Kind != yaml.SequenceNode {
+		d.ps.add(n.Line, path, "must be a list", got(n))
+		return
+	}
+	for i, it := range n.Content {
+		fn(i, resolve(it), fmt.Sprintf("%s[%d]", path, i))
+	}
+}
+
+// strList decodes a list of non-empty strings; nil for an empty list.
+func (d *decoder) strList(n *yaml.Node, path string) []string {
+	var out []string
+	d.list(n, path, func(_ int, it *yaml.Node, p string) {
+		s, ok := d.str(it, p, false)
+		if !ok {
+			return
+		}
+		if s == "" {
+			d.ps.add(it.Line, p, "must not be empty", "")
+			return
+		}
+		out = append(out, s)
+	})
+	return out
+}
+
+func (d *decoder) nonEmpty(n *yaml.Node, path string) (string, bool) {
+	s, ok := d.str(n, path, false)
+	if ok && s == "" {
+		d.ps.add(n.Line, path, "must not be empty", "")
+		return "", false
+	}
+	return s, ok
+}
+
+// addr checks a host:port listen address.
+func (d *decoder) addr(n *yaml.Node, path, s string) bool {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		d.ps.add(n.Line, path, "must be host:port, like 127.0.0.1:8080", got(n))
+		return false
+	}
+	if x, err := strconv.Atoi(port); err != nil || x < 0 || x > 65535 {
+		d.ps.add(n.Line, path, "port must be a number from 0 to 65535", got(n))
+		return false
+	}
+	return true
+}
+
+func hasCtl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
+}
