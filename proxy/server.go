@@ -25,6 +25,7 @@ import (
 	"github.com/elazarl/goproxy"
 	"github.com/patrickmn/go-cache"
 
+	"github.com/sessionproxy/sessionproxy/proxy/mitm"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
@@ -55,7 +56,7 @@ type Server struct {
 	log        *slog.Logger
 	now        func() time.Time
 	pool       *sessionpool.Pool
-	ca         *CA
+	ca         *mitm.CA
 	transports *Transports
 	gp         *goproxy.ProxyHttpServer
 	tlsOpts    TransportOptions
@@ -117,7 +118,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	s.transports = NewTransports(s.tlsOpts)
 
 	certPath, keyPath := caPaths(cfg)
-	ca, created, err := LoadOrCreateCA(certPath, keyPath, now)
+	ca, created, err := mitm.LoadOrCreate(certPath, keyPath, now)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: load CA: %w", err)
 	}
@@ -239,7 +240,7 @@ func (s *Server) storeFailed(err error) {
 func (s *Server) Pool() *sessionpool.Pool { return s.pool }
 
 // CA returns the server's interception CA.
-func (s *Server) CA() *CA { return s.ca }
+func (s *Server) CA() *mitm.CA { return s.ca }
 
 // Config returns the configuration in force.
 func (s *Server) Config() *Config { return s.cfg.Load() }

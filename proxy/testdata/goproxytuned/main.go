@@ -25,6 +25,7 @@ import (
 	"github.com/elazarl/goproxy"
 
 	"github.com/sessionproxy/sessionproxy/proxy"
+	"github.com/sessionproxy/sessionproxy/proxy/mitm"
 )
 
 func main() {
@@ -34,7 +35,7 @@ func main() {
 	if *caDir == "" {
 		log.Fatal("goproxytuned: -ca-dir is required")
 	}
-	ca, _, err := proxy.LoadOrCreateCA(filepath.Join(*caDir, "ca.pem"), filepath.Join(*caDir, "ca-key.pem"), time.Now)
+	ca, _, err := mitm.LoadOrCreate(filepath.Join(*caDir, "ca.pem"), filepath.Join(*caDir, "ca-key.pem"), time.Now)
 	if err != nil {
 		log.Fatal(err)
 	}
