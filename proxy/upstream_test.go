@@ -51,20 +51,6 @@ func mergedRoots(t *testing.T, pems ...[]byte) *x509.CertPool {
 	return pool
 }
 
-// tlsOriginWithCA is startTLSOrigin but also returns the CA PEM, so that
-// tests can build pools holding several CAs.
-func tlsOriginWithCA(t *testing.T, h http.Handler) (*httptest.Server, []byte) {
-	t.Helper()
-	caPEM, keyPEM, _ := newTestCA(t)
-	srv := httptest.NewUnstartedServer(h)
-	srv.EnableHTTP2 = true
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{newTestLeaf(t, caPEM, keyPEM, "127.0.0.1")}}
-	srv.Config.ErrorLog = discardServerLog
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	return srv, caPEM
-}
-
 func newTestTransports(t *testing.T, opts TransportOptions) *Transports {
 	t.Helper()
 	ts := NewTransports(opts)
@@ -373,7 +359,7 @@ func TestTransportSessionsDoNotShareConnections(t *testing.T) {
 				}
 			}
 			// Each session opened exactly one connection and kept reusing it.
-			if got := conns.accepted.Load(); got != 2 {
+			if got := conns.Accepted.Load(); got != 2 {
 				t.Errorf("origin accepted %d connections for 2 sessions x 3 requests, want 2", got)
 			}
 		})
@@ -396,7 +382,7 @@ func TestTransportCloseClosesIdleConns(t *testing.T) {
 	}
 	ts.Close("A")
 	select {
-	case <-conns.closed:
+	case <-conns.Closed:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close did not close the session's idle connection")
 	}
@@ -411,12 +397,12 @@ func TestTransportCloseClosesIdleConns(t *testing.T) {
 	if _, _, err := getThrough(t, trB, srv.URL); err != nil {
 		t.Fatal(err)
 	}
-	if got := conns.accepted.Load(); got != 2 {
+	if got := conns.Accepted.Load(); got != 2 {
 		t.Errorf("accepted %d connections, want 2 (B reused its own)", got)
 	}
 	ts.CloseAll()
 	select {
-	case <-conns.closed:
+	case <-conns.Closed:
 	case <-time.After(5 * time.Second):
 		t.Fatal("CloseAll did not close B's idle connection")
 	}
