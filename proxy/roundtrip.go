@@ -13,6 +13,7 @@ import (
 
 	"github.com/elazarl/goproxy"
 
+	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
@@ -111,7 +112,7 @@ func (s *Server) attempts(req *http.Request, t *tunnel, cfg *Config) *http.Respo
 			// credentials answers 407 itself; that is the upstream failing,
 			// not the origin answering.
 			discard(resp.Body)
-			resp, err = nil, fmt.Errorf("%w: %s", ErrConnectRefused, resp.Status)
+			resp, err = nil, fmt.Errorf("%w: %s", upstream.ErrConnectRefused, resp.Status)
 		}
 		if err != nil && req.Context().Err() != nil {
 			// The client went away: nobody is waiting, and the session did
@@ -121,9 +122,9 @@ func (s *Server) attempts(req *http.Request, t *tunnel, cfg *Config) *http.Respo
 			return resp
 		}
 		if err != nil {
-			uerr := ClassifyError(err, sess.ProxyURL(), req.URL.Host)
+			uerr := upstream.Classify(err, sess.ProxyURL(), req.URL.Host)
 			s.upstreamFailed(uerr)
-			v := cfg.Rules.Decide(&Outcome{Host: host, ErrKind: uerr.Kind})
+			v := cfg.Rules.Decide(&Outcome{Host: host, ErrKind: string(uerr.Kind)})
 			if v.Rule == nil && cfg.DefaultAction == "" {
 				v.Action = ActionBad // no rule spoke: a failed upstream is still the session's fault
 			}
@@ -338,12 +339,12 @@ func clientHasCookie(headers []string, name string) bool {
 
 // failureResponse is the 502 a client gets when no response came: one line
 // naming the failing hop, never its credentials.
-func (s *Server) failureResponse(req *http.Request, uerr *UpstreamError) *http.Response {
+func (s *Server) failureResponse(req *http.Request, uerr *upstream.Error) *http.Response {
 	status := http.StatusBadGateway
-	if uerr.Kind == "timeout" {
+	if uerr.Kind == upstream.KindTimeout {
 		status = http.StatusGatewayTimeout
 	}
-	return textResponse(req, status, "sessionproxy: "+strings.TrimPrefix(uerr.Error(), "proxy: "))
+	return textResponse(req, status, "sessionproxy: "+uerr.Error())
 }
 
 // selectErrorResponse answers a request for which no session could be had.
@@ -356,14 +357,14 @@ func (s *Server) selectErrorResponse(req *http.Request, err error) *http.Respons
 	case errors.Is(err, sessionpool.ErrStoreUnavailable):
 		// One line naming the store (its URL without the password) and the
 		// cause; no local fallback, which would split identities.
-		return textResponse(req, http.StatusServiceUnavailable, "sessionproxy: "+oneLine(err.Error()))
+		return textResponse(req, http.StatusServiceUnavailable, "sessionproxy: "+upstream.OneLine(err.Error()))
 	}
 	return textResponse(req, http.StatusServiceUnavailable, "sessionproxy: session store: "+err.Error())
 }
 
 // textResponse builds a plain-text response of one line.
 func textResponse(req *http.Request, status int, msg string) *http.Response {
-	body := strings.TrimSpace(oneLine(msg)) + "\n" // control characters (newlines too) become spaces
+	body := strings.TrimSpace(upstream.OneLine(msg)) + "\n" // control characters (newlines too) become spaces
 	return &http.Response{
 		Status:        fmt.Sprintf("%d %s", status, http.StatusText(status)),
 		StatusCode:    status,

@@ -26,6 +26,7 @@ import (
 	"github.com/patrickmn/go-cache"
 
 	"github.com/sessionproxy/sessionproxy/proxy/mitm"
+	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
@@ -57,9 +58,9 @@ type Server struct {
 	now        func() time.Time
 	pool       *sessionpool.Pool
 	ca         *mitm.CA
-	transports *Transports
+	transports *upstream.Transports
 	gp         *goproxy.ProxyHttpServer
-	tlsOpts    TransportOptions
+	tlsOpts    upstream.Options
 	clients    *cache.Cache // client affinity: client key -> session id
 	stats      *stats
 	metrics    *metrics // Prometheus collectors of /metrics
@@ -110,12 +111,12 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s.cfg.Store(cfg)
 
-	roots, err := LoadRootCAs(cfg.MITM.UpstreamCA)
+	roots, err := upstream.LoadRootCAs(cfg.MITM.UpstreamCA)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: load upstream CAs: %w", err)
 	}
-	s.tlsOpts = TransportOptions{RootCAs: roots, InsecureSkipVerify: cfg.MITM.InsecureSkipVerify}
-	s.transports = NewTransports(s.tlsOpts)
+	s.tlsOpts = upstream.Options{RootCAs: roots, InsecureSkipVerify: cfg.MITM.InsecureSkipVerify}
+	s.transports = upstream.NewTransports(s.tlsOpts)
 
 	certPath, keyPath := caPaths(cfg)
 	ca, created, err := mitm.LoadOrCreate(certPath, keyPath, now)
@@ -132,7 +133,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	if cfg.Pool.Store != "file" {
 		if store != nil {
 			ca.Close()
-			return nil, fmt.Errorf("proxy: open store: %w: Options.Store is set and pool.store is %q", ErrUnsupportedStore, RedactURL(cfg.Pool.Store))
+			return nil, fmt.Errorf("proxy: open store: %w: Options.Store is set and pool.store is %q", ErrUnsupportedStore, upstream.Redact(cfg.Pool.Store))
 		}
 		redisURL = cfg.Pool.Store
 	} else if store == nil {
@@ -227,7 +228,7 @@ func storeName(cfg *Config) string {
 	if cfg.Pool.Store == "file" {
 		return "file in " + cfg.DataDir
 	}
-	return RedactURL(cfg.Pool.Store)
+	return upstream.Redact(cfg.Pool.Store)
 }
 
 // storeFailed logs an error of the shared store that no request can be

@@ -14,11 +14,4 @@ var (
 	closedPort           = proxytest.ClosedPort
 	assertNoSecret       = proxytest.AssertNoSecret
 	discardServerLog     = proxytest.DiscardLog()
-
-	startHTTPSGoproxyUpstream = proxytest.StartHTTPSGoproxyUpstream
-	newTestGoproxy            = proxytest.NewGoproxy
-	testUserinfo              = proxytest.Userinfo
-	watchOriginConns          = proxytest.WatchOriginConns
-	silentServer              = proxytest.SilentServer
-	getThrough                = proxytest.GetThrough
 )

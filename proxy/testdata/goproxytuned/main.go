@@ -24,8 +24,8 @@ import (
 
 	"github.com/elazarl/goproxy"
 
-	"github.com/sessionproxy/sessionproxy/proxy"
 	"github.com/sessionproxy/sessionproxy/proxy/mitm"
+	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 )
 
 func main() {
@@ -43,7 +43,7 @@ func main() {
 	if *originCA != "" {
 		cas = append(cas, *originCA)
 	}
-	roots, err := proxy.LoadRootCAs(cas)
+	roots, err := upstream.LoadRootCAs(cas)
 	if err != nil {
 		log.Fatal(err)
 	}
