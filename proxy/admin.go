@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
@@ -148,13 +149,7 @@ func redactState(ss sessionpool.SessionState) sessionpool.SessionState {
 	if ss.Cookies == nil {
 		ss.Cookies = []sessionpool.Cookie{}
 	}
-	if ss.ProxyURL != "" {
-		if u, err := url.Parse(ss.ProxyURL); err == nil {
-			ss.ProxyURL = u.Redacted()
-		} else {
-			ss.ProxyURL = "(unparsable)"
-		}
-	}
+	ss.ProxyURL = upstream.Redact(ss.ProxyURL)
 	return ss
 }
 
@@ -314,7 +309,7 @@ func (s *Server) adminAddSession(w http.ResponseWriter, r *http.Request) {
 	}
 	opts := sessionpool.SessionOptions{ID: req.ID, UserData: req.UserData}
 	if req.ProxyURL != "" {
-		u, err := ParseUpstream(req.ProxyURL)
+		u, err := upstream.Parse(req.ProxyURL)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, "proxyUrl: "+clientMessage(err))
 			return

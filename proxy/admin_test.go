@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
@@ -151,8 +152,9 @@ func TestAdminErrors(t *testing.T) {
 		{"POST", "/sessions", "application/json", `{"id": "x", "id": "y"}`, 400, []string{`field "id" given twice`}, ""},
 		{"POST", "/sessions", "application/json", `{"id": "bad id!"}`, 400, []string{"id must be", `"bad id!"`}, ""},
 		{"POST", "/sessions", "application/json", `{"id": 7}`, 400, []string{"id must be a string"}, ""},
-		{"POST", "/sessions", "application/json", `{"proxyUrl": "ftp://bob:hunter2@127.0.0.1:21"}`, 400, []string{"proxyUrl", "unsupported scheme"}, "hunter2"},
-		{"POST", "/sessions", "application/json", `{"proxyUrl": "127.0.0.1:3128"}`, 400, []string{"proxyUrl", "missing scheme"}, ""},
+		{"POST", "/sessions", "application/json", `{"proxyUrl": "ftp://bob:hunter2@127.0.0.1:21"}`, 400, []string{"proxyUrl", "scheme must be one of"}, "hunter2"},
+		{"POST", "/sessions", "application/json", `{"proxyUrl": "127.0.0.1:3128"}`, 400, []string{"proxyUrl", "must be a URL like"}, ""},
+		{"POST", "/sessions", "application/json", `{"proxyUrl": "http://bob:hunter2@127.0.0.1"}`, 400, []string{"proxyUrl", "needs a port"}, "hunter2"},
 		{"POST", "/sessions", "application/json", `{"userData": [1]}`, 400, []string{"userData must be an object"}, ""},
 		{"POST", "/sessions", "application/json", "{\"cookies\": [\n{\"name\": \"a\"}]}", 400, []string{"line 2", "domain is empty"}, ""},
 		{"POST", "/sessions", "application/json", `{"cookies": [{"name": "a", "domain": ".com"}]}`, 400, []string{"line 1", "public suffix"}, ""},
@@ -223,7 +225,7 @@ func TestAdminAddSession(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.AdminToken = "tok"
 	for _, u := range []string{"http://amy:pw1@127.0.0.1:3128", "socks5://127.0.0.1:1080"} {
-		pu, err := ParseUpstream(u)
+		pu, err := upstream.Parse(u)
 		if err != nil {
 			t.Fatal(err)
 		}

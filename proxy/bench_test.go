@@ -27,6 +27,7 @@ import (
 	"github.com/sessionproxy/sessionproxy/sessionpool/sessionpooltest"
 
 	"github.com/sessionproxy/sessionproxy/proxy/config"
+	"github.com/sessionproxy/sessionproxy/proxy/mitm"
 	"github.com/sessionproxy/sessionproxy/proxy/rules"
 )
 
@@ -257,7 +258,7 @@ func fetch(b *testing.B, c *http.Client, target string) {
 // benchmark's own (never goproxy's built-in one) and with its transport's idle
 // connections per host raised.
 func startTunedGoproxy(b *testing.B, originRoots *x509.CertPool) (addr string, caPool *x509.CertPool, stop func()) {
-	ca, _, err := LoadOrCreateCA(filepath.Join(b.TempDir(), "ca.pem"), filepath.Join(b.TempDir(), "ca-key.pem"), time.Now)
+	ca, _, err := mitm.LoadOrCreate(filepath.Join(b.TempDir(), "ca.pem"), filepath.Join(b.TempDir(), "ca-key.pem"), time.Now)
 	if err != nil {
 		b.Fatal(err)
 	}

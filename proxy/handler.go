@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"github.com/elazarl/goproxy"
+
+	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 )
 
 // clientKey is the request-context key of the clientInfo the outer handler
@@ -173,9 +175,9 @@ func (s *Server) plainTunnel(req *http.Request, client net.Conn, ctx *goproxy.Pr
 		return
 	}
 	sess := sel.sess
-	upstream, err := DialUpstream(req.Context(), sess.ProxyURL(), "tcp", t.host, s.tlsOpts)
+	upConn, err := upstream.Dial(req.Context(), sess.ProxyURL(), "tcp", t.host, s.tlsOpts)
 	if err != nil {
-		uerr := ClassifyError(err, sess.ProxyURL(), t.host)
+		uerr := upstream.Classify(err, sess.ProxyURL(), t.host)
 		s.upstreamFailed(uerr)
 		s.finish(event{outcome: outcomeError, status: http.StatusBadGateway})
 		sess.MarkBad()
@@ -184,21 +186,21 @@ func (s *Server) plainTunnel(req *http.Request, client net.Conn, ctx *goproxy.Pr
 		writeRawResponse(client, req, resp)
 		return
 	}
-	defer upstream.Close()
+	defer upConn.Close()
 	s.finish(event{outcome: outcomeTunnel, status: http.StatusOK})
 	hdr := s.cfg.Load().SessionHeader
 	fmt.Fprintf(client, "HTTP/1.1 200 Connection established\r\n%s: %s\r\n\r\n", hdr, sess.ID())
 	done := make(chan struct{})
 	go func() {
-		io.Copy(upstream, client)
-		if cw, ok := upstream.(interface{ CloseWrite() error }); ok {
+		io.Copy(upConn, client)
+		if cw, ok := upConn.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
 		} else {
-			upstream.Close()
+			upConn.Close()
 		}
 		close(done)
 	}()
-	io.Copy(client, upstream)
+	io.Copy(client, upConn)
 	client.Close()
 	<-done
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/sessionproxy/sessionproxy/proxy/config"
+	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 	"github.com/sessionproxy/sessionproxy/sessionpool/sessionpooltest"
 )
@@ -64,7 +65,7 @@ func TestRedisTwoInstances(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 		if sess.UsageCount() != 2 || sess.ProxyURL() != upA {
-			t.Errorf("%s sees uses %d, upstream %q; want 2 and A's", name, sess.UsageCount(), RedactURL(sess.ProxyURL()))
+			t.Errorf("%s sees uses %d, upstream %q; want 2 and A's", name, sess.UsageCount(), upstream.Redact(sess.ProxyURL()))
 		}
 	}
 }

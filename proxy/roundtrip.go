@@ -15,6 +15,7 @@ import (
 
 	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/proxy/rules"
+	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
@@ -113,7 +114,7 @@ func (s *Server) attempts(req *http.Request, t *tunnel, cfg *config.Config) *htt
 			// credentials answers 407 itself; that is the upstream failing,
 			// not the origin answering.
 			discard(resp.Body)
-			resp, err = nil, fmt.Errorf("%w: %s", ErrConnectRefused, resp.Status)
+			resp, err = nil, fmt.Errorf("%w: %s", upstream.ErrConnectRefused, resp.Status)
 		}
 		if err != nil && req.Context().Err() != nil {
 			// The client went away: nobody is waiting, and the session did
@@ -123,9 +124,9 @@ func (s *Server) attempts(req *http.Request, t *tunnel, cfg *config.Config) *htt
 			return resp
 		}
 		if err != nil {
-			uerr := ClassifyError(err, sess.ProxyURL(), req.URL.Host)
+			uerr := upstream.Classify(err, sess.ProxyURL(), req.URL.Host)
 			s.upstreamFailed(uerr)
-			v := cfg.Rules.Decide(&rules.Outcome{Host: host, ErrKind: uerr.Kind})
+			v := cfg.Rules.Decide(&rules.Outcome{Host: host, ErrKind: string(uerr.Kind)})
 			if v.Rule == nil && cfg.DefaultAction == "" {
 				v.Action = rules.ActionBad // no rule spoke: a failed upstream is still the session's fault
 			}
@@ -331,12 +332,12 @@ func clientHasCookie(headers []string, name string) bool {
 
 // failureResponse is the 502 a client gets when no response came: one line
 // naming the failing hop, never its credentials.
-func (s *Server) failureResponse(req *http.Request, uerr *UpstreamError) *http.Response {
+func (s *Server) failureResponse(req *http.Request, uerr *upstream.Error) *http.Response {
 	status := http.StatusBadGateway
-	if uerr.Kind == "timeout" {
+	if uerr.Kind == upstream.KindTimeout {
 		status = http.StatusGatewayTimeout
 	}
-	return textResponse(req, status, "sessionproxy: "+strings.TrimPrefix(uerr.Error(), "proxy: "))
+	return textResponse(req, status, "sessionproxy: "+uerr.Error())
 }
 
 // selectErrorResponse answers a request for which no session could be had.
@@ -349,14 +350,14 @@ func (s *Server) selectErrorResponse(req *http.Request, err error) *http.Respons
 	case errors.Is(err, sessionpool.ErrStoreUnavailable):
 		// One line naming the store (its URL without the password) and the
 		// cause; no local fallback, which would split identities.
-		return textResponse(req, http.StatusServiceUnavailable, "sessionproxy: "+oneLine(err.Error()))
+		return textResponse(req, http.StatusServiceUnavailable, "sessionproxy: "+upstream.OneLine(err.Error()))
 	}
 	return textResponse(req, http.StatusServiceUnavailable, "sessionproxy: session store: "+err.Error())
 }
 
 // textResponse builds a plain-text response of one line.
 func textResponse(req *http.Request, status int, msg string) *http.Response {
-	body := strings.TrimSpace(oneLine(msg)) + "\n" // control characters (newlines too) become spaces
+	body := strings.TrimSpace(upstream.OneLine(msg)) + "\n" // control characters (newlines too) become spaces
 	return &http.Response{
 		Status:        fmt.Sprintf("%d %s", status, http.StatusText(status)),
 		StatusCode:    status,

@@ -26,6 +26,8 @@ import (
 	"github.com/patrickmn/go-cache"
 
 	"github.com/sessionproxy/sessionproxy/proxy/config"
+	"github.com/sessionproxy/sessionproxy/proxy/mitm"
+	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
@@ -56,10 +58,10 @@ type Server struct {
 	log        *slog.Logger
 	now        func() time.Time
 	pool       *sessionpool.Pool
-	ca         *CA
-	transports *Transports
+	ca         *mitm.CA
+	transports *upstream.Transports
 	gp         *goproxy.ProxyHttpServer
-	tlsOpts    TransportOptions
+	tlsOpts    upstream.Options
 	clients    *cache.Cache // client affinity: client key -> session id
 	stats      *stats
 	metrics    *metrics // Prometheus collectors of /metrics
@@ -110,15 +112,15 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s.cfg.Store(cfg)
 
-	roots, err := LoadRootCAs(cfg.MITM.UpstreamCA)
+	roots, err := upstream.LoadRootCAs(cfg.MITM.UpstreamCA)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: load upstream CAs: %w", err)
 	}
-	s.tlsOpts = TransportOptions{RootCAs: roots, InsecureSkipVerify: cfg.MITM.InsecureSkipVerify}
-	s.transports = NewTransports(s.tlsOpts)
+	s.tlsOpts = upstream.Options{RootCAs: roots, InsecureSkipVerify: cfg.MITM.InsecureSkipVerify}
+	s.transports = upstream.NewTransports(s.tlsOpts)
 
 	certPath, keyPath := caPaths(cfg)
-	ca, created, err := LoadOrCreateCA(certPath, keyPath, now)
+	ca, created, err := mitm.LoadOrCreate(certPath, keyPath, now)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: load CA: %w", err)
 	}
@@ -132,7 +134,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	if cfg.Pool.Store != config.StoreFile {
 		if store != nil {
 			ca.Close()
-			return nil, fmt.Errorf("proxy: open store: %w: Options.Store is set and pool.store is %q", ErrUnsupportedStore, RedactURL(string(cfg.Pool.Store)))
+			return nil, fmt.Errorf("proxy: open store: %w: Options.Store is set and pool.store is %q", ErrUnsupportedStore, upstream.Redact(string(cfg.Pool.Store)))
 		}
 		redisURL = string(cfg.Pool.Store)
 	} else if store == nil {
@@ -221,7 +223,7 @@ func storeName(cfg *config.Config) string {
 	if cfg.Pool.Store == config.StoreFile {
 		return "file in " + cfg.DataDir
 	}
-	return RedactURL(string(cfg.Pool.Store))
+	return upstream.Redact(string(cfg.Pool.Store))
 }
 
 // storeFailed logs an error of the shared store that no request can be
@@ -234,7 +236,7 @@ func (s *Server) storeFailed(err error) {
 func (s *Server) Pool() *sessionpool.Pool { return s.pool }
 
 // CA returns the server's interception CA.
-func (s *Server) CA() *CA { return s.ca }
+func (s *Server) CA() *mitm.CA { return s.ca }
 
 // Config returns the configuration in force.
 func (s *Server) Config() *config.Config { return s.cfg.Load() }

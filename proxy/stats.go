@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
@@ -70,9 +71,9 @@ func (s *Server) retried() {
 }
 
 // upstreamFailed records an attempt that got no response.
-func (s *Server) upstreamFailed(uerr *UpstreamError) {
+func (s *Server) upstreamFailed(uerr *upstream.Error) {
 	s.stats.upstreamFailures.Add(1)
-	s.metrics.observeUpstreamFailure(uerr.Hop, uerr.Kind)
+	s.metrics.observeUpstreamFailure(uerr.Hop, string(uerr.Kind))
 }
 
 // sessionCreated and sessionRetired record the pool's comings and goings.

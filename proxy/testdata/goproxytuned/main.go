@@ -24,7 +24,8 @@ import (
 
 	"github.com/elazarl/goproxy"
 
-	"github.com/sessionproxy/sessionproxy/proxy"
+	"github.com/sessionproxy/sessionproxy/proxy/mitm"
+	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 )
 
 func main() {
@@ -34,7 +35,7 @@ func main() {
 	if *caDir == "" {
 		log.Fatal("goproxytuned: -ca-dir is required")
 	}
-	ca, _, err := proxy.LoadOrCreateCA(filepath.Join(*caDir, "ca.pem"), filepath.Join(*caDir, "ca-key.pem"), time.Now)
+	ca, _, err := mitm.LoadOrCreate(filepath.Join(*caDir, "ca.pem"), filepath.Join(*caDir, "ca-key.pem"), time.Now)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -42,7 +43,7 @@ func main() {
 	if *originCA != "" {
 		cas = append(cas, *originCA)
 	}
-	roots, err := proxy.LoadRootCAs(cas)
+	roots, err := upstream.LoadRootCAs(cas)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"bufio"
@@ -14,8 +14,9 @@ import (
 	xproxy "golang.org/x/net/proxy"
 )
 
-// DialUpstream opens a raw TCP tunnel to addr (host:port) through upstream,
-// for CONNECT requests that are not intercepted and for WebSockets:
+// Dial opens a raw TCP tunnel to addr (host:port) through the upstream
+// proxy at proxyURL, for CONNECT requests that are not intercepted and for
+// WebSockets:
 //   - "": a direct dial;
 //   - http://[user:pass@]host:port: HTTP CONNECT, with Proxy-Authorization
 //     Basic from the user info;
@@ -23,20 +24,21 @@ import (
 //   - socks5:// and socks5h://: SOCKS5, with username/password
 //     authentication when the URL has user info (the proxy resolves names).
 //
-// network must be "tcp", "tcp4" or "tcp6". Failures are *UpstreamError
-// values naming the failing hop without credentials; a CONNECT answered
-// with a status other than 200 wraps ErrConnectRefused. ctx bounds the
-// whole setup; the returned connection is not bound by ctx.
-func DialUpstream(ctx context.Context, upstream string, network, addr string, opts TransportOptions) (net.Conn, error) {
+// network must be "tcp", "tcp4" or "tcp6" and addr host:port
+// (ErrBadTarget); an invalid proxyURL gives a *ParseError. Failures to
+// connect are *Error values naming the failing hop without credentials; a
+// CONNECT answered with a status other than 200 wraps ErrConnectRefused.
+// ctx bounds the whole setup; the returned connection is not bound by ctx.
+func Dial(ctx context.Context, proxyURL string, network, addr string, opts Options) (net.Conn, error) {
 	switch network {
 	case "tcp", "tcp4", "tcp6":
 	default:
-		return nil, fmt.Errorf("proxy: dial upstream: unsupported network %q", network)
+		return nil, fmt.Errorf("%w: unsupported network %q", ErrBadTarget, network)
 	}
 	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return nil, fmt.Errorf("proxy: dial upstream: bad address %q: %w", oneLine(addr), err)
+		return nil, fmt.Errorf("%w: address %q: %w", ErrBadTarget, addr, err)
 	}
-	u, err := ParseUpstream(upstream)
+	u, err := parseProxy(proxyURL)
 	if err != nil {
 		return nil, err
 	}
@@ -44,14 +46,14 @@ func DialUpstream(ctx context.Context, upstream string, network, addr string, op
 	if u == nil {
 		conn, err := opts.dialer().DialContext(ctx, network, addr)
 		if err != nil {
-			return nil, &UpstreamError{Hop: originHop(addr), Kind: errorKind(err), Err: err}
+			return nil, &Error{Hop: originHop(addr), Kind: errorKind(err), Err: err}
 		}
 		return conn, nil
 	}
-	secrets := secretsOf(upstream)
+	secrets := secretsOf(proxyURL)
 	hop := proxyHop(u)
-	fail := func(kind string, err error) error {
-		return &UpstreamError{Hop: hop, Kind: kind, Err: err, secrets: secrets}
+	fail := func(kind ErrorKind, err error) error {
+		return &Error{Hop: hop, Kind: kind, Err: err, secrets: secrets}
 	}
 	switch u.Scheme {
 	case "socks5", "socks5h":
@@ -60,7 +62,7 @@ func DialUpstream(ctx context.Context, upstream string, network, addr string, op
 			return nil, fail(errorKind(err), err)
 		}
 		return conn, nil
-	default: // http, https: ParseUpstream allows nothing else
+	default: // http, https: Parse allows nothing else
 		conn, kind, err := dialConnect(ctx, u, addr, opts)
 		if err != nil {
 			return nil, fail(kind, err)
@@ -90,19 +92,19 @@ func (m markingDialer) DialContext(ctx context.Context, network, addr string) (n
 	return conn, nil
 }
 
-func dialSOCKS5(ctx context.Context, u *url.URL, network, addr string, opts TransportOptions) (net.Conn, error) {
+func dialSOCKS5(ctx context.Context, u *url.URL, network, addr string, opts Options) (net.Conn, error) {
 	var auth *xproxy.Auth
 	if u.User != nil {
 		p, _ := u.User.Password()
 		auth = &xproxy.Auth{User: u.User.Username(), Password: p}
 	}
-	d, err := xproxy.SOCKS5("tcp", proxyAddr(u), auth, markingDialer{opts.dialer()})
+	d, err := xproxy.SOCKS5("tcp", u.Host, auth, markingDialer{opts.dialer()})
 	if err != nil {
 		return nil, err
 	}
 	cd, ok := d.(xproxy.ContextDialer)
 	if !ok { // x/net/proxy's SOCKS5 dialer always is one
-		return nil, errors.New("proxy: SOCKS5 dialer without DialContext")
+		return nil, errors.New("upstream: SOCKS5 dialer without DialContext")
 	}
 	// The handshake gets as long as a response header.
 	sctx, cancel := context.WithTimeout(ctx, opts.DialTimeout+opts.ResponseHeaderTimeout)
@@ -115,14 +117,14 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 // dialConnect opens a CONNECT tunnel to addr through the http or https
 // proxy u. On failure it also returns the Kind.
-func dialConnect(ctx context.Context, u *url.URL, addr string, opts TransportOptions) (net.Conn, string, error) {
+func dialConnect(ctx context.Context, u *url.URL, addr string, opts Options) (net.Conn, ErrorKind, error) {
 	d := opts.dialer()
 	var conn net.Conn
 	var err error
 	if u.Scheme == "https" {
 		conn, err = dialTLSProxy(ctx, d, u, opts)
 	} else {
-		conn, err = d.DialContext(ctx, "tcp", proxyAddr(u))
+		conn, err = d.DialContext(ctx, "tcp", u.Host)
 	}
 	if err != nil {
 		return nil, errorKind(err), err
@@ -164,7 +166,7 @@ func dialConnect(ctx context.Context, u *url.URL, addr string, opts TransportOpt
 	}
 	if resp.StatusCode != http.StatusOK {
 		conn.Close()
-		return nil, KindConnect, fmt.Errorf("%w: %s", ErrConnectRefused, oneLine(resp.Status))
+		return nil, KindConnect, fmt.Errorf("%w: %s", ErrConnectRefused, OneLine(resp.Status))
 	}
 	conn.SetDeadline(time.Time{})
 	if br.Buffered() > 0 {

@@ -1,4 +1,4 @@
-package proxy
+package mitm
 
 import (
 	"bytes"
@@ -49,7 +49,7 @@ func newFileCA(t testing.TB, clock func() time.Time) (*CA, string, string) {
 	t.Helper()
 	dir := t.TempDir()
 	certPath, keyPath := filepath.Join(dir, "data", "ca.pem"), filepath.Join(dir, "data", "ca-key.pem")
-	ca, created, err := LoadOrCreateCA(certPath, keyPath, clock)
+	ca, created, err := LoadOrCreate(certPath, keyPath, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func newFileCA(t testing.TB, clock func() time.Time) (*CA, string, string) {
 	return ca, certPath, keyPath
 }
 
-func TestLoadOrCreateCACreates(t *testing.T) {
+func TestLoadOrCreateCreates(t *testing.T) {
 	clock := &caClock{t: caEpoch}
 	ca, certPath, keyPath := newFileCA(t, clock.Now)
 
@@ -130,11 +130,33 @@ func TestLoadOrCreateCACreates(t *testing.T) {
 	}
 }
 
-func TestLoadOrCreateCAReloads(t *testing.T) {
+// TestLoadOrCreateRemovesTemps: generating a CA removes what an
+// interrupted earlier generation left (a temporary file may hold a key).
+func TestLoadOrCreateRemovesTemps(t *testing.T) {
+	dir := t.TempDir()
+	leftover := filepath.Join(dir, ".ca-key.pem.tmp-ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+	if err := os.WriteFile(leftover, []byte("half a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ca, created, err := LoadOrCreate(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"), nil)
+	if err != nil || !created {
+		t.Fatalf("created=%v err=%v", created, err)
+	}
+	defer ca.Close()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 2 {
+		t.Errorf("directory holds %d entries, want ca.pem and ca-key.pem only", len(entries))
+	}
+}
+
+func TestLoadOrCreateReloads(t *testing.T) {
 	clock := &caClock{t: caEpoch}
 	ca, certPath, keyPath := newFileCA(t, clock.Now)
 	clock.Add(24 * time.Hour)
-	again, created, err := LoadOrCreateCA(certPath, keyPath, clock.Now)
+	again, created, err := LoadOrCreate(certPath, keyPath, clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +226,7 @@ func caTemplate(isCA bool) *x509.Certificate {
 	}
 }
 
-func TestLoadOrCreateCAForeignKeyTypes(t *testing.T) {
+func TestLoadOrCreateForeignKeyTypes(t *testing.T) {
 	ecKey, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
 	_, edKey, _ := ed25519.GenerateKey(rand.Reader)
@@ -221,7 +243,7 @@ func TestLoadOrCreateCAForeignKeyTypes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			certPath, keyPath := writeCAFiles(t, t.TempDir(), caTemplate(true), tc.key, tc.keyType)
-			ca, created, err := LoadOrCreateCA(certPath, keyPath, func() time.Time { return caEpoch })
+			ca, created, err := LoadOrCreate(certPath, keyPath, func() time.Time { return caEpoch })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -238,7 +260,7 @@ func TestLoadOrCreateCAForeignKeyTypes(t *testing.T) {
 	}
 }
 
-func TestLoadOrCreateCAErrors(t *testing.T) {
+func TestLoadOrCreateErrors(t *testing.T) {
 	otherKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	otherKeyDER, _ := x509.MarshalPKCS8PrivateKey(otherKey)
 	otherKeyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: otherKeyDER})
@@ -360,7 +382,7 @@ func TestLoadOrCreateCAErrors(t *testing.T) {
 			if now.IsZero() {
 				now = caEpoch
 			}
-			ca, _, err := LoadOrCreateCA(certPath, keyPath, func() time.Time { return now })
+			ca, _, err := LoadOrCreate(certPath, keyPath, func() time.Time { return now })
 			if err == nil {
 				ca.Close()
 				t.Fatal("no error")
@@ -378,9 +400,9 @@ func TestLoadOrCreateCAErrors(t *testing.T) {
 	}
 }
 
-func TestLoadOrCreateCANilClock(t *testing.T) {
+func TestLoadOrCreateNilClock(t *testing.T) {
 	dir := t.TempDir()
-	ca, created, err := LoadOrCreateCA(filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem"), nil)
+	ca, created, err := LoadOrCreate(filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem"), nil)
 	if err != nil || !created {
 		t.Fatalf("created=%v err=%v", created, err)
 	}
@@ -547,7 +569,7 @@ func TestCALeafCappedByCAExpiry(t *testing.T) {
 	tmpl := caTemplate(true)
 	tmpl.NotAfter = caEpoch.Add(10 * 24 * time.Hour)
 	certPath, keyPath := writeCAFiles(t, t.TempDir(), tmpl, key, "PRIVATE KEY")
-	ca, _, err := LoadOrCreateCA(certPath, keyPath, func() time.Time { return caEpoch })
+	ca, _, err := LoadOrCreate(certPath, keyPath, func() time.Time { return caEpoch })
 	if err != nil {
 		t.Fatal(err)
 	}

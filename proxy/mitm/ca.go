@@ -1,4 +1,7 @@
-package proxy
+// Package mitm is the proxy's own certificate authority for HTTPS
+// interception: it loads or creates the CA's files and makes a leaf
+// certificate per intercepted host, cached.
+package mitm
 
 import (
 	"crypto"
@@ -25,19 +28,22 @@ import (
 	"time"
 
 	"github.com/patrickmn/go-cache"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/sessionproxy/sessionproxy/sessionpool/atomicfile"
 )
 
 // CA errors, matched with errors.Is.
 var (
 	// ErrCAFiles: exactly one of the CA certificate and key files exists.
-	ErrCAFiles = errors.New("proxy: CA certificate and key must both exist or both be absent")
+	ErrCAFiles = errors.New("mitm: CA certificate and key must both exist or both be absent")
 	// ErrCAInvalid: a CA file cannot be used (bad PEM, not a CA, expired,
 	// key does not match the certificate, unsupported key type).
-	ErrCAInvalid = errors.New("proxy: invalid CA")
+	ErrCAInvalid = errors.New("mitm: invalid CA")
 	// ErrCAKeyMode: the CA key file is readable or writable by group or others.
-	ErrCAKeyMode = errors.New("proxy: CA key file permissions too open")
+	ErrCAKeyMode = errors.New("mitm: CA key file permissions too open")
 	// ErrBadHost: TLSConfigForHost got a host a certificate cannot be made for.
-	ErrBadHost = errors.New("proxy: bad host for certificate")
+	ErrBadHost = errors.New("mitm: bad host for certificate")
 )
 
 const (
@@ -55,7 +61,7 @@ const (
 // Ed25519. Leaf certificates are made per host with a fresh ECDSA P-256 key
 // and cached (go-cache, 24h) until Close.
 //
-// A CA is made with LoadOrCreateCA; its zero value is not usable. Its
+// A CA is made with LoadOrCreate; its zero value is not usable. Its
 // methods are safe for concurrent use. It owns no goroutine: expired leaves
 // are swept on cache misses.
 type CA struct {
@@ -66,10 +72,10 @@ type CA struct {
 	spki    string
 	now     func() time.Time
 
-	leaves *cache.Cache // host -> *leafEntry; janitor off, swept in sweepLocked
+	leaves *cache.Cache       // host -> *leafEntry; janitor off, swept by sweepDue's callers
+	making singleflight.Group // one leaf generation per host at a time
 
 	mu        sync.Mutex // guards the fields below
-	inflight  map[string]*leafCall
 	lastSweep time.Time
 	closed    bool
 }
@@ -79,24 +85,18 @@ type leafEntry struct {
 	notAfter time.Time
 }
 
-// leafCall is one in-progress leaf generation that concurrent callers for
-// the same host wait on.
-type leafCall struct {
-	done  chan struct{}
-	entry *leafEntry
-	err   error
-}
-
-// LoadOrCreateCA loads the CA from certPath and keyPath (PEM), or generates
+// LoadOrCreate loads the CA from certPath and keyPath (PEM), or generates
 // a new ECDSA P-256 CA there when neither file exists; created reports the
-// latter. New files are written atomically, the certificate with mode 0644
-// and the key with mode 0600, in directories created with mode 0700.
+// latter. New files are written atomically (atomicfile), the certificate
+// with mode 0644 and the key with mode 0600, in directories created with
+// mode 0700; temporary files of an earlier, interrupted generation are
+// removed first.
 //
 // Loading checks that the certificate is a CA valid at now, that the key
 // matches it, and that the key file is not accessible to group or others
 // (ErrCAKeyMode). Exactly one existing file gives ErrCAFiles; unusable
 // content gives ErrCAInvalid. A nil now means time.Now.
-func LoadOrCreateCA(certPath, keyPath string, now func() time.Time) (ca *CA, created bool, err error) {
+func LoadOrCreate(certPath, keyPath string, now func() time.Time) (ca *CA, created bool, err error) {
 	if now == nil {
 		now = time.Now
 	}
@@ -131,7 +131,7 @@ func fileExists(path string) (bool, error) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("proxy: stat %s: %w", path, err)
+		return false, err // a *PathError naming path
 	}
 	if fi.IsDir() {
 		return false, fmt.Errorf("%w: %s is a directory", ErrCAInvalid, path)
@@ -142,18 +142,18 @@ func fileExists(path string) (bool, error) {
 func loadCA(certPath, keyPath string, now func() time.Time) (*CA, error) {
 	fi, err := os.Stat(keyPath)
 	if err != nil {
-		return nil, fmt.Errorf("proxy: stat CA key: %w", err)
+		return nil, fmt.Errorf("check CA key mode: %w", err)
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return nil, fmt.Errorf("%w: %s has mode %#o, want 0600 (run: chmod 600 %s)", ErrCAKeyMode, keyPath, perm, keyPath)
 	}
 	certPEM, err := os.ReadFile(certPath)
 	if err != nil {
-		return nil, fmt.Errorf("proxy: read CA certificate: %w", err)
+		return nil, fmt.Errorf("read CA certificate: %w", err)
 	}
 	keyPEM, err := os.ReadFile(keyPath)
 	if err != nil {
-		return nil, fmt.Errorf("proxy: read CA key: %w", err)
+		return nil, fmt.Errorf("read CA key: %w", err)
 	}
 	cert, err := parseCACert(certPEM, now())
 	if err != nil {
@@ -242,7 +242,7 @@ func parsePrivateKey(data []byte) (crypto.Signer, error) {
 func createCA(certPath, keyPath string, now func() time.Time) (*CA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("proxy: generate CA key: %w", err)
+		return nil, fmt.Errorf("generate CA key: %w", err)
 	}
 	serial, err := randomSerial()
 	if err != nil {
@@ -250,7 +250,7 @@ func createCA(certPath, keyPath string, now func() time.Time) (*CA, error) {
 	}
 	var tag [4]byte
 	if _, err := rand.Read(tag[:]); err != nil {
-		return nil, fmt.Errorf("proxy: generate CA name: %w", err)
+		return nil, fmt.Errorf("generate CA name: %w", err)
 	}
 	t := now()
 	tmpl := &x509.Certificate{
@@ -265,74 +265,45 @@ func createCA(certPath, keyPath string, now func() time.Time) (*CA, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
-		return nil, fmt.Errorf("proxy: create CA certificate: %w", err)
+		return nil, fmt.Errorf("create CA certificate: %w", err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, fmt.Errorf("proxy: parse new CA certificate: %w", err)
+		return nil, fmt.Errorf("parse new CA certificate: %w", err)
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return nil, fmt.Errorf("proxy: marshal CA key: %w", err)
+		return nil, fmt.Errorf("marshal CA key: %w", err)
 	}
 	// The key goes first: a crash between the two writes leaves only the
 	// key, which the next start reports (ErrCAFiles) instead of silently
 	// making a CA whose certificate clients already trust unusable.
-	if err := writeFileAtomic(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		return nil, fmt.Errorf("proxy: write CA key: %w", err)
+	if err := writeCAFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		return nil, fmt.Errorf("write CA key: %w", err)
 	}
-	if err := writeFileAtomic(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		return nil, fmt.Errorf("proxy: write CA certificate: %w", err)
+	if err := writeCAFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return nil, fmt.Errorf("write CA certificate: %w", err)
 	}
 	return newCA(cert, key, now), nil
 }
 
-// writeFileAtomic writes data to a temporary file beside path, syncs it and
-// renames it over path, creating the directory (0700) when missing.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+// writeCAFile writes one new CA file atomically, creating its directory
+// (0700) when missing and removing the temporary files an interrupted
+// earlier attempt left there (one may hold a private key).
+func writeCAFile(path string, data []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
+	if err := atomicfile.RemoveTemps(path); err != nil {
 		return err
 	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(mode); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		d.Sync() // best effort: makes the rename durable
-		d.Close()
-	}
-	return nil
+	return atomicfile.Write(path, data, mode)
 }
 
 func randomSerial() (*big.Int, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
 	if err != nil {
-		return nil, fmt.Errorf("proxy: generate serial number: %w", err)
+		return nil, fmt.Errorf("generate serial number: %w", err)
 	}
 	return serial.Add(serial, big.NewInt(1)), nil // never zero
 }
@@ -340,14 +311,13 @@ func randomSerial() (*big.Int, error) {
 func newCA(cert *x509.Certificate, key crypto.Signer, now func() time.Time) *CA {
 	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
 	return &CA{
-		cert:     cert,
-		certDER:  cert.Raw,
-		certPEM:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}),
-		key:      key,
-		spki:     base64.StdEncoding.EncodeToString(sum[:]),
-		now:      now,
-		leaves:   cache.New(leafCacheTTL, 0),
-		inflight: make(map[string]*leafCall),
+		cert:    cert,
+		certDER: cert.Raw,
+		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}),
+		key:     key,
+		spki:    base64.StdEncoding.EncodeToString(sum[:]),
+		now:     now,
+		leaves:  cache.New(leafCacheTTL, 0),
 	}
 }
 
@@ -358,9 +328,6 @@ func (ca *CA) CertPEM() []byte { return ca.certPEM }
 // CertDER returns the CA certificate in DER form. The caller must not
 // modify it.
 func (ca *CA) CertDER() []byte { return ca.certDER }
-
-// Certificate returns the parsed CA certificate. The caller must not modify it.
-func (ca *CA) Certificate() *x509.Certificate { return ca.cert }
 
 // SPKIHash returns the standard base64 of the SHA-256 of the CA
 // certificate's SubjectPublicKeyInfo, the value Chromium's
@@ -433,60 +400,66 @@ func certHostName(host string) (string, error) {
 	return name, nil
 }
 
-// leaf returns the cached leaf for name, generating it once when missing or
-// close to expiry.
+// leaf returns the cached leaf for name, generating it when missing or
+// close to expiry; concurrent callers for one name share one generation.
 func (ca *CA) leaf(name string) (*leafEntry, error) {
 	now := ca.now()
-	if v, ok := ca.leaves.Get(name); ok {
-		if e := v.(*leafEntry); now.Add(leafExpiryMargin).Before(e.notAfter) {
+	if e := ca.cached(name, now); e != nil {
+		return e, nil
+	}
+	v, err, _ := ca.making.Do(name, func() (any, error) {
+		// A generation that ended just before this one began cached it.
+		if e := ca.cached(name, now); e != nil {
 			return e, nil
 		}
+		if ca.sweepDue(now) {
+			ca.leaves.DeleteExpired()
+		}
+		e, err := ca.newLeaf(name, now)
+		if err != nil {
+			return nil, err
+		}
+		ca.mu.Lock()
+		defer ca.mu.Unlock()
+		if ttl := min(leafCacheTTL, e.notAfter.Sub(now)-leafExpiryMargin); ttl > 0 && !ca.closed {
+			ca.leaves.Set(name, e, ttl)
+		}
+		return e, nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return v.(*leafEntry), nil
+}
 
-	ca.mu.Lock()
-	// Re-check under the lock: another caller may have just finished.
+// cached returns the cached leaf for name unless it expires within
+// leafExpiryMargin of now; nil when there is none to serve.
+func (ca *CA) cached(name string, now time.Time) *leafEntry {
 	if v, ok := ca.leaves.Get(name); ok {
 		if e := v.(*leafEntry); now.Add(leafExpiryMargin).Before(e.notAfter) {
-			ca.mu.Unlock()
-			return e, nil
+			return e
 		}
 	}
-	if c, ok := ca.inflight[name]; ok {
-		ca.mu.Unlock()
-		<-c.done
-		return c.entry, c.err
-	}
-	c := &leafCall{done: make(chan struct{})}
-	ca.inflight[name] = c
-	sweep := now.Sub(ca.lastSweep) >= leafSweepInterval
-	if sweep {
-		ca.lastSweep = now
-	}
-	ca.mu.Unlock()
+	return nil
+}
 
-	if sweep {
-		ca.leaves.DeleteExpired()
-	}
-	c.entry, c.err = ca.newLeaf(name, now)
-
+// sweepDue reports whether expired leaves are due to be swept (at most
+// once per leafSweepInterval), and if so notes that they are being swept.
+func (ca *CA) sweepDue(now time.Time) bool {
 	ca.mu.Lock()
-	delete(ca.inflight, name)
-	if c.err == nil && !ca.closed {
-		ttl := min(leafCacheTTL, c.entry.notAfter.Sub(now)-leafExpiryMargin)
-		if ttl > 0 {
-			ca.leaves.Set(name, c.entry, ttl)
-		}
+	defer ca.mu.Unlock()
+	if now.Sub(ca.lastSweep) < leafSweepInterval {
+		return false
 	}
-	ca.mu.Unlock()
-	close(c.done)
-	return c.entry, c.err
+	ca.lastSweep = now
+	return true
 }
 
 // newLeaf makes a server certificate for name signed by the CA.
 func (ca *CA) newLeaf(name string, now time.Time) (*leafEntry, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("proxy: generate leaf key: %w", err)
+		return nil, fmt.Errorf("generate leaf key: %w", err)
 	}
 	serial, err := randomSerial()
 	if err != nil {
@@ -519,11 +492,11 @@ func (ca *CA) newLeaf(name string, now time.Time) (*leafEntry, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
 	if err != nil {
-		return nil, fmt.Errorf("proxy: sign leaf for %s: %w", name, err)
+		return nil, fmt.Errorf("sign leaf for %s: %w", name, err)
 	}
 	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, fmt.Errorf("proxy: parse leaf for %s: %w", name, err)
+		return nil, fmt.Errorf("parse leaf for %s: %w", name, err)
 	}
 	return &leafEntry{
 		cert: &tls.Certificate{

@@ -1,4 +1,4 @@
-package proxy
+package upstream
 
 import (
 	"bufio"
@@ -14,10 +14,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sessionproxy/sessionproxy/internal/proxytest"
 )
 
 const upTestPass = "s3cr3t-Pa55"
@@ -51,21 +54,7 @@ func mergedRoots(t *testing.T, pems ...[]byte) *x509.CertPool {
 	return pool
 }
 
-// tlsOriginWithCA is startTLSOrigin but also returns the CA PEM, so that
-// tests can build pools holding several CAs.
-func tlsOriginWithCA(t *testing.T, h http.Handler) (*httptest.Server, []byte) {
-	t.Helper()
-	caPEM, keyPEM, _ := newTestCA(t)
-	srv := httptest.NewUnstartedServer(h)
-	srv.EnableHTTP2 = true
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{newTestLeaf(t, caPEM, keyPEM, "127.0.0.1")}}
-	srv.Config.ErrorLog = discardServerLog
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	return srv, caPEM
-}
-
-func newTestTransports(t *testing.T, opts TransportOptions) *Transports {
+func newTestTransports(t *testing.T, opts Options) *Transports {
 	t.Helper()
 	ts := NewTransports(opts)
 	t.Cleanup(ts.CloseAll)
@@ -73,50 +62,68 @@ func newTestTransports(t *testing.T, opts TransportOptions) *Transports {
 }
 
 func TestUpstreamParse(t *testing.T) {
+	const (
+		notURL   = "must be a URL like http://host:port"
+		scheme   = "scheme must be one of http, https, socks5, socks5h"
+		noHost   = "needs a host"
+		noPort   = "needs a port (host:port)"
+		badPort  = "port must be a number from 1 to 65535"
+		trailing = "must not have a path, query or fragment"
+	)
 	for _, tc := range []struct {
 		in      string
-		ok      bool
-		wantMsg string
+		want    string // the parsed URL, or "" for an error
+		problem string
 	}{
-		{"", true, ""},
-		{"http://127.0.0.1:3128", true, ""},
-		{"http://user:" + upTestPass + "@127.0.0.1:3128", true, ""},
-		{"https://proxy.example", true, ""},
-		{"socks5://u:" + upTestPass + "@10.0.0.2:1080", true, ""},
-		{"socks5h://10.0.0.2", true, ""},
-		{"http://127.0.0.1:3128/", true, ""},
-		{"ftp://127.0.0.1:21", false, "unsupported scheme"},
-		{"127.0.0.1:3128", false, "scheme"},
-		{"user:" + upTestPass + "@127.0.0.1:3128", false, ""},
-		{"http://", false, "missing host"},
-		{"http://:3128", false, "missing host"},
-		{"http://127.0.0.1:0", false, "invalid port"},
-		{"http://127.0.0.1:99999", false, "invalid port"},
-		{"http://user:" + upTestPass + "@127.0.0.1:port", false, ""},
-		{"http://user:" + upTestPass + "%zz@127.0.0.1:3128", false, "cannot parse"},
-		{"http://127.0.0.1:3128/path", false, "unexpected path"},
-		{"http://127.0.0.1:3128?x=1", false, "unexpected path"},
-		{"http://u:" + upTestPass + "@host\n:1", false, ""},
-		{"http:opaque", false, "scheme"},
+		{"http://127.0.0.1:3128", "http://127.0.0.1:3128", ""},
+		{"http://user:" + upTestPass + "@127.0.0.1:3128", "http://user:" + upTestPass + "@127.0.0.1:3128", ""},
+		{"https://proxy.example:443", "https://proxy.example:443", ""},
+		{"socks5://u:" + upTestPass + "@10.0.0.2:1080", "socks5://u:" + upTestPass + "@10.0.0.2:1080", ""},
+		{"socks5h://10.0.0.2:1080", "socks5h://10.0.0.2:1080", ""},
+		{"http://127.0.0.1:3128/", "http://127.0.0.1:3128", ""},
+		{"HTTP://[::1]:3128", "http://[::1]:3128", ""},
+		{"", "", notURL},
+		{"https://proxy.example", "", noPort},
+		{"socks5h://10.0.0.2", "", noPort},
+		{"http://user:" + upTestPass + "@127.0.0.1", "", noPort},
+		{"ftp://127.0.0.1:21", "", scheme},
+		{"127.0.0.1:3128", "", notURL},
+		{"user:" + upTestPass + "@127.0.0.1:3128", "", notURL},
+		{"http://", "", noHost},
+		{"http://:3128", "", noHost},
+		{"http://127.0.0.1:0", "", badPort},
+		{"http://127.0.0.1:99999", "", badPort},
+		{"http://user:" + upTestPass + "@127.0.0.1:port", "", notURL},
+		{"http://user:" + upTestPass + "%zz@127.0.0.1:3128", "", notURL},
+		{"http://127.0.0.1:3128/path", "", trailing},
+		{"http://127.0.0.1:3128?x=1", "", trailing},
+		{"http://127.0.0.1:3128?", "", trailing},
+		{"http://127.0.0.1:3128#top", "", trailing},
+		{"http://u:" + upTestPass + "@host\n:1", "", notURL},
+		{"http:opaque", "", notURL},
 	} {
-		u, err := ParseUpstream(tc.in)
-		if tc.ok {
+		u, err := Parse(tc.in)
+		if tc.want != "" {
 			if err != nil {
-				t.Errorf("ParseUpstream(%q): %v", tc.in, err)
-			} else if (u == nil) != (tc.in == "") {
-				t.Errorf("ParseUpstream(%q) = %v", tc.in, u)
+				t.Errorf("Parse(%q): %v", tc.in, err)
+			} else if u.String() != tc.want {
+				t.Errorf("Parse(%q) = %q, want %q", tc.in, u, tc.want)
 			}
 			continue
 		}
-		if !errors.Is(err, ErrBadUpstream) {
-			t.Errorf("ParseUpstream(%q) error = %v, want ErrBadUpstream", tc.in, err)
+		var pe *ParseError
+		if !errors.As(err, &pe) || !errors.Is(err, ErrInvalidURL) {
+			t.Errorf("Parse(%q) error = %v, want a *ParseError wrapping ErrInvalidURL", tc.in, err)
 			continue
 		}
-		if !strings.Contains(err.Error(), tc.wantMsg) {
-			t.Errorf("ParseUpstream(%q) error %q does not say %q", tc.in, err, tc.wantMsg)
+		if pe.Problem != tc.problem || pe.URL != Redact(tc.in) {
+			t.Errorf("Parse(%q): problem %q with URL %q, want %q with %q", tc.in, pe.Problem, pe.URL, tc.problem, Redact(tc.in))
 		}
-		assertNoSecret(t, err.Error(), upTestPass)
-		assertNoSecret(t, err.Error(), "%zz")
+		if want := "upstream: invalid proxy URL " + strconv.Quote(Redact(tc.in)) + ": " + tc.problem; err.Error() != want {
+			t.Errorf("Parse(%q) error %q, want %q", tc.in, err, want)
+		}
+		proxytest.AssertNoSecret(t, err.Error(), upTestPass)
+		proxytest.AssertNoSecret(t, err.Error(), "%zz")
 	}
 }
 
@@ -132,8 +139,8 @@ func TestUpstreamRedactURL(t *testing.T) {
 		{"http://user:pa@ss@h:1", "http://user:xxxxx@h:1"},
 		{"http://u:" + upTestPass + "@host\n:1", "http://u:xxxxx@host\n:1"},
 	} {
-		if got := RedactURL(tc.in); got != tc.want {
-			t.Errorf("RedactURL(%q) = %q, want %q", tc.in, got, tc.want)
+		if got := Redact(tc.in); got != tc.want {
+			t.Errorf("Redact(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }
@@ -156,18 +163,18 @@ func FuzzUpstreamParse(f *testing.F) {
 		if scheme != "" {
 			in = scheme + "://" + in
 		}
-		u, err := ParseUpstream(in)
+		u, err := Parse(in)
 		if err != nil {
-			if !errors.Is(err, ErrBadUpstream) {
-				t.Fatalf("error %v is not ErrBadUpstream", err)
+			if !errors.Is(err, ErrInvalidURL) {
+				t.Fatalf("error %v is not ErrInvalidURL", err)
 			}
-			assertNoSecret(t, err.Error(), pass)
+			proxytest.AssertNoSecret(t, err.Error(), pass)
 		} else if u == nil {
-			t.Fatalf("ParseUpstream(%q) = nil, nil", in)
+			t.Fatalf("Parse(%q) = nil, nil", in)
 		}
-		assertNoSecret(t, RedactURL(in), pass)
-		ue := ClassifyError(fmt.Errorf("dial %s: %w", in, io.EOF), in, host)
-		assertNoSecret(t, ue.Error(), pass)
+		proxytest.AssertNoSecret(t, Redact(in), pass)
+		ue := Classify(fmt.Errorf("dial %s: %w", in, io.EOF), in, host)
+		proxytest.AssertNoSecret(t, ue.Error(), pass)
 	})
 }
 
@@ -176,14 +183,14 @@ func TestUpstreamLoadRootCAs(t *testing.T) {
 		t.Fatalf("LoadRootCAs(nil) = %v, %v; want nil, nil (system roots)", pool, err)
 	}
 	dir := t.TempDir()
-	caPEM, keyPEM, _ := newTestCA(t)
+	caPEM, keyPEM, _ := proxytest.NewCA(t)
 	good := filepath.Join(dir, "good.pem")
 	os.WriteFile(good, caPEM, 0o644)
 	pool, err := LoadRootCAs([]string{good})
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf := newTestLeaf(t, caPEM, keyPEM, "origin.test")
+	leaf := proxytest.NewLeaf(t, caPEM, keyPEM, "origin.test")
 	cert, _ := x509.ParseCertificate(leaf.Certificate[0])
 	if _, err := cert.Verify(x509.VerifyOptions{DNSName: "origin.test", Roots: pool}); err != nil {
 		t.Errorf("leaf of the added CA does not verify: %v", err)
@@ -203,8 +210,8 @@ func TestUpstreamLoadRootCAs(t *testing.T) {
 
 func TestTransportDirect(t *testing.T) {
 	var hits atomic.Int64
-	origin, roots := startTLSOrigin(t, helloHandler(&hits))
-	ts := newTestTransports(t, TransportOptions{RootCAs: roots})
+	origin, roots := proxytest.StartTLSOrigin(t, helloHandler(&hits))
+	ts := newTestTransports(t, Options{RootCAs: roots})
 	tr, err := ts.Get("s1", "")
 	if err != nil {
 		t.Fatal(err)
@@ -230,21 +237,21 @@ func TestTransportDirect(t *testing.T) {
 
 func TestTransportThroughHTTPUpstream(t *testing.T) {
 	var hits atomic.Int64
-	tlsOrigin, roots := startTLSOrigin(t, helloHandler(&hits))
+	tlsOrigin, roots := proxytest.StartTLSOrigin(t, helloHandler(&hits))
 	plainOrigin := startHTTPOrigin(t, helloHandler(&hits))
 	for _, user := range []string{"", "alice"} {
 		t.Run("user="+user, func(t *testing.T) {
-			up, count := startGoproxyUpstream(t, user, upTestPass)
-			ts := newTestTransports(t, TransportOptions{RootCAs: roots})
+			up, count := proxytest.StartGoproxyUpstream(t, user, upTestPass)
+			ts := newTestTransports(t, Options{RootCAs: roots})
 			tr, err := ts.Get("s1", up)
 			if err != nil {
 				t.Fatal(err)
 			}
 			before := hits.Load()
 			for i, target := range []string{tlsOrigin.URL, plainOrigin.URL} {
-				status, body, err := getThrough(t, tr, target+"/x")
+				status, body, err := proxytest.GetThrough(t, tr, target+"/x")
 				if err != nil || status != 200 || !strings.HasPrefix(body, "hello") {
-					t.Fatalf("GET %s through %s: %d %q %v", target, RedactURL(up), status, body, err)
+					t.Fatalf("GET %s through %s: %d %q %v", target, Redact(up), status, body, err)
 				}
 				if got := count(); got != i+1 {
 					t.Errorf("upstream accepted %d requests, want %d", got, i+1)
@@ -259,24 +266,24 @@ func TestTransportThroughHTTPUpstream(t *testing.T) {
 
 func TestTransportThroughHTTPSUpstream(t *testing.T) {
 	var hits atomic.Int64
-	origin, originCA := tlsOriginWithCA(t, helloHandler(&hits))
+	origin, originCA := proxytest.StartTLSOriginWithCA(t, helloHandler(&hits))
 	plainOrigin := startHTTPOrigin(t, helloHandler(&hits))
-	proxyCA, proxyKey, _ := newTestCA(t)
+	proxyCA, proxyKey, _ := proxytest.NewCA(t)
 	var accepted atomic.Int64
-	srv := httptest.NewUnstartedServer(newTestGoproxy("bob", upTestPass, &accepted))
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{newTestLeaf(t, proxyCA, proxyKey, "127.0.0.1")}}
-	srv.Config.ErrorLog = discardServerLog
+	srv := httptest.NewUnstartedServer(proxytest.NewGoproxy("bob", upTestPass, &accepted))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{proxytest.NewLeaf(t, proxyCA, proxyKey, "127.0.0.1")}}
+	srv.Config.ErrorLog = proxytest.DiscardLog()
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	up := "https://bob:" + upTestPass + "@" + srv.Listener.Addr().String()
 
-	ts := newTestTransports(t, TransportOptions{RootCAs: mergedRoots(t, originCA, proxyCA)})
+	ts := newTestTransports(t, Options{RootCAs: mergedRoots(t, originCA, proxyCA)})
 	tr, err := ts.Get("s1", up)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, target := range []string{origin.URL, plainOrigin.URL} {
-		status, body, err := getThrough(t, tr, target)
+		status, body, err := proxytest.GetThrough(t, tr, target)
 		if err != nil || status != 200 || !strings.HasPrefix(body, "hello") {
 			t.Fatalf("GET %s: %d %q %v", target, status, body, err)
 		}
@@ -287,40 +294,40 @@ func TestTransportThroughHTTPSUpstream(t *testing.T) {
 
 	// The proxy's certificate is verified: without its CA, a TLS error at
 	// the upstream hop.
-	ts2 := newTestTransports(t, TransportOptions{RootCAs: mergedRoots(t, originCA)})
+	ts2 := newTestTransports(t, Options{RootCAs: mergedRoots(t, originCA)})
 	tr2, _ := ts2.Get("s2", up)
-	_, _, err = getThrough(t, tr2, origin.URL)
-	ue := ClassifyError(err, up, origin.Listener.Addr().String())
+	_, _, err = proxytest.GetThrough(t, tr2, origin.URL)
+	ue := Classify(err, up, origin.Listener.Addr().String())
 	if ue == nil || ue.Kind != KindTLS || ue.Hop != "upstream proxy "+srv.Listener.Addr().String() {
 		t.Fatalf("untrusted https upstream: %#v (%v)", ue, err)
 	}
-	assertNoSecret(t, ue.Error(), upTestPass)
+	proxytest.AssertNoSecret(t, ue.Error(), upTestPass)
 
 	// The helper variant works the same way.
-	up3, _, count := startHTTPSGoproxyUpstream(t, "", "")
-	ts3 := newTestTransports(t, TransportOptions{InsecureSkipVerify: true})
+	up3, _, count := proxytest.StartHTTPSGoproxyUpstream(t, "", "")
+	ts3 := newTestTransports(t, Options{InsecureSkipVerify: true})
 	tr3, _ := ts3.Get("s3", up3)
-	if status, _, err := getThrough(t, tr3, plainOrigin.URL); err != nil || status != 200 || count() != 1 {
+	if status, _, err := proxytest.GetThrough(t, tr3, plainOrigin.URL); err != nil || status != 200 || count() != 1 {
 		t.Errorf("InsecureSkipVerify through https upstream: %d %v count=%d", status, err, count())
 	}
 }
 
 func TestTransportThroughSOCKS5(t *testing.T) {
 	var hits atomic.Int64
-	origin, roots := startTLSOrigin(t, helloHandler(&hits))
+	origin, roots := proxytest.StartTLSOrigin(t, helloHandler(&hits))
 	for _, tc := range []struct{ scheme, user string }{{"socks5", ""}, {"socks5", "carol"}, {"socks5h", "carol"}} {
 		t.Run(tc.scheme+"/user="+tc.user, func(t *testing.T) {
-			addr, count := startSOCKS5(t, tc.user, upTestPass)
-			up := tc.scheme + "://" + testUserinfo(tc.user, upTestPass) + addr
-			ts := newTestTransports(t, TransportOptions{RootCAs: roots})
+			addr, count := proxytest.StartSOCKS5(t, tc.user, upTestPass)
+			up := tc.scheme + "://" + proxytest.Userinfo(tc.user, upTestPass) + addr
+			ts := newTestTransports(t, Options{RootCAs: roots})
 			tr, err := ts.Get("s1", up)
 			if err != nil {
 				t.Fatal(err)
 			}
 			before := hits.Load()
-			status, body, err := getThrough(t, tr, origin.URL)
+			status, body, err := proxytest.GetThrough(t, tr, origin.URL)
 			if err != nil || status != 200 || body != "hello HTTP/2.0" {
-				t.Fatalf("GET through %s: %d %q %v", RedactURL(up), status, body, err)
+				t.Fatalf("GET through %s: %d %q %v", Redact(up), status, body, err)
 			}
 			if count() != 1 || hits.Load()-before != 1 {
 				t.Errorf("socks dials %d, origin hits %d; want 1 and 1", count(), hits.Load()-before)
@@ -333,24 +340,24 @@ func TestTransportSessionsDoNotShareConnections(t *testing.T) {
 	var hits atomic.Int64
 	for _, mode := range []string{"direct", "http-upstream", "socks5-upstream"} {
 		t.Run(mode, func(t *testing.T) {
-			caPEM, keyPEM, roots := newTestCA(t)
+			caPEM, keyPEM, roots := proxytest.NewCA(t)
 			srv := httptest.NewUnstartedServer(helloHandler(&hits))
 			srv.EnableHTTP2 = true
-			srv.TLS = &tls.Config{Certificates: []tls.Certificate{newTestLeaf(t, caPEM, keyPEM, "127.0.0.1")}}
-			srv.Config.ErrorLog = discardServerLog
-			conns := watchOriginConns(srv)
+			srv.TLS = &tls.Config{Certificates: []tls.Certificate{proxytest.NewLeaf(t, caPEM, keyPEM, "127.0.0.1")}}
+			srv.Config.ErrorLog = proxytest.DiscardLog()
+			conns := proxytest.WatchOriginConns(srv)
 			srv.StartTLS()
 			t.Cleanup(srv.Close)
 
 			up := ""
 			switch mode {
 			case "http-upstream":
-				up, _ = startGoproxyUpstream(t, "", "")
+				up, _ = proxytest.StartGoproxyUpstream(t, "", "")
 			case "socks5-upstream":
-				addr, _ := startSOCKS5(t, "", "")
+				addr, _ := proxytest.StartSOCKS5(t, "", "")
 				up = "socks5://" + addr
 			}
-			ts := newTestTransports(t, TransportOptions{RootCAs: roots})
+			ts := newTestTransports(t, Options{RootCAs: roots})
 			trA, err := ts.Get("A", up)
 			if err != nil {
 				t.Fatal(err)
@@ -362,18 +369,18 @@ func TestTransportSessionsDoNotShareConnections(t *testing.T) {
 			if again, _ := ts.Get("A", up); again != trA {
 				t.Error("Get for the same session made a new transport")
 			}
-			if ts.Len() != 2 {
-				t.Errorf("Len = %d", ts.Len())
+			if again, _ := ts.Get("B", up); again != trB {
+				t.Error("Get for the other session made a new transport")
 			}
 			for range 3 {
 				for _, tr := range []*http.Transport{trA, trB} {
-					if status, _, err := getThrough(t, tr, srv.URL); err != nil || status != 200 {
+					if status, _, err := proxytest.GetThrough(t, tr, srv.URL); err != nil || status != 200 {
 						t.Fatalf("GET: %d %v", status, err)
 					}
 				}
 			}
 			// Each session opened exactly one connection and kept reusing it.
-			if got := conns.accepted.Load(); got != 2 {
+			if got := conns.Accepted.Load(); got != 2 {
 				t.Errorf("origin accepted %d connections for 2 sessions x 3 requests, want 2", got)
 			}
 		})
@@ -383,87 +390,91 @@ func TestTransportSessionsDoNotShareConnections(t *testing.T) {
 func TestTransportCloseClosesIdleConns(t *testing.T) {
 	var hits atomic.Int64
 	srv := httptest.NewUnstartedServer(helloHandler(&hits))
-	conns := watchOriginConns(srv)
+	conns := proxytest.WatchOriginConns(srv)
 	srv.Start()
 	t.Cleanup(srv.Close)
-	ts := newTestTransports(t, TransportOptions{})
+	ts := newTestTransports(t, Options{})
 	trA, _ := ts.Get("A", "")
 	trB, _ := ts.Get("B", "")
 	for _, tr := range []*http.Transport{trA, trB} {
-		if _, _, err := getThrough(t, tr, srv.URL); err != nil {
+		if _, _, err := proxytest.GetThrough(t, tr, srv.URL); err != nil {
 			t.Fatal(err)
 		}
 	}
 	ts.Close("A")
 	select {
-	case <-conns.closed:
+	case <-conns.Closed:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close did not close the session's idle connection")
 	}
-	if ts.Len() != 1 {
-		t.Errorf("Len after Close = %d, want 1", ts.Len())
+	if again, _ := ts.Get("B", ""); again != trB {
+		t.Error("Close of A dropped B's transport")
 	}
 	ts.Close("unknown") // no-op
 	if newA, _ := ts.Get("A", ""); newA == trA {
 		t.Error("Get after Close returned the closed transport")
 	}
 	// B's connection is untouched: its next request reuses it.
-	if _, _, err := getThrough(t, trB, srv.URL); err != nil {
+	if _, _, err := proxytest.GetThrough(t, trB, srv.URL); err != nil {
 		t.Fatal(err)
 	}
-	if got := conns.accepted.Load(); got != 2 {
+	if got := conns.Accepted.Load(); got != 2 {
 		t.Errorf("accepted %d connections, want 2 (B reused its own)", got)
 	}
 	ts.CloseAll()
 	select {
-	case <-conns.closed:
+	case <-conns.Closed:
 	case <-time.After(5 * time.Second):
 		t.Fatal("CloseAll did not close B's idle connection")
 	}
-	if ts.Len() != 0 {
-		t.Errorf("Len after CloseAll = %d", ts.Len())
+	if again, _ := ts.Get("B", ""); again == trB {
+		t.Error("Get after CloseAll returned the closed transport")
 	}
 }
 
 func TestTransportUpstreamChangeReplaces(t *testing.T) {
-	upA, countA := startGoproxyUpstream(t, "", "")
-	upB, countB := startGoproxyUpstream(t, "", "")
+	upA, countA := proxytest.StartGoproxyUpstream(t, "", "")
+	upB, countB := proxytest.StartGoproxyUpstream(t, "", "")
 	origin := startHTTPOrigin(t, helloHandler(new(atomic.Int64)))
-	ts := newTestTransports(t, TransportOptions{})
+	ts := newTestTransports(t, Options{})
 	tr1, _ := ts.Get("s", upA)
-	getThrough(t, tr1, origin.URL)
+	proxytest.GetThrough(t, tr1, origin.URL)
 	tr2, err := ts.Get("s", upB)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tr1 == tr2 || ts.Len() != 1 {
-		t.Fatalf("changed upstream: same transport %v, Len %d", tr1 == tr2, ts.Len())
+	if tr1 == tr2 {
+		t.Fatal("changed upstream: same transport")
 	}
-	getThrough(t, tr2, origin.URL)
+	if again, _ := ts.Get("s", upB); again != tr2 {
+		t.Fatal("the new transport did not replace the old one")
+	}
+	proxytest.GetThrough(t, tr2, origin.URL)
 	if countA() != 1 || countB() != 1 {
 		t.Errorf("upstream counts %d, %d; want 1, 1", countA(), countB())
 	}
 }
 
 func TestTransportGetBadUpstream(t *testing.T) {
-	ts := newTestTransports(t, TransportOptions{})
+	ts := newTestTransports(t, Options{})
+	held, _ := ts.Get("s", "")
 	for _, up := range []string{"ftp://u:" + upTestPass + "@h:1", "http://u:" + upTestPass + "%zz@h:1", "u:" + upTestPass + "@h:1"} {
 		tr, err := ts.Get("s", up)
-		if tr != nil || !errors.Is(err, ErrBadUpstream) {
+		if tr != nil || !errors.Is(err, ErrInvalidURL) {
 			t.Errorf("Get(%q) = %v, %v", up, tr, err)
 			continue
 		}
-		assertNoSecret(t, err.Error(), upTestPass)
-		ue := ClassifyError(err, up, "example.com:443")
-		assertNoSecret(t, ue.Error(), upTestPass)
+		proxytest.AssertNoSecret(t, err.Error(), upTestPass)
+		ue := Classify(err, up, "example.com:443")
+		proxytest.AssertNoSecret(t, ue.Error(), upTestPass)
 	}
-	if ts.Len() != 0 {
-		t.Errorf("Len = %d after failed Gets", ts.Len())
+	if again, _ := ts.Get("s", ""); again != held {
+		t.Error("failed Gets replaced the session's transport")
 	}
 }
 
 func TestTransportConcurrentGet(t *testing.T) {
-	ts := newTestTransports(t, TransportOptions{})
+	ts := newTestTransports(t, Options{})
 	const n = 8
 	got := make([]*http.Transport, n)
 	done := make(chan int)
@@ -485,14 +496,14 @@ func TestTransportConcurrentGet(t *testing.T) {
 			t.Errorf("concurrent Gets for one session returned different transports")
 		}
 	}
-	if ts.Len() != 2 {
-		t.Errorf("Len = %d", ts.Len())
+	if got[0] == got[1] {
+		t.Error("two sessions share a transport")
 	}
 }
 
 // upstreamFailure runs one request through a fresh transport for upstream
-// and one DialUpstream, and returns both classified errors.
-func upstreamFailure(t *testing.T, up, originURL string, opts TransportOptions) (rt, dial *UpstreamError) {
+// and one Dial, and returns both classified errors.
+func upstreamFailure(t *testing.T, up, originURL string, opts Options) (rt, dial *Error) {
 	t.Helper()
 	ts := newTestTransports(t, opts)
 	tr, err := ts.Get("s", up)
@@ -500,29 +511,29 @@ func upstreamFailure(t *testing.T, up, originURL string, opts TransportOptions) 
 		t.Fatal(err)
 	}
 	u, _ := url.Parse(originURL)
-	_, _, err = getThrough(t, tr, originURL)
+	_, _, err = proxytest.GetThrough(t, tr, originURL)
 	if err == nil {
-		t.Fatalf("request through %s succeeded", RedactURL(up))
+		t.Fatalf("request through %s succeeded", Redact(up))
 	}
-	rt = ClassifyError(err, up, u.Host)
+	rt = Classify(err, up, u.Host)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := DialUpstream(ctx, up, "tcp", u.Host, opts)
+	conn, err := Dial(ctx, up, "tcp", u.Host, opts)
 	if err == nil {
 		conn.Close()
-		t.Fatalf("DialUpstream through %s succeeded", RedactURL(up))
+		t.Fatalf("Dial through %s succeeded", Redact(up))
 	}
-	var ue *UpstreamError
+	var ue *Error
 	if !errors.As(err, &ue) {
-		t.Fatalf("DialUpstream error %T %v is not an *UpstreamError", err, err)
+		t.Fatalf("Dial error %T %v is not an *Error", err, err)
 	}
-	if ClassifyError(err, up, u.Host) != ue {
-		t.Error("ClassifyError did not pass an *UpstreamError through")
+	if Classify(err, up, u.Host) != ue {
+		t.Error("Classify did not pass an *Error through")
 	}
 	return rt, ue
 }
 
-func checkUpstreamError(t *testing.T, what string, ue *UpstreamError, kind, hop string) {
+func checkUpstreamError(t *testing.T, what string, ue *Error, kind ErrorKind, hop string) {
 	t.Helper()
 	if ue == nil {
 		t.Fatalf("%s: nil error", what)
@@ -535,36 +546,36 @@ func checkUpstreamError(t *testing.T, what string, ue *UpstreamError, kind, hop 
 	if !strings.Contains(msg, hop) || strings.ContainsAny(msg, "\r\n") {
 		t.Errorf("%s: Error() %q: want one line naming %q", what, msg, hop)
 	}
-	assertNoSecret(t, msg, upTestPass)
+	proxytest.AssertNoSecret(t, msg, upTestPass)
 }
 
 func TestUpstreamDeadIsConnectError(t *testing.T) {
-	dead := closedPort(t)
+	dead := proxytest.ClosedPort(t)
 	origin := startHTTPOrigin(t, helloHandler(new(atomic.Int64)))
-	tlsOrigin, roots := startTLSOrigin(t, helloHandler(new(atomic.Int64)))
+	tlsOrigin, roots := proxytest.StartTLSOrigin(t, helloHandler(new(atomic.Int64)))
 	for _, scheme := range []string{"http", "https", "socks5"} {
 		up := scheme + "://dave:" + upTestPass + "@" + dead
 		for _, target := range []string{origin.URL, tlsOrigin.URL} {
-			rt, dial := upstreamFailure(t, up, target, TransportOptions{RootCAs: roots})
+			rt, dial := upstreamFailure(t, up, target, Options{RootCAs: roots})
 			checkUpstreamError(t, scheme+" RoundTrip "+target, rt, KindConnect, "upstream proxy "+dead)
-			checkUpstreamError(t, scheme+" DialUpstream", dial, KindConnect, "upstream proxy "+dead)
+			checkUpstreamError(t, scheme+" Dial", dial, KindConnect, "upstream proxy "+dead)
 		}
 	}
 	// Direct to a dead origin names the origin.
-	rt, dial := upstreamFailure(t, "", "http://"+dead+"/", TransportOptions{})
+	rt, dial := upstreamFailure(t, "", "http://"+dead+"/", Options{})
 	checkUpstreamError(t, "direct RoundTrip", rt, KindConnect, "origin "+dead)
-	checkUpstreamError(t, "direct DialUpstream", dial, KindConnect, "origin "+dead)
+	checkUpstreamError(t, "direct Dial", dial, KindConnect, "origin "+dead)
 }
 
 func TestUpstreamUntrustedOriginIsTLSError(t *testing.T) {
-	origin, _ := startTLSOrigin(t, helloHandler(new(atomic.Int64)))
+	origin, _ := proxytest.StartTLSOrigin(t, helloHandler(new(atomic.Int64)))
 	host := origin.Listener.Addr().String()
-	_, _, otherRoots := newTestCA(t)
+	_, _, otherRoots := proxytest.NewCA(t)
 	for _, up := range []string{"", mustUpstream(t, "http"), mustUpstream(t, "socks5")} {
-		ts := newTestTransports(t, TransportOptions{RootCAs: otherRoots})
+		ts := newTestTransports(t, Options{RootCAs: otherRoots})
 		tr, _ := ts.Get("s", up)
-		_, _, err := getThrough(t, tr, origin.URL)
-		checkUpstreamError(t, "via "+RedactURL(up), ClassifyError(err, up, host), KindTLS, "origin "+host)
+		_, _, err := proxytest.GetThrough(t, tr, origin.URL)
+		checkUpstreamError(t, "via "+Redact(up), Classify(err, up, host), KindTLS, "origin "+host)
 	}
 }
 
@@ -573,28 +584,28 @@ func mustUpstream(t *testing.T, kind string) string {
 	t.Helper()
 	switch kind {
 	case "http":
-		up, _ := startGoproxyUpstream(t, "erin", upTestPass)
+		up, _ := proxytest.StartGoproxyUpstream(t, "erin", upTestPass)
 		return up
 	default:
-		addr, _ := startSOCKS5(t, "erin", upTestPass)
+		addr, _ := proxytest.StartSOCKS5(t, "erin", upTestPass)
 		return "socks5://erin:" + upTestPass + "@" + addr
 	}
 }
 
 func TestUpstreamWrongPassword(t *testing.T) {
-	tlsOrigin, roots := startTLSOrigin(t, helloHandler(new(atomic.Int64)))
-	goodHTTP, countHTTP := startGoproxyUpstream(t, "frank", "right-password")
-	socksAddr, countSOCKS := startSOCKS5(t, "frank", "right-password")
+	tlsOrigin, roots := proxytest.StartTLSOrigin(t, helloHandler(new(atomic.Int64)))
+	goodHTTP, countHTTP := proxytest.StartGoproxyUpstream(t, "frank", "right-password")
+	socksAddr, countSOCKS := proxytest.StartSOCKS5(t, "frank", "right-password")
 	for _, up := range []string{
 		strings.Replace(goodHTTP, "right-password", upTestPass, 1),
 		"socks5://frank:" + upTestPass + "@" + socksAddr,
 	} {
 		u, _ := url.Parse(up)
-		rt, dial := upstreamFailure(t, up, tlsOrigin.URL, TransportOptions{RootCAs: roots})
+		rt, dial := upstreamFailure(t, up, tlsOrigin.URL, Options{RootCAs: roots})
 		checkUpstreamError(t, "RoundTrip "+u.Scheme, rt, KindConnect, "upstream proxy "+u.Host)
-		checkUpstreamError(t, "DialUpstream "+u.Scheme, dial, KindConnect, "upstream proxy "+u.Host)
+		checkUpstreamError(t, "Dial "+u.Scheme, dial, KindConnect, "upstream proxy "+u.Host)
 		if u.Scheme == "http" {
-			for _, e := range []*UpstreamError{rt, dial} {
+			for _, e := range []*Error{rt, dial} {
 				if !errors.Is(e, ErrConnectRefused) || !strings.Contains(e.Error(), "407") {
 					t.Errorf("wrong password: %q, want ErrConnectRefused with the status 407", e)
 				}
@@ -607,14 +618,14 @@ func TestUpstreamWrongPassword(t *testing.T) {
 }
 
 func TestUpstreamTimeouts(t *testing.T) {
-	silent := silentServer(t)
-	opts := TransportOptions{DialTimeout: 300 * time.Millisecond, TLSHandshakeTimeout: 200 * time.Millisecond, ResponseHeaderTimeout: 200 * time.Millisecond}
+	silent := proxytest.SilentServer(t)
+	opts := Options{DialTimeout: 300 * time.Millisecond, TLSHandshakeTimeout: 200 * time.Millisecond, ResponseHeaderTimeout: 200 * time.Millisecond}
 	for _, scheme := range []string{"http", "https", "socks5"} {
 		up := scheme + "://gina:" + upTestPass + "@" + silent
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err := DialUpstream(ctx, up, "tcp", "example.com:443", opts)
+		_, err := Dial(ctx, up, "tcp", "example.com:443", opts)
 		cancel()
-		checkUpstreamError(t, scheme+" silent upstream", ClassifyError(err, up, "example.com:443"), KindTimeout, "upstream proxy "+silent)
+		checkUpstreamError(t, scheme+" silent upstream", Classify(err, up, "example.com:443"), KindTimeout, "upstream proxy "+silent)
 	}
 
 	// An origin that never answers: a response header timeout at the origin.
@@ -626,21 +637,21 @@ func TestUpstreamTimeouts(t *testing.T) {
 		}
 	}))
 	defer close(release)
-	up, _ := startGoproxyUpstream(t, "", "")
+	up, _ := proxytest.StartGoproxyUpstream(t, "", "")
 	for _, u := range []string{"", up} {
 		ts := newTestTransports(t, opts)
 		tr, _ := ts.Get("s", u)
-		_, _, err := getThrough(t, tr, origin.URL)
+		_, _, err := proxytest.GetThrough(t, tr, origin.URL)
 		host := origin.Listener.Addr().String()
-		checkUpstreamError(t, "slow origin via "+u, ClassifyError(err, u, origin.URL), KindTimeout, "origin "+host)
+		checkUpstreamError(t, "slow origin via "+u, Classify(err, u, origin.URL), KindTimeout, "origin "+host)
 	}
 
-	// The caller's context bounds DialUpstream's CONNECT exchange too.
+	// The caller's context bounds Dial's CONNECT exchange too.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := DialUpstream(ctx, "http://"+silent, "tcp", "example.com:443", TransportOptions{})
-	if ue := ClassifyError(err, "http://"+silent, "example.com:443"); ue == nil || !errors.Is(ue, context.Canceled) {
-		t.Errorf("canceled DialUpstream: %v", err)
+	_, err := Dial(ctx, "http://"+silent, "tcp", "example.com:443", Options{})
+	if ue := Classify(err, "http://"+silent, "example.com:443"); ue == nil || !errors.Is(ue, context.Canceled) {
+		t.Errorf("canceled Dial: %v", err)
 	}
 }
 
@@ -649,10 +660,10 @@ func TestDialUpstreamTunnels(t *testing.T) {
 	origin := startHTTPOrigin(t, helloHandler(&hits))
 	host := origin.Listener.Addr().String()
 
-	httpUp, httpCount := startGoproxyUpstream(t, "hank", upTestPass)
-	httpsUp, httpsRoots, httpsCount := startHTTPSGoproxyUpstream(t, "hank", upTestPass)
-	socksAddr, socksCount := startSOCKS5(t, "hank", upTestPass)
-	socksOpen, socksOpenCount := startSOCKS5(t, "", "")
+	httpUp, httpCount := proxytest.StartGoproxyUpstream(t, "hank", upTestPass)
+	httpsUp, httpsRoots, httpsCount := proxytest.StartHTTPSGoproxyUpstream(t, "hank", upTestPass)
+	socksAddr, socksCount := proxytest.StartSOCKS5(t, "hank", upTestPass)
+	socksOpen, socksOpenCount := proxytest.StartSOCKS5(t, "", "")
 	direct := new(atomic.Int64)
 	for _, tc := range []struct {
 		name  string
@@ -669,7 +680,7 @@ func TestDialUpstreamTunnels(t *testing.T) {
 			before := hits.Load()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			conn, err := DialUpstream(ctx, tc.up, "tcp", host, TransportOptions{RootCAs: httpsRoots})
+			conn, err := Dial(ctx, tc.up, "tcp", host, Options{RootCAs: httpsRoots})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -702,13 +713,13 @@ func TestDialUpstreamBadInput(t *testing.T) {
 		{"ftp://u:" + upTestPass + "@h:1", "tcp", "example.com:443"},
 		{"http://u:" + upTestPass + "@h:1", "tcp", "example.com"},
 	} {
-		conn, err := DialUpstream(ctx, tc.up, tc.network, tc.addr, TransportOptions{})
+		conn, err := Dial(ctx, tc.up, tc.network, tc.addr, Options{})
 		if err == nil {
 			conn.Close()
-			t.Errorf("DialUpstream(%q, %q, %q) succeeded", tc.up, tc.network, tc.addr)
+			t.Errorf("Dial(%q, %q, %q) succeeded", tc.up, tc.network, tc.addr)
 			continue
 		}
-		assertNoSecret(t, err.Error(), upTestPass)
+		proxytest.AssertNoSecret(t, err.Error(), upTestPass)
 	}
 }
 
@@ -734,7 +745,7 @@ func TestUpstreamDialBufferedBytes(t *testing.T) {
 		}
 		io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\nSSH-2.0-banner\r\n")
 	}()
-	conn, err := DialUpstream(context.Background(), "http://"+ln.Addr().String(), "tcp", "example.com:22", TransportOptions{})
+	conn, err := Dial(context.Background(), "http://"+ln.Addr().String(), "tcp", "example.com:22", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -746,12 +757,35 @@ func TestUpstreamDialBufferedBytes(t *testing.T) {
 	<-done
 }
 
+// TestUpstreamErrorMessage: Error() names the kind and the hop, then the
+// cause with its own wording, once.
+func TestUpstreamErrorMessage(t *testing.T) {
+	for _, tc := range []struct {
+		err  *Error
+		want string
+	}{
+		{
+			&Error{Hop: "upstream proxy 127.0.0.1:3128", Kind: KindConnect, Err: fmt.Errorf("%w: 407 Proxy Authentication Required", ErrConnectRefused)},
+			"connect error at upstream proxy 127.0.0.1:3128: upstream: proxy refused CONNECT: 407 Proxy Authentication Required",
+		},
+		{
+			Classify(&ParseError{URL: "http://u:xxxxx@h", Problem: "needs a port (host:port)"}, "http://u:"+upTestPass+"@h", "example.com:443"),
+			`protocol error at upstream proxy (invalid URL): upstream: invalid proxy URL "http://u:xxxxx@h": needs a port (host:port)`,
+		},
+		{&Error{Hop: "origin\nx:1", Kind: KindTimeout}, "timeout error at origin x:1: unknown error"},
+	} {
+		if got := tc.err.Error(); got != tc.want {
+			t.Errorf("Error() = %q, want %q", got, tc.want)
+		}
+	}
+}
+
 func TestUpstreamClassifyScrubsCredentials(t *testing.T) {
 	up := "http://ivan:" + upTestPass + "@127.0.0.1:3128"
 	for _, tc := range []struct {
 		name string
 		err  error
-		kind string
+		kind ErrorKind
 		hop  string
 	}{
 		{
@@ -786,13 +820,13 @@ func TestUpstreamClassifyScrubsCredentials(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ue := ClassifyError(tc.err, up, "https://example.com/path?q=1")
+			ue := Classify(tc.err, up, "https://example.com/path?q=1")
 			if ue.Kind != tc.kind || ue.Hop != tc.hop {
 				t.Errorf("Kind %q Hop %q, want %q %q", ue.Kind, ue.Hop, tc.kind, tc.hop)
 			}
 			msg := ue.Error()
-			assertNoSecret(t, msg, upTestPass)
-			assertNoSecret(t, msg, url.QueryEscape(upTestPass))
+			proxytest.AssertNoSecret(t, msg, upTestPass)
+			proxytest.AssertNoSecret(t, msg, url.QueryEscape(upTestPass))
 			if strings.ContainsAny(msg, "\r\n") {
 				t.Errorf("Error() %q is not one line", msg)
 			}
@@ -801,8 +835,8 @@ func TestUpstreamClassifyScrubsCredentials(t *testing.T) {
 			}
 		})
 	}
-	if ClassifyError(nil, up, "x:1") != nil {
-		t.Error("ClassifyError(nil) != nil")
+	if Classify(nil, up, "x:1") != nil {
+		t.Error("Classify(nil) != nil")
 	}
 	// Targets are named host:port only.
 	for target, want := range map[string]string{
@@ -812,14 +846,14 @@ func TestUpstreamClassifyScrubsCredentials(t *testing.T) {
 		"u:" + upTestPass + "@example.com": "origin example.com",
 		"":                                 "origin",
 	} {
-		if got := ClassifyError(io.EOF, "", target).Hop; got != want {
+		if got := Classify(io.EOF, "", target).Hop; got != want {
 			t.Errorf("hop for %q = %q, want %q", target, got, want)
 		}
 	}
 }
 
 func BenchmarkTransportsGetHit(b *testing.B) {
-	ts := NewTransports(TransportOptions{})
+	ts := NewTransports(Options{})
 	defer ts.CloseAll()
 	for i := range 1000 {
 		ts.Get(fmt.Sprintf("session-%d", i), "http://user:pass@127.0.0.1:3128")
@@ -838,18 +872,20 @@ func BenchmarkTransportsGetHit(b *testing.B) {
 // TestTransportsRetain: Retain closes exactly the transports whose session
 // is no longer kept.
 func TestTransportsRetain(t *testing.T) {
-	ts := NewTransports(TransportOptions{})
+	ts := NewTransports(Options{})
+	before := map[string]*http.Transport{}
 	for _, id := range []string{"a", "b", "c"} {
-		if _, err := ts.Get(id, ""); err != nil {
+		tr, err := ts.Get(id, "")
+		if err != nil {
 			t.Fatal(err)
 		}
+		before[id] = tr
 	}
 	ts.Retain(func(id string) bool { return id != "b" })
-	if ts.Len() != 2 {
-		t.Fatalf("%d transports after Retain, want 2", ts.Len())
-	}
-	trA, _ := ts.Get("a", "")
-	if again, _ := ts.Get("a", ""); again != trA {
-		t.Errorf("a kept transport was replaced")
+	for id, tr := range before {
+		again, _ := ts.Get(id, "")
+		if kept := again == tr; kept != (id != "b") {
+			t.Errorf("after Retain, session %s kept its transport: %v", id, kept)
+		}
 	}
 }

@@ -1,0 +1,280 @@
+package upstream
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sync"
+	"time"
+)
+
+// Defaults of Options' zero fields.
+const (
+	DefaultDialTimeout           = 10 * time.Second
+	DefaultTLSHandshakeTimeout   = 10 * time.Second
+	DefaultResponseHeaderTimeout = 60 * time.Second
+	DefaultMaxIdleConnsPerHost   = 64
+
+	idleConnTimeout = 90 * time.Second
+	tcpKeepAlive    = 30 * time.Second
+)
+
+// Options configures the connections that Transports and Dial make to
+// origins and upstream proxies. Its zero value means: system roots,
+// verification on, and the Default* timeouts and limits.
+type Options struct {
+	// RootCAs verifies origins and https upstream proxies. Nil means the
+	// system roots (see LoadRootCAs).
+	RootCAs *x509.CertPool
+	// InsecureSkipVerify turns off verification of origins and https
+	// upstream proxies (mitm.insecure_skip_verify).
+	InsecureSkipVerify bool
+	// DialTimeout bounds a TCP connect. Zero means DefaultDialTimeout.
+	DialTimeout time.Duration
+	// TLSHandshakeTimeout bounds a TLS handshake. Zero means
+	// DefaultTLSHandshakeTimeout.
+	TLSHandshakeTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for response headers after a
+	// request is written, and for an upstream's answer to CONNECT (a SOCKS5
+	// dial and handshake together get DialTimeout+ResponseHeaderTimeout).
+	// Zero means DefaultResponseHeaderTimeout.
+	ResponseHeaderTimeout time.Duration
+	// MaxIdleConnsPerHost caps the idle connections one session keeps per
+	// origin. Zero means DefaultMaxIdleConnsPerHost.
+	MaxIdleConnsPerHost int
+}
+
+func (o Options) withDefaults() Options {
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = DefaultDialTimeout
+	}
+	if o.TLSHandshakeTimeout <= 0 {
+		o.TLSHandshakeTimeout = DefaultTLSHandshakeTimeout
+	}
+	if o.ResponseHeaderTimeout <= 0 {
+		o.ResponseHeaderTimeout = DefaultResponseHeaderTimeout
+	}
+	if o.MaxIdleConnsPerHost <= 0 {
+		o.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
+	}
+	return o
+}
+
+func (o Options) dialer() *net.Dialer {
+	return &net.Dialer{Timeout: o.DialTimeout, KeepAlive: tcpKeepAlive}
+}
+
+// LoadRootCAs returns the system roots plus the PEM certificates in files.
+// No files gives nil (meaning the system roots to Options). A file
+// that cannot be read, holds a malformed certificate or no certificate at
+// all is an error naming it.
+func LoadRootCAs(files []string) (*x509.CertPool, error) {
+	if len(files) == 0 {
+		return nil, nil
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("%w %s: %w", ErrRootCAs, f, err)
+		}
+		n := 0
+		for rest := data; ; {
+			var block *pem.Block
+			block, rest = pem.Decode(rest)
+			if block == nil {
+				break
+			}
+			if block.Type != "CERTIFICATE" {
+				continue
+			}
+			cert, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("%w %s: certificate %d: %v", ErrRootCAs, f, n+1, err)
+			}
+			pool.AddCert(cert)
+			n++
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("%w %s: no PEM CERTIFICATE block", ErrRootCAs, f)
+		}
+	}
+	return pool, nil
+}
+
+// Transports hands out one *http.Transport per session ID, each with its
+// own connection pool, so that two sessions never share a connection. Each
+// transport goes through its session's upstream proxy, verifies TLS as
+// Options say, speaks HTTP/2 where the origin offers it and leaves
+// Accept-Encoding and bodies alone (DisableCompression).
+//
+// Make one with NewTransports; the zero value is not usable. Its methods
+// are safe for concurrent use.
+type Transports struct {
+	opts Options
+
+	mu sync.RWMutex // guards m
+	m  map[string]sessionTransport
+}
+
+type sessionTransport struct {
+	upstream string
+	tr       *http.Transport
+}
+
+// NewTransports returns an empty Transports building transports with opts.
+func NewTransports(opts Options) *Transports {
+	return &Transports{opts: opts.withDefaults(), m: make(map[string]sessionTransport)}
+}
+
+// Get returns the session's transport, creating it on first use. proxyURL
+// is the session's upstream proxy URL ("" = direct); a session whose
+// upstream changed gets a new transport (the old one's idle connections are
+// closed). An invalid proxyURL gives a *ParseError (ErrInvalidURL).
+func (t *Transports) Get(sessionID, proxyURL string) (*http.Transport, error) {
+	t.mu.RLock()
+	st, ok := t.m[sessionID]
+	t.mu.RUnlock()
+	if ok && st.upstream == proxyURL {
+		return st.tr, nil
+	}
+
+	u, err := parseProxy(proxyURL)
+	if err != nil {
+		return nil, err
+	}
+	tr := newTransport(u, t.opts)
+
+	t.mu.Lock()
+	old, ok := t.m[sessionID]
+	if ok && old.upstream == proxyURL { // another caller won the race
+		t.mu.Unlock()
+		return old.tr, nil
+	}
+	t.m[sessionID] = sessionTransport{upstream: proxyURL, tr: tr}
+	t.mu.Unlock()
+	if ok {
+		old.tr.CloseIdleConnections()
+	}
+	return tr, nil
+}
+
+// Retain closes the transports of every session for which keep reports
+// false: the sessions that left the pool without being retired (expired,
+// evicted). keep is called without the lock held.
+func (t *Transports) Retain(keep func(sessionID string) bool) {
+	t.mu.RLock()
+	ids := make([]string, 0, len(t.m))
+	for id := range t.m {
+		ids = append(ids, id)
+	}
+	t.mu.RUnlock()
+	for _, id := range ids {
+		if !keep(id) {
+			t.Close(id)
+		}
+	}
+}
+
+// Close forgets the session's transport and closes its idle connections
+// (for a retired or evicted session). Connections still carrying a request
+// go back to the forgotten transport's pool when done and are closed after
+// 90 s idle. Closing an unknown session does nothing.
+func (t *Transports) Close(sessionID string) {
+	t.mu.Lock()
+	st, ok := t.m[sessionID]
+	delete(t.m, sessionID)
+	t.mu.Unlock()
+	if ok {
+		st.tr.CloseIdleConnections()
+	}
+}
+
+// CloseAll forgets every transport and closes their idle connections.
+func (t *Transports) CloseAll() {
+	t.mu.Lock()
+	m := t.m
+	t.m = make(map[string]sessionTransport)
+	t.mu.Unlock()
+	for _, st := range m {
+		st.tr.CloseIdleConnections()
+	}
+}
+
+// parseProxy is Parse, but "" (direct) gives nil and no error.
+func parseProxy(proxyURL string) (*url.URL, error) {
+	if proxyURL == "" {
+		return nil, nil
+	}
+	return Parse(proxyURL)
+}
+
+// newTransport builds the transport for upstream u (nil: direct).
+func newTransport(u *url.URL, opts Options) *http.Transport {
+	d := opts.dialer()
+	tr := &http.Transport{
+		DialContext: d.DialContext,
+		TLSClientConfig: &tls.Config{
+			RootCAs:            opts.RootCAs,
+			InsecureSkipVerify: opts.InsecureSkipVerify,
+		},
+		ForceAttemptHTTP2:     true,
+		DisableCompression:    true,
+		MaxIdleConnsPerHost:   opts.MaxIdleConnsPerHost,
+		IdleConnTimeout:       idleConnTimeout,
+		TLSHandshakeTimeout:   opts.TLSHandshakeTimeout,
+		ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+	}
+	if u == nil {
+		return tr
+	}
+	tr.Proxy = http.ProxyURL(u)
+	// net/http returns a refused CONNECT as a bare status text; make it
+	// recognisable (Classify names the upstream for it).
+	tr.OnProxyConnectResponse = func(_ context.Context, _ *url.URL, _ *http.Request, resp *http.Response) error {
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%w: %s", ErrConnectRefused, OneLine(resp.Status))
+		}
+		return nil
+	}
+	if u.Scheme == "https" {
+		// TLS to the proxy itself, verified like origins but limited to
+		// HTTP/1.1: CONNECT and absolute-form requests are HTTP/1.1 things.
+		tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return dialTLSProxy(ctx, d, u, opts)
+		}
+	}
+	return tr
+}
+
+// dialTLSProxy connects to the https upstream u and completes the TLS
+// handshake, verified with opts, offering only HTTP/1.1.
+func dialTLSProxy(ctx context.Context, d *net.Dialer, u *url.URL, opts Options) (net.Conn, error) {
+	conn, err := d.DialContext(ctx, "tcp", u.Host)
+	if err != nil {
+		return nil, err
+	}
+	tc := tls.Client(conn, &tls.Config{
+		ServerName:         u.Hostname(),
+		RootCAs:            opts.RootCAs,
+		InsecureSkipVerify: opts.InsecureSkipVerify,
+		NextProtos:         []string{"http/1.1"},
+	})
+	hctx, cancel := context.WithTimeout(ctx, opts.TLSHandshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return tc, nil
+}
