@@ -1,4 +1,4 @@
-package proxy
+package cookiefile
 
 // The cookie formats of the admin API: a session's cookies exported and
 // imported as
@@ -35,71 +35,186 @@ import (
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
-// ErrBadCookies is wrapped by the errors about cookie documents that cannot
-// be imported; the message names the line of each problem.
-var ErrBadCookies = errors.New("proxy: bad cookies")
+// ErrBadCookies is matched (errors.Is) by every error about a cookie
+// document that cannot be imported; such an error is an *Error naming the
+// line of each problem.
+var ErrBadCookies = errors.New("cookiefile: bad cookies")
 
-// The cookie formats, as ?format= names them.
+// ErrUnknownFormat is matched by the errors about a format name or value
+// that is none of JSON, Netscape and Playwright.
+var ErrUnknownFormat = errors.New("cookiefile: unknown format")
+
+// Format is a cookie document format. The zero value is JSON.
+type Format uint8
+
+// The formats.
 const (
-	cookieFormatJSON       = "json"
-	cookieFormatNetscape   = "netscape"
-	cookieFormatPlaywright = "playwright"
+	// JSON is a JSON list of sessionpool.Cookie.
+	JSON Format = iota
+	// Netscape is a cookies.txt file.
+	Netscape
+	// Playwright is a Playwright storageState document.
+	Playwright
 )
 
-// netscapeHeader is the first line of an exported cookies.txt; curl and
-// wget recognise the file by it.
-const netscapeHeader = "# Netscape HTTP Cookie File"
+// ParseFormat returns the format of that name: "json", "netscape" or
+// "playwright" (as the admin API's ?format= names them). Any other name,
+// the empty one included, is an error wrapping ErrUnknownFormat.
+func ParseFormat(name string) (Format, error) {
+	switch name {
+	case "json":
+		return JSON, nil
+	case "netscape":
+		return Netscape, nil
+	case "playwright":
+		return Playwright, nil
+	}
+	return 0, fmt.Errorf("%w: %q (want json, netscape or playwright)", ErrUnknownFormat, name)
+}
 
-// maxCookieErrors bounds how many problems one error message lists.
-const maxCookieErrors = 10
+// String returns the format's name, as ParseFormat takes it.
+func (f Format) String() string {
+	switch f {
+	case JSON:
+		return "json"
+	case Netscape:
+		return "netscape"
+	case Playwright:
+		return "playwright"
+	}
+	return "Format(" + strconv.Itoa(int(f)) + ")"
+}
+
+// MarshalText returns the format's name, so that a Format is written by
+// name in JSON and in logs.
+func (f Format) MarshalText() ([]byte, error) { return []byte(f.String()), nil }
+
+// ContentType is the media type of a document in format f.
+func (f Format) ContentType() string {
+	if f == Netscape {
+		return "text/plain; charset=utf-8"
+	}
+	return "application/json"
+}
+
+// NetscapeHeader is the first line of an exported cookies.txt; curl and
+// wget recognise the file by it.
+const NetscapeHeader = "# Netscape HTTP Cookie File"
+
+// MaxProblems bounds how many problems an *Error lists.
+const MaxProblems = 10
 
 // maxExpiresUnix is the last second of year 9999: a later expiry is refused
 // (no format can carry it back faithfully).
 const maxExpiresUnix = 253402300799
 
-// importCookie is a cookie read from an import document: Domain carries no
-// leading dot, HostOnly tells host-only from domain cookies, a zero Expires
-// is a session cookie, Creation is unset. Line is where it starts (1-based).
-type importCookie struct {
+// Cookie is a cookie read from a document: Domain carries no leading dot,
+// HostOnly tells host-only from domain cookies, a zero Expires is a session
+// cookie, Creation is unset. Line is where it starts (1-based).
+type Cookie struct {
 	sessionpool.Cookie
 	Line int
 }
 
-// parseCookies reads a document in format (one of the cookieFormat names).
-func parseCookies(format string, data []byte) ([]importCookie, error) {
-	switch format {
-	case cookieFormatJSON:
+// Parse reads a document in format f. Every problem found is reported,
+// each with its line, in an *Error wrapping ErrBadCookies; an unknown f is
+// an error wrapping ErrUnknownFormat. Parse never panics.
+func Parse(f Format, data []byte) ([]Cookie, error) {
+	switch f {
+	case JSON:
 		return parseCookieJSON(data)
-	case cookieFormatNetscape:
+	case Netscape:
 		return parseNetscape(data)
-	case cookieFormatPlaywright:
+	case Playwright:
 		return parsePlaywright(data)
 	}
-	return nil, fmt.Errorf("%w: unknown format %q (want json, netscape or playwright)", ErrBadCookies, format)
+	return nil, fmt.Errorf("%w: %v", ErrUnknownFormat, f)
 }
 
-// cookieProblems collects the problems of one document, each with its line.
-type cookieProblems struct {
-	list  []string
+// Encode writes cookies as a document in format f: what GET
+// /sessions/{id}/cookies serves. It panics on a Format that is none of the
+// constants (a programming error).
+func Encode(f Format, cookies []sessionpool.Cookie) []byte {
+	switch f {
+	case JSON:
+		return encodeCookieJSON(cookies)
+	case Netscape:
+		return encodeNetscape(cookies)
+	case Playwright:
+		return encodePlaywright(cookies)
+	}
+	panic("cookiefile: Encode of unknown " + f.String())
+}
+
+// Problem is one problem of a document: the line it is on (1-based) and
+// what is wrong.
+type Problem struct {
+	Line int
+	Text string
+}
+
+// String is "line N: text".
+func (p Problem) String() string { return "line " + strconv.Itoa(p.Line) + ": " + p.Text }
+
+// Error is the error about a document that cannot be read: the kind of
+// error and the problems found, each with its line. Its message is the
+// kind's, a colon and Detail.
+type Error struct {
+	// Err is the kind of error, which Unwrap returns: ErrBadCookies, or
+	// the error a JSONReader was made with.
+	Err error
+	// Problems are the first MaxProblems problems, in the order found.
+	Problems []Problem
+	// More counts the problems found beyond Problems.
+	More int
+}
+
+func (e *Error) Error() string { return e.Err.Error() + ": " + e.Detail() }
+
+// Unwrap returns Err.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Detail lists the problems, "line 2: ...; line 5: ...", ending with "; and
+// N more" when there were more than MaxProblems.
+func (e *Error) Detail() string {
+	var b strings.Builder
+	for i, p := range e.Problems {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(p.String())
+	}
+	if e.More > 0 {
+		fmt.Fprintf(&b, "; and %d more", e.More)
+	}
+	return b.String()
+}
+
+// lineError is the *Error of kind err with the one problem at line.
+func lineError(err error, line int, format string, args ...any) *Error {
+	return &Error{Err: err, Problems: []Problem{{Line: line, Text: fmt.Sprintf(format, args...)}}}
+}
+
+// problems collects the problems of one document, each with its line. The
+// zero value is empty.
+type problems struct {
+	list  []Problem
 	count int
 }
 
-func (p *cookieProblems) add(line int, format string, args ...any) {
+func (p *problems) add(line int, format string, args ...any) {
 	p.count++
-	if len(p.list) < maxCookieErrors {
-		p.list = append(p.list, fmt.Sprintf("line %d: ", line)+fmt.Sprintf(format, args...))
+	if len(p.list) < MaxProblems {
+		p.list = append(p.list, Problem{Line: line, Text: fmt.Sprintf(format, args...)})
 	}
 }
 
-func (p *cookieProblems) err() error {
+// err is the *Error listing the problems, nil when there are none.
+func (p *problems) err() error {
 	if p.count == 0 {
 		return nil
 	}
-	msg := strings.Join(p.list, "; ")
-	if more := p.count - len(p.list); more > 0 {
-		msg += fmt.Sprintf("; and %d more", more)
-	}
-	return fmt.Errorf("%w: %s", ErrBadCookies, msg)
+	return &Error{Err: ErrBadCookies, Problems: p.list, More: p.count - len(p.list)}
 }
 
 // checkCookie validates a parsed cookie and normalises its path ("" means
@@ -198,7 +313,7 @@ func hasPrefixFold(s, prefix string) bool {
 // the second.
 func encodeNetscape(cs []sessionpool.Cookie) []byte {
 	var b bytes.Buffer
-	b.WriteString(netscapeHeader + "\n# Exported by sessionproxy. Fields: domain, include subdomains, path, secure, expiry, name, value.\n\n")
+	b.WriteString(NetscapeHeader + "\n# Exported by sessionproxy. Fields: domain, include subdomains, path, secure, expiry, name, value.\n\n")
 	for _, c := range cs {
 		if c.HTTPOnly {
 			b.WriteString("#HttpOnly_")
@@ -249,10 +364,10 @@ func netscapeExpiry(t time.Time) int64 {
 // '#' and blank lines are skipped; CRLF line ends are accepted. The
 // include-subdomains field decides between a domain cookie and a host-only
 // one; a leading dot on the domain is dropped either way.
-func parseNetscape(data []byte) ([]importCookie, error) {
+func parseNetscape(data []byte) ([]Cookie, error) {
 	var (
-		out  []importCookie
-		errs cookieProblems
+		out  []Cookie
+		errs problems
 	)
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a byte order mark
 	line := 0
@@ -285,7 +400,7 @@ func parseNetscape(data []byte) ([]importCookie, error) {
 			errs.add(line, "%v", err)
 			continue
 		}
-		out = append(out, importCookie{Cookie: c, Line: line})
+		out = append(out, Cookie{Cookie: c, Line: line})
 	}
 	if err := errs.err(); err != nil {
 		return nil, err
@@ -347,8 +462,8 @@ func parseTrueFalse(s string) (v, ok bool) {
 
 // --- Playwright storageState ---
 
-// playwrightCookie is one cookie of a Playwright storageState.
-type playwrightCookie struct {
+// PlaywrightCookie is one cookie of a Playwright storageState.
+type PlaywrightCookie struct {
 	Name     string      `json:"name"`
 	Value    string      `json:"value"`
 	Domain   string      `json:"domain"`
@@ -359,10 +474,10 @@ type playwrightCookie struct {
 	SameSite string      `json:"sameSite"`
 }
 
-// playwrightState is Playwright's storageState document. Origins (local
+// PlaywrightState is Playwright's storageState document. Origins (local
 // storage) are not a session's business: exported empty, ignored on import.
-type playwrightState struct {
-	Cookies []playwrightCookie `json:"cookies"`
+type PlaywrightState struct {
+	Cookies []PlaywrightCookie `json:"cookies"`
 	Origins []struct{}         `json:"origins"`
 }
 
@@ -370,9 +485,9 @@ type playwrightState struct {
 // Unix seconds (to the microsecond, written exactly) or -1, sameSite "Lax"
 // when the cookie has none (Playwright wants one).
 func encodePlaywright(cs []sessionpool.Cookie) []byte {
-	st := playwrightState{Cookies: make([]playwrightCookie, 0, len(cs)), Origins: []struct{}{}}
+	st := PlaywrightState{Cookies: make([]PlaywrightCookie, 0, len(cs)), Origins: []struct{}{}}
 	for _, c := range cs {
-		pc := playwrightCookie{
+		pc := PlaywrightCookie{
 			Name: c.Name, Value: c.Value, Domain: c.Domain, Path: c.Path,
 			Expires: playwrightExpires(c.Expires), HTTPOnly: c.HTTPOnly, Secure: c.Secure, SameSite: c.SameSite,
 		}
@@ -393,23 +508,23 @@ func encodePlaywright(cs []sessionpool.Cookie) []byte {
 // or any value not above 0 for a session cookie), httpOnly, secure and
 // sameSite (Lax, Strict or None; may be absent). Other keys, and other
 // fields of a cookie (newer Playwright versions add some), are ignored.
-func parsePlaywright(data []byte) ([]importCookie, error) {
-	d := newJSONDoc(data)
-	if err := d.expectDelim('{', "a storageState object"); err != nil {
+func parsePlaywright(data []byte) ([]Cookie, error) {
+	d := NewJSONReader(data, ErrBadCookies)
+	if err := d.ExpectDelim('{', "a storageState object"); err != nil {
 		return nil, err
 	}
 	var (
-		out        []importCookie
-		errs       cookieProblems
+		out        []Cookie
+		errs       problems
 		sawCookies bool
 	)
 	for d.dec.More() {
-		key, err := d.key()
+		key, err := d.Key()
 		if err != nil {
 			return nil, err
 		}
 		if key != "cookies" {
-			if err := d.skip(); err != nil {
+			if err := d.Skip(); err != nil {
 				return nil, err
 			}
 			continue
@@ -452,21 +567,21 @@ func parsePlaywright(data []byte) ([]importCookie, error) {
 				errs.add(line, "%v", err)
 				return nil
 			}
-			out = append(out, importCookie{Cookie: c, Line: line})
+			out = append(out, Cookie{Cookie: c, Line: line})
 			return nil
 		})
 		if err != nil {
 			return nil, err
 		}
 	}
-	if err := d.closeObject(); err != nil {
+	if err := d.CloseObject(); err != nil {
 		return nil, err
 	}
-	if err := d.end(); err != nil {
+	if err := d.End(); err != nil {
 		return nil, err
 	}
 	if !sawCookies {
-		return nil, fmt.Errorf("%w: line 1: a storageState needs a \"cookies\" list", ErrBadCookies)
+		return nil, lineError(ErrBadCookies, 1, `a storageState needs a "cookies" list`)
 	}
 	if err := errs.err(); err != nil {
 		return nil, err
@@ -560,33 +675,33 @@ type jsonCookie struct {
 // required, a leading dot on domain tolerated (hostOnly decides the kind),
 // expires an RFC 3339 time (absent, null, "" or the zero time: a session
 // cookie), creation ignored. Unknown fields are errors.
-func parseCookieJSON(data []byte) ([]importCookie, error) {
-	d := newJSONDoc(data)
+func parseCookieJSON(data []byte) ([]Cookie, error) {
+	d := NewJSONReader(data, ErrBadCookies)
 	out, err := d.cookieList("the document")
 	if err != nil {
 		return nil, err
 	}
-	if err := d.end(); err != nil {
+	if err := d.End(); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-// parseCookieJSONAt reads a JSON cookie list that starts at byte off of doc
+// ParseJSONAt reads a JSON cookie list that starts at byte off of doc
 // (the "cookies" of a POST /sessions body), with lines counted from the
 // start of doc.
-func parseCookieJSONAt(doc []byte, off int64) ([]importCookie, error) {
-	d := newJSONDoc(doc[off:])
+func ParseJSONAt(doc []byte, off int64) ([]Cookie, error) {
+	d := NewJSONReader(doc[off:], ErrBadCookies)
 	d.lines = newLineCounter(doc)
 	d.base = off
 	return d.cookieList(`"cookies"`)
 }
 
 // cookieList reads a JSON list of cookies (or null: none).
-func (d *jsonDoc) cookieList(what string) ([]importCookie, error) {
+func (d *JSONReader) cookieList(what string) ([]Cookie, error) {
 	var (
-		out  []importCookie
-		errs cookieProblems
+		out  []Cookie
+		errs problems
 	)
 	d.strict = true
 	err := d.array(what, func(line int) error {
@@ -616,7 +731,7 @@ func (d *jsonDoc) cookieList(what string) ([]importCookie, error) {
 			errs.add(line, "%v", err)
 			return nil
 		}
-		out = append(out, importCookie{Cookie: c, Line: line})
+		out = append(out, Cookie{Cookie: c, Line: line})
 		return nil
 	})
 	if err != nil {
@@ -630,53 +745,60 @@ func (d *jsonDoc) cookieList(what string) ([]importCookie, error) {
 
 // --- JSON documents with line numbers ---
 
-// jsonDoc walks a JSON document token by token so that each problem can be
-// given the line it is on.
-type jsonDoc struct {
+// JSONReader walks a JSON document token by token so that each problem can
+// be given the line it is on: the cookie documents and the admin API's
+// request bodies read with it name the line of each problem. Its errors
+// are *Error values of the kind it was made with. A JSONReader is not safe
+// for concurrent use.
+type JSONReader struct {
 	data   []byte
 	dec    *json.Decoder
 	lines  *lineCounter
 	base   int64 // offset of data in the document lines counts over
 	strict bool  // unknown fields of an element are errors
-	// sentinel is wrapped by the errors about the document: ErrBadCookies
-	// unless set.
-	sentinel error
+	kind   error // the Err of the errors about the document
 }
 
-func newJSONDoc(data []byte) *jsonDoc {
-	return &jsonDoc{data: data, dec: json.NewDecoder(bytes.NewReader(data)), lines: newLineCounter(data), sentinel: ErrBadCookies}
+// NewJSONReader returns a reader of the JSON document data whose errors
+// are of the kind given (wrap it): ErrBadCookies for a cookie document, an
+// error of the caller's for another.
+func NewJSONReader(data []byte, kind error) *JSONReader {
+	return &JSONReader{data: data, dec: json.NewDecoder(bytes.NewReader(data)), lines: newLineCounter(data), kind: kind}
 }
 
-// lineAt returns the line of byte off of data.
-func (d *jsonDoc) lineAt(off int64) int { return d.lines.at(d.base + off) }
+// More reports whether the current list or object has another element.
+func (d *JSONReader) More() bool { return d.dec.More() }
+
+// Line returns the line (1-based) of byte off of the document.
+func (d *JSONReader) Line(off int64) int { return d.lines.at(d.base + off) }
 
 // fail turns a decoder error into a line-numbered one.
-func (d *jsonDoc) fail(err error) error {
+func (d *JSONReader) fail(err error) error {
 	se, isSyntax := errors.AsType[*json.SyntaxError](err)
 	switch {
 	case isSyntax:
-		return fmt.Errorf("%w: line %d: %s", d.sentinel, d.lineAt(se.Offset), strings.TrimPrefix(se.Error(), "json: "))
+		return lineError(d.kind, d.Line(se.Offset), "%s", strings.TrimPrefix(se.Error(), "json: "))
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return fmt.Errorf("%w: line %d: the JSON ends too early", d.sentinel, d.lineAt(int64(len(d.data))))
+		return lineError(d.kind, d.Line(int64(len(d.data))), "the JSON ends too early")
 	}
-	return fmt.Errorf("%w: line %d: %v", d.sentinel, d.lineAt(d.dec.InputOffset()), err)
+	return lineError(d.kind, d.Line(d.dec.InputOffset()), "%v", err)
 }
 
-// expectDelim reads the next token, which must be delim.
-func (d *jsonDoc) expectDelim(delim json.Delim, what string) error {
-	start := d.valueStart()
+// ExpectDelim reads the next token, which must be delim.
+func (d *JSONReader) ExpectDelim(delim json.Delim, what string) error {
+	start := d.ValueOffset()
 	tok, err := d.dec.Token()
 	if err != nil {
 		return d.fail(err)
 	}
 	if tok != delim {
-		return fmt.Errorf("%w: line %d: want %s, got %s", d.sentinel, d.lineAt(start), what, describeToken(tok))
+		return lineError(d.kind, d.Line(start), "want %s, got %s", what, describeToken(tok))
 	}
 	return nil
 }
 
-// key reads an object key.
-func (d *jsonDoc) key() (string, error) {
+// Key reads an object key.
+func (d *JSONReader) Key() (string, error) {
 	tok, err := d.dec.Token()
 	if err != nil {
 		return "", d.fail(err)
@@ -685,21 +807,21 @@ func (d *jsonDoc) key() (string, error) {
 	return k, nil
 }
 
-// value decodes the next value into v; a value of the wrong type is an
-// error naming the field and the type wanted.
-func (d *jsonDoc) value(v any, name, want string) error {
-	start := d.valueStart()
+// Value decodes the next value into v; a value of the wrong type is an
+// error "name must be want".
+func (d *JSONReader) Value(v any, name, want string) error {
+	start := d.ValueOffset()
 	if err := d.dec.Decode(v); err != nil {
 		if _, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
-			return fmt.Errorf("%w: line %d: %s must be %s", d.sentinel, d.lineAt(start), name, want)
+			return lineError(d.kind, d.Line(start), "%s must be %s", name, want)
 		}
 		return d.fail(err)
 	}
 	return nil
 }
 
-// skip reads and drops one value.
-func (d *jsonDoc) skip() error {
+// Skip reads and drops one value.
+func (d *JSONReader) Skip() error {
 	var v json.RawMessage
 	if err := d.dec.Decode(&v); err != nil {
 		return d.fail(err)
@@ -709,8 +831,8 @@ func (d *jsonDoc) skip() error {
 
 // array reads a list (or null), calling fn with the line of each element's
 // start; fn decodes the element with d.element.
-func (d *jsonDoc) array(what string, fn func(line int) error) error {
-	start := d.valueStart()
+func (d *JSONReader) array(what string, fn func(line int) error) error {
+	start := d.ValueOffset()
 	tok, err := d.dec.Token()
 	if err != nil {
 		return d.fail(err)
@@ -719,10 +841,10 @@ func (d *jsonDoc) array(what string, fn func(line int) error) error {
 		return nil
 	}
 	if tok != json.Delim('[') {
-		return fmt.Errorf("%w: line %d: %s must be a list, got %s", d.sentinel, d.lineAt(start), what, describeToken(tok))
+		return lineError(d.kind, d.Line(start), "%s must be a list, got %s", what, describeToken(tok))
 	}
 	for d.dec.More() {
-		if err := fn(d.lineAt(d.valueStart())); err != nil {
+		if err := fn(d.Line(d.ValueOffset())); err != nil {
 			return err
 		}
 	}
@@ -736,8 +858,8 @@ func (d *jsonDoc) array(what string, fn func(line int) error) error {
 // document (err); an element that is not an object, has a field of the
 // wrong type or (when d.strict) an unknown field is a problem recorded in
 // errs, and ok is false.
-func (d *jsonDoc) element(v any, line int, errs *cookieProblems) (ok bool, err error) {
-	start := d.valueStart()
+func (d *JSONReader) element(v any, line int, errs *problems) (ok bool, err error) {
+	start := d.ValueOffset()
 	var raw json.RawMessage
 	if err := d.dec.Decode(&raw); err != nil {
 		return false, d.fail(err)
@@ -752,7 +874,7 @@ func (d *jsonDoc) element(v any, line int, errs *cookieProblems) (ok bool, err e
 	}
 	if err := dec.Decode(v); err != nil {
 		if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
-			errs.add(d.lineAt(start+te.Offset), "field %q must be %s, got %s", te.Field, jsonKind(te.Type.String()), te.Value)
+			errs.add(d.Line(start+te.Offset), "field %q must be %s, got %s", te.Field, jsonKind(te.Type.String()), te.Value)
 		} else {
 			errs.add(line, "%s", strings.TrimPrefix(err.Error(), "json: "))
 		}
@@ -761,28 +883,28 @@ func (d *jsonDoc) element(v any, line int, errs *cookieProblems) (ok bool, err e
 	return true, nil
 }
 
-// closeObject reads the '}' that ends an object whose members are read.
-func (d *jsonDoc) closeObject() error {
+// CloseObject reads the '}' that ends an object whose members are read.
+func (d *JSONReader) CloseObject() error {
 	if _, err := d.dec.Token(); err != nil {
 		return d.fail(err)
 	}
 	return nil
 }
 
-// end checks that nothing but white space follows the document.
-func (d *jsonDoc) end() error {
+// End checks that nothing but white space follows the document.
+func (d *JSONReader) End() error {
 	if _, err := d.dec.Token(); err != io.EOF {
 		if err != nil {
 			return d.fail(err)
 		}
-		return fmt.Errorf("%w: line %d: unexpected data after the JSON document", d.sentinel, d.lineAt(d.dec.InputOffset()))
+		return lineError(d.kind, d.Line(d.dec.InputOffset()), "unexpected data after the JSON document")
 	}
 	return nil
 }
 
-// valueStart is the offset of the next value: the decoder's offset past
+// ValueOffset is the offset of the next value (or key): the decoder's offset past
 // white space, ',' and ':'.
-func (d *jsonDoc) valueStart() int64 {
+func (d *JSONReader) ValueOffset() int64 {
 	return skipJSONSeparators(d.data, d.dec.InputOffset())
 }
 
@@ -883,10 +1005,10 @@ func marshalIndent(v any) []byte {
 
 // --- importing into a session ---
 
-// liveCookies drops the cookies that have expired at now and returns how
+// Live drops the cookies that have expired at now and returns how
 // many it dropped. (A session's SetCookies would keep them as session
 // cookies: that is its reading of a browser's "expires -1".)
-func liveCookies(cs []importCookie, now time.Time) ([]importCookie, int) {
+func Live(cs []Cookie, now time.Time) ([]Cookie, int) {
 	kept := cs[:0:0]
 	for _, c := range cs {
 		if c.Expires.IsZero() || now.Before(c.Expires) {
@@ -896,15 +1018,15 @@ func liveCookies(cs []importCookie, now time.Time) ([]importCookie, int) {
 	return kept, len(cs) - len(kept)
 }
 
-// checkCookiesWithJar makes sure that the session jar keeps each cookie as
+// CheckWithJar makes sure that the session jar keeps each cookie as
 // it is: it imports each one alone into a scratch session of p (built,
 // never held) and compares. It catches what only the jar knows (a public
 // suffix or an IP address as the domain of a domain cookie, a domain it
 // cannot canonicalise) and returns the cookies with their domains in the
 // jar's canonical form (lowercase, punycode).
-func checkCookiesWithJar(p *sessionpool.Pool, cs []importCookie) ([]importCookie, error) {
-	var errs cookieProblems
-	out := make([]importCookie, 0, len(cs))
+func CheckWithJar(p *sessionpool.Pool, cs []Cookie) ([]Cookie, error) {
+	var errs problems
+	out := make([]Cookie, 0, len(cs))
 	for _, c := range cs {
 		scratch, err := p.NewSession(sessionpool.SessionOptions{ID: "cookie-check"})
 		if err != nil {
@@ -928,9 +1050,9 @@ func checkCookiesWithJar(p *sessionpool.Pool, cs []importCookie) ([]importCookie
 	return out, nil
 }
 
-// applyCookies stores checked cookies in sess, in order, one SetCookies
+// Apply stores checked cookies in sess, in order, one SetCookies
 // call per run of cookies of the same domain.
-func applyCookies(sess *sessionpool.Session, cs []importCookie) {
+func Apply(sess *sessionpool.Session, cs []Cookie) {
 	for i := 0; i < len(cs); {
 		j := i
 		batch := make([]*http.Cookie, 0, 1)

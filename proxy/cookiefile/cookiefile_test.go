@@ -1,4 +1,4 @@
-package proxy
+package cookiefile
 
 import (
 	"context"
@@ -43,12 +43,12 @@ func TestCookieFormatExport(t *testing.T) {
 		in     []sessionpool.Cookie
 		want   string
 	}{
-		{"netscape", encodeNetscape, exportSample, netscapeHeader + "\n" +
+		{"netscape", encodeNetscape, exportSample, NetscapeHeader + "\n" +
 			"# Exported by sessionproxy. Fields: domain, include subdomains, path, secure, expiry, name, value.\n\n" +
 			"#HttpOnly_.example.com\tTRUE\t/\tTRUE\t1893553446\tsid\tabc\n" + // expiry rounded up
 			"www.example.com\tFALSE\t/app\tFALSE\t0\tpref\t\"q v\"\n" +
 			"127.0.0.1\tFALSE\t/\tTRUE\t1893553445\tip\t1\n"},
-		{"netscape empty", encodeNetscape, nil, netscapeHeader + "\n" +
+		{"netscape empty", encodeNetscape, nil, NetscapeHeader + "\n" +
 			"# Exported by sessionproxy. Fields: domain, include subdomains, path, secure, expiry, name, value.\n\n"},
 		{"playwright", encodePlaywright, exportSample, `{
   "cookies": [
@@ -111,7 +111,7 @@ func TestCookieFormatExport(t *testing.T) {
 }
 
 // parsed is what a parser returned, for comparison in tables.
-func parsed(cs []importCookie) string {
+func parsed(cs []Cookie) string {
 	var b strings.Builder
 	for _, c := range cs {
 		fmt.Fprintf(&b, "%d:%s=%s dom=%s path=%s host=%t sec=%t http=%t ss=%s exp=%s\n", c.Line, c.Name, c.Value,
@@ -136,7 +136,7 @@ type parseCase struct {
 	wantErr []string
 }
 
-func runParseCases(t *testing.T, parse func([]byte) ([]importCookie, error), cases []parseCase) {
+func runParseCases(t *testing.T, parse func([]byte) ([]Cookie, error), cases []parseCase) {
 	t.Helper()
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
@@ -262,7 +262,7 @@ func TestCookieJSONParse(t *testing.T) {
 func TestCookieJSONParseAt(t *testing.T) {
 	body := []byte("{\n\"id\": \"x\",\n\"cookies\": [\n{\"name\": \"a\", \"domain\": \"x.com\"},\n{\"name\": \"\", \"domain\": \"x.com\"}\n]}")
 	off := int64(strings.Index(string(body), "["))
-	_, err := parseCookieJSONAt(body, off)
+	_, err := ParseJSONAt(body, off)
 	if err == nil || !strings.Contains(err.Error(), "line 5: the name is empty") {
 		t.Errorf("error = %v, want one at line 5", err)
 	}
@@ -291,7 +291,7 @@ func TestCookieFormatJarCheck(t *testing.T) {
 				}
 				return
 			}
-			cs, err = checkCookiesWithJar(p, cs)
+			cs, err = CheckWithJar(p, cs)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error = %v, want one with %q", err, tt.wantErr)
@@ -309,13 +309,13 @@ func TestCookieFormatJarCheck(t *testing.T) {
 }
 
 func TestCookieFormatLiveCookies(t *testing.T) {
-	cs := []importCookie{
+	cs := []Cookie{
 		{Cookie: sessionpool.Cookie{Name: "session"}},
 		{Cookie: sessionpool.Cookie{Name: "past", Expires: cookieTestNow.Add(-time.Second)}},
 		{Cookie: sessionpool.Cookie{Name: "now", Expires: cookieTestNow}},
 		{Cookie: sessionpool.Cookie{Name: "future", Expires: cookieTestNow.Add(time.Second)}},
 	}
-	kept, dropped := liveCookies(cs, cookieTestNow)
+	kept, dropped := Live(cs, cookieTestNow)
 	var names []string
 	for _, c := range kept {
 		names = append(names, c.Name)
@@ -328,19 +328,19 @@ func TestCookieFormatLiveCookies(t *testing.T) {
 // --- fuzzing ---
 
 // cookieFormats maps each format to its parser and encoder.
-var cookieFormats = map[string]struct {
-	parse  func([]byte) ([]importCookie, error)
+var cookieFormats = map[Format]struct {
+	parse  func([]byte) ([]Cookie, error)
 	encode func([]sessionpool.Cookie) []byte
 }{
-	cookieFormatNetscape:   {parseNetscape, encodeNetscape},
-	cookieFormatPlaywright: {parsePlaywright, encodePlaywright},
-	cookieFormatJSON:       {parseCookieJSON, encodeCookieJSON},
+	Netscape:   {parseNetscape, encodeNetscape},
+	Playwright: {parsePlaywright, encodePlaywright},
+	JSON:       {parseCookieJSON, encodeCookieJSON},
 }
 
 // checkAccepted asserts what every parser promises of the cookies it
 // accepts, then that encoding them and parsing again gives them back, and
 // that the ones the jar check lets through are stored by a session exactly.
-func checkAccepted(t *testing.T, p *sessionpool.Pool, format string, cs []importCookie) {
+func checkAccepted(t *testing.T, p *sessionpool.Pool, format Format, cs []Cookie) {
 	t.Helper()
 	prevLine := 0
 	for _, c := range cs {
@@ -382,9 +382,9 @@ func checkAccepted(t *testing.T, p *sessionpool.Pool, format string, cs []import
 	for i := range cs {
 		want := cs[i].Cookie
 		switch {
-		case format == cookieFormatNetscape:
+		case format == Netscape:
 			want.SameSite = ""
-		case format == cookieFormatPlaywright && want.SameSite == "":
+		case format == Playwright && want.SameSite == "":
 			want.SameSite = "Lax"
 		}
 		if !sameCookie(again[i].Cookie, want) {
@@ -394,8 +394,8 @@ func checkAccepted(t *testing.T, p *sessionpool.Pool, format string, cs []import
 
 	// The jar check either refuses or lets through cookies that a session
 	// then holds exactly (the last of duplicates winning).
-	live, _ := liveCookies(cs, cookieTestNow)
-	checked, err := checkCookiesWithJar(p, live)
+	live, _ := Live(cs, cookieTestNow)
+	checked, err := CheckWithJar(p, live)
 	if err != nil {
 		if !errors.Is(err, ErrBadCookies) || !strings.Contains(err.Error(), "line ") {
 			t.Fatalf("jar check error without a line: %v", err)
@@ -409,7 +409,7 @@ func checkAccepted(t *testing.T, p *sessionpool.Pool, format string, cs []import
 	if err != nil {
 		t.Fatal(err)
 	}
-	applyCookies(sess, checked)
+	Apply(sess, checked)
 	want := map[string]sessionpool.Cookie{}
 	for _, c := range checked {
 		want[c.Name+"\x00"+c.Domain+"\x00"+c.Path] = c.Cookie
@@ -437,7 +437,7 @@ func sameCookie(a, b sessionpool.Cookie) bool {
 		a.SameSite == b.SameSite && a.Expires.Equal(b.Expires)
 }
 
-func fuzzCookieFormat(f *testing.F, format string, seeds ...string) {
+func fuzzCookieFormat(f *testing.F, format Format, seeds ...string) {
 	for _, s := range seeds {
 		f.Add([]byte(s))
 	}
@@ -459,7 +459,7 @@ func fuzzCookieFormat(f *testing.F, format string, seeds ...string) {
 }
 
 func FuzzParseNetscape(f *testing.F) {
-	fuzzCookieFormat(f, cookieFormatNetscape,
+	fuzzCookieFormat(f, Netscape,
 		"# Netscape HTTP Cookie File\n.example.com\tTRUE\t/\tFALSE\t0\ta\t1\n",
 		"#HttpOnly_x.com\tFALSE\t/p\tTRUE\t1893553445\tb\n",
 		".com\tTRUE\t/\tFALSE\t0\ta\t1\n",
@@ -468,14 +468,14 @@ func FuzzParseNetscape(f *testing.F) {
 }
 
 func FuzzParsePlaywright(f *testing.F) {
-	fuzzCookieFormat(f, cookieFormatPlaywright,
+	fuzzCookieFormat(f, Playwright,
 		`{"cookies":[{"name":"a","value":"1","domain":".example.com","path":"/","expires":-1,"httpOnly":false,"secure":false,"sameSite":"Lax"}],"origins":[]}`,
 		`{"cookies":[{"name":"a","domain":"x.com","expires":1.5e9},{"name":"b","domain":".x.com","expires":1893553445.1234567}]}`,
 		`{"cookies":null}`, `{"cookies":[1,"x",{}]}`)
 }
 
 func FuzzParseCookieJSON(f *testing.F) {
-	fuzzCookieFormat(f, cookieFormatJSON,
+	fuzzCookieFormat(f, JSON,
 		`[{"name":"a","value":"1","domain":"example.com","path":"/","hostOnly":true,"secure":false,"httpOnly":false,"expires":"2030-01-02T03:04:05Z","creation":"2026-01-01T00:00:00Z"}]`,
 		`[{"name":"a","domain":".x.com","sameSite":"strict","expires":"2030-01-02T03:04:05.999999999-07:00"}]`,
 		`[{"name":"a","domain":"x.com","x":1}]`, `null`, `[]`)
