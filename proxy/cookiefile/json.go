@@ -2,6 +2,7 @@ package cookiefile
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"time"
 
@@ -65,7 +66,7 @@ func (d *JSONReader) cookieList(what string) ([]Cookie, error) {
 		out  []Cookie
 		errs problems
 	)
-	d.strict = true
+	d.fields = jsonFields(reflect.TypeFor[jsonCookie]())
 	err := d.array(what, func(line int) error {
 		var jc jsonCookie
 		if ok, err := d.element(&jc, line, &errs); !ok {

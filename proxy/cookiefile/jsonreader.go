@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"slices"
 	"strings"
 )
 
@@ -15,12 +17,14 @@ import (
 // are *Error values of the kind it was made with. A JSONReader is not safe
 // for concurrent use.
 type JSONReader struct {
-	data   []byte
-	dec    *json.Decoder
-	lines  *lineCounter
-	base   int64 // offset of data in the document lines counts over
-	strict bool  // unknown fields of an element are errors
-	kind   error // the Err of the errors about the document
+	data  []byte
+	dec   *json.Decoder
+	lines *lineCounter
+	base  int64 // offset of data in the document lines counts over
+	kind  error // the Err of the errors about the document
+	// fields, when set, are the keys an element may have: an element
+	// with another one has an unknown field.
+	fields []string
 }
 
 // NewJSONReader returns a reader of the JSON document data whose errors
@@ -41,7 +45,9 @@ func (d *JSONReader) fail(err error) error {
 	se, isSyntax := errors.AsType[*json.SyntaxError](err)
 	switch {
 	case isSyntax:
-		return lineError(d.kind, d.Line(se.Offset), "%s", strings.TrimPrefix(se.Error(), "json: "))
+		// A SyntaxError's message is the bare description ("invalid
+		// character ..."), with no package prefix.
+		return lineError(d.kind, d.Line(se.Offset), "%s", se.Error())
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return lineError(d.kind, d.Line(int64(len(d.data))), "the JSON ends too early")
 	}
@@ -120,8 +126,11 @@ func (d *JSONReader) array(what string, fn func(line int) error) error {
 
 // element decodes one list element into v. A syntax error ends the
 // document (err); an element that is not an object, has a field of the
-// wrong type or (when d.strict) an unknown field is a problem recorded in
-// errs, and ok is false.
+// wrong type or (when d.fields is set) an unknown field is a problem
+// recorded in errs, and ok is false. Of several, the first in the element
+// is recorded, as a decoder with DisallowUnknownFields would report it;
+// but that decoder's error about an unknown field is a bare message, so
+// unknown fields are found by unknownField instead.
 func (d *JSONReader) element(v any, line int, errs *problems) (ok bool, err error) {
 	start := d.ValueOffset()
 	var raw json.RawMessage
@@ -132,19 +141,67 @@ func (d *JSONReader) element(v any, line int, errs *problems) (ok bool, err erro
 		errs.add(line, "want a cookie object, got %s", describeRaw(raw))
 		return false, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if d.strict {
-		dec.DisallowUnknownFields()
+	key, keyOff, unknown := unknownField(raw, d.fields)
+	decErr := json.NewDecoder(bytes.NewReader(raw)).Decode(v)
+	te, isType := errors.AsType[*json.UnmarshalTypeError](decErr)
+	switch {
+	case unknown && (!isType || keyOff < te.Offset):
+		errs.add(line, "unknown field %q", key)
+	case isType:
+		errs.add(d.Line(start+te.Offset), "field %q must be %s, got %s", te.Field, jsonKind(te.Type.String()), te.Value)
+	case decErr != nil:
+		errs.add(line, "%v", decErr)
+	default:
+		return true, nil
 	}
-	if err := dec.Decode(v); err != nil {
-		if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
-			errs.add(d.Line(start+te.Offset), "field %q must be %s, got %s", te.Field, jsonKind(te.Type.String()), te.Value)
-		} else {
-			errs.add(line, "%s", strings.TrimPrefix(err.Error(), "json: "))
+	return false, nil
+}
+
+// unknownField returns the first key of the JSON object obj that matches
+// none of fields the way encoding/json matches keys to struct fields
+// (exactly or case-insensitively), with the offset in obj of the end of
+// the key; ok is false when every key matches, or when fields is nil.
+func unknownField(obj []byte, fields []string) (key string, off int64, ok bool) {
+	if fields == nil {
+		return "", 0, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if _, err := dec.Token(); err != nil { // '{'
+		return "", 0, false
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", 0, false
 		}
-		return false, nil
+		key, _ = tok.(string)
+		if !slices.ContainsFunc(fields, func(f string) bool { return strings.EqualFold(f, key) }) {
+			return key, dec.InputOffset(), true
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return "", 0, false
+		}
 	}
-	return true, nil
+	return "", 0, false
+}
+
+// jsonFields lists the keys encoding/json decodes into the struct type t,
+// which has no embedded fields: each exported field's name in its json
+// tag, or its Go name.
+func jsonFields(t reflect.Type) []string {
+	var names []string
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case !f.IsExported() || name == "-":
+		case name == "":
+			names = append(names, f.Name)
+		default:
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 // CloseObject reads the '}' that ends an object whose members are read.
