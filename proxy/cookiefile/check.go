@@ -54,10 +54,12 @@ func checkCookie(c *sessionpool.Cookie) error {
 	if !c.Expires.IsZero() && c.Expires.Unix() > maxExpiresUnix {
 		return fmt.Errorf("cookie %q: expiry after year 9999", c.Name)
 	}
+	// The prefixes are matched ignoring case, as the jar matches them.
+	const securePrefix, hostPrefix = "__Secure-", "__Host-"
 	switch {
-	case hasPrefixFold(c.Name, "__Secure-") && !c.Secure:
+	case strings.EqualFold(c.Name[:min(len(c.Name), len(securePrefix))], securePrefix) && !c.Secure:
 		return fmt.Errorf("cookie %q: a __Secure- cookie must be secure", c.Name)
-	case hasPrefixFold(c.Name, "__Host-") && (!c.Secure || !c.HostOnly || c.Path != "/"):
+	case strings.EqualFold(c.Name[:min(len(c.Name), len(hostPrefix))], hostPrefix) && (!c.Secure || !c.HostOnly || c.Path != "/"):
 		return fmt.Errorf("cookie %q: a __Host- cookie must be secure, host-only and have path \"/\"", c.Name)
 	}
 	return nil
@@ -96,8 +98,4 @@ func checkDomain(d string) error {
 		}
 	}
 	return nil
-}
-
-func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
