@@ -68,7 +68,7 @@ func parsePlaywright(data []byte) ([]Cookie, error) {
 		errs       problems
 		sawCookies bool
 	)
-	for d.dec.More() {
+	for d.More() {
 		key, err := d.Key()
 		if err != nil {
 			return nil, err
@@ -81,44 +81,11 @@ func parsePlaywright(data []byte) ([]Cookie, error) {
 		}
 		sawCookies = true
 		err = d.array("cookies", func(line int) error {
-			var pc struct {
-				Name     *string         `json:"name"`
-				Value    string          `json:"value"`
-				Domain   string          `json:"domain"`
-				Path     string          `json:"path"`
-				Expires  json.RawMessage `json:"expires"`
-				HTTPOnly bool            `json:"httpOnly"`
-				Secure   bool            `json:"secure"`
-				SameSite string          `json:"sameSite"`
+			c, ok, err := d.playwrightCookie(line, &errs)
+			if ok {
+				out = append(out, Cookie{Cookie: c, Line: line})
 			}
-			if ok, err := d.element(&pc, line, &errs); !ok {
-				return err
-			}
-			if pc.Name == nil {
-				errs.add(line, "cookie without a name")
-				return nil
-			}
-			c := sessionpool.Cookie{
-				Name: *pc.Name, Value: pc.Value, Path: pc.Path,
-				HTTPOnly: pc.HTTPOnly, Secure: pc.Secure, SameSite: pc.SameSite,
-			}
-			var dot bool
-			c.Domain, dot = strings.CutPrefix(pc.Domain, ".")
-			c.HostOnly = !dot
-			if len(pc.Expires) > 0 && string(pc.Expires) != "null" {
-				exp, err := parsePlaywrightExpires(string(pc.Expires))
-				if err != nil {
-					errs.add(line, "cookie %q: %v", c.Name, err)
-					return nil
-				}
-				c.Expires = exp
-			}
-			if err := checkCookie(&c); err != nil {
-				errs.add(line, "%v", err)
-				return nil
-			}
-			out = append(out, Cookie{Cookie: c, Line: line})
-			return nil
+			return err
 		})
 		if err != nil {
 			return nil, err
@@ -137,6 +104,53 @@ func parsePlaywright(data []byte) ([]Cookie, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// playwrightImport is the import form of a PlaywrightCookie: a missing
+// name told from an empty one, expires kept raw for parsePlaywrightExpires.
+type playwrightImport struct {
+	Name     *string         `json:"name"`
+	Value    string          `json:"value"`
+	Domain   string          `json:"domain"`
+	Path     string          `json:"path"`
+	Expires  json.RawMessage `json:"expires"`
+	HTTPOnly bool            `json:"httpOnly"`
+	Secure   bool            `json:"secure"`
+	SameSite string          `json:"sameSite"`
+}
+
+// playwrightCookie reads the cookie of a storageState's list that starts
+// at line. When it is not a valid cookie, the problem is recorded in errs
+// and ok is false; err is a syntax error, which ends the document.
+func (d *JSONReader) playwrightCookie(line int, errs *problems) (c sessionpool.Cookie, ok bool, err error) {
+	var pc playwrightImport
+	if ok, err := d.element(&pc, line, errs); !ok {
+		return c, false, err
+	}
+	if pc.Name == nil {
+		errs.add(line, "cookie without a name")
+		return c, false, nil
+	}
+	c = sessionpool.Cookie{
+		Name: *pc.Name, Value: pc.Value, Path: pc.Path,
+		HTTPOnly: pc.HTTPOnly, Secure: pc.Secure, SameSite: pc.SameSite,
+	}
+	var dot bool
+	c.Domain, dot = strings.CutPrefix(pc.Domain, ".")
+	c.HostOnly = !dot
+	if len(pc.Expires) > 0 && string(pc.Expires) != "null" {
+		exp, err := parsePlaywrightExpires(string(pc.Expires))
+		if err != nil {
+			errs.add(line, "cookie %q: %v", c.Name, err)
+			return c, false, nil
+		}
+		c.Expires = exp
+	}
+	if err := checkCookie(&c); err != nil {
+		errs.add(line, "%v", err)
+		return c, false, nil
+	}
+	return c, true, nil
 }
 
 // playwrightExpires writes t as Unix seconds with up to six decimals, -1
