@@ -32,6 +32,7 @@ type Error struct {
 	More int
 }
 
+// Error returns the kind's message, a colon and Detail.
 func (e *Error) Error() string { return e.Err.Error() + ": " + e.Detail() }
 
 // Unwrap returns Err.

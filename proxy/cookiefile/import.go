@@ -10,9 +10,10 @@ import (
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
-// Live drops the cookies that have expired at now and returns how
-// many it dropped. (A session's SetCookies would keep them as session
-// cookies: that is its reading of a browser's "expires -1".)
+// Live returns the cookies of cs that have not expired at now, in a new
+// slice, and how many it dropped. (A session's SetCookies would keep
+// expired ones as session cookies: that is its reading of a browser's
+// "expires -1".)
 func Live(cs []Cookie, now time.Time) ([]Cookie, int) {
 	kept := cs[:0:0]
 	for _, c := range cs {
@@ -28,7 +29,9 @@ func Live(cs []Cookie, now time.Time) ([]Cookie, int) {
 // never held) and compares. It catches what only the jar knows (a public
 // suffix or an IP address as the domain of a domain cookie, a domain it
 // cannot canonicalise) and returns the cookies with their domains in the
-// jar's canonical form (lowercase, punycode).
+// jar's canonical form (lowercase, punycode). The cookies refused are
+// listed, with their lines, in an *Error wrapping ErrBadCookies; a scratch
+// session p cannot build is another error.
 func CheckWithJar(p *sessionpool.Pool, cs []Cookie) ([]Cookie, error) {
 	var errs problems
 	out := make([]Cookie, 0, len(cs))
@@ -55,8 +58,8 @@ func CheckWithJar(p *sessionpool.Pool, cs []Cookie) ([]Cookie, error) {
 	return out, nil
 }
 
-// Apply stores checked cookies in sess, in order, one SetCookies
-// call per run of cookies of the same domain.
+// Apply stores cookies that CheckWithJar returned in sess, in order, one
+// SetCookies call per run of cookies of the same domain.
 func Apply(sess *sessionpool.Session, cs []Cookie) {
 	for i := 0; i < len(cs); {
 		j := i

@@ -50,9 +50,11 @@ func parseCookieJSON(data []byte) ([]Cookie, error) {
 	return out, nil
 }
 
-// ParseJSONAt reads a JSON cookie list that starts at byte off of doc
-// (the "cookies" of a POST /sessions body), with lines counted from the
-// start of doc.
+// ParseJSONAt reads a JSON cookie list (or null) that starts at byte off
+// of doc, as a JSONReader of doc's ValueOffset gives it: the "cookies" of a
+// POST /sessions body. Problems are reported as Parse reports them, with
+// lines counted from the start of doc; what follows the list is the
+// caller's to read.
 func ParseJSONAt(doc []byte, off int64) ([]Cookie, error) {
 	d := NewJSONReader(doc[off:], ErrBadCookies)
 	d.lines = newLineCounter(doc)

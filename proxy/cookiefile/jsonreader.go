@@ -12,10 +12,12 @@ import (
 )
 
 // JSONReader walks a JSON document token by token so that each problem can
-// be given the line it is on: the cookie documents and the admin API's
-// request bodies read with it name the line of each problem. Its errors
-// are *Error values of the kind it was made with. A JSONReader is not safe
-// for concurrent use.
+// be given the line it is on: the JSON cookie documents are read with it,
+// and so can be a request body that holds one (POST /sessions). An object
+// is read with ExpectDelim('{'), then Key and Value or Skip while More,
+// then CloseObject; End checks that nothing follows the document. Its
+// errors are *Error values of the kind it was made with, with one problem.
+// A JSONReader is not safe for concurrent use.
 type JSONReader struct {
 	data  []byte
 	dec   *json.Decoder
@@ -37,7 +39,8 @@ func NewJSONReader(data []byte, kind error) *JSONReader {
 // More reports whether the current list or object has another element.
 func (d *JSONReader) More() bool { return d.dec.More() }
 
-// Line returns the line (1-based) of byte off of the document.
+// Line returns the line (1-based) of byte off of the document, an offset
+// as ValueOffset returns it.
 func (d *JSONReader) Line(off int64) int { return d.lines.at(d.base + off) }
 
 // fail turns a decoder error into a line-numbered one.
