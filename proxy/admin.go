@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/sessionproxy/sessionproxy/proxy/cookiefile"
 	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
@@ -210,6 +211,16 @@ func clientMessage(err error) string {
 	return strings.ReplaceAll(err.Error(), "proxy: ", "")
 }
 
+// cookieMessage is err's message for an API client when it may be about
+// cookies that cannot be imported: "bad cookies: " and the problems with
+// their lines.
+func cookieMessage(err error) string {
+	if ce, ok := errors.AsType[*cookiefile.Error](err); ok && errors.Is(ce.Err, cookiefile.ErrBadCookies) {
+		return "bad cookies: " + ce.Detail()
+	}
+	return clientMessage(err)
+}
+
 // heldSession returns the held session with that id, usable or not; nil
 // when the pool holds none.
 func (s *Server) heldSession(id string) *sessionpool.Session {
@@ -238,7 +249,7 @@ func (s *Server) sessionOr404(w http.ResponseWriter, r *http.Request) *sessionpo
 type addSessionRequest struct {
 	ID       string
 	ProxyURL string
-	Cookies  []importCookie
+	Cookies  []cookiefile.Cookie
 	UserData map[string]any
 }
 
@@ -251,15 +262,14 @@ func decodeAddSession(body []byte) (addSessionRequest, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return req, nil
 	}
-	d := newJSONDoc(body)
-	d.sentinel = errBadBody
-	if err := d.expectDelim('{', "a JSON object"); err != nil {
+	d := cookiefile.NewJSONReader(body, errBadBody)
+	if err := d.ExpectDelim('{', "a JSON object"); err != nil {
 		return req, err
 	}
 	seen := make(map[string]bool)
-	for d.dec.More() {
-		line := d.lineAt(d.valueStart())
-		key, err := d.key()
+	for d.More() {
+		line := d.Line(d.ValueOffset())
+		key, err := d.Key()
 		if err != nil {
 			return req, err
 		}
@@ -269,14 +279,14 @@ func decodeAddSession(body []byte) (addSessionRequest, error) {
 		seen[key] = true
 		switch key {
 		case "id":
-			err = d.value(&req.ID, "id", "a string")
+			err = d.Value(&req.ID, "id", "a string")
 		case "proxyUrl":
-			err = d.value(&req.ProxyURL, "proxyUrl", "a string")
+			err = d.Value(&req.ProxyURL, "proxyUrl", "a string")
 		case "userData":
-			err = d.value(&req.UserData, "userData", "an object")
+			err = d.Value(&req.UserData, "userData", "an object")
 		case "cookies":
-			if req.Cookies, err = parseCookieJSONAt(body, d.valueStart()); err == nil {
-				err = d.skip()
+			if req.Cookies, err = cookiefile.ParseJSONAt(body, d.ValueOffset()); err == nil {
+				err = d.Skip()
 			}
 		default:
 			err = fmt.Errorf("%w: line %d: unknown field %q (want id, proxyUrl, cookies or userData)", errBadBody, line, key)
@@ -285,10 +295,10 @@ func decodeAddSession(body []byte) (addSessionRequest, error) {
 			return req, err
 		}
 	}
-	if err := d.closeObject(); err != nil {
+	if err := d.CloseObject(); err != nil {
 		return req, err
 	}
-	return req, d.end()
+	return req, d.End()
 }
 
 // adminAddSession adds a session: 201 with its state, 409 when a usable
@@ -300,7 +310,7 @@ func (s *Server) adminAddSession(w http.ResponseWriter, r *http.Request) {
 	}
 	req, err := decodeAddSession(body)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, clientMessage(err))
+		writeError(w, http.StatusBadRequest, cookieMessage(err))
 		return
 	}
 	if req.ID != "" && !validSessionName(req.ID) {
@@ -316,9 +326,9 @@ func (s *Server) adminAddSession(w http.ResponseWriter, r *http.Request) {
 		}
 		opts.ProxyURL = u.String()
 	}
-	cookies, _ := liveCookies(req.Cookies, s.now())
-	if cookies, err = checkCookiesWithJar(s.pool, cookies); err != nil {
-		writeError(w, http.StatusBadRequest, clientMessage(err))
+	cookies, _ := cookiefile.Live(req.Cookies, s.now())
+	if cookies, err = cookiefile.CheckWithJar(s.pool, cookies); err != nil {
+		writeError(w, http.StatusBadRequest, cookieMessage(err))
 		return
 	}
 	sess, err := s.pool.AddSession(r.Context(), opts)
@@ -336,7 +346,7 @@ func (s *Server) adminAddSession(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, msg)
 		return
 	}
-	applyCookies(sess, cookies)
+	cookiefile.Apply(sess, cookies)
 	s.log.Info("session added by the admin API", "session", sess.ID(), "cookies", len(cookies))
 	w.Header().Set("Location", "/sessions/"+url.PathEscape(sess.ID()))
 	writeJSON(w, http.StatusCreated, redactState(sess.State()))
@@ -373,58 +383,47 @@ func (s *Server) adminMarkSession(mark func(*sessionpool.Session)) http.HandlerF
 // adminExportCookies writes a session's cookies in ?format= json (the
 // default), netscape or playwright.
 func (s *Server) adminExportCookies(w http.ResponseWriter, r *http.Request) {
-	format := r.URL.Query().Get("format")
-	if format == "" {
-		format = cookieFormatJSON
-	}
-	var (
-		encode      func([]sessionpool.Cookie) []byte
-		contentType = "application/json"
-	)
-	switch format {
-	case cookieFormatJSON:
-		encode = encodeCookieJSON
-	case cookieFormatNetscape:
-		encode, contentType = encodeNetscape, "text/plain; charset=utf-8"
-	case cookieFormatPlaywright:
-		encode = encodePlaywright
-	default:
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("format must be json, netscape or playwright (got %q)", format))
-		return
+	format := cookiefile.JSON
+	if name := r.URL.Query().Get("format"); name != "" {
+		var err error
+		if format, err = cookiefile.ParseFormat(name); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("format must be json, netscape or playwright (got %q)", name))
+			return
+		}
 	}
 	sess := s.sessionOr404(w, r)
 	if sess == nil {
 		return
 	}
-	w.Header().Set("Content-Type", contentType)
-	w.Write(encode(sess.State().Cookies))
+	w.Header().Set("Content-Type", format.ContentType())
+	w.Write(cookiefile.Encode(format, sess.State().Cookies))
 }
 
 // importFormat decides the format of a PUT .../cookies body: ?format= when
 // given; otherwise text/plain means netscape, and any other body is told by
 // its first non-blank byte: '[' json, '{' playwright, anything else
 // netscape (an application/json body must start with '[' or '{').
-func importFormat(r *http.Request, body []byte) (string, error) {
-	switch f := r.URL.Query().Get("format"); f {
-	case cookieFormatJSON, cookieFormatNetscape, cookieFormatPlaywright:
-		return f, nil
-	case "":
-	default:
-		return "", fmt.Errorf("format must be json, netscape or playwright (got %q)", f)
+func importFormat(r *http.Request, body []byte) (cookiefile.Format, error) {
+	if f := r.URL.Query().Get("format"); f != "" {
+		format, err := cookiefile.ParseFormat(f)
+		if err != nil {
+			return 0, fmt.Errorf("format must be json, netscape or playwright (got %q)", f)
+		}
+		return format, nil
 	}
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mt == "text/plain" {
-		return cookieFormatNetscape, nil
+		return cookiefile.Netscape, nil
 	}
 	switch first := bytes.TrimLeft(body, " \t\r\n"); {
 	case len(first) > 0 && first[0] == '[':
-		return cookieFormatJSON, nil
+		return cookiefile.JSON, nil
 	case len(first) > 0 && first[0] == '{':
-		return cookieFormatPlaywright, nil
+		return cookiefile.Playwright, nil
 	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
-		return "", errors.New("a JSON body must be a list of cookies (json) or a storageState object (playwright)")
+		return 0, errors.New("a JSON body must be a list of cookies (json) or a storageState object (playwright)")
 	}
-	return cookieFormatNetscape, nil
+	return cookiefile.Netscape, nil
 }
 
 // adminImportCookies imports cookies into a usable session, all or
@@ -449,17 +448,17 @@ func (s *Server) adminImportCookies(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	cookies, err := parseCookies(format, body)
+	cookies, err := cookiefile.Parse(format, body)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, format+": "+clientMessage(err))
+		writeError(w, http.StatusBadRequest, format.String()+": "+cookieMessage(err))
 		return
 	}
-	cookies, expired := liveCookies(cookies, s.now())
-	if cookies, err = checkCookiesWithJar(s.pool, cookies); err != nil {
-		writeError(w, http.StatusBadRequest, format+": "+clientMessage(err))
+	cookies, expired := cookiefile.Live(cookies, s.now())
+	if cookies, err = cookiefile.CheckWithJar(s.pool, cookies); err != nil {
+		writeError(w, http.StatusBadRequest, format.String()+": "+cookieMessage(err))
 		return
 	}
-	applyCookies(sess, cookies)
+	cookiefile.Apply(sess, cookies)
 	s.log.Info("cookies imported by the admin API", "session", sess.ID(), "format", format,
 		"imported", len(cookies), "skipped_expired", expired)
 	writeJSON(w, http.StatusOK, map[string]any{

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessionproxy/sessionproxy/proxy/cookiefile"
 	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
@@ -488,10 +489,10 @@ func TestAdminCookieExportFormats(t *testing.T) {
 		{"name": "b", "value": "2", "domain": "example.com", "hostOnly": true, "sameSite": "Strict"}]}`)
 	nets := h.admin("GET", "/sessions/x/cookies?format=netscape", "", "")
 	wantNets := "#HttpOnly_.example.com\tTRUE\t/\tFALSE\t4070908800\ta\t1\nexample.com\tFALSE\t/\tFALSE\t0\tb\t2\n"
-	if !strings.HasPrefix(string(nets.body), netscapeHeader+"\n") || !strings.HasSuffix(string(nets.body), wantNets) {
+	if !strings.HasPrefix(string(nets.body), cookiefile.NetscapeHeader+"\n") || !strings.HasSuffix(string(nets.body), wantNets) {
 		t.Errorf("netscape export:\n%s", nets.body)
 	}
-	var pw playwrightState
+	var pw cookiefile.PlaywrightState
 	h.admin("GET", "/sessions/x/cookies?format=playwright", "", "").decode(t, &pw)
 	if len(pw.Cookies) != 2 || pw.Cookies[0].Domain != ".example.com" || pw.Cookies[0].Expires != "4070908800" ||
 		pw.Cookies[0].SameSite != "Lax" || pw.Cookies[1].Domain != "example.com" || pw.Cookies[1].Expires != "-1" ||
