@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"github.com/elazarl/goproxy"
+
+	"github.com/sessionproxy/sessionproxy/proxy/record"
 )
 
 // clientKey is the request-context key of the clientInfo the outer handler
@@ -86,7 +88,7 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 		name, sessionName := splitProxyUser(user)
 		want, known := cfg.Auth.Users[name]
 		if !hasCreds || !known || !constantTimeEqual(want, pass) {
-			s.stats.authFailures.Add(1)
+			s.rec.AuthFailed()
 			proxyAuthRequired(w)
 			return
 		}
@@ -168,7 +170,7 @@ func (s *Server) plainTunnel(req *http.Request, client net.Conn, ctx *goproxy.Pr
 	sel, err := s.selectSession(req.Context(), req, t, nil)
 	if err != nil {
 		resp := s.selectErrorResponse(req, err)
-		s.finish(event{outcome: outcomeRejected, status: resp.StatusCode})
+		s.rec.Finish(record.Event{Outcome: record.OutcomeRejected, Status: resp.StatusCode})
 		writeRawResponse(client, req, resp)
 		return
 	}
@@ -176,8 +178,8 @@ func (s *Server) plainTunnel(req *http.Request, client net.Conn, ctx *goproxy.Pr
 	upstream, err := DialUpstream(req.Context(), sess.ProxyURL(), "tcp", t.host, s.tlsOpts)
 	if err != nil {
 		uerr := ClassifyError(err, sess.ProxyURL(), t.host)
-		s.upstreamFailed(uerr)
-		s.finish(event{outcome: outcomeError, status: http.StatusBadGateway})
+		s.rec.UpstreamFailed(uerr.Hop, string(uerr.Kind))
+		s.rec.Finish(record.Event{Outcome: record.OutcomeError, Status: http.StatusBadGateway})
 		sess.MarkBad()
 		resp := s.failureResponse(req, uerr)
 		resp.Header.Set(s.cfg.Load().SessionHeader, sess.ID())
@@ -185,7 +187,7 @@ func (s *Server) plainTunnel(req *http.Request, client net.Conn, ctx *goproxy.Pr
 		return
 	}
 	defer upstream.Close()
-	s.finish(event{outcome: outcomeTunnel, status: http.StatusOK})
+	s.rec.Finish(record.Event{Outcome: record.OutcomeTunnel, Status: http.StatusOK})
 	hdr := s.cfg.Load().SessionHeader
 	fmt.Fprintf(client, "HTTP/1.1 200 Connection established\r\n%s: %s\r\n\r\n", hdr, sess.ID())
 	done := make(chan struct{})
