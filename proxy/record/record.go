@@ -127,19 +127,6 @@ func (r *Recorder) Persisted(took time.Duration, err error) {
 	r.metrics.observePersist(took, err)
 }
 
-// Stats returns the counters and the pool's session counts, as GET /stats
-// serves them.
-func (r *Recorder) Stats() Stats {
-	out := r.stats.snapshot()
-	if r.usable != nil {
-		out.UsableSessions = r.usable()
-	}
-	if r.retired != nil {
-		out.RetiredSessions = r.retired()
-	}
-	return out
-}
-
 // History returns the outcome history of the last 15 minutes up to Now(),
 // as GET /stats/history serves it.
 func (r *Recorder) History() History {

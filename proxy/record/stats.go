@@ -20,11 +20,11 @@ type stats struct {
 
 	mu        sync.Mutex // guards the maps below
 	blocks    map[string]int64
-	byOutcome map[Outcome]int64
+	byOutcome map[string]int64
 }
 
 func newStats() *stats {
-	return &stats{blocks: make(map[string]int64), byOutcome: make(map[Outcome]int64)}
+	return &stats{blocks: make(map[string]int64), byOutcome: make(map[string]int64)}
 }
 
 // block counts a bad or retiring verdict of a rule.
@@ -38,7 +38,7 @@ func (st *stats) block(rule string) {
 func (st *stats) finish(o Outcome) {
 	st.requests.Add(1)
 	st.mu.Lock()
-	st.byOutcome[o]++
+	st.byOutcome[string(o)]++
 	st.mu.Unlock()
 }
 
@@ -68,9 +68,13 @@ type Stats struct {
 	BlocksByRule     map[string]int64 `json:"blocksByRule"`
 }
 
-// snapshot returns the counters; the session counts are left to the caller.
-func (st *stats) snapshot() Stats {
+// Stats returns the counters and the pool's session counts, as GET /stats
+// serves them.
+func (r *Recorder) Stats() Stats {
+	st := r.stats
 	out := Stats{
+		UsableSessions:   count(r.usable),
+		RetiredSessions:  count(r.retired),
 		Requests:         st.requests.Load(),
 		Retries:          st.retries.Load(),
 		UpstreamFailures: st.upstreamFailures.Load(),
@@ -82,9 +86,15 @@ func (st *stats) snapshot() Stats {
 	}
 	st.mu.Lock()
 	maps.Copy(out.BlocksByRule, st.blocks)
-	for o, n := range st.byOutcome {
-		out.ByOutcome[string(o)] = n
-	}
+	maps.Copy(out.ByOutcome, st.byOutcome)
 	st.mu.Unlock()
 	return out
+}
+
+// count calls a session count func; a nil one counts 0.
+func count(f func() int) int {
+	if f == nil {
+		return 0
+	}
+	return f()
 }
