@@ -8,9 +8,9 @@ package record
 type Outcome string
 
 // The outcomes. Adding one takes a constant here and its place in outcomes
-// below (which gives it a history count, a place in the dashboard's chart and
-// in the HELP of sessionproxy_requests_total), and a line in the
-// documentation of GET /stats/history.
+// below, which gives it its history count, its place in the dashboard's chart
+// and its mention in the HELP of sessionproxy_requests_total; the dashboard
+// colours it with a class o-<outcome> of its style sheet.
 const (
 	OutcomeGood   Outcome = "good"   // the verdict marked the session good
 	OutcomeBad    Outcome = "bad"    // the verdict marked the session bad
