@@ -62,7 +62,7 @@ func (s *Server) AdminHandler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte(s.ca.SPKIHash() + "\n"))
 	})
-	mux.Handle("GET /metrics", s.metrics.handler())
+	mux.Handle("GET /metrics", s.rec.MetricsHandler())
 	mux.HandleFunc("POST /reload", s.adminReload)
 	s.dashboardRoutes(mux) // GET / and what the dashboard page fetches
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
-	"time"
 )
 
 // dashboardFiles are the dashboard's page, script and style sheet. The page
@@ -116,7 +115,7 @@ func (s *Server) dashboardRoutes(mux *http.ServeMux) {
 		w.Write(page.html)
 	})
 	mux.HandleFunc("GET /stats/history", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.history.snapshot(time.Now()))
+		writeJSON(w, http.StatusOK, s.rec.History())
 	})
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/elazarl/goproxy"
 
+	"github.com/sessionproxy/sessionproxy/proxy/record"
 	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 )
 
@@ -88,7 +89,7 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 		name, sessionName := splitProxyUser(user)
 		want, known := cfg.Auth.Users[name]
 		if !hasCreds || !known || !constantTimeEqual(want, pass) {
-			s.stats.authFailures.Add(1)
+			s.rec.AuthFailed()
 			proxyAuthRequired(w)
 			return
 		}
@@ -170,7 +171,7 @@ func (s *Server) plainTunnel(req *http.Request, client net.Conn, ctx *goproxy.Pr
 	sel, err := s.selectSession(req.Context(), req, t, nil)
 	if err != nil {
 		resp := s.selectErrorResponse(req, err)
-		s.finish(event{outcome: outcomeRejected, status: resp.StatusCode})
+		s.rec.Finish(record.Event{Outcome: record.OutcomeRejected, Status: resp.StatusCode})
 		writeRawResponse(client, req, resp)
 		return
 	}
@@ -178,8 +179,8 @@ func (s *Server) plainTunnel(req *http.Request, client net.Conn, ctx *goproxy.Pr
 	upConn, err := upstream.Dial(req.Context(), sess.ProxyURL(), "tcp", t.host, s.tlsOpts)
 	if err != nil {
 		uerr := upstream.Classify(err, sess.ProxyURL(), t.host)
-		s.upstreamFailed(uerr)
-		s.finish(event{outcome: outcomeError, status: http.StatusBadGateway})
+		s.rec.UpstreamFailed(uerr.Hop, string(uerr.Kind))
+		s.rec.Finish(record.Event{Outcome: record.OutcomeError, Status: http.StatusBadGateway})
 		sess.MarkBad()
 		resp := s.failureResponse(req, uerr)
 		resp.Header.Set(s.cfg.Load().SessionHeader, sess.ID())
@@ -187,7 +188,7 @@ func (s *Server) plainTunnel(req *http.Request, client net.Conn, ctx *goproxy.Pr
 		return
 	}
 	defer upConn.Close()
-	s.finish(event{outcome: outcomeTunnel, status: http.StatusOK})
+	s.rec.Finish(record.Event{Outcome: record.OutcomeTunnel, Status: http.StatusOK})
 	hdr := s.cfg.Load().SessionHeader
 	fmt.Fprintf(client, "HTTP/1.1 200 Connection established\r\n%s: %s\r\n\r\n", hdr, sess.ID())
 	done := make(chan struct{})

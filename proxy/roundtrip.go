@@ -14,6 +14,7 @@ import (
 	"github.com/elazarl/goproxy"
 
 	"github.com/sessionproxy/sessionproxy/proxy/config"
+	"github.com/sessionproxy/sessionproxy/proxy/record"
 	"github.com/sessionproxy/sessionproxy/proxy/rules"
 	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
@@ -44,7 +45,7 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 	if !s.inflight.enter() {
 		resp := textResponse(req, http.StatusServiceUnavailable, "sessionproxy: shutting down")
 		resp.Close = true
-		s.finish(event{outcome: outcomeRejected, status: resp.StatusCode})
+		s.rec.Finish(record.Event{Outcome: record.OutcomeRejected, Status: resp.StatusCode})
 		return resp, nil
 	}
 	if t.out != nil && req.ProtoMajor == 1 {
@@ -74,7 +75,7 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 func (s *Server) attempts(req *http.Request, t *tunnel, cfg *config.Config) *http.Response {
 	start := time.Now()
 	reject := func(resp *http.Response) *http.Response {
-		s.finish(event{outcome: outcomeRejected, status: resp.StatusCode, duration: time.Since(start)})
+		s.rec.Finish(record.Event{Outcome: record.OutcomeRejected, Status: resp.StatusCode, Duration: time.Since(start)})
 		return resp
 	}
 	name, err := s.sessionName(req, t, cfg)
@@ -97,7 +98,7 @@ func (s *Server) attempts(req *http.Request, t *tunnel, cfg *config.Config) *htt
 		sess := sel.sess
 		canRetry := !sel.pinned && attempt < cfg.Retry.MaxAttempts && replay.ok && req.Context().Err() == nil
 		if attempt > 0 {
-			s.retried()
+			s.rec.Retried()
 			if replay.body != nil {
 				req.Body = io.NopCloser(bytes.NewReader(replay.body))
 			}
@@ -120,12 +121,12 @@ func (s *Server) attempts(req *http.Request, t *tunnel, cfg *config.Config) *htt
 			// The client went away: nobody is waiting, and the session did
 			// nothing wrong.
 			resp := textResponse(req, http.StatusBadGateway, "sessionproxy: client closed the request")
-			s.finish(event{outcome: outcomeCanceled, retries: attempt, duration: time.Since(start)})
+			s.rec.Finish(record.Event{Outcome: record.OutcomeCanceled, Retries: attempt, Duration: time.Since(start)})
 			return resp
 		}
 		if err != nil {
 			uerr := upstream.Classify(err, sess.ProxyURL(), req.URL.Host)
-			s.upstreamFailed(uerr)
+			s.rec.UpstreamFailed(uerr.Hop, string(uerr.Kind))
 			v := cfg.Rules.Decide(&rules.Outcome{Host: host, ErrKind: string(uerr.Kind)})
 			if v.Rule == nil && cfg.DefaultAction == "" {
 				v.Action = rules.ActionBad // no rule spoke: a failed upstream is still the session's fault
@@ -137,7 +138,7 @@ func (s *Server) attempts(req *http.Request, t *tunnel, cfg *config.Config) *htt
 			}
 			resp = s.failureResponse(req, uerr)
 			s.decorate(resp, cfg, sess, v, attempt)
-			s.finish(event{outcome: outcomeError, rule: verdictRule(v), status: resp.StatusCode, retries: attempt, duration: time.Since(start)})
+			s.rec.Finish(record.Event{Outcome: record.OutcomeError, Rule: verdictRule(v), Status: resp.StatusCode, Retries: attempt, Duration: time.Since(start)})
 			return resp
 		}
 
@@ -162,7 +163,7 @@ func (s *Server) attempts(req *http.Request, t *tunnel, cfg *config.Config) *htt
 		}
 		s.remember(cfg, req, t, sel)
 		s.decorate(resp, cfg, sess, v, attempt)
-		s.finish(event{outcome: string(v.Action), rule: verdictRule(v), status: resp.StatusCode, retries: attempt, duration: time.Since(start)})
+		s.rec.Finish(record.Event{Outcome: record.Outcome(v.Action), Rule: verdictRule(v), Status: resp.StatusCode, Retries: attempt, Duration: time.Since(start)})
 		return resp
 	}
 }
@@ -177,7 +178,7 @@ func (s *Server) decideWhileStreaming(resp *http.Response, cfg *config.Config, s
 		o.Body = rules.DecodedBody(o.Header, raw, limit)
 		v := cfg.Rules.Decide(o)
 		s.apply(sess, v, o.Host, o.Status, cookies)
-		s.finish(event{outcome: string(v.Action), rule: verdictRule(v), status: o.Status, retries: attempt, duration: time.Since(start)})
+		s.rec.Finish(record.Event{Outcome: record.Outcome(v.Action), Rule: verdictRule(v), Status: o.Status, Retries: attempt, Duration: time.Since(start)})
 	})
 }
 
@@ -240,7 +241,7 @@ func (s *Server) apply(sess *sessionpool.Session, v rules.Verdict, host string, 
 	}
 	rule := verdictRule(v)
 	if v.Rule != nil && (v.Action == rules.ActionRetire || v.Action == rules.ActionBad) {
-		s.stats.block(rule)
+		s.rec.Blocked(rule)
 	}
 	if wasUsable && !sess.IsUsable() {
 		s.log.Info("session retired", "session", sess.ID(), "rule", rule, "action", string(v.Action),

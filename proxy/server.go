@@ -27,6 +27,7 @@ import (
 
 	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/proxy/mitm"
+	"github.com/sessionproxy/sessionproxy/proxy/record"
 	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
@@ -46,7 +47,8 @@ type Options struct {
 	Config *config.Config
 	// Logger receives the proxy's structured logs. Nil discards them.
 	Logger *slog.Logger
-	// Now is the clock of the pool and of the CA. Nil means time.Now.
+	// Now is the clock of the pool, of the CA and of the dashboard's
+	// outcome history. Nil means time.Now.
 	Now func() time.Time
 	// Store overrides where the pool persists its state. Nil means a
 	// sessionpool.FileStore in Config.DataDir.
@@ -63,9 +65,7 @@ type Server struct {
 	gp         *goproxy.ProxyHttpServer
 	tlsOpts    upstream.Options
 	clients    *cache.Cache // client affinity: client key -> session id
-	stats      *stats
-	metrics    *metrics // Prometheus collectors of /metrics
-	history    *history // outcomes per interval, for the dashboard's chart
+	rec        *record.Recorder
 
 	cfg atomic.Pointer[config.Config] // replaced whole on reload
 
@@ -105,12 +105,11 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		log:      logger,
 		now:      now,
 		clients:  cache.New(cfg.ClientIdle, 0), // janitor off: the maintenance loop sweeps it
-		stats:    newStats(),
-		history:  newHistory(),
 		stop:     make(chan struct{}),
 		loopDone: make(chan struct{}),
 	}
 	s.cfg.Store(cfg)
+	s.rec = s.newRecorder(now)
 
 	roots, err := upstream.LoadRootCAs(cfg.MITM.UpstreamCA)
 	if err != nil {
@@ -155,7 +154,6 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("proxy: %w", err) // sessionpool.Open says "open pool"
 	}
 	s.pool = pool
-	s.metrics = newMetrics(pool.UsableSessionsCount, pool.RetiredSessionsCount)
 	s.unsubRet = pool.OnSessionRetired(s.sessionRetired)
 
 	s.gp = s.newGoproxy()
@@ -197,7 +195,7 @@ func (s *Server) createSession(_ context.Context, p *sessionpool.Pool, opts sess
 	}
 	sess, err := p.NewSession(opts)
 	if err == nil {
-		s.sessionCreated()
+		s.rec.SessionCreated()
 	}
 	return sess, err
 }
@@ -205,7 +203,7 @@ func (s *Server) createSession(_ context.Context, p *sessionpool.Pool, opts sess
 // persisted is the pool's OnPersist: every persist is measured, and the
 // failures of periodic ones, which have no caller, are logged here.
 func (s *Server) persisted(took time.Duration, err error) {
-	s.metrics.observePersist(took, err)
+	s.rec.Persisted(took, err)
 	if err != nil {
 		s.log.Error("persisting the pool failed", "err", err, "took", took.String())
 	}
@@ -214,7 +212,7 @@ func (s *Server) persisted(took time.Duration, err error) {
 // sessionRetired closes the retired session's connections and logs it.
 func (s *Server) sessionRetired(st sessionpool.SessionState) {
 	s.transports.Close(st.ID)
-	s.sessionRetiredStats(st)
+	s.rec.SessionRetired(st)
 }
 
 // storeName is where the pool lives, for logs: the state file's directory

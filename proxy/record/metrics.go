@@ -1,4 +1,4 @@
-package proxy
+package record
 
 import (
 	"maps"
@@ -46,8 +46,8 @@ var statusClasses = [...]string{1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"
 // metrics holds the Prometheus collectors served on /metrics, on a registry
 // of its own (with the Go and process collectors), never the global one.
 //
-// Its methods are safe for concurrent use. A nil *metrics records nothing
-// and its handler answers 503.
+// Its zero value is not usable; use newMetrics. Its methods are safe for
+// concurrent use. A nil *metrics records nothing and its handler answers 503.
 type metrics struct {
 	reg     *prometheus.Registry
 	handle  http.Handler
@@ -72,7 +72,8 @@ type metrics struct {
 
 // reqKey is the label tuple of sessionproxy_requests_total.
 type reqKey struct {
-	outcome, rule, class string
+	outcome     Outcome
+	rule, class string
 }
 
 // newMetrics builds the collectors on a fresh registry. usable and retired
@@ -84,7 +85,7 @@ func newMetrics(usable, retired func() int) *metrics {
 		reg: prometheus.NewRegistry(),
 		reqVec: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "requests_total",
-			Help: "Requests finished, by outcome (good, bad, retire, none, error, rejected, canceled, tunnel), deciding rule (none: no rule matched) and status class the client got (none: no status).",
+			Help: "Requests finished, by outcome (" + outcomeList() + "), deciding rule (none: no rule matched) and status class the client got (none: no status).",
 		}, []string{"outcome", "rule", "status_class"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: metricsNamespace, Name: "request_duration_seconds",
@@ -153,20 +154,20 @@ func newMetrics(usable, retired func() int) *metrics {
 func (m *metrics) handler() http.Handler {
 	if m == nil {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			writeError(w, http.StatusServiceUnavailable, "metrics are off")
+			http.Error(w, "metrics are off", http.StatusServiceUnavailable)
 		})
 	}
 	return m.handle
 }
 
 // observeRequest counts one finished request and its latency.
-func (m *metrics) observeRequest(ev event) {
+func (m *metrics) observeRequest(ev Event) {
 	if m == nil {
 		return
 	}
-	m.requestCounter(reqKey{outcome: ev.outcome, rule: ruleLabel(ev.rule), class: statusClass(ev.status)}).Inc()
-	if ev.outcome != outcomeTunnel && ev.duration > 0 {
-		m.latency.Observe(ev.duration.Seconds())
+	m.requestCounter(reqKey{outcome: ev.Outcome, rule: ruleLabel(ev.Rule), class: statusClass(ev.Status)}).Inc()
+	if ev.Outcome != OutcomeTunnel && ev.Duration > 0 {
+		m.latency.Observe(ev.Duration.Seconds())
 	}
 }
 
@@ -181,7 +182,7 @@ func (m *metrics) requestCounter(k reqKey) prometheus.Counter {
 	if c, ok := cur[k]; ok {
 		return c
 	}
-	c := m.reqVec.WithLabelValues(k.outcome, k.rule, k.class)
+	c := m.reqVec.WithLabelValues(string(k.outcome), k.rule, k.class)
 	next := make(map[reqKey]prometheus.Counter, len(cur)+1)
 	maps.Copy(next, cur)
 	next[k] = c
@@ -189,6 +190,17 @@ func (m *metrics) requestCounter(k reqKey) prometheus.Counter {
 	return c
 }
 
+// outcomeList names the outcomes in their order, comma-separated, for a HELP
+// text.
+func outcomeList() string {
+	names := make([]string, len(outcomes))
+	for i, o := range outcomes {
+		names[i] = string(o)
+	}
+	return strings.Join(names, ", ")
+}
+
+// ruleLabel is the rule label of a request: the rule's name, "none" for "".
 func ruleLabel(rule string) string {
 	if rule == "" {
 		return labelNone
@@ -216,7 +228,7 @@ func (m *metrics) observeRetry() {
 }
 
 // observeUpstreamFailure counts an attempt that got no response. hop is an
-// UpstreamError's Hop: "upstream proxy HOST:PORT" or "origin HOST:PORT".
+// upstream error's Hop: "upstream proxy HOST:PORT" or "origin HOST:PORT".
 func (m *metrics) observeUpstreamFailure(hop, kind string) {
 	if m == nil {
 		return
@@ -228,7 +240,7 @@ func (m *metrics) observeUpstreamFailure(hop, kind string) {
 	m.upFail.WithLabelValues(which, host, kind).Inc()
 }
 
-// splitHop splits an UpstreamError's Hop into the hop label ("upstream",
+// splitHop splits an upstream error's Hop into the hop label ("upstream",
 // "origin", or "other" for anything else) and the host:port. Anything up to
 // an "@" is dropped, so user info can never become a label.
 func splitHop(hop string) (which, host string) {

@@ -1,11 +1,8 @@
-package proxy
+package record
 
 import (
-	"slices"
 	"sync"
 	"time"
-
-	"github.com/sessionproxy/sessionproxy/proxy/rules"
 )
 
 // The history's shape: historyBuckets buckets of historyInterval each, so
@@ -15,17 +12,8 @@ const (
 	historyBuckets  = int(15 * time.Minute / historyInterval)
 )
 
-// historyOutcomes are the outcomes the history counts, in the order the
-// dashboard stacks them: the four verdict actions, then the outcomes of
-// requests that got no verdict (see stats.go).
-var historyOutcomes = [...]string{
-	string(rules.ActionGood), string(rules.ActionBad), string(rules.ActionRetire), string(rules.ActionNone),
-	outcomeError, outcomeRejected, outcomeCanceled, outcomeTunnel,
-}
-
-// historyCounts is one bucket's count per outcome, indexed like
-// historyOutcomes.
-type historyCounts [len(historyOutcomes)]int64
+// historyCounts is one bucket's count per outcome, indexed like outcomes.
+type historyCounts [len(outcomes)]int64
 
 // historySlot is one bucket of the ring: the interval it counts (its start
 // in Unix time divided by historyInterval) and its counts.
@@ -72,21 +60,11 @@ func historySlotOf(epoch int64) int {
 	return i
 }
 
-// outcomeIndex is the index of an outcome in historyOutcomes, or -1.
-func outcomeIndex(outcome string) int {
-	for i, o := range historyOutcomes {
-		if o == outcome {
-			return i
-		}
-	}
-	return -1
-}
-
-// observe counts ev's outcome in the bucket of now. An outcome the history
+// observe counts outcome o in the bucket of now. An outcome the history
 // does not know, and an event older than the window (a clock stepping
 // back), are not counted.
-func (h *history) observe(ev event, now time.Time) {
-	i := outcomeIndex(ev.outcome)
+func (h *history) observe(o Outcome, now time.Time) {
+	i := outcomeIndex(o)
 	if i < 0 {
 		return
 	}
@@ -140,13 +118,16 @@ func (h *history) snapshot(now time.Time) History {
 	out := History{
 		Now:             now,
 		IntervalSeconds: int(historyInterval / time.Second),
-		Outcomes:        slices.Clone(historyOutcomes[:]),
+		Outcomes:        make([]string, len(outcomes)),
 		Buckets:         make([]HistoryBucket, historyBuckets),
 	}
+	for i, o := range outcomes {
+		out.Outcomes[i] = string(o)
+	}
 	for k := range out.Buckets {
-		m := make(map[string]int64, len(historyOutcomes))
-		for i, o := range historyOutcomes {
-			m[o] = counts[k][i]
+		m := make(map[string]int64, len(outcomes))
+		for i, o := range outcomes {
+			m[string(o)] = counts[k][i]
 		}
 		out.Buckets[k] = HistoryBucket{
 			Start:  time.Unix((start+int64(k))*int64(historyInterval/time.Second), 0).UTC(),

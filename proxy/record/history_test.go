@@ -1,4 +1,4 @@
-package proxy
+package record
 
 import (
 	"sync"
@@ -10,7 +10,7 @@ import (
 // from the test's base time.
 type historyAt struct {
 	at      time.Duration
-	outcome string
+	outcome Outcome
 }
 
 // TestHistoryRing drives the ring with a fake clock: events across bucket
@@ -138,7 +138,7 @@ func TestHistoryRing(t *testing.T) {
 			}
 			h := newHistory()
 			for _, ev := range tt.events {
-				h.observe(event{outcome: ev.outcome}, b.Add(ev.at))
+				h.observe(ev.outcome, b.Add(ev.at))
 			}
 			now := b.Add(tt.at)
 			snap := h.snapshot(now)
@@ -163,15 +163,15 @@ func TestHistoryRing(t *testing.T) {
 						t.Fatalf("bucket %d starts %v after the previous one, want %v (oldest first)", i, d, historyInterval)
 					}
 				}
-				if len(bk.Counts) != len(historyOutcomes) {
-					t.Errorf("bucket %d has %d outcomes, want all %d: %v", i, len(bk.Counts), len(historyOutcomes), bk.Counts)
+				if len(bk.Counts) != len(outcomes) {
+					t.Errorf("bucket %d has %d outcomes, want all %d: %v", i, len(bk.Counts), len(outcomes), bk.Counts)
 				}
 				off := bk.Start.Sub(b)
 				want := tt.want[off]
 				seen[off] = true
-				for _, o := range historyOutcomes {
-					if got, ok := bk.Counts[o]; !ok || got != want[o] {
-						t.Errorf("bucket at %v: %s = %d (present %v), want %d", off, o, got, ok, want[o])
+				for _, o := range outcomes {
+					if got, ok := bk.Counts[string(o)]; !ok || got != want[string(o)] {
+						t.Errorf("bucket at %v: %s = %d (present %v), want %d", off, o, got, ok, want[string(o)])
 					}
 				}
 			}
@@ -196,7 +196,7 @@ func TestHistoryObserveConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range each {
-				h.observe(event{outcome: historyOutcomes[(w+i)%len(historyOutcomes)]}, now)
+				h.observe(outcomes[(w+i)%len(outcomes)], now)
 			}
 		}()
 	}
@@ -215,15 +215,15 @@ func TestHistoryObserveConcurrent(t *testing.T) {
 func TestHistorySnapshotIsACopy(t *testing.T) {
 	h := newHistory()
 	now := time.Date(2025, 3, 4, 5, 6, 1, 0, time.UTC)
-	h.observe(event{outcome: "good"}, now)
+	h.observe(OutcomeGood, now)
 	snap := h.snapshot(now)
-	h.observe(event{outcome: "good"}, now)
+	h.observe(OutcomeGood, now)
 	snap.Outcomes[0] = "changed"
 	if got := snap.Buckets[historyBuckets-1].Counts["good"]; got != 1 {
 		t.Errorf("the snapshot's count moved to %d with a later observation", got)
 	}
-	if historyOutcomes[0] != "good" {
-		t.Errorf("changing a snapshot's outcomes changed the history's: %q", historyOutcomes[0])
+	if outcomes[0] != "good" {
+		t.Errorf("changing a snapshot's outcomes changed the history's: %q", outcomes[0])
 	}
 	if got := h.snapshot(now).Buckets[historyBuckets-1].Counts["good"]; got != 2 {
 		t.Errorf("a new snapshot counts %d, want 2", got)
@@ -237,7 +237,7 @@ func BenchmarkHistoryObserve(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		// a new bucket every 1000 events: mostly hits, some wraps
-		h.observe(event{outcome: historyOutcomes[i%len(historyOutcomes)]}, start.Add(time.Duration(i/1000)*historyInterval))
+		h.observe(outcomes[i%len(outcomes)], start.Add(time.Duration(i/1000)*historyInterval))
 		i++
 	}
 }
@@ -246,7 +246,7 @@ func BenchmarkHistorySnapshot(b *testing.B) {
 	h := newHistory()
 	start := time.Date(2025, 3, 4, 5, 6, 0, 0, time.UTC)
 	for i := range historyBuckets * 10 {
-		h.observe(event{outcome: historyOutcomes[i%len(historyOutcomes)]}, start.Add(time.Duration(i)*time.Second))
+		h.observe(outcomes[i%len(outcomes)], start.Add(time.Duration(i)*time.Second))
 	}
 	now := start.Add(time.Duration(historyBuckets) * historyInterval)
 	b.ReportAllocs()
