@@ -179,7 +179,7 @@ func (s *Server) plainTunnel(req *http.Request, client net.Conn, ctx *goproxy.Pr
 	upConn, err := upstream.Dial(req.Context(), sess.ProxyURL(), "tcp", t.host, s.tlsOpts)
 	if err != nil {
 		uerr := upstream.Classify(err, sess.ProxyURL(), t.host)
-		s.rec.UpstreamFailed(uerr.Hop, string(uerr.Kind))
+		s.rec.UpstreamFailed(uerr)
 		s.rec.Finish(record.Event{Outcome: record.OutcomeError, Status: http.StatusBadGateway})
 		sess.MarkBad()
 		resp := s.failureResponse(req, uerr)

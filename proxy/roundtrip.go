@@ -69,109 +69,148 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 	return resp, nil
 }
 
+// call is one client request across its attempts.
+type call struct {
+	req     *http.Request
+	t       *tunnel
+	cfg     *config.Config
+	name    string     // the session the client asked for, "" for any
+	replay  replayable // how the request can be sent again
+	cookies []string   // the client's own Cookie headers
+	host    string     // the request's host, without its port
+	start   time.Time
+	tried   []string // the sessions that already failed the request
+}
+
 // attempts runs the request on one session and, while the rules say retry
 // and the request can be repeated, on fresh ones. It returns the response the
-// client gets.
+// client gets. Every way a request ends passes here once and is recorded
+// here, except a verdict that waits for the body: decideWhileStreaming
+// records that one when it comes.
 func (s *Server) attempts(req *http.Request, t *tunnel, cfg *config.Config) *http.Response {
-	start := time.Now()
-	reject := func(resp *http.Response) *http.Response {
-		s.rec.Finish(record.Event{Outcome: record.OutcomeRejected, Status: resp.StatusCode, Duration: time.Since(start)})
-		return resp
+	c := &call{req: req, t: t, cfg: cfg, host: hostOnly(req.URL.Host), cookies: req.Header["Cookie"], start: time.Now()}
+	resp, ev := s.attemptAll(c)
+	if ev.Outcome != "" {
+		ev.Duration = time.Since(c.start)
+		s.rec.Finish(ev)
 	}
-	name, err := s.sessionName(req, t, cfg)
-	if err != nil {
-		return reject(textResponse(req, http.StatusBadRequest, "sessionproxy: "+err.Error()))
-	}
-	replay, err := s.prepareBody(req, cfg)
-	if err != nil {
-		return reject(textResponse(req, http.StatusBadRequest, "sessionproxy: read request body: "+err.Error()))
-	}
-	clientCookies := req.Header["Cookie"]
-	host := hostOnly(req.URL.Host)
+	return resp
+}
 
-	var tried []string
+// attemptAll is attempts without the recording: it returns the response and
+// the event that ends the request, whose Outcome is empty when the verdict
+// is still to come.
+func (s *Server) attemptAll(c *call) (*http.Response, record.Event) {
+	var err error
+	if c.name, err = s.sessionName(c.req, c.t, c.cfg); err != nil {
+		return rejected(textResponse(c.req, http.StatusBadRequest, "sessionproxy: "+err.Error()), 0)
+	}
+	if c.replay, err = s.prepareBody(c.req, c.cfg); err != nil {
+		return rejected(textResponse(c.req, http.StatusBadRequest, "sessionproxy: read request body: "+err.Error()), 0)
+	}
 	for attempt := 0; ; attempt++ {
-		sel, err := s.pick(req.Context(), cfg, name, req, t, tried)
-		if err != nil {
-			return reject(s.selectErrorResponse(req, err))
+		resp, ev, retry := s.attempt(c, attempt)
+		if !retry {
+			return resp, ev
 		}
-		sess := sel.sess
-		canRetry := !sel.pinned && attempt < cfg.Retry.MaxAttempts && replay.ok && req.Context().Err() == nil
-		if attempt > 0 {
-			s.rec.Retried()
-			if replay.body != nil {
-				req.Body = io.NopCloser(bytes.NewReader(replay.body))
-			}
-		}
-		setCookies(req, sess, cfg.Cookies, clientCookies)
-
-		var resp *http.Response
-		tr, err := s.transports.Get(sess.ID(), sess.ProxyURL())
-		if err == nil {
-			resp, err = tr.RoundTrip(req)
-		}
-		if err == nil && resp.StatusCode == http.StatusProxyAuthRequired && sess.ProxyURL() != "" {
-			// Over plain HTTP an upstream that refuses the session's
-			// credentials answers 407 itself; that is the upstream failing,
-			// not the origin answering.
-			discard(resp.Body)
-			resp, err = nil, fmt.Errorf("%w: %s", upstream.ErrConnectRefused, resp.Status)
-		}
-		if err != nil && req.Context().Err() != nil {
-			// The client went away: nobody is waiting, and the session did
-			// nothing wrong.
-			resp := textResponse(req, http.StatusBadGateway, "sessionproxy: client closed the request")
-			s.rec.Finish(record.Event{Outcome: record.OutcomeCanceled, Retries: attempt, Duration: time.Since(start)})
-			return resp
-		}
-		if err != nil {
-			uerr := upstream.Classify(err, sess.ProxyURL(), req.URL.Host)
-			s.rec.UpstreamFailed(uerr.Hop, string(uerr.Kind))
-			v := cfg.Rules.Decide(&rules.Outcome{Host: host, ErrKind: string(uerr.Kind)})
-			if v.Rule == nil && cfg.DefaultAction == "" {
-				v.Action = rules.ActionBad // no rule spoke: a failed upstream is still the session's fault
-			}
-			s.apply(sess, v, host, 0, nil)
-			if v.Retry && canRetry {
-				tried = append(tried, sess.ID())
-				continue
-			}
-			resp = s.failureResponse(req, uerr)
-			s.decorate(resp, cfg, sess, v, attempt)
-			s.rec.Finish(record.Event{Outcome: record.OutcomeError, Rule: verdictRule(v), Status: resp.StatusCode, Retries: attempt, Duration: time.Since(start)})
-			return resp
-		}
-
-		o := &rules.Outcome{Host: host, Status: resp.StatusCode, Header: resp.Header}
-		if cfg.Rules.NeedsBody(host, resp.StatusCode, resp.Header) {
-			if !canRetry || !cfg.Rules.MayRetry(host, resp.StatusCode, resp.Header) {
-				// No retry can come of it: the body streams to the client
-				// now and the verdict follows once its start has passed.
-				s.decideWhileStreaming(resp, cfg, sess, o, attempt, start)
-				s.remember(cfg, req, t, sel)
-				s.decorate(resp, cfg, sess, rules.Verdict{}, attempt)
-				return resp
-			}
-			o.Body = rules.DecodedBody(resp.Header, rules.HoldPrefix(resp, cfg.BodyLimit), cfg.BodyLimit)
-		}
-		v := cfg.Rules.Decide(o)
-		s.apply(sess, v, host, resp.StatusCode, resp)
-		if v.Retry && canRetry {
-			discard(resp.Body)
-			tried = append(tried, sess.ID())
-			continue
-		}
-		s.remember(cfg, req, t, sel)
-		s.decorate(resp, cfg, sess, v, attempt)
-		s.rec.Finish(record.Event{Outcome: record.Outcome(v.Action), Rule: verdictRule(v), Status: resp.StatusCode, Retries: attempt, Duration: time.Since(start)})
-		return resp
 	}
+}
+
+// rejected is the end of a request the proxy answered itself.
+func rejected(resp *http.Response, attempt int) (*http.Response, record.Event) {
+	return resp, record.Event{Outcome: record.OutcomeRejected, Status: resp.StatusCode, Retries: attempt}
+}
+
+// attempt sends the request once, as one session. It returns retry when the
+// rules ask for another session and the request may have one; otherwise the
+// response the client gets and the event that ends the request.
+func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.Event, retry bool) {
+	req, cfg := c.req, c.cfg
+	sel, err := s.pick(req.Context(), cfg, c.name, req, c.t, c.tried)
+	if err != nil {
+		resp, ev = rejected(s.selectErrorResponse(req, err), attempt)
+		return resp, ev, false
+	}
+	sess := sel.sess
+	canRetry := !sel.pinned && attempt < cfg.Retry.MaxAttempts && c.replay.ok && req.Context().Err() == nil
+	if attempt > 0 {
+		s.rec.Retried()
+		if c.replay.body != nil {
+			req.Body = io.NopCloser(bytes.NewReader(c.replay.body))
+		}
+	}
+	setCookies(req, sess, cfg.Cookies, c.cookies)
+
+	resp, err = s.send(req, sess)
+	if err != nil && req.Context().Err() != nil {
+		// The client went away: nobody is waiting, and the session did
+		// nothing wrong.
+		resp = textResponse(req, http.StatusBadGateway, "sessionproxy: client closed the request")
+		return resp, record.Event{Outcome: record.OutcomeCanceled, Retries: attempt}, false
+	}
+	if err != nil {
+		uerr := upstream.Classify(err, sess.ProxyURL(), req.URL.Host)
+		s.rec.UpstreamFailed(uerr)
+		v := cfg.Rules.Decide(&rules.Outcome{Host: c.host, ErrKind: uerr.Kind})
+		if v.Rule == nil && cfg.DefaultAction == "" {
+			v.Action = rules.ActionBad // no rule spoke: a failed upstream is still the session's fault
+		}
+		s.apply(sess, v, c.host, 0, nil)
+		if v.Retry && canRetry {
+			c.tried = append(c.tried, sess.ID())
+			return nil, record.Event{}, true
+		}
+		resp = s.failureResponse(req, uerr)
+		s.decorate(resp, cfg, sess, v, attempt)
+		return resp, record.Event{Outcome: record.OutcomeError, Rule: verdictRule(v), Status: resp.StatusCode, Retries: attempt}, false
+	}
+
+	o := &rules.Outcome{Host: c.host, Status: resp.StatusCode, Header: resp.Header}
+	if cfg.Rules.NeedsBody(c.host, resp.StatusCode, resp.Header) {
+		if !canRetry || !cfg.Rules.MayRetry(c.host, resp.StatusCode, resp.Header) {
+			// No retry can come of it: the body streams to the client
+			// now and the verdict follows once its start has passed.
+			s.decideWhileStreaming(resp, c, sess, o, attempt)
+			s.remember(cfg, req, c.t, sel)
+			s.decorate(resp, cfg, sess, rules.Verdict{}, attempt)
+			return resp, record.Event{}, false
+		}
+		o.Body = rules.DecodedBody(resp.Header, rules.HoldPrefix(resp, cfg.BodyLimit), cfg.BodyLimit)
+	}
+	v := cfg.Rules.Decide(o)
+	s.apply(sess, v, c.host, resp.StatusCode, resp)
+	if v.Retry && canRetry {
+		discard(resp.Body)
+		c.tried = append(c.tried, sess.ID())
+		return nil, record.Event{}, true
+	}
+	s.remember(cfg, req, c.t, sel)
+	s.decorate(resp, cfg, sess, v, attempt)
+	return resp, record.Event{Outcome: record.Outcome(v.Action), Rule: verdictRule(v), Status: resp.StatusCode, Retries: attempt}, false
+}
+
+// send is one round trip as sess, through its transport.
+func (s *Server) send(req *http.Request, sess *sessionpool.Session) (*http.Response, error) {
+	tr, err := s.transports.Get(sess.ID(), sess.ProxyURL())
+	if err != nil {
+		return nil, err
+	}
+	resp, err := tr.RoundTrip(req)
+	if err == nil && resp.StatusCode == http.StatusProxyAuthRequired && sess.ProxyURL() != "" {
+		// Over plain HTTP an upstream that refuses the session's
+		// credentials answers 407 itself; that is the upstream failing,
+		// not the origin answering.
+		discard(resp.Body)
+		return nil, fmt.Errorf("%w: %s", upstream.ErrConnectRefused, resp.Status)
+	}
+	return resp, err
 }
 
 // decideWhileStreaming lets resp's body stream to the client while a copy of
 // its first body_limit bytes is kept; the rules decide the session's fate
 // when that copy is complete (or the body ends or is closed).
-func (s *Server) decideWhileStreaming(resp *http.Response, cfg *config.Config, sess *sessionpool.Session, o *rules.Outcome, attempt int, start time.Time) {
+func (s *Server) decideWhileStreaming(resp *http.Response, c *call, sess *sessionpool.Session, o *rules.Outcome, attempt int) {
+	cfg, start := c.cfg, c.start
 	limit := cfg.BodyLimit
 	cookies := cookieCarrier(resp)
 	resp.Body = rules.InspectBody(resp.Body, int(limit), func(raw []byte) {

@@ -6,6 +6,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sessionproxy/sessionproxy/proxy/rules"
+	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 )
 
 // compileRules compiles the decoded rules into c.Rules, reporting each
@@ -92,8 +93,8 @@ func (d *decoder) rule(it *yaml.Node, path string) (rules.Spec, map[string]int, 
 		}},
 		{"error", func(v *yaml.Node, p string) {
 			conds++
-			if str, ok := d.enum(v, p, rules.ErrKindConnect, rules.ErrKindTLS, rules.ErrKindTimeout, rules.ErrKindAny); ok {
-				s.Error, ln["error"] = str, v.Line
+			if k, ok := oneOf(d, v, p, upstream.KindConnect, upstream.KindTLS, upstream.KindTimeout, rules.ErrKindAny); ok {
+				s.Error, ln["error"] = k, v.Line
 			}
 		}},
 		{"action", func(v *yaml.Node, p string) {

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
@@ -87,13 +88,12 @@ func (r *Recorder) Retried() {
 	r.metrics.observeRetry()
 }
 
-// UpstreamFailed records an attempt that got no response. hop is the failing
-// hop as upstream errors name it ("upstream proxy HOST:PORT" or "origin
-// HOST:PORT"; anything up to an "@" in HOST is dropped) and kind its kind
-// (connect, tls, timeout, protocol).
-func (r *Recorder) UpstreamFailed(hop, kind string) {
+// UpstreamFailed records an attempt that got no response: uerr's Hop
+// ("upstream proxy HOST:PORT" or "origin HOST:PORT"; anything up to an "@"
+// in HOST is dropped) and Kind label the failure.
+func (r *Recorder) UpstreamFailed(uerr *upstream.Error) {
 	r.stats.upstreamFailures.Add(1)
-	r.metrics.observeUpstreamFailure(hop, kind)
+	r.metrics.observeUpstreamFailure(uerr.Hop, string(uerr.Kind))
 }
 
 // Blocked records a bad or retiring verdict of the rule named rule, retried

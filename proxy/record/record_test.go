@@ -12,6 +12,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sessionproxy/sessionproxy/proxy/record/recordtest"
+	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
@@ -122,7 +123,7 @@ func TestRecorderHappenings(t *testing.T) {
 	})
 	r.Retried()
 	r.Retried()
-	r.UpstreamFailed("upstream proxy user:pw@10.0.0.1:3128", "connect")
+	r.UpstreamFailed(&upstream.Error{Hop: "upstream proxy user:pw@10.0.0.1:3128", Kind: upstream.KindConnect})
 	r.Blocked("blocked-status")
 	r.Blocked("blocked-status")
 	r.Blocked("captcha")

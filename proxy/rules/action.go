@@ -1,6 +1,9 @@
 package rules
 
-import "github.com/sessionproxy/sessionproxy/sessionpool"
+import (
+	"github.com/sessionproxy/sessionproxy/proxy/upstream"
+	"github.com/sessionproxy/sessionproxy/sessionpool"
+)
 
 // Action is what a rule does to the session that made a request. Its zero
 // value "" is no action: as a default action it means the built-in one, and
@@ -41,11 +44,8 @@ func (a Action) Mark() sessionpool.Mark {
 	return sessionpool.NoMark
 }
 
-// Upstream failure kinds, as found in Outcome.ErrKind and a rule's error
-// condition. ErrKindAny is only a condition: it matches every failure.
-const (
-	ErrKindConnect = "connect"
-	ErrKindTLS     = "tls"
-	ErrKindTimeout = "timeout"
-	ErrKindAny     = "any"
-)
+// ErrKindAny is the error condition that matches every upstream failure,
+// whatever its kind. The other values of a rule's error condition are the
+// kinds of upstream.Error it matches: upstream.KindConnect, KindTLS and
+// KindTimeout.
+const ErrKindAny upstream.ErrorKind = "any"

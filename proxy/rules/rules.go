@@ -18,20 +18,22 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 )
 
 // Spec is the source form of a rule, as written under `rules` in the
 // configuration. Its zero value is not a valid rule: Action is required, and
 // so is at least one condition.
 type Spec struct {
-	Name   string            // shown in X-Session-Rule and stats; default "rules[i]"
-	Status []string          // codes ("403") or classes ("4xx"); any may match
-	Body   string            // RE2 regex on the decoded start of the body
-	Header map[string]string // header name -> RE2 regex on any of its values; a missing header never matches; "" = present
-	Host   string            // path.Match glob on the request host (no port, case-insensitive); "*.example.com" matches a.example.com and a.b.example.com, not example.com
-	Error  string            // connect | tls | timeout | any: matches upstream failures only
-	Action Action            // good | bad | retire | none (required)
-	Retry  bool              // send the request again on another session
+	Name   string             // shown in X-Session-Rule and stats; default "rules[i]"
+	Status []string           // codes ("403") or classes ("4xx"); any may match
+	Body   string             // RE2 regex on the decoded start of the body
+	Header map[string]string  // header name -> RE2 regex on any of its values; a missing header never matches; "" = present
+	Host   string             // path.Match glob on the request host (no port, case-insensitive); "*.example.com" matches a.example.com and a.b.example.com, not example.com
+	Error  upstream.ErrorKind // connect | tls | timeout | any: matches upstream failures only
+	Action Action             // good | bad | retire | none (required)
+	Retry  bool               // send the request again on another session
 }
 
 // Rule is one compiled rule. Its conditions are unexported; Spec returns
@@ -47,7 +49,7 @@ type Rule struct {
 	host      hostGlob
 	headers   []headerCond
 	body      *bodyMatcher
-	errKind   string // "" = matches responses only
+	errKind   upstream.ErrorKind // "" = matches responses only
 }
 
 type headerCond struct {
@@ -220,13 +222,13 @@ func compileRule(i int, s Spec, report reportFunc) *Rule {
 	}
 	switch s.Error {
 	case "":
-	case ErrKindConnect, ErrKindTLS, ErrKindTimeout, ErrKindAny:
+	case upstream.KindConnect, upstream.KindTLS, upstream.KindTimeout, ErrKindAny:
 		r.errKind = s.Error
 		if len(s.Status) > 0 || s.Body != "" || len(s.Header) > 0 {
-			report(i, "error", "cannot be combined with status, header or body: no response came", strconv.Quote(s.Error))
+			report(i, "error", "cannot be combined with status, header or body: no response came", strconv.Quote(string(s.Error)))
 		}
 	default:
-		report(i, "error", "must be one of connect, tls, timeout, any", strconv.Quote(s.Error))
+		report(i, "error", "must be one of connect, tls, timeout, any", strconv.Quote(string(s.Error)))
 	}
 	if len(s.Status) == 0 && s.Body == "" && len(s.Header) == 0 && s.Host == "" && s.Error == "" {
 		report(i, "", "a rule needs at least one condition (status, body, header, host or error)", "")
@@ -331,11 +333,11 @@ func (rs *Set) HasRetryRules() bool { return rs != nil && rs.hasRetry }
 
 // Outcome is what the proxy knows about one attempt of a request.
 type Outcome struct {
-	Host    string      // request host without port (a port is ignored)
-	Status  int         // 0 when there was no response
-	Header  http.Header // response headers, canonical keys as net/http makes them (nil when no response)
-	Body    []byte      // decoded start of the body; nil when not inspected (body conditions then never match)
-	ErrKind string      // "" or "connect" | "tls" | "timeout" (upstream failure; other values match only error: any)
+	Host    string             // request host without port (a port is ignored)
+	Status  int                // 0 when there was no response
+	Header  http.Header        // response headers, canonical keys as net/http makes them (nil when no response)
+	Body    []byte             // decoded start of the body; nil when not inspected (body conditions then never match)
+	ErrKind upstream.ErrorKind // "" or the kind of the upstream failure (a kind no rule names matches only error: any)
 }
 
 // failed reports whether the attempt brought no response.

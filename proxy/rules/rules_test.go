@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
@@ -378,7 +379,7 @@ func FuzzCompileRules(f *testing.F) {
 	f.Add("x", "999", "(", "bad name", "[", "[", "dns", "kill", false, "", -1, "", []byte{0xff}, "tls")
 	f.Fuzz(func(t *testing.T, name, status, body, hname, hre, host, errKind, action string, retry bool,
 		oHost string, oStatus int, oServer string, oBody []byte, oErr string) {
-		spec := Spec{Name: name, Body: body, Host: host, Error: errKind, Action: Action(action), Retry: retry}
+		spec := Spec{Name: name, Body: body, Host: host, Error: upstream.ErrorKind(errKind), Action: Action(action), Retry: retry}
 		if status != "" {
 			spec.Status = strings.Split(status, ",")
 		}
@@ -394,7 +395,7 @@ func FuzzCompileRules(f *testing.F) {
 			return
 		}
 		h := hdr("Server", oServer, hname, oServer)
-		o := &Outcome{Host: oHost, Status: oStatus, Header: h, Body: oBody, ErrKind: oErr}
+		o := &Outcome{Host: oHost, Status: oStatus, Header: h, Body: oBody, ErrKind: upstream.ErrorKind(oErr)}
 		v := rs.Decide(o)
 		if v.Rule != nil && (v.Action != spec.Action || v.Retry != retry) {
 			t.Fatalf("verdict %+v does not carry the rule", v)
