@@ -2,6 +2,7 @@ package config
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sessionproxy/sessionproxy/proxy/rules"
+	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
@@ -368,9 +370,9 @@ func (d *decoder) store(v *yaml.Node, p string) (Store, bool) {
 	if Store(s) == StoreFile {
 		return StoreFile, true
 	}
-	u, msg := parseStore(s)
+	msg := parseStore(s)
 	if msg != "" {
-		d.ps.add(v.Line, p, msg, quote(redactRaw(s, u)))
+		d.ps.add(v.Line, p, msg, quote(upstream.Redact(s)))
 		return "", false
 	}
 	return Store(s), true
@@ -385,9 +387,10 @@ func (d *decoder) upstreams(v *yaml.Node, p string) ([]*url.URL, bool) {
 		if !ok {
 			return
 		}
-		u, msg := parseUpstream(s)
-		if msg != "" {
-			d.ps.add(it.Line, ip, msg, quote(redactRaw(s, u)))
+		u, err := upstream.Parse(s)
+		var pe *upstream.ParseError
+		if errors.As(err, &pe) {
+			d.ps.add(it.Line, ip, pe.Problem, quote(pe.URL))
 			return
 		}
 		out = append(out, u)
