@@ -205,12 +205,6 @@ func readAdminBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	return body, true
 }
 
-// clientMessage is err's message for an API client, without the package
-// prefix.
-func clientMessage(err error) string {
-	return strings.ReplaceAll(err.Error(), "proxy: ", "")
-}
-
 // cookieMessage is err's message for an API client when it may be about
 // cookies that cannot be imported: "bad cookies: " and the problems with
 // their lines.
@@ -218,7 +212,7 @@ func cookieMessage(err error) string {
 	if ce, ok := errors.AsType[*cookiefile.Error](err); ok && errors.Is(ce.Err, cookiefile.ErrBadCookies) {
 		return "bad cookies: " + ce.Detail()
 	}
-	return clientMessage(err)
+	return err.Error()
 }
 
 // heldSession returns the held session with that id, usable or not; nil
@@ -321,7 +315,11 @@ func (s *Server) adminAddSession(w http.ResponseWriter, r *http.Request) {
 	if req.ProxyURL != "" {
 		u, err := upstream.Parse(req.ProxyURL)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "proxyUrl: "+clientMessage(err))
+			msg := err.Error()
+			if pe, ok := errors.AsType[*upstream.ParseError](err); ok {
+				msg = fmt.Sprintf("%s (got %q)", pe.Problem, pe.URL)
+			}
+			writeError(w, http.StatusBadRequest, "proxyUrl: "+msg)
 			return
 		}
 		opts.ProxyURL = u.String()
@@ -334,7 +332,7 @@ func (s *Server) adminAddSession(w http.ResponseWriter, r *http.Request) {
 	sess, err := s.pool.AddSession(r.Context(), opts)
 	if err != nil {
 		status := http.StatusInternalServerError
-		msg := "add session: " + clientMessage(err)
+		msg := "add session: " + err.Error()
 		switch {
 		case errors.Is(err, sessionpool.ErrSessionExists):
 			status, msg = http.StatusConflict, fmt.Sprintf("a usable session already holds the id %q", req.ID)
@@ -479,7 +477,7 @@ func (s *Server) adminPersist(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, sessionpool.ErrPoolClosed) {
 			status = http.StatusServiceUnavailable
 		}
-		writeError(w, status, "persist: "+clientMessage(err))
+		writeError(w, status, "persist: "+err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"persisted": true, "sessions": n})

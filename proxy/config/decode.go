@@ -24,16 +24,17 @@ type decoder struct {
 	ruleLines []map[string]int      // for each of specs, the line of each of its keys ("" = the rule)
 }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+// yamlErrorRE reads the YAML library's syntax errors, which are text only:
+// "yaml: line N: MESSAGE" or "yaml: MESSAGE".
+var yamlErrorRE = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
 
+// syntax reports a YAML syntax error as a problem at its line (0 when the
+// library gives none).
 func (d *decoder) syntax(err error) {
-	msg := err.Error()
-	line := 0
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+	msg, line := err.Error(), 0
+	if m := yamlErrorRE.FindStringSubmatch(msg); m != nil {
 		line, _ = strconv.Atoi(m[1])
 		msg = m[2]
-	} else {
-		msg = strings.TrimPrefix(msg, "yaml: ")
 	}
 	d.ps.add(line, "", "invalid YAML: "+msg, "")
 }
