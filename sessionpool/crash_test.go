@@ -17,7 +17,7 @@ const crashChildEnv = "SESSIONPOOL_CRASH_CHILD_DIR"
 // TestFileStoreSurvivesKill re-runs the test binary as a child that
 // persists a changing pool in a loop, SIGKILLs it after it reported a few
 // writes, and checks that the document always loads: the file store never
-// leaves a torn document.
+// leaves a torn document, nor, once reopened, a temporary file.
 func TestFileStoreSurvivesKill(t *testing.T) {
 	if dir := os.Getenv(crashChildEnv); dir != "" {
 		crashChild(dir) // never returns
@@ -51,6 +51,11 @@ func TestFileStoreSurvivesKill(t *testing.T) {
 		fs, err := NewFileStore(dir)
 		if err != nil {
 			t.Fatal(err)
+		}
+		// A write the kill interrupted left its temporary file (it holds
+		// cookies); opening the store removed it.
+		if entries, err := os.ReadDir(dir); err != nil || len(entries) != 1 || entries[0].Name() != "crash.json" {
+			t.Errorf("round %d: after NewFileStore the directory holds %v (%v), want only crash.json", round, entries, err)
 		}
 		p, err := Open(context.Background(), Options{Store: fs, PersistStateKey: "crash"})
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -387,6 +388,32 @@ func TestFileStore(t *testing.T) {
 	}
 	if _, err := NewFileStore(""); err == nil {
 		t.Error("NewFileStore(\"\") succeeded")
+	}
+}
+
+// TestFileStoreRemovesLeftovers: NewFileStore deletes the temporary files
+// of writes a crash interrupted (they hold cookies and credentials), of this
+// version and of earlier ones, and nothing else.
+func TestFileStoreRemovesLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	keep := []string{"k.json", "notes.txt", "k.json.tmp-abc", ".k.json.tmp-short"}
+	leftovers := []string{".k.json.tmp-" + strings.Repeat("A", 26), "k.json.tmp-123456789"}
+	for _, n := range append(slices.Clone(keep), leftovers...) {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := NewFileStore(dir); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		got = append(got, e.Name())
+	}
+	slices.Sort(keep)
+	if !slices.Equal(got, keep) {
+		t.Errorf("after NewFileStore: %q, want %q", got, keep)
 	}
 }
 

@@ -5,11 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/sessionproxy/sessionproxy/sessionpool/atomicfile"
 )
 
 // Store keeps persisted pool states by key. Implementations must be safe for
@@ -25,11 +28,12 @@ type Store interface {
 }
 
 // FileStore is a Store keeping each key in <dir>/<key>.json. Writes are
-// atomic: a temporary file in dir is written, fsynced and renamed over the
-// old file, then dir is fsynced, so a crash at any moment leaves either the
-// old or the new document, never a torn one (a crash may leave a stray
-// "<key>.json.tmp-*" file behind). Files are created with mode 0600: they
-// hold cookies and upstream credentials. Keys must be non-empty and hold no
+// atomic (package atomicfile): a temporary file in dir is written, fsynced
+// and renamed over the old file, then dir is fsynced, so a crash at any
+// moment leaves either the old or the new document, never a torn one. A
+// crash can leave a temporary file behind; NewFileStore removes those.
+// Files are created with mode 0600: they hold cookies and upstream
+// credentials. Keys must be non-empty and hold no
 // path separator, NUL or "..". Safe for concurrent use; concurrent Sets of
 // one key leave one of the values whole.
 type FileStore struct {
@@ -37,7 +41,9 @@ type FileStore struct {
 }
 
 // NewFileStore returns a FileStore in dir, creating dir (mode 0700) when it
-// does not exist.
+// does not exist. It removes the temporary files that writes interrupted by
+// a crash left in dir, so it must not run while another FileStore writes
+// there.
 func NewFileStore(dir string) (*FileStore, error) {
 	if dir == "" {
 		return nil, errors.New("new file store: empty directory")
@@ -45,7 +51,25 @@ func NewFileStore(dir string) (*FileStore, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("new file store: %w", err)
 	}
+	if err := removeTemps(dir); err != nil {
+		return nil, fmt.Errorf("new file store: remove temporary files: %w", err)
+	}
 	return &FileStore{dir: dir}, nil
+}
+
+// removeTemps removes the temporary files of interrupted writes in dir:
+// atomicfile's, and the "<key>.json.tmp-*" files of earlier versions.
+func removeTemps(dir string) error {
+	errs := []error{atomicfile.RemoveAllTemps(dir)}
+	entries, err := os.ReadDir(dir)
+	errs = append(errs, err)
+	for _, e := range entries {
+		_, random, ok := strings.Cut(e.Name(), ".json.tmp-")
+		if ok && random != "" && strings.Trim(random, "0123456789") == "" && e.Type().IsRegular() {
+			errs = append(errs, os.Remove(filepath.Join(dir, e.Name())))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // checkKey rejects keys that could escape the store's directory.
@@ -97,8 +121,7 @@ func (s *FileStore) Get(ctx context.Context, key string) ([]byte, error) {
 	return data, nil
 }
 
-// Set writes <dir>/<key>.json atomically (temporary file, fsync, rename,
-// fsync of the directory), with mode 0600.
+// Set writes <dir>/<key>.json atomically (atomicfile.Write), with mode 0600.
 func (s *FileStore) Set(ctx context.Context, key string, value []byte) error {
 	return s.setStream(ctx, key, func(write func([]byte) error) error { return write(value) })
 }
@@ -112,49 +135,16 @@ func (s *FileStore) setStream(ctx context.Context, key string, fill func(write f
 	if err != nil {
 		return fmt.Errorf("set: %w", err)
 	}
-	f, err := os.CreateTemp(s.dir, key+".json.tmp-*") // mode 0600
+	err = atomicfile.WriteFunc(p, 0o600, func(w io.Writer) error {
+		return fill(func(b []byte) error {
+			_, err := w.Write(b)
+			return err
+		})
+	})
 	if err != nil {
 		return fmt.Errorf("set %q: %w", key, err)
 	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	write := func(b []byte) error {
-		_, err := f.Write(b)
-		return err
-	}
-	if err = fill(write); err != nil {
-		return fmt.Errorf("set %q: write: %w", key, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("set %q: sync: %w", key, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("set %q: close: %w", key, err)
-	}
-	if err = os.Rename(tmp, p); err != nil {
-		return fmt.Errorf("set %q: rename: %w", key, err)
-	}
-	if err = syncDir(s.dir); err != nil {
-		return fmt.Errorf("set %q: sync directory: %w", key, err)
-	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // Delete removes <dir>/<key>.json.

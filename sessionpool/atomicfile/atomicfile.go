@@ -84,6 +84,24 @@ func WriteFunc(path string, perm os.FileMode, fill func(w io.Writer) error) (err
 // are joined.
 func RemoveTemps(path string) error {
 	dir, name := filepath.Split(path)
+	return removeTemps(dir, func(entry string) bool { return isTemp(name, entry) })
+}
+
+// RemoveAllTemps is RemoveTemps of every file in dir: it removes the
+// temporary files of all interrupted Writes there. It must not run while a
+// Write in dir is in progress.
+func RemoveAllTemps(dir string) error {
+	return removeTemps(dir, func(entry string) bool {
+		if len(entry) < len("..tmp-")+randomLen || entry[0] != '.' {
+			return false
+		}
+		name := entry[1 : len(entry)-len(".tmp-")-randomLen]
+		return isTemp(name, entry)
+	})
+}
+
+// removeTemps removes the regular files of dir whose names temp accepts.
+func removeTemps(dir string, temp func(entry string) bool) error {
 	if dir == "" {
 		dir = "."
 	}
@@ -96,7 +114,7 @@ func RemoveTemps(path string) error {
 	}
 	var errs []error
 	for _, e := range entries {
-		if !e.Type().IsRegular() || !isTemp(name, e.Name()) {
+		if !e.Type().IsRegular() || !temp(e.Name()) {
 			continue
 		}
 		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -199,3 +199,40 @@ func TestRemoveTemps(t *testing.T) {
 		t.Errorf("RemoveTemps in a missing directory: %v", err)
 	}
 }
+
+func TestRemoveAllTemps(t *testing.T) {
+	dir := t.TempDir()
+	keep := []string{
+		"state.json",
+		".state.json.tmp-" + strings.Repeat("a", randomLen), // not base32
+		".tmp-" + strings.Repeat("A", randomLen),            // no file's
+		"state.json.tmp-" + strings.Repeat("A", randomLen),  // no leading dot
+		".x",
+	}
+	leftovers := []string{
+		".state.json.tmp-" + strings.Repeat("A", randomLen),
+		".other.json.tmp-ABCDEFGHIJKLMNOPQRSTUVWXY2",
+		"..tmp-" + strings.Repeat("C", randomLen), // an empty name's
+	}
+	for _, n := range append(slices.Clone(keep), leftovers...) {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := createTemp(dir, "ca.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	if err := RemoveAllTemps(dir); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(keep)
+	if got := names(t, dir); !slices.Equal(got, keep) {
+		t.Errorf("after RemoveAllTemps: %q, want %q", got, keep)
+	}
+	if err := RemoveAllTemps(filepath.Join(dir, "missing")); err != nil {
+		t.Errorf("RemoveAllTemps of a missing directory: %v", err)
+	}
+}
