@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sessionproxy/sessionproxy/proxy/cookiefile"
+	"github.com/sessionproxy/sessionproxy/proxy/proxytest"
 	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
@@ -262,7 +263,7 @@ func TestAdminAddSession(t *testing.T) {
 	want := sessionpool.Cookie{Name: "sid", Value: "x1", Domain: "example.com", Path: "/", Secure: true, HTTPOnly: true,
 		SameSite: "Lax", Expires: time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)}
 	if st.ID != "mine" || st.ProxyURL != "http://bob:xxxxx@127.0.0.1:8888" || st.UserData["account"] != "bob" ||
-		st.UserData["n"] != 2.0 || len(st.Cookies) != 1 || !sameCookie(st.Cookies[0], want) {
+		st.UserData["n"] != 2.0 || len(st.Cookies) != 1 || !proxytest.SameCookie(st.Cookies[0], want) {
 		t.Errorf("state %+v", st)
 	}
 	// The pool keeps the whole upstream URL: it is what the session dials.
@@ -467,7 +468,7 @@ func TestAdminCookieFormatRoundTrip(t *testing.T) {
 					t.Fatalf("exports of %d and %d cookies", len(a), len(b))
 				}
 				for i := range a {
-					if !sameCookie(a[i], b[i]) {
+					if !proxytest.SameCookie(a[i], b[i]) {
 						t.Errorf("cookie %d: %+v after the round trip, was %+v", i, b[i], a[i])
 					}
 				}

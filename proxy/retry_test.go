@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sessionproxy/sessionproxy/internal/codingtest"
 	"github.com/sessionproxy/sessionproxy/proxy/config"
+	"github.com/sessionproxy/sessionproxy/proxy/proxytest"
 	"github.com/sessionproxy/sessionproxy/proxy/rules"
 )
 
@@ -43,7 +43,7 @@ func TestBodyRuleEncodings(t *testing.T) {
 				t.Run(name, func(t *testing.T) {
 					wire := page
 					if enc != "identity" {
-						wire = codingtest.Encode(t, enc, page)
+						wire = proxytest.Encode(t, enc, page)
 					}
 					origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 						w.Header().Set("Content-Type", "text/html; charset=utf-8")

@@ -1,8 +1,8 @@
 package proxy
 
-import "github.com/sessionproxy/sessionproxy/internal/proxytest"
+import "github.com/sessionproxy/sessionproxy/proxy/proxytest"
 
-// The shared test helpers (internal/proxytest) under the names this
+// The shared test helpers (proxy/proxytest) under the names this
 // package's tests use.
 var (
 	newTestCA            = proxytest.NewCA

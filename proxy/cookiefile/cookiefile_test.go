@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/sessionproxy/sessionproxy/proxy/proxytest"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
@@ -227,7 +228,7 @@ func checkAccepted(t *testing.T, p *sessionpool.Pool, format Format, cs []Cookie
 		case format == Playwright && want.SameSite == "":
 			want.SameSite = "Lax"
 		}
-		if !sameCookie(again[i].Cookie, want) {
+		if !proxytest.SameCookie(again[i].Cookie, want) {
 			t.Fatalf("round trip of cookie %d:\n got %+v\nwant %+v", i, again[i].Cookie, want)
 		}
 	}
@@ -260,7 +261,7 @@ func checkAccepted(t *testing.T, p *sessionpool.Pool, format Format, cs []Cookie
 	}
 	for _, g := range got {
 		w, ok := want[g.Name+"\x00"+g.Domain+"\x00"+g.Path]
-		if !ok || !sameCookie(g, w) {
+		if !ok || !proxytest.SameCookie(g, w) {
 			t.Fatalf("session holds %+v, want %+v", g, w)
 		}
 	}
@@ -271,12 +272,6 @@ func hasControl(s string) bool {
 }
 
 // sameCookie compares every field but Creation.
-func sameCookie(a, b sessionpool.Cookie) bool {
-	return a.Name == b.Name && a.Value == b.Value && a.Domain == b.Domain && a.Path == b.Path &&
-		a.HostOnly == b.HostOnly && a.Secure == b.Secure && a.HTTPOnly == b.HTTPOnly &&
-		a.SameSite == b.SameSite && a.Expires.Equal(b.Expires)
-}
-
 func fuzzCookieFormat(f *testing.F, format Format, seeds ...string) {
 	for _, s := range seeds {
 		f.Add([]byte(s))

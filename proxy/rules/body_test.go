@@ -11,7 +11,7 @@ import (
 	"github.com/andybalholm/brotli"
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/sessionproxy/sessionproxy/internal/codingtest"
+	"github.com/sessionproxy/sessionproxy/proxy/proxytest"
 )
 
 // page is a text body of about 40 KB that compresses well but not absurdly.
@@ -33,7 +33,7 @@ func TestDecodePrefixEncodings(t *testing.T) {
 		{"deflate", "deflate"}, {"deflate", "rawdeflate"},
 		{"br", "br"}, {"zstd", "zstd"}, {" Zstd ", "zstd"},
 	} {
-		enc := codingtest.Encode(t, tt.coding, body)
+		enc := proxytest.Encode(t, tt.coding, body)
 		got, err := DecodePrefix(tt.header, enc, len(body)+100)
 		if err != nil || !bytes.Equal(got, body) {
 			t.Errorf("%s (%s): %d bytes, %v; want the %d-byte body", tt.header, tt.coding, len(got), err, len(body))
@@ -62,7 +62,7 @@ func TestDecodePrefixIdentity(t *testing.T) {
 func TestDecodePrefixStacked(t *testing.T) {
 	body := page()
 	// "gzip, br": gzip applied first, then br; decoding undoes br, then gzip.
-	enc := codingtest.Encode(t, "br", codingtest.Encode(t, "gzip", body))
+	enc := proxytest.Encode(t, "br", proxytest.Encode(t, "gzip", body))
 	got, err := DecodePrefix("gzip, br", enc, 1<<20)
 	if err != nil || !bytes.Equal(got, body) {
 		t.Errorf("gzip, br: %d bytes, %v", len(got), err)
@@ -70,13 +70,13 @@ func TestDecodePrefixStacked(t *testing.T) {
 	if _, err := DecodePrefix("br, gzip", enc, 1<<20); err == nil {
 		t.Error("wrong order decoded without error")
 	}
-	enc = codingtest.Encode(t, "zstd", codingtest.Encode(t, "deflate", body))
+	enc = proxytest.Encode(t, "zstd", proxytest.Encode(t, "deflate", body))
 	got, err = DecodePrefix("deflate,identity,zstd", enc, 1<<20)
 	if err != nil || !bytes.Equal(got, body) {
 		t.Errorf("deflate, zstd: %d bytes, %v", len(got), err)
 	}
 	// Split headers are joined with a comma by the caller: same thing.
-	enc = codingtest.Encode(t, "gzip", codingtest.Encode(t, "gzip", body))
+	enc = proxytest.Encode(t, "gzip", proxytest.Encode(t, "gzip", body))
 	got, err = DecodePrefix("gzip, gzip", enc, 100)
 	if err != nil || !bytes.Equal(got, body[:100]) {
 		t.Errorf("gzip, gzip: %q, %v", got, err)
@@ -92,7 +92,7 @@ func TestDecodePrefixTruncated(t *testing.T) {
 		if coding == "rawdeflate" {
 			header = "deflate"
 		}
-		enc := codingtest.Encode(t, coding, body)
+		enc := proxytest.Encode(t, coding, body)
 		for _, cut := range []int{len(enc) / 2, len(enc) - 1, 600} {
 			got, err := DecodePrefix(header, enc[:cut], len(body))
 			if err != nil {
@@ -113,7 +113,7 @@ func TestDecodePrefixTruncated(t *testing.T) {
 	// yields the complete frames before the cut.
 	var buf bytes.Buffer
 	for i := 0; i < 4; i++ {
-		buf.Write(codingtest.Encode(t, "zstd", body[i*10000:(i+1)*10000]))
+		buf.Write(proxytest.Encode(t, "zstd", body[i*10000:(i+1)*10000]))
 	}
 	enc := buf.Bytes()
 	got, err := DecodePrefix("zstd", enc[:len(enc)*3/4], len(body))
@@ -124,7 +124,7 @@ func TestDecodePrefixTruncated(t *testing.T) {
 		t.Errorf("zstd cut at 3: %q, %v", got, err)
 	}
 	// stacked and truncated
-	enc = codingtest.Encode(t, "br", codingtest.Encode(t, "gzip", body))
+	enc = proxytest.Encode(t, "br", proxytest.Encode(t, "gzip", body))
 	got, err = DecodePrefix("gzip, br", enc[:len(enc)/2], len(body))
 	if err != nil || len(got) == 0 || !bytes.Equal(got, body[:len(got)]) {
 		t.Errorf("gzip, br cut: %d bytes, %v", len(got), err)
@@ -181,7 +181,7 @@ func TestDecodePrefixErrors(t *testing.T) {
 		}
 	}
 	// a corrupt tail keeps what decoded before it
-	enc := codingtest.Encode(t, "gzip", page())
+	enc := proxytest.Encode(t, "gzip", page())
 	bad := append([]byte(nil), enc...)
 	bad[len(bad)-5] ^= 0xff // break the CRC/size trailer
 	got, err := DecodePrefix("gzip", bad, 1<<20)
@@ -237,14 +237,14 @@ func TestDecodeTextLike(t *testing.T) {
 func FuzzDecodePrefix(f *testing.F) {
 	body := []byte("<html>captcha? are you a robot? " + strings.Repeat("la ", 200) + "</html>")
 	for _, c := range []string{"gzip", "deflate", "rawdeflate", "br", "zstd"} {
-		enc := codingtest.Encode(f, c, body)
+		enc := proxytest.Encode(f, c, body)
 		if c == "rawdeflate" {
 			c = "deflate"
 		}
 		f.Add(c, enc, 100)
 		f.Add(c, enc[:len(enc)/2], 1000)
 	}
-	f.Add("gzip, br", codingtest.Encode(f, "br", codingtest.Encode(f, "gzip", body)), 64)
+	f.Add("gzip, br", proxytest.Encode(f, "br", proxytest.Encode(f, "gzip", body)), 64)
 	f.Add("identity", body, 10)
 	f.Add("compress", body, 10)
 	f.Fuzz(func(t *testing.T, ce string, data []byte, limit int) {
@@ -264,7 +264,7 @@ func FuzzDecodePrefix(f *testing.F) {
 func BenchmarkDecodePrefix(b *testing.B) {
 	body := page()
 	for _, c := range []string{"gzip", "deflate", "br", "zstd"} {
-		enc := codingtest.Encode(b, c, body)
+		enc := proxytest.Encode(b, c, body)
 		b.Run(c, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sessionproxy/sessionproxy/internal/proxytest"
+	"github.com/sessionproxy/sessionproxy/proxy/proxytest"
 )
 
 const upTestPass = "s3cr3t-Pa55"

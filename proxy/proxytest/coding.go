@@ -1,7 +1,4 @@
-// Package codingtest compresses bodies for tests with the HTTP content
-// codings the proxy undoes: gzip, deflate (zlib-wrapped, and raw as some
-// servers send it), br and zstd.
-package codingtest
+package proxytest
 
 import (
 	"bytes"

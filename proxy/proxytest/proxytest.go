@@ -1,7 +1,8 @@
 // Package proxytest is the proxy packages' shared test helpers: real TLS
 // with CAs made in the test, real upstream proxies (goproxy over HTTP and
 // HTTPS, SOCKS5 via armon/go-socks5) and origins, all on 127.0.0.1 with
-// ports from :0, all stopped by t.Cleanup. Only tests import it.
+// ports from :0, all stopped by t.Cleanup; and bodies compressed with the
+// content codings the proxy undoes (Encode). Only tests import it.
 package proxytest
 
 import (
@@ -28,6 +29,8 @@ import (
 
 	socks5 "github.com/armon/go-socks5"
 	"github.com/elazarl/goproxy"
+
+	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
 // NewCA makes a throwaway ECDSA P-256 CA. It returns the CA certificate
@@ -404,4 +407,12 @@ func AssertNoSecret(t testing.TB, s, secret string) {
 	if strings.Contains(s, secret) {
 		t.Errorf("%q contains the secret %q", s, secret)
 	}
+}
+
+// SameCookie reports whether a and b are the same cookie: every field equal,
+// Expires as an instant (time.Time's == would compare locations too).
+func SameCookie(a, b sessionpool.Cookie) bool {
+	return a.Name == b.Name && a.Value == b.Value && a.Domain == b.Domain && a.Path == b.Path &&
+		a.HostOnly == b.HostOnly && a.Secure == b.Secure && a.HTTPOnly == b.HTTPOnly &&
+		a.SameSite == b.SameSite && a.Expires.Equal(b.Expires)
 }
