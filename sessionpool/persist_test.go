@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -44,103 +45,108 @@ func populate(t *testing.T, p *Pool) (good, bad, retired *Session) {
 
 func TestPersistAndRestore(t *testing.T) {
 	for _, kind := range []string{"memory", "file"} {
+		// In a bubble, time.Now is a fake clock that time.Sleep moves.
 		t.Run(kind, func(t *testing.T) {
-			ctx := context.Background()
-			var store Store = NewMemoryStore()
-			if kind == "file" {
-				fs, err := NewFileStore(filepath.Join(t.TempDir(), "state"))
+			synctest.Test(t, func(t *testing.T) {
+				ctx := context.Background()
+				var store Store = NewMemoryStore()
+				if kind == "file" {
+					fs, err := NewFileStore(filepath.Join(t.TempDir(), "state"))
+					if err != nil {
+						t.Fatal(err)
+					}
+					store = fs
+				}
+				p, err := Open(ctx, Options{Store: store, PersistStateKey: "k1"})
 				if err != nil {
 					t.Fatal(err)
 				}
-				store = fs
-			}
-			clock := newFakeClock()
-			p, err := Open(ctx, Options{Store: store, Now: clock.Now, PersistStateKey: "k1"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			good, _, _ := populate(t, p)
-			wantCookies := good.State().Cookies
-			if err := p.Teardown(ctx); err != nil { // persists once more
-				t.Fatal(err)
-			}
-
-			data, err := store.Get(ctx, "k1")
-			if err != nil {
-				t.Fatal(err)
-			}
-			var doc PoolState
-			if err := json.Unmarshal(data, &doc); err != nil {
-				t.Fatalf("the document is not JSON: %v", err)
-			}
-			if doc.UsableSessionsCount != 1 || doc.RetiredSessionsCount != 2 || len(doc.Sessions) != 3 {
-				t.Errorf("document counts %d/%d/%d", doc.UsableSessionsCount, doc.RetiredSessionsCount, len(doc.Sessions))
-			}
-			if !bytes.HasPrefix(data, []byte(`{"version":1,`)) {
-				t.Errorf("document does not start with version 1: %.40s", data)
-			}
-
-			// Restore with other options: the saved limits win, the hook is
-			// not called for restored sessions.
-			clock.Advance(time.Minute)
-			hookCalls := 0
-			p2, err := Open(ctx, Options{Store: store, Now: clock.Now, PersistStateKey: "k1",
-				SessionOptions: SessionOptions{MaxUsageCount: 99, MaxErrorScore: 9},
-				CreateSessionFunc: func(ctx context.Context, p *Pool, o SessionOptions) (*Session, error) {
-					hookCalls++
-					o.ProxyURL = "http://127.0.0.1:9"
-					return p.NewSession(o)
-				}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p2.Teardown(ctx)
-			if p2.UsableSessionsCount() != 1 || p2.RetiredSessionsCount() != 0 {
-				t.Fatalf("restored usable %d retired %d, want only the usable session", p2.UsableSessionsCount(), p2.RetiredSessionsCount())
-			}
-			r, err := p2.GetSessionByID(ctx, "good")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if hookCalls != 0 {
-				t.Errorf("CreateSessionFunc called %d times for restored sessions", hookCalls)
-			}
-			if r.MaxUsageCount() != 7 || r.MaxErrorScore() != 5 || r.errDecr != 0.25 || r.UsageCount() != 2 ||
-				r.ErrorScore() != 0.75 || r.ProxyURL() != "http://user:pw@127.0.0.1:3128" ||
-				!r.CreatedAt().Equal(good.CreatedAt()) || !r.ExpiresAt().Equal(good.ExpiresAt()) {
-				t.Errorf("restored session: %+v", r.State())
-			}
-			if ud := r.UserData(); ud["n"] != 1.0 || ud["s"] != "x\"y" {
-				t.Errorf("restored user data %v", ud)
-			}
-			u, _ := url.Parse("https://example.com/")
-			if got := r.CookieString(u); got != "uid=7; pref=dark" {
-				t.Errorf("restored cookies %q", got)
-			}
-			gotCookies := r.State().Cookies
-			if len(gotCookies) != len(wantCookies) {
-				t.Fatalf("cookies %v, want %v", gotCookies, wantCookies)
-			}
-			for i := range gotCookies {
-				g, w := gotCookies[i], wantCookies[i]
-				if g.Name != w.Name || g.Value != w.Value || g.Domain != w.Domain || g.Path != w.Path || g.HostOnly != w.HostOnly ||
-					g.HTTPOnly != w.HTTPOnly || g.SameSite != w.SameSite || !g.Expires.Equal(w.Expires) || !g.Creation.Equal(w.Creation) {
-					t.Errorf("cookie %d: %+v, want %+v", i, g, w)
+				good, _, _ := populate(t, p)
+				wantCookies := good.State().Cookies
+				if err := p.Teardown(ctx); err != nil { // persists once more
+					t.Fatal(err)
 				}
-			}
-			// A new session still goes through the hook.
-			if s, err := p2.GetSession(ctx); err != nil || (s != r && s.ProxyURL() != "http://127.0.0.1:9") {
-				t.Errorf("new session after restore: %v %v", s, err)
-			}
+
+				data, err := store.Get(ctx, "k1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				var doc PoolState
+				if err := json.Unmarshal(data, &doc); err != nil {
+					t.Fatalf("the document is not JSON: %v", err)
+				}
+				if doc.UsableSessionsCount != 1 || doc.RetiredSessionsCount != 2 || len(doc.Sessions) != 3 {
+					t.Errorf("document counts %d/%d/%d", doc.UsableSessionsCount, doc.RetiredSessionsCount, len(doc.Sessions))
+				}
+				if !bytes.HasPrefix(data, []byte(`{"version":1,`)) {
+					t.Errorf("document does not start with version 1: %.40s", data)
+				}
+
+				// Restore with other options: the saved limits win, the hook is
+				// not called for restored sessions.
+				time.Sleep(time.Minute)
+				hookCalls := 0
+				p2, err := Open(ctx, Options{Store: store, PersistStateKey: "k1",
+					SessionOptions: SessionOptions{MaxUsageCount: 99, MaxErrorScore: 9},
+					CreateSessionFunc: func(ctx context.Context, p *Pool, o SessionOptions) (*Session, error) {
+						hookCalls++
+						o.ProxyURL = "http://127.0.0.1:9"
+						return p.NewSession(o)
+					}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer p2.Teardown(ctx)
+				if p2.UsableSessionsCount() != 1 || p2.RetiredSessionsCount() != 0 {
+					t.Fatalf("restored usable %d retired %d, want only the usable session", p2.UsableSessionsCount(), p2.RetiredSessionsCount())
+				}
+				r, err := p2.GetSessionByID(ctx, "good")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if hookCalls != 0 {
+					t.Errorf("CreateSessionFunc called %d times for restored sessions", hookCalls)
+				}
+				if r.MaxUsageCount() != 7 || r.MaxErrorScore() != 5 || r.errDecr != 0.25 || r.UsageCount() != 2 ||
+					r.ErrorScore() != 0.75 || r.ProxyURL() != "http://user:pw@127.0.0.1:3128" ||
+					!r.CreatedAt().Equal(good.CreatedAt()) || !r.ExpiresAt().Equal(good.ExpiresAt()) {
+					t.Errorf("restored session: %+v", r.State())
+				}
+				if ud := r.UserData(); ud["n"] != 1.0 || ud["s"] != "x\"y" {
+					t.Errorf("restored user data %v", ud)
+				}
+				u, _ := url.Parse("https://example.com/")
+				if got := r.CookieString(u); got != "uid=7; pref=dark" {
+					t.Errorf("restored cookies %q", got)
+				}
+				gotCookies := r.State().Cookies
+				if len(gotCookies) != len(wantCookies) {
+					t.Fatalf("cookies %v, want %v", gotCookies, wantCookies)
+				}
+				for i := range gotCookies {
+					g, w := gotCookies[i], wantCookies[i]
+					if g.Name != w.Name || g.Value != w.Value || g.Domain != w.Domain || g.Path != w.Path || g.HostOnly != w.HostOnly ||
+						g.HTTPOnly != w.HTTPOnly || g.SameSite != w.SameSite || !g.Expires.Equal(w.Expires) || !g.Creation.Equal(w.Creation) {
+						t.Errorf("cookie %d: %+v, want %+v", i, g, w)
+					}
+				}
+				// A new session still goes through the hook.
+				if s, err := p2.GetSession(ctx); err != nil || (s != r && s.ProxyURL() != "http://127.0.0.1:9") {
+					t.Errorf("new session after restore: %v %v", s, err)
+				}
+			})
 		})
 	}
 }
 
 func TestRestoreSkipsSessionsSpentSinceSaving(t *testing.T) {
+	synctest.Test(t, testRestoreSkipsSessionsSpentSinceSaving)
+}
+
+func testRestoreSkipsSessionsSpentSinceSaving(t *testing.T) {
 	ctx := context.Background()
 	store := NewMemoryStore()
-	clock := newFakeClock()
-	p := openPool(t, Options{Store: store, Now: clock.Now})
+	p := openPool(t, Options{Store: store})
 	if _, err := p.AddSession(ctx, SessionOptions{ID: "short", MaxAge: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
@@ -150,8 +156,8 @@ func TestRestoreSkipsSessionsSpentSinceSaving(t *testing.T) {
 	if err := p.PersistState(ctx); err != nil {
 		t.Fatal(err)
 	}
-	clock.Advance(time.Minute)
-	p2 := openPool(t, Options{Store: store, Now: clock.Now})
+	time.Sleep(time.Minute) // the bubble's clock
+	p2 := openPool(t, Options{Store: store})
 	if _, err := p2.GetSessionByID(ctx, "short"); !errors.Is(err, ErrSessionNotFound) {
 		t.Errorf("expired session restored: %v", err)
 	}
@@ -445,20 +451,23 @@ func TestMemoryStore(t *testing.T) {
 // getting one slice): the documents are identical and load back whole.
 func TestPersistLargeDocument(t *testing.T) {
 	ctx := context.Background()
-	clock := newFakeClock()
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
 	fs, err := NewFileStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	plain := &notifyStore{mem: NewMemoryStore(), sets: make(chan struct{}, 1)}
 	stores := map[string]Store{"file": fs, "memory": NewMemoryStore(), "plain": plain}
-	p := openPool(t, Options{MaxPoolSize: 3000, Now: clock.Now})
+	p := openPool(t, Options{MaxPoolSize: 3000, Now: clock})
 	u, _ := url.Parse("https://example.com/")
 	for i := range 3000 {
-		s := getN(t, p, 1)[0]
+		s, err := p.GetSession(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
 		s.SetCookies(u, []*http.Cookie{{Name: "a", Value: strings.Repeat("x", 200)}, {Name: "b", Value: strings.Repeat("y", i%300)}})
 	}
-	now := clock.Now()
 	snaps, usable := p.snapshot(now)
 	want := encodeDoc(usable, len(snaps)-usable, snaps, now)
 	if len(want) < 2*chunkSize {
@@ -476,7 +485,7 @@ func TestPersistLargeDocument(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Errorf("%s: document of %d bytes differs from the %d expected", name, len(got), len(want))
 		}
-		p2 := openPool(t, Options{Store: store, PersistStateKey: "big", Now: clock.Now})
+		p2 := openPool(t, Options{Store: store, PersistStateKey: "big", Now: clock})
 		if n := p2.UsableSessionsCount(); n != 3000 {
 			t.Errorf("%s: %d sessions restored, want 3000", name, n)
 		}
