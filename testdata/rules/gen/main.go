@@ -66,6 +66,8 @@ const normalHTML = `<!DOCTYPE html>
 </html>
 `
 
+// main writes the samples one after another: a list of fixtures, as long
+// as the samples are.
 func main() {
 	if len(os.Args) != 2 {
 		fmt.Fprintln(os.Stderr, "usage: go run ./testdata/rules/gen DIR")
