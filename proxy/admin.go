@@ -322,7 +322,10 @@ func (s *Server) adminAddSession(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "proxyUrl: "+msg)
 			return
 		}
-		opts.ProxyURL = u.String()
+		if upstream.HasPlaceholder(u) && opts.ID == "" {
+			opts.ID = sessionpool.NewID()
+		}
+		opts.ProxyURL = upstream.ForSession(u, opts.ID).String()
 	}
 	cookies, _ := cookiefile.Live(req.Cookies, s.now())
 	if cookies, err = cookiefile.CheckWithJar(s.pool, cookies); err != nil {

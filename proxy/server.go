@@ -185,12 +185,17 @@ func poolOptions(cfg *config.Config, store sessionpool.Store, now func() time.Ti
 }
 
 // createSession is the pool's CreateSessionFunc: every new session that does
-// not name its own upstream gets the next one of cfg.Upstreams in turn.
+// not name its own upstream gets the next one of cfg.Upstreams in turn, with
+// its {session} placeholder (upstream.Placeholder) rendered for the session.
 func (s *Server) createSession(_ context.Context, p *sessionpool.Pool, opts sessionpool.SessionOptions) (*sessionpool.Session, error) {
 	if opts.ProxyURL == "" {
 		if ups := s.cfg.Load().Upstreams; len(ups) > 0 {
 			i := s.upstreamNext.Add(1) - 1
-			opts.ProxyURL = ups[i%uint64(len(ups))].String()
+			u := ups[i%uint64(len(ups))]
+			if upstream.HasPlaceholder(u) && opts.ID == "" {
+				opts.ID = sessionpool.NewID()
+			}
+			opts.ProxyURL = upstream.ForSession(u, opts.ID).String()
 		}
 	}
 	sess, err := p.NewSession(opts)

@@ -10,6 +10,13 @@ const (
 	idSpace uint64 = 839299365868340224
 )
 
+// NewID returns a new session id as the pool makes them when
+// SessionOptions.ID is empty: "session_" and 10 random letters and digits.
+// A CreateSessionFunc that needs the id before the session exists (to
+// derive its upstream from it, say) sets SessionOptions.ID to one. Safe for
+// concurrent use.
+func NewID() string { return newID() }
+
 // newID returns "session_" followed by 10 characters of [A-Za-z0-9], drawn
 // uniformly from the runtime's ChaCha8 source (math/rand/v2's top-level
 // functions: seeded from the OS, safe for concurrent use, not predictable

@@ -169,6 +169,9 @@ func TestConfigValues(t *testing.T) {
 				c.Upstreams[1].Scheme == "https" && c.Upstreams[1].Path == "" &&
 				c.Upstreams[2].Scheme == "socks5" && c.Upstreams[3].Scheme == "socks5h"
 		}},
+		{"upstreams: ['http://cust-session-{session}:p@127.0.0.1:3128']", func(c *Config) bool {
+			return len(c.Upstreams) == 1 && c.Upstreams[0].User.Username() == "cust-session-{session}"
+		}},
 		{"upstreams: []", func(c *Config) bool { return c.Upstreams == nil }},
 		{"body_limit: 1024", func(c *Config) bool { return c.BodyLimit == 1024 }},
 		{"retry: {max_attempts: 0}", func(c *Config) bool { return c.Retry.MaxAttempts == 0 }},

@@ -152,11 +152,12 @@ func FuzzUpstreamParse(f *testing.F) {
 	f.Add("", "user", "pa~ss", "h:1", "")
 	f.Add("http", "a b", "p~q:r", "c", "?x")
 	f.Add("http", "u@v", "p~q", "h:1", "/x@y")
+	f.Add("http", "user-session-{session}", "pw~{session}", "127.0.0.1:3128", "")
 	f.Fuzz(func(t *testing.T, scheme, user, pass, host, rest string) {
 		// pass must be a password: long enough to spot, only in its place,
 		// and with a '~', which no message text has, so that a hit is a leak.
 		if len(pass) < 3 || !strings.Contains(pass, "~") || strings.ContainsAny(pass, "@/?#") || strings.ContainsFunc(pass, isControl) || strings.ContainsAny(user, "/?#") ||
-			strings.Contains(scheme+user+host+rest, pass) {
+			appearsOutside(scheme+user+host+rest, pass) {
 			return
 		}
 		in := user + ":" + pass + "@" + host + rest
@@ -171,11 +172,22 @@ func FuzzUpstreamParse(f *testing.F) {
 			proxytest.AssertNoSecret(t, err.Error(), pass)
 		} else if u == nil {
 			t.Fatalf("Parse(%q) = nil, nil", in)
+		} else if r := ForSession(u, "a.1"); HasPlaceholder(r) {
+			t.Fatalf("ForSession(%q) kept the placeholder: %q", in, r.Redacted())
+		} else if _, err := Parse(r.String()); err != nil {
+			t.Fatalf("ForSession(%q) made a URL Parse refuses: %v", in, err)
 		}
 		proxytest.AssertNoSecret(t, Redact(in), pass)
 		ue := Classify(fmt.Errorf("dial %s: %w", in, io.EOF), in, host)
 		proxytest.AssertNoSecret(t, ue.Error(), pass)
 	})
+}
+
+// appearsOutside reports whether pass could show in a message through the
+// rest of the URL: as written, with control characters as spaces (OneLine),
+// or quoted.
+func appearsOutside(rest, pass string) bool {
+	return strings.Contains(rest, pass) || strings.Contains(OneLine(rest), pass) || strings.Contains(strconv.Quote(rest), pass)
 }
 
 func TestUpstreamLoadRootCAs(t *testing.T) {

@@ -30,11 +30,17 @@ func (e *ParseError) Unwrap() error { return ErrInvalidURL }
 // for upstream URLs, wherever they come from (configuration, the admin
 // API, persisted sessions). An unusable URL, "" included, gives a
 // *ParseError. Callers that take "" for "direct" check for it first.
+//
+// The user name and password may hold Placeholder, which ForSession
+// replaces with a session's id.
 func Parse(s string) (*url.URL, error) {
 	bad := func(problem string) error { return &ParseError{URL: Redact(s), Problem: problem} }
-	u, err := url.Parse(s)
+	u, err := url.Parse(strings.ReplaceAll(s, Placeholder, escapedPlaceholder))
 	if err != nil || u.Scheme == "" || u.Opaque != "" {
 		return nil, bad("must be a URL like http://host:port")
+	}
+	if n := strings.Count(s, Placeholder); n > 0 && n != placeholders(u) {
+		return nil, bad(Placeholder + " can stand only in the user name or password")
 	}
 	switch u.Scheme { // url.Parse lowercases it
 	case "http", "https", "socks5", "socks5h":
@@ -58,13 +64,59 @@ func Parse(s string) (*url.URL, error) {
 	return u, nil
 }
 
+// Placeholder, in the user name or password of an upstream URL, stands for
+// the id of the session that uses the upstream: each session then sends its
+// own user name, which is how residential proxy providers give each session
+// a sticky exit IP ("user-session-{session}"). ForSession renders it.
+const Placeholder = "{session}"
+
+// escapedPlaceholder is Placeholder as it stands in a URL's text.
+const escapedPlaceholder = "%7Bsession%7D"
+
+// placeholders counts Placeholder in u's user name and password.
+func placeholders(u *url.URL) int {
+	if u.User == nil {
+		return 0
+	}
+	pw, _ := u.User.Password()
+	return strings.Count(u.User.Username(), Placeholder) + strings.Count(pw, Placeholder)
+}
+
+// ForSession returns u with every Placeholder in its user name and password
+// replaced by the letters and digits of id (other characters are dropped:
+// providers' user names allow few), or u itself when it holds none. u is not
+// modified.
+func ForSession(u *url.URL, id string) *url.URL {
+	if placeholders(u) == 0 {
+		return u
+	}
+	safe := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, id)
+	name := strings.ReplaceAll(u.User.Username(), Placeholder, safe)
+	out := *u
+	if pw, ok := u.User.Password(); ok {
+		out.User = url.UserPassword(name, strings.ReplaceAll(pw, Placeholder, safe))
+	} else {
+		out.User = url.User(name)
+	}
+	return &out
+}
+
+// HasPlaceholder reports whether u's user name or password holds
+// Placeholder.
+func HasPlaceholder(u *url.URL) bool { return placeholders(u) > 0 }
+
 // Redact returns s with the password of its user info replaced by "xxxxx"
 // (as url.URL.Redacted does), for logs, messages and the admin API. Strings
 // that do not parse as URLs with a host are redacted all the same: there,
 // everything between the first ':' after the scheme and the last '@' is the
 // password.
 func Redact(s string) string {
-	if u, err := url.Parse(s); err == nil && u.Host != "" && !strings.ContainsAny(s, " \t\r\n") {
+	if u, err := url.Parse(s); err == nil && u.Scheme != "" && u.Host != "" && !strings.ContainsAny(s, " \t\r\n") {
 		return u.Redacted()
 	}
 	if i, j := fallbackPassword(s); i >= 0 {
@@ -108,7 +160,7 @@ func isScheme(s string) bool {
 
 // passwordOf returns the password in s, found the way Redact finds it.
 func passwordOf(s string) string {
-	if u, err := url.Parse(s); err == nil && u.Host != "" && !strings.ContainsAny(s, " \t\r\n") {
+	if u, err := url.Parse(s); err == nil && u.Scheme != "" && u.Host != "" && !strings.ContainsAny(s, " \t\r\n") {
 		if u.User == nil {
 			return ""
 		}
