@@ -48,20 +48,7 @@ func (s *Server) AdminHandler() http.Handler {
 	mux.HandleFunc("PUT /sessions/{id}/cookies", s.adminImportCookies)
 	mux.HandleFunc("POST /persist", s.adminPersist)
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.Stats()) })
-	mux.HandleFunc("GET /ca.pem", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/x-pem-file")
-		w.Header().Set("Content-Disposition", `attachment; filename="sessionproxy-ca.pem"`)
-		w.Write(s.ca.CertPEM())
-	})
-	mux.HandleFunc("GET /ca.der", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/x-x509-ca-cert")
-		w.Header().Set("Content-Disposition", `attachment; filename="sessionproxy-ca.der"`)
-		w.Write(s.ca.CertDER())
-	})
-	mux.HandleFunc("GET /ca.spki", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Write([]byte(s.ca.SPKIHash() + "\n"))
-	})
+	s.caRoutes(mux)
 	mux.Handle("GET /metrics", s.rec.MetricsHandler())
 	mux.HandleFunc("POST /reload", s.adminReload)
 	s.dashboardRoutes(mux) // GET / and what the dashboard page fetches

@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1283,5 +1284,84 @@ func curlSessionLifecycle(t *testing.T, h *harness, e curlAdminEnv) {
 	if v, _ := cookieValue(p1, "k"); !ok1 || v != "v1" || !ok2 || len(p2.Cookies) != 0 || len(persisted.Sessions) != 2 || pr.Sessions != 2 {
 		t.Errorf("persisted %v (response said %d); want c1 with k=v1 and the fresh c2 without cookies (the retired c2 replaced)",
 			sessionIDs(persisted), pr.Sessions)
+	}
+}
+
+// TestScrapyRetiresSoftBlocks runs the README's Scrapy middleware
+// (testdata/clients/retire_blocked.py): a 200 page that is a block no rule
+// sees makes the middleware retire the session through the proxy's own host
+// (http://sessionproxy/) and send the request again, which a fresh session
+// answers.
+func TestScrapyRetiresSoftBlocks(t *testing.T) {
+	py := requireScrapy(t)
+	var soft atomic.Int64
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if soft.Add(1) == 1 {
+			fmt.Fprintln(w, "<!doctype html><p>Please verify you are a human</p>")
+			return
+		}
+		fmt.Fprintln(w, "<!doctype html><p>the page</p>")
+	}))
+	defer origin.Close()
+	h := startProxy(t, testConfig(t))
+
+	spider, err := filepath.Abs(testdataClients("soft_block_spider.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	outFile := filepath.Join(dir, "out.json")
+	cmd := exec.CommandContext(waitCtx(t, 60*time.Second), py, "-m", "scrapy", "runspider", spider,
+		"-a", "base="+origin.URL, "-O", outFile)
+	cmd.Dir = dir
+	cmd.Env = clientEnv("HTTP_PROXY="+h.proxyURL.String(), "http_proxy="+h.proxyURL.String(),
+		"PYTHONPATH="+filepath.Dir(spider))
+	cmd.WaitDelay = 5 * time.Second
+	crawlLog := runChild(t, cmd)
+
+	var items []struct {
+		Status  int    `json:"status"`
+		Session string `json:"session"`
+		Body    string `json:"body"`
+		Tries   int    `json:"tries"`
+	}
+	decodeJSONFile(t, outFile, &items)
+	if len(items) != 1 || items[0].Status != http.StatusOK || !strings.Contains(items[0].Body, "the page") || items[0].Tries != 1 {
+		t.Fatalf("items %+v, want one: the real page after one retirement\n%s", items, crawlLog)
+	}
+	if n := soft.Load(); n != 2 {
+		t.Errorf("origin served /soft %d times, want 2 (the block, then the page)", n)
+	}
+	var ps sessionpool.PoolState
+	if code := h.adminGet("/sessions", "", &ps); code != http.StatusOK {
+		t.Fatalf("GET /sessions: %d", code)
+	}
+	var retired []string
+	for _, st := range ps.Sessions {
+		if st.Retired {
+			retired = append(retired, st.ID)
+		}
+	}
+	if len(retired) != 1 || retired[0] == items[0].Session {
+		t.Errorf("retired sessions %v, want exactly the one that served the block (not %s, which served the page)", retired, items[0].Session)
+	}
+}
+
+// TestReadmeShowsTestedExamples: the client examples the README shows are
+// the files these tests run, verbatim.
+func TestReadmeShowsTestedExamples(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"retire_blocked.py"} {
+		src, err := os.ReadFile(testdataClients(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(readme, src) {
+			t.Errorf("README.md does not show testdata/clients/%s as it is", name)
+		}
 	}
 }

@@ -107,6 +107,10 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Header.Del("Proxy-Authorization")
+	if isOwnHost(r) {
+		s.ownHost.ServeHTTP(w, r)
+		return
+	}
 	r = r.WithContext(context.WithValue(r.Context(), clientKey{}, info))
 	if r.Method != http.MethodConnect {
 		// goproxy copies a plain-HTTP body into the server's buffer and

@@ -63,6 +63,7 @@ type Server struct {
 	ca         *mitm.CA
 	transports *upstream.Transports
 	gp         *goproxy.ProxyHttpServer
+	ownHost    http.Handler // http://sessionproxy/ (ownhost.go)
 	tlsOpts    upstream.Options
 	clients    *cache.Cache // client affinity: client key -> session id
 	rec        *record.Recorder
@@ -157,6 +158,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	s.unsubRet = pool.OnSessionRetired(s.sessionRetired)
 
 	s.gp = s.newGoproxy()
+	s.ownHost = s.ownHostHandler()
 	go s.maintain()
 	return s, nil
 }
