@@ -1355,7 +1355,7 @@ func TestReadmeShowsTestedExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"retire_blocked.py"} {
+	for _, name := range []string{"retire_blocked.py", filepath.Join("node", "crawl.mjs")} {
 		src, err := os.ReadFile(testdataClients(name))
 		if err != nil {
 			t.Fatal(err)
@@ -1363,5 +1363,96 @@ func TestReadmeShowsTestedExamples(t *testing.T) {
 		if !bytes.Contains(readme, src) {
 			t.Errorf("README.md does not show testdata/clients/%s as it is", name)
 		}
+	}
+}
+
+// requireNodeModules returns node's path and the directory of the node
+// clients, or fails the test saying how to install them.
+func requireNodeModules(t *testing.T) (node, dir string) {
+	t.Helper()
+	node = requireProgram(t, "node", "nodejs")
+	dir, err := filepath.Abs(testdataClients("node"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "crawlee")); err != nil {
+		t.Fatalf("the node clients are not installed (%v): run npm ci in %s; testdata/test.sh does", err, dir)
+	}
+	return node, dir
+}
+
+// TestCrawleeThroughProxy runs Crawlee itself (an HttpCrawler,
+// testdata/clients/node/crawl.mjs) through the proxy: Crawlee's session ids
+// are the proxy's sessions (the proxy username session-<id>), and the
+// session Crawlee retires on a block page only it can see is retired in the
+// proxy too, through http://sessionproxy/.
+func TestCrawleeThroughProxy(t *testing.T) {
+	node, dir := requireNodeModules(t)
+	var soft atomic.Int64
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /p/{n}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "<!doctype html><p>page %s</p>\n", r.PathValue("n"))
+	})
+	mux.HandleFunc("GET /soft", func(w http.ResponseWriter, r *http.Request) {
+		if soft.Add(1) == 1 {
+			fmt.Fprintln(w, "<!doctype html><p>Please verify you are a human</p>")
+			return
+		}
+		fmt.Fprintln(w, "<!doctype html><p>the page</p>")
+	})
+	origin := httptest.NewServer(mux)
+	defer origin.Close()
+	h := startProxy(t, testConfig(t))
+
+	work := t.TempDir()
+	outFile := filepath.Join(work, "out.json")
+	cmd := exec.CommandContext(waitCtx(t, 90*time.Second), node, filepath.Join(dir, "crawl.mjs"), origin.URL, h.proxyURL.Host, outFile)
+	cmd.Dir = work
+	cmd.Env = clientEnv("CRAWLEE_STORAGE_DIR="+filepath.Join(work, "storage"), "CRAWLEE_PURGE_ON_START=1")
+	cmd.WaitDelay = 5 * time.Second
+	crawlLog := runChild(t, cmd)
+
+	var out struct {
+		Results []struct {
+			URL            string `json:"url"`
+			CrawleeSession string `json:"crawleeSession"`
+			ProxySession   string `json:"proxySession"`
+		} `json:"results"`
+		Retired        []string `json:"retired"`
+		RetireStatuses []int    `json:"retireStatuses"`
+	}
+	decodeJSONFile(t, outFile, &out)
+	if len(out.Results) != 3 {
+		t.Fatalf("Crawlee handled %d pages, want 3: %+v\n%s", len(out.Results), out.Results, crawlLog)
+	}
+	softSession := ""
+	for _, r := range out.Results {
+		if r.CrawleeSession == "" || r.ProxySession != r.CrawleeSession {
+			t.Errorf("%s: Crawlee session %q, proxy session %q; want the same", r.URL, r.CrawleeSession, r.ProxySession)
+		}
+		if strings.HasSuffix(r.URL, "/soft") {
+			softSession = r.CrawleeSession
+		}
+	}
+	if n := soft.Load(); n != 2 {
+		t.Errorf("origin served /soft %d times, want 2 (the block, then the page)", n)
+	}
+	// Crawlee may announce one retirement more than once; the proxy's
+	// retire is idempotent.
+	if ids := slices.Compact(slices.Clone(out.Retired)); len(ids) != 1 || slices.ContainsFunc(out.RetireStatuses, func(c int) bool { return c != http.StatusOK }) {
+		t.Fatalf("retirements of %v sent to the proxy answered %v, want one session, every answer 200\n%s", out.Retired, out.RetireStatuses, crawlLog)
+	}
+	var ps sessionpool.PoolState
+	if code := h.adminGet("/sessions", "", &ps); code != http.StatusOK {
+		t.Fatalf("GET /sessions: %d", code)
+	}
+	var retired []string
+	for _, st := range ps.Sessions {
+		if st.Retired {
+			retired = append(retired, st.ID)
+		}
+	}
+	if len(retired) != 1 || retired[0] != out.Retired[0] || retired[0] == softSession {
+		t.Errorf("retired in the proxy: %v; want %s, the one Crawlee retired (not %s, which served the page)", retired, out.Retired[0], softSession)
 	}
 }
