@@ -1355,7 +1355,8 @@ func TestReadmeShowsTestedExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"retire_blocked.py", filepath.Join("node", "crawl.mjs")} {
+	for _, name := range []string{"retire_blocked.py", filepath.Join("node", "crawl.mjs"),
+		filepath.Join("node", "puppeteer.mjs"), filepath.Join("node", "playwright.mjs")} {
 		src, err := os.ReadFile(testdataClients(name))
 		if err != nil {
 			t.Fatal(err)
@@ -1454,5 +1455,49 @@ func TestCrawleeThroughProxy(t *testing.T) {
 	}
 	if len(retired) != 1 || retired[0] != out.Retired[0] || retired[0] == softSession {
 		t.Errorf("retired in the proxy: %v; want %s, the one Crawlee retired (not %s, which served the page)", retired, out.Retired[0], softSession)
+	}
+}
+
+// TestBrowserExamples runs the README's Puppeteer and Playwright examples
+// (testdata/clients/node/puppeteer.mjs, playwright.mjs) as written, against
+// an HTTPS origin through the proxy with auth.challenge on: each browser
+// trusts the CA by its SPKI hash and is served by the session its proxy
+// user name names.
+func TestBrowserExamples(t *testing.T) {
+	node, dir := requireNodeModules(t)
+	requireProgram(t, "/usr/bin/chromium", "chromium")
+	origin := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "<!doctype html><title>checkout page</title><p>hello")
+	}))
+	defer origin.Close()
+	cfg := testConfig(t)
+	cfg.Auth.Challenge = true
+	trustOrigin(t, cfg, origin)
+	h := startProxy(t, cfg)
+
+	for _, script := range []string{"puppeteer.mjs", "playwright.mjs"} {
+		t.Run(script, func(t *testing.T) {
+			cmd := exec.CommandContext(waitCtx(t, 90*time.Second), node, filepath.Join(dir, script),
+				origin.URL+"/", h.proxyURL.Host, h.adminURL)
+			cmd.Dir = t.TempDir()
+			cmd.Env = clientEnv("HOME=" + cmd.Dir)
+			cmd.WaitDelay = 5 * time.Second
+			out := runChild(t, cmd)
+			var got struct {
+				Status  int    `json:"status"`
+				Session string `json:"session"`
+				Title   string `json:"title"`
+			}
+			line := out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:]
+			if err := json.Unmarshal([]byte(line), &got); err != nil {
+				t.Fatalf("output %q: %v", out, err)
+			}
+			if got.Status != http.StatusOK || got.Session != "checkout-7" || got.Title != "checkout page" {
+				t.Errorf("%s got %+v, want 200 from session checkout-7 with the page's title", script, got)
+			}
+		})
+	}
+	if st := stateOf(t, h, "checkout-7"); st.UsageCount < 2 {
+		t.Errorf("session checkout-7 used %d times, want at least once by each browser", st.UsageCount)
 	}
 }

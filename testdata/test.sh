@@ -2,7 +2,8 @@
 # The README's test command (CI runs it too, through .ci/run): installs the
 # programs the tests drive when they are missing, then vets and runs every
 # test with the race detector. The tests drive real clients
-# (proxy/clients_test.go): Scrapy, headless Chromium, curl and Crawlee, and
+# (proxy/clients_test.go): Scrapy, headless Chromium, curl, and Crawlee,
+# Puppeteer and Playwright on node, and
 # start redis-server processes of their own; all from Debian packages but
 # Crawlee, from npm.
 # Usage: bash testdata/test.sh
