@@ -2,10 +2,10 @@
 # The README's test command (CI runs it too, through .ci/run): installs the
 # programs the tests drive when they are missing, then vets and runs every
 # test with the race detector. The tests drive real clients
-# (proxy/clients_test.go): Scrapy, headless Chromium, curl, and Crawlee,
-# Puppeteer and Playwright on node, and
-# start redis-server processes of their own; all from Debian packages but
-# Crawlee, from npm.
+# (proxy/clients_test.go): Scrapy, headless Chromium and curl (Debian
+# packages); Crawlee, Puppeteer and Playwright on node (npm packages, in
+# proxy/testdata/clients/node); and they start redis-server processes of
+# their own (Debian's redis-server).
 # Usage: bash testdata/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
