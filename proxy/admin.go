@@ -31,6 +31,7 @@ import (
 //	GET    /sessions/{id}/cookies?format=     export: json (default), netscape, playwright
 //	PUT    /sessions/{id}/cookies[?format=]   import (merge), all or nothing
 //	POST   /persist                           persist the pool now
+//	GET    /requests[?session=&host=&status=&rule=&limit=]  the request log, newest first; /requests.har as HAR 1.2
 //	GET    /stats, /metrics, /ca.pem, /ca.der, /ca.spki; POST /reload; GET / (dashboard)
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -47,6 +48,8 @@ func (s *Server) AdminHandler() http.Handler {
 	mux.HandleFunc("GET /sessions/{id}/cookies", s.adminExportCookies)
 	mux.HandleFunc("PUT /sessions/{id}/cookies", s.adminImportCookies)
 	mux.HandleFunc("POST /persist", s.adminPersist)
+	mux.HandleFunc("GET /requests", s.adminRequests(false))
+	mux.HandleFunc("GET /requests.har", s.adminRequests(true))
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.Stats()) })
 	s.caRoutes(mux)
 	mux.Handle("GET /metrics", s.rec.MetricsHandler())

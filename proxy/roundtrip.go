@@ -79,7 +79,29 @@ type call struct {
 	cookies []string   // the client's own Cookie headers
 	host    string     // the request's host, without its port
 	start   time.Time
-	tried   []string // the sessions that already failed the request
+	tried   []string        // the sessions that already failed the request
+	log     *record.Request // what the request log keeps of it; nil when it keeps none
+}
+
+// attempted notes one attempt in the request log.
+func (c *call) attempted(a record.Attempt) {
+	if c.log != nil {
+		c.log.Attempts = append(c.log.Attempts, a)
+	}
+}
+
+// answered notes in the request log the session that answered and the
+// response the client gets, and returns the log's entry for the event.
+func (c *call) answered(sess *sessionpool.Session, resp *http.Response) *record.Request {
+	if c.log == nil {
+		return nil
+	}
+	if sess != nil {
+		c.log.Session = sess.ID()
+	}
+	c.log.RequestHeader = c.req.Header.Clone()
+	c.log.ResponseHeader = resp.Header.Clone()
+	return c.log
 }
 
 // attempts runs the request on one session and, while the rules say retry
@@ -89,6 +111,10 @@ type call struct {
 // records that one when it comes.
 func (s *Server) attempts(req *http.Request, t *tunnel, cfg *config.Config) *http.Response {
 	c := &call{req: req, t: t, cfg: cfg, host: hostOnly(req.URL.Host), cookies: req.Header["Cookie"], start: time.Now()}
+	if s.rec.LogsRequests() {
+		c.log = &record.Request{Time: c.start, Client: t.client.addr, Method: req.Method, URL: req.URL.String(),
+			Host: c.host, Path: req.URL.Path, Proto: req.Proto}
+	}
 	resp, ev := s.attemptAll(c)
 	if ev.Outcome != "" {
 		ev.Duration = time.Since(c.start)
@@ -103,10 +129,10 @@ func (s *Server) attempts(req *http.Request, t *tunnel, cfg *config.Config) *htt
 func (s *Server) attemptAll(c *call) (*http.Response, record.Event) {
 	var err error
 	if c.name, err = s.sessionName(c.req, c.t, c.cfg); err != nil {
-		return rejected(textResponse(c.req, http.StatusBadRequest, "sessionproxy: "+err.Error()), 0)
+		return c.rejected(textResponse(c.req, http.StatusBadRequest, "sessionproxy: "+err.Error()), 0)
 	}
 	if c.replay, err = s.prepareBody(c.req, c.cfg); err != nil {
-		return rejected(textResponse(c.req, http.StatusBadRequest, "sessionproxy: read request body: "+err.Error()), 0)
+		return c.rejected(textResponse(c.req, http.StatusBadRequest, "sessionproxy: read request body: "+err.Error()), 0)
 	}
 	for attempt := 0; ; attempt++ {
 		resp, ev, retry := s.attempt(c, attempt)
@@ -117,8 +143,8 @@ func (s *Server) attemptAll(c *call) (*http.Response, record.Event) {
 }
 
 // rejected is the end of a request the proxy answered itself.
-func rejected(resp *http.Response, attempt int) (*http.Response, record.Event) {
-	return resp, record.Event{Outcome: record.OutcomeRejected, Status: resp.StatusCode, Retries: attempt}
+func (c *call) rejected(resp *http.Response, attempt int) (*http.Response, record.Event) {
+	return resp, record.Event{Outcome: record.OutcomeRejected, Status: resp.StatusCode, Retries: attempt, Request: c.answered(nil, resp)}
 }
 
 // attempt sends the request once, as one session. It returns retry when the
@@ -128,7 +154,7 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 	req, cfg := c.req, c.cfg
 	sel, err := s.pick(req.Context(), cfg, c.name, req, c.t, c.tried)
 	if err != nil {
-		resp, ev = rejected(s.selectErrorResponse(req, err), attempt)
+		resp, ev = c.rejected(s.selectErrorResponse(req, err), attempt)
 		return resp, ev, false
 	}
 	sess := sel.sess
@@ -146,7 +172,8 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 		// The client went away: nobody is waiting, and the session did
 		// nothing wrong.
 		resp = textResponse(req, http.StatusBadGateway, "sessionproxy: client closed the request")
-		return resp, record.Event{Outcome: record.OutcomeCanceled, Retries: attempt}, false
+		c.attempted(record.Attempt{Session: sess.ID(), Outcome: record.OutcomeCanceled})
+		return resp, record.Event{Outcome: record.OutcomeCanceled, Retries: attempt, Request: c.answered(sess, resp)}, false
 	}
 	if err != nil {
 		uerr := upstream.Classify(err, sess.ProxyURL(), req.URL.Host)
@@ -156,13 +183,14 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 			v.Action = rules.ActionBad // no rule spoke: a failed upstream is still the session's fault
 		}
 		s.apply(sess, v, c.host, 0, nil)
+		c.attempted(record.Attempt{Session: sess.ID(), Outcome: record.OutcomeError, Rule: verdictRule(v), Error: uerr.Error()})
 		if v.Retry && canRetry {
 			c.tried = append(c.tried, sess.ID())
 			return nil, record.Event{}, true
 		}
 		resp = s.failureResponse(req, uerr)
 		s.decorate(resp, cfg, sess, v, attempt)
-		return resp, record.Event{Outcome: record.OutcomeError, Rule: verdictRule(v), Status: resp.StatusCode, Retries: attempt}, false
+		return resp, record.Event{Outcome: record.OutcomeError, Rule: verdictRule(v), Status: resp.StatusCode, Retries: attempt, Request: c.answered(sess, resp)}, false
 	}
 
 	o := &rules.Outcome{Host: c.host, Status: resp.StatusCode, Header: resp.Header}
@@ -170,6 +198,7 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 		if !canRetry || !cfg.Rules.MayRetry(c.host, resp.StatusCode, resp.Header) {
 			// No retry can come of it: the body streams to the client
 			// now and the verdict follows once its start has passed.
+			c.attempted(record.Attempt{Session: sess.ID(), Status: resp.StatusCode}) // its verdict comes with the body
 			s.decideWhileStreaming(resp, c, sess, o, attempt)
 			s.remember(cfg, req, c.t, sel)
 			s.decorate(resp, cfg, sess, rules.Verdict{}, attempt)
@@ -179,6 +208,7 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 	}
 	v := cfg.Rules.Decide(o)
 	s.apply(sess, v, c.host, resp.StatusCode, resp)
+	c.attempted(record.Attempt{Session: sess.ID(), Status: resp.StatusCode, Outcome: record.Outcome(v.Action), Rule: verdictRule(v)})
 	if v.Retry && canRetry {
 		discard(resp.Body)
 		c.tried = append(c.tried, sess.ID())
@@ -186,7 +216,7 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 	}
 	s.remember(cfg, req, c.t, sel)
 	s.decorate(resp, cfg, sess, v, attempt)
-	return resp, record.Event{Outcome: record.Outcome(v.Action), Rule: verdictRule(v), Status: resp.StatusCode, Retries: attempt}, false
+	return resp, record.Event{Outcome: record.Outcome(v.Action), Rule: verdictRule(v), Status: resp.StatusCode, Retries: attempt, Request: c.answered(sess, resp)}, false
 }
 
 // send is one round trip as sess, through its transport.
@@ -217,7 +247,13 @@ func (s *Server) decideWhileStreaming(resp *http.Response, c *call, sess *sessio
 		o.Body = rules.DecodedBody(o.Header, raw, limit)
 		v := cfg.Rules.Decide(o)
 		s.apply(sess, v, o.Host, o.Status, cookies)
-		s.rec.Finish(record.Event{Outcome: record.Outcome(v.Action), Rule: verdictRule(v), Status: o.Status, Retries: attempt, Duration: time.Since(start)})
+		var logged *record.Request
+		if c.log != nil {
+			last := &c.log.Attempts[len(c.log.Attempts)-1]
+			last.Outcome, last.Rule = record.Outcome(v.Action), verdictRule(v)
+			logged = c.answered(sess, resp)
+		}
+		s.rec.Finish(record.Event{Outcome: record.Outcome(v.Action), Rule: verdictRule(v), Status: o.Status, Retries: attempt, Duration: time.Since(start), Request: logged})
 	})
 }
 
