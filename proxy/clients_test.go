@@ -3,7 +3,7 @@ package proxy
 // Real clients through the proxy: Scrapy (Debian python3-scrapy), headless
 // Chromium (Debian chromium, driven with chromedp) and curl. .ci/run
 // installs the three packages; a test whose client is missing fails and
-// names the package to install.
+// names the package to install. Under go test -short they are skipped.
 
 import (
 	"bytes"
@@ -38,9 +38,14 @@ import (
 )
 
 // requireProgram returns the path of a client program, or fails the test
-// naming the Debian package that provides it.
+// naming the Debian package that provides it. Under go test -short, the
+// quick mode that runs no external program, it skips the test instead,
+// naming the program.
 func requireProgram(t *testing.T, name, debianPackage string) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skipf("needs %s (Debian package %s): skipped under -short", name, debianPackage)
+	}
 	path, err := exec.LookPath(name)
 	if err != nil {
 		t.Fatalf("%s not found (%v): install the Debian package %s (apt-get install -y %s); .ci/run installs it",
