@@ -151,6 +151,7 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 	if err != nil {
 		uerr := upstream.Classify(err, sess.ProxyURL(), req.URL.Host)
 		s.rec.UpstreamFailed(uerr)
+		s.rec.Attempt(record.OutcomeError)
 		v := cfg.Rules.Decide(&rules.Outcome{Host: c.host, ErrKind: uerr.Kind})
 		if v.Rule == nil && cfg.DefaultAction == "" {
 			v.Action = rules.ActionBad // no rule spoke: a failed upstream is still the session's fault
@@ -179,6 +180,7 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 	}
 	v := cfg.Rules.Decide(o)
 	s.apply(sess, v, c.host, resp.StatusCode, resp)
+	s.rec.Attempt(record.Outcome(v.Action))
 	if v.Retry && canRetry {
 		discard(resp.Body)
 		c.tried = append(c.tried, sess.ID())
@@ -217,6 +219,7 @@ func (s *Server) decideWhileStreaming(resp *http.Response, c *call, sess *sessio
 		o.Body = rules.DecodedBody(o.Header, raw, limit)
 		v := cfg.Rules.Decide(o)
 		s.apply(sess, v, o.Host, o.Status, cookies)
+		s.rec.Attempt(record.Outcome(v.Action))
 		s.rec.Finish(record.Event{Outcome: record.Outcome(v.Action), Rule: verdictRule(v), Status: o.Status, Retries: attempt, Duration: time.Since(start)})
 	})
 }
