@@ -168,9 +168,12 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 
 	o := &rules.Outcome{Host: c.host, Status: resp.StatusCode, Header: resp.Header}
 	if cfg.Rules.NeedsBody(c.host, resp.StatusCode, resp.Header) {
-		if !canRetry || !cfg.Rules.MayRetry(c.host, resp.StatusCode, resp.Header) {
-			// No retry can come of it: the body streams to the client
-			// now and the verdict follows once its start has passed.
+		if (!canRetry || !cfg.Rules.MayRetry(c.host, resp.StatusCode, resp.Header)) &&
+			!cfg.Rules.HeadDecides(c.host, resp.StatusCode, resp.Header) {
+			// No retry can come of it and only a body rule can match:
+			// the body streams to the client now and the verdict
+			// follows once its start has passed, too late for
+			// X-Session-Rule (decideWhileStreaming logs a match).
 			s.decideWhileStreaming(resp, c, sess, o, attempt)
 			s.remember(cfg, req, c.t, sel)
 			s.decorate(resp, cfg, sess, rules.Verdict{}, attempt)
@@ -220,6 +223,10 @@ func (s *Server) decideWhileStreaming(resp *http.Response, c *call, sess *sessio
 		v := cfg.Rules.Decide(o)
 		s.apply(sess, v, o.Host, o.Status, cookies)
 		s.rec.Attempt(record.Outcome(v.Action))
+		if v.Rule != nil {
+			s.log.Info("rule matched after the headers left", "session", sess.ID(), "rule", v.Rule.Name,
+				"action", string(v.Action), "status", o.Status, "host", o.Host)
+		}
 		s.rec.Finish(record.Event{Outcome: record.Outcome(v.Action), Rule: verdictRule(v), Status: o.Status, Retries: attempt, Duration: time.Since(start)})
 	})
 }
