@@ -23,7 +23,7 @@ import (
 // body over 1 MiB). Every endpoint but /healthz (and the dashboard page)
 // wants "Authorization: Bearer <admin_token>" when a token is configured.
 //
-//	GET    /sessions[?state=usable|retired]   the pool's state
+//	GET    /sessions[?state=usable|retired|all] the pool's state
 //	POST   /sessions                          add one: {"id","proxyUrl","cookies","userData"}, all optional
 //	GET    /sessions/{id}                     one session's state
 //	DELETE /sessions/{id}                     retire it (idempotent)
@@ -106,9 +106,9 @@ func (s *Server) adminReload(w http.ResponseWriter, r *http.Request) {
 func (s *Server) adminListSessions(w http.ResponseWriter, r *http.Request) {
 	filter := r.URL.Query().Get("state")
 	switch filter {
-	case "", "usable", "retired":
+	case "", "all", "usable", "retired":
 	default:
-		writeError(w, http.StatusBadRequest, `state must be "usable" or "retired" (got "`+filter+`")`)
+		writeError(w, http.StatusBadRequest, `state must be "usable", "retired" or "all" (got "`+filter+`")`)
 		return
 	}
 	// Each session's state and usability are read together, with the
@@ -121,7 +121,7 @@ func (s *Server) adminListSessions(w http.ResponseWriter, r *http.Request) {
 		} else {
 			st.RetiredSessionsCount++
 		}
-		if filter == "" || usable == (filter == "usable") {
+		if filter == "" || filter == "all" || usable == (filter == "usable") {
 			st.Sessions = append(st.Sessions, redactState(sess.State()))
 		}
 	}

@@ -3,7 +3,7 @@ package proxy
 // Real clients through the proxy: Scrapy (Debian python3-scrapy), headless
 // Chromium (Debian chromium, driven with chromedp) and curl. .ci/run
 // installs the three packages; a test whose client is missing fails and
-// names the package to install.
+// names the package to install. Under go test -short they are skipped.
 
 import (
 	"bytes"
@@ -38,9 +38,14 @@ import (
 )
 
 // requireProgram returns the path of a client program, or fails the test
-// naming the Debian package that provides it.
+// naming the Debian package that provides it. Under go test -short, the
+// quick mode that runs no external program, it skips the test instead,
+// naming the program.
 func requireProgram(t *testing.T, name, debianPackage string) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skipf("needs %s (Debian package %s): skipped under -short", name, debianPackage)
+	}
 	path, err := exec.LookPath(name)
 	if err != nil {
 		t.Fatalf("%s not found (%v): install the Debian package %s (apt-get install -y %s); .ci/run installs it",
@@ -793,9 +798,16 @@ func sameElements(got, want []string) bool {
 // admin API wants h.cfg.AdminToken: the page first asks for it and shows no
 // data; once it is typed into the page's form, the page fetches the live
 // data. The test waits until #requests shows the proxy's count, checks that
-// the page names sessionID, and that a screenshot of it and of its chart is
-// not blank.
+// the page names sessionID, that the block rate counts a block a retry hid
+// (over attempts, not requests), and that a screenshot of it and of its
+// chart is not blank.
 func checkDashboardInBrowser(t *testing.T, h *harness, b *browser, sessionID string) {
+	blocking := newBlockingOrigin(1) // a 403 the default rules retry: the client sees a 200
+	defer blocking.Close()
+	if resp, body := get(t, h.client("", ""), blocking.URL+"/page", ""); resp.StatusCode != http.StatusOK ||
+		resp.Header.Get("X-Session-Retries") != "1" {
+		t.Fatalf("blocked page: status %d after %q retries: %s; want 200 after 1", resp.StatusCode, resp.Header.Get("X-Session-Retries"), body)
+	}
 	ctx := b.within(t, 20*time.Second)
 	if err := chromedp.Do(ctx, chromedp.Navigate(h.adminURL+"/")); err != nil {
 		t.Fatalf("open the dashboard: %v", err)
@@ -836,6 +848,18 @@ func checkDashboardInBrowser(t *testing.T, h *harness, b *browser, sessionID str
 	if usable, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("usable"))); err != nil ||
 		strings.TrimSpace(usable) != strconv.Itoa(h.srv.Pool().UsableSessionsCount()) {
 		t.Errorf("#usable shows %q (%v), want the pool's %d", usable, err, h.srv.Pool().UsableSessionsCount())
+	}
+	attempts := h.srv.Stats().Attempts.ByOutcome
+	var all int64
+	for _, n := range attempts {
+		all += n
+	}
+	wantRate := fmt.Sprintf("%d bad + retire of %d attempts", attempts["bad"]+attempts["retire"], all)
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](
+		`document.getElementById('block-rate-sub').textContent.includes(`+strconv.Quote(wantRate)+`)`,
+		chromedp.WithPollingTimeout(10*time.Second))); err != nil || attempts["retire"] < 1 {
+		shown, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('block-rate-sub').textContent`))
+		t.Errorf("#block-rate-sub shows %q (%v), want it to say %q (the proxy's attempts: %v)", shown, err, wantRate, attempts)
 	}
 	text, err := chromedp.Run(ctx, chromedp.Poll[string](
 		`document.body.innerText.includes(`+strconv.Quote(sessionID)+`) ? document.body.innerText : ''`,

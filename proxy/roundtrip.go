@@ -83,8 +83,13 @@ type call struct {
 	log     *record.Request // what the request log keeps of it; nil when it keeps none
 }
 
-// attempted notes one attempt in the request log.
-func (c *call) attempted(a record.Attempt) {
+// attempted records one attempt of c: counted by its outcome, unless it has
+// none (its verdict waits for the body: decideWhileStreaming counts it) or
+// it was canceled, and noted in the request log.
+func (s *Server) attempted(c *call, a record.Attempt) {
+	if a.Outcome != "" && a.Outcome != record.OutcomeCanceled {
+		s.rec.Attempt(a.Outcome)
+	}
 	if c.log != nil {
 		c.log.Attempts = append(c.log.Attempts, a)
 	}
@@ -172,7 +177,7 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 		// The client went away: nobody is waiting, and the session did
 		// nothing wrong.
 		resp = textResponse(req, http.StatusBadGateway, "sessionproxy: client closed the request")
-		c.attempted(record.Attempt{Session: sess.ID(), Outcome: record.OutcomeCanceled})
+		s.attempted(c, record.Attempt{Session: sess.ID(), Outcome: record.OutcomeCanceled})
 		return resp, record.Event{Outcome: record.OutcomeCanceled, Retries: attempt, Request: c.answered(sess, resp)}, false
 	}
 	if err != nil {
@@ -183,7 +188,7 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 			v.Action = rules.ActionBad // no rule spoke: a failed upstream is still the session's fault
 		}
 		s.apply(sess, v, c.host, 0, nil)
-		c.attempted(record.Attempt{Session: sess.ID(), Outcome: record.OutcomeError, Rule: verdictRule(v), Error: uerr.Error()})
+		s.attempted(c, record.Attempt{Session: sess.ID(), Outcome: record.OutcomeError, Rule: verdictRule(v), Error: uerr.Error()})
 		if v.Retry && canRetry {
 			c.tried = append(c.tried, sess.ID())
 			return nil, record.Event{}, true
@@ -195,10 +200,13 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 
 	o := &rules.Outcome{Host: c.host, Status: resp.StatusCode, Header: resp.Header}
 	if cfg.Rules.NeedsBody(c.host, resp.StatusCode, resp.Header) {
-		if !canRetry || !cfg.Rules.MayRetry(c.host, resp.StatusCode, resp.Header) {
-			// No retry can come of it: the body streams to the client
-			// now and the verdict follows once its start has passed.
-			c.attempted(record.Attempt{Session: sess.ID(), Status: resp.StatusCode}) // its verdict comes with the body
+		if (!canRetry || !cfg.Rules.MayRetry(c.host, resp.StatusCode, resp.Header)) &&
+			!cfg.Rules.HeadDecides(c.host, resp.StatusCode, resp.Header) {
+			// No retry can come of it and only a body rule can match:
+			// the body streams to the client now and the verdict
+			// follows once its start has passed, too late for
+			// X-Session-Rule (decideWhileStreaming logs a match).
+			s.attempted(c, record.Attempt{Session: sess.ID(), Status: resp.StatusCode}) // its verdict comes with the body
 			s.decideWhileStreaming(resp, c, sess, o, attempt)
 			s.remember(cfg, req, c.t, sel)
 			s.decorate(resp, cfg, sess, rules.Verdict{}, attempt)
@@ -208,7 +216,7 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 	}
 	v := cfg.Rules.Decide(o)
 	s.apply(sess, v, c.host, resp.StatusCode, resp)
-	c.attempted(record.Attempt{Session: sess.ID(), Status: resp.StatusCode, Outcome: record.Outcome(v.Action), Rule: verdictRule(v)})
+	s.attempted(c, record.Attempt{Session: sess.ID(), Status: resp.StatusCode, Outcome: record.Outcome(v.Action), Rule: verdictRule(v)})
 	if v.Retry && canRetry {
 		discard(resp.Body)
 		c.tried = append(c.tried, sess.ID())
@@ -247,6 +255,11 @@ func (s *Server) decideWhileStreaming(resp *http.Response, c *call, sess *sessio
 		o.Body = rules.DecodedBody(o.Header, raw, limit)
 		v := cfg.Rules.Decide(o)
 		s.apply(sess, v, o.Host, o.Status, cookies)
+		s.rec.Attempt(record.Outcome(v.Action))
+		if v.Rule != nil {
+			s.log.Info("rule matched after the headers left", "session", sess.ID(), "rule", v.Rule.Name,
+				"action", string(v.Action), "status", o.Status, "host", o.Host)
+		}
 		var logged *record.Request
 		if c.log != nil {
 			last := &c.log.Attempts[len(c.log.Attempts)-1]

@@ -122,18 +122,26 @@
     return td;
   }
 
+  // windowTotals sums the history: requests by final outcome (totals, all)
+  // and attempts by outcome, retried ones included (attempts, attemptsAll).
   function windowTotals(hist) {
     const totals = {};
     for (const o of hist.outcomes) totals[o] = 0;
     let all = 0;
+    const attempts = {};
+    let attemptsAll = 0;
     for (const b of hist.buckets) {
       for (const o of hist.outcomes) {
         const n = b.counts[o] || 0;
         totals[o] += n;
         all += n;
       }
+      for (const [o, n] of Object.entries(b.attempts || {})) {
+        attempts[o] = (attempts[o] || 0) + n;
+        attemptsAll += n;
+      }
     }
-    return { totals, all };
+    return { totals, all, attempts, attemptsAll };
   }
 
   function renderCards(stats, win) {
@@ -141,14 +149,18 @@
     text($('retired'), num(stats.retiredSessions));
     text($('requests'), num(stats.requests));
     text($('requests-sub'), 'since start · ' + num(win.all) + ' in the last 15 min');
-    const blocked = (win.totals.bad || 0) + (win.totals.retire || 0);
-    text($('block-rate'), pct(blocked, win.all));
-    const by = stats.byOutcome || {};
+    // Over attempts, not requests: a block that a retry hid still counts.
+    const blocked = (win.attempts.bad || 0) + (win.attempts.retire || 0);
+    text($('block-rate'), pct(blocked, win.attemptsAll));
+    const by = (stats.attempts && stats.attempts.byOutcome) || {};
+    let attemptsSinceStart = 0;
+    for (const n of Object.values(by)) attemptsSinceStart += n;
     const allBlocked = (by.bad || 0) + (by.retire || 0);
-    text($('block-rate-sub'), (win.all
-      ? num(blocked) + ' bad + retire of ' + num(win.all) + ' requests'
-      : 'no requests in the last 15 min') +
-      (stats.requests ? ' · since start ' + pct(allBlocked, stats.requests) : ''));
+    text($('block-rate-sub'), (win.attemptsAll
+      ? num(blocked) + ' bad + retire of ' + num(win.attemptsAll) + ' attempts'
+      : 'no attempts in the last 15 min') +
+      (attemptsSinceStart ? ' · since start ' + pct(allBlocked, attemptsSinceStart) : '') +
+      ' · ' + num(stats.retries || 0) + ' retries since start');
   }
 
   function renderLegend(hist, win) {

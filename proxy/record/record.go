@@ -3,8 +3,8 @@
 // Prometheus metrics of GET /metrics and the outcome history the dashboard
 // charts (GET /stats/history).
 //
-// A Recorder is fed one Event per finished request (Finish) and one call per
-// other happening (a retry, an upstream failure, a rule's block, an auth
+// A Recorder is fed one Event per finished request (Finish), one outcome
+// per attempt (Attempt) and one call per other happening (a retry, an upstream failure, a rule's block, an auth
 // failure, a session created or retired, a persistence of the pool). It
 // never logs and holds no global state: every Recorder has its own
 // Prometheus registry.
@@ -115,6 +115,18 @@ func (r *Recorder) Requests(f RequestFilter) []Request {
 		return []Request{}
 	}
 	return r.requests.list(f)
+}
+
+// Attempt records one attempt of a request, retried ones included, under
+// the action of its verdict (good, bad, retire, none) or OutcomeError when
+// no response came: in Stats' attempts.byOutcome, in
+// sessionproxy_attempts_total and in the history's attempt counts at Now().
+// An outcome that is not one of the Outcome constants is counted in Stats
+// and the metric, not in the history.
+func (r *Recorder) Attempt(o Outcome) {
+	r.stats.attempt(o)
+	r.metrics.observeAttempt(o)
+	r.history.observeAttempt(o, r.now())
 }
 
 // Retried records one attempt of a request beyond the first, on a fresh
