@@ -771,6 +771,10 @@ func TestChromiumThroughProxy(t *testing.T) {
 		checkDashboardInBrowser(t, h, b, sessionID)
 	})
 
+	t.Run("onboarding", func(t *testing.T) {
+		checkOnboardingInBrowser(t, h, b)
+	})
+
 	t.Run("without-spki-flag", func(t *testing.T) {
 		before := len(site.log.all())
 		nb := startChromium(t, h, false)
@@ -869,6 +873,45 @@ func checkDashboardInBrowser(t *testing.T, h *harness, b *browser, sessionID str
 		t.Errorf("the dashboard never named session %s: %v; page text:\n%.2000s", sessionID, err, text)
 	}
 
+	// The request log: the blocked page's request with both its attempts,
+	// and the host filter narrowing the table to it.
+	blockedHost := strings.TrimPrefix(blocking.URL, "http://")
+	blockedHost = blockedHost[:strings.LastIndexByte(blockedHost, ':')]
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](
+		`document.getElementById('request-log-body').innerText.includes('GET '+`+strconv.Quote(blockedHost)+`+'/page')`,
+		chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		shown, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('request-log').innerText`))
+		t.Errorf("the request log never showed GET %s/page: %v; table:\n%.2000s", blockedHost, err, shown)
+	}
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("filter-status"), "404")); err != nil {
+		t.Fatalf("type a filter: %v", err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](
+		`document.getElementById('request-log-body').innerText.includes('No request matches the filters.')`,
+		chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		shown, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('request-log').innerText`))
+		t.Errorf("status filter 404 still lists requests: %v; table:\n%.2000s", err, shown)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const e = document.getElementById('filter-status'); e.value = ''; return true; })()`)); err != nil {
+		t.Fatalf("clear the status filter: %v", err)
+	}
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("filter-rule"), "blocked-status")); err != nil {
+		t.Fatalf("type a filter: %v", err)
+	}
+	rows, err := chromedp.Run(ctx, chromedp.Poll[string](
+		`(() => { const t = document.getElementById('request-log-body').innerText; return t.includes('/page') && t.includes('403 retire (blocked-status)') ? t : ''; })()`,
+		chromedp.WithPollingTimeout(10*time.Second)))
+	if err != nil {
+		t.Errorf("rule filter blocked-status does not show the blocked page with its retired attempt: %v; table:\n%.2000s", err, rows)
+	}
+	logShot, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS("#request-log")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ls := pictureStats(t, logShot); ls.width < 300 || ls.colours < 8 {
+		t.Errorf("request log screenshot looks empty: %+v", ls)
+	}
+
 	full, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatal(err)
@@ -877,19 +920,8 @@ func checkDashboardInBrowser(t *testing.T, h *harness, b *browser, sessionID str
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	for name, buf := range map[string][]byte{"dashboard.png": full, "chart.png": chart} {
-		if err := os.WriteFile(filepath.Join(dir, name), buf, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// CLIENTS_TEST_SCREENSHOTS=dir keeps them for a human to look at.
-	if keep := os.Getenv("CLIENTS_TEST_SCREENSHOTS"); keep != "" {
-		for name, buf := range map[string][]byte{"dashboard.png": full, "chart.png": chart} {
-			if err := os.WriteFile(filepath.Join(keep, name), buf, 0o644); err != nil {
-				t.Errorf("keep the screenshot: %v", err)
-			}
-		}
+	for name, buf := range map[string][]byte{"dashboard.png": full, "chart.png": chart, "requests.png": logShot} {
+		keepScreenshot(t, name, buf)
 	}
 	fs := pictureStats(t, full)
 	t.Logf("screenshot %dx%d: %d colours, %.1f%% not background", fs.width, fs.height, fs.colours, 100*fs.foreground)
@@ -903,6 +935,43 @@ func checkDashboardInBrowser(t *testing.T, h *harness, b *browser, sessionID str
 		cs.width, cs.height, cs.colours, 100*cs.foreground, cs.coloured)
 	if cs.width < 50 || cs.height < 20 || cs.coloured < 100 {
 		t.Errorf("the chart plots nothing: %dx%d, %d colours, %d coloured pixels", cs.width, cs.height, cs.colours, cs.coloured)
+	}
+}
+
+// checkOnboardingInBrowser opens http://sessionproxy/ in the browser,
+// through the proxy: the page shows the CA's SPKI hash and the Chromium flag
+// that carries it, and renders as a page (not a blank or an error).
+func checkOnboardingInBrowser(t *testing.T, h *harness, b *browser) {
+	ctx := b.within(t, 20*time.Second)
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://sessionproxy/")); err != nil {
+		t.Fatalf("open http://sessionproxy/: %v", err)
+	}
+	spki, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("spki")))
+	if err != nil || strings.TrimSpace(spki) != h.srv.CA().SPKIHash() {
+		t.Errorf("the onboarding page shows SPKI %q (%v), want %q", spki, err, h.srv.CA().SPKIHash())
+	}
+	body, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
+	if err != nil || !strings.Contains(body, "--ignore-certificate-errors-spki-list="+h.srv.CA().SPKIHash()) || !strings.Contains(body, "Download the CA") {
+		t.Errorf("the onboarding page lacks the flag or the download (%v):\n%.1500s", err, body)
+	}
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps := pictureStats(t, shot); ps.colours < 16 || ps.foreground < 0.02 {
+		t.Errorf("onboarding screenshot looks blank: %+v", ps)
+	}
+	keepScreenshot(t, "onboarding.png", shot)
+}
+
+// keepScreenshot writes a screenshot to $CLIENTS_TEST_SCREENSHOTS, when set,
+// for a human to look at (proxy/testdata/screenshots holds the last ones
+// kept).
+func keepScreenshot(t *testing.T, name string, png []byte) {
+	if dir := os.Getenv("CLIENTS_TEST_SCREENSHOTS"); dir != "" {
+		if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+			t.Errorf("keep the screenshot: %v", err)
+		}
 	}
 }
 

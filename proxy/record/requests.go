@@ -53,10 +53,10 @@ type Attempt struct {
 
 // RequestFilter selects requests of the log; its zero value selects all.
 type RequestFilter struct {
-	Session string // exact session id
+	Session string // exact session id, of the answer or of any attempt
 	Host    string // exact host, case-insensitive
-	Status  int    // exact status
-	Rule    string // exact rule name
+	Status  int    // exact status the client got
+	Rule    string // exact rule name, of the verdict or of any attempt
 	Limit   int    // the newest this many; 0 = all
 }
 
@@ -64,7 +64,7 @@ func (f RequestFilter) match(r *Request) bool {
 	return (f.Session == "" || r.Session == f.Session || slices.ContainsFunc(r.Attempts, func(a Attempt) bool { return a.Session == f.Session })) &&
 		(f.Host == "" || strings.EqualFold(r.Host, f.Host)) &&
 		(f.Status == 0 || r.Status == f.Status) &&
-		(f.Rule == "" || r.Rule == f.Rule)
+		(f.Rule == "" || r.Rule == f.Rule || slices.ContainsFunc(r.Attempts, func(a Attempt) bool { return a.Rule == f.Rule }))
 }
 
 // requestLog is a ring of the last finished requests. Safe for concurrent

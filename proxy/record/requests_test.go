@@ -34,7 +34,7 @@ func TestRequestLogKeepsTheNewest(t *testing.T) {
 func TestRequestFilter(t *testing.T) {
 	r := New(Options{})
 	r.Finish(Event{Outcome: OutcomeGood, Status: 200, Request: &Request{Host: "a.example", Session: "s1"}})
-	r.Finish(Event{Outcome: OutcomeRetire, Rule: "blocked-status", Status: 200, Retries: 1, Request: &Request{Host: "B.example", Session: "s3",
+	r.Finish(Event{Outcome: OutcomeGood, Status: 200, Retries: 1, Request: &Request{Host: "B.example", Session: "s3",
 		Attempts: []Attempt{{Session: "s2", Status: 403, Outcome: OutcomeRetire, Rule: "blocked-status"}, {Session: "s3", Status: 200, Outcome: OutcomeGood}}}})
 	r.Finish(Event{Outcome: OutcomeError, Status: 502, Request: &Request{Host: "a.example", Session: "s1"}})
 	tests := []struct {
@@ -46,7 +46,7 @@ func TestRequestFilter(t *testing.T) {
 		{"host=b.example", 1},
 		{"session=s2", 1}, // a session that only tried it
 		{"session=s1&status=502", 1},
-		{"rule=blocked-status", 1},
+		{"rule=blocked-status", 1}, // a rule of a retried attempt
 		{"limit=2", 2},
 		{"status=404", 0},
 	}
