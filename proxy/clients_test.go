@@ -1448,7 +1448,7 @@ func TestReadmeShowsTestedExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"retire_blocked.py", filepath.Join("node", "crawl.mjs"),
+	for _, name := range []string{"shop.py", "retire_blocked.py", filepath.Join("node", "crawl.mjs"),
 		filepath.Join("node", "puppeteer.mjs"), filepath.Join("node", "playwright.mjs")} {
 		src, err := os.ReadFile(testdataClients(name))
 		if err != nil {
@@ -1592,5 +1592,71 @@ func TestBrowserExamples(t *testing.T) {
 	}
 	if st := stateOf(t, h, "checkout-7"); st.UsageCount < 2 {
 		t.Errorf("session checkout-7 used %d times, want at least once by each browser", st.UsageCount)
+	}
+}
+
+// TestReadmeScrapyExample runs the README's Scrapy spider
+// (testdata/clients/shop.py) against a local shop: the pinned account pages
+// all go out as buyer-1 and see its login cookie, which Scrapy never keeps;
+// the 50 product pages come from the pool, the one the shop blocks after a
+// retry.
+func TestReadmeScrapyExample(t *testing.T) {
+	py := requireScrapy(t)
+	var blocked atomic.Int64
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /login", func(w http.ResponseWriter, r *http.Request) {
+		http.SetCookie(w, &http.Cookie{Name: "sid", Value: "buyer", Path: "/"})
+		fmt.Fprintln(w, "welcome")
+	})
+	for _, p := range []string{"/account", "/orders"} {
+		mux.HandleFunc("GET "+p, func(w http.ResponseWriter, r *http.Request) {
+			if c, err := r.Cookie("sid"); err != nil || c.Value != "buyer" {
+				http.Error(w, "log in first", http.StatusUnauthorized)
+				return
+			}
+			fmt.Fprintln(w, "your", p)
+		})
+	}
+	mux.HandleFunc("GET /p/{n}", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("n") == "7" && blocked.Add(1) == 1 {
+			http.Error(w, "blocked", http.StatusForbidden)
+			return
+		}
+		fmt.Fprintln(w, "product", r.PathValue("n"))
+	})
+	origin := httptest.NewServer(mux)
+	defer origin.Close()
+	h := startProxy(t, testConfig(t))
+
+	spider, err := filepath.Abs(testdataClients("shop.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cmd := exec.CommandContext(waitCtx(t, 90*time.Second), py, "-m", "scrapy", "runspider", spider,
+		"-a", "base="+origin.URL, "-o", filepath.Join(dir, "out.json"))
+	cmd.Dir = dir
+	cmd.Env = clientEnv("http_proxy="+h.proxyURL.String(), "https_proxy="+h.proxyURL.String())
+	cmd.WaitDelay = 5 * time.Second
+	crawlLog := runChild(t, cmd)
+
+	var items []struct{ URL, Session, Retries string }
+	decodeJSONFile(t, filepath.Join(dir, "out.json"), &items)
+	if len(items) != 53 {
+		t.Fatalf("Scrapy wrote %d items, want 53 (3 account pages, 50 products)\n%s", len(items), crawlLog)
+	}
+	retried := 0
+	for _, it := range items {
+		path := strings.TrimPrefix(it.URL, origin.URL)
+		pinned := path == "/login" || path == "/account" || path == "/orders"
+		if pinned != (it.Session == "buyer-1") {
+			t.Errorf("%s came from session %q", path, it.Session)
+		}
+		if it.Retries != "0" {
+			retried++
+		}
+	}
+	if retried != 1 || blocked.Load() < 1 {
+		t.Errorf("%d items were retried (the shop blocked %d), want the one blocked product page", retried, blocked.Load())
 	}
 }
