@@ -34,6 +34,7 @@ import (
 	"github.com/chromedp/cdproto/storage"
 	"github.com/chromedp/chromedp"
 
+	"github.com/sessionproxy/sessionproxy/proxy/record"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
@@ -1658,5 +1659,68 @@ func TestReadmeScrapyExample(t *testing.T) {
 	}
 	if retried != 1 || blocked.Load() < 1 {
 		t.Errorf("%d items were retried (the shop blocked %d), want the one blocked product page", retried, blocked.Load())
+	}
+}
+
+// readmeBlock returns the fenced code block of README.md that starts with
+// first (its first line, after the fence).
+func readmeBlock(t *testing.T, first string) string {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "```sh\n"+first)
+	if !ok {
+		t.Fatalf("README.md has no sh block starting %q", first)
+	}
+	block, _, ok := strings.Cut(rest, "\n```")
+	if !ok {
+		t.Fatal("the README block does not end")
+	}
+	return first + block + "\n"
+}
+
+// TestReadmeAdminSnippet runs the README's admin API block as it is, with
+// bash and curl, against a proxy with an admin token: every line works in
+// order, the session it adds is held (and retired by its DELETE), and the
+// files it downloads are what they claim.
+func TestReadmeAdminSnippet(t *testing.T) {
+	bash := requireProgram(t, "bash", "bash")
+	requireProgram(t, "curl", "curl")
+	script := readmeBlock(t, "A=http://127.0.0.1:8081;")
+	cfg := testConfig(t)
+	cfg.AdminToken = "readme-token"
+	h := startProxy(t, cfg)
+	script = strings.Replace(script, "A=http://127.0.0.1:8081;", "A="+h.adminURL+";", 1)
+
+	dir := t.TempDir()
+	cmd := exec.CommandContext(waitCtx(t, 60*time.Second), bash, "-euo", "pipefail", "-c", script)
+	cmd.Dir = dir
+	cmd.Env = clientEnv("TOKEN=" + cfg.AdminToken)
+	out := runChild(t, cmd)
+
+	if !strings.HasPrefix(out, "ok\n") {
+		t.Errorf("the block's first answer is not /healthz's ok:\n%.500s", out)
+	}
+	if strings.Contains(out, "missing or wrong bearer token") || strings.Contains(out, "Content-Type") {
+		t.Errorf("a line of the block was refused:\n%s", out)
+	}
+	st := stateOf(t, h, "shop1")
+	if !st.Retired || st.UserData["account"] != "a1" {
+		t.Errorf("shop1 after the block: %+v; want it added with its user data, then retired", st)
+	}
+	if pem, err := os.ReadFile(filepath.Join(dir, "ca.pem")); err != nil || !bytes.Equal(pem, h.srv.CA().CertPEM()) {
+		t.Errorf("ca.pem is not the CA (%v)", err)
+	}
+	var har record.HAR
+	decodeJSONFile(t, filepath.Join(dir, "shop1.har"), &har)
+	if har.Log.Version != "1.2" {
+		t.Errorf("shop1.har is not HAR 1.2: %+v", har)
+	}
+	for _, f := range []string{"cookies.txt", "state.json"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("the block did not write %s: %v", f, err)
+		}
 	}
 }
