@@ -128,6 +128,7 @@ func (m *memBackend) pickLocked(now int64) *Session {
 		}
 		return s
 	}
+	m.p.changed() // evictions change what a persist writes
 	t.evictUnusable(now)
 	if s.idx >= 0 { // retired but its event not yet handled by the table
 		t.remove(s)
@@ -181,6 +182,7 @@ func (m *memBackend) insertLocked(s *Session) error {
 		t.remove(held)
 	}
 	t.add(s)
+	m.p.changed()
 	return nil
 }
 
@@ -205,6 +207,7 @@ func (m *memBackend) addSession(ctx context.Context, o SessionOptions) (*Session
 	if len(m.t.all) >= p.maxSize {
 		m.t.evictUnusable(now)
 	}
+	p.changed()
 	p.mu.Unlock()
 
 	s, err := p.build(ctx, o, false)
@@ -256,13 +259,21 @@ func (m *memBackend) prepare(*Session) {}
 // commit applies m to the session itself, whose cookies are already stored.
 func (m *memBackend) commit(_ context.Context, s *Session, mark Mark) error {
 	s.applyLocal(mark)
+	m.p.changed()
 	return nil
 }
 
-func (m *memBackend) commitDetached(s *Session, mark Mark) { s.applyLocal(mark) }
+func (m *memBackend) commitDetached(s *Session, mark Mark) {
+	s.applyLocal(mark)
+	m.p.changed()
+}
 
-// setUserData has nothing to store: the session is the one held.
-func (m *memBackend) setUserData(*Session, []byte) error { return nil }
+// setUserData has nothing to store (the session is the one held), but the
+// next persist has.
+func (m *memBackend) setUserData(*Session, []byte) error {
+	m.p.changed()
+	return nil
+}
 
 // retired moves the session to the table's retired list (if it is held).
 func (m *memBackend) retired(s *Session) {

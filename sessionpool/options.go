@@ -73,7 +73,9 @@ type Options struct {
 	// "": "SDK_SESSION_POOL_STATE".
 	PersistStateKey string
 	// PersistInterval is the period of automatic persistence (only with a
-	// Store). 0: 60 s. Negative: invalid.
+	// Store), which writes only when a session changed (was picked into
+	// being, marked, given cookies or user data, added or evicted) since
+	// the last write. 0: 60 s. Negative: invalid.
 	PersistInterval time.Duration
 	// BlockedStatusCodes are the status codes that retire a session in
 	// RetireOnBlockedStatusCodes. Empty: 401, 403, 429.
@@ -89,8 +91,10 @@ type Options struct {
 	// the cookie jars. nil: time.Now, read as the wall time at Open plus the
 	// monotonic time elapsed since (so wall-clock jumps do not age sessions).
 	Now func() time.Time
-	// OnPersist, when set, is called after every persist (periodic,
-	// PersistState and Teardown alike) with how long it took and its error,
+	// OnPersist, when set, is called after every persist that writes
+	// (periodic, PersistState and Teardown alike; a periodic persist finds
+	// nothing to write when no session changed since the last write) with
+	// how long it took and its error,
 	// outside every lock. It is how the errors of periodic persistence,
 	// which have no caller to return to, are seen: the package never logs.
 	// It must not block for long. nil: nothing is called.

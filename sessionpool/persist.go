@@ -19,31 +19,52 @@ func (p *Pool) PersistState(ctx context.Context) error {
 	if closed {
 		return fmt.Errorf("persist state: %w", ErrPoolClosed)
 	}
-	return p.persist(ctx)
+	return p.persist(ctx, true)
 }
 
-// persist is PersistState without the closed check, for Teardown. It
-// reports every attempt to Options.OnPersist.
-func (p *Pool) persist(ctx context.Context) error {
+// persist is PersistState without the closed check, for Teardown and the
+// persist loop. It reports every attempt that writes to Options.OnPersist.
+// Unless always, it writes nothing when nothing changed since the last
+// successful write under the same key: the persist loop of an idle pool
+// does no work.
+func (p *Pool) persist(ctx context.Context, always bool) error {
 	if p.store == nil {
 		return nil
 	}
 	start := time.Now()
-	err := p.persistOnce(ctx)
-	if p.onPersist != nil {
+	wrote, err := p.persistOnce(ctx, always)
+	if p.onPersist != nil && (wrote || err != nil) {
 		p.onPersist(time.Since(start), err)
 	}
 	return err
 }
 
-func (p *Pool) persistOnce(ctx context.Context) error {
+// changed notes a change to the pool's sessions, for the next persist.
+func (p *Pool) changed() { p.changes.Add(1) }
+
+func (p *Pool) persistOnce(ctx context.Context, always bool) (wrote bool, err error) {
 	select {
 	case p.persistSem <- struct{}{}:
 	case <-ctx.Done():
-		return fmt.Errorf("persist state: %w", ctx.Err())
+		return false, fmt.Errorf("persist state: %w", ctx.Err())
 	}
 	defer func() { <-p.persistSem }()
 
+	// Read before the snapshot: a change made while it is taken makes the
+	// next persist write again.
+	changes := p.changes.Load()
+	if !always && p.persisted && p.lastKey == p.key && p.lastChanges == changes {
+		return false, nil
+	}
+	if err := p.write(ctx); err != nil {
+		return true, err
+	}
+	p.persisted, p.lastKey, p.lastChanges = true, p.key, changes
+	return true, nil
+}
+
+// write encodes a snapshot of the pool into the store.
+func (p *Pool) write(ctx context.Context) error {
 	now := p.now()
 	snaps, usable := p.snapshot(now)
 	retired := len(snaps) - usable
@@ -98,7 +119,7 @@ func (p *Pool) persistLoop(ctx context.Context, interval time.Duration) {
 		case <-p.stop:
 			return
 		case <-tick.C:
-			p.persist(ctx) // the error reaches Options.OnPersist
+			p.persist(ctx, false) // the error reaches Options.OnPersist
 		}
 	}
 }

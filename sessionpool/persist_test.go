@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -301,17 +302,55 @@ func TestStoreErrors(t *testing.T) {
 	}
 }
 
+// TestPersistSkipsUnchanged: the persist loop writes only when something
+// changed since the last write (on synctest's clock: the loop ticks a
+// hundred times while the test sleeps); PersistState always writes.
+func TestPersistSkipsUnchanged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := &notifyStore{mem: NewMemoryStore(), sets: make(chan struct{}, 1000)}
+		var reported atomic.Int64
+		p := openPool(t, Options{Store: store, PersistInterval: time.Millisecond,
+			OnPersist: func(time.Duration, error) { reported.Add(1) }})
+		x, err := p.AddSession(context.Background(), SessionOptions{ID: "x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if n := len(store.sets); n != 1 {
+			t.Fatalf("an unchanged pool was written %d times in 100 ticks, want once", n)
+		}
+		x.MarkBad()
+		time.Sleep(100 * time.Millisecond)
+		if n := len(store.sets); n != 2 {
+			t.Errorf("after one change the pool was written %d times, want 2", n)
+		}
+		// An explicit PersistState writes whatever changed.
+		if err := p.PersistState(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if n := len(store.sets); n != 3 {
+			t.Errorf("a PersistState and 100 idle ticks wrote %d times in all, want 3", n)
+		}
+		if n := reported.Load(); n != 3 {
+			t.Errorf("OnPersist saw %d persists, want the 3 that wrote", n)
+		}
+	})
+}
+
 func TestPeriodicPersistence(t *testing.T) {
 	store := &notifyStore{mem: NewMemoryStore(), sets: make(chan struct{}, 100)}
 	p, err := Open(context.Background(), Options{Store: store, PersistInterval: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.AddSession(context.Background(), SessionOptions{ID: "x"}); err != nil {
+	x, err := p.AddSession(context.Background(), SessionOptions{ID: "x"})
+	if err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {
 		<-store.sets // persisted by the loop, without PersistState
+		x.MarkGood() // a change, for the next one to write
 	}
 	if err := p.Teardown(context.Background()); err != nil {
 		t.Fatal(err)
@@ -474,7 +513,7 @@ func TestPersistLargeDocument(t *testing.T) {
 		t.Fatalf("document of %d bytes: too small to span chunks", len(want))
 	}
 	for name, store := range stores {
-		p.store, p.key = store, "big"
+		p.store, p.key, p.persisted = store, "big", false // a new store: write whatever changed
 		if err := p.PersistState(ctx); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

@@ -42,6 +42,14 @@ type Pool struct {
 	// overwrites a newer one. It is a channel, not a mutex, so that waiting
 	// for it honours the context.
 	persistSem chan struct{}
+	// changes counts the changes to the pool's sessions (picks, marks,
+	// cookies, user data, sessions added or retired); a persist with no
+	// change since the last successful one under the same key is skipped.
+	// persisted and the last* fields are guarded by persistSem.
+	changes     atomic.Uint64
+	persisted   bool
+	lastChanges uint64
+	lastKey     string
 
 	stop       chan struct{}      // closed by Teardown: stops the persist loop
 	stopCancel context.CancelFunc // cancels the persist loop's context
@@ -359,7 +367,7 @@ func (p *Pool) Teardown(ctx context.Context) error {
 			return fmt.Errorf("teardown: %w", ctx.Err())
 		}
 	}
-	if err := p.persist(ctx); err != nil {
+	if err := p.persist(ctx, true); err != nil {
 		return fmt.Errorf("teardown: %w", err)
 	}
 	return nil

@@ -47,8 +47,8 @@ func (s *notifyStore) Set(ctx context.Context, key string, value []byte) error {
 	return err
 }
 
-// TestOnPersist: every persist, explicit, periodic or final, reports to
-// Options.OnPersist with its error.
+// TestOnPersist: every persist that writes, explicit, periodic or final,
+// reports to Options.OnPersist with its error.
 func TestOnPersist(t *testing.T) {
 	store := &switchStore{mem: NewMemoryStore()}
 	type report struct{ err error }
