@@ -69,7 +69,7 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token := s.cfg.Load().AdminToken
 		if token != "" && r.URL.Path != "/healthz" && !dashboardPublic(r) {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			got, ok := bearerToken(r.Header.Get("Authorization"))
 			if !ok || !constantTimeEqual(got, token) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="sessionproxy admin"`)
 				writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
