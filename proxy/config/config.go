@@ -30,6 +30,7 @@ type Config struct {
 	LogLevel      slog.Level    // debug | info (default) | warn | error
 	AdminListen   string        // admin API address; default 127.0.0.1:8081; "" disables it
 	AdminToken    string        // bearer token wanted by the admin API; "" = none
+	AdminHosts    []string      // Host names (host or host:port, lower case) the admin API answers besides its own address; nil = none
 	DataDir       string        // CA and persisted pool state; default ./data
 	SessionHeader string        // default X-Session-Id
 	Affinity      Affinity      // tunnel (default) | client | request
@@ -43,6 +44,10 @@ type Config struct {
 	Retry         Retry         // retries of blocked requests
 	DefaultAction rules.Action  // action when no rule matches; "" = good below 400, else none
 	Rules         *rules.Set    // compiled rules; rules.Defaults() when the rules key is absent
+
+	// AllowPrivateTargets lets a proxy listening on a non-loopback address
+	// forward to loopback, link-local and private addresses; default false.
+	AllowPrivateTargets bool
 }
 
 // LogFormat is the format of the proxy's logs (log/slog handlers).
