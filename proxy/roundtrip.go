@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -283,7 +284,13 @@ func (s *Server) apply(sess *sessionpool.Session, v rules.Verdict, host string, 
 		s.rec.Blocked(rule)
 	}
 	if wasUsable && !sess.IsUsable() {
-		s.log.Info("session retired", "session", sess.ID(), "rule", rule, "action", string(v.Action),
+		// Wearing out is routine (one line per max_usage_count uses):
+		// DEBUG; a retirement by a rule or a bad mark stays INFO.
+		level := slog.LevelInfo
+		if v.Action != rules.ActionRetire && v.Action != rules.ActionBad && sess.IsMaxUsageCountReached() {
+			level = slog.LevelDebug
+		}
+		s.log.Log(context.Background(), level, "session retired", "session", sess.ID(), "rule", rule, "action", string(v.Action),
 			"status", status, "host", host, "error_score", sess.ErrorScore(), "uses", sess.UsageCount())
 	}
 }
