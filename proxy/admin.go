@@ -22,6 +22,8 @@ import (
 // 405 with Allow for a known path and another method, 413 for a request
 // body over 1 MiB). Every endpoint but /healthz (and the dashboard page)
 // wants "Authorization: Bearer <admin_token>" when a token is configured.
+// Requests for another Host, from another origin, or writing other than
+// JSON are refused first (adminGuard).
 //
 //	GET    /sessions[?state=usable|retired]   the pool's state
 //	POST   /sessions                          add one: {"id","proxyUrl","cookies","userData"}, all optional
@@ -61,7 +63,7 @@ func (s *Server) AdminHandler() http.Handler {
 		}
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
-	return s.requireToken(mux)
+	return s.adminGuard(mux, s.requireToken(mux))
 }
 
 // requireToken enforces admin_token on everything but /healthz.
