@@ -149,6 +149,12 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 		resp = textResponse(req, http.StatusBadGateway, "sessionproxy: client closed the request")
 		return resp, record.Event{Outcome: record.OutcomeCanceled, Retries: attempt}, false
 	}
+	if err != nil && targetRefused(err) {
+		// The proxy's own refusal of the address (targets.go): not the
+		// session's failure, and no other session may go there either.
+		resp, ev = rejected(refusedTarget(req, err), attempt)
+		return resp, ev, false
+	}
 	if err != nil {
 		uerr := upstream.Classify(err, sess.ProxyURL(), req.URL.Host)
 		s.rec.UpstreamFailed(uerr)
