@@ -1,12 +1,14 @@
 package proxy
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"reflect"
 	"slices"
 	"strings"
@@ -184,4 +186,33 @@ func TestAdminRefusesForeignHostsOriginsAndTypes(t *testing.T) {
 	if st := stateOf(t, h, "held"); st.Retired || st.ErrorScore != 0 {
 		t.Errorf("a refused request marked or retired held: %+v", st)
 	}
+}
+
+// FuzzAdminHost: whatever the Host header, adminHostAllowed does not panic,
+// and with admin_hosts empty it allows only what names the address the
+// request came in on (127.0.0.1:8081 here): that address, or localhost, on
+// port 8081.
+func FuzzAdminHost(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:8081", "localhost:8081", "LOCALHOST.:8081", "[::ffff:127.0.0.1]:8081",
+		"rebind.attacker.example", "127.0.0.1", "[::1]:8081", ":8081", "", "127.0.0.1:08081", "admin.example:1"} {
+		f.Add(s)
+	}
+	local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8081}
+	f.Fuzz(func(t *testing.T, host string) {
+		r := httptest.NewRequest(http.MethodGet, "/sessions", nil)
+		r.Host = host
+		r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, net.Addr(local)))
+		adminHostAllowed(r, []string{"admin.example", "ops.example:8081"})
+		if !adminHostAllowed(r, nil) {
+			return
+		}
+		h, port, err := net.SplitHostPort(host)
+		if err != nil || port != "8081" {
+			t.Fatalf("Host %q allowed without port 8081", host)
+		}
+		h = strings.ToLower(strings.TrimSuffix(h, "."))
+		if ip, err := netip.ParseAddr(h); h != "localhost" && (err != nil || ip.Unmap() != netip.MustParseAddr("127.0.0.1")) {
+			t.Fatalf("Host %q allowed for 127.0.0.1:8081", host)
+		}
+	})
 }
