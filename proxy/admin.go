@@ -22,6 +22,8 @@ import (
 // 405 with Allow for a known path and another method, 413 for a request
 // body over 1 MiB). Every endpoint but /healthz (and the dashboard page)
 // wants "Authorization: Bearer <admin_token>" when a token is configured.
+// Requests for another Host, from another origin, or writing other than
+// JSON are refused first (adminGuard).
 //
 //	GET    /sessions[?state=usable|retired|all] the pool's state
 //	POST   /sessions                          add one: {"id","proxyUrl","cookies","userData"}, all optional
@@ -64,7 +66,7 @@ func (s *Server) AdminHandler() http.Handler {
 		}
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
-	return s.requireToken(mux)
+	return s.adminGuard(mux, s.requireToken(mux))
 }
 
 // requireToken enforces admin_token on everything but /healthz.
@@ -72,7 +74,7 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token := s.cfg.Load().AdminToken
 		if token != "" && r.URL.Path != "/healthz" && !dashboardPublic(r) {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			got, ok := bearerToken(r.Header.Get("Authorization"))
 			if !ok || !constantTimeEqual(got, token) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="sessionproxy admin"`)
 				writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")

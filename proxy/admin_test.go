@@ -276,7 +276,7 @@ func TestAdminAddSession(t *testing.T) {
 	}
 
 	// The id is taken while its session is usable, and free once it is not.
-	if r := h.admin("POST", "/sessions", "", `{"id": "mine"}`); r.status != http.StatusConflict {
+	if r := h.admin("POST", "/sessions", "application/json", `{"id": "mine"}`); r.status != http.StatusConflict {
 		t.Errorf("second POST of mine: %d", r.status)
 	}
 	h.admin("DELETE", "/sessions/mine", "", "")

@@ -21,6 +21,16 @@ func proxyBasicAuth(h string) (user, pass string, ok bool) {
 	return user, pass, ok
 }
 
+// bearerToken returns the token of an Authorization header of the Bearer
+// scheme, whose name is case-insensitive (RFC 7235).
+func bearerToken(h string) (token string, ok bool) {
+	const prefix = "Bearer "
+	if len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return "", false
+	}
+	return h[len(prefix):], true
+}
+
 // splitProxyUser splits a proxy username into the account name and the
 // session name it carries: "session-<id>" is ("", id), "<user>-session-<id>"
 // is (user, id), and anything else is (username, "").

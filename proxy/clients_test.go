@@ -1266,7 +1266,7 @@ func curlSessionLifecycle(t *testing.T, h *harness, e curlAdminEnv) {
 	if res := mustCurl(t, add...); res.status != http.StatusConflict {
 		t.Errorf("POST /sessions for the held c2 again: %d %q, want 409", res.status, res.body)
 	}
-	if res := mustCurl(t, withAuth("-X", "POST", "--data-binary", `{"id": "c3", "colour": "red"}`, e.admin+"/sessions")...); res.status != http.StatusBadRequest || !strings.Contains(res.body, "colour") {
+	if res := mustCurl(t, withAuth("-X", "POST", "-H", "Content-Type: application/json", "--data-binary", `{"id": "c3", "colour": "red"}`, e.admin+"/sessions")...); res.status != http.StatusBadRequest || !strings.Contains(res.body, "colour") {
 		t.Errorf("POST /sessions with an unknown field: %d %q, want 400 naming it", res.status, res.body)
 	}
 	if got := echo("c2").Cookie; got != "imported=yes" {
@@ -1337,7 +1337,7 @@ func curlSessionLifecycle(t *testing.T, h *harness, e curlAdminEnv) {
 	}
 	for _, args := range [][]string{
 		{"-X", "POST", e.admin + "/sessions/c2/good"},
-		{"-X", "PUT", "--data-binary", "@" + jar, e.admin + "/sessions/c2/cookies"},
+		{"-X", "PUT", "-H", "Content-Type: text/plain", "--data-binary", "@" + jar, e.admin + "/sessions/c2/cookies"},
 	} {
 		if res := mustCurl(t, withAuth(args...)...); res.status != http.StatusConflict {
 			t.Errorf("curl %s on retired c2: %d %q, want 409", strings.Join(args, " "), res.status, res.body)

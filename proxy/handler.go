@@ -111,6 +111,11 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 		s.ownHost.ServeHTTP(w, r)
 		return
 	}
+	if err := s.checkTargetHost(r.Context(), targetAddr(r), r.Method == http.MethodConnect); err != nil {
+		s.rec.Finish(record.Event{Outcome: record.OutcomeRejected, Status: http.StatusForbidden})
+		http.Error(w, "sessionproxy: refused: "+err.Error(), http.StatusForbidden)
+		return
+	}
 	r = r.WithContext(context.WithValue(r.Context(), clientKey{}, info))
 	if r.Method != http.MethodConnect {
 		// goproxy copies a plain-HTTP body into the server's buffer and
@@ -181,6 +186,11 @@ func (s *Server) plainTunnel(req *http.Request, client net.Conn, ctx *goproxy.Pr
 	}
 	sess := sel.sess
 	upConn, err := upstream.Dial(req.Context(), sess.ProxyURL(), "tcp", t.host, s.tlsOpts)
+	if err != nil && targetRefused(err) {
+		s.rec.Finish(record.Event{Outcome: record.OutcomeRejected, Status: http.StatusForbidden})
+		writeRawResponse(client, req, refusedTarget(req, err))
+		return
+	}
 	if err != nil {
 		uerr := upstream.Classify(err, sess.ProxyURL(), t.host)
 		s.rec.UpstreamFailed(uerr)
@@ -216,6 +226,22 @@ func writeRawResponse(w io.Writer, req *http.Request, resp *http.Response) {
 	resp.Close = true
 	resp.Write(w)
 	resp.Body.Close()
+}
+
+// targetAddr is the host:port a CONNECT or plain-HTTP request is for, the
+// scheme's port when the URL names none.
+func targetAddr(r *http.Request) string {
+	if r.Method == http.MethodConnect {
+		return r.Host
+	}
+	if r.URL.Port() != "" {
+		return r.URL.Host
+	}
+	port := "80"
+	if r.URL.Scheme == "https" {
+		port = "443"
+	}
+	return net.JoinHostPort(r.URL.Hostname(), port)
 }
 
 // hostOnly strips the port from host:port, leaving anything else alone.

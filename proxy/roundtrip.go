@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -180,6 +181,12 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 		s.attempted(c, record.Attempt{Session: sess.ID(), Outcome: record.OutcomeCanceled})
 		return resp, record.Event{Outcome: record.OutcomeCanceled, Retries: attempt, Request: c.answered(sess, resp)}, false
 	}
+	if err != nil && targetRefused(err) {
+		// The proxy's own refusal of the address (targets.go): not the
+		// session's failure, and no other session may go there either.
+		resp, ev = c.rejected(refusedTarget(req, err), attempt)
+		return resp, ev, false
+	}
 	if err != nil {
 		uerr := upstream.Classify(err, sess.ProxyURL(), req.URL.Host)
 		s.rec.UpstreamFailed(uerr)
@@ -332,7 +339,13 @@ func (s *Server) apply(sess *sessionpool.Session, v rules.Verdict, host string, 
 		s.rec.Blocked(rule)
 	}
 	if wasUsable && !sess.IsUsable() {
-		s.log.Info("session retired", "session", sess.ID(), "rule", rule, "action", string(v.Action),
+		// Wearing out is routine (one line per max_usage_count uses):
+		// DEBUG; a retirement by a rule or a bad mark stays INFO.
+		level := slog.LevelInfo
+		if v.Action != rules.ActionRetire && v.Action != rules.ActionBad && sess.IsMaxUsageCountReached() {
+			level = slog.LevelDebug
+		}
+		s.log.Log(context.Background(), level, "session retired", "session", sess.ID(), "rule", rule, "action", string(v.Action),
 			"status", status, "host", host, "error_score", sess.ErrorScore(), "uses", sess.UsageCount())
 	}
 }

@@ -76,6 +76,8 @@ type Server struct {
 
 	conns connTracker // every accepted proxy connection, hijacked ones too
 
+	listening listenAddrs // the proxy's and the admin API's listeners, never a target (targets.go)
+
 	mu       sync.Mutex // guards the fields below
 	servers  []*http.Server
 	shutdown bool
@@ -116,7 +118,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy: load upstream CAs: %w", err)
 	}
-	s.tlsOpts = upstream.Options{RootCAs: roots, InsecureSkipVerify: cfg.MITM.InsecureSkipVerify}
+	s.tlsOpts = upstream.Options{RootCAs: roots, InsecureSkipVerify: cfg.MITM.InsecureSkipVerify, CheckTarget: s.checkTarget}
 	s.transports = upstream.NewTransports(s.tlsOpts)
 
 	certPath, keyPath := caPaths(cfg)
@@ -260,6 +262,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		ConnContext:       withConn,
 	}
+	s.listening.add(ln, false)
 	// Tracked outermost: closing a tunnel at shutdown goes through its
 	// coalescingConn, which writes what it holds first.
 	return s.serve(srv, s.conns.wrap(newCoalescingListener(ln)))
@@ -272,6 +275,7 @@ func (s *Server) ServeAdmin(ln net.Listener) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	s.listening.add(ln, true)
 	return s.serve(srv, ln)
 }
 
@@ -523,6 +527,11 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	certPath, _ := caPaths(cfg)
 	s.log.Info("sessionproxy listening", "proxy", ln.Addr().String(), "ca_cert", certPath,
 		"ca_spki_sha256", s.ca.SPKIHash(), "pool_store", storeName(cfg), "sessions", s.pool.UsableSessionsCount())
+	// Known before the first request: no target slips through meanwhile.
+	s.listening.add(ln, false)
+	if adminLn != nil {
+		s.listening.add(adminLn, true)
+	}
 	errc := make(chan error, 2)
 	go func() { errc <- s.Serve(ln) }()
 	if adminLn != nil {

@@ -30,6 +30,7 @@ type Config struct {
 	LogLevel      slog.Level    // debug | info (default) | warn | error
 	AdminListen   string        // admin API address; default 127.0.0.1:8081; "" disables it
 	AdminToken    string        // bearer token wanted by the admin API; "" = none
+	AdminHosts    []string      // Host names (host or host:port, lower case) the admin API answers besides its own address; nil = none
 	DataDir       string        // CA and persisted pool state; default ./data
 	SessionHeader string        // default X-Session-Id
 	Affinity      Affinity      // tunnel (default) | client | request
@@ -44,6 +45,10 @@ type Config struct {
 	DefaultAction rules.Action  // action when no rule matches; "" = good below 400, else none
 	Rules         *rules.Set    // compiled rules; rules.Defaults() when the rules key is absent
 	RequestLog    RequestLog    // the admin API's log of the last requests
+
+	// AllowPrivateTargets lets a proxy listening on a non-loopback address
+	// forward to loopback, link-local and private addresses; default false.
+	AllowPrivateTargets bool
 }
 
 // RequestLog configures the log of the last finished requests (GET

@@ -173,6 +173,10 @@ func TestConfigValues(t *testing.T) {
 			return len(c.Upstreams) == 1 && c.Upstreams[0].User.Username() == "cust-session-{session}"
 		}},
 		{"upstreams: []", func(c *Config) bool { return c.Upstreams == nil }},
+		{"admin_hosts: [Admin.Example, 'admin.example:8081', '[::1]:8081']", func(c *Config) bool {
+			return reflect.DeepEqual(c.AdminHosts, []string{"admin.example", "admin.example:8081", "[::1]:8081"})
+		}},
+		{"allow_private_targets: true", func(c *Config) bool { return c.AllowPrivateTargets }},
 		{"body_limit: 1024", func(c *Config) bool { return c.BodyLimit == 1024 }},
 		{"retry: {max_attempts: 0}", func(c *Config) bool { return c.Retry.MaxAttempts == 0 }},
 		{"default_action: retire", func(c *Config) bool {

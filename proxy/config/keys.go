@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -52,6 +54,7 @@ func table() []key {
 		keyOf("log_level", onRestart, func(c *Config) *slog.Level { return &c.LogLevel }, (*decoder).logLevel),
 		keyOf("admin_listen", onRestart, func(c *Config) *string { return &c.AdminListen }, (*decoder).adminAddr),
 		keyOf("admin_token", onReload, func(c *Config) *string { return &c.AdminToken }, (*decoder).token),
+		keyOf("admin_hosts", onReload, func(c *Config) *[]string { return &c.AdminHosts }, (*decoder).adminHosts),
 		keyOf("data_dir", onRestart, func(c *Config) *string { return &c.DataDir }, (*decoder).nonEmpty),
 		keyOf("session_header", onReload, func(c *Config) *string { return &c.SessionHeader }, (*decoder).sessionHeader),
 		keyOf("affinity", onReload, func(c *Config) *Affinity { return &c.Affinity },
@@ -91,6 +94,7 @@ func table() []key {
 			number(false)),
 
 		keyOf("upstreams", onReload, func(c *Config) *[]*url.URL { return &c.Upstreams }, (*decoder).upstreams),
+		keyOf("allow_private_targets", onReload, func(c *Config) *bool { return &c.AllowPrivateTargets }, (*decoder).boolean),
 		keyOf("body_limit", onReload, func(c *Config) *int64 { return &c.BodyLimit }, whole[int64](1, maxBodyLimit)),
 		sectionOf("retry", onReload, func(c *Config) *Retry { return &c.Retry }, nil),
 		keyOf("retry.max_attempts", onReload, func(c *Config) *int { return &c.Retry.MaxAttempts }, whole[int](0, maxRetryAttempts)),
@@ -245,6 +249,36 @@ func (d *decoder) logLevel(v *yaml.Node, p string) (slog.Level, bool) {
 	}
 	return map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo,
 		"warn": slog.LevelWarn, "error": slog.LevelError}[s], true
+}
+
+// adminHosts decodes the names the admin API answers besides its own
+// address: each a host or host:port, lower-cased; nil when empty.
+func (d *decoder) adminHosts(v *yaml.Node, p string) ([]string, bool) {
+	var out []string
+	d.list(v, p, func(_ int, it *yaml.Node, ip string) {
+		s, ok := d.nonEmpty(it, ip)
+		if !ok {
+			return
+		}
+		if strings.ContainsAny(s, " /?#@") || hasCtl(s) {
+			d.ps.add(it.Line, ip, "must be a host or host:port, like admin.example:8081", got(it))
+			return
+		}
+		host := s
+		if h, port, err := net.SplitHostPort(s); err == nil {
+			if x, err := strconv.Atoi(port); err != nil || x < 1 || x > 65535 {
+				d.ps.add(it.Line, ip, "port must be a number from 1 to 65535", got(it))
+				return
+			}
+			host = h
+		}
+		if host == "" || strings.ContainsAny(host, "[]") {
+			d.ps.add(it.Line, ip, "must be a host or host:port, like admin.example:8081", got(it))
+			return
+		}
+		out = append(out, strings.ToLower(s))
+	})
+	return out, true
 }
 
 // token decodes a bearer token: a secret, never shown in problems.

@@ -44,7 +44,7 @@ func Dial(ctx context.Context, proxyURL string, network, addr string, opts Optio
 	}
 	opts = opts.withDefaults()
 	if u == nil {
-		conn, err := opts.dialer().DialContext(ctx, network, addr)
+		conn, err := opts.originDialer().DialContext(ctx, network, addr)
 		if err != nil {
 			return nil, &Error{Hop: originHop(addr), Kind: errorKind(err), Err: err}
 		}

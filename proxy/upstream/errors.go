@@ -55,17 +55,30 @@ type Error struct {
 }
 
 // Error returns "KIND error at HOP: DETAIL" on one line, with user info
-// passwords in URLs and the upstream's password replaced by "xxxxx".
+// passwords in URLs and the upstream's password replaced by "xxxxx", and a
+// DNS failure's resolver address left out (the host that failed stays).
 func (e *Error) Error() string {
 	detail := "unknown error"
 	if e.Err != nil {
-		detail = scrub(e.Err.Error(), e.secrets)
+		detail = scrub(withoutResolver(e.Err), e.secrets)
 	}
 	return string(e.Kind) + " error at " + OneLine(e.Hop) + ": " + detail
 }
 
 // Unwrap returns Err.
 func (e *Error) Unwrap() error { return e.Err }
+
+// withoutResolver is err's text without the " on RESOLVER" part of a
+// *net.DNSError ("lookup HOST on 127.0.0.53:53: no such host"): the address
+// of the proxy's resolver is none of its clients' business.
+func withoutResolver(err error) string {
+	text := err.Error()
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) && dnsErr.Server != "" {
+		text = strings.ReplaceAll(text, " on "+dnsErr.Server, "")
+	}
+	return text
+}
 
 // Classify turns an error from a Transports transport's RoundTrip or from
 // Dial into an *Error: its Kind from the error (TLS and certificate errors,

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"sync"
@@ -48,6 +49,12 @@ type Options struct {
 	// MaxIdleConnsPerHost caps the idle connections one session keeps per
 	// origin. Zero means DefaultMaxIdleConnsPerHost.
 	MaxIdleConnsPerHost int
+	// CheckTarget, when set, is called with every address a direct
+	// connection to an origin (no upstream proxy) is about to connect to,
+	// after name resolution; an error refuses that address (the dial
+	// fails wrapping ErrTargetRefused). It must be safe for concurrent
+	// use. Nil means every address is allowed.
+	CheckTarget func(netip.AddrPort) error
 }
 
 func (o Options) withDefaults() Options {
@@ -221,8 +228,12 @@ func parseProxy(proxyURL string) (*url.URL, error) {
 // newTransport builds the transport for upstream u (nil: direct).
 func newTransport(u *url.URL, opts Options) *http.Transport {
 	d := opts.dialer()
+	dial := d.DialContext
+	if u == nil {
+		dial = opts.originDialer().DialContext
+	}
 	tr := &http.Transport{
-		DialContext: d.DialContext,
+		DialContext: dial,
 		TLSClientConfig: &tls.Config{
 			RootCAs:            opts.RootCAs,
 			InsecureSkipVerify: opts.InsecureSkipVerify,

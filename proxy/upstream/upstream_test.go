@@ -785,6 +785,10 @@ func TestUpstreamErrorMessage(t *testing.T) {
 			`protocol error at upstream proxy (invalid URL): upstream: invalid proxy URL "http://u:xxxxx@h": needs a port (host:port)`,
 		},
 		{&Error{Hop: "origin\nx:1", Kind: KindTimeout}, "timeout error at origin x:1: unknown error"},
+		{ // the resolver's address is left out, the host that failed stays
+			Classify(&net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "nosuch.example", Server: "127.0.0.53:53", IsNotFound: true}}, "", "nosuch.example:80"),
+			"connect error at origin nosuch.example:80: dial tcp: lookup nosuch.example: no such host",
+		},
 	} {
 		if got := tc.err.Error(); got != tc.want {
 			t.Errorf("Error() = %q, want %q", got, tc.want)

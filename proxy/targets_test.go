@@ -1,0 +1,229 @@
+package proxy
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// rawConnect sends CONNECT target through the proxy at proxyAddr and
+// returns the first response the proxy writes, with its body.
+func rawConnect(t *testing.T, proxyAddr, target string) (*http.Response, string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", proxyAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\nX-Session-Id: guarded\r\n\r\n", target, target)
+	req, _ := http.NewRequest(http.MethodConnect, "http://"+target, nil)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		t.Fatalf("CONNECT %s: %v", target, err)
+	}
+	var body []byte
+	if resp.StatusCode != http.StatusOK {
+		body, _ = io.ReadAll(resp.Body)
+	}
+	resp.Body.Close()
+	return resp, string(body)
+}
+
+// TestProxyRefusesItsOwnListeners: with the default loopback listener, a
+// request through the proxy to the proxy itself or to its admin API, by
+// address or by name, plain HTTP or CONNECT, gets 403 (a CONNECT before any
+// 200), and marks nothing; other loopback targets stay allowed.
+func TestProxyRefusesItsOwnListeners(t *testing.T) {
+	origin := httptest.NewServer(originMux())
+	defer origin.Close()
+	h := startProxy(t, testConfig(t))
+	c := h.client("", "")
+	admin := strings.TrimPrefix(h.adminURL, "http://")
+	_, adminPort, _ := net.SplitHostPort(admin)
+	self := h.proxyURL.Host
+	waitListening(t, h)
+	_, selfPort, _ := net.SplitHostPort(self)
+	for _, u := range []string{
+		h.adminURL + "/sessions",
+		"http://localhost:" + adminPort + "/sessions",
+		"http://[::ffff:127.0.0.1]:" + adminPort + "/sessions",
+		"http://0.0.0.0:" + adminPort + "/sessions",
+		"http://" + self + "/",
+		"http://localhost:" + selfPort + "/",
+	} {
+		resp, body := get(t, c, u, "guarded")
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "own listener") {
+			t.Errorf("GET %s through the proxy: %d %q, want 403 naming the own listener", u, resp.StatusCode, body)
+		}
+	}
+	for _, target := range []string{admin, "localhost:" + adminPort, self, "localhost:" + selfPort} {
+		resp, body := rawConnect(t, self, target)
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "own listener") {
+			t.Errorf("CONNECT %s: %d %q, want 403 before any 200", target, resp.StatusCode, body)
+		}
+	}
+	if resp, _ := get(t, c, origin.URL+"/echo", "guarded"); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET of a loopback origin: %d, want 200 (the proxy listens on loopback)", resp.StatusCode)
+	}
+	if st := stateOf(t, h, "guarded"); st.ErrorScore != 0 || st.Retired {
+		t.Errorf("refusals marked the session: %+v", st)
+	}
+}
+
+// waitListening waits until both of h's listeners are known to the
+// proxy: Serve and ServeAdmin, started in goroutines, record them.
+func waitListening(t *testing.T, h *harness) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if own, _ := h.srv.listening.snapshot(); len(own) == 2 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the proxy never recorded its listeners")
+		}
+		runtime.Gosched()
+	}
+}
+
+// exposedListener is a loopback listener that says it listens on a
+// non-loopback address (TEST-NET-1): the proxy then behaves as one exposed
+// to a network, while the test stays on loopback.
+type exposedListener struct{ net.Listener }
+
+func (l exposedListener) Addr() net.Addr {
+	a := l.Listener.Addr().(*net.TCPAddr)
+	return &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: a.Port}
+}
+
+// TestProxyRefusesPrivateTargetsWhenExposed: a proxy listening on a
+// non-loopback address refuses loopback (and other private) targets with
+// 403, by address or by name, plain HTTP, CONNECT before any 200 and
+// requests inside an intercepted tunnel; allow_private_targets: true lets
+// them through.
+func TestProxyRefusesPrivateTargetsWhenExposed(t *testing.T) {
+	origin := httptest.NewServer(originMux())
+	defer origin.Close()
+	tlsOrigin := httptest.NewTLSServer(originMux())
+	defer tlsOrigin.Close()
+	cfg := testConfig(t)
+	trustOrigin(t, cfg, tlsOrigin)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startProxyOn(t, cfg, nil, exposedListener{ln})
+	h.proxyURL.Host = ln.Addr().String()
+	waitListening(t, h)
+	c := h.client("", "")
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(origin.URL, "http://"))
+	tlsHost := strings.TrimPrefix(tlsOrigin.URL, "https://")
+	_, tlsPort, _ := net.SplitHostPort(tlsHost)
+
+	refused := func(allowed bool) {
+		t.Helper()
+		want := http.StatusForbidden
+		if allowed {
+			want = http.StatusOK
+		}
+		// By address (checked before the session is chosen) and by name
+		// (checked by the dialer, on what the name resolved to).
+		for _, u := range []string{origin.URL + "/echo", "http://localhost:" + port + "/echo"} {
+			resp, body := get(t, c, u, "guarded")
+			if resp.StatusCode != want || !allowed && !strings.Contains(body, "allow_private_targets") {
+				t.Errorf("GET %s: %d %q, want %d", u, resp.StatusCode, body, want)
+			}
+		}
+		resp, err := c.Get(tlsOrigin.URL + "/echo")
+		if allowed && (err != nil || resp.StatusCode != http.StatusOK) || !allowed && (err == nil || !strings.Contains(err.Error(), "Forbidden")) {
+			t.Errorf("GET %s: %v, allowed %v", tlsOrigin.URL, err, allowed)
+		}
+		if err == nil {
+			resp.Body.Close()
+		}
+		for _, target := range []string{tlsHost, "localhost:" + tlsPort} {
+			resp, body := rawConnect(t, ln.Addr().String(), target)
+			if resp.StatusCode != want {
+				t.Errorf("CONNECT %s: %d %q, want %d", target, resp.StatusCode, body, want)
+			}
+		}
+	}
+	refused(false)
+	if st := stateOf(t, h, "guarded"); st.ErrorScore != 0 || st.Retired {
+		t.Errorf("refusals marked the session: %+v", st)
+	}
+	allow := *h.srv.Config()
+	allow.AllowPrivateTargets = true
+	h.srv.cfg.Store(&allow)
+	refused(true)
+}
+
+// TestCheckTargetTable: which addresses are refused, for a proxy on
+// loopback and one exposed (on every address), with the admin API on
+// 127.0.0.1:8081.
+func TestCheckTargetTable(t *testing.T) {
+	cfg := testConfig(t)
+	for _, tc := range []struct {
+		target        string
+		onLoopback    bool // refused by a proxy on 127.0.0.1:8080
+		exposed       bool // refused by a proxy on 0.0.0.0:8080
+		exposedAllowd bool // refused by it with allow_private_targets
+	}{
+		{"127.0.0.1:8081", true, true, true},
+		{"127.0.0.1:8080", true, true, true},
+		{"[::1]:8080", true, true, true},
+		{"[::ffff:127.0.0.1]:8081", true, true, true},
+		{"0.0.0.0:8081", true, true, true},
+		{"127.0.0.1:9000", false, true, false},
+		{"127.9.9.9:9000", false, true, false},
+		{"10.1.2.3:80", false, true, false},
+		{"172.16.0.1:443", false, true, false},
+		{"192.168.1.1:80", false, true, false},
+		{"169.254.169.254:80", false, true, false},
+		{"[fe80::1]:80", false, true, false},
+		{"[fd00::1]:80", false, true, false},
+		{"[::]:80", false, true, false},
+		{"93.184.216.34:443", false, false, false},
+		{"[2606:4700::1111]:443", false, false, false},
+		{"93.184.216.34:8080", false, false, false},
+	} {
+		ap := netip.MustParseAddrPort(tc.target)
+		for _, env := range []struct {
+			name   string
+			listen string
+			allow  bool
+			want   bool
+		}{
+			{"on loopback", "127.0.0.1:8080", false, tc.onLoopback},
+			{"exposed", "0.0.0.0:8080", false, tc.exposed},
+			{"exposed, allow_private_targets", "0.0.0.0:8080", true, tc.exposedAllowd},
+		} {
+			s := &Server{}
+			c := *cfg
+			c.AllowPrivateTargets = env.allow
+			s.cfg.Store(&c)
+			s.listening.add(fakeListener(env.listen), false)
+			s.listening.add(fakeListener("127.0.0.1:8081"), true)
+			if got := s.checkTarget(ap) != nil; got != env.want {
+				t.Errorf("%s, %s: refused %v, want %v", tc.target, env.name, got, env.want)
+			}
+		}
+	}
+}
+
+// fakeListener is a listener that is only an address.
+type fakeListener string
+
+func (l fakeListener) Accept() (net.Conn, error) { return nil, net.ErrClosed }
+func (l fakeListener) Close() error              { return nil }
+func (l fakeListener) Addr() net.Addr {
+	return net.TCPAddrFromAddrPort(netip.MustParseAddrPort(string(l)))
+}
