@@ -48,6 +48,9 @@ type Options struct {
 	// MaxIdleConnsPerHost caps the idle connections one session keeps per
 	// origin. Zero means DefaultMaxIdleConnsPerHost.
 	MaxIdleConnsPerHost int
+	// MaxResponseHeaderBytes bounds an origin's or upstream's response
+	// head. Zero means net/http's default (10 MiB).
+	MaxResponseHeaderBytes int64
 }
 
 func (o Options) withDefaults() Options {
@@ -235,6 +238,7 @@ func newTransport(u *url.URL, opts Options) *http.Transport {
 		ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
 		ExpectContinueTimeout: time.Second,
 	}
+	tr.MaxResponseHeaderBytes = opts.MaxResponseHeaderBytes
 	if u == nil {
 		return tr
 	}
