@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
 )
 
 // Limits and malformed input, the same inside intercepted tunnels as on the
@@ -277,7 +279,20 @@ func TestTunnelsTimeOut(t *testing.T) {
 			t.Errorf("closed after %v, before idle_timeout %v", took, idle)
 		}
 	})
+	t.Run("HTTP/2", func(t *testing.T) {
+		tc := tls.Client(connectRaw(t, h, target), &tls.Config{RootCAs: h.caPool, ServerName: "127.0.0.1", NextProtos: []string{"h2"}})
+		if err := tc.Handshake(); err != nil || tc.ConnectionState().NegotiatedProtocol != "h2" {
+			t.Fatalf("h2 handshake: %v %q", err, tc.ConnectionState().NegotiatedProtocol)
+		}
+		io.WriteString(tc, http2.ClientPreface+"\x00\x00\x00\x04\x00\x00\x00\x00\x00") // and an empty SETTINGS frame
+		closedWithin(t, tc, tc, limit)
+	})
 	t.Run("slow head", func(t *testing.T) {
+		cfg := testConfig(t)
+		cfg.IdleTimeout = time.Minute
+		cfg.ReadHeaderTimeout = idle
+		trustOrigin(t, cfg, origin)
+		h := startProxy(t, cfg)
 		tc, br := dialTunnel(t, h, target)
 		fmt.Fprintf(tc, "GET / HTTP/1.1\r\nHost: %s\r\n", target) // never ends
 		closedWithin(t, tc, br, limit)

@@ -124,7 +124,7 @@ func (c *mitmConn) handshake() error {
 	if err != nil {
 		return fmt.Errorf("proxy: read tunnel: %w", err)
 	}
-	var plain net.Conn = rawConn{Conn: c.Conn, r: c.raw}
+	var plain net.Conn = rawConn{Conn: c.Conn, r: usedReader{c.raw, &c.idleWatch}} // a head or body coming in is use
 	h2 := false
 	c.Conn.SetReadDeadline(time.Now().Add(c.lim.handshake))
 	if first[0] == 0x16 { // a TLS handshake record
