@@ -19,11 +19,9 @@ import (
 	"golang.org/x/net/http2"
 )
 
-var (
-	// errHeadTooLarge is a request head (or a chunked body's trailer)
-	// longer than max_header_bytes inside an intercepted tunnel.
-	errHeadTooLarge = errors.New("proxy: request head too large")
-)
+// errHeadTooLarge is a request head (or a chunked body's trailer) longer
+// than max_header_bytes inside an intercepted tunnel.
+var errHeadTooLarge = errors.New("proxy: request head too large")
 
 // headSlop is what a head may take beyond max_header_bytes before it is
 // refused, as net/http allows for its bufio buffer.
@@ -35,7 +33,7 @@ type connLimits struct {
 	maxHeaderBytes int           // request head, trailers included
 	idle           time.Duration // no request in flight and nothing read or written
 	readHeader     time.Duration // a request head, from its first byte
-	handshake      time.Duration // the TLS handshake, from the tunnel's 200
+	handshake      time.Duration // the TLS handshake, from its first byte
 }
 
 // mitmConn is the client side of an intercepted tunnel as goproxy sees it:
@@ -45,8 +43,10 @@ type connLimits struct {
 // is malformed. goproxy then sees cleartext HTTP/1.x or HTTP/2 (the tunnel
 // tells the request handler the scheme was https).
 //
-// The first Read does the handshake; writes before it (goproxy's 200) go to
-// the raw connection. Reads come from one goroutine at a time, writes may
+// The first Read does the handshake; a client that sends nothing is closed
+// after the shorter of the idle and handshake timeouts. Writes before it
+// (goproxy's 200) go to the raw connection. Once set up, the tunnel is closed
+// after lim.idle with no request in flight and nothing read or written. Reads come from one goroutine at a time, writes may
 // come from another, as with tls.Conn. Close is safe to call at any time.
 type mitmConn struct {
 	net.Conn                // the hijacked client connection
