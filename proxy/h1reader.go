@@ -99,8 +99,8 @@ func (r *h1Reader) readHead() error {
 var errVersion = errors.New("proxy: unsupported protocol version")
 
 // readBody parses up to n bytes of the current request's body; at its end
-// the next request's head is next. A chunked body's trailer is a head: it
-// gets max_header_bytes.
+// the next request's head is next. One step may read n bytes, a chunk line
+// and a trailer (which net/http caps at its read buffer) and no more.
 func (r *h1Reader) readBody(n int) error {
 	if cap(r.buf) == 0 {
 		r.buf = make([]byte, 32<<10)
