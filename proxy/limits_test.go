@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -308,4 +309,52 @@ func TestTunnelsTimeOut(t *testing.T) {
 		statusOf(conn, br)
 		closedWithin(t, conn, br, limit)
 	})
+}
+
+// TestBodiesThroughTunnelReader: request bodies pass the tunnel's request
+// reader whole and unchanged, by Content-Length and chunked, one request
+// after another on one tunnel.
+func TestBodiesThroughTunnelReader(t *testing.T) {
+	origin := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sum := sha256.New()
+		n, err := io.Copy(sum, r.Body)
+		fmt.Fprintf(w, "%d %x %v", n, sum.Sum(nil), err)
+	}))
+	defer origin.Close()
+	cfg := testConfig(t)
+	trustOrigin(t, cfg, origin)
+	h := startProxy(t, cfg)
+	target := strings.TrimPrefix(origin.URL, "https://")
+	body := make([]byte, 3<<20+17)
+	for i := range body {
+		body[i] = byte(i * 7)
+	}
+	want := fmt.Sprintf("%d %x <nil>", len(body), sha256.Sum256(body))
+
+	tc, br := dialTunnel(t, h, target)
+	for _, chunked := range []bool{false, true, false} {
+		go func() {
+			if chunked {
+				fmt.Fprintf(tc, "POST / HTTP/1.1\r\nHost: %s\r\nTransfer-Encoding: chunked\r\n\r\n", target)
+				for rest := body; len(rest) > 0; {
+					n := min(len(rest), 100000)
+					fmt.Fprintf(tc, "%x\r\n%s\r\n", n, rest[:n])
+					rest = rest[n:]
+				}
+				io.WriteString(tc, "0\r\n\r\n")
+			} else {
+				fmt.Fprintf(tc, "POST / HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n%s", target, len(body), body)
+			}
+		}()
+		tc.SetReadDeadline(time.Now().Add(30 * time.Second))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("chunked %v: %v", chunked, err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(got) != want {
+			t.Fatalf("chunked %v: origin got %q, want %q", chunked, got, want)
+		}
+	}
 }
