@@ -36,6 +36,9 @@ type tunnel struct {
 	// out is the client's connection of an intercepted HTTP/1.1 CONNECT,
 	// whose writes are coalesced once HTTP/1.x flows inside; else nil.
 	out *coalescingConn
+	// mitm is the client side of an intercepted HTTP/1.1 CONNECT, set
+	// before any request inside it; else nil.
+	mitm *mitmConn
 
 	mu   sync.Mutex // guards sess: HTTP/2 streams of one tunnel run at once
 	sess string     // id of the session chosen for the tunnel (affinity tunnel)
@@ -73,6 +76,12 @@ func (s *Server) newGoproxy() *goproxy.ProxyHttpServer {
 			ctx.UserData = &tunnel{client: info}
 		}
 		ctx.RoundTripper = goproxy.RoundTripperFunc(s.roundTrip)
+		if t, _ := ctx.UserData.(*tunnel); t != nil && t.mitm != nil {
+			ctx.RoundTripper = t.mitm.countRequests(s.roundTrip)
+			if t.mitm.tls.Load() { // the proxy, not goproxy, ended the client's TLS
+				r.URL.Scheme = "https"
+			}
+		}
 		return r, nil
 	})
 	return gp
@@ -117,7 +126,15 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r = r.WithContext(context.WithValue(r.Context(), clientKey{}, info))
-	if r.Method != http.MethodConnect {
+	if r.Method == http.MethodConnect {
+		if err := checkConnectTarget(r.URL.Host); err != nil {
+			http.Error(w, "sessionproxy: bad CONNECT target: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		hook := &connectHook{}
+		r = r.WithContext(context.WithValue(r.Context(), connectHookKey{}, hook))
+		w = tunnelWriter{ResponseWriter: w, s: s, hook: hook, host: r.URL.Host}
+	} else {
 		// goproxy copies a plain-HTTP body into the server's buffer and
 		// flushes only at the end: a slow or endless body would reach the
 		// client late or never. Flush every write, as ReverseProxy does
@@ -166,6 +183,9 @@ func (s *Server) handleConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.Con
 	}
 	if ctx.Req.ProtoMajor == 1 { // hijacked: the tunnel is the client's connection
 		t.out = connOf(ctx.Req)
+		if hook, ok := ctx.Req.Context().Value(connectHookKey{}).(*connectHook); ok {
+			hook.t = t // the hijack wraps the connection (tunnelconn.go)
+		}
 	}
 	return &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: s.tlsConfigForHost}, host
 }
@@ -205,9 +225,12 @@ func (s *Server) plainTunnel(req *http.Request, client net.Conn, ctx *goproxy.Pr
 	s.rec.Finish(record.Event{Outcome: record.OutcomeTunnel, Status: http.StatusOK})
 	hdr := s.cfg.Load().SessionHeader
 	fmt.Fprintf(client, "HTTP/1.1 200 Connection established\r\n%s: %s\r\n\r\n", hdr, sess.ID())
+	idle := &idleWatch{}
+	idle.watch(s.cfg.Load().IdleTimeout, func() { client.Close(); upConn.Close() })
+	defer idle.stop()
 	done := make(chan struct{})
 	go func() {
-		io.Copy(upConn, client)
+		io.Copy(upConn, usedReader{client, idle})
 		if cw, ok := upConn.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
 		} else {
@@ -215,7 +238,7 @@ func (s *Server) plainTunnel(req *http.Request, client net.Conn, ctx *goproxy.Pr
 		}
 		close(done)
 	}()
-	io.Copy(client, upConn)
+	io.Copy(client, usedReader{upConn, idle})
 	client.Close()
 	<-done
 }

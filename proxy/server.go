@@ -118,7 +118,8 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy: load upstream CAs: %w", err)
 	}
-	s.tlsOpts = upstream.Options{RootCAs: roots, InsecureSkipVerify: cfg.MITM.InsecureSkipVerify, CheckTarget: s.checkTarget}
+	s.tlsOpts = upstream.Options{RootCAs: roots, InsecureSkipVerify: cfg.MITM.InsecureSkipVerify, CheckTarget: s.checkTarget,
+		MaxResponseHeaderBytes: int64(cfg.MaxHeaderBytes)}
 	s.transports = upstream.NewTransports(s.tlsOpts)
 
 	certPath, keyPath := caPaths(cfg)
@@ -255,10 +256,12 @@ func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveProxy) 
 // Serve accepts proxy clients on ln until Shutdown. It always returns a
 // non-nil error; after Shutdown, ErrServerClosed.
 func (s *Server) Serve(ln net.Listener) error {
+	cfg := s.cfg.Load()
 	srv := &http.Server{
 		Handler:           s.Handler(),
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       5 * time.Minute,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		ConnContext:       withConn,
 	}

@@ -36,15 +36,20 @@ type Config struct {
 	Affinity      Affinity      // tunnel (default) | client | request
 	ClientIdle    time.Duration // idle time after which a client's session is forgotten; default 5m
 	Cookies       CookieMode    // merge (default) | session | client
-	Auth          Auth          // client authentication
-	MITM          MITM          // HTTPS interception
-	Pool          Pool          // the session pool
-	Upstreams     []*url.URL    // upstream proxies (http, https, socks5, socks5h); nil = direct
-	BodyLimit     int64         // bytes of a body inspected by body rules; default 65536
-	Retry         Retry         // retries of blocked requests
-	DefaultAction rules.Action  // action when no rule matches; "" = good below 400, else none
-	Rules         *rules.Set    // compiled rules; rules.Defaults() when the rules key is absent
-	RequestLog    RequestLog    // the admin API's log of the last requests
+	// Limits on clients and origins, inside intercepted tunnels as outside.
+	MaxHeaderBytes      int           // largest request head (431) and origin response head (502); default 1 MiB
+	IdleTimeout         time.Duration // a client connection or tunnel waiting for its next request is closed after it; default 90s
+	ReadHeaderTimeout   time.Duration // longest wait for the rest of a request head once it began; default 10s
+	TLSHandshakeTimeout time.Duration // longest TLS handshake of an intercepted tunnel, from its 200; default 10s
+	Auth                Auth          // client authentication
+	MITM                MITM          // HTTPS interception
+	Pool                Pool          // the session pool
+	Upstreams           []*url.URL    // upstream proxies (http, https, socks5, socks5h); nil = direct
+	BodyLimit           int64         // bytes of a body inspected by body rules; default 65536
+	Retry               Retry         // retries of blocked requests
+	DefaultAction       rules.Action  // action when no rule matches; "" = good below 400, else none
+	Rules               *rules.Set    // compiled rules; rules.Defaults() when the rules key is absent
+	RequestLog          RequestLog    // the admin API's log of the last requests
 
 	// AllowPrivateTargets lets a proxy listening on a non-loopback address
 	// forward to loopback, link-local and private addresses; default false.
@@ -139,16 +144,20 @@ type Retry struct {
 // Default returns a new Config holding the defaults of every key.
 func Default() *Config {
 	return &Config{
-		Listen:        "127.0.0.1:8080",
-		LogFormat:     LogText,
-		LogLevel:      slog.LevelInfo,
-		AdminListen:   "127.0.0.1:8081",
-		DataDir:       "./data",
-		SessionHeader: "X-Session-Id",
-		Affinity:      AffinityTunnel,
-		ClientIdle:    5 * time.Minute,
-		Cookies:       CookiesMerge,
-		MITM:          MITM{Enabled: true},
+		Listen:              "127.0.0.1:8080",
+		LogFormat:           LogText,
+		LogLevel:            slog.LevelInfo,
+		AdminListen:         "127.0.0.1:8081",
+		DataDir:             "./data",
+		SessionHeader:       "X-Session-Id",
+		Affinity:            AffinityTunnel,
+		ClientIdle:          5 * time.Minute,
+		Cookies:             CookiesMerge,
+		MaxHeaderBytes:      1 << 20,
+		IdleTimeout:         90 * time.Second,
+		ReadHeaderTimeout:   10 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+		MITM:                MITM{Enabled: true},
 		Pool: Pool{
 			MaxPoolSize:     1000,
 			Strategy:        sessionpool.Random,

@@ -50,7 +50,8 @@ func TestConfigExampleHasEveryKey(t *testing.T) {
 	// Each key, when misspelled, is reported with a suggestion naming it;
 	// here we only check the example mentions each known key.
 	for _, k := range []string{"listen", "log_format", "log_level", "admin_listen", "admin_token",
-		"data_dir", "session_header", "affinity", "client_idle", "cookies", "auth", "users",
+		"data_dir", "session_header", "affinity", "client_idle", "cookies", "max_header_bytes", "idle_timeout", "read_header_timeout",
+		"tls_handshake_timeout", "auth", "users",
 		"challenge", "mitm", "enabled", "ca_cert", "ca_key", "skip_hosts", "upstream_ca",
 		"insecure_skip_verify", "pool", "max_pool_size", "strategy", "store", "persist_state_key",
 		"persist_interval", "session", "max_age", "max_usage_count", "max_error_score",
@@ -134,6 +135,10 @@ func TestConfigValues(t *testing.T) {
 		{"client_idle: 90s", func(c *Config) bool { return c.ClientIdle == 90*time.Second }},
 		{"cookies: session", func(c *Config) bool { return c.Cookies == "session" }},
 		{"cookies: client", func(c *Config) bool { return c.Cookies == "client" }},
+		{"max_header_bytes: 65536", func(c *Config) bool { return c.MaxHeaderBytes == 65536 }},
+		{"idle_timeout: 5s", func(c *Config) bool { return c.IdleTimeout == 5*time.Second }},
+		{"read_header_timeout: 2s", func(c *Config) bool { return c.ReadHeaderTimeout == 2*time.Second }},
+		{"tls_handshake_timeout: 3s", func(c *Config) bool { return c.TLSHandshakeTimeout == 3*time.Second }},
 		{"auth: {users: {alice: pw1, bob: 42}, challenge: true}", func(c *Config) bool {
 			return reflect.DeepEqual(c.Auth.Users, map[string]string{"alice": "pw1", "bob": "42"}) && c.Auth.Challenge
 		}},
@@ -454,7 +459,8 @@ func TestRestartKeys(t *testing.T) {
 	for _, k := range restartKeys() {
 		bound = append(bound, k.path)
 	}
-	if want := []string{"listen", "log_format", "log_level", "admin_listen", "data_dir", "mitm.ca_cert", "mitm.ca_key",
+	if want := []string{"listen", "log_format", "log_level", "admin_listen", "data_dir",
+		"max_header_bytes", "idle_timeout", "read_header_timeout", "tls_handshake_timeout", "mitm.ca_cert", "mitm.ca_key",
 		"mitm.upstream_ca", "mitm.insecure_skip_verify", "pool", "request_log"}; !reflect.DeepEqual(bound, want) {
 		t.Errorf("keys bound at start: %q, want %q", bound, want)
 	}

@@ -62,6 +62,10 @@ func table() []key {
 		keyOf("client_idle", onReload, func(c *Config) *time.Duration { return &c.ClientIdle }, (*decoder).duration),
 		keyOf("cookies", onReload, func(c *Config) *CookieMode { return &c.Cookies },
 			choice(CookiesMerge, CookiesSession, CookiesClient)),
+		keyOf("max_header_bytes", onRestart, func(c *Config) *int { return &c.MaxHeaderBytes }, whole[int](1024, maxHeaderBytes)),
+		keyOf("idle_timeout", onRestart, func(c *Config) *time.Duration { return &c.IdleTimeout }, (*decoder).duration),
+		keyOf("read_header_timeout", onRestart, func(c *Config) *time.Duration { return &c.ReadHeaderTimeout }, (*decoder).duration),
+		keyOf("tls_handshake_timeout", onRestart, func(c *Config) *time.Duration { return &c.TLSHandshakeTimeout }, (*decoder).duration),
 
 		sectionOf("auth", onReload, func(c *Config) *Auth { return &c.Auth }, nil),
 		keyOf("auth.users", onReload, func(c *Config) *map[string]string { return &c.Auth.Users }, (*decoder).users),
@@ -111,6 +115,7 @@ const (
 	maxBodyLimit     = 64 << 20 // 64 MiB: a retry rule holds this much per request
 	maxRetryAttempts = 100
 	maxRequestLog    = 1_000_000 // the log keeps each request's headers: a few KiB each
+	maxHeaderBytes   = 64 << 20  // 64 MiB: a client may make the proxy hold this much per request head
 )
 
 // keyOf is a key whose value dec decodes into the field get returns.

@@ -55,6 +55,9 @@ type Options struct {
 	// fails wrapping ErrTargetRefused). It must be safe for concurrent
 	// use. Nil means every address is allowed.
 	CheckTarget func(netip.AddrPort) error
+	// MaxResponseHeaderBytes bounds an origin's or upstream's response
+	// head. Zero means net/http's default (10 MiB).
+	MaxResponseHeaderBytes int64
 }
 
 func (o Options) withDefaults() Options {
@@ -246,6 +249,7 @@ func newTransport(u *url.URL, opts Options) *http.Transport {
 		ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
 		ExpectContinueTimeout: time.Second,
 	}
+	tr.MaxResponseHeaderBytes = opts.MaxResponseHeaderBytes
 	if u == nil {
 		return tr
 	}

@@ -1,0 +1,307 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/elazarl/goproxy"
+	"golang.org/x/net/http2"
+)
+
+// errHeadTooLarge is a request head longer than max_header_bytes inside an
+// intercepted tunnel, or a body step reading more than it may.
+var errHeadTooLarge = errors.New("proxy: request head too large")
+
+// headSlop is what a head may take beyond max_header_bytes before it is
+// refused, as net/http allows for its bufio buffer.
+const headSlop = 4096
+
+// connLimits are the limits applied to an intercepted tunnel's client, the
+// same as the proxy's http.Server applies to plain-HTTP clients.
+type connLimits struct {
+	maxHeaderBytes int           // request head
+	idle           time.Duration // no request in flight and nothing read or written
+	readHeader     time.Duration // a request head, from its first byte
+	handshake      time.Duration // the TLS handshake, from its first byte
+}
+
+// mitmConn is the client side of an intercepted tunnel as goproxy sees it:
+// the proxy, not goproxy, terminates TLS (bounded by the handshake timeout)
+// and checks every HTTP/1.x request head before goproxy parses it, which it
+// would otherwise do on an unbounded reader and drop with no answer when it
+// is malformed. goproxy then sees cleartext HTTP/1.x or HTTP/2 (the tunnel
+// tells the request handler the scheme was https).
+//
+// The first Read does the handshake; a client that sends nothing is closed
+// after the shorter of the idle and handshake timeouts. Writes before it
+// (goproxy's 200) go to the raw connection. Once set up, the tunnel is closed
+// after lim.idle with no request in flight and nothing read or written. Reads come from one goroutine at a time, writes may
+// come from another, as with tls.Conn. Close is safe to call at any time.
+type mitmConn struct {
+	net.Conn                // the hijacked client connection
+	raw       *bufio.Reader // over what the server had buffered, then Conn
+	tlsConfig func() (*tls.Config, error)
+	lim       connLimits
+	tls       atomic.Bool // set once the client spoke TLS
+
+	setup sync.Once
+	err   error                    // of the setup, returned by every Read after it
+	plain atomic.Pointer[net.Conn] // the cleartext side once set up
+	h1    *h1Reader                // nil for HTTP/2
+
+	idleWatch // set up with plain
+}
+
+// newMitmConn wraps the hijacked conn; buffered holds what the server read
+// past the CONNECT's head.
+func newMitmConn(conn net.Conn, buffered *bufio.Reader, tlsConfig func() (*tls.Config, error), lim connLimits) *mitmConn {
+	var src io.Reader = conn
+	if buffered != nil && buffered.Buffered() > 0 {
+		head, _ := buffered.Peek(buffered.Buffered())
+		src = io.MultiReader(strings.NewReader(string(head)), conn)
+	}
+	return &mitmConn{Conn: conn, raw: bufio.NewReader(src), tlsConfig: tlsConfig, lim: lim}
+}
+
+// rawConn reads the raw side through c.raw.
+type rawConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c rawConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+func (c *mitmConn) Read(p []byte) (int, error) {
+	c.setup.Do(func() { c.err = c.handshake() })
+	if c.err != nil {
+		return 0, c.err
+	}
+	var n int
+	var err error
+	if c.h1 != nil {
+		n, err = c.h1.Read(p)
+	} else {
+		n, err = (*c.plain.Load()).Read(p)
+	}
+	c.used()
+	return n, err
+}
+
+func (c *mitmConn) Write(p []byte) (int, error) {
+	pc := c.plain.Load()
+	if pc == nil {
+		return c.Conn.Write(p)
+	}
+	n, err := (*pc).Write(p)
+	c.used()
+	return n, err
+}
+
+func (c *mitmConn) Close() error {
+	c.stop()
+	if pc := c.plain.Load(); pc != nil {
+		return (*pc).Close()
+	}
+	return c.Conn.Close()
+}
+
+// handshake sees what the client speaks in the tunnel and, for TLS, does
+// the handshake within lim.handshake. It starts the idle watch.
+func (c *mitmConn) handshake() error {
+	c.Conn.SetReadDeadline(time.Now().Add(min(c.lim.idle, c.lim.handshake))) // an idle tunnel, or a slow handshake's start
+	first, err := c.raw.Peek(1)
+	if err != nil {
+		return fmt.Errorf("proxy: read tunnel: %w", err)
+	}
+	var plain net.Conn = rawConn{Conn: c.Conn, r: usedReader{c.raw, &c.idleWatch}} // a head or body coming in is use
+	h2 := false
+	c.Conn.SetReadDeadline(time.Now().Add(c.lim.handshake))
+	if first[0] == 0x16 { // a TLS handshake record
+		cfg, err := c.tlsConfig()
+		if err != nil {
+			return fmt.Errorf("proxy: tunnel certificate: %w", err)
+		}
+		cfg = cfg.Clone()
+		cfg.NextProtos = []string{"h2", "http/1.1"}
+		tc := tls.Server(plain, cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), c.lim.handshake)
+		err = tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("proxy: tunnel handshake: %w", err)
+		}
+		c.tls.Store(true)
+		plain = tc
+		h2 = tc.ConnectionState().NegotiatedProtocol == "h2"
+	} else if first[0] == http2.ClientPreface[0] {
+		pre, _ := c.raw.Peek(len(http2.ClientPreface))
+		h2 = string(pre) == http2.ClientPreface
+	}
+	c.Conn.SetReadDeadline(time.Time{})
+	if !h2 {
+		c.h1 = newH1Reader(plain, c.lim)
+	}
+	c.plain.Store(&plain)
+	c.watch(c.lim.idle, func() { c.Close() })
+	return nil
+}
+
+// idleWatch closes a tunnel that has had no request in flight and no read
+// or write for a while. Its methods are safe for concurrent use; the zero
+// value watches nothing until watch.
+type idleWatch struct {
+	busy     atomic.Int32 // requests whose response is not yet done
+	lastUsed atomic.Int64 // unix nanoseconds of the last read or write
+	mu       sync.Mutex   // guards the fields below
+	timer    *time.Timer
+	stopped  bool
+}
+
+// watch calls close once the tunnel has been idle for idle; stop ends it.
+func (w *idleWatch) watch(idle time.Duration, close func()) {
+	w.used()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var check func()
+	check = func() {
+		since := time.Since(time.Unix(0, w.lastUsed.Load()))
+		if w.busy.Load() > 0 || since < idle {
+			w.mu.Lock()
+			if !w.stopped {
+				w.timer = time.AfterFunc(max(idle-since, 10*time.Millisecond), check)
+			}
+			w.mu.Unlock()
+			return
+		}
+		close()
+	}
+	w.timer = time.AfterFunc(idle, check)
+}
+
+// stop ends the watch.
+func (w *idleWatch) stop() {
+	w.mu.Lock()
+	w.stopped = true
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	w.mu.Unlock()
+}
+
+// used notes that the tunnel was just used.
+func (w *idleWatch) used() { w.lastUsed.Store(time.Now().UnixNano()) }
+
+// begin and end count a request of the tunnel in and out of flight.
+func (w *idleWatch) begin() { w.busy.Add(1) }
+func (w *idleWatch) end() {
+	w.used()
+	w.busy.Add(-1)
+}
+
+// usedReader notes every read on its idleWatch.
+type usedReader struct {
+	r io.Reader
+	w *idleWatch
+}
+
+func (u usedReader) Read(p []byte) (int, error) {
+	n, err := u.r.Read(p)
+	u.w.used()
+	return n, err
+}
+
+// countRequests wraps goproxy's RoundTripper so that the tunnel's idle watch
+// knows of requests in flight: from the request until its response's body
+// is closed. A WebSocket stays in flight as long as it lives.
+func (c *mitmConn) countRequests(rt goproxy.RoundTripperFunc) goproxy.RoundTripperFunc {
+	return func(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Response, error) {
+		c.begin()
+		resp, err := rt(req, ctx)
+		switch {
+		case resp == nil || resp.Body == nil:
+			c.end()
+		case resp.StatusCode != http.StatusSwitchingProtocols:
+			resp.Body = &doneBody{ReadCloser: resp.Body, done: c.end}
+		case c.h1 != nil: // in the goroutine that reads: nothing else reads now
+			c.h1.passThrough()
+		}
+		return resp, err
+	}
+}
+
+// connectHook carries what handleConnect decided about a CONNECT to the
+// hijack that follows it.
+type connectHook struct {
+	t *tunnel // set by handleConnect for an intercepted tunnel
+}
+
+// connectHookKey is the request-context key of a CONNECT's *connectHook.
+type connectHookKey struct{}
+
+// tunnelWriter is the ResponseWriter of a CONNECT: its Hijack hands goproxy
+// a mitmConn for an intercepted tunnel, the raw connection otherwise.
+type tunnelWriter struct {
+	http.ResponseWriter
+	s    *Server
+	hook *connectHook
+	host string
+}
+
+func (w tunnelWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil || w.hook.t == nil {
+		return conn, rw, err
+	}
+	mc := newMitmConn(conn, rw.Reader, func() (*tls.Config, error) { return w.s.ca.TLSConfigForHost(w.host) }, w.s.limits())
+	w.hook.t.mitm = mc
+	return mc, bufio.NewReadWriter(bufio.NewReader(mc), rw.Writer), nil
+}
+
+func (w tunnelWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// limits returns the configured limits on clients.
+func (s *Server) limits() connLimits {
+	cfg := s.cfg.Load()
+	return connLimits{
+		maxHeaderBytes: cfg.MaxHeaderBytes,
+		idle:           cfg.IdleTimeout,
+		readHeader:     cfg.ReadHeaderTimeout,
+		handshake:      cfg.TLSHandshakeTimeout,
+	}
+}
+
+// checkConnectTarget reports what is wrong with a CONNECT's host:port, or
+// nil: a host of at most 253 characters that is an IP address or a DNS-like
+// name, and a port from 1 to 65535.
+func checkConnectTarget(target string) error {
+	host, port, err := net.SplitHostPort(target)
+	if err != nil {
+		return errors.New("want host:port")
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return errors.New("port must be 1 to 65535")
+	}
+	if host == "" || len(host) > 253 {
+		return errors.New("host must be 1 to 253 characters")
+	}
+	if net.ParseIP(host) != nil {
+		return nil
+	}
+	for _, c := range []byte(host) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return errors.New("host must be an IP address or a name of letters, digits, '-', '.' and '_'")
+		}
+	}
+	return nil
+}
