@@ -89,6 +89,12 @@ func table() []key {
 			number(true)),
 		keyOf("pool.session.error_score_decrement", onRestart, func(c *Config) *float64 { return &c.Pool.Session.ErrorScoreDecrement },
 			number(false)),
+		// Per-site pools and pacing (issue 13): bound at start.
+		keyOf("pool.scope", onRestart, func(c *Config) *Scope { return &c.Pool.Scope }, choice(ScopeSite, ScopeGlobal)),
+		keyOf("pool.exclusive", onRestart, func(c *Config) *bool { return &c.Pool.Exclusive }, (*decoder).boolean),
+		keyOf("sites", onRestart, func(c *Config) *[]Site { return &c.Sites }, (*decoder).sites),
+		sectionOf("pacing", onRestart, func(c *Config) *Pacing { return &c.Pacing }, nil),
+		keyOf("pacing.max_wait", onRestart, func(c *Config) *time.Duration { return &c.Pacing.MaxWait }, (*decoder).duration),
 
 		keyOf("upstreams", onReload, func(c *Config) *[]*url.URL { return &c.Upstreams }, (*decoder).upstreams),
 		keyOf("body_limit", onReload, func(c *Config) *int64 { return &c.BodyLimit }, whole[int64](1, maxBodyLimit)),
