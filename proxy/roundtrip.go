@@ -141,7 +141,12 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 	}
 	setCookies(req, sess, cfg.Cookies, c.cookies)
 
+	release, refused, ev := s.pace(c, sess, attempt)
+	if refused != nil {
+		return refused, ev, false
+	}
 	resp, err = s.send(req, sess)
+	releaseWhenDone(resp, err, release)
 	if err != nil && req.Context().Err() != nil {
 		// The client went away: nobody is waiting, and the session did
 		// nothing wrong.

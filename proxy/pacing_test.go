@@ -1,0 +1,133 @@
+package proxy
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sessionproxy/sessionproxy/proxy/config"
+)
+
+// arrivals is a test origin that notes when each session's requests
+// arrive (by the proxy's X-Session-Id... which never leaves the proxy, so
+// by the ?s= the test adds) and how many are in flight at most.
+type arrivals struct {
+	mu       sync.Mutex
+	at       map[string][]time.Time
+	inFlight atomic.Int32
+	most     atomic.Int32
+	hold     time.Duration // how long each request takes at the origin
+}
+
+func (a *arrivals) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n := a.inFlight.Add(1)
+	defer a.inFlight.Add(-1)
+	for m := a.most.Load(); n > m && !a.most.CompareAndSwap(m, n); m = a.most.Load() {
+	}
+	a.mu.Lock()
+	a.at[r.URL.Query().Get("s")] = append(a.at[r.URL.Query().Get("s")], time.Now())
+	a.mu.Unlock()
+	time.Sleep(a.hold) // the work of the request
+	w.Write([]byte("ok\n"))
+}
+
+func (a *arrivals) times(s string) []time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]time.Time(nil), a.at[s]...)
+}
+
+func startArrivals(t *testing.T, hold time.Duration) (*arrivals, *httptest.Server) {
+	a := &arrivals{at: map[string][]time.Time{}, hold: hold}
+	origin := httptest.NewServer(a)
+	t.Cleanup(origin.Close)
+	return a, origin
+}
+
+// TestPacingDelay: sites.delay spaces one session's requests to a site
+// (counted at the origin) and not another session's.
+func TestPacingDelay(t *testing.T) {
+	a, origin := startArrivals(t, 0)
+	cfg := testConfig(t)
+	cfg.Sites = []config.Site{{Host: "127.0.0.*", Delay: time.Second}}
+	h := startProxy(t, cfg)
+	c := h.client("", "")
+	for _, s := range []string{"alice", "bob", "alice"} {
+		if resp, _ := get(t, c, origin.URL+"/?s="+s, s); resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: status %d", s, resp.StatusCode)
+		}
+	}
+	alice, bob := a.times("alice"), a.times("bob")
+	if len(alice) != 2 || len(bob) != 1 {
+		t.Fatalf("origin saw alice %d, bob %d times", len(alice), len(bob))
+	}
+	// The delay runs from when the proxy sends a request; the first one
+	// also opened the connection to the origin, so allow a little.
+	if d := alice[1].Sub(alice[0]); d < 900*time.Millisecond {
+		t.Errorf("alice's second request came %v after her first, want about 1s", d)
+	}
+	if d := bob[0].Sub(alice[0]); d >= time.Second {
+		t.Errorf("bob's request waited for alice's delay: %v", d)
+	}
+}
+
+// TestPacingConcurrency: sites.concurrency 2 never lets a third request
+// in flight at the origin, and every request gets through.
+func TestPacingConcurrency(t *testing.T) {
+	a, origin := startArrivals(t, 100*time.Millisecond)
+	cfg := testConfig(t)
+	cfg.Sites = []config.Site{{Host: "127.0.0.1", Concurrency: 2}}
+	h := startProxy(t, cfg)
+	c := h.client("", "")
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Go(func() {
+			if resp, _ := get(t, c, origin.URL+"/?s=any", ""); resp.StatusCode != http.StatusOK {
+				t.Errorf("status %d", resp.StatusCode)
+			}
+		})
+	}
+	wg.Wait()
+	if got := len(a.times("any")); got != 6 {
+		t.Fatalf("origin saw %d requests, want 6", got)
+	}
+	if most := a.most.Load(); most != 2 {
+		t.Errorf("at most %d requests in flight at the origin, want 2", most)
+	}
+}
+
+// TestPacingMaxWait: a wait longer than pacing.max_wait is answered at
+// once with a 429 naming the wait, and the origin never sees the request.
+func TestPacingMaxWait(t *testing.T) {
+	a, origin := startArrivals(t, 0)
+	cfg := testConfig(t)
+	cfg.Sites = []config.Site{{Host: "127.0.0.1", Delay: time.Minute}}
+	cfg.Pacing.MaxWait = 5 * time.Second
+	h := startProxy(t, cfg)
+	c := h.client("", "")
+	get(t, c, origin.URL+"/?s=alice", "alice")
+	start := time.Now()
+	resp, body := get(t, c, origin.URL+"/?s=alice", "alice")
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("status %d (%q), want 429", resp.StatusCode, body)
+	}
+	if d := time.Since(start); d >= 5*time.Second {
+		t.Errorf("refused after %v, want at once", d)
+	}
+	if ra := resp.Header.Get("Retry-After"); ra != "60" {
+		t.Errorf("Retry-After %q, want 60", ra)
+	}
+	if !strings.Contains(body, "127.0.0.1: a wait of 60s") || !strings.Contains(body, "pacing.max_wait 5s") {
+		t.Errorf("body %q does not name the wait", body)
+	}
+	if got := resp.Header.Get("X-Session-Id"); got != "alice" {
+		t.Errorf("X-Session-Id %q", got)
+	}
+	if n := len(a.times("alice")); n != 1 {
+		t.Errorf("origin saw %d requests, want 1", n)
+	}
+}
