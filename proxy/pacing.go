@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/proxy/record"
@@ -24,12 +25,19 @@ func newPacer(cfg *config.Config) (*sites.Pacer, error) {
 	return sites.New(sites.Options{Rules: rs, MaxWait: cfg.Pacing.MaxWait})
 }
 
-// pace waits for the turn of an attempt as sess at the request's site. It
+// pace waits for the turn of an attempt as sel's session at the request's site. It
 // returns the release to call once the response is done, or else the
 // response the client gets instead, with the event that ends the request:
 // a 429 naming the wait when it is longer than pacing.max_wait (with
 // Retry-After), or the client gone.
-func (s *Server) pace(c *call, sess *sessionpool.Session, attempt int) (func(), *http.Response, record.Event) {
+//
+// An unpinned session paused at the site (Retry-After) is not waited for
+// while the request may have another session: pace then returns neither.
+func (s *Server) pace(c *call, sel selection, attempt int) (func(), *http.Response, record.Event) {
+	sess := sel.sess
+	if !sel.pinned && attempt < c.cfg.Retry.MaxAttempts && !s.pacer.PausedUntil(c.host, sess.ID()).IsZero() {
+		return nil, nil, record.Event{}
+	}
 	release, err := s.pacer.Wait(c.req.Context(), c.host, sess.ID())
 	if err == nil {
 		return release, nil, record.Event{}
@@ -57,4 +65,16 @@ func releaseWhenDone(resp *http.Response, err error, release func()) {
 		return
 	}
 	resp.Body = &doneBody{ReadCloser: resp.Body, done: release}
+}
+
+// pauseOnRetryAfter pauses sess at the request's site for as long as the
+// Retry-After of a 429 or 503 response says (at most sites.MaxRetryAfter).
+func (s *Server) pauseOnRetryAfter(host string, sess *sessionpool.Session, resp *http.Response) {
+	if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable {
+		return
+	}
+	now := time.Now() // the pacer's clock
+	if d, ok := sites.RetryAfter(resp.Header, now); ok && d > 0 {
+		s.pacer.Pause(host, sess.ID(), now.Add(d))
+	}
 }

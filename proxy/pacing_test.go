@@ -131,3 +131,86 @@ func TestPacingMaxWait(t *testing.T) {
 		t.Errorf("origin saw %d requests, want 1", n)
 	}
 }
+
+// retryAfterOrigin answers its first request 429 with Retry-After: secs,
+// the others 200, and notes when each came.
+func retryAfterOrigin(t *testing.T, secs string) (*arrivals, *httptest.Server) {
+	a := &arrivals{at: map[string][]time.Time{}}
+	var n atomic.Int32
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			w.Header().Set("Retry-After", secs)
+			w.WriteHeader(http.StatusTooManyRequests)
+		}
+		a.ServeHTTP(w, r)
+	}))
+	t.Cleanup(origin.Close)
+	return a, origin
+}
+
+// TestRetryAfterPausesPinned: a 429 with Retry-After: 2 pauses the pinned
+// session on the site: its next request arrives at the origin no sooner
+// than 2s later, and its error score is untouched.
+func TestRetryAfterPausesPinned(t *testing.T) {
+	a, origin := retryAfterOrigin(t, "2")
+	h := startProxy(t, testConfig(t))
+	c := h.client("", "")
+	resp, _ := get(t, c, origin.URL+"/?s=alice", "alice")
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("X-Session-Rule") != "retry-after" {
+		t.Fatalf("first: status %d, rule %q", resp.StatusCode, resp.Header.Get("X-Session-Rule"))
+	}
+	if resp, _ = get(t, c, origin.URL+"/?s=alice", "alice"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("second: status %d", resp.StatusCode)
+	}
+	at := a.times("alice")
+	if len(at) != 2 {
+		t.Fatalf("origin saw %d requests", len(at))
+	}
+	if d := at[1].Sub(at[0]); d < 2*time.Second {
+		t.Errorf("the paused session's next request came %v later, want at least 2s", d)
+	}
+	sess, err := h.srv.pool.GetSessionByID(t.Context(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sess.IsUsable() || sess.ErrorScore() != 0 {
+		t.Errorf("alice usable %v, error score %v; want usable, 0", sess.IsUsable(), sess.ErrorScore())
+	}
+}
+
+// TestRetryAfterUnpinnedMoves: an unpinned request answered 429 with
+// Retry-After goes again on another session at once; the paused session is
+// neither marked nor retired, and later unpinned requests do not wait for it.
+func TestRetryAfterUnpinnedMoves(t *testing.T) {
+	_, origin := retryAfterOrigin(t, "30")
+	cfg := testConfig(t)
+	cfg.Affinity = config.AffinityRequest
+	cfg.Pool.MaxPoolSize = 2
+	h := startProxy(t, cfg)
+	c := h.client("", "")
+	resp, _ := get(t, c, origin.URL+"/?s=any", "")
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Session-Retries") != "1" {
+		t.Fatalf("status %d, retries %q; want 200 after 1 retry", resp.StatusCode, resp.Header.Get("X-Session-Retries"))
+	}
+	paused := 0
+	for _, sess := range h.srv.pool.Sessions() {
+		if !sess.IsUsable() || sess.ErrorScore() != 0 {
+			t.Errorf("session %s usable %v, error score %v", sess.ID(), sess.IsUsable(), sess.ErrorScore())
+		}
+		if !h.srv.pacer.PausedUntil("127.0.0.1", sess.ID()).IsZero() {
+			paused++
+		}
+	}
+	if paused != 1 {
+		t.Fatalf("%d sessions paused, want 1", paused)
+	}
+	start := time.Now()
+	for range 6 { // two sessions: the pool offers the paused one too
+		if resp, _ := get(t, c, origin.URL+"/?s=any", ""); resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("unpinned requests took %v: they waited for the paused session", d)
+	}
+}

@@ -141,9 +141,13 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 	}
 	setCookies(req, sess, cfg.Cookies, c.cookies)
 
-	release, refused, ev := s.pace(c, sess, attempt)
+	release, refused, ev := s.pace(c, sel, attempt)
 	if refused != nil {
 		return refused, ev, false
+	}
+	if release == nil { // sess is paused at the site: another session goes
+		c.tried = append(c.tried, sess.ID())
+		return nil, record.Event{}, true
 	}
 	resp, err = s.send(req, sess)
 	releaseWhenDone(resp, err, release)
@@ -170,6 +174,7 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 		return resp, record.Event{Outcome: record.OutcomeError, Rule: verdictRule(v), Status: resp.StatusCode, Retries: attempt}, false
 	}
 
+	s.pauseOnRetryAfter(c.host, sess, resp)
 	o := &rules.Outcome{Host: c.host, Status: resp.StatusCode, Header: resp.Header}
 	if cfg.Rules.NeedsBody(c.host, resp.StatusCode, resp.Header) {
 		if !canRetry || !cfg.Rules.MayRetry(c.host, resp.StatusCode, resp.Header) {

@@ -187,11 +187,11 @@ func TestConfigValues(t *testing.T) {
 		{"sites: []", func(c *Config) bool { return c.Sites == nil }},
 		{"pacing: {max_wait: 5s}", func(c *Config) bool { return c.Pacing.MaxWait == 5*time.Second }},
 		{"default_action: retire", func(c *Config) bool {
-			return c.DefaultAction == rules.ActionRetire && c.Rules.DefaultAction() == rules.ActionRetire && len(c.Rules.Rules()) == 3
+			return c.DefaultAction == rules.ActionRetire && c.Rules.DefaultAction() == rules.ActionRetire && len(c.Rules.Rules()) == len(rules.DefaultSpecs())
 		}},
 		{"rules: []", func(c *Config) bool { return len(c.Rules.Rules()) == 0 && !c.Rules.HasRetryRules() }},
-		{"rules:", func(c *Config) bool { return len(c.Rules.Rules()) == 3 }}, // null = absent = defaults
-		{"x: &a 127.0.0.1:1\nlisten: *a", nil},                                // unknown key x: error expected below
+		{"rules:", func(c *Config) bool { return len(c.Rules.Rules()) == len(rules.DefaultSpecs()) }}, // null = absent = defaults
+		{"x: &a 127.0.0.1:1\nlisten: *a", nil}, // unknown key x: error expected below
 	}
 	for _, tt := range tests {
 		c, err := Parse("t.yaml", []byte(tt.yaml))

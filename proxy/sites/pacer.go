@@ -309,6 +309,12 @@ func (p *Pacer) Pause(host, session string, until time.Time) {
 // PausedUntil returns when session's pause on host's site ends, the zero
 // time when it is not paused there.
 func (p *Pacer) PausedUntil(host, session string) time.Time {
+	p.mu.Lock()
+	none := len(p.sites) == 0
+	p.mu.Unlock()
+	if none { // no need to know the site
+		return time.Time{}
+	}
 	name := Of(host)
 	p.mu.Lock()
 	defer p.mu.Unlock()
