@@ -139,8 +139,6 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 			req.Body = io.NopCloser(bytes.NewReader(c.replay.body))
 		}
 	}
-	setCookies(req, sess, cfg.Cookies, c.cookies)
-
 	release, refused, ev := s.pace(c, sel, attempt)
 	if refused != nil {
 		return refused, ev, false
@@ -149,6 +147,8 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 		c.tried = append(c.tried, sess.ID())
 		return nil, record.Event{}, true
 	}
+	setCookies(req, sess, cfg.Cookies, c.cookies) // after the wait: the jar as it is now
+
 	resp, err = s.send(req, sess)
 	releaseWhenDone(resp, err, release)
 	if err != nil && req.Context().Err() != nil {
