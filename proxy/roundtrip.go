@@ -171,9 +171,18 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 			req.Body = io.NopCloser(bytes.NewReader(c.replay.body))
 		}
 	}
-	setCookies(req, sess, cfg.Cookies, c.cookies)
+	release, refused, ev := s.pace(c, sel, attempt)
+	if refused != nil {
+		return refused, ev, false
+	}
+	if release == nil { // sess is paused at the site: another session goes
+		c.tried = append(c.tried, sess.ID())
+		return nil, record.Event{}, true
+	}
+	setCookies(req, sess, cfg.Cookies, c.cookies) // after the wait: the jar as it is now
 
 	resp, err = s.send(req, sess)
+	releaseWhenDone(resp, err, release)
 	if err != nil && req.Context().Err() != nil {
 		// The client went away: nobody is waiting, and the session did
 		// nothing wrong.
@@ -205,6 +214,7 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 		return resp, record.Event{Outcome: record.OutcomeError, Rule: verdictRule(v), Status: resp.StatusCode, Retries: attempt, Request: c.answered(sess, resp)}, false
 	}
 
+	s.pauseOnRetryAfter(c.host, sess, resp)
 	o := &rules.Outcome{Host: c.host, Status: resp.StatusCode, Header: resp.Header}
 	if cfg.Rules.NeedsBody(c.host, resp.StatusCode, resp.Header) {
 		if (!canRetry || !cfg.Rules.MayRetry(c.host, resp.StatusCode, resp.Header)) &&

@@ -28,6 +28,7 @@ import (
 	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/proxy/mitm"
 	"github.com/sessionproxy/sessionproxy/proxy/record"
+	"github.com/sessionproxy/sessionproxy/proxy/sites"
 	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
@@ -67,6 +68,7 @@ type Server struct {
 	tlsOpts    upstream.Options
 	clients    *cache.Cache // client affinity: client key -> session id
 	rec        *record.Recorder
+	pacer      *sites.Pacer // sites and pacing.max_wait, bound at start
 
 	cfg atomic.Pointer[config.Config] // replaced whole on reload
 
@@ -113,6 +115,11 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s.cfg.Store(cfg)
 	s.rec = s.newRecorder(now)
+	pacer, err := newPacer(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
+	s.pacer = pacer
 
 	roots, err := upstream.LoadRootCAs(cfg.MITM.UpstreamCA)
 	if err != nil {

@@ -49,6 +49,8 @@ type Config struct {
 	Retry               Retry         // retries of blocked requests
 	DefaultAction       rules.Action  // action when no rule matches; "" = good below 400, else none
 	Rules               *rules.Set    // compiled rules; rules.Defaults() when the rules key is absent
+	Sites               []Site        // pacing per site, first matching host glob wins; nil = none
+	Pacing              Pacing        // limits of waiting for a site
 	RequestLog          RequestLog    // the admin API's log of the last requests
 
 	// AllowPrivateTargets lets a proxy listening on a non-loopback address
@@ -126,6 +128,12 @@ type Pool struct {
 	PersistStateKey string               // default SDK_SESSION_POOL_STATE
 	PersistInterval time.Duration        // default 60s
 	Session         Session              // limits of each new session
+	// Scope is site (the default) or global. Not honoured yet: the proxy
+	// runs one pool for every site whatever the value (site acts as global).
+	Scope Scope
+	// Exclusive: a session serves one request at a time (default false).
+	// Not honoured yet.
+	Exclusive bool
 }
 
 // Session holds the limits of each new session.
@@ -170,10 +178,12 @@ func Default() *Config {
 				MaxErrorScore:       3,
 				ErrorScoreDecrement: 0.5,
 			},
+			Scope: ScopeSite,
 		},
 		BodyLimit:  rules.DefaultBodyLimit,
 		Retry:      Retry{MaxAttempts: 2},
 		Rules:      rules.Defaults(),
+		Pacing:     Pacing{MaxWait: 60 * time.Second},
 		RequestLog: RequestLog{Size: 1000},
 	}
 }

@@ -56,7 +56,7 @@ func TestConfigExampleHasEveryKey(t *testing.T) {
 		"insecure_skip_verify", "pool", "max_pool_size", "strategy", "store", "persist_state_key",
 		"persist_interval", "session", "max_age", "max_usage_count", "max_error_score",
 		"error_score_decrement", "upstreams", "body_limit", "retry", "max_attempts",
-		"default_action", "rules"} {
+		"default_action", "rules", "scope", "exclusive", "sites", "pacing", "max_wait"} {
 		if !strings.Contains(string(data), "\n"+k+":") && !strings.Contains(string(data), " "+k+":") {
 			t.Errorf("config.example.yaml lacks key %s", k)
 		}
@@ -77,6 +77,7 @@ func placeKey(k string) string {
 		"persist_interval": "pool", "session": "pool",
 		"max_age": "pool.session", "max_usage_count": "pool.session", "max_error_score": "pool.session",
 		"error_score_decrement": "pool.session", "max_attempts": "retry",
+		"scope": "pool", "exclusive": "pool", "max_wait": "pacing",
 	}
 	p, ok := parents[k]
 	if !ok {
@@ -184,12 +185,22 @@ func TestConfigValues(t *testing.T) {
 		{"allow_private_targets: true", func(c *Config) bool { return c.AllowPrivateTargets }},
 		{"body_limit: 1024", func(c *Config) bool { return c.BodyLimit == 1024 }},
 		{"retry: {max_attempts: 0}", func(c *Config) bool { return c.Retry.MaxAttempts == 0 }},
+		{"pool: {scope: global, exclusive: false}", func(c *Config) bool {
+			return c.Pool.Scope == ScopeGlobal && !c.Pool.Exclusive
+		}},
+		{"pool: {scope: site}", func(c *Config) bool { return c.Pool.Scope == ScopeSite && !c.Pool.Exclusive }},
+		{"sites: [{host: '*.Example.com', delay: 1s, concurrency: 4}, {host: 'x.org', delay: 0s}, {host: '*'}]", func(c *Config) bool {
+			return reflect.DeepEqual(c.Sites, []Site{{Host: "*.example.com", Delay: time.Second, Concurrency: 4},
+				{Host: "x.org"}, {Host: "*"}})
+		}},
+		{"sites: []", func(c *Config) bool { return c.Sites == nil }},
+		{"pacing: {max_wait: 5s}", func(c *Config) bool { return c.Pacing.MaxWait == 5*time.Second }},
 		{"default_action: retire", func(c *Config) bool {
-			return c.DefaultAction == rules.ActionRetire && c.Rules.DefaultAction() == rules.ActionRetire && len(c.Rules.Rules()) == 3
+			return c.DefaultAction == rules.ActionRetire && c.Rules.DefaultAction() == rules.ActionRetire && len(c.Rules.Rules()) == len(rules.DefaultSpecs())
 		}},
 		{"rules: []", func(c *Config) bool { return len(c.Rules.Rules()) == 0 && !c.Rules.HasRetryRules() }},
-		{"rules:", func(c *Config) bool { return len(c.Rules.Rules()) == 3 }}, // null = absent = defaults
-		{"x: &a 127.0.0.1:1\nlisten: *a", nil},                                // unknown key x: error expected below
+		{"rules:", func(c *Config) bool { return len(c.Rules.Rules()) == len(rules.DefaultSpecs()) }}, // null = absent = defaults
+		{"x: &a 127.0.0.1:1\nlisten: *a", nil}, // unknown key x: error expected below
 	}
 	for _, tt := range tests {
 		c, err := Parse("t.yaml", []byte(tt.yaml))
@@ -461,7 +472,7 @@ func TestRestartKeys(t *testing.T) {
 	}
 	if want := []string{"listen", "log_format", "log_level", "admin_listen", "data_dir",
 		"max_header_bytes", "idle_timeout", "read_header_timeout", "tls_handshake_timeout", "mitm.ca_cert", "mitm.ca_key",
-		"mitm.upstream_ca", "mitm.insecure_skip_verify", "pool", "request_log"}; !reflect.DeepEqual(bound, want) {
+		"mitm.upstream_ca", "mitm.insecure_skip_verify", "pool", "sites", "pacing", "request_log"}; !reflect.DeepEqual(bound, want) {
 		t.Errorf("keys bound at start: %q, want %q", bound, want)
 	}
 	KeepRestartKeys(old, next)

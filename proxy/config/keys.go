@@ -96,6 +96,12 @@ func table() []key {
 			number(true)),
 		keyOf("pool.session.error_score_decrement", onRestart, func(c *Config) *float64 { return &c.Pool.Session.ErrorScoreDecrement },
 			number(false)),
+		// Per-site pools and pacing (issue 13): bound at start.
+		keyOf("pool.scope", onRestart, func(c *Config) *Scope { return &c.Pool.Scope }, choice(ScopeSite, ScopeGlobal)),
+		keyOf("pool.exclusive", onRestart, func(c *Config) *bool { return &c.Pool.Exclusive }, (*decoder).exclusive),
+		keyOf("sites", onRestart, func(c *Config) *[]Site { return &c.Sites }, (*decoder).sites),
+		sectionOf("pacing", onRestart, func(c *Config) *Pacing { return &c.Pacing }, nil),
+		keyOf("pacing.max_wait", onRestart, func(c *Config) *time.Duration { return &c.Pacing.MaxWait }, (*decoder).duration),
 
 		keyOf("upstreams", onReload, func(c *Config) *[]*url.URL { return &c.Upstreams }, (*decoder).upstreams),
 		keyOf("allow_private_targets", onReload, func(c *Config) *bool { return &c.AllowPrivateTargets }, (*decoder).boolean),
@@ -473,4 +479,15 @@ func choice[T ~string](choices ...T) func(*decoder, *yaml.Node, string) (T, bool
 // named decodes one of choices, each written as its String().
 func named[T fmt.Stringer](choices ...T) func(*decoder, *yaml.Node, string) (T, bool) {
 	return func(d *decoder, v *yaml.Node, p string) (T, bool) { return oneOfNamed(d, v, p, choices...) }
+}
+
+// exclusive decodes pool.exclusive. Exclusive sessions are not built yet,
+// so true is refused rather than silently ignored.
+func (d *decoder) exclusive(n *yaml.Node, path string) (bool, bool) {
+	b, ok := d.boolean(n, path)
+	if ok && b {
+		d.ps.add(n.Line, path, "true is not supported yet: sessions serve concurrent requests", got(n))
+		return false, false
+	}
+	return b, ok
 }

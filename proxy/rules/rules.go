@@ -135,6 +135,9 @@ func Defaults() *Set {
 // on each call.
 func DefaultSpecs() []Spec {
 	return []Spec{
+		// A 429 or 503 saying when to come back is a pause (the proxy
+		// pauses the session on the site), not a block.
+		{Name: "retry-after", Status: []string{"429", "503"}, Header: map[string]string{"Retry-After": `\d`}, Action: ActionNone, Retry: true},
 		{Name: "blocked-status", Status: []string{"401", "403", "429"}, Action: ActionRetire, Retry: true},
 		{Name: "upstream-error", Error: ErrKindAny, Action: ActionBad, Retry: true},
 		{Name: "server-error", Status: []string{"5xx"}, Action: ActionBad},

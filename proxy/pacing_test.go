@@ -1,0 +1,216 @@
+package proxy
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sessionproxy/sessionproxy/proxy/config"
+)
+
+// arrivals is a test origin that notes when each session's requests
+// arrive (by the proxy's X-Session-Id... which never leaves the proxy, so
+// by the ?s= the test adds) and how many are in flight at most.
+type arrivals struct {
+	mu       sync.Mutex
+	at       map[string][]time.Time
+	inFlight atomic.Int32
+	most     atomic.Int32
+	hold     time.Duration // how long each request takes at the origin
+}
+
+func (a *arrivals) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n := a.inFlight.Add(1)
+	defer a.inFlight.Add(-1)
+	for m := a.most.Load(); n > m && !a.most.CompareAndSwap(m, n); m = a.most.Load() {
+	}
+	a.mu.Lock()
+	a.at[r.URL.Query().Get("s")] = append(a.at[r.URL.Query().Get("s")], time.Now())
+	a.mu.Unlock()
+	time.Sleep(a.hold) // the work of the request
+	w.Write([]byte("ok\n"))
+}
+
+func (a *arrivals) times(s string) []time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]time.Time(nil), a.at[s]...)
+}
+
+func startArrivals(t *testing.T, hold time.Duration) (*arrivals, *httptest.Server) {
+	a := &arrivals{at: map[string][]time.Time{}, hold: hold}
+	origin := httptest.NewServer(a)
+	t.Cleanup(origin.Close)
+	return a, origin
+}
+
+// TestPacingDelay: sites.delay spaces one session's requests to a site
+// (counted at the origin) and not another session's.
+func TestPacingDelay(t *testing.T) {
+	a, origin := startArrivals(t, 0)
+	cfg := testConfig(t)
+	cfg.Sites = []config.Site{{Host: "127.0.0.*", Delay: time.Second}}
+	h := startProxy(t, cfg)
+	c := h.client("", "")
+	for _, s := range []string{"alice", "bob", "alice"} {
+		if resp, _ := get(t, c, origin.URL+"/?s="+s, s); resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: status %d", s, resp.StatusCode)
+		}
+	}
+	alice, bob := a.times("alice"), a.times("bob")
+	if len(alice) != 2 || len(bob) != 1 {
+		t.Fatalf("origin saw alice %d, bob %d times", len(alice), len(bob))
+	}
+	// The delay runs from when the proxy sends a request; the first one
+	// also opened the connection to the origin, so allow a little.
+	if d := alice[1].Sub(alice[0]); d < 900*time.Millisecond {
+		t.Errorf("alice's second request came %v after her first, want about 1s", d)
+	}
+	if d := bob[0].Sub(alice[0]); d >= time.Second {
+		t.Errorf("bob's request waited for alice's delay: %v", d)
+	}
+}
+
+// TestPacingConcurrency: sites.concurrency 2 never lets a third request
+// in flight at the origin, and every request gets through.
+func TestPacingConcurrency(t *testing.T) {
+	a, origin := startArrivals(t, 100*time.Millisecond)
+	cfg := testConfig(t)
+	cfg.Sites = []config.Site{{Host: "127.0.0.1", Concurrency: 2}}
+	h := startProxy(t, cfg)
+	c := h.client("", "")
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Go(func() {
+			if resp, _ := get(t, c, origin.URL+"/?s=any", ""); resp.StatusCode != http.StatusOK {
+				t.Errorf("status %d", resp.StatusCode)
+			}
+		})
+	}
+	wg.Wait()
+	if got := len(a.times("any")); got != 6 {
+		t.Fatalf("origin saw %d requests, want 6", got)
+	}
+	if most := a.most.Load(); most != 2 {
+		t.Errorf("at most %d requests in flight at the origin, want 2", most)
+	}
+}
+
+// TestPacingMaxWait: a wait longer than pacing.max_wait is answered at
+// once with a 429 naming the wait, and the origin never sees the request.
+func TestPacingMaxWait(t *testing.T) {
+	a, origin := startArrivals(t, 0)
+	cfg := testConfig(t)
+	cfg.Sites = []config.Site{{Host: "127.0.0.1", Delay: time.Minute}}
+	cfg.Pacing.MaxWait = 5 * time.Second
+	h := startProxy(t, cfg)
+	c := h.client("", "")
+	get(t, c, origin.URL+"/?s=alice", "alice")
+	start := time.Now()
+	resp, body := get(t, c, origin.URL+"/?s=alice", "alice")
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("status %d (%q), want 429", resp.StatusCode, body)
+	}
+	if d := time.Since(start); d >= 5*time.Second {
+		t.Errorf("refused after %v, want at once", d)
+	}
+	if ra := resp.Header.Get("Retry-After"); ra != "60" {
+		t.Errorf("Retry-After %q, want 60", ra)
+	}
+	if !strings.Contains(body, "127.0.0.1: a wait of 60s") || !strings.Contains(body, "pacing.max_wait 5s") {
+		t.Errorf("body %q does not name the wait", body)
+	}
+	if got := resp.Header.Get("X-Session-Id"); got != "alice" {
+		t.Errorf("X-Session-Id %q", got)
+	}
+	if n := len(a.times("alice")); n != 1 {
+		t.Errorf("origin saw %d requests, want 1", n)
+	}
+}
+
+// retryAfterOrigin answers its first request 429 with Retry-After: secs,
+// the others 200, and notes when each came.
+func retryAfterOrigin(t *testing.T, secs string) (*arrivals, *httptest.Server) {
+	a := &arrivals{at: map[string][]time.Time{}}
+	var n atomic.Int32
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			w.Header().Set("Retry-After", secs)
+			w.WriteHeader(http.StatusTooManyRequests)
+		}
+		a.ServeHTTP(w, r)
+	}))
+	t.Cleanup(origin.Close)
+	return a, origin
+}
+
+// TestRetryAfterPausesPinned: a 429 with Retry-After: 2 pauses the pinned
+// session on the site: its next request arrives at the origin no sooner
+// than 2s later, and its error score is untouched.
+func TestRetryAfterPausesPinned(t *testing.T) {
+	a, origin := retryAfterOrigin(t, "2")
+	h := startProxy(t, testConfig(t))
+	c := h.client("", "")
+	resp, _ := get(t, c, origin.URL+"/?s=alice", "alice")
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("X-Session-Rule") != "retry-after" {
+		t.Fatalf("first: status %d, rule %q", resp.StatusCode, resp.Header.Get("X-Session-Rule"))
+	}
+	if resp, _ = get(t, c, origin.URL+"/?s=alice", "alice"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("second: status %d", resp.StatusCode)
+	}
+	at := a.times("alice")
+	if len(at) != 2 {
+		t.Fatalf("origin saw %d requests", len(at))
+	}
+	if d := at[1].Sub(at[0]); d < 2*time.Second {
+		t.Errorf("the paused session's next request came %v later, want at least 2s", d)
+	}
+	sess, err := h.srv.pool.GetSessionByID(t.Context(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sess.IsUsable() || sess.ErrorScore() != 0 {
+		t.Errorf("alice usable %v, error score %v; want usable, 0", sess.IsUsable(), sess.ErrorScore())
+	}
+}
+
+// TestRetryAfterUnpinnedMoves: an unpinned request answered 429 with
+// Retry-After goes again on another session at once; the paused session is
+// neither marked nor retired, and later unpinned requests do not wait for it.
+func TestRetryAfterUnpinnedMoves(t *testing.T) {
+	_, origin := retryAfterOrigin(t, "30")
+	cfg := testConfig(t)
+	cfg.Affinity = config.AffinityRequest
+	cfg.Pool.MaxPoolSize = 2
+	h := startProxy(t, cfg)
+	c := h.client("", "")
+	resp, _ := get(t, c, origin.URL+"/?s=any", "")
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Session-Retries") != "1" {
+		t.Fatalf("status %d, retries %q; want 200 after 1 retry", resp.StatusCode, resp.Header.Get("X-Session-Retries"))
+	}
+	paused := 0
+	for _, sess := range h.srv.pool.Sessions() {
+		if !sess.IsUsable() || sess.ErrorScore() != 0 {
+			t.Errorf("session %s usable %v, error score %v", sess.ID(), sess.IsUsable(), sess.ErrorScore())
+		}
+		if !h.srv.pacer.PausedUntil("127.0.0.1", sess.ID()).IsZero() {
+			paused++
+		}
+	}
+	if paused != 1 {
+		t.Fatalf("%d sessions paused, want 1", paused)
+	}
+	start := time.Now()
+	for range 6 { // two sessions: the pool offers the paused one too
+		if resp, _ := get(t, c, origin.URL+"/?s=any", ""); resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("unpinned requests took %v: they waited for the paused session", d)
+	}
+}
