@@ -55,7 +55,7 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 		// never turns: every write would wait out coalesceDelay.
 		t.out.enable()
 	}
-	resp := s.attempts(req, t, cfg)
+	resp, end := s.attempts(req, t, cfg)
 	if resp.StatusCode == http.StatusSwitchingProtocols && t.out != nil {
 		t.out.disable() // a WebSocket's messages go out as they come
 	}
@@ -63,9 +63,11 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 		// A WebSocket's body is the connection itself (an io.ReadWriter):
 		// it must reach goproxy unwrapped, and it is not a request to drain.
 		s.inflight.leave()
+		s.finish(end, req, nil)
 		return resp, nil
 	}
 	resp.Body = &doneBody{ReadCloser: resp.Body, done: s.inflight.leave}
+	s.watchBody(req, t, resp, end)
 	return resp, nil
 }
 
@@ -80,21 +82,24 @@ type call struct {
 	host    string     // the request's host, without its port
 	start   time.Time
 	tried   []string // the sessions that already failed the request
+	end     *ending  // how the request ends, recorded when its body has
 }
 
 // attempts runs the request on one session and, while the rules say retry
 // and the request can be repeated, on fresh ones. It returns the response the
-// client gets. Every way a request ends passes here once and is recorded
-// here, except a verdict that waits for the body: decideWhileStreaming
-// records that one when it comes.
-func (s *Server) attempts(req *http.Request, t *tunnel, cfg *config.Config) *http.Response {
-	c := &call{req: req, t: t, cfg: cfg, host: hostOnly(req.URL.Host), cookies: req.Header["Cookie"], start: time.Now()}
+// client gets and how the request ends: every way a request ends passes here
+// once and its event is kept there, except a verdict that waits for the body,
+// which decideWhileStreaming keeps when it comes. The caller records the end
+// (Server.finish) once the body has ended: a body cut off by the origin or
+// the upstream still makes the request an upstream failure.
+func (s *Server) attempts(req *http.Request, t *tunnel, cfg *config.Config) (*http.Response, *ending) {
+	c := &call{req: req, t: t, cfg: cfg, host: hostOnly(req.URL.Host), cookies: req.Header["Cookie"], start: time.Now(), end: &ending{}}
 	resp, ev := s.attemptAll(c)
 	if ev.Outcome != "" {
 		ev.Duration = time.Since(c.start)
-		s.rec.Finish(ev)
+		c.end.setVerdict(ev)
 	}
-	return resp
+	return resp, c.end
 }
 
 // attemptAll is attempts without the recording: it returns the response and
@@ -171,6 +176,7 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 			// No retry can come of it: the body streams to the client
 			// now and the verdict follows once its start has passed.
 			s.decideWhileStreaming(resp, c, sess, o, attempt)
+			c.end.setSession(sess, c.host)
 			s.remember(cfg, req, c.t, sel)
 			s.decorate(resp, cfg, sess, rules.Verdict{}, attempt)
 			return resp, record.Event{}, false
@@ -184,6 +190,7 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 		c.tried = append(c.tried, sess.ID())
 		return nil, record.Event{}, true
 	}
+	c.end.setSession(sess, c.host)
 	s.remember(cfg, req, c.t, sel)
 	s.decorate(resp, cfg, sess, v, attempt)
 	return resp, record.Event{Outcome: record.Outcome(v.Action), Rule: verdictRule(v), Status: resp.StatusCode, Retries: attempt}, false
@@ -217,7 +224,7 @@ func (s *Server) decideWhileStreaming(resp *http.Response, c *call, sess *sessio
 		o.Body = rules.DecodedBody(o.Header, raw, limit)
 		v := cfg.Rules.Decide(o)
 		s.apply(sess, v, o.Host, o.Status, cookies)
-		s.rec.Finish(record.Event{Outcome: record.Outcome(v.Action), Rule: verdictRule(v), Status: o.Status, Retries: attempt, Duration: time.Since(start)})
+		c.end.setVerdict(record.Event{Outcome: record.Outcome(v.Action), Rule: verdictRule(v), Status: o.Status, Retries: attempt, Duration: time.Since(start)})
 	})
 }
 

@@ -1,0 +1,110 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+
+	"github.com/sessionproxy/sessionproxy/proxy/record"
+	"github.com/sessionproxy/sessionproxy/proxy/rules"
+	"github.com/sessionproxy/sessionproxy/proxy/upstream"
+	"github.com/sessionproxy/sessionproxy/sessionpool"
+)
+
+// ending is how one request ends: the event its verdict made, recorded once
+// its response body has ended, and the session that answered, which a body
+// cut off by the origin or the upstream still fails. Safe for concurrent
+// use: the verdict may come on the goroutine that closes the body while
+// another reads it.
+type ending struct {
+	mu   sync.Mutex // guards the fields below
+	ev   record.Event
+	sess *sessionpool.Session // nil when the proxy answered itself
+	host string               // the request's host, without its port
+}
+
+// setVerdict keeps the event of the request's verdict.
+func (e *ending) setVerdict(ev record.Event) {
+	e.mu.Lock()
+	e.ev = ev
+	e.mu.Unlock()
+}
+
+// setSession keeps the session whose response the client gets.
+func (e *ending) setSession(sess *sessionpool.Session, host string) {
+	e.mu.Lock()
+	e.sess, e.host = sess, host
+	e.mu.Unlock()
+}
+
+// finish records the request's end. cut is the error that cut its response
+// body off, nil when the body ended whole or the client stopped reading.
+// A cut body is an upstream failure: the session is marked bad, the failure
+// is counted and logged, and the request ends as an error.
+func (s *Server) finish(e *ending, req *http.Request, cut error) {
+	e.mu.Lock()
+	ev, sess, host := e.ev, e.sess, e.host
+	e.mu.Unlock()
+	if cut != nil && sess != nil && req.Context().Err() == nil {
+		uerr := upstream.Classify(cut, sess.ProxyURL(), req.URL.Host)
+		s.rec.UpstreamFailed(uerr)
+		s.log.Warn("response cut off", "session", sess.ID(), "host", host, "status", ev.Status, "error", uerr.Error())
+		s.apply(sess, rules.Verdict{Action: rules.ActionBad}, host, ev.Status, nil)
+		ev.Outcome, ev.Rule = record.OutcomeError, ""
+	}
+	if ev.Outcome != "" {
+		s.rec.Finish(ev)
+	}
+}
+
+// watchedBody is a response body on its way to the client that reports how
+// it ended, once: end(nil) at its end or when it is closed, end(err) when
+// reading it fails. With abort set, a failed read then aborts the response
+// with http.ErrAbortHandler, the way net/http and x/net/http2 servers cut a
+// response off (no chunked terminator, RST_STREAM on HTTP/2): only for a
+// body read inside such a server's handler, which recovers that panic.
+type watchedBody struct {
+	rc    io.ReadCloser
+	abort bool
+	once  sync.Once
+	end   func(cut error)
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	switch {
+	case err == nil:
+	case errors.Is(err, io.EOF):
+		b.once.Do(func() { b.end(nil) })
+	default:
+		b.once.Do(func() { b.end(err) })
+		if b.abort {
+			b.rc.Close() // the handler's own Close will not run before the panic unwinds it
+			panic(http.ErrAbortHandler)
+		}
+	}
+	return n, err
+}
+
+func (b *watchedBody) Close() error {
+	err := b.rc.Close()
+	b.once.Do(func() { b.end(nil) })
+	return err
+}
+
+// watchBody wraps resp's body so that the request's end is recorded when the
+// body ends, as a failure when it was cut off. A response without a body to
+// stream ends at once.
+func (s *Server) watchBody(req *http.Request, t *tunnel, resp *http.Response, e *ending) {
+	if resp.Body == nil || resp.Body == http.NoBody || resp.ContentLength == 0 {
+		s.finish(e, req, nil)
+		return
+	}
+	// Plain HTTP is served by net/http, HTTP/2 inside a tunnel by
+	// x/net/http2: both recover http.ErrAbortHandler. HTTP/1.x inside a
+	// tunnel runs in goproxy's own goroutine, which would crash; there a
+	// failed read already makes goproxy close the tunnel mid-response.
+	abort := t.host == "" || req.ProtoMajor == 2
+	resp.Body = &watchedBody{rc: resp.Body, abort: abort, end: func(cut error) { s.finish(e, req, cut) }}
+}
