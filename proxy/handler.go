@@ -112,6 +112,8 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r = r.WithContext(context.WithValue(r.Context(), clientKey{}, info))
+	r, stop := keepOnHalfClose(r)
+	defer stop()
 	if r.Method != http.MethodConnect {
 		// goproxy copies a plain-HTTP body into the server's buffer and
 		// flushes only at the end: a slow or endless body would reach the
