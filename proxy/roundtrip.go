@@ -82,7 +82,7 @@ type call struct {
 	host    string     // the request's host, without its port
 	start   time.Time
 	tried   []string // the sessions that already failed the request
-	end     *ending  // how the request ends, recorded when its body has
+	end     *ending  // how the request ends, carried out when its body has
 }
 
 // attempts runs the request on one session and, while the rules say retry
@@ -176,7 +176,6 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 			// No retry can come of it: the body streams to the client
 			// now and the verdict follows once its start has passed.
 			s.decideWhileStreaming(resp, c, sess, o, attempt)
-			c.end.setSession(sess, c.host)
 			s.remember(cfg, req, c.t, sel)
 			s.decorate(resp, cfg, sess, rules.Verdict{}, attempt)
 			return resp, record.Event{}, false
@@ -184,13 +183,13 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 		o.Body = rules.DecodedBody(resp.Header, rules.HoldPrefix(resp, cfg.BodyLimit), cfg.BodyLimit)
 	}
 	v := cfg.Rules.Decide(o)
-	s.apply(sess, v, c.host, resp.StatusCode, resp)
 	if v.Retry && canRetry {
+		s.apply(sess, v, c.host, resp.StatusCode, resp)
 		discard(resp.Body)
 		c.tried = append(c.tried, sess.ID())
 		return nil, record.Event{}, true
 	}
-	c.end.setSession(sess, c.host)
+	c.end.judge(sess, v, c.host, resp.StatusCode, cookieCarrier(resp))
 	s.remember(cfg, req, c.t, sel)
 	s.decorate(resp, cfg, sess, v, attempt)
 	return resp, record.Event{Outcome: record.Outcome(v.Action), Rule: verdictRule(v), Status: resp.StatusCode, Retries: attempt}, false
@@ -215,7 +214,8 @@ func (s *Server) send(req *http.Request, sess *sessionpool.Session) (*http.Respo
 
 // decideWhileStreaming lets resp's body stream to the client while a copy of
 // its first body_limit bytes is kept; the rules decide the session's fate
-// when that copy is complete (or the body ends or is closed).
+// when that copy is complete (or the body ends or is closed), and the
+// verdict is carried out when the body ends (Server.finish).
 func (s *Server) decideWhileStreaming(resp *http.Response, c *call, sess *sessionpool.Session, o *rules.Outcome, attempt int) {
 	cfg, start := c.cfg, c.start
 	limit := cfg.BodyLimit
@@ -223,7 +223,7 @@ func (s *Server) decideWhileStreaming(resp *http.Response, c *call, sess *sessio
 	resp.Body = rules.InspectBody(resp.Body, int(limit), func(raw []byte) {
 		o.Body = rules.DecodedBody(o.Header, raw, limit)
 		v := cfg.Rules.Decide(o)
-		s.apply(sess, v, o.Host, o.Status, cookies)
+		c.end.judge(sess, v, o.Host, o.Status, cookies)
 		c.end.setVerdict(record.Event{Outcome: record.Outcome(v.Action), Rule: verdictRule(v), Status: o.Status, Retries: attempt, Duration: time.Since(start)})
 	})
 }

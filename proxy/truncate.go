@@ -12,16 +12,21 @@ import (
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
-// ending is how one request ends: the event its verdict made, recorded once
-// its response body has ended, and the session that answered, which a body
-// cut off by the origin or the upstream still fails. Safe for concurrent
-// use: the verdict may come on the goroutine that closes the body while
-// another reads it.
+// ending is how one request ends: the event its verdict made, recorded,
+// and the verdict on the session that answered, carried out, once its
+// response body has ended. A body cut off by the origin or the upstream
+// turns the verdict into an upstream failure, so the session never counts
+// a use it did not give whole, and never two uses for one request. Safe for
+// concurrent use: the verdict may come on the goroutine that closes the body
+// while another reads it.
 type ending struct {
-	mu   sync.Mutex // guards the fields below
-	ev   record.Event
-	sess *sessionpool.Session // nil when the proxy answered itself
-	host string               // the request's host, without its port
+	mu      sync.Mutex // guards the fields below
+	ev      record.Event
+	sess    *sessionpool.Session // nil when no session answered (nothing to carry out)
+	v       rules.Verdict
+	host    string         // the request's host, without its port
+	status  int            // the response's status
+	cookies *http.Response // its Set-Cookie lines (cookieCarrier), nil for none
 }
 
 // setVerdict keeps the event of the request's verdict.
@@ -31,28 +36,41 @@ func (e *ending) setVerdict(ev record.Event) {
 	e.mu.Unlock()
 }
 
-// setSession keeps the session whose response the client gets.
-func (e *ending) setSession(sess *sessionpool.Session, host string) {
+// judge keeps the verdict v on sess, and the cookies to store with it.
+func (e *ending) judge(sess *sessionpool.Session, v rules.Verdict, host string, status int, cookies *http.Response) {
 	e.mu.Lock()
-	e.sess, e.host = sess, host
+	e.sess, e.v, e.host, e.status, e.cookies = sess, v, host, status, cookies
 	e.mu.Unlock()
 }
 
-// finish records the request's end. cut is the error that cut its response
-// body off, nil when the body ended whole or the client stopped reading.
-// A cut body is an upstream failure: the session is marked bad, the failure
-// is counted and logged, and the request ends as an error.
+// finish carries out the request's verdict and records its end. cut is the
+// error that cut its response body off, nil when the body ended whole or
+// the client stopped reading. A cut body is an upstream failure, as when no
+// response came: counted, logged, decided by the rules (bad when none
+// speaks), and the request ends as an error.
 func (s *Server) finish(e *ending, req *http.Request, cut error) {
 	e.mu.Lock()
-	ev, sess, host := e.ev, e.sess, e.host
+	ev, sess, v, host, status, cookies := e.ev, e.sess, e.v, e.host, e.status, e.cookies
+	e.sess = nil // carried out once
 	e.mu.Unlock()
-	if cut != nil && sess != nil && req.Context().Err() == nil {
+	if sess == nil {
+		if ev.Outcome != "" {
+			s.rec.Finish(ev)
+		}
+		return
+	}
+	if cut != nil && req.Context().Err() == nil {
+		cfg := s.cfg.Load()
 		uerr := upstream.Classify(cut, sess.ProxyURL(), req.URL.Host)
 		s.rec.UpstreamFailed(uerr)
-		s.log.Warn("response cut off", "session", sess.ID(), "host", host, "status", ev.Status, "error", uerr.Error())
-		s.apply(sess, rules.Verdict{Action: rules.ActionBad}, host, ev.Status, nil)
-		ev.Outcome, ev.Rule = record.OutcomeError, ""
+		s.log.Warn("response cut off", "session", sess.ID(), "host", host, "status", status, "error", uerr.Error())
+		v = cfg.Rules.Decide(&rules.Outcome{Host: host, ErrKind: uerr.Kind})
+		if v.Rule == nil && cfg.DefaultAction == "" {
+			v.Action = rules.ActionBad // no rule spoke: a failed upstream is still the session's fault
+		}
+		ev.Outcome, ev.Rule = record.OutcomeError, verdictRule(v)
 	}
+	s.apply(sess, v, host, status, cookies)
 	if ev.Outcome != "" {
 		s.rec.Finish(ev)
 	}

@@ -129,8 +129,8 @@ func TestCutOffResponse(t *testing.T) {
 			if gerr != nil {
 				t.Fatalf("session cut: %v", gerr)
 			}
-			if sess.ErrorScore() < 1 {
-				t.Errorf("session error score %v after a cut-off body, want it marked bad", sess.ErrorScore())
+			if sess.ErrorScore() != 1 || sess.UsageCount() != 1 {
+				t.Errorf("session error score %v, uses %d after a cut-off body: want one bad use", sess.ErrorScore(), sess.UsageCount())
 			}
 			st := h.srv.Stats()
 			if st.UpstreamFailures != 1 || st.ByOutcome["error"] != 1 || st.ByOutcome["good"] != 0 {
@@ -150,8 +150,8 @@ func TestWholeResponseIsGood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sess.ErrorScore() != 0 {
-		t.Errorf("error score %v, want 0", sess.ErrorScore())
+	if sess.ErrorScore() != 0 || sess.UsageCount() != 1 {
+		t.Errorf("error score %v, uses %d: want one good use", sess.ErrorScore(), sess.UsageCount())
 	}
 	if st := h.srv.Stats(); st.ByOutcome["good"] != 1 || st.UpstreamFailures != 0 {
 		t.Errorf("outcomes %v, upstream failures %d: want 1 good, 0 failures", st.ByOutcome, st.UpstreamFailures)
