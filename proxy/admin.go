@@ -23,7 +23,7 @@ import (
 // body over 1 MiB). Every endpoint but /healthz (and the dashboard page)
 // wants "Authorization: Bearer <admin_token>" when a token is configured.
 //
-//	GET    /sessions[?state=usable|retired]   the pool's state
+//	GET    /sessions[?state=usable|retired|all] the pool's state
 //	POST   /sessions                          add one: {"id","proxyUrl","cookies","userData"}, all optional
 //	GET    /sessions/{id}                     one session's state
 //	DELETE /sessions/{id}                     retire it (idempotent)
@@ -31,6 +31,7 @@ import (
 //	GET    /sessions/{id}/cookies?format=     export: json (default), netscape, playwright
 //	PUT    /sessions/{id}/cookies[?format=]   import (merge), all or nothing
 //	POST   /persist                           persist the pool now
+//	GET    /requests[?session=&host=&status=&rule=&limit=]  the request log, newest first; /requests.har as HAR 1.2
 //	GET    /stats, /metrics, /ca.pem, /ca.der, /ca.spki; POST /reload; GET / (dashboard)
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -47,6 +48,8 @@ func (s *Server) AdminHandler() http.Handler {
 	mux.HandleFunc("GET /sessions/{id}/cookies", s.adminExportCookies)
 	mux.HandleFunc("PUT /sessions/{id}/cookies", s.adminImportCookies)
 	mux.HandleFunc("POST /persist", s.adminPersist)
+	mux.HandleFunc("GET /requests", s.adminRequests(false))
+	mux.HandleFunc("GET /requests.har", s.adminRequests(true))
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.Stats()) })
 	s.caRoutes(mux)
 	mux.Handle("GET /metrics", s.rec.MetricsHandler())
@@ -103,9 +106,9 @@ func (s *Server) adminReload(w http.ResponseWriter, r *http.Request) {
 func (s *Server) adminListSessions(w http.ResponseWriter, r *http.Request) {
 	filter := r.URL.Query().Get("state")
 	switch filter {
-	case "", "usable", "retired":
+	case "", "all", "usable", "retired":
 	default:
-		writeError(w, http.StatusBadRequest, `state must be "usable" or "retired" (got "`+filter+`")`)
+		writeError(w, http.StatusBadRequest, `state must be "usable", "retired" or "all" (got "`+filter+`")`)
 		return
 	}
 	// Each session's state and usability are read together, with the
@@ -118,7 +121,7 @@ func (s *Server) adminListSessions(w http.ResponseWriter, r *http.Request) {
 		} else {
 			st.RetiredSessionsCount++
 		}
-		if filter == "" || usable == (filter == "usable") {
+		if filter == "" || filter == "all" || usable == (filter == "usable") {
 			st.Sessions = append(st.Sessions, redactState(sess.State()))
 		}
 	}

@@ -3,7 +3,7 @@ package proxy
 // Real clients through the proxy: Scrapy (Debian python3-scrapy), headless
 // Chromium (Debian chromium, driven with chromedp) and curl. .ci/run
 // installs the three packages; a test whose client is missing fails and
-// names the package to install.
+// names the package to install. Under go test -short they are skipped.
 
 import (
 	"bytes"
@@ -34,13 +34,19 @@ import (
 	"github.com/chromedp/cdproto/storage"
 	"github.com/chromedp/chromedp"
 
+	"github.com/sessionproxy/sessionproxy/proxy/record"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
 // requireProgram returns the path of a client program, or fails the test
-// naming the Debian package that provides it.
+// naming the Debian package that provides it. Under go test -short, the
+// quick mode that runs no external program, it skips the test instead,
+// naming the program.
 func requireProgram(t *testing.T, name, debianPackage string) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skipf("needs %s (Debian package %s): skipped under -short", name, debianPackage)
+	}
 	path, err := exec.LookPath(name)
 	if err != nil {
 		t.Fatalf("%s not found (%v): install the Debian package %s (apt-get install -y %s); .ci/run installs it",
@@ -766,6 +772,10 @@ func TestChromiumThroughProxy(t *testing.T) {
 		checkDashboardInBrowser(t, h, b, sessionID)
 	})
 
+	t.Run("onboarding", func(t *testing.T) {
+		checkOnboardingInBrowser(t, h, b)
+	})
+
 	t.Run("without-spki-flag", func(t *testing.T) {
 		before := len(site.log.all())
 		nb := startChromium(t, h, false)
@@ -793,9 +803,16 @@ func sameElements(got, want []string) bool {
 // admin API wants h.cfg.AdminToken: the page first asks for it and shows no
 // data; once it is typed into the page's form, the page fetches the live
 // data. The test waits until #requests shows the proxy's count, checks that
-// the page names sessionID, and that a screenshot of it and of its chart is
-// not blank.
+// the page names sessionID, that the block rate counts a block a retry hid
+// (over attempts, not requests), and that a screenshot of it and of its
+// chart is not blank.
 func checkDashboardInBrowser(t *testing.T, h *harness, b *browser, sessionID string) {
+	blocking := newBlockingOrigin(1) // a 403 the default rules retry: the client sees a 200
+	defer blocking.Close()
+	if resp, body := get(t, h.client("", ""), blocking.URL+"/page", ""); resp.StatusCode != http.StatusOK ||
+		resp.Header.Get("X-Session-Retries") != "1" {
+		t.Fatalf("blocked page: status %d after %q retries: %s; want 200 after 1", resp.StatusCode, resp.Header.Get("X-Session-Retries"), body)
+	}
 	ctx := b.within(t, 20*time.Second)
 	if err := chromedp.Do(ctx, chromedp.Navigate(h.adminURL+"/")); err != nil {
 		t.Fatalf("open the dashboard: %v", err)
@@ -837,12 +854,63 @@ func checkDashboardInBrowser(t *testing.T, h *harness, b *browser, sessionID str
 		strings.TrimSpace(usable) != strconv.Itoa(h.srv.Pool().UsableSessionsCount()) {
 		t.Errorf("#usable shows %q (%v), want the pool's %d", usable, err, h.srv.Pool().UsableSessionsCount())
 	}
+	attempts := h.srv.Stats().Attempts.ByOutcome
+	var all int64
+	for _, n := range attempts {
+		all += n
+	}
+	wantRate := fmt.Sprintf("%d bad + retire of %d attempts", attempts["bad"]+attempts["retire"], all)
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](
+		`document.getElementById('block-rate-sub').textContent.includes(`+strconv.Quote(wantRate)+`)`,
+		chromedp.WithPollingTimeout(10*time.Second))); err != nil || attempts["retire"] < 1 {
+		shown, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('block-rate-sub').textContent`))
+		t.Errorf("#block-rate-sub shows %q (%v), want it to say %q (the proxy's attempts: %v)", shown, err, wantRate, attempts)
+	}
 	text, err := chromedp.Run(ctx, chromedp.Poll[string](
 		`document.body.innerText.includes(`+strconv.Quote(sessionID)+`) ? document.body.innerText : ''`,
 		chromedp.WithPollingTimeout(10*time.Second)))
 	if err != nil {
 		text, _ = chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
 		t.Errorf("the dashboard never named session %s: %v; page text:\n%.2000s", sessionID, err, text)
+	}
+
+	// The request log: the blocked page's request with both its attempts,
+	// and the host filter narrowing the table to it.
+	blockedHost := strings.TrimPrefix(blocking.URL, "http://")
+	blockedHost = blockedHost[:strings.LastIndexByte(blockedHost, ':')]
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](
+		`document.getElementById('request-log-body').innerText.includes('GET '+`+strconv.Quote(blockedHost)+`+'/page')`,
+		chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		shown, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('request-log').innerText`))
+		t.Errorf("the request log never showed GET %s/page: %v; table:\n%.2000s", blockedHost, err, shown)
+	}
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("filter-status"), "404")); err != nil {
+		t.Fatalf("type a filter: %v", err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](
+		`document.getElementById('request-log-body').innerText.includes('No request matches the filters.')`,
+		chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		shown, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('request-log').innerText`))
+		t.Errorf("status filter 404 still lists requests: %v; table:\n%.2000s", err, shown)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const e = document.getElementById('filter-status'); e.value = ''; return true; })()`)); err != nil {
+		t.Fatalf("clear the status filter: %v", err)
+	}
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("filter-rule"), "blocked-status")); err != nil {
+		t.Fatalf("type a filter: %v", err)
+	}
+	rows, err := chromedp.Run(ctx, chromedp.Poll[string](
+		`(() => { const t = document.getElementById('request-log-body').innerText; return t.includes('/page') && t.includes('403 retire (blocked-status)') ? t : ''; })()`,
+		chromedp.WithPollingTimeout(10*time.Second)))
+	if err != nil {
+		t.Errorf("rule filter blocked-status does not show the blocked page with its retired attempt: %v; table:\n%.2000s", err, rows)
+	}
+	logShot, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.CSS("#request-log")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ls := pictureStats(t, logShot); ls.width < 300 || ls.colours < 8 {
+		t.Errorf("request log screenshot looks empty: %+v", ls)
 	}
 
 	full, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
@@ -853,19 +921,8 @@ func checkDashboardInBrowser(t *testing.T, h *harness, b *browser, sessionID str
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	for name, buf := range map[string][]byte{"dashboard.png": full, "chart.png": chart} {
-		if err := os.WriteFile(filepath.Join(dir, name), buf, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// CLIENTS_TEST_SCREENSHOTS=dir keeps them for a human to look at.
-	if keep := os.Getenv("CLIENTS_TEST_SCREENSHOTS"); keep != "" {
-		for name, buf := range map[string][]byte{"dashboard.png": full, "chart.png": chart} {
-			if err := os.WriteFile(filepath.Join(keep, name), buf, 0o644); err != nil {
-				t.Errorf("keep the screenshot: %v", err)
-			}
-		}
+	for name, buf := range map[string][]byte{"dashboard.png": full, "chart.png": chart, "requests.png": logShot} {
+		keepScreenshot(t, name, buf)
 	}
 	fs := pictureStats(t, full)
 	t.Logf("screenshot %dx%d: %d colours, %.1f%% not background", fs.width, fs.height, fs.colours, 100*fs.foreground)
@@ -879,6 +936,43 @@ func checkDashboardInBrowser(t *testing.T, h *harness, b *browser, sessionID str
 		cs.width, cs.height, cs.colours, 100*cs.foreground, cs.coloured)
 	if cs.width < 50 || cs.height < 20 || cs.coloured < 100 {
 		t.Errorf("the chart plots nothing: %dx%d, %d colours, %d coloured pixels", cs.width, cs.height, cs.colours, cs.coloured)
+	}
+}
+
+// checkOnboardingInBrowser opens http://sessionproxy/ in the browser,
+// through the proxy: the page shows the CA's SPKI hash and the Chromium flag
+// that carries it, and renders as a page (not a blank or an error).
+func checkOnboardingInBrowser(t *testing.T, h *harness, b *browser) {
+	ctx := b.within(t, 20*time.Second)
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://sessionproxy/")); err != nil {
+		t.Fatalf("open http://sessionproxy/: %v", err)
+	}
+	spki, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("spki")))
+	if err != nil || strings.TrimSpace(spki) != h.srv.CA().SPKIHash() {
+		t.Errorf("the onboarding page shows SPKI %q (%v), want %q", spki, err, h.srv.CA().SPKIHash())
+	}
+	body, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
+	if err != nil || !strings.Contains(body, "--ignore-certificate-errors-spki-list="+h.srv.CA().SPKIHash()) || !strings.Contains(body, "Download the CA") {
+		t.Errorf("the onboarding page lacks the flag or the download (%v):\n%.1500s", err, body)
+	}
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps := pictureStats(t, shot); ps.colours < 16 || ps.foreground < 0.02 {
+		t.Errorf("onboarding screenshot looks blank: %+v", ps)
+	}
+	keepScreenshot(t, "onboarding.png", shot)
+}
+
+// keepScreenshot writes a screenshot to $CLIENTS_TEST_SCREENSHOTS, when set,
+// for a human to look at (proxy/testdata/screenshots holds the last ones
+// kept).
+func keepScreenshot(t *testing.T, name string, png []byte) {
+	if dir := os.Getenv("CLIENTS_TEST_SCREENSHOTS"); dir != "" {
+		if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+			t.Errorf("keep the screenshot: %v", err)
+		}
 	}
 }
 
@@ -1355,13 +1449,278 @@ func TestReadmeShowsTestedExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"retire_blocked.py"} {
+	for _, name := range []string{"shop.py", "retire_blocked.py", filepath.Join("node", "crawl.mjs"),
+		filepath.Join("node", "puppeteer.mjs"), filepath.Join("node", "playwright.mjs")} {
 		src, err := os.ReadFile(testdataClients(name))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Contains(readme, src) {
 			t.Errorf("README.md does not show testdata/clients/%s as it is", name)
+		}
+	}
+}
+
+// requireNodeModules returns node's path and the directory of the node
+// clients, or fails the test saying how to install them.
+func requireNodeModules(t *testing.T) (node, dir string) {
+	t.Helper()
+	node = requireProgram(t, "node", "nodejs")
+	dir, err := filepath.Abs(testdataClients("node"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "crawlee")); err != nil {
+		t.Fatalf("the node clients are not installed (%v): run npm ci in %s; testdata/test.sh does", err, dir)
+	}
+	return node, dir
+}
+
+// TestCrawleeThroughProxy runs Crawlee itself (an HttpCrawler,
+// testdata/clients/node/crawl.mjs) through the proxy: Crawlee's session ids
+// are the proxy's sessions (the proxy username session-<id>), and the
+// session Crawlee retires on a block page only it can see is retired in the
+// proxy too, through http://sessionproxy/.
+func TestCrawleeThroughProxy(t *testing.T) {
+	node, dir := requireNodeModules(t)
+	var soft atomic.Int64
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /p/{n}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "<!doctype html><p>page %s</p>\n", r.PathValue("n"))
+	})
+	mux.HandleFunc("GET /soft", func(w http.ResponseWriter, r *http.Request) {
+		if soft.Add(1) == 1 {
+			fmt.Fprintln(w, "<!doctype html><p>Please verify you are a human</p>")
+			return
+		}
+		fmt.Fprintln(w, "<!doctype html><p>the page</p>")
+	})
+	origin := httptest.NewServer(mux)
+	defer origin.Close()
+	h := startProxy(t, testConfig(t))
+
+	work := t.TempDir()
+	outFile := filepath.Join(work, "out.json")
+	cmd := exec.CommandContext(waitCtx(t, 90*time.Second), node, filepath.Join(dir, "crawl.mjs"), origin.URL, h.proxyURL.Host, outFile)
+	cmd.Dir = work
+	cmd.Env = clientEnv("CRAWLEE_STORAGE_DIR="+filepath.Join(work, "storage"), "CRAWLEE_PURGE_ON_START=1")
+	cmd.WaitDelay = 5 * time.Second
+	crawlLog := runChild(t, cmd)
+
+	var out struct {
+		Results []struct {
+			URL            string `json:"url"`
+			CrawleeSession string `json:"crawleeSession"`
+			ProxySession   string `json:"proxySession"`
+		} `json:"results"`
+		Retired        []string `json:"retired"`
+		RetireStatuses []int    `json:"retireStatuses"`
+	}
+	decodeJSONFile(t, outFile, &out)
+	if len(out.Results) != 3 {
+		t.Fatalf("Crawlee handled %d pages, want 3: %+v\n%s", len(out.Results), out.Results, crawlLog)
+	}
+	softSession := ""
+	for _, r := range out.Results {
+		if r.CrawleeSession == "" || r.ProxySession != r.CrawleeSession {
+			t.Errorf("%s: Crawlee session %q, proxy session %q; want the same", r.URL, r.CrawleeSession, r.ProxySession)
+		}
+		if strings.HasSuffix(r.URL, "/soft") {
+			softSession = r.CrawleeSession
+		}
+	}
+	if n := soft.Load(); n != 2 {
+		t.Errorf("origin served /soft %d times, want 2 (the block, then the page)", n)
+	}
+	// Crawlee may announce one retirement more than once; the proxy's
+	// retire is idempotent.
+	if ids := slices.Compact(slices.Clone(out.Retired)); len(ids) != 1 || slices.ContainsFunc(out.RetireStatuses, func(c int) bool { return c != http.StatusOK }) {
+		t.Fatalf("retirements of %v sent to the proxy answered %v, want one session, every answer 200\n%s", out.Retired, out.RetireStatuses, crawlLog)
+	}
+	var ps sessionpool.PoolState
+	if code := h.adminGet("/sessions", "", &ps); code != http.StatusOK {
+		t.Fatalf("GET /sessions: %d", code)
+	}
+	var retired []string
+	for _, st := range ps.Sessions {
+		if st.Retired {
+			retired = append(retired, st.ID)
+		}
+	}
+	if len(retired) != 1 || retired[0] != out.Retired[0] || retired[0] == softSession {
+		t.Errorf("retired in the proxy: %v; want %s, the one Crawlee retired (not %s, which served the page)", retired, out.Retired[0], softSession)
+	}
+}
+
+// TestBrowserExamples runs the README's Puppeteer and Playwright examples
+// (testdata/clients/node/puppeteer.mjs, playwright.mjs) as written, against
+// an HTTPS origin through the proxy with auth.challenge on: each browser
+// trusts the CA by its SPKI hash and is served by the session its proxy
+// user name names.
+func TestBrowserExamples(t *testing.T) {
+	node, dir := requireNodeModules(t)
+	requireProgram(t, "/usr/bin/chromium", "chromium")
+	origin := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "<!doctype html><title>checkout page</title><p>hello")
+	}))
+	defer origin.Close()
+	cfg := testConfig(t)
+	cfg.Auth.Challenge = true
+	trustOrigin(t, cfg, origin)
+	h := startProxy(t, cfg)
+
+	for _, script := range []string{"puppeteer.mjs", "playwright.mjs"} {
+		t.Run(script, func(t *testing.T) {
+			cmd := exec.CommandContext(waitCtx(t, 90*time.Second), node, filepath.Join(dir, script),
+				origin.URL+"/", h.proxyURL.Host, h.adminURL)
+			cmd.Dir = t.TempDir()
+			cmd.Env = clientEnv("HOME=" + cmd.Dir)
+			cmd.WaitDelay = 5 * time.Second
+			out := runChild(t, cmd)
+			var got struct {
+				Status  int    `json:"status"`
+				Session string `json:"session"`
+				Title   string `json:"title"`
+			}
+			line := out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:]
+			if err := json.Unmarshal([]byte(line), &got); err != nil {
+				t.Fatalf("output %q: %v", out, err)
+			}
+			if got.Status != http.StatusOK || got.Session != "checkout-7" || got.Title != "checkout page" {
+				t.Errorf("%s got %+v, want 200 from session checkout-7 with the page's title", script, got)
+			}
+		})
+	}
+	if st := stateOf(t, h, "checkout-7"); st.UsageCount < 2 {
+		t.Errorf("session checkout-7 used %d times, want at least once by each browser", st.UsageCount)
+	}
+}
+
+// TestReadmeScrapyExample runs the README's Scrapy spider
+// (testdata/clients/shop.py) against a local shop: the pinned account pages
+// all go out as buyer-1 and see its login cookie, which Scrapy never keeps;
+// the 50 product pages come from the pool, the one the shop blocks after a
+// retry.
+func TestReadmeScrapyExample(t *testing.T) {
+	py := requireScrapy(t)
+	var blocked atomic.Int64
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /login", func(w http.ResponseWriter, r *http.Request) {
+		http.SetCookie(w, &http.Cookie{Name: "sid", Value: "buyer", Path: "/"})
+		fmt.Fprintln(w, "welcome")
+	})
+	for _, p := range []string{"/account", "/orders"} {
+		mux.HandleFunc("GET "+p, func(w http.ResponseWriter, r *http.Request) {
+			if c, err := r.Cookie("sid"); err != nil || c.Value != "buyer" {
+				http.Error(w, "log in first", http.StatusUnauthorized)
+				return
+			}
+			fmt.Fprintln(w, "your", p)
+		})
+	}
+	mux.HandleFunc("GET /p/{n}", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("n") == "7" && blocked.Add(1) == 1 {
+			http.Error(w, "blocked", http.StatusForbidden)
+			return
+		}
+		fmt.Fprintln(w, "product", r.PathValue("n"))
+	})
+	origin := httptest.NewServer(mux)
+	defer origin.Close()
+	h := startProxy(t, testConfig(t))
+
+	spider, err := filepath.Abs(testdataClients("shop.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cmd := exec.CommandContext(waitCtx(t, 90*time.Second), py, "-m", "scrapy", "runspider", spider,
+		"-a", "base="+origin.URL, "-o", filepath.Join(dir, "out.json"))
+	cmd.Dir = dir
+	cmd.Env = clientEnv("http_proxy="+h.proxyURL.String(), "https_proxy="+h.proxyURL.String())
+	cmd.WaitDelay = 5 * time.Second
+	crawlLog := runChild(t, cmd)
+
+	var items []struct{ URL, Session, Retries string }
+	decodeJSONFile(t, filepath.Join(dir, "out.json"), &items)
+	if len(items) != 53 {
+		t.Fatalf("Scrapy wrote %d items, want 53 (3 account pages, 50 products)\n%s", len(items), crawlLog)
+	}
+	retried := 0
+	for _, it := range items {
+		path := strings.TrimPrefix(it.URL, origin.URL)
+		pinned := path == "/login" || path == "/account" || path == "/orders"
+		if pinned != (it.Session == "buyer-1") {
+			t.Errorf("%s came from session %q", path, it.Session)
+		}
+		if it.Retries != "0" {
+			retried++
+		}
+	}
+	if retried != 1 || blocked.Load() < 1 {
+		t.Errorf("%d items were retried (the shop blocked %d), want the one blocked product page", retried, blocked.Load())
+	}
+}
+
+// readmeBlock returns the fenced code block of README.md that starts with
+// first (its first line, after the fence).
+func readmeBlock(t *testing.T, first string) string {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "```sh\n"+first)
+	if !ok {
+		t.Fatalf("README.md has no sh block starting %q", first)
+	}
+	block, _, ok := strings.Cut(rest, "\n```")
+	if !ok {
+		t.Fatal("the README block does not end")
+	}
+	return first + block + "\n"
+}
+
+// TestReadmeAdminSnippet runs the README's admin API block as it is, with
+// bash and curl, against a proxy with an admin token: every line works in
+// order, the session it adds is held (and retired by its DELETE), and the
+// files it downloads are what they claim.
+func TestReadmeAdminSnippet(t *testing.T) {
+	bash := requireProgram(t, "bash", "bash")
+	requireProgram(t, "curl", "curl")
+	script := readmeBlock(t, "A=http://127.0.0.1:8081;")
+	cfg := testConfig(t)
+	cfg.AdminToken = "readme-token"
+	h := startProxy(t, cfg)
+	script = strings.Replace(script, "A=http://127.0.0.1:8081;", "A="+h.adminURL+";", 1)
+
+	dir := t.TempDir()
+	cmd := exec.CommandContext(waitCtx(t, 60*time.Second), bash, "-euo", "pipefail", "-c", script)
+	cmd.Dir = dir
+	cmd.Env = clientEnv("TOKEN=" + cfg.AdminToken)
+	out := runChild(t, cmd)
+
+	if !strings.HasPrefix(out, "ok\n") {
+		t.Errorf("the block's first answer is not /healthz's ok:\n%.500s", out)
+	}
+	if strings.Contains(out, "missing or wrong bearer token") || strings.Contains(out, "Content-Type") {
+		t.Errorf("a line of the block was refused:\n%s", out)
+	}
+	st := stateOf(t, h, "shop1")
+	if !st.Retired || st.UserData["account"] != "a1" {
+		t.Errorf("shop1 after the block: %+v; want it added with its user data, then retired", st)
+	}
+	if pem, err := os.ReadFile(filepath.Join(dir, "ca.pem")); err != nil || !bytes.Equal(pem, h.srv.CA().CertPEM()) {
+		t.Errorf("ca.pem is not the CA (%v)", err)
+	}
+	var har record.HAR
+	decodeJSONFile(t, filepath.Join(dir, "shop1.har"), &har)
+	if har.Log.Version != "1.2" {
+		t.Errorf("shop1.har is not HAR 1.2: %+v", har)
+	}
+	for _, f := range []string{"cookies.txt", "state.json"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("the block did not write %s: %v", f, err)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -192,8 +193,9 @@ func TestDashboardHistory(t *testing.T) {
 		IntervalSeconds int
 		Outcomes        []string
 		Buckets         []struct {
-			Start  time.Time        `json:"start"`
-			Counts map[string]int64 `json:"counts"`
+			Start    time.Time        `json:"start"`
+			Counts   map[string]int64 `json:"counts"`
+			Attempts map[string]int64 `json:"attempts"`
 		}
 	}
 	dec := json.NewDecoder(strings.NewReader(body))
@@ -218,7 +220,7 @@ func TestDashboardHistory(t *testing.T) {
 	if hist.Now.Before(newest) || !hist.Now.Before(newest.Add(10*time.Second)) {
 		t.Errorf("newest bucket starts %v: it does not hold now %v", newest, hist.Now)
 	}
-	sums := make(map[string]int64)
+	sums, attempts := make(map[string]int64), make(map[string]int64)
 	for i, b := range hist.Buckets {
 		if i > 0 && b.Start.Sub(hist.Buckets[i-1].Start) != 10*time.Second {
 			t.Fatalf("bucket %d starts %v, after %v: not 10 s apart, oldest first", i, b.Start, hist.Buckets[i-1].Start)
@@ -229,6 +231,16 @@ func TestDashboardHistory(t *testing.T) {
 		for o, n := range b.Counts {
 			sums[o] += n
 		}
+		if len(b.Attempts) != 5 {
+			t.Errorf("bucket %d counts attempts %v, want good, bad, retire, none and error", i, b.Attempts)
+		}
+		for o, n := range b.Attempts {
+			attempts[o] += n
+		}
+	}
+	// Every attempt: the 403 three times (two retries), the tunnel never.
+	if want := map[string]int64{"good": 3, "retire": 3, "bad": 1, "none": 1, "error": 0}; !maps.Equal(attempts, want) {
+		t.Errorf("history counts attempts %v, want %v", attempts, want)
 	}
 	want := map[string]int64{"good": 3, "retire": 1, "bad": 1, "none": 1, "tunnel": 1}
 	for _, o := range wantOutcomes {
@@ -241,6 +253,9 @@ func TestDashboardHistory(t *testing.T) {
 	for _, o := range wantOutcomes {
 		if sums[o] != stats.ByOutcome[o] {
 			t.Errorf("history counts %d %q, /stats %d", sums[o], o, stats.ByOutcome[o])
+		}
+		if attempts[o] != stats.Attempts.ByOutcome[o] {
+			t.Errorf("history counts %d %q attempts, /stats %d", attempts[o], o, stats.Attempts.ByOutcome[o])
 		}
 	}
 }

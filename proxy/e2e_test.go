@@ -553,7 +553,7 @@ func TestAdminAPI(t *testing.T) {
 	for _, tt := range []struct {
 		filter string
 		want   []string
-	}{{"", []string{"blocked1", "good1"}}, {"?state=usable", []string{"good1"}}, {"?state=retired", []string{"blocked1"}}} {
+	}{{"", []string{"blocked1", "good1"}}, {"?state=usable", []string{"good1"}}, {"?state=retired", []string{"blocked1"}}, {"?state=all", []string{"blocked1", "good1"}}} {
 		var st sessionpool.PoolState
 		if code := h.adminGet("/sessions"+tt.filter, "tok", &st); code != http.StatusOK {
 			t.Fatalf("/sessions%s: %d", tt.filter, code)

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -47,6 +48,9 @@ func TestMetricsEndToEnd(t *testing.T) {
 			{"sessionproxy_requests_total", recordtest.RequestLabels("good", "none", "2xx"), 1},
 			{"sessionproxy_requests_total", recordtest.RequestLabels("retire", "blocked-status", "4xx"), 1},
 			{"sessionproxy_retries_total", nil, 2},
+			{"sessionproxy_attempts_total", map[string]string{"outcome": "good"}, 1},
+			{"sessionproxy_attempts_total", map[string]string{"outcome": "retire"}, 3},
+			{"sessionproxy_attempts_total", map[string]string{"outcome": "bad"}, 0},
 			{"sessionproxy_sessions_created_total", nil, 4},
 			{"sessionproxy_sessions_retired_total", map[string]string{"reason": "retired"}, 3},
 			{"sessionproxy_sessions", map[string]string{"state": "usable"}, 1},
@@ -66,6 +70,7 @@ func TestMetricsEndToEnd(t *testing.T) {
 			t.Errorf("upstream failures counted with a live upstream:\n%s", raw)
 		}
 		assertNoSecret(t, raw, "s3cret-live")
+		assertAttempts(t, h, map[string]int64{"good": 1, "retire": 3})
 	})
 
 	t.Run("dead upstream", func(t *testing.T) {
@@ -91,6 +96,7 @@ func TestMetricsEndToEnd(t *testing.T) {
 			{"sessionproxy_requests_total", recordtest.RequestLabels("error", "upstream-error", "5xx"), 2},
 			{"sessionproxy_upstream_failures_total", map[string]string{"hop": "upstream", "host": deadAddr, "kind": "connect"}, 4},
 			{"sessionproxy_retries_total", nil, 2},
+			{"sessionproxy_attempts_total", map[string]string{"outcome": "error"}, 4},
 			{"sessionproxy_sessions_created_total", nil, 4},
 			{"sessionproxy_sessions", map[string]string{"state": "usable"}, 4},
 		} {
@@ -103,5 +109,22 @@ func TestMetricsEndToEnd(t *testing.T) {
 		}
 		assertNoSecret(t, raw, "hunter2")
 		assertNoSecret(t, raw, "user:")
+		assertAttempts(t, h, map[string]int64{"error": 4})
 	})
+}
+
+// assertAttempts checks the attempts.byOutcome of the admin API's /stats.
+func assertAttempts(t *testing.T, h *harness, want map[string]int64) {
+	t.Helper()
+	var st struct {
+		Attempts struct {
+			ByOutcome map[string]int64 `json:"byOutcome"`
+		} `json:"attempts"`
+	}
+	if code := h.adminGet("/stats", h.cfg.AdminToken, &st); code != http.StatusOK {
+		t.Fatalf("/stats: %d", code)
+	}
+	if !maps.Equal(st.Attempts.ByOutcome, want) {
+		t.Errorf("/stats attempts.byOutcome = %v, want %v", st.Attempts.ByOutcome, want)
+	}
 }

@@ -104,7 +104,7 @@ func proxyAddrFor(r *http.Request) string {
 var onboardingTemplate = template.Must(template.New("onboarding").Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>sessionproxy: trust the CA</title>
 <style>body{font:15px/1.5 system-ui,sans-serif;max-width:46em;margin:2em auto;padding:0 1em;color:#222}
-code,pre{font:13px ui-monospace,monospace;background:#f3f3f3}pre{padding:.6em;overflow-x:auto}h2{margin-top:1.6em}</style></head>
+code,pre{font:13px ui-monospace,monospace;background:#f3f3f3}pre{padding:.6em;white-space:pre-wrap;overflow-wrap:anywhere}h2{margin-top:1.6em}</style></head>
 <body>
 <h1>sessionproxy</h1>
 <p>You reached this page through the proxy: it intercepts HTTPS with its own certificate authority.

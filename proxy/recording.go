@@ -21,5 +21,15 @@ func (s *Server) newRecorder(now func() time.Time) *record.Recorder {
 		Now:             now,
 		UsableSessions:  func() int { return s.pool.UsableSessionsCount() },
 		RetiredSessions: func() int { return s.pool.RetiredSessionsCount() },
+		RequestLogSize:  requestLogSize(s.cfg.Load().RequestLog.Size),
 	})
+}
+
+// requestLogSize is the recorder's RequestLogSize for the config's
+// request_log.size, where 0 keeps none.
+func requestLogSize(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }

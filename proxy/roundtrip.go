@@ -81,8 +81,35 @@ type call struct {
 	cookies []string   // the client's own Cookie headers
 	host    string     // the request's host, without its port
 	start   time.Time
-	tried   []string // the sessions that already failed the request
-	end     *ending  // how the request ends, carried out when its body has
+	tried   []string        // the sessions that already failed the request
+	log     *record.Request // what the request log keeps of it; nil when it keeps none
+	end     *ending         // how the request ends, carried out when its body has
+}
+
+// attempted records one attempt of c: counted by its outcome, unless it has
+// none (the attempt that answers the client: Server.finish counts it when
+// its body ends) or it was canceled, and noted in the request log.
+func (s *Server) attempted(c *call, a record.Attempt) {
+	if a.Outcome != "" && a.Outcome != record.OutcomeCanceled {
+		s.rec.Attempt(a.Outcome)
+	}
+	if c.log != nil {
+		c.log.Attempts = append(c.log.Attempts, a)
+	}
+}
+
+// answered notes in the request log the session that answered and the
+// response the client gets, and returns the log's entry for the event.
+func (c *call) answered(sess *sessionpool.Session, resp *http.Response) *record.Request {
+	if c.log == nil {
+		return nil
+	}
+	if sess != nil {
+		c.log.Session = sess.ID()
+	}
+	c.log.RequestHeader = c.req.Header.Clone()
+	c.log.ResponseHeader = resp.Header.Clone()
+	return c.log
 }
 
 // attempts runs the request on one session and, while the rules say retry
@@ -94,6 +121,10 @@ type call struct {
 // the upstream still makes the request an upstream failure.
 func (s *Server) attempts(req *http.Request, t *tunnel, cfg *config.Config) (*http.Response, *ending) {
 	c := &call{req: req, t: t, cfg: cfg, host: hostOnly(req.URL.Host), cookies: req.Header["Cookie"], start: time.Now(), end: &ending{}}
+	if s.rec.LogsRequests() {
+		c.log = &record.Request{Time: c.start, Client: t.client.addr, Method: req.Method, URL: req.URL.String(),
+			Host: c.host, Path: req.URL.Path, Proto: req.Proto}
+	}
 	resp, ev := s.attemptAll(c)
 	if ev.Outcome != "" {
 		ev.Duration = time.Since(c.start)
@@ -108,10 +139,10 @@ func (s *Server) attempts(req *http.Request, t *tunnel, cfg *config.Config) (*ht
 func (s *Server) attemptAll(c *call) (*http.Response, record.Event) {
 	var err error
 	if c.name, err = s.sessionName(c.req, c.t, c.cfg); err != nil {
-		return rejected(textResponse(c.req, http.StatusBadRequest, "sessionproxy: "+err.Error()), 0)
+		return c.rejected(textResponse(c.req, http.StatusBadRequest, "sessionproxy: "+err.Error()), 0)
 	}
 	if c.replay, err = s.prepareBody(c.req, c.cfg); err != nil {
-		return rejected(textResponse(c.req, http.StatusBadRequest, "sessionproxy: read request body: "+err.Error()), 0)
+		return c.rejected(textResponse(c.req, http.StatusBadRequest, "sessionproxy: read request body: "+err.Error()), 0)
 	}
 	for attempt := 0; ; attempt++ {
 		resp, ev, retry := s.attempt(c, attempt)
@@ -122,8 +153,8 @@ func (s *Server) attemptAll(c *call) (*http.Response, record.Event) {
 }
 
 // rejected is the end of a request the proxy answered itself.
-func rejected(resp *http.Response, attempt int) (*http.Response, record.Event) {
-	return resp, record.Event{Outcome: record.OutcomeRejected, Status: resp.StatusCode, Retries: attempt}
+func (c *call) rejected(resp *http.Response, attempt int) (*http.Response, record.Event) {
+	return resp, record.Event{Outcome: record.OutcomeRejected, Status: resp.StatusCode, Retries: attempt, Request: c.answered(nil, resp)}
 }
 
 // attempt sends the request once, as one session. It returns retry when the
@@ -133,7 +164,7 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 	req, cfg := c.req, c.cfg
 	sel, err := s.pick(req.Context(), cfg, c.name, req, c.t, c.tried)
 	if err != nil {
-		resp, ev = rejected(s.selectErrorResponse(req, err), attempt)
+		resp, ev = c.rejected(s.selectErrorResponse(req, err), attempt)
 		return resp, ev, false
 	}
 	sess := sel.sess
@@ -151,7 +182,8 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 		// The client went away: nobody is waiting, and the session did
 		// nothing wrong.
 		resp = textResponse(req, http.StatusBadGateway, "sessionproxy: client closed the request")
-		return resp, record.Event{Outcome: record.OutcomeCanceled, Retries: attempt}, false
+		s.attempted(c, record.Attempt{Session: sess.ID(), Outcome: record.OutcomeCanceled})
+		return resp, record.Event{Outcome: record.OutcomeCanceled, Retries: attempt, Request: c.answered(sess, resp)}, false
 	}
 	if err != nil {
 		uerr := upstream.Classify(err, sess.ProxyURL(), req.URL.Host)
@@ -161,20 +193,25 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 			v.Action = rules.ActionBad // no rule spoke: a failed upstream is still the session's fault
 		}
 		s.apply(sess, v, c.host, 0, nil)
+		s.attempted(c, record.Attempt{Session: sess.ID(), Outcome: record.OutcomeError, Rule: verdictRule(v), Error: uerr.Error()})
 		if v.Retry && canRetry {
 			c.tried = append(c.tried, sess.ID())
 			return nil, record.Event{}, true
 		}
 		resp = s.failureResponse(req, uerr)
 		s.decorate(resp, cfg, sess, v, attempt)
-		return resp, record.Event{Outcome: record.OutcomeError, Rule: verdictRule(v), Status: resp.StatusCode, Retries: attempt}, false
+		return resp, record.Event{Outcome: record.OutcomeError, Rule: verdictRule(v), Status: resp.StatusCode, Retries: attempt, Request: c.answered(sess, resp)}, false
 	}
 
 	o := &rules.Outcome{Host: c.host, Status: resp.StatusCode, Header: resp.Header}
 	if cfg.Rules.NeedsBody(c.host, resp.StatusCode, resp.Header) {
-		if !canRetry || !cfg.Rules.MayRetry(c.host, resp.StatusCode, resp.Header) {
-			// No retry can come of it: the body streams to the client
-			// now and the verdict follows once its start has passed.
+		if (!canRetry || !cfg.Rules.MayRetry(c.host, resp.StatusCode, resp.Header)) &&
+			!cfg.Rules.HeadDecides(c.host, resp.StatusCode, resp.Header) {
+			// No retry can come of it and only a body rule can match:
+			// the body streams to the client now and the verdict
+			// follows once its start has passed, too late for
+			// X-Session-Rule (decideWhileStreaming logs a match).
+			s.attempted(c, record.Attempt{Session: sess.ID(), Status: resp.StatusCode}) // its verdict comes with the body
 			s.decideWhileStreaming(resp, c, sess, o, attempt)
 			s.remember(cfg, req, c.t, sel)
 			s.decorate(resp, cfg, sess, rules.Verdict{}, attempt)
@@ -185,14 +222,16 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 	v := cfg.Rules.Decide(o)
 	if v.Retry && canRetry {
 		s.apply(sess, v, c.host, resp.StatusCode, resp)
+		s.attempted(c, record.Attempt{Session: sess.ID(), Status: resp.StatusCode, Outcome: record.Outcome(v.Action), Rule: verdictRule(v)})
 		discard(resp.Body)
 		c.tried = append(c.tried, sess.ID())
 		return nil, record.Event{}, true
 	}
+	s.attempted(c, record.Attempt{Session: sess.ID(), Status: resp.StatusCode}) // counted when the body ends (Server.finish)
 	c.end.judge(sess, v, c.host, resp.StatusCode, cookieCarrier(resp))
 	s.remember(cfg, req, c.t, sel)
 	s.decorate(resp, cfg, sess, v, attempt)
-	return resp, record.Event{Outcome: record.Outcome(v.Action), Rule: verdictRule(v), Status: resp.StatusCode, Retries: attempt}, false
+	return resp, record.Event{Outcome: record.Outcome(v.Action), Rule: verdictRule(v), Status: resp.StatusCode, Retries: attempt, Request: c.answered(sess, resp)}, false
 }
 
 // send is one round trip as sess, through its transport.
@@ -224,7 +263,15 @@ func (s *Server) decideWhileStreaming(resp *http.Response, c *call, sess *sessio
 		o.Body = rules.DecodedBody(o.Header, raw, limit)
 		v := cfg.Rules.Decide(o)
 		c.end.judge(sess, v, o.Host, o.Status, cookies)
-		c.end.setVerdict(record.Event{Outcome: record.Outcome(v.Action), Rule: verdictRule(v), Status: o.Status, Retries: attempt, Duration: time.Since(start)})
+		if v.Rule != nil {
+			s.log.Info("rule matched after the headers left", "session", sess.ID(), "rule", v.Rule.Name,
+				"action", string(v.Action), "status", o.Status, "host", o.Host)
+		}
+		var logged *record.Request
+		if c.log != nil {
+			logged = c.answered(sess, resp)
+		}
+		c.end.setVerdict(record.Event{Outcome: record.Outcome(v.Action), Rule: verdictRule(v), Status: o.Status, Retries: attempt, Duration: time.Since(start), Request: logged})
 	})
 }
 

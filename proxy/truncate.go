@@ -59,6 +59,7 @@ func (s *Server) finish(e *ending, req *http.Request, cut error) {
 		}
 		return
 	}
+	errText := "" // why the body was cut off
 	if cut != nil && req.Context().Err() == nil {
 		cfg := s.cfg.Load()
 		uerr := upstream.Classify(cut, sess.ProxyURL(), req.URL.Host)
@@ -69,8 +70,19 @@ func (s *Server) finish(e *ending, req *http.Request, cut error) {
 			v.Action = rules.ActionBad // no rule spoke: a failed upstream is still the session's fault
 		}
 		ev.Outcome, ev.Rule = record.OutcomeError, verdictRule(v)
+		errText = uerr.Error()
 	}
 	s.apply(sess, v, host, status, cookies)
+	// The answering attempt counts now, with the verdict carried out.
+	attempt := record.Outcome(v.Action)
+	if errText != "" {
+		attempt = record.OutcomeError
+	}
+	s.rec.Attempt(attempt)
+	if ev.Request != nil && len(ev.Request.Attempts) > 0 {
+		last := &ev.Request.Attempts[len(ev.Request.Attempts)-1]
+		last.Outcome, last.Rule, last.Error = attempt, verdictRule(v), errText
+	}
 	if ev.Outcome != "" {
 		s.rec.Finish(ev)
 	}

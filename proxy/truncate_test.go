@@ -136,6 +136,9 @@ func TestCutOffResponse(t *testing.T) {
 			if st.UpstreamFailures != 1 || st.ByOutcome["error"] != 1 || st.ByOutcome["good"] != 0 {
 				t.Errorf("upstream failures %d, outcomes %v: want 1 failure, 1 error, no good", st.UpstreamFailures, st.ByOutcome)
 			}
+			if a := st.Attempts.ByOutcome; a["error"] != 1 || len(a) != 1 {
+				t.Errorf("attempts by outcome %v, want one error", a)
+			}
 		})
 	}
 }
@@ -153,7 +156,7 @@ func TestWholeResponseIsGood(t *testing.T) {
 	if sess.ErrorScore() != 0 || sess.UsageCount() != 1 {
 		t.Errorf("error score %v, uses %d: want one good use", sess.ErrorScore(), sess.UsageCount())
 	}
-	if st := h.srv.Stats(); st.ByOutcome["good"] != 1 || st.UpstreamFailures != 0 {
-		t.Errorf("outcomes %v, upstream failures %d: want 1 good, 0 failures", st.ByOutcome, st.UpstreamFailures)
+	if st := h.srv.Stats(); st.ByOutcome["good"] != 1 || st.UpstreamFailures != 0 || st.Attempts.ByOutcome["good"] != 1 {
+		t.Errorf("outcomes %v, attempts %v, upstream failures %d: want 1 good, 0 failures", st.ByOutcome, st.Attempts.ByOutcome, st.UpstreamFailures)
 	}
 }

@@ -43,6 +43,13 @@ type Config struct {
 	Retry         Retry         // retries of blocked requests
 	DefaultAction rules.Action  // action when no rule matches; "" = good below 400, else none
 	Rules         *rules.Set    // compiled rules; rules.Defaults() when the rules key is absent
+	RequestLog    RequestLog    // the admin API's log of the last requests
+}
+
+// RequestLog configures the log of the last finished requests (GET
+// /requests, /requests.har, the dashboard's Requests view).
+type RequestLog struct {
+	Size int // requests kept; default 1000; 0 keeps none
 }
 
 // LogFormat is the format of the proxy's logs (log/slog handlers).
@@ -150,9 +157,10 @@ func Default() *Config {
 				ErrorScoreDecrement: 0.5,
 			},
 		},
-		BodyLimit: rules.DefaultBodyLimit,
-		Retry:     Retry{MaxAttempts: 2},
-		Rules:     rules.Defaults(),
+		BodyLimit:  rules.DefaultBodyLimit,
+		Retry:      Retry{MaxAttempts: 2},
+		Rules:      rules.Defaults(),
+		RequestLog: RequestLog{Size: 1000},
 	}
 }
 

@@ -451,7 +451,7 @@ func TestRestartKeys(t *testing.T) {
 		bound = append(bound, k.path)
 	}
 	if want := []string{"listen", "log_format", "log_level", "admin_listen", "data_dir", "mitm.ca_cert", "mitm.ca_key",
-		"mitm.upstream_ca", "mitm.insecure_skip_verify", "pool"}; !reflect.DeepEqual(bound, want) {
+		"mitm.upstream_ca", "mitm.insecure_skip_verify", "pool", "request_log"}; !reflect.DeepEqual(bound, want) {
 		t.Errorf("keys bound at start: %q, want %q", bound, want)
 	}
 	KeepRestartKeys(old, next)

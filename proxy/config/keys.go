@@ -94,6 +94,8 @@ func table() []key {
 		keyOf("body_limit", onReload, func(c *Config) *int64 { return &c.BodyLimit }, whole[int64](1, maxBodyLimit)),
 		sectionOf("retry", onReload, func(c *Config) *Retry { return &c.Retry }, nil),
 		keyOf("retry.max_attempts", onReload, func(c *Config) *int { return &c.Retry.MaxAttempts }, whole[int](0, maxRetryAttempts)),
+		sectionOf("request_log", onRestart, func(c *Config) *RequestLog { return &c.RequestLog }, nil),
+		keyOf("request_log.size", onRestart, func(c *Config) *int { return &c.RequestLog.Size }, whole[int](0, maxRequestLog)),
 		keyOf("default_action", onReload, func(c *Config) *rules.Action { return &c.DefaultAction }, (*decoder).defaultAction),
 		// Rules are compiled once every key is decoded (see top): they
 		// need default_action, wherever it is in the file.
@@ -104,6 +106,7 @@ func table() []key {
 const (
 	maxBodyLimit     = 64 << 20 // 64 MiB: a retry rule holds this much per request
 	maxRetryAttempts = 100
+	maxRequestLog    = 1_000_000 // the log keeps each request's headers: a few KiB each
 )
 
 // keyOf is a key whose value dec decodes into the field get returns.

@@ -1,6 +1,6 @@
 // The sessionproxy dashboard: polls the admin API every 2 seconds and
-// renders the pool at a glance, the outcomes chart, the sessions table and
-// the CA box. No libraries; everything untrusted (session ids, upstream
+// renders the pool at a glance, the outcomes chart, the sessions table, the
+// request log (with its filters) and the CA box. No libraries; everything untrusted (session ids, upstream
 // hosts) goes into the page as text, never as markup.
 'use strict';
 
@@ -122,18 +122,26 @@
     return td;
   }
 
+  // windowTotals sums the history: requests by final outcome (totals, all)
+  // and attempts by outcome, retried ones included (attempts, attemptsAll).
   function windowTotals(hist) {
     const totals = {};
     for (const o of hist.outcomes) totals[o] = 0;
     let all = 0;
+    const attempts = {};
+    let attemptsAll = 0;
     for (const b of hist.buckets) {
       for (const o of hist.outcomes) {
         const n = b.counts[o] || 0;
         totals[o] += n;
         all += n;
       }
+      for (const [o, n] of Object.entries(b.attempts || {})) {
+        attempts[o] = (attempts[o] || 0) + n;
+        attemptsAll += n;
+      }
     }
-    return { totals, all };
+    return { totals, all, attempts, attemptsAll };
   }
 
   function renderCards(stats, win) {
@@ -141,14 +149,18 @@
     text($('retired'), num(stats.retiredSessions));
     text($('requests'), num(stats.requests));
     text($('requests-sub'), 'since start · ' + num(win.all) + ' in the last 15 min');
-    const blocked = (win.totals.bad || 0) + (win.totals.retire || 0);
-    text($('block-rate'), pct(blocked, win.all));
-    const by = stats.byOutcome || {};
+    // Over attempts, not requests: a block that a retry hid still counts.
+    const blocked = (win.attempts.bad || 0) + (win.attempts.retire || 0);
+    text($('block-rate'), pct(blocked, win.attemptsAll));
+    const by = (stats.attempts && stats.attempts.byOutcome) || {};
+    let attemptsSinceStart = 0;
+    for (const n of Object.values(by)) attemptsSinceStart += n;
     const allBlocked = (by.bad || 0) + (by.retire || 0);
-    text($('block-rate-sub'), (win.all
-      ? num(blocked) + ' bad + retire of ' + num(win.all) + ' requests'
-      : 'no requests in the last 15 min') +
-      (stats.requests ? ' · since start ' + pct(allBlocked, stats.requests) : ''));
+    text($('block-rate-sub'), (win.attemptsAll
+      ? num(blocked) + ' bad + retire of ' + num(win.attemptsAll) + ' attempts'
+      : 'no attempts in the last 15 min') +
+      (attemptsSinceStart ? ' · since start ' + pct(allBlocked, attemptsSinceStart) : '') +
+      ' · ' + num(stats.retries || 0) + ' retries since start');
   }
 
   function renderLegend(hist, win) {
@@ -288,6 +300,49 @@
       : '');
   }
 
+  // requestsQuery is the request log's query for the filter form's values.
+  function requestsQuery() {
+    const q = new URLSearchParams();
+    for (const name of ['session', 'host', 'status', 'rule']) {
+      const v = $('filter-' + name).value.trim();
+      if (v) q.set(name, v);
+    }
+    return q;
+  }
+
+  function renderRequests(log) {
+    const rows = (log && log.requests) || [];
+    const frag = document.createDocumentFragment();
+    for (const r of rows) {
+      const tr = document.createElement('tr');
+      cell(tr, clock(Date.parse(r.time)), 'mono');
+      const req = cell(tr, r.method + ' ' + r.host + r.path, 'mono id');
+      req.title = r.url;
+      cell(tr, r.status ? String(r.status) : '–', 'num');
+      cell(tr, r.session || '–', 'mono id');
+      const badge = document.createElement('span');
+      badge.className = 'state o-' + r.outcome;
+      badge.textContent = OUTCOME_LABELS[r.outcome] || r.outcome;
+      cell(tr, badge);
+      cell(tr, r.rule || '–', 'mono');
+      cell(tr, (r.attempts || []).map((a) => (a.status || 'no response') + ' ' + (a.outcome || '…') +
+        (a.rule ? ' (' + a.rule + ')' : '') + ' · ' + a.session).join('; ') || '–', 'mono');
+      const ms = r.durationNs / 1e6;
+      cell(tr, ms < 1000 ? num(Math.round(ms)) + ' ms' : duration(ms), 'num');
+      frag.appendChild(tr);
+    }
+    if (!rows.length) {
+      const tr = document.createElement('tr');
+      const td = cell(tr, requestsQuery().toString() ? 'No request matches the filters.' : 'No requests yet.', 'empty');
+      td.colSpan = 8;
+      frag.appendChild(tr);
+    }
+    $('request-log-body').replaceChildren(frag);
+    text($('requests-more'), rows.length ? 'The last ' + num(rows.length) + ' requests, newest first.' : '');
+    const q = requestsQuery().toString();
+    $('requests-har').setAttribute('href', 'requests.har' + (q ? '?' + q : ''));
+  }
+
   function renderCA(spki) {
     const hash = spki.trim();
     text($('spki'), hash);
@@ -318,8 +373,10 @@
     clearTimeout(timer);
     timer = 0;
     try {
-      const [stats, pool, hist, spki] = await Promise.all([
-        get('stats'), get('sessions'), get('stats/history'), get('ca.spki', true),
+      const rq = requestsQuery();
+      rq.set('limit', String(MAX_ROWS));
+      const [stats, pool, hist, spki, log] = await Promise.all([
+        get('stats'), get('sessions'), get('stats/history'), get('ca.spki', true), get('requests?' + rq),
       ]);
       const now = Date.parse(hist.now) || Date.now();
       const win = windowTotals(hist);
@@ -327,6 +384,7 @@
       renderLegend(hist, win);
       renderChart(hist, win);
       renderSessions(pool, now);
+      renderRequests(log);
       renderCA(spki);
       setStatus('Live · every 2 s', 'ok');
       text($('updated'), 'Updated ' + clock(now));
@@ -368,7 +426,7 @@
 
   // Downloads are navigations, which cannot carry the bearer token: with a
   // token, fetch the certificate and save it from a blob instead.
-  for (const id of ['ca-pem', 'ca-der']) {
+  for (const id of ['ca-pem', 'ca-der', 'requests-har']) {
     $(id).addEventListener('click', async (ev) => {
       if (!getToken()) return;
       ev.preventDefault();
@@ -389,6 +447,10 @@
       }
     });
   }
+
+  // A filter applies as it is typed.
+  $('requests-filter').addEventListener('input', () => { if (!waitingForToken) poll(); });
+  $('requests-filter').addEventListener('submit', (ev) => ev.preventDefault());
 
   $('copy-flag').addEventListener('click', async () => {
     const flag = $('chromium-flag').textContent;

@@ -18,8 +18,9 @@ type historyCounts [len(outcomes)]int64
 // historySlot is one bucket of the ring: the interval it counts (its start
 // in Unix time divided by historyInterval) and its counts.
 type historySlot struct {
-	epoch  int64
-	counts historyCounts
+	epoch    int64
+	counts   historyCounts
+	attempts historyCounts // attempts by outcome (see Recorder.Attempt)
 }
 
 // history keeps outcome counts per 10-second bucket over the last 15
@@ -64,6 +65,18 @@ func historySlotOf(epoch int64) int {
 // does not know, and an event older than the window (a clock stepping
 // back), are not counted.
 func (h *history) observe(o Outcome, now time.Time) {
+	h.bump(o, now, false)
+}
+
+// observeAttempt counts an attempt with outcome o in the bucket of now, as
+// observe counts a request.
+func (h *history) observeAttempt(o Outcome, now time.Time) {
+	h.bump(o, now, true)
+}
+
+// bump adds one to o's request count (attempt false) or attempt count in
+// the bucket of now.
+func (h *history) bump(o Outcome, now time.Time, attempt bool) {
 	i := outcomeIndex(o)
 	if i < 0 {
 		return
@@ -78,17 +91,25 @@ func (h *history) observe(o Outcome, now time.Time) {
 	case s.epoch < epoch: // the ring wrapped onto an older interval: start afresh
 		s.epoch = epoch
 		s.counts = historyCounts{}
+		s.attempts = historyCounts{}
 	default: // the slot already counts a newer interval: now is out of the window
+		return
+	}
+	if attempt {
+		s.attempts[i]++
 		return
 	}
 	s.counts[i]++
 }
 
-// HistoryBucket is one interval of the history: when it starts and how many
-// requests ended with each outcome in it.
+// HistoryBucket is one interval of the history: when it starts, how many
+// requests ended with each outcome in it, and how many attempts (retried
+// ones included) had each of the attempt outcomes (good, bad, retire, none,
+// error) in it.
 type HistoryBucket struct {
-	Start  time.Time        `json:"start"`
-	Counts map[string]int64 `json:"counts"`
+	Start    time.Time        `json:"start"`
+	Counts   map[string]int64 `json:"counts"`
+	Attempts map[string]int64 `json:"attempts"`
 }
 
 // History is the history as GET /stats/history serves it: the buckets of
@@ -106,11 +127,12 @@ type History struct {
 func (h *history) snapshot(now time.Time) History {
 	end := historyEpoch(now)
 	start := end - int64(historyBuckets) + 1
-	var counts [historyBuckets]historyCounts
+	var counts, attempts [historyBuckets]historyCounts
 	h.mu.Lock()
 	for k := range historyBuckets {
 		if s := &h.ring[historySlotOf(start+int64(k))]; s.epoch == start+int64(k) {
 			counts[k] = s.counts
+			attempts[k] = s.attempts
 		}
 	}
 	h.mu.Unlock()
@@ -129,9 +151,14 @@ func (h *history) snapshot(now time.Time) History {
 		for i, o := range outcomes {
 			m[string(o)] = counts[k][i]
 		}
+		a := make(map[string]int64, len(attemptOutcomes))
+		for _, o := range attemptOutcomes {
+			a[string(o)] = attempts[k][outcomeIndex(o)]
+		}
 		out.Buckets[k] = HistoryBucket{
-			Start:  time.Unix((start+int64(k))*int64(historyInterval/time.Second), 0).UTC(),
-			Counts: m,
+			Start:    time.Unix((start+int64(k))*int64(historyInterval/time.Second), 0).UTC(),
+			Counts:   m,
+			Attempts: a,
 		}
 	}
 	return out

@@ -52,6 +52,7 @@ type metrics struct {
 	reg     *prometheus.Registry
 	handle  http.Handler
 	reqVec  *prometheus.CounterVec // outcome, rule, status_class
+	attVec  *prometheus.CounterVec // outcome; atts holds its children
 	latency prometheus.Histogram
 	retries prometheus.Counter
 	created prometheus.Counter
@@ -68,6 +69,10 @@ type metrics struct {
 
 	originMu sync.Mutex // guards origins
 	origins  map[string]struct{}
+
+	// atts are the children of attVec by outcome, indexed like outcomes;
+	// nil for an outcome no attempt has (see attemptOutcomes).
+	atts [len(outcomes)]prometheus.Counter
 }
 
 // reqKey is the label tuple of sessionproxy_requests_total.
@@ -87,6 +92,10 @@ func newMetrics(usable, retired func() int) *metrics {
 			Namespace: metricsNamespace, Name: "requests_total",
 			Help: "Requests finished, by outcome (" + outcomeList() + "), deciding rule (none: no rule matched) and status class the client got (none: no status).",
 		}, []string{"outcome", "rule", "status_class"}),
+		attVec: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "attempts_total",
+			Help: "Attempts of requests, retried ones included, by outcome: the action of the attempt's verdict (good, bad, retire, none) or error (no response came).",
+		}, []string{"outcome"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: metricsNamespace, Name: "request_duration_seconds",
 			Help:    "Time from a request's arrival to its verdict, retries included (tunnels and requests answered without measuring are left out).",
@@ -125,11 +134,14 @@ func newMetrics(usable, retired func() int) *metrics {
 	for _, reason := range []string{"blocked", "worn_out", "retired"} {
 		m.retired.WithLabelValues(reason)
 	}
+	for _, o := range attemptOutcomes {
+		m.atts[outcomeIndex(o)] = m.attVec.WithLabelValues(string(o))
+	}
 
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.reqVec, m.latency, m.retries, m.created, m.retired, m.upFail, m.persist, m.persErr,
+		m.reqVec, m.attVec, m.latency, m.retries, m.created, m.retired, m.upFail, m.persist, m.persErr,
 	)
 	for state, f := range map[string]func() int{"usable": usable, "retired": retired} {
 		if f == nil {
@@ -169,6 +181,18 @@ func (m *metrics) observeRequest(ev Event) {
 	if ev.Outcome != OutcomeTunnel && ev.Duration > 0 {
 		m.latency.Observe(ev.Duration.Seconds())
 	}
+}
+
+// observeAttempt counts one attempt under its outcome.
+func (m *metrics) observeAttempt(o Outcome) {
+	if m == nil {
+		return
+	}
+	if i := outcomeIndex(o); i >= 0 && m.atts[i] != nil {
+		m.atts[i].Inc()
+		return
+	}
+	m.attVec.WithLabelValues(string(o)).Inc()
 }
 
 // requestCounter returns the child of reqVec for k, creating it once.

@@ -40,3 +40,7 @@ func outcomeIndex(o Outcome) int {
 	}
 	return -1
 }
+
+// attemptOutcomes are the outcomes an attempt can have: the four verdict
+// actions and error. sessionproxy_attempts_total starts each at 0.
+var attemptOutcomes = [...]Outcome{OutcomeGood, OutcomeBad, OutcomeRetire, OutcomeNone, OutcomeError}

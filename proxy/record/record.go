@@ -3,8 +3,8 @@
 // Prometheus metrics of GET /metrics and the outcome history the dashboard
 // charts (GET /stats/history).
 //
-// A Recorder is fed one Event per finished request (Finish) and one call per
-// other happening (a retry, an upstream failure, a rule's block, an auth
+// A Recorder is fed one Event per finished request (Finish), one outcome
+// per attempt (Attempt) and one call per other happening (a retry, an upstream failure, a rule's block, an auth
 // failure, a session created or retired, a persistence of the pool). It
 // never logs and holds no global state: every Recorder has its own
 // Prometheus registry.
@@ -31,6 +31,10 @@ type Options struct {
 	// concurrent use. A nil one counts 0 in Stats and leaves its gauge out.
 	UsableSessions  func() int
 	RetiredSessions func() int
+	// RequestLogSize is how many finished requests the request log keeps
+	// (Requests, HAR): 0 means DefaultRequestLogSize, a negative size keeps
+	// none.
+	RequestLogSize int
 }
 
 // Event is one finished request as the recorder sees it. Its zero value is a
@@ -42,6 +46,10 @@ type Event struct {
 	Status   int           // the status the client got; 0 when none
 	Retries  int           // attempts beyond the first
 	Duration time.Duration // from the request's arrival to its verdict; 0 when not measured
+	// Request is what the request log keeps of it; nil keeps nothing
+	// (tunnels, requests refused before they were read). Finish sets its
+	// Outcome, Rule, Status, Retries and Duration from the event's.
+	Request *Request
 }
 
 // Recorder keeps the proxy's counters, metrics and outcome history. Its zero
@@ -50,8 +58,9 @@ type Recorder struct {
 	now             func() time.Time
 	usable, retired func() int // the pool's counts; nil: 0
 	stats           *stats
-	metrics         *metrics // Prometheus collectors of /metrics
-	history         *history // outcomes per interval, for the dashboard's chart
+	metrics         *metrics    // Prometheus collectors of /metrics
+	history         *history    // outcomes per interval, for the dashboard's chart
+	requests        *requestLog // the last finished requests; nil keeps none
 }
 
 // New returns a Recorder that has recorded nothing yet.
@@ -60,13 +69,22 @@ func New(opts Options) *Recorder {
 	if now == nil {
 		now = time.Now
 	}
+	size := opts.RequestLogSize
+	if size == 0 {
+		size = DefaultRequestLogSize
+	}
+	var requests *requestLog
+	if size > 0 {
+		requests = newRequestLog(size)
+	}
 	return &Recorder{
-		now:     now,
-		usable:  opts.UsableSessions,
-		retired: opts.RetiredSessions,
-		stats:   newStats(),
-		metrics: newMetrics(opts.UsableSessions, opts.RetiredSessions),
-		history: newHistory(),
+		requests: requests,
+		now:      now,
+		usable:   opts.UsableSessions,
+		retired:  opts.RetiredSessions,
+		stats:    newStats(),
+		metrics:  newMetrics(opts.UsableSessions, opts.RetiredSessions),
+		history:  newHistory(),
 	}
 }
 
@@ -79,6 +97,36 @@ func (r *Recorder) Finish(ev Event) {
 	r.stats.finish(ev.Outcome)
 	r.metrics.observeRequest(ev)
 	r.history.observe(ev.Outcome, r.now())
+	if ev.Request != nil && r.requests != nil {
+		req := *ev.Request
+		req.Outcome, req.Rule, req.Status, req.Retries, req.Duration = ev.Outcome, ev.Rule, ev.Status, ev.Retries, ev.Duration
+		r.requests.add(req)
+	}
+}
+
+// LogsRequests reports whether the recorder keeps a request log: when it
+// does not, Events need no Request.
+func (r *Recorder) LogsRequests() bool { return r.requests != nil }
+
+// Requests returns the finished requests of the request log that f
+// selects, newest first (an empty list when the log keeps none).
+func (r *Recorder) Requests(f RequestFilter) []Request {
+	if r.requests == nil {
+		return []Request{}
+	}
+	return r.requests.list(f)
+}
+
+// Attempt records one attempt of a request, retried ones included, under
+// the action of its verdict (good, bad, retire, none) or OutcomeError when
+// no response came: in Stats' attempts.byOutcome, in
+// sessionproxy_attempts_total and in the history's attempt counts at Now().
+// An outcome that is not one of the Outcome constants is counted in Stats
+// and the metric, not in the history.
+func (r *Recorder) Attempt(o Outcome) {
+	r.stats.attempt(o)
+	r.metrics.observeAttempt(o)
+	r.history.observeAttempt(o, r.now())
 }
 
 // Retried records one attempt of a request beyond the first, on a fresh

@@ -1,7 +1,9 @@
 package record
 
 import (
+	"encoding/json"
 	"errors"
+	"maps"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -232,5 +234,64 @@ func TestOutcomes(t *testing.T) {
 	const help = "Requests finished, by outcome (good, bad, retire, none, error, rejected, canceled, tunnel), deciding rule (none: no rule matched) and status class the client got (none: no status)."
 	if mf := fams["sessionproxy_requests_total"]; mf == nil || mf.GetHelp() != help {
 		t.Errorf("HELP of sessionproxy_requests_total = %q, want %q", mf.GetHelp(), help)
+	}
+}
+
+// TestRecorderAttempt: every attempt is counted under its own outcome in
+// Stats' attempts.byOutcome, in sessionproxy_attempts_total (each attempt
+// outcome starting at 0) and in the history's attempt counts, apart from
+// the requests' final outcomes.
+func TestRecorderAttempt(t *testing.T) {
+	clock := newFakeClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	r := New(Options{Now: clock.now})
+	// One request retried twice: two blocks the client never saw, then a page.
+	r.Attempt(OutcomeRetire)
+	r.Attempt(OutcomeBad)
+	r.Attempt(OutcomeGood)
+	r.Finish(Event{Outcome: OutcomeGood, Retries: 2})
+	clock.advance(time.Minute)
+	r.Attempt(OutcomeError)
+	r.Attempt("exploded") // not an outcome: Stats and the metric only
+
+	st := r.Stats()
+	want := map[string]int64{"retire": 1, "bad": 1, "good": 1, "error": 1, "exploded": 1}
+	if !maps.Equal(st.Attempts.ByOutcome, want) {
+		t.Errorf("Stats.Attempts.ByOutcome = %v, want %v", st.Attempts.ByOutcome, want)
+	}
+	if !maps.Equal(st.ByOutcome, map[string]int64{"good": 1}) || st.Requests != 1 {
+		t.Errorf("Stats.ByOutcome = %v (%d requests), want the one request's good", st.ByOutcome, st.Requests)
+	}
+	if b, err := json.Marshal(New(Options{}).Stats()); err != nil || !strings.Contains(string(b), `"attempts":{"byOutcome":{}}`) {
+		t.Errorf("a fresh Stats marshals as %s (%v), want attempts.byOutcome empty", b, err)
+	}
+
+	fams, _ := scrapeRecorder(t, r)
+	for o, n := range map[string]float64{"good": 1, "bad": 1, "retire": 1, "none": 0, "error": 1, "exploded": 1} {
+		if got := recordtest.Value(fams, "sessionproxy_attempts_total", map[string]string{"outcome": o}); got != n {
+			t.Errorf("sessionproxy_attempts_total{outcome=%q} = %v, want %v", o, got, n)
+		}
+	}
+	if fams["sessionproxy_attempts_total"] == nil {
+		t.Fatal("no sessionproxy_attempts_total")
+	}
+
+	h := r.History()
+	sums := make(map[string]int64)
+	for _, b := range h.Buckets {
+		if len(b.Attempts) != 5 {
+			t.Fatalf("bucket %v has attempts %v, want good, bad, retire, none and error", b.Start, b.Attempts)
+		}
+		for o, n := range b.Attempts {
+			sums[o] += n
+		}
+	}
+	if want := map[string]int64{"good": 1, "bad": 1, "retire": 1, "none": 0, "error": 1}; !maps.Equal(sums, want) {
+		t.Errorf("history attempts = %v, want %v", sums, want)
+	}
+	if last := h.Buckets[len(h.Buckets)-1]; last.Attempts["error"] != 1 || last.Attempts["good"] != 0 {
+		t.Errorf("last bucket's attempts = %v, want the error alone", last.Attempts)
+	}
+	if got := historyTotals(h); got["good"] != 1 || got["bad"] != 0 || got["retire"] != 0 {
+		t.Errorf("history requests = %v, want the one good: attempts are counted apart", got)
 	}
 }

@@ -21,10 +21,18 @@ type stats struct {
 	mu        sync.Mutex // guards the maps below
 	blocks    map[string]int64
 	byOutcome map[string]int64
+	attempts  map[string]int64 // by outcome
 }
 
 func newStats() *stats {
-	return &stats{blocks: make(map[string]int64), byOutcome: make(map[string]int64)}
+	return &stats{blocks: make(map[string]int64), byOutcome: make(map[string]int64), attempts: make(map[string]int64)}
+}
+
+// attempt counts one attempt under its outcome, known or not.
+func (st *stats) attempt(o Outcome) {
+	st.mu.Lock()
+	st.attempts[string(o)]++
+	st.mu.Unlock()
 }
 
 // block counts a bad or retiring verdict of a rule.
@@ -66,6 +74,16 @@ type Stats struct {
 	SessionsRetired  int64            `json:"sessionsRetired"`
 	ByOutcome        map[string]int64 `json:"byOutcome"`
 	BlocksByRule     map[string]int64 `json:"blocksByRule"`
+	Attempts         AttemptStats     `json:"attempts"`
+}
+
+// AttemptStats counts every attempt of every request, retried ones included
+// (ByOutcome above counts only each request's final outcome).
+type AttemptStats struct {
+	// ByOutcome counts attempts by the action of their verdict (good, bad,
+	// retire, none) and error for those that got no response. An
+	// outcome no attempt had yet is absent.
+	ByOutcome map[string]int64 `json:"byOutcome"`
 }
 
 // Stats returns the counters and the pool's session counts, as GET /stats
@@ -83,10 +101,12 @@ func (r *Recorder) Stats() Stats {
 		SessionsRetired:  st.sessionsRetired.Load(),
 		ByOutcome:        make(map[string]int64),
 		BlocksByRule:     make(map[string]int64),
+		Attempts:         AttemptStats{ByOutcome: make(map[string]int64)},
 	}
 	st.mu.Lock()
 	maps.Copy(out.BlocksByRule, st.blocks)
 	maps.Copy(out.ByOutcome, st.byOutcome)
+	maps.Copy(out.Attempts.ByOutcome, st.attempts)
 	st.mu.Unlock()
 	return out
 }

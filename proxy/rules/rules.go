@@ -436,6 +436,24 @@ func (rs *Set) NeedsBody(host string, status int, header http.Header) bool {
 	return false
 }
 
+// HeadDecides reports whether a rule without a body condition holds for a
+// response with this host, status and header: Decide then names a rule
+// whatever the body (that one, or a body rule before it that matches), so
+// the proxy holds the start of the body and names the rule in the response's
+// headers. When false, only a body rule can match.
+func (rs *Set) HeadDecides(host string, status int, header http.Header) bool {
+	if rs == nil {
+		return false
+	}
+	host = NormHost(host)
+	for _, r := range rs.rules {
+		if r.errKind == "" && r.body == nil && r.headMatch(host, status, header) {
+			return true
+		}
+	}
+	return false
+}
+
 // MayRetry reports whether a rule with retry could decide on a response with
 // this host, status and header, whatever its body. When true, the proxy
 // holds the start of the body (up to body_limit) until Decide has its

@@ -420,3 +420,38 @@ func TestActionMark(t *testing.T) {
 		}
 	}
 }
+
+// TestRuleHeadDecides: a rule without a body condition whose status, host
+// and header conditions hold means Decide names a rule whatever the body;
+// body rules and error rules do not count.
+func TestRuleHeadDecides(t *testing.T) {
+	html := hdr("Content-Type", "text/html; charset=utf-8")
+	rs := mustRules(t, "",
+		Spec{Name: "captcha", Body: "captcha", Action: ActionRetire},
+		Spec{Name: "blocked", Status: []string{"403"}, Action: ActionRetire, Retry: true},
+		Spec{Name: "cf", Header: map[string]string{"Server": "cloudflare"}, Host: "*.shop.example", Action: ActionBad},
+		Spec{Name: "fail", Error: "any", Action: ActionBad, Retry: true},
+	)
+	tests := []struct {
+		name   string
+		host   string
+		status int
+		h      http.Header
+		want   bool
+	}{
+		{"status rule after a body rule", "www.example", 403, html, true},
+		{"only the body rule", "www.example", 200, html, false},
+		{"header and host rule", "WWW.shop.example:443", 200, hdr("Server", "cloudflare"), true},
+		{"header rule, other host", "www.example", 200, hdr("Server", "cloudflare"), false},
+		{"no response: error rules do not count", "www.example", 0, nil, false},
+	}
+	for _, tt := range tests {
+		if got := rs.HeadDecides(tt.host, tt.status, tt.h); got != tt.want {
+			t.Errorf("%s: HeadDecides = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	var none *Set
+	if none.HeadDecides("a", 403, html) {
+		t.Error("a nil Set claims a rule")
+	}
+}

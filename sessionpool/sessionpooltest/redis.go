@@ -27,9 +27,11 @@ func (s *Server) URL(db int) string { return "redis://" + s.Addr + "/" + strconv
 // Start starts a redis-server (Debian package redis-server) on a free
 // loopback port and stops it when the test ends. Its data survives a
 // Restart: the append-only file is written at shutdown. extra are more
-// redis-server arguments ("--maxmemory", "1mb", ...).
+// redis-server arguments ("--maxmemory", "1mb", ...). Under go test -short,
+// the quick mode that runs no external program, it skips the test.
 func Start(tb testing.TB, extra ...string) *Server {
 	tb.Helper()
+	skipShort(tb)
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		tb.Fatalf("redis-server not found (%v): install the Debian package redis-server (apt-get install -y redis-server); .ci/run installs it", err)
@@ -49,6 +51,16 @@ func Start(tb testing.TB, extra ...string) *Server {
 	}
 	tb.Fatalf("sessionpooltest: start redis-server: %v", last)
 	return nil
+}
+
+// skipShort skips a test that needs redis-server under go test -short, the
+// quick mode that runs no external program. Without -short a missing
+// redis-server fails the test (see Start).
+func skipShort(tb testing.TB) {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("needs redis-server (Debian package redis-server): skipped under -short")
+	}
 }
 
 // freePort returns a loopback port that was free a moment ago: redis-server

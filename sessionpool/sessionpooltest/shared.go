@@ -22,6 +22,7 @@ type Shared struct {
 // asks after the start failed fails too.
 func (s *Shared) Server(tb testing.TB) *Server {
 	tb.Helper()
+	skipShort(tb) // before once: a skip inside it would count as a failed start
 	s.once.Do(func() { s.srv = Start(sharedTB{tb, s}) })
 	if s.srv == nil {
 		tb.Fatal("the shared redis-server failed to start (see the first test that used it)")

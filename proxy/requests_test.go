@@ -1,0 +1,82 @@
+package proxy
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/sessionproxy/sessionproxy/proxy/record"
+)
+
+// TestRequestLog: GET /requests lists finished requests newest first with
+// every attempt (a blocked one retried on a fresh session shows both), the
+// filters select them, and GET /requests.har is the same as HAR.
+func TestRequestLog(t *testing.T) {
+	var n atomic.Int64
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/blocked-once" && n.Add(1) == 1 {
+			http.SetCookie(w, &http.Cookie{Name: "b", Value: "1"})
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte("ok"))
+	}))
+	defer origin.Close()
+	h := startProxy(t, testConfig(t))
+	c := h.client("", "")
+	get(t, c, origin.URL+"/first?x=1", "alice")
+	resp, _ := get(t, c, origin.URL+"/blocked-once", "")
+	answered := resp.Header.Get("X-Session-Id")
+
+	var all struct{ Requests []record.Request }
+	if code := h.adminGet("/requests", "", &all); code != http.StatusOK {
+		t.Fatalf("GET /requests: %d", code)
+	}
+	if len(all.Requests) != 2 {
+		t.Fatalf("log holds %d requests, want 2: %+v", len(all.Requests), all.Requests)
+	}
+	blocked, first := all.Requests[0], all.Requests[1]
+	if first.Path != "/first" || first.Session != "alice" || first.Method != "GET" || first.Status != 200 ||
+		first.Outcome != record.OutcomeGood || len(first.Attempts) != 1 || !strings.HasSuffix(first.URL, "/first?x=1") || first.Client != "127.0.0.1" {
+		t.Errorf("first request logged as %+v", first)
+	}
+	if blocked.Session != answered || blocked.Retries != 1 || len(blocked.Attempts) != 2 ||
+		blocked.Attempts[0].Status != 403 || blocked.Attempts[0].Outcome != record.OutcomeRetire || blocked.Attempts[0].Rule != "blocked-status" ||
+		blocked.Attempts[1].Session != answered || blocked.Attempts[1].Outcome != record.OutcomeGood {
+		t.Errorf("blocked request logged as %+v", blocked)
+	}
+
+	var some struct{ Requests []record.Request }
+	if code := h.adminGet("/requests?session="+blocked.Attempts[0].Session, "", &some); code != http.StatusOK || len(some.Requests) != 1 {
+		t.Errorf("?session= of the blocked attempt: %d, %d requests; want the blocked one", code, len(some.Requests))
+	}
+	if code := h.adminGet("/requests?status=abc", "", &some); code != http.StatusBadRequest {
+		t.Errorf("?status=abc: %d, want 400", code)
+	}
+
+	var har record.HAR
+	if code := h.adminGet("/requests.har?session=alice", "", &har); code != http.StatusOK {
+		t.Fatalf("GET /requests.har: %d", code)
+	}
+	if har.Log.Version != "1.2" || len(har.Log.Entries) != 1 || har.Log.Entries[0].Request.Method != "GET" ||
+		har.Log.Entries[0].Response.Status != 200 || har.Log.Entries[0].Response.Content.MimeType != "text/plain" {
+		t.Errorf("HAR: %+v", har)
+	}
+}
+
+// TestRequestLogOff: request_log.size 0 keeps nothing.
+func TestRequestLogOff(t *testing.T) {
+	origin := httptest.NewServer(originMux())
+	defer origin.Close()
+	cfg := testConfig(t)
+	cfg.RequestLog.Size = 0
+	h := startProxy(t, cfg)
+	get(t, h.client("", ""), origin.URL+"/echo", "alice")
+	var all struct{ Requests []record.Request }
+	if code := h.adminGet("/requests", "", &all); code != http.StatusOK || len(all.Requests) != 0 {
+		t.Errorf("GET /requests with the log off: %d, %d requests", code, len(all.Requests))
+	}
+}
