@@ -127,7 +127,11 @@ func (b *watchedBody) Close() error {
 // body ends, as a failure when it was cut off. A response without a body to
 // stream ends at once.
 func (s *Server) watchBody(req *http.Request, t *tunnel, resp *http.Response, e *ending) {
-	if resp.Body == nil || resp.Body == http.NoBody || resp.ContentLength == 0 {
+	inner := resp.Body
+	if d, ok := inner.(*doneBody); ok {
+		inner = d.ReadCloser
+	}
+	if inner == nil || inner == http.NoBody || resp.ContentLength == 0 {
 		s.finish(e, req, nil)
 		return
 	}
