@@ -34,7 +34,7 @@ func TestNoLostResponsesWhenTunnelsClose(t *testing.T) {
 		each   int
 		client func() (*http.Client, func())
 	}{
-		{"http1.1 connection close", 125, func() (*http.Client, func()) {
+		{"http1.1 connection close", 300, func() (*http.Client, func()) {
 			tr := &http.Transport{
 				Proxy:             http.ProxyURL(h.proxyURL),
 				TLSClientConfig:   &tls.Config{RootCAs: h.caPool},
@@ -50,7 +50,8 @@ func TestNoLostResponsesWhenTunnelsClose(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			const clients = 16
 			var failed atomic.Int64
-			var firstErr atomic.Value
+			var mu sync.Mutex
+			var firstErr error // guarded by mu
 			var wg sync.WaitGroup
 			for range clients {
 				wg.Go(func() {
@@ -59,15 +60,20 @@ func TestNoLostResponsesWhenTunnelsClose(t *testing.T) {
 						err := getOK(c, origin.URL+"/")
 						done()
 						if err != nil {
-							failed.Add(1)
-							firstErr.CompareAndSwap(nil, err)
+							if failed.Add(1) == 1 {
+								mu.Lock()
+								firstErr = err
+								mu.Unlock()
+							}
 						}
 					}
 				})
 			}
 			wg.Wait()
 			if n := failed.Load(); n > 0 {
-				t.Errorf("%d of %d requests failed; first: %v", n, clients*tc.each, firstErr.Load())
+				mu.Lock()
+				defer mu.Unlock()
+				t.Errorf("%d of %d requests failed; first: %v", n, clients*tc.each, firstErr)
 			}
 		})
 	}
