@@ -125,6 +125,31 @@ func (c *coalescingConn) Close() error {
 	return c.Conn.Close()
 }
 
+// SetWriteDeadline writes what is held first when the deadline has passed
+// already: held bytes were written before, under the deadline in force then.
+// tls.Conn.Close sets a deadline of now after its close_notify alert; a held
+// response that the timer flushed after that was lost, and its client saw
+// the tunnel close without a response. A deadline still to come passes
+// straight through: it may be what unblocks a write stuck on a client that
+// does not read.
+func (c *coalescingConn) SetWriteDeadline(t time.Time) error {
+	c.flushBefore(t)
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// SetDeadline is SetWriteDeadline for both directions.
+func (c *coalescingConn) SetDeadline(t time.Time) error {
+	c.flushBefore(t)
+	return c.Conn.SetDeadline(t)
+}
+
+// flushBefore writes what is held if the deadline t has passed.
+func (c *coalescingConn) flushBefore(t time.Time) {
+	if c.on.Load() && !t.IsZero() && !t.After(time.Now()) {
+		c.flush() // a failure shows in the next call, as for the timer's
+	}
+}
+
 // flush writes what is held; the timer calls it too.
 func (c *coalescingConn) flush() error {
 	c.mu.Lock()

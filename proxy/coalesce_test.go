@@ -363,3 +363,32 @@ type readerConn struct {
 }
 
 func (c *readerConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// TestCoalescingConnDeadlinePassed: bytes held when a write deadline that
+// has passed is set still reach the client. tls.Conn.Close sets a deadline
+// of now after its close_notify alert; a held response that the timer
+// flushed after that was lost, and the client saw its tunnel close without
+// a response.
+func TestCoalescingConnDeadlinePassed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		near, far := net.Pipe()
+		reads := readPipe(far)
+		c := &coalescingConn{Conn: near, buffers: newHeldBuffers()}
+		c.enable()
+		if _, err := c.Write([]byte("response")); err != nil {
+			t.Fatal(err)
+		}
+		c.SetWriteDeadline(time.Now().Add(5 * time.Second)) // as tls.Conn's closeNotify does
+		if _, err := c.Write([]byte("+alert")); err != nil {
+			t.Fatal(err)
+		}
+		c.SetWriteDeadline(time.Now())
+		time.Sleep(coalesceDelay) // the timer fires before the close
+		synctest.Wait()
+		c.Close()
+		<-reads.done
+		if got := strings.Join(reads.got(), ""); got != "response+alert" {
+			t.Errorf("the client got %q, want %q", got, "response+alert")
+		}
+	})
+}

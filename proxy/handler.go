@@ -126,6 +126,8 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r = r.WithContext(context.WithValue(r.Context(), clientKey{}, info))
+	r, stop := keepOnHalfClose(r)
+	defer stop()
 	if r.Method == http.MethodConnect {
 		if err := checkConnectTarget(r.URL.Host); err != nil {
 			http.Error(w, "sessionproxy: bad CONNECT target: "+err.Error(), http.StatusBadRequest)

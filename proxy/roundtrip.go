@@ -56,7 +56,7 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 		// never turns: every write would wait out coalesceDelay.
 		t.out.enable()
 	}
-	resp := s.attempts(req, t, cfg)
+	resp, end := s.attempts(req, t, cfg)
 	if resp.StatusCode == http.StatusSwitchingProtocols && t.out != nil {
 		t.out.disable() // a WebSocket's messages go out as they come
 	}
@@ -64,9 +64,11 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 		// A WebSocket's body is the connection itself (an io.ReadWriter):
 		// it must reach goproxy unwrapped, and it is not a request to drain.
 		s.inflight.leave()
+		s.finish(end, req, nil)
 		return resp, nil
 	}
 	resp.Body = &doneBody{ReadCloser: resp.Body, done: s.inflight.leave}
+	s.watchBody(req, t, resp, end)
 	return resp, nil
 }
 
@@ -82,11 +84,12 @@ type call struct {
 	start   time.Time
 	tried   []string        // the sessions that already failed the request
 	log     *record.Request // what the request log keeps of it; nil when it keeps none
+	end     *ending         // how the request ends, carried out when its body has
 }
 
 // attempted records one attempt of c: counted by its outcome, unless it has
-// none (its verdict waits for the body: decideWhileStreaming counts it) or
-// it was canceled, and noted in the request log.
+// none (the attempt that answers the client: Server.finish counts it when
+// its body ends) or it was canceled, and noted in the request log.
 func (s *Server) attempted(c *call, a record.Attempt) {
 	if a.Outcome != "" && a.Outcome != record.OutcomeCanceled {
 		s.rec.Attempt(a.Outcome)
@@ -112,11 +115,13 @@ func (c *call) answered(sess *sessionpool.Session, resp *http.Response) *record.
 
 // attempts runs the request on one session and, while the rules say retry
 // and the request can be repeated, on fresh ones. It returns the response the
-// client gets. Every way a request ends passes here once and is recorded
-// here, except a verdict that waits for the body: decideWhileStreaming
-// records that one when it comes.
-func (s *Server) attempts(req *http.Request, t *tunnel, cfg *config.Config) *http.Response {
-	c := &call{req: req, t: t, cfg: cfg, host: hostOnly(req.URL.Host), cookies: req.Header["Cookie"], start: time.Now()}
+// client gets and how the request ends: every way a request ends passes here
+// once and its event is kept there, except a verdict that waits for the body,
+// which decideWhileStreaming keeps when it comes. The caller records the end
+// (Server.finish) once the body has ended: a body cut off by the origin or
+// the upstream still makes the request an upstream failure.
+func (s *Server) attempts(req *http.Request, t *tunnel, cfg *config.Config) (*http.Response, *ending) {
+	c := &call{req: req, t: t, cfg: cfg, host: hostOnly(req.URL.Host), cookies: req.Header["Cookie"], start: time.Now(), end: &ending{}}
 	if s.rec.LogsRequests() {
 		c.log = &record.Request{Time: c.start, Client: t.client.addr, Method: req.Method, URL: req.URL.String(),
 			Host: c.host, Path: req.URL.Path, Proto: req.Proto}
@@ -124,9 +129,9 @@ func (s *Server) attempts(req *http.Request, t *tunnel, cfg *config.Config) *htt
 	resp, ev := s.attemptAll(c)
 	if ev.Outcome != "" {
 		ev.Duration = time.Since(c.start)
-		s.rec.Finish(ev)
+		c.end.setVerdict(ev)
 	}
-	return resp
+	return resp, c.end
 }
 
 // attemptAll is attempts without the recording: it returns the response and
@@ -232,13 +237,15 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 		o.Body = rules.DecodedBody(resp.Header, rules.HoldPrefix(resp, cfg.BodyLimit), cfg.BodyLimit)
 	}
 	v := cfg.Rules.Decide(o)
-	s.apply(sess, v, c.host, resp.StatusCode, resp)
-	s.attempted(c, record.Attempt{Session: sess.ID(), Status: resp.StatusCode, Outcome: record.Outcome(v.Action), Rule: verdictRule(v)})
 	if v.Retry && canRetry {
+		s.apply(sess, v, c.host, resp.StatusCode, resp)
+		s.attempted(c, record.Attempt{Session: sess.ID(), Status: resp.StatusCode, Outcome: record.Outcome(v.Action), Rule: verdictRule(v)})
 		discard(resp.Body)
 		c.tried = append(c.tried, sess.ID())
 		return nil, record.Event{}, true
 	}
+	s.attempted(c, record.Attempt{Session: sess.ID(), Status: resp.StatusCode}) // counted when the body ends (Server.finish)
+	c.end.judge(sess, v, c.host, resp.StatusCode, cookieCarrier(resp))
 	s.remember(cfg, req, c.t, sel)
 	s.decorate(resp, cfg, sess, v, attempt)
 	return resp, record.Event{Outcome: record.Outcome(v.Action), Rule: verdictRule(v), Status: resp.StatusCode, Retries: attempt, Request: c.answered(sess, resp)}, false
@@ -263,7 +270,8 @@ func (s *Server) send(req *http.Request, sess *sessionpool.Session) (*http.Respo
 
 // decideWhileStreaming lets resp's body stream to the client while a copy of
 // its first body_limit bytes is kept; the rules decide the session's fate
-// when that copy is complete (or the body ends or is closed).
+// when that copy is complete (or the body ends or is closed), and the
+// verdict is carried out when the body ends (Server.finish).
 func (s *Server) decideWhileStreaming(resp *http.Response, c *call, sess *sessionpool.Session, o *rules.Outcome, attempt int) {
 	cfg, start := c.cfg, c.start
 	limit := cfg.BodyLimit
@@ -271,19 +279,16 @@ func (s *Server) decideWhileStreaming(resp *http.Response, c *call, sess *sessio
 	resp.Body = rules.InspectBody(resp.Body, int(limit), func(raw []byte) {
 		o.Body = rules.DecodedBody(o.Header, raw, limit)
 		v := cfg.Rules.Decide(o)
-		s.apply(sess, v, o.Host, o.Status, cookies)
-		s.rec.Attempt(record.Outcome(v.Action))
+		c.end.judge(sess, v, o.Host, o.Status, cookies)
 		if v.Rule != nil {
 			s.log.Info("rule matched after the headers left", "session", sess.ID(), "rule", v.Rule.Name,
 				"action", string(v.Action), "status", o.Status, "host", o.Host)
 		}
 		var logged *record.Request
 		if c.log != nil {
-			last := &c.log.Attempts[len(c.log.Attempts)-1]
-			last.Outcome, last.Rule = record.Outcome(v.Action), verdictRule(v)
 			logged = c.answered(sess, resp)
 		}
-		s.rec.Finish(record.Event{Outcome: record.Outcome(v.Action), Rule: verdictRule(v), Status: o.Status, Retries: attempt, Duration: time.Since(start), Request: logged})
+		c.end.setVerdict(record.Event{Outcome: record.Outcome(v.Action), Rule: verdictRule(v), Status: o.Status, Retries: attempt, Duration: time.Since(start), Request: logged})
 	})
 }
 

@@ -275,7 +275,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.listening.add(ln, false)
 	// Tracked outermost: closing a tunnel at shutdown goes through its
 	// coalescingConn, which writes what it holds first.
-	return s.serve(srv, s.conns.wrap(newCoalescingListener(ln)))
+	return s.serve(srv, s.conns.wrap(newCoalescingListener(eofListener{ln})))
 }
 
 // ServeAdmin serves the admin API on ln until Shutdown.

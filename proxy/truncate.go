@@ -1,0 +1,144 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+
+	"github.com/sessionproxy/sessionproxy/proxy/record"
+	"github.com/sessionproxy/sessionproxy/proxy/rules"
+	"github.com/sessionproxy/sessionproxy/proxy/upstream"
+	"github.com/sessionproxy/sessionproxy/sessionpool"
+)
+
+// ending is how one request ends: the event its verdict made, recorded,
+// and the verdict on the session that answered, carried out, once its
+// response body has ended. A body cut off by the origin or the upstream
+// turns the verdict into an upstream failure, so the session never counts
+// a use it did not give whole, and never two uses for one request. Safe for
+// concurrent use: the verdict may come on the goroutine that closes the body
+// while another reads it.
+type ending struct {
+	mu      sync.Mutex // guards the fields below
+	ev      record.Event
+	sess    *sessionpool.Session // nil when no session answered (nothing to carry out)
+	v       rules.Verdict
+	host    string         // the request's host, without its port
+	status  int            // the response's status
+	cookies *http.Response // its Set-Cookie lines (cookieCarrier), nil for none
+}
+
+// setVerdict keeps the event of the request's verdict.
+func (e *ending) setVerdict(ev record.Event) {
+	e.mu.Lock()
+	e.ev = ev
+	e.mu.Unlock()
+}
+
+// judge keeps the verdict v on sess, and the cookies to store with it.
+func (e *ending) judge(sess *sessionpool.Session, v rules.Verdict, host string, status int, cookies *http.Response) {
+	e.mu.Lock()
+	e.sess, e.v, e.host, e.status, e.cookies = sess, v, host, status, cookies
+	e.mu.Unlock()
+}
+
+// finish carries out the request's verdict and records its end. cut is the
+// error that cut its response body off, nil when the body ended whole or
+// the client stopped reading. A cut body is an upstream failure, as when no
+// response came: counted, logged, decided by the rules (bad when none
+// speaks), and the request ends as an error.
+func (s *Server) finish(e *ending, req *http.Request, cut error) {
+	e.mu.Lock()
+	ev, sess, v, host, status, cookies := e.ev, e.sess, e.v, e.host, e.status, e.cookies
+	e.sess = nil // carried out once
+	e.mu.Unlock()
+	if sess == nil {
+		if ev.Outcome != "" {
+			s.rec.Finish(ev)
+		}
+		return
+	}
+	errText := "" // why the body was cut off
+	if cut != nil && req.Context().Err() == nil {
+		cfg := s.cfg.Load()
+		uerr := upstream.Classify(cut, sess.ProxyURL(), req.URL.Host)
+		s.rec.UpstreamFailed(uerr)
+		s.log.Warn("response cut off", "session", sess.ID(), "host", host, "status", status, "error", uerr.Error())
+		v = cfg.Rules.Decide(&rules.Outcome{Host: host, ErrKind: uerr.Kind})
+		if v.Rule == nil && cfg.DefaultAction == "" {
+			v.Action = rules.ActionBad // no rule spoke: a failed upstream is still the session's fault
+		}
+		ev.Outcome, ev.Rule = record.OutcomeError, verdictRule(v)
+		errText = uerr.Error()
+	}
+	s.apply(sess, v, host, status, cookies)
+	// The answering attempt counts now, with the verdict carried out.
+	attempt := record.Outcome(v.Action)
+	if errText != "" {
+		attempt = record.OutcomeError
+	}
+	s.rec.Attempt(attempt)
+	if ev.Request != nil && len(ev.Request.Attempts) > 0 {
+		last := &ev.Request.Attempts[len(ev.Request.Attempts)-1]
+		last.Outcome, last.Rule, last.Error = attempt, verdictRule(v), errText
+	}
+	if ev.Outcome != "" {
+		s.rec.Finish(ev)
+	}
+}
+
+// watchedBody is a response body on its way to the client that reports how
+// it ended, once: end(nil) at its end or when it is closed, end(err) when
+// reading it fails. With abort set, a failed read then aborts the response
+// with http.ErrAbortHandler, the way net/http and x/net/http2 servers cut a
+// response off (no chunked terminator, RST_STREAM on HTTP/2): only for a
+// body read inside such a server's handler, which recovers that panic.
+type watchedBody struct {
+	rc    io.ReadCloser
+	abort bool
+	once  sync.Once
+	end   func(cut error)
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	switch {
+	case err == nil:
+	case errors.Is(err, io.EOF):
+		b.once.Do(func() { b.end(nil) })
+	default:
+		b.once.Do(func() { b.end(err) })
+		if b.abort {
+			b.rc.Close() // the handler's own Close will not run before the panic unwinds it
+			panic(http.ErrAbortHandler)
+		}
+	}
+	return n, err
+}
+
+func (b *watchedBody) Close() error {
+	err := b.rc.Close()
+	b.once.Do(func() { b.end(nil) })
+	return err
+}
+
+// watchBody wraps resp's body so that the request's end is recorded when the
+// body ends, as a failure when it was cut off. A response without a body to
+// stream ends at once.
+func (s *Server) watchBody(req *http.Request, t *tunnel, resp *http.Response, e *ending) {
+	inner := resp.Body
+	if d, ok := inner.(*doneBody); ok {
+		inner = d.ReadCloser
+	}
+	if inner == nil || inner == http.NoBody || resp.ContentLength == 0 {
+		s.finish(e, req, nil)
+		return
+	}
+	// Plain HTTP is served by net/http, HTTP/2 inside a tunnel by
+	// x/net/http2: both recover http.ErrAbortHandler. HTTP/1.x inside a
+	// tunnel runs in goproxy's own goroutine, which would crash; there a
+	// failed read already makes goproxy close the tunnel mid-response.
+	abort := t.host == "" || req.ProtoMajor == 2
+	resp.Body = &watchedBody{rc: resp.Body, abort: abort, end: func(cut error) { s.finish(e, req, cut) }}
+}
