@@ -92,7 +92,7 @@ func main() {
 		}
 		session := ""
 		if *keep {
-			session = "session:\n  max_usage_count: 1073741824\n"
+			session = "  session:\n    max_usage_count: 1073741824\n"
 		}
 		cfg := fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: \"\"\nlog_format: json\ndata_dir: %s\n"+
 			"pool:\n  max_pool_size: 1000\n  persist_interval: 1h\n%smitm:\n  upstream_ca: [%s]\n",
