@@ -35,6 +35,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -268,6 +269,8 @@ func runHTTPSLoad(bin, addr, ca, target string, conns int, d time.Duration) resu
 // earlier line naming "pprof". The rest of its output is discarded.
 func startProcess(bin string, args ...string) (*exec.Cmd, map[string]string) {
 	cmd := exec.Command(bin, args...)
+	// log.Fatal skips the deferred stops: the children die with this process.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	pr, err := cmd.StdoutPipe()
 	if err != nil {
 		log.Fatal(err)
