@@ -78,14 +78,12 @@ func run(args []string, stderr io.Writer) int {
 	redis.SetLogger(redisLogger{logger})
 
 	if *pprofAddr != "" {
-		ln, err := listenPprof(*pprofAddr)
+		stopPprof, err := servePprof(*pprofAddr, logger)
 		if err != nil {
 			fmt.Fprintf(stderr, "sessionproxy: -pprof: %v\n", err)
 			return 2
 		}
-		defer ln.Close()
-		go http.Serve(ln, pprofMux())
-		logger.Info("profiles served", "pprof", ln.Addr().String())
+		defer stopPprof()
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -122,9 +120,10 @@ func run(args []string, stderr io.Writer) int {
 	return 0
 }
 
-// listenPprof listens on addr, which must name a loopback IP: the profiles
-// tell much about the process and have no authentication.
-func listenPprof(addr string) (net.Listener, error) {
+// servePprof serves Go's profiles on addr, which must name a loopback IP:
+// the profiles tell much about the process and have no authentication. It
+// returns the function that stops serving them.
+func servePprof(addr string, logger *slog.Logger) (stop func() error, err error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
@@ -132,7 +131,13 @@ func listenPprof(addr string) (net.Listener, error) {
 	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
 		return nil, fmt.Errorf("want a loopback IP address such as 127.0.0.1:6060 (got %q)", addr)
 	}
-	return net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	go http.Serve(ln, pprofMux())
+	logger.Info("profiles served", "pprof", ln.Addr().String())
+	return ln.Close, nil
 }
 
 // pprofMux serves net/http/pprof's handlers under /debug/pprof/.

@@ -88,21 +88,7 @@ func main() {
 	}
 	for i := 0; i < len(progs); i += 2 {
 		data := filepath.Join(dir, progs[i])
-		if err := os.MkdirAll(data, 0o700); err != nil {
-			log.Fatal(err)
-		}
-		session := ""
-		if *keep {
-			session = "  session:\n    max_usage_count: 1073741824\n"
-		}
-		cfg := fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: \"\"\nlog_format: json\ndata_dir: %s\n"+
-			"pool:\n  max_pool_size: 1000\n  persist_interval: 1h\n%smitm:\n  upstream_ca: [%s]\n",
-			data, session, filepath.Join(originCA, "ca.pem"))
-		path := filepath.Join(data, "config.yaml")
-		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-			log.Fatal(err)
-		}
-		cmd, logs := start(progs[i+1], "-config", path, "-pprof", "127.0.0.1:0")
+		cmd, logs := start(progs[i+1], "-config", writeConfig(data, filepath.Join(originCA, "ca.pem"), *keep), "-pprof", "127.0.0.1:0")
 		cs = append(cs, &contender{name: progs[i], cmd: cmd, addr: logs["proxy"], pprof: logs["pprof"],
 			ca: filepath.Join(data, "ca.pem")})
 	}
@@ -130,6 +116,27 @@ func main() {
 				median(c.cpus), median(c.allocs), c.errors)
 		}
 	}
+}
+
+// writeConfig writes sessionproxy's config into data (made if missing) and
+// returns its path: a pool of 1,000 sessions, interception trusting
+// originCA, defaults otherwise; keep gives sessions that outlive the run.
+func writeConfig(data, originCA string, keep bool) string {
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		log.Fatal(err)
+	}
+	session := ""
+	if keep {
+		session = "  session:\n    max_usage_count: 1073741824\n"
+	}
+	cfg := fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: \"\"\nlog_format: json\ndata_dir: %s\n"+
+		"pool:\n  max_pool_size: 1000\n  persist_interval: 1h\n%smitm:\n  upstream_ca: [%s]\n",
+		data, session, originCA)
+	path := filepath.Join(data, "config.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		log.Fatal(err)
+	}
+	return path
 }
 
 // contender is one proxy process and what its rounds measured.
