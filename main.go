@@ -11,6 +11,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/signal"
@@ -39,6 +42,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "YAML config `file` (default: built-in defaults)")
 	logFormat := fs.String("log-format", "", "log format, text or json (default: the config's log_format)")
+	pprofAddr := fs.String("pprof", "", "serve Go's profiles (/debug/pprof/) on this loopback `address`, e.g. 127.0.0.1:6060 (default: off)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -73,6 +77,15 @@ func run(args []string, stderr io.Writer) int {
 	// these go to debug.
 	redis.SetLogger(redisLogger{logger})
 
+	if *pprofAddr != "" {
+		stopPprof, err := servePprof(*pprofAddr, logger)
+		if err != nil {
+			fmt.Fprintf(stderr, "sessionproxy: -pprof: %v\n", err)
+			return 2
+		}
+		defer stopPprof()
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	srv, err := proxy.Open(ctx, proxy.Options{Config: cfg, Logger: logger})
@@ -105,6 +118,37 @@ func run(args []string, stderr io.Writer) int {
 	}
 	logger.Info("stopped")
 	return 0
+}
+
+// servePprof serves Go's profiles on addr, which must name a loopback IP:
+// the profiles tell much about the process and have no authentication. It
+// returns the function that stops serving them.
+func servePprof(addr string, logger *slog.Logger) (stop func() error, err error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return nil, fmt.Errorf("want a loopback IP address such as 127.0.0.1:6060 (got %q)", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	go http.Serve(ln, pprofMux())
+	logger.Info("profiles served", "pprof", ln.Addr().String())
+	return ln.Close, nil
+}
+
+// pprofMux serves net/http/pprof's handlers under /debug/pprof/.
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 func newLogger(w io.Writer, format config.LogFormat, level slog.Level) (*slog.Logger, error) {

@@ -44,9 +44,11 @@ func TestBadConfigExitsTwo(t *testing.T) {
 	}
 }
 
-// TestBadFlagsExitTwo: an unknown flag or a stray argument is exit status 2.
+// TestBadFlagsExitTwo: an unknown flag, a stray argument or a -pprof
+// address off loopback is exit status 2.
 func TestBadFlagsExitTwo(t *testing.T) {
-	for _, args := range [][]string{{"-nope"}, {"stray"}, {"-log-format", "xml"}} {
+	for _, args := range [][]string{{"-nope"}, {"stray"}, {"-log-format", "xml"},
+		{"-pprof", "0.0.0.0:0"}, {"-pprof", ":0"}, {"-pprof", "localhost"}} {
 		var stderr bytes.Buffer
 		if code := run(args, &stderr); code != 2 {
 			t.Errorf("run(%q) = %d, want 2; stderr: %s", args, code, stderr.String())

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/elazarl/goproxy"
@@ -137,34 +139,97 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(context.WithValue(r.Context(), connectHookKey{}, hook))
 		w = tunnelWriter{ResponseWriter: w, s: s, hook: hook, host: r.URL.Host}
 	} else {
-		// goproxy copies a plain-HTTP body into the server's buffer and
-		// flushes only at the end: a slow or endless body would reach the
-		// client late or never. Flush every write, as ReverseProxy does
-		// with a negative FlushInterval.
-		w = flushingWriter{w}
+		w = &streamWriter{ResponseWriter: w}
 	}
 	s.gp.ServeHTTP(w, r)
 }
 
-// flushingWriter flushes after every write. It keeps the Hijacker goproxy
-// needs for WebSocket upgrades.
-type flushingWriter struct {
+// streamWriter is the ResponseWriter goproxy gets for a plain-HTTP request.
+// goproxy copies the body into the server's buffer and flushes only at the
+// end, so a slow or endless body would reach the client late or never.
+// streamWriter flushes as httputil.ReverseProxy does, and only then: after
+// every write when the response streams (no Content-Length, or
+// text/event-stream), and otherwise before a read of the body that may wait
+// (the previous read came short and the body is not complete), so that what
+// has arrived is with the client while the origin is silent. It keeps the
+// ResponseWriter's ReadFrom (the server copies with a pooled buffer) and the
+// Hijacker goproxy needs for WebSocket upgrades. It is used by one request's
+// goroutine only.
+type streamWriter struct {
 	http.ResponseWriter
+	decided bool  // WriteHeader with a final status has been seen
+	stream  bool  // flush after every write
+	left    int64 // body bytes not yet read when the length is known
+	pending bool  // flush before the next read of the body
+	body    flushBeforeWait
 }
 
-func (w flushingWriter) Write(p []byte) (int, error) {
+func (w *streamWriter) WriteHeader(code int) {
+	if code >= 200 && !w.decided {
+		w.decided = true
+		h := w.Header()
+		cl, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64)
+		w.left = cl
+		w.stream = err != nil || strings.HasPrefix(h.Get("Content-Type"), "text/event-stream")
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *streamWriter) Write(p []byte) (int, error) {
+	if !w.decided {
+		w.WriteHeader(http.StatusOK)
+	}
 	n, err := w.ResponseWriter.Write(p)
-	if err == nil {
+	if err == nil && w.stream {
 		err = http.NewResponseController(w.ResponseWriter).Flush()
 	}
 	return n, err
 }
 
-func (w flushingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+// ReadFrom copies src through the ResponseWriter's own ReadFrom, which
+// writes it through the server's buffer with a pooled copy buffer.
+func (w *streamWriter) ReadFrom(src io.Reader) (int64, error) {
+	if !w.decided {
+		w.WriteHeader(http.StatusOK)
+	}
+	rf, ok := w.ResponseWriter.(io.ReaderFrom)
+	if !ok {
+		return io.Copy(writerOnly{w}, src)
+	}
+	w.body = flushBeforeWait{w: w, src: src}
+	return rf.ReadFrom(&w.body)
+}
+
+func (w *streamWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return http.NewResponseController(w.ResponseWriter).Hijack()
 }
 
-func (w flushingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *streamWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// writerOnly hides a writer's ReadFrom from io.Copy.
+type writerOnly struct{ io.Writer }
+
+// flushBeforeWait is the body as the ResponseWriter's ReadFrom reads it: it
+// flushes what was written before the next read when the response streams,
+// and otherwise before a read that may wait, one that follows a short read
+// while the body is not complete.
+type flushBeforeWait struct {
+	w   *streamWriter
+	src io.Reader
+}
+
+func (f *flushBeforeWait) Read(p []byte) (int, error) {
+	if f.w.pending {
+		f.w.pending = false
+		if err := http.NewResponseController(f.w.ResponseWriter).Flush(); err != nil {
+			return 0, err
+		}
+	}
+	n, err := f.src.Read(p)
+	f.w.left -= int64(n)
+	f.w.pending = err == nil && n > 0 && (f.w.stream || n < len(p) && f.w.left > 0)
+	return n, err
+}
 
 func proxyAuthRequired(w http.ResponseWriter) {
 	w.Header().Set("Proxy-Authenticate", `Basic realm="sessionproxy"`)

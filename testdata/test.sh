@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-client_packages=(python3-scrapy chromium curl redis-server)
+client_packages=(python3-scrapy chromium curl redis-server wrk) # wrk: the benchmark in proxy/testdata/bench, run by hand
 missing=()
 for pkg in "${client_packages[@]}"; do
 	if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$'; then
