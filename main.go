@@ -98,20 +98,7 @@ func run(args []string, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				if restart, err := srv.Reload(); err != nil {
-					logger.Warn("config reload refused; the running config stays", "err", err)
-				} else if len(restart) > 0 {
-					logger.Warn("some changed keys take effect only after a restart", "keys", restart)
-				}
-			}
-		}
-	}()
+	go reloadOnHUP(ctx, hup, srv, logger)
 	if err := srv.ListenAndServe(ctx); err != nil {
 		logger.Error("stopped with an error", "err", err)
 		return 1
@@ -240,4 +227,20 @@ func requestHost(s string) (string, error) {
 		return "", fmt.Errorf("URL without a host (got %q)", u.Redacted())
 	}
 	return u.Hostname(), nil
+}
+
+// reloadOnHUP reloads srv's config for every signal on hup until ctx ends.
+func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, srv *proxy.Server, logger *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if restart, err := srv.Reload(); err != nil {
+				logger.Warn("config reload refused; the running config stays", "err", err)
+			} else if len(restart) > 0 {
+				logger.Warn("some changed keys take effect only after a restart", "keys", restart)
+			}
+		}
+	}
 }

@@ -202,21 +202,7 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 		return resp, ev, false
 	}
 	if err != nil {
-		uerr := upstream.Classify(err, sess.ProxyURL(), req.URL.Host)
-		s.rec.UpstreamFailed(uerr)
-		v := cfg.Rules.Decide(&rules.Outcome{Host: c.host, ErrKind: uerr.Kind})
-		if v.Rule == nil && cfg.DefaultAction == "" {
-			v.Action = rules.ActionBad // no rule spoke: a failed upstream is still the session's fault
-		}
-		s.apply(sess, v, c.host, 0, nil)
-		s.attempted(c, record.Attempt{Session: sess.ID(), Outcome: record.OutcomeError, Rule: verdictRule(v), Error: uerr.Error()})
-		if v.Retry && canRetry {
-			c.tried = append(c.tried, sess.ID())
-			return nil, record.Event{}, true
-		}
-		resp = s.failureResponse(req, uerr)
-		s.decorate(resp, cfg, sess, v, attempt)
-		return resp, record.Event{Outcome: record.OutcomeError, Rule: verdictRule(v), Status: resp.StatusCode, Retries: attempt, Request: c.answered(sess, resp)}, false
+		return s.failed(c, sess, err, attempt, canRetry)
 	}
 
 	s.pauseOnRetryAfter(c.host, sess, resp)
@@ -249,6 +235,27 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 	s.remember(cfg, req, c.t, sel)
 	s.decorate(resp, cfg, sess, v, attempt)
 	return resp, record.Event{Outcome: record.Outcome(v.Action), Rule: verdictRule(v), Status: resp.StatusCode, Retries: attempt, Request: c.answered(sess, resp)}, false
+}
+
+// failed ends an attempt that got no response: the rules judge the
+// failure (a session's fault unless a rule says otherwise), and the request
+// is retried on another session or answered with the failure.
+func (s *Server) failed(c *call, sess *sessionpool.Session, err error, attempt int, canRetry bool) (*http.Response, record.Event, bool) {
+	uerr := upstream.Classify(err, sess.ProxyURL(), c.req.URL.Host)
+	s.rec.UpstreamFailed(uerr)
+	v := c.cfg.Rules.Decide(&rules.Outcome{Host: c.host, ErrKind: uerr.Kind})
+	if v.Rule == nil && c.cfg.DefaultAction == "" {
+		v.Action = rules.ActionBad // no rule spoke: a failed upstream is still the session's fault
+	}
+	s.apply(sess, v, c.host, 0, nil)
+	s.attempted(c, record.Attempt{Session: sess.ID(), Outcome: record.OutcomeError, Rule: verdictRule(v), Error: uerr.Error()})
+	if v.Retry && canRetry {
+		c.tried = append(c.tried, sess.ID())
+		return nil, record.Event{}, true
+	}
+	resp := s.failureResponse(c.req, uerr)
+	s.decorate(resp, c.cfg, sess, v, attempt)
+	return resp, record.Event{Outcome: record.OutcomeError, Rule: verdictRule(v), Status: resp.StatusCode, Retries: attempt, Request: c.answered(sess, resp)}, false
 }
 
 // send is one round trip as sess, through its transport.
