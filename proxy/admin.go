@@ -3,16 +3,17 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strings"
 
 	"github.com/sessionproxy/sessionproxy/proxy/cookiefile"
+	"github.com/sessionproxy/sessionproxy/proxy/record"
 	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
@@ -144,18 +145,6 @@ func redactState(ss sessionpool.SessionState) sessionpool.SessionState {
 	}
 	ss.ProxyURL = upstream.Redact(ss.ProxyURL)
 	return ss
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
 }
 
 // maxAdminBody bounds the request bodies of the admin API.
@@ -476,4 +465,53 @@ func (s *Server) adminPersist(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"persisted": true, "sessions": n})
+}
+
+// adminRequests serves the request log, newest first, filtered by the query
+// parameters session, host, status, rule and limit: GET /requests as JSON,
+// GET /requests.har as an HTTP Archive 1.2 without bodies.
+func (s *Server) adminRequests(har bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		f, err := record.ParseRequestFilter(r.URL.Query())
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		reqs := s.rec.Requests(f)
+		if !har {
+			writeJSON(w, http.StatusOK, map[string]any{"requests": reqs})
+			return
+		}
+		w.Header().Set("Content-Disposition", `attachment; filename="sessionproxy.har"`)
+		writeJSON(w, http.StatusOK, record.NewHAR(reqs, buildVersion()))
+	}
+}
+
+// buildVersion is the module's version as the build recorded it ("(devel)"
+// for a build from a checkout).
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+// caRoutes adds the CA's downloads to mux: GET /ca.pem, /ca.der and
+// /ca.spki (the hash Chromium's --ignore-certificate-errors-spki-list
+// takes).
+func (s *Server) caRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /ca.pem", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		w.Header().Set("Content-Disposition", `attachment; filename="sessionproxy-ca.pem"`)
+		w.Write(s.ca.CertPEM())
+	})
+	mux.HandleFunc("GET /ca.der", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-x509-ca-cert")
+		w.Header().Set("Content-Disposition", `attachment; filename="sessionproxy-ca.der"`)
+		w.Write(s.ca.CertDER())
+	})
+	mux.HandleFunc("GET /ca.spki", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte(s.ca.SPKIHash() + "\n"))
+	})
 }

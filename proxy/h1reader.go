@@ -187,3 +187,20 @@ func (s *recorder) Read(p []byte) (int, error) {
 	s.n += int64(n)
 	return n, err
 }
+
+// errHeadTooLarge is a request head longer than max_header_bytes inside an
+// intercepted tunnel, or a body step reading more than it may.
+var errHeadTooLarge = errors.New("proxy: request head too large")
+
+// headSlop is what a head may take beyond max_header_bytes before it is
+// refused, as net/http allows for its bufio buffer.
+const headSlop = 4096
+
+// connLimits are the limits applied to an intercepted tunnel's client, the
+// same as the proxy's http.Server applies to plain-HTTP clients.
+type connLimits struct {
+	maxHeaderBytes int           // request head
+	idle           time.Duration // no request in flight and nothing read or written
+	readHeader     time.Duration // a request head, from its first byte
+	handshake      time.Duration // the TLS handshake, from its first byte
+}

@@ -9,54 +9,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/elazarl/goproxy"
 
 	"github.com/sessionproxy/sessionproxy/proxy/record"
 	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 )
-
-// clientKey is the request-context key of the clientInfo the outer handler
-// attaches to every request it hands to goproxy.
-type clientKey struct{}
-
-// clientInfo is what the proxy knows about a client connection before
-// goproxy sees the request.
-type clientInfo struct {
-	addr        string // client IP, without port
-	sessionName string // from the proxy username ("session-<id>"), or ""
-}
-
-// tunnel is the state of one client exchange: a CONNECT tunnel with all the
-// requests inside it, or a single plain-HTTP request. goproxy copies the
-// CONNECT context's UserData into the context of every request inside the
-// tunnel, so a *tunnel is how those requests find each other.
-type tunnel struct {
-	client clientInfo
-	host   string // the CONNECT target, host:port; "" for plain HTTP
-	// out is the client's connection of an intercepted HTTP/1.1 CONNECT,
-	// whose writes are coalesced once HTTP/1.x flows inside; else nil.
-	out *coalescingConn
-	// mitm is the client side of an intercepted HTTP/1.1 CONNECT, set
-	// before any request inside it; else nil.
-	mitm *mitmConn
-
-	mu   sync.Mutex // guards sess: HTTP/2 streams of one tunnel run at once
-	sess string     // id of the session chosen for the tunnel (affinity tunnel)
-}
-
-func (t *tunnel) session() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.sess
-}
-
-func (t *tunnel) setSession(id string) {
-	t.mu.Lock()
-	t.sess = id
-	t.mu.Unlock()
-}
 
 // newGoproxy builds the goproxy server the proxy runs on.
 func (s *Server) newGoproxy() *goproxy.ProxyHttpServer {
@@ -70,6 +28,7 @@ func (s *Server) newGoproxy() *goproxy.ProxyHttpServer {
 	gp.NonproxyHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "sessionproxy: this is a forward proxy; send absolute-form requests or CONNECT", http.StatusBadRequest)
 	})
+	s.own = s.ownHostHandler()
 	gp.OnRequest().HandleConnectFunc(s.handleConnect)
 	gp.OnRequest().DoFunc(func(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
 		if _, ok := ctx.UserData.(*tunnel); !ok {
@@ -119,7 +78,7 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Header.Del("Proxy-Authorization")
 	if isOwnHost(r) {
-		s.ownHost.ServeHTTP(w, r)
+		s.own.ServeHTTP(w, r)
 		return
 	}
 	if err := s.checkTargetHost(r.Context(), targetAddr(r), r.Method == http.MethodConnect); err != nil {
@@ -332,14 +291,6 @@ func targetAddr(r *http.Request) string {
 		port = "443"
 	}
 	return net.JoinHostPort(r.URL.Hostname(), port)
-}
-
-// hostOnly strips the port from host:port, leaving anything else alone.
-func hostOnly(hostport string) string {
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		return h
-	}
-	return hostport
 }
 
 // discardLogger silences goproxy's own printf logging: the proxy logs with

@@ -64,26 +64,6 @@ func crossSite(r *http.Request) bool {
 	return origin != "" && !strings.EqualFold(origin, "http://"+ownHost)
 }
 
-// caRoutes adds the CA's downloads to mux: GET /ca.pem, /ca.der and
-// /ca.spki (the hash Chromium's --ignore-certificate-errors-spki-list
-// takes).
-func (s *Server) caRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /ca.pem", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/x-pem-file")
-		w.Header().Set("Content-Disposition", `attachment; filename="sessionproxy-ca.pem"`)
-		w.Write(s.ca.CertPEM())
-	})
-	mux.HandleFunc("GET /ca.der", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/x-x509-ca-cert")
-		w.Header().Set("Content-Disposition", `attachment; filename="sessionproxy-ca.der"`)
-		w.Write(s.ca.CertDER())
-	})
-	mux.HandleFunc("GET /ca.spki", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Write([]byte(s.ca.SPKIHash() + "\n"))
-	})
-}
-
 // onboardingPage writes the page that tells each kind of client how to
 // trust the proxy's CA.
 func (s *Server) onboardingPage(w http.ResponseWriter, r *http.Request) {

@@ -2,11 +2,10 @@ package proxy
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/proxy/record"
 	"github.com/sessionproxy/sessionproxy/proxy/rules"
+	"github.com/sessionproxy/sessionproxy/proxy/sites"
 	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
@@ -347,39 +347,6 @@ func cookieCarrier(resp *http.Response) *http.Response {
 	return &http.Response{Header: http.Header{"Set-Cookie": lines}, Request: resp.Request}
 }
 
-// apply carries out a verdict on the session, storing the Set-Cookie lines
-// of resp (nil: none) with it in one step, and logs a retirement. With a
-// shared store (Redis) that step is the request's second and last round
-// trip to it.
-func (s *Server) apply(sess *sessionpool.Session, v rules.Verdict, host string, status int, resp *http.Response) {
-	wasUsable := sess.IsUsable()
-	if err := sess.Commit(context.Background(), resp, v.Action.Mark()); err != nil {
-		s.storeFailed(err)
-	}
-	rule := verdictRule(v)
-	if v.Rule != nil && (v.Action == rules.ActionRetire || v.Action == rules.ActionBad) {
-		s.rec.Blocked(rule)
-	}
-	if wasUsable && !sess.IsUsable() {
-		// Wearing out is routine (one line per max_usage_count uses):
-		// DEBUG; a retirement by a rule or a bad mark stays INFO.
-		level := slog.LevelInfo
-		if v.Action != rules.ActionRetire && v.Action != rules.ActionBad && sess.IsMaxUsageCountReached() {
-			level = slog.LevelDebug
-		}
-		s.log.Log(context.Background(), level, "session retired", "session", sess.ID(), "rule", rule, "action", string(v.Action),
-			"status", status, "host", host, "error_score", sess.ErrorScore(), "uses", sess.UsageCount())
-	}
-}
-
-// verdictRule is the name of the rule behind a verdict, "" when none matched.
-func verdictRule(v rules.Verdict) string {
-	if v.Rule == nil {
-		return ""
-	}
-	return v.Rule.Name
-}
-
 // decorate adds the headers that tell the client which session answered and
 // how.
 func (s *Server) decorate(resp *http.Response, cfg *config.Config, sess *sessionpool.Session, v rules.Verdict, attempt int) {
@@ -479,25 +446,63 @@ func (s *Server) selectErrorResponse(req *http.Request, err error) *http.Respons
 	return textResponse(req, http.StatusServiceUnavailable, "sessionproxy: session store: "+err.Error())
 }
 
-// textResponse builds a plain-text response of one line.
-func textResponse(req *http.Request, status int, msg string) *http.Response {
-	body := strings.TrimSpace(upstream.OneLine(msg)) + "\n" // control characters (newlines too) become spaces
-	return &http.Response{
-		Status:        fmt.Sprintf("%d %s", status, http.StatusText(status)),
-		StatusCode:    status,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        http.Header{"Content-Type": {"text/plain; charset=utf-8"}, "X-Content-Type-Options": {"nosniff"}},
-		Body:          io.NopCloser(strings.NewReader(body)),
-		ContentLength: int64(len(body)),
-		Request:       req,
-	}
-}
-
 // discard reads a little of a response that will not be used, so its
 // connection can go back to the pool, and closes it.
 func discard(body io.ReadCloser) {
 	io.CopyN(io.Discard, body, drainLimit)
 	body.Close()
+}
+
+// pace waits for the turn of an attempt as sel's session at the request's site. It
+// returns the release to call once the response is done, or else the
+// response the client gets instead, with the event that ends the request:
+// a 429 naming the wait when it is longer than pacing.max_wait (with
+// Retry-After), or the client gone.
+//
+// An unpinned session paused at the site (Retry-After) is not waited for
+// while the request may have another session: pace then returns neither.
+func (s *Server) pace(c *call, sel selection, attempt int) (func(), *http.Response, record.Event) {
+	sess := sel.sess
+	if !sel.pinned && attempt < c.cfg.Retry.MaxAttempts && !s.pacer.PausedUntil(c.host, sess.ID()).IsZero() {
+		return nil, nil, record.Event{}
+	}
+	release, err := s.pacer.Wait(c.req.Context(), c.host, sess.ID())
+	if err == nil {
+		return release, nil, record.Event{}
+	}
+	var we *sites.WaitError
+	if !errors.As(err, &we) {
+		resp := textResponse(c.req, http.StatusBadGateway, "sessionproxy: client closed the request")
+		return nil, resp, record.Event{Outcome: record.OutcomeCanceled, Retries: attempt, Request: c.answered(sess, resp)}
+	}
+	secs := strconv.FormatInt(int64(math.Ceil(we.Wait.Seconds())), 10)
+	resp := textResponse(c.req, http.StatusTooManyRequests, fmt.Sprintf(
+		"sessionproxy: %s: a wait of %ss for this session's turn is longer than pacing.max_wait %v", we.Site, secs, we.MaxWait))
+	resp.Header.Set("Retry-After", secs)
+	s.decorate(resp, c.cfg, sess, rules.Verdict{}, attempt)
+	resp, ev := c.rejected(resp, attempt)
+	return nil, resp, ev
+}
+
+// releaseWhenDone makes release run once resp is done: when its body is
+// closed, or at once when there is no response, no body, or a protocol
+// switch (whose body must reach goproxy unwrapped).
+func releaseWhenDone(resp *http.Response, err error, release func()) {
+	if err != nil || resp.Body == nil || resp.StatusCode == http.StatusSwitchingProtocols {
+		release()
+		return
+	}
+	resp.Body = &doneBody{ReadCloser: resp.Body, done: release}
+}
+
+// pauseOnRetryAfter pauses sess at the request's site for as long as the
+// Retry-After of a 429 or 503 response says (at most sites.MaxRetryAfter).
+func (s *Server) pauseOnRetryAfter(host string, sess *sessionpool.Session, resp *http.Response) {
+	if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable {
+		return
+	}
+	now := time.Now() // the pacer's clock
+	if d, ok := sites.RetryAfter(resp.Header, now); ok && d > 0 {
+		s.pacer.Pause(host, sess.ID(), now.Add(d))
+	}
 }

@@ -13,7 +13,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -64,7 +63,7 @@ type Server struct {
 	ca         *mitm.CA
 	transports *upstream.Transports
 	gp         *goproxy.ProxyHttpServer
-	ownHost    http.Handler // http://sessionproxy/ (ownhost.go)
+	own        http.Handler // serves http://sessionproxy/ (ownhost.go)
 	tlsOpts    upstream.Options
 	clients    *cache.Cache // client affinity: client key -> session id
 	rec        *record.Recorder
@@ -168,7 +167,6 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	s.unsubRet = pool.OnSessionRetired(s.sessionRetired)
 
 	s.gp = s.newGoproxy()
-	s.ownHost = s.ownHostHandler()
 	go s.maintain()
 	return s, nil
 }
@@ -381,136 +379,6 @@ func (s *Server) tlsConfigForHost(host string, _ *goproxy.ProxyCtx) (*tls.Config
 	return s.ca.TLSConfigForHost(host)
 }
 
-// drain counts requests in flight and tells when the last one is done after
-// it was closed. Unlike a WaitGroup, entering and closing may race: a
-// request that enters after close is refused instead. Safe for concurrent
-// use; the zero value is open.
-type drain struct {
-	mu     sync.Mutex // guards the fields below
-	n      int
-	closed bool
-	zero   chan struct{} // closed when n reaches 0 after close
-}
-
-// enter counts a request in, or reports false once the drain is closed.
-func (d *drain) enter() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return false
-	}
-	d.n++
-	return true
-}
-
-// leave counts a request out.
-func (d *drain) leave() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.n--
-	if d.n == 0 && d.zero != nil {
-		close(d.zero)
-		d.zero = nil
-	}
-}
-
-// close refuses new requests and returns a channel closed once none is in
-// flight.
-func (d *drain) close() <-chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.closed = true
-	ch := make(chan struct{})
-	if d.n == 0 {
-		close(ch)
-	} else {
-		d.zero = ch
-	}
-	return ch
-}
-
-// connTracker remembers every open proxy connection so that Shutdown can
-// close hijacked ones (tunnels), which http.Server forgets about.
-type connTracker struct {
-	mu    sync.Mutex
-	conns map[*trackedConn]struct{}
-}
-
-func (t *connTracker) wrap(ln net.Listener) net.Listener {
-	return &trackingListener{Listener: ln, t: t}
-}
-
-func (t *connTracker) add(c *trackedConn) {
-	t.mu.Lock()
-	if t.conns == nil {
-		t.conns = make(map[*trackedConn]struct{})
-	}
-	t.conns[c] = struct{}{}
-	t.mu.Unlock()
-}
-
-func (t *connTracker) remove(c *trackedConn) {
-	t.mu.Lock()
-	delete(t.conns, c)
-	t.mu.Unlock()
-}
-
-func (t *connTracker) closeAll() {
-	t.mu.Lock()
-	conns := make([]*trackedConn, 0, len(t.conns))
-	for c := range t.conns {
-		conns = append(conns, c)
-	}
-	t.mu.Unlock()
-	// At once: each Close may first write what its connection held back,
-	// for at most closeFlushMax when the client does not read.
-	var wg sync.WaitGroup
-	for _, c := range conns {
-		wg.Go(func() { c.Close() })
-	}
-	wg.Wait()
-}
-
-type trackingListener struct {
-	net.Listener
-	t *connTracker
-}
-
-func (l *trackingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	tc := &trackedConn{Conn: c, t: l.t}
-	l.t.add(tc)
-	return tc, nil
-}
-
-// trackedConn is an accepted connection that leaves its tracker on Close.
-type trackedConn struct {
-	net.Conn
-	t    *connTracker
-	once sync.Once
-}
-
-func (c *trackedConn) Close() error {
-	c.once.Do(func() { c.t.remove(c) })
-	return c.Conn.Close()
-}
-
-// doneBody calls done once, when the body is closed.
-type doneBody struct {
-	io.ReadCloser
-	once sync.Once
-	done func()
-}
-
-func (b *doneBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.once.Do(b.done)
-	return err
-}
-
 // DrainTimeout bounds how long ListenAndServe lets in-flight requests finish
 // once its context is done.
 const DrainTimeout = 30 * time.Second
@@ -573,4 +441,42 @@ func caPaths(cfg *config.Config) (cert, key string) {
 		key = filepath.Join(cfg.DataDir, "ca-key.pem")
 	}
 	return cert, key
+}
+
+// newPacer builds the pacer of the sites list and pacing.max_wait, both
+// bound at start. Its clock is the real one: it waits with timers.
+func newPacer(cfg *config.Config) (*sites.Pacer, error) {
+	rs := make([]sites.Rule, len(cfg.Sites))
+	for i, st := range cfg.Sites {
+		rs[i] = sites.Rule{Host: st.Host, Delay: st.Delay, Concurrency: st.Concurrency}
+	}
+	return sites.New(sites.Options{Rules: rs, MaxWait: cfg.Pacing.MaxWait})
+}
+
+// Stats is a snapshot of the proxy's counters, as GET /stats serves it.
+type Stats = record.Stats
+
+// Stats returns the proxy's counters and the pool's counts.
+func (s *Server) Stats() Stats { return s.rec.Stats() }
+
+// newRecorder returns the recorder of s's counters, metrics and outcome
+// history, on the clock now. It reads the session counts of s.pool when they
+// are asked for (by GET /stats and the /metrics scrape), so s.pool must be
+// set before s serves anything.
+func (s *Server) newRecorder(now func() time.Time) *record.Recorder {
+	return record.New(record.Options{
+		Now:             now,
+		UsableSessions:  func() int { return s.pool.UsableSessionsCount() },
+		RetiredSessions: func() int { return s.pool.RetiredSessionsCount() },
+		RequestLogSize:  requestLogSize(s.cfg.Load().RequestLog.Size),
+	})
+}
+
+// requestLogSize is the recorder's RequestLogSize for the config's
+// request_log.size, where 0 keeps none.
+func requestLogSize(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }

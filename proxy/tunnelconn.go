@@ -19,23 +19,6 @@ import (
 	"golang.org/x/net/http2"
 )
 
-// errHeadTooLarge is a request head longer than max_header_bytes inside an
-// intercepted tunnel, or a body step reading more than it may.
-var errHeadTooLarge = errors.New("proxy: request head too large")
-
-// headSlop is what a head may take beyond max_header_bytes before it is
-// refused, as net/http allows for its bufio buffer.
-const headSlop = 4096
-
-// connLimits are the limits applied to an intercepted tunnel's client, the
-// same as the proxy's http.Server applies to plain-HTTP clients.
-type connLimits struct {
-	maxHeaderBytes int           // request head
-	idle           time.Duration // no request in flight and nothing read or written
-	readHeader     time.Duration // a request head, from its first byte
-	handshake      time.Duration // the TLS handshake, from its first byte
-}
-
 // mitmConn is the client side of an intercepted tunnel as goproxy sees it:
 // the proxy, not goproxy, terminates TLS (bounded by the handshake timeout)
 // and checks every HTTP/1.x request head before goproxy parses it, which it
