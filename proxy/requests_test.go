@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -78,5 +79,52 @@ func TestRequestLogOff(t *testing.T) {
 	var all struct{ Requests []record.Request }
 	if code := h.adminGet("/requests", "", &all); code != http.StatusOK || len(all.Requests) != 0 {
 		t.Errorf("GET /requests with the log off: %d, %d requests", code, len(all.Requests))
+	}
+}
+
+// TestRequestLogBodies: with request_log.bodies the HAR holds the start of
+// each body (the request's as sent, the response's as the origin sent it),
+// saying when it was cut; without, it holds none. Each entry names its site.
+func TestRequestLogBodies(t *testing.T) {
+	big := strings.Repeat("b", 20<<10)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte(big))
+	}))
+	defer origin.Close()
+	for _, keep := range []bool{true, false} {
+		cfg := testConfig(t)
+		cfg.RequestLog.Bodies = keep
+		h := startProxy(t, cfg)
+		req, _ := http.NewRequest(http.MethodPost, origin.URL+"/form", strings.NewReader("hello=1"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := h.client("", "").Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+
+		var har record.HAR
+		if code := h.adminGet("/requests.har", "", &har); code != http.StatusOK || len(har.Log.Entries) != 1 {
+			t.Fatalf("bodies %v: GET /requests.har: %d, %d entries", keep, code, len(har.Log.Entries))
+		}
+		e := har.Log.Entries[0]
+		content := e.Response.Content
+		if keep {
+			if e.Request.PostData == nil || e.Request.PostData.Text != "hello=1" || e.Request.PostData.MimeType != "application/x-www-form-urlencoded" {
+				t.Errorf("request body logged as %+v", e.Request.PostData)
+			}
+			if len(content.Text) != record.MaxLoggedBody || content.Size != len(big) || content.Comment == "" {
+				t.Errorf("response body logged as %d bytes of %d (%q)", len(content.Text), content.Size, content.Comment)
+			}
+		} else if e.Request.PostData != nil || content.Text != "" {
+			t.Errorf("bodies logged with request_log.bodies off: %+v, %d bytes", e.Request.PostData, len(content.Text))
+		}
+		var all struct{ Requests []record.Request }
+		h.adminGet("/requests", "", &all)
+		if len(all.Requests) != 1 || all.Requests[0].Site != "127.0.0.1" {
+			t.Errorf("request logged with site %+v, want 127.0.0.1 (an IP is its own site)", all.Requests)
+		}
 	}
 }

@@ -67,6 +67,9 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 		s.finish(end, req, nil)
 		return resp, nil
 	}
+	if end.bodies != nil && resp.Body != http.NoBody {
+		resp.Body = &capturingBody{ReadCloser: resp.Body, c: &end.bodies.resp}
+	}
 	resp.Body = &doneBody{ReadCloser: resp.Body, done: s.inflight.leave}
 	s.watchBody(req, t, resp, end)
 	return resp, nil
@@ -124,7 +127,13 @@ func (s *Server) attempts(req *http.Request, t *tunnel, cfg *config.Config) (*ht
 	c := &call{req: req, t: t, cfg: cfg, host: hostOnly(req.URL.Host), cookies: req.Header["Cookie"], start: time.Now(), end: &ending{}}
 	if s.rec.LogsRequests() {
 		c.log = &record.Request{Time: c.start, Client: t.client.addr, Method: req.Method, URL: req.URL.String(),
-			Host: c.host, Path: req.URL.Path, Proto: req.Proto}
+			Host: c.host, Path: req.URL.Path, Proto: req.Proto, Site: sites.Of(c.host)}
+		if cfg.RequestLog.Bodies {
+			c.end.bodies = &loggedBodies{}
+			if req.Body != nil && req.Body != http.NoBody {
+				req.Body = &capturingBody{ReadCloser: req.Body, c: &c.end.bodies.req}
+			}
+		}
 	}
 	resp, ev := s.attemptAll(c)
 	if ev.Outcome != "" {

@@ -27,6 +27,35 @@ type ending struct {
 	host    string         // the request's host, without its port
 	status  int            // the response's status
 	cookies *http.Response // its Set-Cookie lines (cookieCarrier), nil for none
+	bodies  *loggedBodies  // the bodies kept for the request log; nil when it keeps none
+}
+
+// loggedBodies are the starts of a request's bodies, for the request log
+// (request_log.bodies).
+type loggedBodies struct {
+	req, resp record.BodyCapture
+}
+
+// capturingBody is a body whose bytes are also written to c as they are
+// read.
+type capturingBody struct {
+	io.ReadCloser
+	c *record.BodyCapture
+}
+
+func (b *capturingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.c.Write(p[:n])
+	return n, err
+}
+
+// keepBodies puts what was kept of the bodies into the request's log entry.
+func keepBodies(bodies *loggedBodies, logged *record.Request) {
+	if bodies == nil || logged == nil {
+		return
+	}
+	logged.RequestBody, logged.RequestBodySize = bodies.req.Bytes()
+	logged.ResponseBody, logged.ResponseBodySize = bodies.resp.Bytes()
 }
 
 // setVerdict keeps the event of the request's verdict.
@@ -53,6 +82,7 @@ func (s *Server) finish(e *ending, req *http.Request, cut error) {
 	ev, sess, v, host, status, cookies := e.ev, e.sess, e.v, e.host, e.status, e.cookies
 	e.sess = nil // carried out once
 	e.mu.Unlock()
+	keepBodies(e.bodies, ev.Request)
 	if sess == nil {
 		if ev.Outcome != "" {
 			s.rec.Finish(ev)

@@ -61,7 +61,8 @@ type Config struct {
 // RequestLog configures the log of the last finished requests (GET
 // /requests, /requests.har, the dashboard's Requests view).
 type RequestLog struct {
-	Size int // requests kept; default 1000; 0 keeps none
+	Size   int  // requests kept; default 1000; 0 keeps none
+	Bodies bool // keep the start of each request's and response's body (record.MaxLoggedBody bytes); default false
 }
 
 // LogFormat is the format of the proxy's logs (log/slog handlers).

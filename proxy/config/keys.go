@@ -110,6 +110,7 @@ func table() []key {
 		keyOf("retry.max_attempts", onReload, func(c *Config) *int { return &c.Retry.MaxAttempts }, whole[int](0, maxRetryAttempts)),
 		sectionOf("request_log", onRestart, func(c *Config) *RequestLog { return &c.RequestLog }, nil),
 		keyOf("request_log.size", onRestart, func(c *Config) *int { return &c.RequestLog.Size }, whole[int](0, maxRequestLog)),
+		keyOf("request_log.bodies", onRestart, func(c *Config) *bool { return &c.RequestLog.Bodies }, (*decoder).boolean),
 		keyOf("default_action", onReload, func(c *Config) *rules.Action { return &c.DefaultAction }, (*decoder).defaultAction),
 		// Rules are compiled once every key is decoded (see top): they
 		// need default_action, wherever it is in the file.

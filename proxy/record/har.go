@@ -1,10 +1,13 @@
 package record
 
 import (
+	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"time"
+	"unicode/utf8"
 )
 
 // HAR is an HTTP Archive 1.2 document (http://www.softwareishard.com/blog/har-12-spec/)
@@ -44,14 +47,23 @@ type HAREntry struct {
 
 // HARRequest is a HAR entry's request, without its body.
 type HARRequest struct {
-	Method      string    `json:"method"`
-	URL         string    `json:"url"`
-	HTTPVersion string    `json:"httpVersion"`
-	Cookies     []HARPair `json:"cookies"`
-	Headers     []HARPair `json:"headers"`
-	QueryString []HARPair `json:"queryString"`
-	HeadersSize int       `json:"headersSize"`
-	BodySize    int       `json:"bodySize"`
+	Method      string       `json:"method"`
+	URL         string       `json:"url"`
+	HTTPVersion string       `json:"httpVersion"`
+	Cookies     []HARPair    `json:"cookies"`
+	Headers     []HARPair    `json:"headers"`
+	QueryString []HARPair    `json:"queryString"`
+	HeadersSize int          `json:"headersSize"`
+	BodySize    int          `json:"bodySize"`
+	PostData    *HARPostData `json:"postData,omitempty"`
+}
+
+// HARPostData is a request's body, or its start.
+type HARPostData struct {
+	MimeType string `json:"mimeType"`
+	Text     string `json:"text"`
+	Encoding string `json:"_encoding,omitempty"` // base64 when the body is not UTF-8 text
+	Comment  string `json:"comment,omitempty"`
 }
 
 // HARResponse is a HAR entry's response, without its body.
@@ -67,10 +79,14 @@ type HARResponse struct {
 	BodySize    int        `json:"bodySize"`
 }
 
-// HARContent describes a response body that the HAR does not hold.
+// HARContent describes a response body, with its start as Text when the
+// log keeps bodies.
 type HARContent struct {
 	Size     int    `json:"size"`
 	MimeType string `json:"mimeType"`
+	Text     string `json:"text,omitempty"`
+	Encoding string `json:"encoding,omitempty"` // base64 when the body is not UTF-8 text
+	Comment  string `json:"comment,omitempty"`
 }
 
 // HARPair is a header, query parameter or cookie.
@@ -107,7 +123,7 @@ func harEntry(r *Request) HAREntry {
 	if mime == "" {
 		mime = "x-unknown"
 	}
-	return HAREntry{
+	entry := HAREntry{
 		StartedDateTime: r.Time.UTC().Format(time.RFC3339Nano),
 		Time:            ms,
 		Request: HARRequest{
@@ -129,6 +145,36 @@ func harEntry(r *Request) HAREntry {
 		Retries:  r.Retries,
 		Attempts: r.Attempts,
 	}
+	if r.RequestBody != nil {
+		text, enc := harText(r.RequestBody)
+		entry.Request.BodySize = int(r.RequestBodySize)
+		entry.Request.PostData = &HARPostData{MimeType: r.RequestHeader.Get("Content-Type"), Text: text, Encoding: enc,
+			Comment: harCut(len(r.RequestBody), r.RequestBodySize)}
+	}
+	if r.ResponseBody != nil {
+		text, enc := harText(r.ResponseBody)
+		entry.Response.BodySize = int(r.ResponseBodySize)
+		entry.Response.Content.Size = int(r.ResponseBodySize)
+		entry.Response.Content.Text, entry.Response.Content.Encoding = text, enc
+		entry.Response.Content.Comment = harCut(len(r.ResponseBody), r.ResponseBodySize)
+	}
+	return entry
+}
+
+// harText is a body as HAR text: itself when it is UTF-8, else base64.
+func harText(b []byte) (text, encoding string) {
+	if utf8.Valid(b) {
+		return string(b), ""
+	}
+	return base64.StdEncoding.EncodeToString(b), "base64"
+}
+
+// harCut says when only the start of a body was kept.
+func harCut(kept int, size int64) string {
+	if int64(kept) < size {
+		return fmt.Sprintf("the first %d of %d bytes", kept, size)
+	}
+	return ""
 }
 
 // harPairs lists a header or query's values by name, names sorted, never

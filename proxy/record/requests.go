@@ -35,11 +35,54 @@ type Request struct {
 	Attempts []Attempt     `json:"attempts"`
 	Duration time.Duration `json:"durationNs"`
 
+	Site string `json:"site"` // the registrable domain of Host
+
 	// RequestHeader is the header the origin was sent (the session's
 	// cookies included) and ResponseHeader the one the client got, for
 	// HAR. The log owns them: the caller gives it copies.
 	RequestHeader  http.Header `json:"-"`
 	ResponseHeader http.Header `json:"-"`
+	// RequestBody and ResponseBody are the first MaxLoggedBody bytes of
+	// the bodies as they passed (a response body as the origin encoded
+	// it), and their Size how many bytes passed in all; nil and 0 when
+	// bodies are not kept or there was none.
+	RequestBody      []byte `json:"-"`
+	ResponseBody     []byte `json:"-"`
+	RequestBodySize  int64  `json:"-"`
+	ResponseBodySize int64  `json:"-"`
+}
+
+// MaxLoggedBody is how much of each body a Request keeps when bodies are
+// logged.
+const MaxLoggedBody = 16 << 10
+
+// BodyCapture keeps the first MaxLoggedBody bytes written to it and counts
+// them all. Its zero value is empty and ready. Safe for concurrent use.
+type BodyCapture struct {
+	mu  sync.Mutex // guards buf and n
+	buf []byte
+	n   int64
+}
+
+// Write keeps what fits and never fails.
+func (c *BodyCapture) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n += int64(len(p))
+	if room := MaxLoggedBody - len(c.buf); room > 0 {
+		c.buf = append(c.buf, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+// Bytes returns a copy of what was kept, and how many bytes were written.
+func (c *BodyCapture) Bytes() ([]byte, int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == 0 {
+		return nil, 0
+	}
+	return slices.Clone(c.buf), c.n
 }
 
 // Attempt is one try of a request, on one session.
