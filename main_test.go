@@ -418,3 +418,49 @@ func TestRulesCommandBadUsage(t *testing.T) {
 		})
 	}
 }
+
+// TestReadmeRulesExample runs the README's rules command as written, on a
+// saved Cloudflare challenge named item.http, and checks that it prints
+// what the README shows (a line ending in "...)" shows the start of one).
+func TestReadmeRulesExample(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(readme), "curl -si https://shop.example.com/item/1 > item.http\n")
+	cmdLine, rest, _ := strings.Cut(rest, "\n")
+	_, rest, _ = strings.Cut(rest, "```\n```\n")
+	shown, _, _ := strings.Cut(rest, "\n```")
+	cmdLine, _, _ = strings.Cut(cmdLine, "#")
+	fields := strings.Fields(cmdLine)
+	if len(fields) < 5 || strings.Join(fields[:4], " ") != "go run . rules" {
+		t.Fatalf("the README's rules example is not a 'go run . rules' line: %q", cmdLine)
+	}
+	dir := t.TempDir()
+	for dst, src := range map[string]string{"item.http": "testdata/rules/cloudflare-403.http", "config.example.yaml": "config.example.yaml"} {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, dst), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Chdir(dir)
+	var stdout, stderr bytes.Buffer
+	if code := runRules(fields[4:], &stdout, &stderr); code != 0 {
+		t.Fatalf("%s: exit status %d\n%s", cmdLine, code, stderr.String())
+	}
+	out := strings.Split(stdout.String(), "\n")
+	i := 0
+	for _, want := range strings.Split(shown, "\n") {
+		prefix, cut := strings.CutSuffix(want, "...)")
+		for i < len(out) && !(out[i] == want || cut && strings.HasPrefix(out[i], prefix)) {
+			i++
+		}
+		if i == len(out) {
+			t.Errorf("the rules command does not print the README's line %q; it prints:\n%s", want, stdout.String())
+			return
+		}
+	}
+}
