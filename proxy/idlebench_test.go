@@ -1,0 +1,98 @@
+package proxy
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// BenchmarkIdleSessions measures what idle sessions cost the proxy program:
+// it starts the built proxy (a process of its own, with -pprof), reads its
+// RSS and goroutines, makes one plain-HTTP request as each of 1,000 named
+// sessions (each opens a connection of its own to the origin, which then
+// idles), reads them again and reports the difference per session:
+//
+//	go test -run '^$' -bench IdleSessions -benchtime 1x ./proxy/
+func BenchmarkIdleSessions(b *testing.B) {
+	const sessions = 1000
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+	defer origin.Close()
+	dir := b.TempDir()
+	bin := buildProgram(b, filepath.Join(dir, "sessionproxy"), "..")
+	pprofAddr := freeBenchAddr(b)
+	cfg := fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: \"\"\nlog_format: json\ndata_dir: %s\npool:\n  max_pool_size: %d\n  persist_interval: 1h\n",
+		dir, 2*sessions)
+	path := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	p := startChildProxy(b, bin, filepath.Join(dir, "ca.pem"), "-config", path, "-pprof", pprofAddr)
+	pu, _ := url.Parse("http://" + p.addr)
+	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu), MaxIdleConnsPerHost: 4}}
+	get := func(session string) {
+		req, _ := http.NewRequest(http.MethodGet, origin.URL+"/", nil)
+		req.Header.Set("X-Session-Id", session)
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	get("warm-up") // the first request's one-time costs
+	rss0, g0 := rssKiB(b, p.pid), goroutines(b, pprofAddr)
+	b.ResetTimer()
+	for range b.N {
+		for i := range sessions {
+			get("idle-" + strconv.Itoa(i))
+		}
+	}
+	b.StopTimer()
+	rss1, g1 := rssKiB(b, p.pid), goroutines(b, pprofAddr)
+	b.ReportMetric(float64(rss1-rss0)/sessions, "RSS-KiB/session")
+	b.ReportMetric(float64(g1-g0)/sessions, "goroutines/session")
+	b.ReportMetric(float64(rss1)/1024, "RSS-MiB")
+}
+
+func rssKiB(b *testing.B, pid int) int {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	b.Fatal("no VmRSS")
+	return 0
+}
+
+func goroutines(b *testing.B, pprofAddr string) int {
+	resp, err := http.Get("http://" + pprofAddr + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first, _ := bufio.NewReader(resp.Body).ReadString('\n')
+	_, n, _ := strings.Cut(strings.TrimSpace(first), "total ")
+	v, err := strconv.Atoi(n)
+	if err != nil {
+		b.Fatalf("goroutine profile starts %q", first)
+	}
+	return v
+}
+
+func freeBenchAddr(b *testing.B) string {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	addr := srv.Listener.Addr().String()
+	srv.Close()
+	return addr
+}
