@@ -36,7 +36,7 @@ func (l eofListener) Accept() (net.Conn, error) {
 	return &eofConn{Conn: c}, nil
 }
 
-// keepOnHalfClose returns r with a context that is not cancelled when the
+// keepOnHalfClose returns the context for r that is not cancelled when the
 // client merely half-closes after its request: net/http cancels a request's
 // context on any end of the client's read side, a clean EOF included, and
 // the client would get "client closed the request" although it still reads.
@@ -44,14 +44,14 @@ func (l eofListener) Accept() (net.Conn, error) {
 // as does the end of the handler (call stop then). A CONNECT is left alone. A client that closes
 // both sides with a FIN looks the same as one that half-closes: its request
 // runs on until writing the response to it fails.
-func keepOnHalfClose(r *http.Request) (_ *http.Request, stop func()) {
+func keepOnHalfClose(r *http.Request) (_ context.Context, stop func()) {
 	cc := connOf(r)
 	if cc == nil || r.Method == http.MethodConnect {
-		return r, func() {}
+		return r.Context(), func() {}
 	}
 	ec, ok := cc.Conn.(*eofConn)
 	if !ok {
-		return r, func() {}
+		return r.Context(), func() {}
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	unhook := context.AfterFunc(r.Context(), func() {
@@ -59,7 +59,7 @@ func keepOnHalfClose(r *http.Request) (_ *http.Request, stop func()) {
 			cancel()
 		}
 	})
-	return r.WithContext(ctx), func() {
+	return ctx, func() {
 		unhook()
 		cancel()
 	}

@@ -86,9 +86,9 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "sessionproxy: refused: "+err.Error(), http.StatusForbidden)
 		return
 	}
-	r = r.WithContext(context.WithValue(r.Context(), clientKey{}, info))
-	r, stop := keepOnHalfClose(r)
+	ctx, stop := keepOnHalfClose(r)
 	defer stop()
+	r = r.WithContext(context.WithValue(ctx, clientKey{}, info)) // one copy of r for both
 	if r.Method == http.MethodConnect {
 		if err := checkConnectTarget(r.URL.Host); err != nil {
 			http.Error(w, "sessionproxy: bad CONNECT target: "+err.Error(), http.StatusBadRequest)

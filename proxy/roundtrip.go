@@ -111,8 +111,10 @@ func (c *call) answered(sess *sessionpool.Session, resp *http.Response) *record.
 	if sess != nil {
 		c.log.Session = sess.ID()
 	}
-	c.log.RequestHeader = c.req.Header.Clone()
-	c.log.ResponseHeader = resp.Header.Clone()
+	// The maps themselves, not copies: the log gets them when the request
+	// has ended (Server.finish), and nothing writes them after that.
+	c.log.RequestHeader = c.req.Header
+	c.log.ResponseHeader = resp.Header
 	return c.log
 }
 

@@ -39,7 +39,8 @@ type Request struct {
 
 	// RequestHeader is the header the origin was sent (the session's
 	// cookies included) and ResponseHeader the one the client got, for
-	// HAR. The log owns them: the caller gives it copies.
+	// HAR. The log only reads them: the caller must not write them once the
+	// request is finished.
 	RequestHeader  http.Header `json:"-"`
 	ResponseHeader http.Header `json:"-"`
 	// RequestBody and ResponseBody are the first MaxLoggedBody bytes of
