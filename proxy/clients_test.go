@@ -285,6 +285,27 @@ func requireScrapy(t *testing.T) string {
 	return py
 }
 
+// runSpider runs the Scrapy spider testdata/clients/NAME with -a base=BASE
+// through the proxy of h (http_proxy, https_proxy and HTTP_PROXY), with
+// env added to the environment, and returns the JSON file of its items and
+// its log.
+func runSpider(t *testing.T, py string, h *harness, name, base string, env ...string) (outFile, crawlLog string) {
+	t.Helper()
+	spider, err := filepath.Abs(testdataClients(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	outFile = filepath.Join(dir, "out.json")
+	cmd := exec.CommandContext(waitCtx(t, 90*time.Second), py, "-m", "scrapy", "runspider", spider,
+		"-a", "base="+base, "-O", outFile)
+	cmd.Dir = dir
+	proxyURL := h.proxyURL.String()
+	cmd.Env = clientEnv(append([]string{"HTTP_PROXY=" + proxyURL, "http_proxy=" + proxyURL, "https_proxy=" + proxyURL}, env...)...)
+	cmd.WaitDelay = 5 * time.Second
+	return outFile, runChild(t, cmd)
+}
+
 // TestScrapyThroughProxy crawls a multi-page site with Scrapy through the
 // proxy (HTTP_PROXY). Scrapy keeps no cookies (COOKIES_ENABLED = False):
 // the pages pinned to session scrapy-a see the login cookie only because
@@ -298,20 +319,8 @@ func TestScrapyThroughProxy(t *testing.T) {
 	defer origin.Close()
 	h := startProxy(t, testConfig(t))
 
-	spider, err := filepath.Abs(testdataClients("spider.py"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	outFile := filepath.Join(dir, "out.json")
-	ctx := waitCtx(t, 60*time.Second)
-	cmd := exec.CommandContext(ctx, py, "-m", "scrapy", "runspider", spider,
-		"-a", "base="+origin.URL, "-O", outFile)
-	cmd.Dir = dir
-	cmd.Env = clientEnv("HTTP_PROXY="+h.proxyURL.String(), "http_proxy="+h.proxyURL.String())
-	cmd.WaitDelay = 5 * time.Second
 	start := time.Now()
-	crawlLog := runChild(t, cmd)
+	outFile, crawlLog := runSpider(t, py, h, "spider.py", origin.URL)
 	t.Logf("scrapy ran in %v", time.Since(start).Round(time.Millisecond))
 	defer func() {
 		if t.Failed() {
@@ -1400,19 +1409,11 @@ func TestScrapyRetiresSoftBlocks(t *testing.T) {
 	defer origin.Close()
 	h := startProxy(t, testConfig(t))
 
-	spider, err := filepath.Abs(testdataClients("soft_block_spider.py"))
+	clients, err := filepath.Abs(testdataClients(""))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	outFile := filepath.Join(dir, "out.json")
-	cmd := exec.CommandContext(waitCtx(t, 60*time.Second), py, "-m", "scrapy", "runspider", spider,
-		"-a", "base="+origin.URL, "-O", outFile)
-	cmd.Dir = dir
-	cmd.Env = clientEnv("HTTP_PROXY="+h.proxyURL.String(), "http_proxy="+h.proxyURL.String(),
-		"PYTHONPATH="+filepath.Dir(spider))
-	cmd.WaitDelay = 5 * time.Second
-	crawlLog := runChild(t, cmd)
+	outFile, crawlLog := runSpider(t, py, h, "soft_block_spider.py", origin.URL, "PYTHONPATH="+clients) // for retire_blocked.py
 
 	var items []struct {
 		Status  int    `json:"status"`
@@ -1629,20 +1630,10 @@ func TestReadmeScrapyExample(t *testing.T) {
 	defer origin.Close()
 	h := startProxy(t, testConfig(t))
 
-	spider, err := filepath.Abs(testdataClients("shop.py"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	cmd := exec.CommandContext(waitCtx(t, 90*time.Second), py, "-m", "scrapy", "runspider", spider,
-		"-a", "base="+origin.URL, "-o", filepath.Join(dir, "out.json"))
-	cmd.Dir = dir
-	cmd.Env = clientEnv("http_proxy="+h.proxyURL.String(), "https_proxy="+h.proxyURL.String())
-	cmd.WaitDelay = 5 * time.Second
-	crawlLog := runChild(t, cmd)
+	outFile, crawlLog := runSpider(t, py, h, "shop.py", origin.URL)
 
 	var items []struct{ URL, Session, Retries string }
-	decodeJSONFile(t, filepath.Join(dir, "out.json"), &items)
+	decodeJSONFile(t, outFile, &items)
 	if len(items) != 53 {
 		t.Fatalf("Scrapy wrote %d items, want 53 (3 account pages, 50 products)\n%s", len(items), crawlLog)
 	}
