@@ -49,7 +49,7 @@ func requireProgram(t *testing.T, name, debianPackage string) string {
 	}
 	path, err := exec.LookPath(name)
 	if err != nil {
-		t.Fatalf("%s not found (%v): install the Debian package %s (apt-get install -y %s); .ci/run installs it",
+		t.Fatalf("%s not found (%v): install the Debian package %s (apt-get install -y %s); testdata/test.sh installs it",
 			name, err, debianPackage, debianPackage)
 	}
 	return path
@@ -279,7 +279,7 @@ func requireScrapy(t *testing.T) string {
 	out, err := exec.CommandContext(ctx, py, "-c", "import scrapy; print(scrapy.__version__)").CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s cannot import scrapy (%v): install the Debian package python3-scrapy "+
-			"(apt-get install -y python3-scrapy); .ci/run installs it\n%s", py, err, out)
+			"(apt-get install -y python3-scrapy); testdata/test.sh installs it\n%s", py, err, out)
 	}
 	t.Logf("Scrapy %s", strings.TrimSpace(string(out)))
 	return py

@@ -34,7 +34,7 @@ func Start(tb testing.TB, extra ...string) *Server {
 	skipShort(tb)
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		tb.Fatalf("redis-server not found (%v): install the Debian package redis-server (apt-get install -y redis-server); .ci/run installs it", err)
+		tb.Fatalf("redis-server not found (%v): install the Debian package redis-server (apt-get install -y redis-server); testdata/test.sh installs it", err)
 	}
 	s := &Server{dir: tb.TempDir(), bin: bin, args: extra}
 	var last error
