@@ -57,6 +57,7 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 		t.out.enable()
 	}
 	resp, end := s.attempts(req, t, cfg)
+	resp.Header = nothingAdded(resp.Header)
 	if resp.StatusCode == http.StatusSwitchingProtocols && t.out != nil {
 		t.out.disable() // a WebSocket's messages go out as they come
 	}
@@ -73,6 +74,32 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 	resp.Body = &doneBody{ReadCloser: resp.Body, done: s.inflight.leave}
 	s.watchBody(req, t, resp, end)
 	return resp, nil
+}
+
+// nothingAdded returns h, or a copy of it naming Content-Type and Date with
+// no value where h lacks them. The servers that write the response to the
+// client (goproxy's, for plain HTTP and HTTP/2 in tunnels) add a sniffed
+// Content-Type and the current Date only when the name is absent, and write
+// nothing for a name with no values. A copy, so that the request log keeps
+// what the origin sent.
+func nothingAdded(h http.Header) http.Header {
+	var out http.Header
+	for _, name := range [...]string{"Content-Type", "Date"} {
+		if _, ok := h[name]; ok {
+			continue
+		}
+		if out == nil {
+			out = h.Clone()
+			if out == nil {
+				out = make(http.Header, 2)
+			}
+		}
+		out[name] = nil
+	}
+	if out == nil {
+		return h
+	}
+	return out
 }
 
 // call is one client request across its attempts.
