@@ -38,6 +38,7 @@ type coalescingConn struct {
 	net.Conn
 	buffers *sync.Pool  // of *[coalesceLimit]byte, shared with the listener's other conns
 	on      atomic.Bool // holding writes back; read without mu on every call
+	heads   headScanner // what the client sends, for its requests' header order
 
 	// mu orders the writes to Conn. It is held across them, as the
 	// connection's own write lock would be: bytes held back must leave
@@ -106,7 +107,9 @@ func (c *coalescingConn) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	c.heads.feed(p[:n])
+	return n, err
 }
 
 // Close writes what is held and closes the connection. Writing, its own and
@@ -187,10 +190,16 @@ func (c *coalescingConn) release() {
 type coalescingListener struct {
 	net.Listener
 	buffers *sync.Pool // a conn takes a buffer only while it holds something
+	maxHead int        // longest request head a conn's headScanner follows
 }
 
-func newCoalescingListener(ln net.Listener) coalescingListener {
-	return coalescingListener{Listener: ln, buffers: newHeldBuffers()}
+// newCoalescingListener wraps ln; maxHeaderBytes is the server's limit on
+// request heads.
+func newCoalescingListener(ln net.Listener, maxHeaderBytes int) coalescingListener {
+	if maxHeaderBytes <= 0 {
+		maxHeaderBytes = http.DefaultMaxHeaderBytes
+	}
+	return coalescingListener{Listener: ln, buffers: newHeldBuffers(), maxHead: maxHeaderBytes + headSlop}
 }
 
 func newHeldBuffers() *sync.Pool {
@@ -202,7 +211,7 @@ func (l coalescingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &coalescingConn{Conn: c, buffers: l.buffers}, nil
+	return &coalescingConn{Conn: c, buffers: l.buffers, heads: headScanner{limit: l.maxHead}}, nil
 }
 
 // connKey is the request-context key of the client's *coalescingConn.

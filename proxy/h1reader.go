@@ -34,6 +34,8 @@ type h1Reader struct {
 	done int64         // bytes of src passed on to the reader
 	read func() int64  // bytes of src the parser has taken
 	now  func() time.Time
+
+	heads headQueue // the header names of the requests parsed
 }
 
 func newH1Reader(conn net.Conn, lim connLimits) *h1Reader {
@@ -92,6 +94,7 @@ func (r *h1Reader) readHead() error {
 		return r.refuse(err)
 	}
 	r.body = req.Body
+	r.heads.keep(headNames(r.src.buf[r.src.off : r.src.off+int(r.read()-r.done)]))
 	return nil
 }
 

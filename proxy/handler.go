@@ -53,6 +53,9 @@ func (s *Server) newGoproxy() *goproxy.ProxyHttpServer {
 func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 	cfg := s.cfg.Load()
 	info := clientInfo{addr: hostOnly(r.RemoteAddr)}
+	if c := connOf(r); c != nil {
+		info.names = c.heads.heads.take() // every request of the connection takes its own
+	}
 	user, pass, hasCreds := proxyBasicAuth(r.Header.Get("Proxy-Authorization"))
 	switch {
 	case len(cfg.Auth.Users) > 0:

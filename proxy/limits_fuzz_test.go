@@ -64,6 +64,9 @@ func FuzzH1Reader(f *testing.F) {
 			if held := len(r.src.buf); held > lim.maxHeaderBytes+2*headSlop+32<<10 {
 				t.Fatalf("the reader holds %d bytes", held)
 			}
+			if kept := len(r.heads.heads); kept > maxHeadsKept {
+				t.Fatalf("the reader keeps %d heads", kept)
+			}
 			if err != nil {
 				break
 			}

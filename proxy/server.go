@@ -273,7 +273,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.listening.add(ln, false)
 	// Tracked outermost: closing a tunnel at shutdown goes through its
 	// coalescingConn, which writes what it holds first.
-	return s.serve(srv, s.conns.wrap(newCoalescingListener(eofListener{ln})))
+	return s.serve(srv, s.conns.wrap(newCoalescingListener(eofListener{ln}, cfg.MaxHeaderBytes)))
 }
 
 // ServeAdmin serves the admin API on ln until Shutdown.

@@ -42,6 +42,7 @@ type mitmConn struct {
 	err   error                    // of the setup, returned by every Read after it
 	plain atomic.Pointer[net.Conn] // the cleartext side once set up
 	h1    *h1Reader                // nil for HTTP/2
+	hello []byte                   // the client's ClientHello records, as sent; nil without TLS
 
 	idleWatch // set up with plain
 }
@@ -117,7 +118,12 @@ func (c *mitmConn) handshake() error {
 		}
 		cfg = cfg.Clone()
 		cfg.NextProtos = []string{"h2", "http/1.1"}
-		tc := tls.Server(plain, cfg)
+		rec := &helloRecorder{r: plain}
+		cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			c.hello = rec.stop() // crypto/tls has read the ClientHello, and the client waits for an answer
+			return nil, nil
+		}
+		tc := tls.Server(rawConn{Conn: plain, r: rec}, cfg)
 		ctx, cancel := context.WithTimeout(context.Background(), c.lim.handshake)
 		err = tc.HandshakeContext(ctx)
 		cancel()
@@ -138,6 +144,34 @@ func (c *mitmConn) handshake() error {
 	c.plain.Store(&plain)
 	c.watch(c.lim.idle, func() { c.Close() })
 	return nil
+}
+
+// helloRecorder keeps what a client sends until stop: its ClientHello, for
+// the session to send on as the client's own (fingerprint: mirror).
+type helloRecorder struct {
+	r       io.Reader
+	buf     []byte
+	stopped bool
+}
+
+// maxHello bounds what a helloRecorder keeps: a ClientHello in records of
+// at most 16 KiB, and more than any browser sends.
+const maxHello = 64 << 10
+
+func (h *helloRecorder) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	if !h.stopped && len(h.buf)+n <= maxHello {
+		h.buf = append(h.buf, p[:n]...)
+	}
+	return n, err
+}
+
+// stop ends the recording and returns what was read.
+func (h *helloRecorder) stop() []byte {
+	h.stopped = true
+	b := h.buf
+	h.buf = nil
+	return b
 }
 
 // idleWatch closes a tunnel that has had no request in flight and no read
