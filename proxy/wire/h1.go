@@ -1,0 +1,269 @@
+package wire
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+)
+
+// ErrConnUnusable is a connection that cannot carry another request now:
+// it is busy, closed, or a previous exchange on it did not end cleanly.
+var ErrConnUnusable = errors.New("wire: connection unusable")
+
+// errHeadTooLarge is a response head over the connection's limit.
+var errHeadTooLarge = errors.New("wire: response head too large")
+
+// H1Conn is an HTTP/1.1 client connection: one exchange at a time, kept
+// alive while exchanges end cleanly. Make one with NewH1Conn. Its methods
+// are safe for concurrent use; a second RoundTrip while one is under way
+// fails with ErrConnUnusable.
+type H1Conn struct {
+	conn net.Conn
+	lr   *limitedReader // under br: bounds a response head
+	br   *bufio.Reader
+	bw   *bufio.Writer
+
+	mu      sync.Mutex  // guards the fields below
+	busy    bool        // an exchange is under way (until its body ends)
+	alive   bool        // the connection may carry another exchange
+	unwatch func() bool // stops the watch on the exchange's context
+}
+
+// NewH1Conn wraps conn, whose handshake (if any) is done. maxHead bounds a
+// response head; zero means 1 MiB.
+func NewH1Conn(conn net.Conn, maxHead int64) *H1Conn {
+	if maxHead <= 0 {
+		maxHead = 1 << 20
+	}
+	lr := &limitedReader{r: conn, max: maxHead, left: -1}
+	return &H1Conn{conn: conn, lr: lr, br: bufio.NewReader(lr), bw: bufio.NewWriter(conn), alive: true}
+}
+
+// limitedReader reads r, refusing more than left bytes while left >= 0.
+type limitedReader struct {
+	r    io.Reader
+	max  int64 // a head's limit
+	left int64 // bytes the current head may still take; -1: no limit
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.left == 0 {
+		return 0, errHeadTooLarge
+	}
+	if l.left > 0 && int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	if l.left > 0 {
+		l.left -= int64(n)
+	}
+	return n, err
+}
+
+// Idle reports whether the connection can take a request now.
+func (c *H1Conn) Idle() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.alive && !c.busy
+}
+
+// Close closes the connection.
+func (c *H1Conn) Close() error {
+	c.mu.Lock()
+	c.alive = false
+	c.mu.Unlock()
+	return c.conn.Close()
+}
+
+// RoundTrip sends req, its header lines in the Order its context carries
+// (see OrderFrom; none: Host, then sorted), and returns the response with
+// its body read from the connection. target is the request line's target:
+// "" for req.URL's origin form (the absolute form, for a plain-HTTP
+// upstream proxy, is the caller's to give); extra are header lines sent
+// last ("Name: value", e.g. the upstream proxy's Proxy-Authorization).
+// Interim 1xx responses but 101 are read and dropped; a 101's body is the
+// connection itself. done, when not nil, is called once when the exchange
+// ends (its body read to the end or closed), with whether the connection
+// can carry another.
+func (c *H1Conn) RoundTrip(req *http.Request, target string, extra []string, done func(reusable bool)) (*http.Response, error) {
+	c.mu.Lock()
+	if c.busy || !c.alive {
+		c.mu.Unlock()
+		return nil, ErrConnUnusable
+	}
+	c.busy = true
+	// The request's context ending closes the connection, which ends
+	// whatever waits on it, until the exchange ends.
+	c.unwatch = context.AfterFunc(req.Context(), func() { c.conn.Close() })
+	c.mu.Unlock()
+	if err := c.writeRequest(req, target, extra); err != nil {
+		c.end(false, done)
+		return nil, fmt.Errorf("wire: write request: %w", err)
+	}
+	for {
+		c.lr.left = c.lr.max
+		resp, err := http.ReadResponse(c.br, req)
+		c.lr.left = -1
+		if err != nil {
+			c.end(false, done)
+			if ctxErr := req.Context().Err(); ctxErr != nil {
+				err = ctxErr
+			}
+			return nil, fmt.Errorf("wire: read response: %w", err)
+		}
+		switch {
+		case resp.StatusCode == http.StatusSwitchingProtocols:
+			c.detach() // the connection is the body's now
+			resp.Body = &upgraded{Conn: c.conn, br: c.br, done: done}
+			return resp, nil
+		case resp.StatusCode >= 100 && resp.StatusCode < 200:
+			continue
+		}
+		resp.Body = &h1Body{ReadCloser: resp.Body, c: c, reusable: !resp.Close && !req.Close, done: done}
+		return resp, nil
+	}
+}
+
+// end ends an exchange; the connection stays alive only when reusable.
+func (c *H1Conn) end(reusable bool, done func(bool)) {
+	c.mu.Lock()
+	c.busy = false
+	if c.unwatch != nil && !c.unwatch() {
+		reusable = false // the context ended: the connection is closed
+	}
+	c.unwatch = nil
+	if !reusable {
+		c.alive = false
+	}
+	reusable = c.alive
+	c.mu.Unlock()
+	if !reusable {
+		c.conn.Close()
+	}
+	if done != nil {
+		done(reusable)
+	}
+}
+
+// detach gives the connection up to a 101 response's body.
+func (c *H1Conn) detach() {
+	c.mu.Lock()
+	c.busy, c.alive = false, false
+	if c.unwatch != nil {
+		c.unwatch()
+		c.unwatch = nil
+	}
+	c.mu.Unlock()
+}
+
+// writeRequest writes req's head and body.
+func (c *H1Conn) writeRequest(req *http.Request, target string, extra []string) error {
+	if target == "" {
+		target = req.URL.RequestURI()
+	}
+	o, _ := OrderFrom(req.Context())
+	w := c.bw
+	fmt.Fprintf(w, "%s %s HTTP/1.1\r\n", valueOr(req.Method, http.MethodGet), target)
+	for _, f := range fields(req, o, false) {
+		w.WriteString(f.name)
+		w.WriteString(": ")
+		w.WriteString(f.value)
+		w.WriteString("\r\n")
+	}
+	for _, line := range extra {
+		w.WriteString(line)
+		w.WriteString("\r\n")
+	}
+	w.WriteString("\r\n")
+	if req.Body != nil && req.Body != http.NoBody {
+		if err := writeBody(w, req); err != nil {
+			return err
+		}
+	}
+	return w.Flush()
+}
+
+// writeBody writes req's body, chunked when its framing is.
+func writeBody(w *bufio.Writer, req *http.Request) error {
+	defer req.Body.Close()
+	if !chunked(req) {
+		n, err := io.Copy(w, req.Body)
+		if err == nil && req.ContentLength > 0 && n != req.ContentLength {
+			err = fmt.Errorf("body of %d bytes, not the %d announced", n, req.ContentLength)
+		}
+		return err
+	}
+	cw := httputil.NewChunkedWriter(w)
+	if _, err := io.Copy(cw, req.Body); err != nil {
+		return err
+	}
+	if err := cw.Close(); err != nil {
+		return err
+	}
+	for k, vs := range req.Trailer {
+		for _, v := range vs {
+			fmt.Fprintf(w, "%s: %s\r\n", k, v)
+		}
+	}
+	_, err := w.WriteString("\r\n")
+	return err
+}
+
+func valueOr(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// h1Body is a response body: at its end the exchange ends, and the
+// connection is kept when the body was read to its end.
+type h1Body struct {
+	io.ReadCloser
+	c        *H1Conn
+	reusable bool
+	done     func(bool)
+	once     sync.Once
+}
+
+func (b *h1Body) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		b.once.Do(func() { b.c.end(b.reusable, b.done) })
+	} else if err != nil {
+		b.once.Do(func() { b.c.end(false, b.done) })
+	}
+	return n, err
+}
+
+func (b *h1Body) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(func() { b.c.end(false, b.done) }) // not read to its end: the rest is unread
+	return err
+}
+
+// upgraded is a 101 response's body: the connection, read through what was
+// already buffered.
+type upgraded struct {
+	net.Conn
+	br   *bufio.Reader
+	done func(bool)
+	once sync.Once
+}
+
+func (u *upgraded) Read(p []byte) (int, error) { return u.br.Read(p) }
+
+func (u *upgraded) Close() error {
+	u.once.Do(func() {
+		if u.done != nil {
+			u.done(false)
+		}
+	})
+	return u.Conn.Close()
+}

@@ -1,0 +1,640 @@
+package wire
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// Preface is how an HTTP/2 client connection opens, after the client
+// magic: a SETTINGS frame with Settings in this order, a connection
+// WINDOW_UPDATE of WindowUpdate (0: none), then the PRIORITY frames; and
+// the priority every HEADERS frame carries (nil: none). The zero Preface
+// sends an empty SETTINGS frame and nothing else.
+type Preface struct {
+	Settings       []http2.Setting
+	WindowUpdate   uint32
+	Priorities     []PriorityFrame
+	HeaderPriority *http2.PriorityParam
+}
+
+// PriorityFrame is a PRIORITY frame of a preface.
+type PriorityFrame struct {
+	StreamID uint32
+	http2.PriorityParam
+}
+
+// ErrRetryable is a request the server did not process: refused before
+// it started, or above the last stream of a GOAWAY. It can be sent again on
+// another connection.
+var ErrRetryable = errors.New("wire: request not processed")
+
+// errStreamsFull is a connection at the server's stream limit.
+var errStreamsFull = fmt.Errorf("%w: connection at its stream limit", ErrConnUnusable)
+
+const (
+	defaultWindow    = 65535
+	defaultMaxFrame  = 16384
+	maxHeaderList    = 1 << 20 // a response head's bound when not told
+	windowUpdateSize = 1 << 15 // received bytes worth a WINDOW_UPDATE
+)
+
+// H2Conn is an HTTP/2 client connection. Make one with NewH2Conn; it is
+// safe for concurrent use, streams run at once, and Close stops its read
+// loop.
+type H2Conn struct {
+	conn    net.Conn
+	fr      *http2.Framer
+	preface Preface
+	ourWin  int32 // our initial stream window (from the preface's SETTINGS)
+
+	wmu  sync.Mutex // the connection's write lock: held across frame writes, as a conn's own is
+	henc *hpack.Encoder
+	hbuf bytes.Buffer
+
+	mu         sync.Mutex // guards the fields below
+	cond       *sync.Cond // on mu: a send window grew, or a stream or the connection ended
+	streams    map[uint32]*h2Stream
+	nextID     uint32
+	maxStreams uint32 // the server's SETTINGS_MAX_CONCURRENT_STREAMS
+	peerWin    int32  // the server's initial stream window
+	maxFrame   uint32 // the server's SETTINGS_MAX_FRAME_SIZE
+	sendWin    int32  // the connection's send window
+	recvUnack  int32  // connection-level bytes consumed, not yet given back
+	goAway     bool
+	lastStream uint32 // of the GOAWAY
+	idleSince  time.Time
+	closeIdle  bool  // close once no stream is open
+	err        error // set when the connection ended
+	done       chan struct{}
+}
+
+// NewH2Conn writes the client preface on conn (whose TLS handshake, if
+// any, is done and chose h2) and starts the connection's read loop.
+// maxHead bounds a response's header list; zero means 1 MiB.
+func NewH2Conn(conn net.Conn, p Preface, maxHead uint32) (*H2Conn, error) {
+	if maxHead == 0 {
+		maxHead = maxHeaderList
+	}
+	c := &H2Conn{
+		conn: conn, preface: p, ourWin: defaultWindow,
+		streams: make(map[uint32]*h2Stream), nextID: 1,
+		maxStreams: 100, peerWin: defaultWindow, maxFrame: defaultMaxFrame, sendWin: defaultWindow,
+		idleSince: time.Now(), done: make(chan struct{}),
+	}
+	c.cond = sync.NewCond(&c.mu)
+	c.fr = http2.NewFramer(conn, conn)
+	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	c.fr.MaxHeaderListSize = maxHead
+	c.henc = hpack.NewEncoder(&c.hbuf)
+	for _, s := range p.Settings {
+		if s.ID == http2.SettingInitialWindowSize && s.Val <= 1<<31-1 {
+			c.ourWin = int32(s.Val)
+		}
+	}
+	c.wmu.Lock()
+	_, err := io.WriteString(conn, http2.ClientPreface)
+	if err == nil {
+		err = c.fr.WriteSettings(p.Settings...)
+	}
+	if err == nil && p.WindowUpdate > 0 {
+		err = c.fr.WriteWindowUpdate(0, p.WindowUpdate)
+	}
+	for _, pf := range p.Priorities {
+		if err == nil {
+			err = c.fr.WritePriority(pf.StreamID, pf.PriorityParam)
+		}
+	}
+	c.wmu.Unlock()
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("wire: write HTTP/2 preface: %w", err)
+	}
+	go c.readLoop()
+	return c, nil
+}
+
+// CanTakeRequest reports whether a new request may start on the
+// connection now.
+func (c *H2Conn) CanTakeRequest() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err == nil && !c.goAway && uint32(len(c.streams)) < c.maxStreams && c.nextID < 1<<31-1
+}
+
+// Idle reports whether no stream is open.
+func (c *H2Conn) Idle() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.streams) == 0
+}
+
+// Closed reports whether the connection has ended.
+func (c *H2Conn) Closed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err != nil
+}
+
+// Close closes the connection; its streams fail.
+func (c *H2Conn) Close() error {
+	err := c.conn.Close()
+	<-c.done
+	return err
+}
+
+// h2Stream is one request's stream.
+type h2Stream struct {
+	id       uint32
+	c        *H2Conn
+	req      *http.Request
+	resp     chan *http.Response // the response head, once
+	gotResp  bool                // guarded by c.mu
+	sendWin  int32               // guarded by c.mu
+	body     pipe                // the response body
+	recvDone bool                // END_STREAM received; guarded by c.mu
+	sendDone bool                // END_STREAM sent; guarded by c.mu
+	reset    bool                // reset by either side; guarded by c.mu
+	err      error               // why it ended early; guarded by c.mu
+	ended    chan struct{}       // closed when the stream is forgotten
+}
+
+// RoundTrip sends req on a new stream, its headers in the Order its
+// context carries, and returns the response. It fails with an error
+// wrapping ErrConnUnusable when the connection cannot take a stream, and
+// with one wrapping ErrRetryable when the server did not process it.
+func (c *H2Conn) RoundTrip(req *http.Request) (*http.Response, error) {
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	// Lock order: wmu, then mu; never wmu while holding mu. Streams are
+	// numbered under wmu, so that they open in the order of their IDs.
+	c.wmu.Lock()
+	c.mu.Lock()
+	switch {
+	case c.err != nil || c.goAway || c.nextID >= 1<<31-1:
+		c.mu.Unlock()
+		c.wmu.Unlock()
+		return nil, ErrConnUnusable
+	case uint32(len(c.streams)) >= c.maxStreams:
+		c.mu.Unlock()
+		c.wmu.Unlock()
+		return nil, errStreamsFull
+	}
+	s := &h2Stream{id: c.nextID, c: c, req: req, resp: make(chan *http.Response, 1), sendWin: c.peerWin,
+		ended: make(chan struct{}), sendDone: !hasBody}
+	s.body = pipe{c: c, s: s, trailer: http.Header{}}
+	c.nextID += 2
+	c.streams[s.id] = s
+	maxFrame := int(c.maxFrame)
+	c.mu.Unlock()
+	err := c.writeHeaders(s, req, !hasBody, maxFrame)
+	c.wmu.Unlock()
+	if err != nil {
+		c.fail(fmt.Errorf("wire: write headers: %w", err))
+		return nil, err
+	}
+	if hasBody {
+		go s.writeBody() // ends with the body, or with the stream
+	}
+	stop := context.AfterFunc(req.Context(), func() { s.cancel(http2.ErrCodeCancel, req.Context().Err()) })
+	var resp *http.Response
+	select {
+	case resp = <-s.resp:
+	case <-s.ended:
+		select {
+		case resp = <-s.resp:
+		default:
+		}
+	}
+	if resp == nil {
+		stop()
+		c.mu.Lock()
+		err := s.err
+		c.mu.Unlock()
+		return nil, err
+	}
+	resp.Body = &h2Body{s: s, stop: stop}
+	return resp, nil
+}
+
+// writeHeaders encodes and writes req's HEADERS (and CONTINUATIONs). The
+// caller holds wmu.
+func (c *H2Conn) writeHeaders(s *h2Stream, req *http.Request, endStream bool, max int) error {
+	o, _ := OrderFrom(req.Context())
+	pseudo := o.Pseudo
+	if pseudo == nil {
+		pseudo = defaultPseudo
+	}
+	authority := req.Host
+	if authority == "" {
+		authority = req.URL.Host
+	}
+	c.hbuf.Reset()
+	for _, p := range pseudo {
+		switch p {
+		case ":method":
+			c.henc.WriteField(hpack.HeaderField{Name: p, Value: valueOr(req.Method, http.MethodGet)})
+		case ":authority":
+			c.henc.WriteField(hpack.HeaderField{Name: p, Value: authority})
+		case ":scheme":
+			c.henc.WriteField(hpack.HeaderField{Name: p, Value: valueOr(req.URL.Scheme, "https")})
+		case ":path":
+			c.henc.WriteField(hpack.HeaderField{Name: p, Value: req.URL.RequestURI()})
+		}
+	}
+	for _, f := range fields(req, o, true) {
+		c.henc.WriteField(hpack.HeaderField{Name: f.name, Value: f.value})
+	}
+	block := c.hbuf.Bytes()
+	first := true
+	for first || len(block) > 0 {
+		chunk := block[:min(len(block), max)]
+		block = block[len(chunk):]
+		var err error
+		if first {
+			hp := http2.HeadersFrameParam{StreamID: s.id, BlockFragment: chunk, EndStream: endStream, EndHeaders: len(block) == 0}
+			if c.preface.HeaderPriority != nil {
+				hp.Priority = *c.preface.HeaderPriority
+			}
+			err = c.fr.WriteHeaders(hp)
+			first = false
+		} else {
+			err = c.fr.WriteContinuation(s.id, len(block) == 0, chunk)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeBody sends the request body in DATA frames as the send windows
+// allow, then END_STREAM (with trailers, when the request has them).
+func (s *h2Stream) writeBody() {
+	c, req := s.c, s.req
+	defer req.Body.Close()
+	buf := make([]byte, defaultMaxFrame)
+	for {
+		n, rerr := req.Body.Read(buf)
+		for data := buf[:n]; len(data) > 0; {
+			k, err := s.awaitWindow(len(data))
+			if err != nil {
+				return
+			}
+			c.wmu.Lock()
+			err = c.fr.WriteData(s.id, false, data[:k])
+			c.wmu.Unlock()
+			if err != nil {
+				c.fail(err)
+				return
+			}
+			data = data[k:]
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			s.cancel(http2.ErrCodeCancel, fmt.Errorf("wire: read request body: %w", rerr))
+			return
+		}
+	}
+	c.wmu.Lock()
+	var err error
+	if len(req.Trailer) > 0 {
+		c.hbuf.Reset()
+		for k, vs := range req.Trailer {
+			for _, v := range vs {
+				c.henc.WriteField(hpack.HeaderField{Name: strings.ToLower(k), Value: v})
+			}
+		}
+		err = c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: s.id, BlockFragment: c.hbuf.Bytes(), EndStream: true, EndHeaders: true})
+	} else {
+		err = c.fr.WriteData(s.id, true, nil)
+	}
+	c.wmu.Unlock()
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	c.mu.Lock()
+	s.sendDone = true
+	c.forgetIfDone(s)
+	c.mu.Unlock()
+}
+
+// awaitWindow waits until both send windows allow some of n bytes and
+// takes them: it returns how many may go now.
+func (s *h2Stream) awaitWindow(n int) (int, error) {
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		if s.reset || c.err != nil {
+			return 0, ErrConnUnusable
+		}
+		if k := min(int32(n), s.sendWin, c.sendWin, int32(c.maxFrame)); k > 0 {
+			s.sendWin -= k
+			c.sendWin -= k
+			return int(k), nil
+		}
+		c.cond.Wait()
+	}
+}
+
+// cancel resets the stream with code, unless it ended already; err is what
+// its waiters get.
+func (s *h2Stream) cancel(code http2.ErrCode, err error) {
+	c := s.c
+	c.mu.Lock()
+	if s.reset || s.recvDone && s.sendDone {
+		c.mu.Unlock()
+		return
+	}
+	s.reset = true
+	if s.err == nil {
+		s.err = err
+	}
+	c.forgetIfDone(s)
+	closed := c.err != nil
+	c.mu.Unlock()
+	if !closed {
+		c.wmu.Lock()
+		c.fr.WriteRSTStream(s.id, code)
+		c.wmu.Unlock()
+	}
+}
+
+// forgetIfDone drops a stream that has ended both ways, or was reset. The
+// caller holds mu.
+func (c *H2Conn) forgetIfDone(s *h2Stream) {
+	if !(s.reset || s.recvDone && s.sendDone) {
+		return
+	}
+	if _, ok := c.streams[s.id]; ok {
+		delete(c.streams, s.id)
+		close(s.ended)
+		if len(c.streams) == 0 {
+			c.idleSince = time.Now()
+			if c.closeIdle {
+				c.conn.Close() // the read loop ends the connection
+			}
+		}
+	}
+	c.cond.Broadcast()
+}
+
+// idleFor returns how long no stream has been open; zero while one is.
+func (c *H2Conn) idleFor() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.streams) > 0 {
+		return 0
+	}
+	return time.Since(c.idleSince)
+}
+
+// closeWhenIdle closes the connection now if no stream is open, else when
+// the last one ends; no new stream starts on it.
+func (c *H2Conn) closeWhenIdle() {
+	c.mu.Lock()
+	c.closeIdle, c.goAway = true, true
+	idle := len(c.streams) == 0
+	c.mu.Unlock()
+	if idle {
+		c.conn.Close()
+	}
+}
+
+// fail ends the connection with err: every stream fails.
+func (c *H2Conn) fail(err error) {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	for _, s := range c.streams {
+		if s.err == nil {
+			s.err = err
+		}
+		s.reset = true
+		c.forgetIfDone(s)
+	}
+	c.cond.Broadcast()
+	c.mu.Unlock()
+	c.conn.Close()
+}
+
+// readLoop reads the server's frames until the connection ends.
+func (c *H2Conn) readLoop() {
+	defer close(c.done)
+	for {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			c.fail(fmt.Errorf("wire: read frame: %w", err))
+			return
+		}
+		if err := c.handle(f); err != nil {
+			c.fail(err)
+			return
+		}
+	}
+}
+
+// handle acts on one frame from the server.
+func (c *H2Conn) handle(f http2.Frame) error {
+	switch f := f.(type) {
+	case *http2.SettingsFrame:
+		if f.IsAck() {
+			return nil
+		}
+		c.applySettings(f)
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+		return c.fr.WriteSettingsAck()
+	case *http2.PingFrame:
+		if f.IsAck() {
+			return nil
+		}
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+		return c.fr.WritePing(true, f.Data)
+	case *http2.WindowUpdateFrame:
+		c.mu.Lock()
+		if f.StreamID == 0 {
+			c.sendWin += int32(f.Increment)
+		} else if s := c.streams[f.StreamID]; s != nil {
+			s.sendWin += int32(f.Increment)
+		}
+		c.cond.Broadcast()
+		c.mu.Unlock()
+	case *http2.MetaHeadersFrame:
+		c.onHeaders(f)
+	case *http2.DataFrame:
+		return c.onData(f)
+	case *http2.RSTStreamFrame:
+		c.mu.Lock()
+		if s := c.streams[f.StreamID]; s != nil {
+			s.reset = true
+			if s.err == nil {
+				s.err = http2.StreamError{StreamID: f.StreamID, Code: f.ErrCode}
+				if f.ErrCode == http2.ErrCodeRefusedStream {
+					s.err = fmt.Errorf("%w: %w", ErrRetryable, s.err)
+				}
+			}
+			c.forgetIfDone(s)
+		}
+		c.mu.Unlock()
+	case *http2.GoAwayFrame:
+		c.mu.Lock()
+		c.goAway, c.lastStream = true, f.LastStreamID
+		for id, s := range c.streams {
+			if id > f.LastStreamID {
+				s.reset = true
+				s.err = fmt.Errorf("%w: GOAWAY above stream %d", ErrRetryable, f.LastStreamID)
+				c.forgetIfDone(s)
+			}
+		}
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+// applySettings takes the server's SETTINGS.
+func (c *H2Conn) applySettings(f *http2.SettingsFrame) {
+	table := int64(-1)
+	defer func() {
+		if table >= 0 {
+			c.wmu.Lock()
+			c.henc.SetMaxDynamicTableSizeLimit(uint32(table))
+			c.wmu.Unlock()
+		}
+	}()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f.ForeachSetting(func(s http2.Setting) error {
+		switch s.ID {
+		case http2.SettingMaxConcurrentStreams:
+			c.maxStreams = s.Val
+		case http2.SettingInitialWindowSize:
+			delta := int32(s.Val) - c.peerWin
+			for _, st := range c.streams {
+				st.sendWin += delta
+			}
+			c.peerWin = int32(s.Val)
+		case http2.SettingMaxFrameSize:
+			c.maxFrame = s.Val
+		case http2.SettingHeaderTableSize:
+			table = int64(s.Val)
+		}
+		return nil
+	})
+	c.cond.Broadcast()
+}
+
+// onHeaders takes a response head (interim ones dropped) or trailers.
+func (c *H2Conn) onHeaders(f *http2.MetaHeadersFrame) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.streams[f.StreamID]
+	if s == nil {
+		return
+	}
+	if s.gotResp { // trailers
+		for _, hf := range f.RegularFields() {
+			s.body.trailer.Add(http.CanonicalHeaderKey(hf.Name), hf.Value)
+		}
+	} else {
+		status, err := strconv.Atoi(f.PseudoValue("status"))
+		if err != nil || status < 100 || status > 999 {
+			s.reset, s.err = true, fmt.Errorf("wire: response with bad :status %q", f.PseudoValue("status"))
+			c.forgetIfDone(s)
+			return
+		}
+		if status < 200 {
+			return
+		}
+		resp := &http.Response{
+			Status: strconv.Itoa(status) + " " + http.StatusText(status), StatusCode: status,
+			Proto: "HTTP/2.0", ProtoMajor: 2, Header: make(http.Header, len(f.Fields)),
+			ContentLength: -1, Request: s.req,
+		}
+		for _, hf := range f.RegularFields() {
+			resp.Header.Add(http.CanonicalHeaderKey(hf.Name), hf.Value)
+		}
+		if cl := resp.Header.Get("Content-Length"); cl != "" {
+			if n, err := strconv.ParseInt(cl, 10, 64); err == nil {
+				resp.ContentLength = n
+			}
+		}
+		if f.StreamEnded() || s.req.Method == http.MethodHead {
+			resp.ContentLength = max(resp.ContentLength, 0)
+		}
+		resp.Trailer = s.body.trailer
+		s.gotResp = true
+		s.resp <- resp
+	}
+	if f.StreamEnded() {
+		s.recvDone = true
+		s.body.closeLocked(io.EOF)
+		c.forgetIfDone(s)
+	}
+}
+
+// onData takes a DATA frame: into its stream's body, flow-controlled.
+func (c *H2Conn) onData(f *http2.DataFrame) error {
+	n := int32(f.Header().Length)
+	c.mu.Lock()
+	s := c.streams[f.StreamID]
+	if s == nil || s.reset {
+		c.recvUnack += n // nobody reads it: give it back now
+		c.mu.Unlock()
+		return c.giveBack(0, 0)
+	}
+	data := f.Data()
+	s.body.writeLocked(data)
+	pad := n - int32(len(data)) // consumed at once
+	c.recvUnack += pad
+	s.body.unacked += pad
+	if f.StreamEnded() {
+		s.recvDone = true
+		s.body.closeLocked(io.EOF)
+		c.forgetIfDone(s)
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// giveBack sends WINDOW_UPDATEs for what was consumed once it is worth it:
+// the connection's, and stream id's of n.
+func (c *H2Conn) giveBack(id uint32, n int32) error {
+	c.mu.Lock()
+	connInc := int32(0)
+	if c.recvUnack >= windowUpdateSize {
+		connInc, c.recvUnack = c.recvUnack, 0
+	}
+	closed := c.err != nil
+	c.mu.Unlock()
+	if closed || connInc == 0 && n == 0 {
+		return nil
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if connInc > 0 {
+		if err := c.fr.WriteWindowUpdate(0, uint32(connInc)); err != nil {
+			return err
+		}
+	}
+	if n > 0 {
+		return c.fr.WriteWindowUpdate(id, uint32(n))
+	}
+	return nil
+}

@@ -1,0 +1,117 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+
+	"golang.org/x/net/http2"
+)
+
+// errBodyClosed is what a response body's reads give after Close.
+var errBodyClosed = errors.New("wire: read on closed response body")
+
+// pipe holds a stream's response body between the read loop and the
+// body's reader. Its fields are guarded by the connection's mu; waits are
+// on its cond.
+type pipe struct {
+	c       *H2Conn
+	s       *h2Stream
+	buf     bytes.Buffer
+	err     error       // io.EOF at END_STREAM; returned once buf is drained
+	trailer http.Header // filled by trailing HEADERS before io.EOF
+	unacked int32       // bytes of the stream consumed, not yet given back
+}
+
+// writeLocked appends data from a DATA frame.
+func (p *pipe) writeLocked(data []byte) {
+	p.buf.Write(data)
+	p.c.cond.Broadcast()
+}
+
+// closeLocked ends the body with err after what is buffered.
+func (p *pipe) closeLocked(err error) {
+	if p.err == nil {
+		p.err = err
+	}
+	p.c.cond.Broadcast()
+}
+
+// read waits for body bytes and reads them, giving the flow-control
+// window they held back to the server.
+func (p *pipe) read(b []byte) (int, error) {
+	c, s := p.c, p.s
+	c.mu.Lock()
+	for p.buf.Len() == 0 && p.err == nil && !s.reset && c.err == nil {
+		c.cond.Wait()
+	}
+	if p.buf.Len() == 0 {
+		err := p.err
+		switch {
+		case err != nil:
+		case s.err != nil:
+			err = s.err
+		default:
+			err = c.err
+		}
+		c.mu.Unlock()
+		return 0, err
+	}
+	n, _ := p.buf.Read(b)
+	c.recvUnack += int32(n)
+	p.unacked += int32(n)
+	inc := int32(0)
+	if p.unacked >= windowUpdateSize && p.err == nil {
+		inc, p.unacked = p.unacked, 0
+	}
+	c.mu.Unlock()
+	if err := c.giveBack(s.id, inc); err != nil {
+		c.fail(err)
+	}
+	return n, nil
+}
+
+// h2Body is a response body of an H2Conn.
+type h2Body struct {
+	s      *h2Stream
+	stop   func() bool // stops the watch on the request's context
+	closed bool
+}
+
+func (b *h2Body) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, errBodyClosed
+	}
+	n, err := b.s.body.read(p)
+	if err != nil {
+		b.stop()
+	}
+	return n, err
+}
+
+// Close ends the stream: one whose response has not all come is reset
+// (CANCEL), and what was buffered and not read is given back.
+func (b *h2Body) Close() error {
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	b.stop()
+	s, c := b.s, b.s.c
+	c.mu.Lock()
+	unread := int32(s.body.buf.Len())
+	s.body.buf.Reset()
+	c.recvUnack += unread
+	done := s.recvDone
+	c.mu.Unlock()
+	if !done {
+		s.cancel(http2.ErrCodeCancel, errBodyClosed)
+	}
+	if err := c.giveBack(0, 0); err != nil {
+		c.fail(err)
+	}
+	return nil
+}
+
+var _ io.ReadCloser = (*h2Body)(nil)

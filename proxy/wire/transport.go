@@ -1,0 +1,342 @@
+package wire
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Conn is a connection a Transport's Dial opened: TLS, when the request's
+// scheme is https, already done.
+type Conn struct {
+	net.Conn
+	// Proto is "h2" for HTTP/2 (the ALPN the handshake agreed on), else
+	// HTTP/1.1.
+	Proto string
+	// H2 is the preface an HTTP/2 connection opens with.
+	H2 Preface
+	// Proxy marks a connection to a plain-HTTP upstream proxy: requests go
+	// in absolute form, with ProxyLines (Proxy-Authorization) after their
+	// headers.
+	Proxy      bool
+	ProxyLines []string
+}
+
+// Defaults of Transport's zero fields.
+const (
+	DefaultIdleTimeout   = 90 * time.Second
+	DefaultMaxIdlePerKey = 64
+)
+
+// Transport is an http.RoundTripper over H1Conns and H2Conns it keeps for
+// reuse, in pools by Key. Key and Dial must be set; the other zero fields
+// mean the defaults. Its methods are safe for concurrent use.
+type Transport struct {
+	// Key names the pool of req's connection: only requests with the same
+	// key share connections.
+	Key func(req *http.Request) string
+	// Dial opens a connection for req.
+	Dial func(ctx context.Context, req *http.Request) (*Conn, error)
+	// IdleTimeout closes a connection idle this long; zero means
+	// DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// MaxIdlePerKey caps the idle HTTP/1.1 connections of a key; zero
+	// means DefaultMaxIdlePerKey.
+	MaxIdlePerKey int
+	// ResponseHeaderTimeout bounds the wait for a response head once the
+	// request is sent; zero means none.
+	ResponseHeaderTimeout time.Duration
+	// MaxResponseHeaderBytes bounds a response head; zero means 1 MiB.
+	MaxResponseHeaderBytes int64
+
+	mu     sync.Mutex // guards pools and closed
+	pools  map[string]*connPool
+	closed bool
+}
+
+// connPool is one key's connections.
+type connPool struct {
+	idle []*idleH1 // HTTP/1.1, most recently used last
+	h2   []*H2Conn
+}
+
+type idleH1 struct {
+	c     *H1Conn
+	proxy *Conn
+	timer *time.Timer
+}
+
+// RoundTrip sends req on a pooled or new connection. A request the server
+// did not process (ErrRetryable) is sent once more on a new connection
+// when it has no body or can get it again.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.roundTrip(req)
+	if err != nil && errors.Is(err, ErrRetryable) && rewind(req) {
+		resp, err = t.roundTrip(req)
+	}
+	return resp, err
+}
+
+// rewind makes req's body ready to be sent again; false when it cannot.
+func rewind(req *http.Request) bool {
+	if req.Body == nil || req.Body == http.NoBody {
+		return true
+	}
+	if req.GetBody == nil {
+		return false
+	}
+	body, err := req.GetBody()
+	if err != nil {
+		return false
+	}
+	req.Body = body
+	return true
+}
+
+func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
+	key := t.Key(req)
+	for range 4 { // a pooled connection that turns out unusable: the next one
+		h2, h1 := t.take(key)
+		switch {
+		case h2 != nil:
+			resp, err := t.h2RoundTrip(h2, req)
+			if errors.Is(err, ErrConnUnusable) {
+				continue
+			}
+			return resp, err
+		case h1 != nil:
+			resp, err := t.h1RoundTrip(key, h1, req)
+			if errors.Is(err, ErrConnUnusable) {
+				continue
+			}
+			return resp, err
+		}
+		break
+	}
+	conn, err := t.Dial(req.Context(), req)
+	if err != nil {
+		return nil, err
+	}
+	if conn.Proto == "h2" {
+		hc, err := NewH2Conn(conn, conn.H2, uint32(min(t.MaxResponseHeaderBytes, 1<<31)))
+		if err != nil {
+			return nil, err
+		}
+		t.addH2(key, hc)
+		return t.h2RoundTrip(hc, req)
+	}
+	return t.h1RoundTrip(key, &idleH1{c: NewH1Conn(conn, t.MaxResponseHeaderBytes), proxy: conn}, req)
+}
+
+// take returns a pooled connection for key: an HTTP/2 one that can take a
+// stream, else an idle HTTP/1.1 one; nil and nil when there is none.
+func (t *Transport) take(key string) (*H2Conn, *idleH1) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.pools[key]
+	if p == nil {
+		return nil, nil
+	}
+	live := p.h2[:0]
+	var pick *H2Conn
+	for _, c := range p.h2 {
+		if c.Closed() {
+			continue
+		}
+		live = append(live, c)
+		if pick == nil && c.CanTakeRequest() {
+			pick = c
+		}
+	}
+	clear(p.h2[len(live):])
+	p.h2 = live
+	if pick != nil {
+		return pick, nil
+	}
+	for len(p.idle) > 0 {
+		ic := p.idle[len(p.idle)-1]
+		p.idle[len(p.idle)-1] = nil
+		p.idle = p.idle[:len(p.idle)-1]
+		if ic.timer.Stop() && ic.c.Idle() {
+			return nil, ic
+		}
+	}
+	return nil, nil
+}
+
+// addH2 pools an HTTP/2 connection and watches it for idleness.
+func (t *Transport) addH2(key string, c *H2Conn) {
+	t.mu.Lock()
+	p := t.pool(key)
+	p.h2 = append(p.h2, c)
+	t.mu.Unlock()
+	idle := t.idleTimeout()
+	var check func()
+	check = func() {
+		if c.Closed() {
+			return
+		}
+		if c.idleFor() >= idle {
+			c.Close()
+			return
+		}
+		time.AfterFunc(idle, check)
+	}
+	time.AfterFunc(idle, check)
+}
+
+// pool returns key's pool, made if missing. The caller holds mu.
+func (t *Transport) pool(key string) *connPool {
+	if t.pools == nil {
+		t.pools = make(map[string]*connPool)
+	}
+	p := t.pools[key]
+	if p == nil {
+		p = &connPool{}
+		t.pools[key] = p
+	}
+	return p
+}
+
+func (t *Transport) idleTimeout() time.Duration {
+	if t.IdleTimeout > 0 {
+		return t.IdleTimeout
+	}
+	return DefaultIdleTimeout
+}
+
+// put pools an HTTP/1.1 connection whose exchange ended cleanly, or closes
+// it when the pool is full or the transport closed.
+func (t *Transport) put(key string, ic *idleH1) {
+	max := t.MaxIdlePerKey
+	if max <= 0 {
+		max = DefaultMaxIdlePerKey
+	}
+	t.mu.Lock()
+	p := t.pool(key)
+	if t.closed || len(p.idle) >= max {
+		t.mu.Unlock()
+		ic.c.Close()
+		return
+	}
+	ic.timer = time.AfterFunc(t.idleTimeout(), func() { t.expire(key, ic) })
+	p.idle = append(p.idle, ic)
+	t.mu.Unlock()
+}
+
+// expire closes an HTTP/1.1 connection that stayed idle.
+func (t *Transport) expire(key string, ic *idleH1) {
+	t.mu.Lock()
+	if p := t.pools[key]; p != nil {
+		for i, c := range p.idle {
+			if c == ic {
+				p.idle = append(p.idle[:i], p.idle[i+1:]...)
+				break
+			}
+		}
+	}
+	t.mu.Unlock()
+	ic.c.Close()
+}
+
+// CloseIdleConnections closes every connection not carrying a request, and
+// HTTP/2 ones once their streams end; the pools are emptied.
+func (t *Transport) CloseIdleConnections() {
+	t.mu.Lock()
+	pools := t.pools
+	t.pools = nil
+	t.mu.Unlock()
+	for _, p := range pools {
+		for _, ic := range p.idle {
+			ic.timer.Stop()
+			ic.c.Close()
+		}
+		for _, c := range p.h2 {
+			c.closeWhenIdle()
+		}
+	}
+}
+
+// Close closes the idle connections and stops pooling: connections whose
+// exchange ends later are closed.
+func (t *Transport) Close() {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	t.CloseIdleConnections()
+}
+
+func (t *Transport) h1RoundTrip(key string, ic *idleH1, req *http.Request) (*http.Response, error) {
+	var target string
+	var extra []string
+	if ic.proxy.Proxy {
+		target, extra = req.URL.String(), ic.proxy.ProxyLines
+	}
+	ctx, headed, cancel := t.headerDeadline(req)
+	resp, err := ic.c.RoundTrip(req.WithContext(ctx), target, extra, func(reusable bool) {
+		cancel()
+		if reusable {
+			t.put(key, ic)
+		}
+	})
+	headed()
+	if err != nil {
+		return nil, err
+	}
+	resp.Request = req
+	return resp, nil
+}
+
+func (t *Transport) h2RoundTrip(c *H2Conn, req *http.Request) (*http.Response, error) {
+	ctx, headed, cancel := t.headerDeadline(req)
+	resp, err := c.RoundTrip(req.WithContext(ctx))
+	headed()
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Request = req
+	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+// headerDeadline returns req's context, ended when no response head came
+// within ResponseHeaderTimeout; headed stops that clock when the head
+// came, cancel is for when the exchange ends.
+func (t *Transport) headerDeadline(req *http.Request) (ctx context.Context, headed, cancel func()) {
+	ctx, cancelCause := context.WithCancelCause(req.Context())
+	cancel = func() { cancelCause(nil) }
+	if t.ResponseHeaderTimeout <= 0 {
+		return ctx, func() {}, cancel
+	}
+	timer := time.AfterFunc(t.ResponseHeaderTimeout, func() {
+		cancelCause(fmt.Errorf("wire: no response head within %v", t.ResponseHeaderTimeout))
+	})
+	return ctx, func() { timer.Stop() }, cancel
+}
+
+// cancelBody calls cancel once the body is closed or read to its end.
+type cancelBody struct {
+	io.ReadCloser
+	cancel func()
+	once   sync.Once
+}
+
+func (b *cancelBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		b.once.Do(b.cancel)
+	}
+	return n, err
+}
+
+func (b *cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(b.cancel)
+	return err
+}
