@@ -1,0 +1,201 @@
+package profile
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"testing"
+
+	utls "github.com/refraction-networking/utls"
+
+	"github.com/sessionproxy/sessionproxy/proxy/proxytest"
+)
+
+// shape is what a ClientHello asks for, without what changes on every
+// connection (randoms, keys, GREASE values, padding length, session IDs).
+func shape(t *testing.T, hello []byte) string {
+	t.Helper()
+	spec, err := (&utls.Fingerprinter{AllowBluntMimicry: true}).FingerprintClientHello(hello)
+	if err != nil {
+		t.Fatalf("parse hello: %v", err)
+	}
+	s := fmt.Sprintf("suites %x\n", spec.CipherSuites)
+	for _, e := range spec.Extensions {
+		switch e := e.(type) {
+		case *utls.GenericExtension:
+			s += fmt.Sprintf("generic %d %x\n", e.Id, e.Data)
+		case *utls.UtlsPaddingExtension, *utls.UtlsGREASEExtension, *utls.GREASEEncryptedClientHelloExtension:
+			s += fmt.Sprintf("%T\n", e)
+		case *utls.SNIExtension:
+			s += "sni\n"
+		case *utls.KeyShareExtension:
+			groups := []utls.CurveID{}
+			for _, k := range e.KeyShares {
+				groups = append(groups, k.Group)
+			}
+			s += fmt.Sprintf("keyshare %v\n", groups)
+		default:
+			s += fmt.Sprintf("%T %+v\n", e, e)
+		}
+	}
+	return s
+}
+
+// captureHello runs a TLS server that keeps the ClientHello records of its
+// one connection and completes the handshake offering h2 and http/1.1.
+func captureHello(t *testing.T) (addr string, roots *utls.Config, hello <-chan []byte) {
+	t.Helper()
+	caPEM, keyPEM, pool := proxytest.NewCA(t)
+	leaf := proxytest.NewLeaf(t, caPEM, keyPEM, "origin.test")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	ch := make(chan []byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		rec := &recording{Conn: c}
+		cfg := &tls.Config{Certificates: []tls.Certificate{leaf}, NextProtos: []string{"h2", "http/1.1"}}
+		cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			ch <- slices.Clone(rec.buf)
+			return nil, nil
+		}
+		tls.Server(rec, cfg).Handshake()
+	}()
+	return ln.Addr().String(), &utls.Config{ServerName: "origin.test", RootCAs: pool}, ch
+}
+
+type recording struct {
+	net.Conn
+	buf []byte
+}
+
+func (r *recording) Read(p []byte) (int, error) {
+	n, err := r.Conn.Read(p)
+	r.buf = append(r.buf, p[:n]...)
+	return n, err
+}
+
+// TestHandshakeSendsTheHello: the origin receives a ClientHello of the same
+// shape as the one given, for each profile's data, and the handshake
+// completes, verified, with the protocol the hello offered first.
+func TestHandshakeSendsTheHello(t *testing.T) {
+	for _, name := range []string{"chrome", "firefox", "safari"} {
+		t.Run(name, func(t *testing.T) {
+			hello, err := os.ReadFile("data/" + name + ".hello")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr, cfg, got := captureHello(t)
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			uc, err := Handshake(context.Background(), conn, hello, cfg)
+			if err != nil {
+				t.Fatalf("Handshake: %v", err)
+			}
+			if p := uc.ConnectionState().NegotiatedProtocol; p != "h2" {
+				t.Errorf("negotiated %q, want h2", p)
+			}
+			if want, sent := shape(t, hello), shape(t, <-got); want != sent {
+				t.Errorf("the origin got\n%s\nwant\n%s", sent, want)
+			}
+		})
+	}
+}
+
+// TestHandshakeVerifies: an origin whose certificate the roots do not
+// vouch for fails the handshake.
+func TestHandshakeVerifies(t *testing.T) {
+	hello, err := os.ReadFile("data/chrome.hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, cfg, _ := captureHello(t)
+	cfg.RootCAs = nil // the system roots: not the test's CA
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := Handshake(context.Background(), conn, hello, cfg); err == nil {
+		t.Fatal("Handshake with an untrusted certificate succeeded")
+	}
+}
+
+func TestHandshakeRefusesGarbage(t *testing.T) {
+	for _, hello := range [][]byte{nil, []byte("GET / HTTP/1.1\r\n\r\n"), {0x16, 3, 1, 0, 5, 1, 0, 0, 1, 0}} {
+		c1, c2 := net.Pipe()
+		_, err := Handshake(context.Background(), c1, hello, &utls.Config{ServerName: "x"})
+		c1.Close()
+		c2.Close()
+		if err == nil {
+			t.Errorf("Handshake(%q) succeeded", hello)
+		}
+	}
+}
+
+// TestHandshakeResumes: a second connection with the same session cache
+// resumes the first one's TLS session, as a browser does; one with another
+// cache does not.
+func TestHandshakeResumes(t *testing.T) {
+	caPEM, keyPEM, pool := proxytest.NewCA(t)
+	leaf := proxytest.NewLeaf(t, caPEM, keyPEM, "origin.test")
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{leaf}, NextProtos: []string{"h2", "http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.(*tls.Conn).Handshake()
+				c.Write([]byte("x")) // the ticket comes after the handshake
+				io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	hello, err := os.ReadFile("data/chrome.hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	connect := func(cache utls.ClientSessionCache) bool {
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		uc, err := Handshake(context.Background(), conn, hello, &utls.Config{ServerName: "origin.test", RootCAs: pool, ClientSessionCache: cache})
+		if err != nil {
+			t.Fatalf("Handshake: %v", err)
+		}
+		io.ReadFull(uc, make([]byte, 1)) // reads the ticket
+		return uc.ConnectionState().DidResume
+	}
+	mine, other := utls.NewLRUClientSessionCache(4), utls.NewLRUClientSessionCache(4)
+	if connect(mine) {
+		t.Fatal("the first connection resumed")
+	}
+	if !connect(mine) {
+		t.Error("the second connection with the same cache did not resume")
+	}
+	if connect(other) {
+		t.Error("a connection with another cache resumed")
+	}
+}
