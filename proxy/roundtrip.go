@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"math"
 	"net/http"
@@ -14,10 +15,12 @@ import (
 	"github.com/elazarl/goproxy"
 
 	"github.com/sessionproxy/sessionproxy/proxy/config"
+	"github.com/sessionproxy/sessionproxy/proxy/profile"
 	"github.com/sessionproxy/sessionproxy/proxy/record"
 	"github.com/sessionproxy/sessionproxy/proxy/rules"
 	"github.com/sessionproxy/sessionproxy/proxy/sites"
 	"github.com/sessionproxy/sessionproxy/proxy/upstream"
+	"github.com/sessionproxy/sessionproxy/proxy/wire"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
@@ -56,6 +59,7 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 		// never turns: every write would wait out coalesceDelay.
 		t.out.enable()
 	}
+	req = identify(req, t, cfg)
 	resp, end := s.attempts(req, t, cfg)
 	resp.Header = nothingAdded(resp.Header)
 	if resp.StatusCode == http.StatusSwitchingProtocols && t.out != nil {
@@ -74,6 +78,29 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 	resp.Body = &doneBody{ReadCloser: resp.Body, done: s.inflight.leave}
 	s.watchBody(req, t, resp, end)
 	return resp, nil
+}
+
+// identify puts on req's context what the session's identity on the wire
+// needs of the client (fingerprint: mirror, and the header order of the
+// others): the order in which the client sent req's headers, and its
+// ClientHello and HTTP/2 preface. In a tunnel every request takes its own
+// order, whatever the mode.
+func identify(req *http.Request, t *tunnel, cfg *config.Config) *http.Request {
+	var o wire.Order
+	var who *profile.Client
+	if t.mitm != nil {
+		o, who = t.mitm.order(req), t.mitm.who
+	} else {
+		o.Names = t.client.names
+	}
+	if cfg.Fingerprint == config.FingerprintGo {
+		return req
+	}
+	ctx := wire.WithOrder(req.Context(), o)
+	if who != nil {
+		ctx = profile.WithClient(ctx, who)
+	}
+	return req.WithContext(ctx)
 }
 
 // nothingAdded returns h, or a copy of it naming Content-Type and Date with
@@ -298,7 +325,7 @@ func (s *Server) failed(c *call, sess *sessionpool.Session, err error, attempt i
 
 // send is one round trip as sess, through its transport.
 func (s *Server) send(req *http.Request, sess *sessionpool.Session) (*http.Response, error) {
-	tr, err := s.transports.Get(sess.ID(), sess.ProxyURL())
+	tr, err := s.transports.Get(sess.ID(), sess.ProxyURL(), fingerprintOf(sess, s.cfg.Load()))
 	if err != nil {
 		return nil, err
 	}
@@ -311,6 +338,20 @@ func (s *Server) send(req *http.Request, sess *sessionpool.Session) (*http.Respo
 		return nil, fmt.Errorf("%w: %s", upstream.ErrConnectRefused, resp.Status)
 	}
 	return resp, err
+}
+
+// fingerprintOf returns the fingerprint mode sess goes out with: the
+// configured one, or with random a browser profile drawn from the
+// session's ID, which stays the session's across its requests, restarts
+// and the proxies sharing a Redis pool.
+func fingerprintOf(sess *sessionpool.Session, cfg *config.Config) string {
+	if cfg.Fingerprint != config.FingerprintRandom {
+		return string(cfg.Fingerprint)
+	}
+	h := fnv.New32a()
+	h.Write([]byte(sess.ID()))
+	browsers := [...]string{profile.Chrome, profile.Firefox, profile.Safari, profile.Edge}
+	return browsers[h.Sum32()%uint32(len(browsers))]
 }
 
 // decideWhileStreaming lets resp's body stream to the client while a copy of

@@ -17,6 +17,9 @@ import (
 
 	"github.com/elazarl/goproxy"
 	"golang.org/x/net/http2"
+
+	"github.com/sessionproxy/sessionproxy/proxy/profile"
+	"github.com/sessionproxy/sessionproxy/proxy/wire"
 )
 
 // mitmConn is the client side of an intercepted tunnel as goproxy sees it:
@@ -43,6 +46,8 @@ type mitmConn struct {
 	plain atomic.Pointer[net.Conn] // the cleartext side once set up
 	h1    *h1Reader                // nil for HTTP/2
 	hello []byte                   // the client's ClientHello records, as sent; nil without TLS
+	h2rec *profile.H2Recorder      // follows an HTTP/2 client's stream; nil for HTTP/1.x
+	who   *profile.Client          // the client's identity, for mirrored sessions
 
 	idleWatch // set up with plain
 }
@@ -77,6 +82,7 @@ func (c *mitmConn) Read(p []byte) (int, error) {
 		n, err = c.h1.Read(p)
 	} else {
 		n, err = (*c.plain.Load()).Read(p)
+		c.h2rec.Write(p[:n])
 	}
 	c.used()
 	return n, err
@@ -138,7 +144,11 @@ func (c *mitmConn) handshake() error {
 		h2 = string(pre) == http2.ClientPreface
 	}
 	c.Conn.SetReadDeadline(time.Time{})
-	if !h2 {
+	c.who = &profile.Client{Hello: c.hello}
+	if h2 {
+		c.h2rec = &profile.H2Recorder{}
+		c.who.H2 = c.h2rec.Preface
+	} else {
 		c.h1 = newH1Reader(plain, c.lim)
 	}
 	c.plain.Store(&plain)
@@ -236,6 +246,17 @@ func (u usedReader) Read(p []byte) (int, error) {
 	n, err := u.r.Read(p)
 	u.w.used()
 	return n, err
+}
+
+// order returns the header order in which the client sent req, the next
+// request of the tunnel; every request of the tunnel takes its own, in
+// order.
+func (c *mitmConn) order(req *http.Request) wire.Order {
+	if c.h1 != nil {
+		return wire.Order{Names: c.h1.heads.take()}
+	}
+	o, _ := c.h2rec.Take(req.Method, req.URL.RequestURI())
+	return o
 }
 
 // countRequests wraps goproxy's RoundTripper so that the tunnel's idle watch

@@ -36,6 +36,7 @@ type Config struct {
 	Affinity      Affinity      // tunnel (default) | client | request
 	ClientIdle    time.Duration // idle time after which a client's session is forgotten; default 5m
 	Cookies       CookieMode    // merge (default) | session | client
+	Fingerprint   Fingerprint   // mirror (default) | chrome | firefox | safari | edge | random | go
 	// Limits on clients and origins, inside intercepted tunnels as outside.
 	MaxHeaderBytes      int           // largest request head (431) and origin response head (502); default 1 MiB
 	IdleTimeout         time.Duration // a client connection or tunnel waiting for its next request is closed after it; default 90s
@@ -83,6 +84,21 @@ const (
 	AffinityTunnel  Affinity = "tunnel"  // the session chosen when a CONNECT tunnel opened, for every request inside it (the default)
 	AffinityClient  Affinity = "client"  // one session per client (address and User-Agent) until it has been idle for ClientIdle
 	AffinityRequest Affinity = "request" // a session picked anew for every request
+)
+
+// Fingerprint says what a session looks like to origins on the wire: its
+// TLS ClientHello, HTTP/2 preface and header order.
+type Fingerprint string
+
+// The fingerprint modes.
+const (
+	FingerprintMirror  Fingerprint = "mirror"  // each request as its client sent it (the default)
+	FingerprintChrome  Fingerprint = "chrome"  // Chrome's, whatever the client
+	FingerprintFirefox Fingerprint = "firefox" // Firefox's
+	FingerprintSafari  Fingerprint = "safari"  // Safari's
+	FingerprintEdge    Fingerprint = "edge"    // Edge's
+	FingerprintRandom  Fingerprint = "random"  // each new session draws one of chrome, firefox, safari, edge and keeps it
+	FingerprintGo      Fingerprint = "go"      // Go's own crypto/tls and net/http
 )
 
 // CookieMode says how the session's cookies and the client's own combine
@@ -160,6 +176,7 @@ func Default() *Config {
 		DataDir:             "./data",
 		SessionHeader:       "X-Session-Id",
 		Affinity:            AffinityTunnel,
+		Fingerprint:         FingerprintMirror,
 		ClientIdle:          5 * time.Minute,
 		Cookies:             CookiesMerge,
 		MaxHeaderBytes:      1 << 20,

@@ -21,13 +21,21 @@ var ErrHello = errors.New("profile: unusable ClientHello")
 // server name and verification of cfg. A TLS 1.3 session is resumed, as a
 // browser resumes, from cfg.ClientSessionCache only: the hello's own
 // pre-shared key (a ticket the sender got elsewhere) is never sent on. The
-// caller closes conn on error. cfg is not changed.
+// caller closes conn on error. cfg is not changed; its NextProtos, when
+// set, replace the protocols of the hello's ALPN extension.
 func Handshake(ctx context.Context, conn net.Conn, hello []byte, cfg *utls.Config) (*utls.UConn, error) {
 	spec, err := (&utls.Fingerprinter{AllowBluntMimicry: true, RealPSKResumption: true}).FingerprintClientHello(hello)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrHello, err)
 	}
 	resumable(spec)
+	if cfg.NextProtos != nil {
+		for _, e := range spec.Extensions {
+			if alpn, ok := e.(*utls.ALPNExtension); ok {
+				alpn.AlpnProtocols = cfg.NextProtos
+			}
+		}
+	}
 	cfg = cfg.Clone()
 	cfg.OmitEmptyPsk = true // no session in the cache: no pre_shared_key
 	uc := utls.UClient(conn, cfg, utls.HelloCustom)
@@ -56,4 +64,19 @@ func resumable(spec *utls.ClientHelloSpec) {
 	if modes {
 		spec.Extensions = append(spec.Extensions, &utls.UtlsPreSharedKeyExtension{})
 	}
+}
+
+// ALPN returns the protocols hello's ALPN extension offers; nil when it
+// has none or does not parse.
+func ALPN(hello []byte) []string {
+	spec, err := (&utls.Fingerprinter{AllowBluntMimicry: true}).FingerprintClientHello(hello)
+	if err != nil {
+		return nil
+	}
+	for _, e := range spec.Extensions {
+		if alpn, ok := e.(*utls.ALPNExtension); ok {
+			return alpn.AlpnProtocols
+		}
+	}
+	return nil
 }

@@ -37,7 +37,7 @@ func TestCheckTargetDirectOnly(t *testing.T) {
 	up, count := proxytest.StartGoproxyUpstream(t, "", "")
 	ts := newTestTransports(t, opts)
 	for _, target := range []string{origin.URL, "http://localhost:" + port} {
-		direct, err := ts.Get("direct", "")
+		direct, err := ts.Get("direct", "", "go")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,7 +59,7 @@ func TestCheckTargetDirectOnly(t *testing.T) {
 		t.Errorf("CheckTarget saw %d addresses, want one per dial at least", n)
 	}
 
-	through, err := ts.Get("through", up)
+	through, err := ts.Get("through", up, "go")
 	if err != nil {
 		t.Fatal(err)
 	}

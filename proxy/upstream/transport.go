@@ -13,6 +13,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/sessionproxy/sessionproxy/proxy/profile"
 )
 
 // Defaults of Options' zero fields.
@@ -121,40 +123,55 @@ func LoadRootCAs(files []string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// Transports hands out one *http.Transport per session ID, each with its
-// own connection pool, so that two sessions never share a connection. Each
-// transport goes through its session's upstream proxy, verifies TLS as
-// Options say, speaks HTTP/2 where the origin offers it and leaves
-// Accept-Encoding and bodies alone (DisableCompression).
+// Transports hands out one transport per session ID, each with its own
+// connection pool, so that two sessions never share a connection. Each
+// goes through its session's upstream proxy, verifies TLS as Options say,
+// speaks HTTP/2 where the origin offers it and leaves Accept-Encoding and
+// bodies alone. A session's fingerprint mode decides what the origin sees:
+// "go" (or "") is net/http's Transport with Go's TLS and HTTP/2; "mirror"
+// sends each request with the ClientHello, HTTP/2 preface and header order
+// of the proxy client that made it (see profile.Client and
+// wire.WithOrder); a browser profile's name sends that browser's.
 //
 // Make one with NewTransports; the zero value is not usable. Its methods
 // are safe for concurrent use.
 type Transports struct {
 	opts Options
 
+	profiles map[string]*profile.Profile
+
 	mu sync.RWMutex // guards m
 	m  map[string]sessionTransport
 }
 
 type sessionTransport struct {
-	upstream string
-	tr       *http.Transport
+	upstream    string
+	fingerprint string
+	tr          roundTripCloser
+}
+
+// roundTripCloser is a session's transport.
+type roundTripCloser interface {
+	http.RoundTripper
+	CloseIdleConnections()
 }
 
 // NewTransports returns an empty Transports building transports with opts.
 func NewTransports(opts Options) *Transports {
-	return &Transports{opts: opts.withDefaults(), m: make(map[string]sessionTransport)}
+	return &Transports{opts: opts.withDefaults(), profiles: profile.Profiles(), m: make(map[string]sessionTransport)}
 }
 
 // Get returns the session's transport, creating it on first use. proxyURL
-// is the session's upstream proxy URL ("" = direct); a session whose
-// upstream changed gets a new transport (the old one's idle connections are
-// closed). An invalid proxyURL gives a *ParseError (ErrInvalidURL).
-func (t *Transports) Get(sessionID, proxyURL string) (*http.Transport, error) {
+// is the session's upstream proxy URL ("" = direct), fingerprint its mode
+// ("" or "go", "mirror", or a profile name); a session whose upstream or
+// mode changed gets a new transport (the old one's idle connections are
+// closed). An invalid proxyURL gives a *ParseError (ErrInvalidURL), an
+// unknown mode ErrNoIdentity.
+func (t *Transports) Get(sessionID, proxyURL, fingerprint string) (http.RoundTripper, error) {
 	t.mu.RLock()
 	st, ok := t.m[sessionID]
 	t.mu.RUnlock()
-	if ok && st.upstream == proxyURL {
+	if ok && st.upstream == proxyURL && st.fingerprint == fingerprint {
 		return st.tr, nil
 	}
 
@@ -162,15 +179,23 @@ func (t *Transports) Get(sessionID, proxyURL string) (*http.Transport, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr := newTransport(u, t.opts)
+	var tr roundTripCloser
+	switch id, err := forIdentity(fingerprint, u, proxyURL, t.profiles, t.opts); {
+	case err != nil:
+		return nil, err
+	case id != nil:
+		tr = id
+	default:
+		tr = newTransport(u, t.opts)
+	}
 
 	t.mu.Lock()
 	old, ok := t.m[sessionID]
-	if ok && old.upstream == proxyURL { // another caller won the race
+	if ok && old.upstream == proxyURL && old.fingerprint == fingerprint { // another caller won the race
 		t.mu.Unlock()
 		return old.tr, nil
 	}
-	t.m[sessionID] = sessionTransport{upstream: proxyURL, tr: tr}
+	t.m[sessionID] = sessionTransport{upstream: proxyURL, fingerprint: fingerprint, tr: tr}
 	t.mu.Unlock()
 	if ok {
 		old.tr.CloseIdleConnections()

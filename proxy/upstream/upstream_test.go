@@ -224,7 +224,7 @@ func TestTransportDirect(t *testing.T) {
 	var hits atomic.Int64
 	origin, roots := proxytest.StartTLSOrigin(t, helloHandler(&hits))
 	ts := newTestTransports(t, Options{RootCAs: roots})
-	tr, err := ts.Get("s1", "")
+	tr, err := ts.Get("s1", "", "go")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +255,7 @@ func TestTransportThroughHTTPUpstream(t *testing.T) {
 		t.Run("user="+user, func(t *testing.T) {
 			up, count := proxytest.StartGoproxyUpstream(t, user, upTestPass)
 			ts := newTestTransports(t, Options{RootCAs: roots})
-			tr, err := ts.Get("s1", up)
+			tr, err := ts.Get("s1", up, "go")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -290,7 +290,7 @@ func TestTransportThroughHTTPSUpstream(t *testing.T) {
 	up := "https://bob:" + upTestPass + "@" + srv.Listener.Addr().String()
 
 	ts := newTestTransports(t, Options{RootCAs: mergedRoots(t, originCA, proxyCA)})
-	tr, err := ts.Get("s1", up)
+	tr, err := ts.Get("s1", up, "go")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +307,7 @@ func TestTransportThroughHTTPSUpstream(t *testing.T) {
 	// The proxy's certificate is verified: without its CA, a TLS error at
 	// the upstream hop.
 	ts2 := newTestTransports(t, Options{RootCAs: mergedRoots(t, originCA)})
-	tr2, _ := ts2.Get("s2", up)
+	tr2, _ := ts2.Get("s2", up, "go")
 	_, _, err = proxytest.GetThrough(t, tr2, origin.URL)
 	ue := Classify(err, up, origin.Listener.Addr().String())
 	if ue == nil || ue.Kind != KindTLS || ue.Hop != "upstream proxy "+srv.Listener.Addr().String() {
@@ -318,7 +318,7 @@ func TestTransportThroughHTTPSUpstream(t *testing.T) {
 	// The helper variant works the same way.
 	up3, _, count := proxytest.StartHTTPSGoproxyUpstream(t, "", "")
 	ts3 := newTestTransports(t, Options{InsecureSkipVerify: true})
-	tr3, _ := ts3.Get("s3", up3)
+	tr3, _ := ts3.Get("s3", up3, "go")
 	if status, _, err := proxytest.GetThrough(t, tr3, plainOrigin.URL); err != nil || status != 200 || count() != 1 {
 		t.Errorf("InsecureSkipVerify through https upstream: %d %v count=%d", status, err, count())
 	}
@@ -332,7 +332,7 @@ func TestTransportThroughSOCKS5(t *testing.T) {
 			addr, count := proxytest.StartSOCKS5(t, tc.user, upTestPass)
 			up := tc.scheme + "://" + proxytest.Userinfo(tc.user, upTestPass) + addr
 			ts := newTestTransports(t, Options{RootCAs: roots})
-			tr, err := ts.Get("s1", up)
+			tr, err := ts.Get("s1", up, "go")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -370,22 +370,22 @@ func TestTransportSessionsDoNotShareConnections(t *testing.T) {
 				up = "socks5://" + addr
 			}
 			ts := newTestTransports(t, Options{RootCAs: roots})
-			trA, err := ts.Get("A", up)
+			trA, err := ts.Get("A", up, "go")
 			if err != nil {
 				t.Fatal(err)
 			}
-			trB, _ := ts.Get("B", up)
+			trB, _ := ts.Get("B", up, "go")
 			if trA == trB {
 				t.Fatal("two sessions got the same transport")
 			}
-			if again, _ := ts.Get("A", up); again != trA {
+			if again, _ := ts.Get("A", up, "go"); again != trA {
 				t.Error("Get for the same session made a new transport")
 			}
-			if again, _ := ts.Get("B", up); again != trB {
+			if again, _ := ts.Get("B", up, "go"); again != trB {
 				t.Error("Get for the other session made a new transport")
 			}
 			for range 3 {
-				for _, tr := range []*http.Transport{trA, trB} {
+				for _, tr := range []http.RoundTripper{trA, trB} {
 					if status, _, err := proxytest.GetThrough(t, tr, srv.URL); err != nil || status != 200 {
 						t.Fatalf("GET: %d %v", status, err)
 					}
@@ -406,9 +406,9 @@ func TestTransportCloseClosesIdleConns(t *testing.T) {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	ts := newTestTransports(t, Options{})
-	trA, _ := ts.Get("A", "")
-	trB, _ := ts.Get("B", "")
-	for _, tr := range []*http.Transport{trA, trB} {
+	trA, _ := ts.Get("A", "", "go")
+	trB, _ := ts.Get("B", "", "go")
+	for _, tr := range []http.RoundTripper{trA, trB} {
 		if _, _, err := proxytest.GetThrough(t, tr, srv.URL); err != nil {
 			t.Fatal(err)
 		}
@@ -419,11 +419,11 @@ func TestTransportCloseClosesIdleConns(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close did not close the session's idle connection")
 	}
-	if again, _ := ts.Get("B", ""); again != trB {
+	if again, _ := ts.Get("B", "", "go"); again != trB {
 		t.Error("Close of A dropped B's transport")
 	}
 	ts.Close("unknown") // no-op
-	if newA, _ := ts.Get("A", ""); newA == trA {
+	if newA, _ := ts.Get("A", "", "go"); newA == trA {
 		t.Error("Get after Close returned the closed transport")
 	}
 	// B's connection is untouched: its next request reuses it.
@@ -439,7 +439,7 @@ func TestTransportCloseClosesIdleConns(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("CloseAll did not close B's idle connection")
 	}
-	if again, _ := ts.Get("B", ""); again == trB {
+	if again, _ := ts.Get("B", "", "go"); again == trB {
 		t.Error("Get after CloseAll returned the closed transport")
 	}
 }
@@ -449,16 +449,16 @@ func TestTransportUpstreamChangeReplaces(t *testing.T) {
 	upB, countB := proxytest.StartGoproxyUpstream(t, "", "")
 	origin := startHTTPOrigin(t, helloHandler(new(atomic.Int64)))
 	ts := newTestTransports(t, Options{})
-	tr1, _ := ts.Get("s", upA)
+	tr1, _ := ts.Get("s", upA, "go")
 	proxytest.GetThrough(t, tr1, origin.URL)
-	tr2, err := ts.Get("s", upB)
+	tr2, err := ts.Get("s", upB, "go")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if tr1 == tr2 {
 		t.Fatal("changed upstream: same transport")
 	}
-	if again, _ := ts.Get("s", upB); again != tr2 {
+	if again, _ := ts.Get("s", upB, "go"); again != tr2 {
 		t.Fatal("the new transport did not replace the old one")
 	}
 	proxytest.GetThrough(t, tr2, origin.URL)
@@ -469,9 +469,9 @@ func TestTransportUpstreamChangeReplaces(t *testing.T) {
 
 func TestTransportGetBadUpstream(t *testing.T) {
 	ts := newTestTransports(t, Options{})
-	held, _ := ts.Get("s", "")
+	held, _ := ts.Get("s", "", "go")
 	for _, up := range []string{"ftp://u:" + upTestPass + "@h:1", "http://u:" + upTestPass + "%zz@h:1", "u:" + upTestPass + "@h:1"} {
-		tr, err := ts.Get("s", up)
+		tr, err := ts.Get("s", up, "go")
 		if tr != nil || !errors.Is(err, ErrInvalidURL) {
 			t.Errorf("Get(%q) = %v, %v", up, tr, err)
 			continue
@@ -480,7 +480,7 @@ func TestTransportGetBadUpstream(t *testing.T) {
 		ue := Classify(err, up, "example.com:443")
 		proxytest.AssertNoSecret(t, ue.Error(), upTestPass)
 	}
-	if again, _ := ts.Get("s", ""); again != held {
+	if again, _ := ts.Get("s", "", "go"); again != held {
 		t.Error("failed Gets replaced the session's transport")
 	}
 }
@@ -488,11 +488,11 @@ func TestTransportGetBadUpstream(t *testing.T) {
 func TestTransportConcurrentGet(t *testing.T) {
 	ts := newTestTransports(t, Options{})
 	const n = 8
-	got := make([]*http.Transport, n)
+	got := make([]http.RoundTripper, n)
 	done := make(chan int)
 	for i := range n {
 		go func() {
-			tr, err := ts.Get(fmt.Sprintf("s%d", i%2), "")
+			tr, err := ts.Get(fmt.Sprintf("s%d", i%2), "", "go")
 			if err != nil {
 				t.Error(err)
 			}
@@ -518,7 +518,7 @@ func TestTransportConcurrentGet(t *testing.T) {
 func upstreamFailure(t *testing.T, up, originURL string, opts Options) (rt, dial *Error) {
 	t.Helper()
 	ts := newTestTransports(t, opts)
-	tr, err := ts.Get("s", up)
+	tr, err := ts.Get("s", up, "go")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -585,7 +585,7 @@ func TestUpstreamUntrustedOriginIsTLSError(t *testing.T) {
 	_, _, otherRoots := proxytest.NewCA(t)
 	for _, up := range []string{"", mustUpstream(t, "http"), mustUpstream(t, "socks5")} {
 		ts := newTestTransports(t, Options{RootCAs: otherRoots})
-		tr, _ := ts.Get("s", up)
+		tr, _ := ts.Get("s", up, "go")
 		_, _, err := proxytest.GetThrough(t, tr, origin.URL)
 		checkUpstreamError(t, "via "+Redact(up), Classify(err, up, host), KindTLS, "origin "+host)
 	}
@@ -652,7 +652,7 @@ func TestUpstreamTimeouts(t *testing.T) {
 	up, _ := proxytest.StartGoproxyUpstream(t, "", "")
 	for _, u := range []string{"", up} {
 		ts := newTestTransports(t, opts)
-		tr, _ := ts.Get("s", u)
+		tr, _ := ts.Get("s", u, "go")
 		_, _, err := proxytest.GetThrough(t, tr, origin.URL)
 		host := origin.Listener.Addr().String()
 		checkUpstreamError(t, "slow origin via "+u, Classify(err, u, origin.URL), KindTimeout, "origin "+host)
@@ -872,13 +872,13 @@ func BenchmarkTransportsGetHit(b *testing.B) {
 	ts := NewTransports(Options{})
 	defer ts.CloseAll()
 	for i := range 1000 {
-		ts.Get(fmt.Sprintf("session-%d", i), "http://user:pass@127.0.0.1:3128")
+		ts.Get(fmt.Sprintf("session-%d", i), "http://user:pass@127.0.0.1:3128", "go")
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := ts.Get("session-500", "http://user:pass@127.0.0.1:3128"); err != nil {
+			if _, err := ts.Get("session-500", "http://user:pass@127.0.0.1:3128", "go"); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -889,9 +889,9 @@ func BenchmarkTransportsGetHit(b *testing.B) {
 // is no longer kept.
 func TestTransportsRetain(t *testing.T) {
 	ts := NewTransports(Options{})
-	before := map[string]*http.Transport{}
+	before := map[string]http.RoundTripper{}
 	for _, id := range []string{"a", "b", "c"} {
-		tr, err := ts.Get(id, "")
+		tr, err := ts.Get(id, "", "go")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -899,7 +899,7 @@ func TestTransportsRetain(t *testing.T) {
 	}
 	ts.Retain(func(id string) bool { return id != "b" })
 	for id, tr := range before {
-		again, _ := ts.Get(id, "")
+		again, _ := ts.Get(id, "", "go")
 		if kept := again == tr; kept != (id != "b") {
 			t.Errorf("after Retain, session %s kept its transport: %v", id, kept)
 		}

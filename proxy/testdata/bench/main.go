@@ -18,6 +18,9 @@
 // -base adds a second sessionproxy program (say, built from main with
 // -pprof) to compare before and after in one sitting; -keep gives sessions
 // that outlive the run (max_usage_count: 2^30) instead of the default 50.
+// -fingerprints go,mirror,chrome runs one sessionproxy per fingerprint mode
+// instead of one on the default, and adds each one's median ratio to the
+// first of them in the same round (the "vs-first" column).
 package main
 
 import (
@@ -46,6 +49,7 @@ func main() {
 	keep := flag.Bool("keep", false, "sessions that outlive the run (max_usage_count: 2^30)")
 	base := flag.String("base", "", "a second sessionproxy `program` to compare (it must have -pprof)")
 	only := flag.String("scenarios", "http-12,http-1k,https-1k", "comma-separated scenarios to run")
+	fingerprints := flag.String("fingerprints", "", "comma-separated fingerprint modes, one sessionproxy each (default: one on the default mode)")
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "sessionproxy-bench-")
 	if err != nil {
@@ -82,13 +86,20 @@ func main() {
 	gpDir := filepath.Join(dir, "goproxy")
 	gp, gpAddr := start(bins["goproxytuned"], "-ca-dir", gpDir, "-origin-ca", filepath.Join(originCA, "ca.pem"))
 	cs := []*contender{{name: "goproxy-tuned", cmd: gp, addr: gpAddr["proxy"], ca: filepath.Join(gpDir, "ca.pem")}}
-	progs := []string{"sessionproxy", bins["sessionproxy"]}
-	if *base != "" {
-		progs = append(progs, "sessionproxy-base", *base)
+	progs := []string{"sessionproxy", bins["sessionproxy"], ""}
+	if *fingerprints != "" {
+		progs = nil
+		for _, fp := range strings.Split(*fingerprints, ",") {
+			progs = append(progs, "sessionproxy-"+fp, bins["sessionproxy"], fp)
+		}
 	}
-	for i := 0; i < len(progs); i += 2 {
+	if *base != "" {
+		progs = append(progs, "sessionproxy-base", *base, "")
+	}
+	for i := 0; i < len(progs); i += 3 {
 		data := filepath.Join(dir, progs[i])
-		cmd, logs := start(progs[i+1], "-config", writeConfig(data, filepath.Join(originCA, "ca.pem"), *keep), "-pprof", "127.0.0.1:0")
+		cfg := writeConfig(data, filepath.Join(originCA, "ca.pem"), *keep, progs[i+2])
+		cmd, logs := start(progs[i+1], "-config", cfg, "-pprof", "127.0.0.1:0")
 		cs = append(cs, &contender{name: progs[i], cmd: cmd, addr: logs["proxy"], pprof: logs["pprof"],
 			ca: filepath.Join(data, "ca.pem")})
 	}
@@ -106,22 +117,23 @@ func main() {
 			for i, c := range cs {
 				res := c.round(bins["httpsload"], target, *conns, *dur)
 				if r >= 0 {
-					c.keepRound(res, i == 0, cs[0].last)
+					c.keepRound(res, i == 0, cs[0].last, i == 1, cs[1].last)
 				}
 			}
 		}
-		fmt.Printf("\n%s (%s)\n%-20s %10s %8s %10s %10s %8s\n", sc, target, "proxy", "req/s", "ratio", "cpu-µs/req", "alloc-B/req", "errors")
+		fmt.Printf("\n%s (%s)\n%-22s %10s %8s %9s %10s %10s %8s\n", sc, target, "proxy", "req/s", "ratio", "vs-first", "cpu-µs/req", "alloc-B/req", "errors")
 		for _, c := range cs {
-			fmt.Printf("%-20s %10.0f %8.2f %10.1f %10.0f %8d\n", c.name, median(c.rates), median(c.ratios),
-				median(c.cpus), median(c.allocs), c.errors)
+			fmt.Printf("%-22s %10.0f %8.2f %9.2f %10.1f %10.0f %8d\n", c.name, median(c.rates), median(c.ratios),
+				median(c.firsts), median(c.cpus), median(c.allocs), c.errors)
 		}
 	}
 }
 
 // writeConfig writes sessionproxy's config into data (made if missing) and
 // returns its path: a pool of 1,000 sessions, interception trusting
-// originCA, defaults otherwise; keep gives sessions that outlive the run.
-func writeConfig(data, originCA string, keep bool) string {
+// originCA, defaults otherwise; keep gives sessions that outlive the run,
+// fingerprint (when not "") sets the fingerprint mode.
+func writeConfig(data, originCA string, keep bool, fingerprint string) string {
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		log.Fatal(err)
 	}
@@ -132,6 +144,9 @@ func writeConfig(data, originCA string, keep bool) string {
 	cfg := fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: \"\"\nlog_format: json\ndata_dir: %s\n"+
 		"pool:\n  max_pool_size: 1000\n  persist_interval: 1h\n%smitm:\n  upstream_ca: [%s]\n",
 		data, session, originCA)
+	if fingerprint != "" {
+		cfg += "fingerprint: " + fingerprint + "\n"
+	}
 	path := filepath.Join(data, "config.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		log.Fatal(err)
@@ -145,6 +160,7 @@ type contender struct {
 	cmd                   *exec.Cmd
 	last                  float64 // req/s of the latest round
 	rates, ratios, cpus   []float64
+	firsts                []float64 // req/s over the first sessionproxy's in the same round
 	allocs                []float64
 	errors                int64
 }
@@ -157,7 +173,7 @@ type result struct {
 }
 
 func (c *contender) reset() {
-	c.rates, c.ratios, c.cpus, c.allocs, c.errors = nil, nil, nil, nil, 0
+	c.rates, c.ratios, c.firsts, c.cpus, c.allocs, c.errors = nil, nil, nil, nil, nil, 0
 }
 
 // round loads the proxy once and measures it.
@@ -176,14 +192,23 @@ func (c *contender) round(httpsload, target string, conns int, d time.Duration) 
 	return res
 }
 
-func (c *contender) keepRound(res result, isGoproxy bool, goproxyRate float64) {
+// keepRound keeps a round's result; goproxyRate and firstRate are the
+// req/s of goproxy and of the first sessionproxy in the round (isGoproxy,
+// isFirst: this is that one).
+func (c *contender) keepRound(res result, isGoproxy bool, goproxyRate float64, isFirst bool, firstRate float64) {
 	rate := float64(res.requests) / res.seconds
 	c.last = rate
 	if isGoproxy {
 		goproxyRate = rate
 	}
+	if isFirst {
+		firstRate = rate
+	}
 	c.rates = append(c.rates, rate)
 	c.ratios = append(c.ratios, rate/goproxyRate)
+	if !isGoproxy {
+		c.firsts = append(c.firsts, rate/firstRate)
+	}
 	if res.requests > 0 {
 		c.cpus = append(c.cpus, float64(res.cpu.Microseconds())/float64(res.requests))
 		c.allocs = append(c.allocs, res.alloc/float64(res.requests))

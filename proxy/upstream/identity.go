@@ -1,0 +1,218 @@
+package upstream
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	utls "github.com/refraction-networking/utls"
+
+	"github.com/sessionproxy/sessionproxy/proxy/profile"
+	"github.com/sessionproxy/sessionproxy/proxy/wire"
+)
+
+// ErrNoIdentity is a fingerprint mode that names no identity the proxy
+// has.
+var ErrNoIdentity = errors.New("upstream: unknown fingerprint")
+
+// identityTransport is a session's transport when it has an identity on
+// the wire (a browser profile, or the client's own mirrored): its TLS is
+// made with uTLS from a ClientHello, its HTTP/1.1 and HTTP/2 with package
+// wire, through the session's upstream proxy as a tunnel (CONNECT or
+// SOCKS5) for TLS origins, so that the origin sees the identity's
+// handshake and not Go's or the upstream's.
+type identityTransport struct {
+	upstream *url.URL         // nil: direct
+	proxyURL string           // as given, for dialing and errors
+	prof     *profile.Profile // nil: mirror
+	fallback *profile.Profile // for a mirrored request with no hello or preface of its client
+	opts     Options
+	tickets  utls.ClientSessionCache // the session's own: it resumes its TLS sessions only
+	wire     *wire.Transport
+}
+
+// newIdentityTransport builds the transport of a session going through
+// upstream u (nil: direct) as prof (nil: mirror its clients).
+func newIdentityTransport(u *url.URL, proxyURL string, prof, fallback *profile.Profile, opts Options) *identityTransport {
+	t := &identityTransport{upstream: u, proxyURL: proxyURL, prof: prof, fallback: fallback, opts: opts,
+		tickets: utls.NewLRUClientSessionCache(32)}
+	t.wire = &wire.Transport{
+		Key:                    t.key,
+		Dial:                   t.dial,
+		IdleTimeout:            idleConnTimeout,
+		MaxIdlePerKey:          opts.MaxIdleConnsPerHost,
+		ResponseHeaderTimeout:  opts.ResponseHeaderTimeout,
+		MaxResponseHeaderBytes: opts.MaxResponseHeaderBytes,
+	}
+	return t
+}
+
+// RoundTrip sends req as the identity: a profile's header order (the
+// headers it does not know after, in the client's order), or the client's
+// own order that the proxy put on req's context.
+func (t *identityTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.prof != nil {
+		o, _ := wire.OrderFrom(req.Context())
+		req = req.WithContext(wire.WithOrder(req.Context(), t.prof.Order(req.Header, o.Names)))
+	}
+	return t.wire.RoundTrip(req)
+}
+
+func (t *identityTransport) CloseIdleConnections() { t.wire.CloseIdleConnections() }
+
+// key pools connections by origin and, mirroring, by what the client's
+// hello asks for: two clients with different hellos never share one.
+func (t *identityTransport) key(req *http.Request) string {
+	k := req.URL.Scheme + "://" + targetAddr(req.URL)
+	if t.prof == nil && req.URL.Scheme == "https" {
+		if c := profile.ClientFrom(req.Context()); c != nil {
+			k += "|" + c.Key()
+		}
+	}
+	return k
+}
+
+// targetAddr is u's host:port, the port from the scheme when u has none.
+func targetAddr(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	port := "80"
+	if u.Scheme == "https" || u.Scheme == "wss" {
+		port = "443"
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
+
+// dial opens a connection for req: to a plain-HTTP origin through an
+// http(s) upstream, to the upstream itself (absolute-form requests, as
+// net/http sends them); otherwise a tunnel to the origin (direct, CONNECT
+// or SOCKS5), with the identity's TLS handshake for https.
+func (t *identityTransport) dial(ctx context.Context, req *http.Request) (*wire.Conn, error) {
+	addr := targetAddr(req.URL)
+	if req.URL.Scheme != "https" && t.upstream != nil && (t.upstream.Scheme == "http" || t.upstream.Scheme == "https") {
+		return t.dialProxy(ctx)
+	}
+	if req.URL.Scheme != "https" {
+		conn, err := Dial(ctx, t.proxyURL, "tcp", addr, t.opts)
+		if err != nil {
+			return nil, err
+		}
+		return &wire.Conn{Conn: conn}, nil
+	}
+	hello, preface := t.identity(req)
+	uc, err := t.handshake(ctx, req, addr, hello, nil)
+	if err != nil && strings.Contains(err.Error(), "no application protocol") {
+		// The client offered only protocols the origin does not speak
+		// (say, h2 alone to an HTTP/1.1 origin): a browser would have
+		// offered http/1.1 too, and so does the session, once.
+		if protos := profile.ALPN(hello); protos != nil && !slices.Contains(protos, "http/1.1") {
+			uc, err = t.handshake(ctx, req, addr, hello, append(slices.Clip(protos), "http/1.1"))
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	c := &wire.Conn{Conn: uc, Proto: uc.ConnectionState().NegotiatedProtocol}
+	if c.Proto == "h2" {
+		c.H2 = preface()
+	}
+	return c, nil
+}
+
+// handshake opens a tunnel to addr and makes TLS on it with hello (its
+// ALPN replaced by protos when not nil).
+func (t *identityTransport) handshake(ctx context.Context, req *http.Request, addr string, hello []byte, protos []string) (*utls.UConn, error) {
+	conn, err := Dial(ctx, t.proxyURL, "tcp", addr, t.opts)
+	if err != nil {
+		return nil, err
+	}
+	hctx, cancel := context.WithTimeout(ctx, t.opts.TLSHandshakeTimeout)
+	defer cancel()
+	uc, err := profile.Handshake(hctx, conn, hello, &utls.Config{
+		ServerName:         req.URL.Hostname(),
+		RootCAs:            t.opts.RootCAs,
+		InsecureSkipVerify: t.opts.InsecureSkipVerify,
+		ClientSessionCache: t.tickets,
+		NextProtos:         protos,
+	})
+	if err != nil {
+		conn.Close()
+		kind := KindTLS
+		if k := errorKind(err); k == KindTimeout {
+			kind = k
+		}
+		return nil, &Error{Hop: originHop(addr), Kind: kind, Err: err, secrets: secretsOf(t.proxyURL)}
+	}
+	return uc, nil
+}
+
+// identity returns the ClientHello to send for req and its HTTP/2 preface:
+// the profile's, or the client's own when mirroring (the fallback
+// profile's for a client that showed none, such as one that sent an
+// https URL in a plain-HTTP request).
+func (t *identityTransport) identity(req *http.Request) ([]byte, func() wire.Preface) {
+	if t.prof != nil {
+		return t.prof.Hello, func() wire.Preface { return t.prof.H2 }
+	}
+	c := profile.ClientFrom(req.Context())
+	if c == nil || c.Hello == nil {
+		return t.fallback.Hello, func() wire.Preface { return t.fallback.H2 }
+	}
+	return c.Hello, func() wire.Preface {
+		if c.H2 != nil {
+			if p, ok := c.H2(); ok {
+				return p
+			}
+		}
+		return t.fallback.H2
+	}
+}
+
+// dialProxy connects to the http(s) upstream proxy itself, for plain-HTTP
+// requests in absolute form with its Proxy-Authorization.
+func (t *identityTransport) dialProxy(ctx context.Context) (*wire.Conn, error) {
+	u := t.upstream
+	fail := func(err error) error {
+		return &Error{Hop: proxyHop(u), Kind: errorKind(err), Err: err, secrets: secretsOf(t.proxyURL)}
+	}
+	var conn net.Conn
+	var err error
+	if u.Scheme == "https" {
+		conn, err = dialTLSProxy(ctx, t.opts.dialer(), u, t.opts)
+	} else {
+		conn, err = t.opts.dialer().DialContext(ctx, "tcp", u.Host)
+	}
+	if err != nil {
+		return nil, fail(err)
+	}
+	c := &wire.Conn{Conn: conn, Proxy: true}
+	if u.User != nil {
+		pass, _ := u.User.Password()
+		auth := base64.StdEncoding.EncodeToString([]byte(u.User.Username() + ":" + pass))
+		c.ProxyLines = []string{"Proxy-Authorization: Basic " + auth}
+	}
+	return c, nil
+}
+
+// forIdentity returns the transport for a session with fingerprint mode
+// fp: nil for "go" (the caller's net/http transport).
+func forIdentity(fp string, u *url.URL, proxyURL string, profiles map[string]*profile.Profile, opts Options) (roundTripCloser, error) {
+	switch fp {
+	case "", profile.Go:
+		return nil, nil
+	case profile.Mirror:
+		return newIdentityTransport(u, proxyURL, nil, profiles[profile.Chrome], opts), nil
+	}
+	p, ok := profiles[fp]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrNoIdentity, fp)
+	}
+	return newIdentityTransport(u, proxyURL, p, profiles[profile.Chrome], opts), nil
+}
