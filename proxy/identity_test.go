@@ -1,0 +1,227 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessionproxy/sessionproxy/proxy/config"
+	"github.com/sessionproxy/sessionproxy/proxy/profile"
+	"github.com/sessionproxy/sessionproxy/proxy/proxytest"
+)
+
+// identityProxy starts a proxy with fingerprint mode fp that trusts the
+// wire origin, and returns it with the path of its CA's PEM file.
+func identityProxy(t *testing.T, origin *proxytest.WireOrigin, fp config.Fingerprint, upstreams ...*url.URL) (*harness, string) {
+	t.Helper()
+	cfg := testConfig(t)
+	cfg.Fingerprint = fp
+	cfg.Upstreams = upstreams
+	originCA := filepath.Join(t.TempDir(), "origin-ca.pem")
+	if err := os.WriteFile(originCA, origin.CAPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.MITM.UpstreamCA = []string{originCA}
+	h := startProxy(t, cfg)
+	proxyCA := filepath.Join(t.TempDir(), "proxy-ca.pem")
+	if err := os.WriteFile(proxyCA, h.srv.CA().CertPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return h, proxyCA
+}
+
+// curlTo runs curl with args against the wire origin, through the proxy
+// when proxyCA is not "" (trusting it), else directly (trusting origin's
+// CA), and returns what the origin recorded.
+func curlTo(t *testing.T, origin *proxytest.WireOrigin, h *harness, proxyCA, scheme string, args ...string) proxytest.WireRecord {
+	t.Helper()
+	return curlURL(t, origin, h, proxyCA, scheme+"://"+origin.Addr+"/p?q=1", args...)
+}
+
+// curlURL is curlTo for a URL of the origin.
+func curlURL(t *testing.T, origin *proxytest.WireOrigin, h *harness, proxyCA, target string, args ...string) proxytest.WireRecord {
+	t.Helper()
+	bin := requireProgram(t, "curl", "curl")
+	all := append([]string{"-sS", "--max-time", "20", "-o", "/dev/null"}, args...)
+	if proxyCA != "" {
+		all = append(all, "--proxy", h.proxyURL.String(), "--cacert", proxyCA)
+	} else {
+		caFile := filepath.Join(t.TempDir(), "ca.pem")
+		os.WriteFile(caFile, origin.CAPEM, 0o644)
+		all = append(all, "--cacert", caFile)
+	}
+	all = append(all, target)
+	cmd := exec.Command(bin, all...)
+	cmd.Env = clientEnv()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("curl %s: %v\n%s", strings.Join(all, " "), err, out)
+	}
+	return origin.Next()
+}
+
+// oddHeaders are request headers in an order and case no library would
+// choose.
+var oddHeaders = []string{"-H", "zebra: 1", "-H", "Accept-Language: en", "-H", "X-lower-Mixed: 2", "-H", "aCCept: */*"}
+
+// TestMirrorCurl: through the proxy in mirror mode, curl's requests reach
+// the origin as they would directly: the same header lines in the same
+// order and case over HTTP/1.1 (plain and in a tunnel), the same
+// ClientHello, and over HTTP/2 the same preface and header order.
+func TestMirrorCurl(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		plain  bool
+		scheme string
+		args   []string
+	}{
+		{"http", true, "http", nil},
+		{"https-h1", false, "https", []string{"--http1.1"}},
+		{"https-h2", false, "https", []string{"--http2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			origin := proxytest.StartWireOrigin(t, tc.plain)
+			h, proxyCA := identityProxy(t, origin, config.FingerprintMirror)
+			args := append(append([]string{}, tc.args...), oddHeaders...)
+			direct := curlTo(t, origin, h, "", tc.scheme, args...)
+			proxied := curlTo(t, origin, h, proxyCA, tc.scheme, args...)
+			if direct.Head != proxied.Head {
+				t.Errorf("HTTP/1.1 head through the proxy\n%q\ndirect\n%q", proxied.Head, direct.Head)
+			}
+			if direct.ALPN != proxied.ALPN {
+				t.Errorf("ALPN %q through the proxy, %q direct", proxied.ALPN, direct.ALPN)
+			}
+			if !tc.plain {
+				if d, p := proxytest.HelloShape(t, direct.Hello), proxytest.HelloShape(t, proxied.Hello); d != p {
+					t.Errorf("ClientHello through the proxy\n%s\ndirect\n%s", p, d)
+				}
+			}
+			if direct.Preface != proxied.Preface || fmt.Sprint(direct.Fields) != fmt.Sprint(proxied.Fields) {
+				t.Errorf("HTTP/2 through the proxy %s %v, direct %s %v", proxied.Preface, proxied.Fields, direct.Preface, direct.Fields)
+			}
+			if tc.name == "https-h2" && (direct.ALPN != "h2" || direct.Preface == "") {
+				t.Errorf("curl --http2 direct: ALPN %q, preface %q", direct.ALPN, direct.Preface)
+			}
+		})
+	}
+}
+
+// TestChromeProfileForCurl: with fingerprint chrome, curl's requests carry
+// Chrome's ClientHello, Chrome's HTTP/2 preface and pseudo-header order.
+func TestChromeProfileForCurl(t *testing.T) {
+	origin := proxytest.StartWireOrigin(t, false)
+	h, proxyCA := identityProxy(t, origin, config.FingerprintChrome)
+	// By name: a browser sends a server name (SNI) for names, not for addresses.
+	named := "https://localhost:" + strings.Split(origin.Addr, ":")[1] + "/"
+	rec := curlURL(t, origin, h, proxyCA, named, append([]string{"--http1.1"}, oddHeaders...)...)
+	chrome := profile.Profiles()[profile.Chrome]
+	if got, want := proxytest.HelloShape(t, rec.Hello), proxytest.HelloShape(t, chrome.Hello); got != want {
+		t.Errorf("ClientHello\n%s\nwant Chrome's\n%s", got, want)
+	}
+	if rec.ALPN != "h2" {
+		t.Fatalf("ALPN %q, want h2: Chrome offers it, whatever the client", rec.ALPN)
+	}
+	if want := "1:65536;2:0;4:6291456;6:262144|15663105|0"; rec.Preface != want {
+		t.Errorf("HTTP/2 preface %s, want Chrome's %s", rec.Preface, want)
+	}
+	if got := strings.Join(rec.Fields, ","); !strings.HasPrefix(got, ":method,:authority,:scheme,:path,user-agent,accept,accept-language,zebra,x-lower-mixed,priority 1:0:255") {
+		t.Errorf("fields %s: want Chrome's pseudo-header order, then the headers Chrome knows in its order, then curl's others", got)
+	}
+}
+
+// TestMirrorThroughUpstreams: through an http and a socks5 upstream, the
+// origin sees the client's ClientHello, not Go's or the upstream's.
+func TestMirrorThroughUpstreams(t *testing.T) {
+	origin := proxytest.StartWireOrigin(t, false)
+	httpUp, _ := proxytest.StartGoproxyUpstream(t, "u", "p")
+	socksAddr, _ := proxytest.StartSOCKS5(t, "s", "q")
+	for name, up := range map[string]*url.URL{
+		"http":   mustURL(t, httpUp),
+		"socks5": {Scheme: "socks5", User: url.UserPassword("s", "q"), Host: socksAddr},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h, proxyCA := identityProxy(t, origin, config.FingerprintMirror, up)
+			direct := curlTo(t, origin, h, "", "https", "--http2")
+			proxied := curlTo(t, origin, h, proxyCA, "https", "--http2")
+			if d, p := proxytest.HelloShape(t, direct.Hello), proxytest.HelloShape(t, proxied.Hello); d != p {
+				t.Errorf("ClientHello through %s upstream\n%s\ndirect\n%s", name, p, d)
+			}
+			if direct.Preface != proxied.Preface {
+				t.Errorf("HTTP/2 preface through %s upstream %s, direct %s", name, proxied.Preface, direct.Preface)
+			}
+		})
+	}
+}
+
+// TestRandomFingerprint: with random, sessions go out as different
+// browsers, and one session as the same one on every request and after a
+// restart.
+func TestRandomFingerprint(t *testing.T) {
+	origin := proxytest.StartWireOrigin(t, false)
+	h, proxyCA := identityProxy(t, origin, config.FingerprintRandom)
+	shapes := map[string]string{}
+	for i := range 8 {
+		s := fmt.Sprintf("s%d", i)
+		rec := curlTo(t, origin, h, proxyCA, "https", "--http1.1", "-H", "X-Session-Id: "+s)
+		shapes[s] = proxytest.HelloShape(t, rec.Hello)
+	}
+	distinct := map[string]bool{}
+	for _, s := range shapes {
+		distinct[s] = true
+	}
+	if len(distinct) < 2 {
+		t.Errorf("8 sessions all sent the same ClientHello")
+	}
+	again := curlTo(t, origin, h, proxyCA, "https", "--http1.1", "-H", "X-Session-Id: s3")
+	if got := proxytest.HelloShape(t, again.Hello); got != shapes["s3"] {
+		t.Errorf("session s3 changed its ClientHello between two requests:\n%s\nthen\n%s", shapes["s3"], got)
+	}
+	cfg := h.cfg
+	h.stop()
+	h2 := startProxy(t, cfg)
+	os.WriteFile(proxyCA, h2.srv.CA().CertPEM(), 0o644)
+	after := curlTo(t, origin, h2, proxyCA, "https", "--http1.1", "-H", "X-Session-Id: s3")
+	if proxytest.HelloShape(t, after.Hello) != shapes["s3"] {
+		t.Error("session s3 changed its ClientHello across a restart")
+	}
+}
+
+// TestMirrorChromium: headless Chromium through the proxy gives the origin
+// the same ClientHello, HTTP/2 preface and header order as directly.
+func TestMirrorChromium(t *testing.T) {
+	bin := requireProgram(t, "chromium", "chromium")
+	origin := proxytest.StartWireOrigin(t, false)
+	h, _ := identityProxy(t, origin, config.FingerprintMirror)
+	visit := func(viaProxy bool) proxytest.WireRecord {
+		args := []string{"--headless=new", "--no-sandbox", "--disable-gpu", "--ignore-certificate-errors",
+			"--user-data-dir=" + t.TempDir(), "--disable-background-networking", "--disable-component-update",
+			"--disable-quic", "--disable-features=Translate,OptimizationHints,MediaRouter", "--dump-dom"}
+		if viaProxy {
+			args = append(args, "--proxy-server="+h.proxyURL.String(), "--proxy-bypass-list=<-loopback>")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, append(args, "https://localhost:"+strings.Split(origin.Addr, ":")[1]+"/")...)
+		cmd.Env = clientEnv()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("chromium: %v\n%s", err, out)
+		}
+		return origin.NextFor("/")
+	}
+	direct, proxied := visit(false), visit(true)
+	if d, p := proxytest.HelloShape(t, direct.Hello), proxytest.HelloShape(t, proxied.Hello); d != p {
+		t.Errorf("ClientHello through the proxy\n%s\ndirect\n%s", p, d)
+	}
+	if direct.Preface != proxied.Preface {
+		t.Errorf("HTTP/2 preface through the proxy %s, direct %s", proxied.Preface, direct.Preface)
+	}
+	if fmt.Sprint(direct.Fields) != fmt.Sprint(proxied.Fields) {
+		t.Errorf("fields through the proxy\n%v\ndirect\n%v", proxied.Fields, direct.Fields)
+	}
+}
