@@ -100,6 +100,9 @@ func (r *H2Recorder) frames() {
 			return
 		}
 		r.frame(typ, flags, id, r.buf[9:9+length])
+		if r.stopped {
+			return
+		}
 		r.buf = r.buf[9+length:]
 	}
 	if len(r.buf) == 0 {
