@@ -22,6 +22,7 @@ type docSession struct {
 	Cookies             []Cookie        `json:"cookies"`
 	UserData            json.RawMessage `json:"userData"`
 	ProxyURL            string          `json:"proxyUrl"`
+	Fingerprint         string          `json:"fingerprint"`
 	MaxErrorScore       *float64        `json:"maxErrorScore"`
 	ErrorScoreDecrement *float64        `json:"errorScoreDecrement"`
 	CreatedAt           *time.Time      `json:"createdAt"`
@@ -317,6 +318,7 @@ func (ds *docSession) session(p *Pool, now time.Time) (*Session, error) {
 		sessionCold: &sessionCold{
 			id:       *ds.ID,
 			proxyURL: ds.ProxyURL,
+			fprint:   ds.Fingerprint,
 			created:  ds.CreatedAt.UnixNano(),
 			userData: userData,
 			idx:      -1,
@@ -348,6 +350,9 @@ func (ds *docSession) check() ([]byte, error) {
 			bad("userData: %v", err)
 		}
 		userData = buf.Bytes()
+	}
+	if msg := checkFingerprint(ds.Fingerprint); msg != "" {
+		bad("fingerprint %s", msg)
 	}
 	if ds.ProxyURL != "" {
 		u, err := url.Parse(ds.ProxyURL)

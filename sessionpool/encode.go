@@ -92,6 +92,10 @@ func appendSession(b []byte, sn *sessionSnap, cookies []Cookie) []byte {
 	}
 	b = append(b, `,"proxyUrl":`...)
 	b = appendString(b, s.proxyURL)
+	if s.fprint != "" {
+		b = append(b, `,"fingerprint":`...)
+		b = appendString(b, s.fprint)
+	}
 	b = append(b, `,"maxErrorScore":`...)
 	b = appendFloat(b, s.maxErr)
 	b = append(b, `,"errorScoreDecrement":`...)

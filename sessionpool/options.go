@@ -194,7 +194,15 @@ type SessionOptions struct {
 	UserData map[string]any
 	// ProxyURL is the session's sticky upstream proxy; "" means none.
 	ProxyURL string
+	// Fingerprint names the session's identity on the wire (for
+	// sessionproxy, a fingerprint mode such as "chrome"); the pool keeps
+	// and persists it and gives it no meaning. "" means none. At most
+	// MaxFingerprintLen printable ASCII characters.
+	Fingerprint string
 }
+
+// MaxFingerprintLen is the longest SessionOptions.Fingerprint.
+const MaxFingerprintLen = 32
 
 // merge returns o with its zero fields taken from def.
 func (o SessionOptions) merge(def SessionOptions) SessionOptions {
@@ -215,6 +223,9 @@ func (o SessionOptions) merge(def SessionOptions) SessionOptions {
 	}
 	if o.ProxyURL == "" {
 		o.ProxyURL = def.ProxyURL
+	}
+	if o.Fingerprint == "" {
+		o.Fingerprint = def.Fingerprint
 	}
 	return o
 }
@@ -256,6 +267,9 @@ func (o SessionOptions) validate(prefix string) []error {
 		case u.Scheme == "" || u.Host == "":
 			bad("ProxyURL %q has no scheme or host", u.Redacted())
 		}
+	}
+	if msg := checkFingerprint(o.Fingerprint); msg != "" {
+		bad("Fingerprint %s", msg)
 	}
 	if len(o.UserData) > 0 {
 		if _, err := json.Marshal(o.UserData); err != nil {
@@ -308,4 +322,18 @@ func (o *Options) validate() error {
 	}
 	errs = append(errs, o.SessionOptions.validate("SessionOptions.")...)
 	return errors.Join(errs...)
+}
+
+// checkFingerprint says what is wrong with a fingerprint label, "" when
+// nothing is.
+func checkFingerprint(fp string) string {
+	if len(fp) > MaxFingerprintLen {
+		return fmt.Sprintf("is longer than %d characters", MaxFingerprintLen)
+	}
+	for _, c := range []byte(fp) {
+		if c <= ' ' || c > '~' {
+			return fmt.Sprintf("%q has a character that is not printable ASCII", fp)
+		}
+	}
+	return ""
 }

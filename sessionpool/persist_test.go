@@ -24,7 +24,7 @@ func populate(t *testing.T, p *Pool) (good, bad, retired *Session) {
 	ctx := context.Background()
 	var err error
 	good, err = p.AddSession(ctx, SessionOptions{ID: "good", MaxUsageCount: 7, MaxErrorScore: 5, ErrorScoreDecrement: 0.25,
-		MaxAge: time.Hour, ProxyURL: "http://user:pw@127.0.0.1:3128", UserData: map[string]any{"n": 1, "s": "x\"y"}})
+		MaxAge: time.Hour, ProxyURL: "http://user:pw@127.0.0.1:3128", Fingerprint: "firefox", UserData: map[string]any{"n": 1, "s": "x\"y"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestPersistAndRestore(t *testing.T) {
 					t.Errorf("CreateSessionFunc called %d times for restored sessions", hookCalls)
 				}
 				if r.MaxUsageCount() != 7 || r.MaxErrorScore() != 5 || r.errDecr != 0.25 || r.UsageCount() != 2 ||
-					r.ErrorScore() != 0.75 || r.ProxyURL() != "http://user:pw@127.0.0.1:3128" ||
+					r.ErrorScore() != 0.75 || r.ProxyURL() != "http://user:pw@127.0.0.1:3128" || r.Fingerprint() != "firefox" ||
 					!r.CreatedAt().Equal(good.CreatedAt()) || !r.ExpiresAt().Equal(good.ExpiresAt()) {
 					t.Errorf("restored session: %+v", r.State())
 				}
@@ -196,6 +196,7 @@ func TestOpenRejectsBadDocument(t *testing.T) {
 		{"expires before created", replace(`"expiresAt":"2026-11-27T10:50:00Z"`, `"expiresAt":"2026-11-27T09:00:00Z"`), `expiresAt is before createdAt`},
 		{"user data not an object", replace(`"userData":{}`, `"userData":[1]`), `userData is not an object`},
 		{"bad proxy", replace(`"proxyUrl":""`, `"proxyUrl":"no-scheme"`), `proxyUrl "no-scheme" has no scheme or host`},
+		{"bad fingerprint", replace(`"proxyUrl":""`, `"proxyUrl":"","fingerprint":"a b"`), `fingerprint "a b" has a character that is not printable ASCII`},
 		{"bad cookie", replace(`"cookies":[]`, `"cookies":[{"name":"","value":"v","domain":"example.com","path":"/","hostOnly":true,"creation":"2026-11-27T10:00:00Z"}]`), `2:1: sessions\[0\]: load cookie 0 "" \(domain "example.com"\): bad name$`},
 		{"duplicate id", replace("\n]}", `,`+"\n"+`{"id":"a","cookies":[],"userData":{},"proxyUrl":"","maxErrorScore":3,"errorScoreDecrement":0.5,"createdAt":"2026-11-27T10:00:00Z","expiresAt":"2026-11-27T10:50:00Z","usageCount":0,"maxUsageCount":50,"errorScore":0,"retired":false}`+"\n]}"), `3:1: sessions\[1\]: duplicate id "a"`},
 		{"wrong type of id", replace(`"id":"a"`, `"id":5`), `2:8: sessions\[0\]\.id: want a string, got number$`},

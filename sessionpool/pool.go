@@ -202,6 +202,7 @@ func (p *Pool) newSession(o SessionOptions, data []byte) *Session {
 		sessionCold: &sessionCold{
 			id:       o.ID,
 			proxyURL: o.ProxyURL,
+			fprint:   o.Fingerprint,
 			created:  now,
 			userData: data,
 			idx:      -1,

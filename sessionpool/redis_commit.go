@@ -136,7 +136,7 @@ func (b *redisBackend) setUserData(s *Session, data []byte) error {
 	}
 	ctx, cancel := b.detached()
 	defer cancel()
-	if err := userDataScript.Run(ctx, b.c, []string{b.pfx + "s:" + s.id}, string(data)).Err(); err != nil {
+	if err := userDataScript.Run(ctx, b.c, []string{b.pfx + "s:" + s.id}, recordTail(data, s.fprint)).Err(); err != nil {
 		return fmt.Errorf("session %q: %w", s.id, b.storeErr(err))
 	}
 	return nil

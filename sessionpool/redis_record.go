@@ -72,13 +72,24 @@ func recordParts(s *Session) (head, tail string) {
 	dst = strconv.AppendFloat(dst, l.maxErr, 'g', -1, 64)
 	dst = append(dst, ' ')
 	dst = strconv.AppendFloat(dst, l.errDecr, 'g', -1, 64)
-	return string(dst), "\n" + s.proxyURL + "\n" + string(s.userData)
+	return string(dst), "\n" + s.proxyURL + "\n" + recordTail(s.userData, s.fprint)
+}
+
+// recordTail is a record's lines from the user data on: the user data
+// (compact JSON: one line), then the fingerprint on a line of its own when
+// the session has one (records without it read as none).
+func recordTail(userData []byte, fprint string) string {
+	if fprint == "" {
+		return string(userData)
+	}
+	return string(userData) + "\n" + fprint
 }
 
 // record is a session record split into its fields (see recordFields).
 type record struct {
-	f    [len(recordFields)]string
-	p, d string
+	f      [len(recordFields)]string
+	p, d   string
+	fprint string
 }
 
 // get returns the field named name ("v", ..., "x", "p", "d").
@@ -100,6 +111,7 @@ func splitRecord(rec string) (r record, ok bool) {
 	if !ok1 || !ok {
 		return r, false
 	}
+	r.d, r.fprint, _ = strings.Cut(r.d, "\n")
 	for i := range r.f {
 		var more bool
 		r.f[i], head, more = strings.Cut(head, " ")
@@ -117,7 +129,7 @@ func (b *redisBackend) sessionFrom(id string, rec string, cookies []string) (*Se
 	p := b.p
 	h, ok := splitRecord(rec)
 	if !ok {
-		return nil, fmt.Errorf("%w: %s: session %q: its record is not \"v u e r mu me ed c x\\np\\nd\" (got %q)", ErrInvalidState, b.name, id, clip(rec))
+		return nil, fmt.Errorf("%w: %s: session %q: its record is not \"v u e r mu me ed c x\\np\\nd[\\nf]\" (got %q)", ErrInvalidState, b.name, id, clip(rec))
 	}
 	var errs []error
 	bad := func(field string) {
@@ -143,6 +155,9 @@ func (b *redisBackend) sessionFrom(id string, rec string, cookies []string) (*Se
 	if r != "0" && r != "1" {
 		bad("r")
 	}
+	if checkFingerprint(h.fprint) != "" {
+		bad("fingerprint")
+	}
 	var data []byte
 	if h.d != "" {
 		if h.d[0] != '{' || !json.Valid([]byte(h.d)) {
@@ -163,6 +178,7 @@ func (b *redisBackend) sessionFrom(id string, rec string, cookies []string) (*Se
 		sessionCold: &sessionCold{
 			id:       id,
 			proxyURL: h.p,
+			fprint:   h.fprint,
 			created:  c * 1000,
 			userData: data,
 			ver:      v,

@@ -213,7 +213,8 @@ return {redis.call('GET', KEYS[1]), redis.call('HGETALL', KEYS[2])}
 `)
 
 // userDataScript replaces a held session's user data (ARGV[1], "" for
-// none): the record's third line. It does nothing when the session is gone
+// none, followed by its fingerprint line when it has one): the record from
+// its third line on. It does nothing when the session is gone
 // or its record has no such line.
 var userDataScript = redis.NewScript(`
 local raw = redis.call('GET', KEYS[1])

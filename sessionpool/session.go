@@ -64,6 +64,7 @@ type limits struct {
 type sessionCold struct {
 	id       string // immutable
 	proxyURL string // immutable
+	fprint   string // immutable: the fingerprint label
 	created  int64  // unix ns; immutable
 	userData []byte // guarded by Session.mu; a JSON object, or nil; replaced, never modified in place
 	ver      int64  // guarded by Session.mu; Redis pools: the version of the server's copy last read
@@ -121,6 +122,10 @@ func (s *Session) ID() string { return s.cold().id }
 // ProxyURL returns the session's sticky upstream proxy URL, "" for none. It
 // may hold credentials: log it with url.URL.Redacted.
 func (s *Session) ProxyURL() string { return s.cold().proxyURL }
+
+// Fingerprint returns the session's fingerprint label, "" for none. It
+// never changes.
+func (s *Session) Fingerprint() string { return s.cold().fprint }
 
 // CreatedAt returns when the session was created.
 func (s *Session) CreatedAt() time.Time { return time.Unix(0, s.cold().created).UTC() }
@@ -453,6 +458,7 @@ func (sn *sessionSnap) state() SessionState {
 		ID:                  s.cold().id,
 		UserData:            decodeUserData(sn.userData),
 		ProxyURL:            s.cold().proxyURL,
+		Fingerprint:         s.cold().fprint,
 		MaxErrorScore:       s.lim().maxErr,
 		ErrorScoreDecrement: s.lim().errDecr,
 		CreatedAt:           s.CreatedAt(),

@@ -21,6 +21,7 @@ type SessionState struct {
 	Cookies             []Cookie       `json:"cookies"`
 	UserData            map[string]any `json:"userData"`
 	ProxyURL            string         `json:"proxyUrl"`
+	Fingerprint         string         `json:"fingerprint,omitempty"`
 	MaxErrorScore       float64        `json:"maxErrorScore"`
 	ErrorScoreDecrement float64        `json:"errorScoreDecrement"`
 	CreatedAt           time.Time      `json:"createdAt"`

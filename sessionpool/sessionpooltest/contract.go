@@ -48,6 +48,7 @@ func RunContract(t *testing.T, b Backend) {
 		{"SessionPredicates", testSessionPredicates},
 		{"RetireOnBlockedStatusCodes", testRetireOnBlockedStatusCodes},
 		{"SessionUserData", testSessionUserData},
+		{"SessionFingerprint", testSessionFingerprint},
 		{"SessionCookies", testSessionCookies},
 		// Everything at once (contract_hammer.go).
 		{"ConcurrentHammer", testConcurrentHammer},

@@ -2,9 +2,11 @@ package sessionpooltest
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -383,6 +385,41 @@ func testSessionCookies(t *testing.T, b Backend) {
 	for what, got := range map[string]string{"local": s.CookieString(u), "held": held(u)} {
 		if got != "CSRF=e8b667; id=a3fWa" {
 			t.Errorf("%s after Max-Age=0: %q", what, got)
+		}
+	}
+}
+
+// testSessionFingerprint: a session keeps the fingerprint label it was
+// made with, in the pool (with Redis: read back from the server) and
+// across a change of its user data; a bad label is refused.
+func testSessionFingerprint(t *testing.T, b Backend) {
+	ctx := context.Background()
+	p := b.Open(t, sessionpool.Options{})
+	s := AddSession(t, p, sessionpool.SessionOptions{Fingerprint: "chrome", UserData: map[string]any{"a": 1}})
+	plain := AddSession(t, p, sessionpool.SessionOptions{})
+	read := func(id string) *sessionpool.Session {
+		t.Helper()
+		r, err := p.GetSessionByID(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if s.Fingerprint() != "chrome" || read(s.ID()).Fingerprint() != "chrome" || s.State().Fingerprint != "chrome" {
+		t.Errorf("fingerprint %q, read back %q, state %q; want chrome", s.Fingerprint(), read(s.ID()).Fingerprint(), s.State().Fingerprint)
+	}
+	if err := s.SetUserData(map[string]any{"b": 2}); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(s.ID()); got.Fingerprint() != "chrome" || got.UserData()["b"] != 2.0 {
+		t.Errorf("after SetUserData: fingerprint %q, user data %v", got.Fingerprint(), got.UserData())
+	}
+	if plain.Fingerprint() != "" || read(plain.ID()).Fingerprint() != "" {
+		t.Errorf("a session made without one has fingerprint %q", read(plain.ID()).Fingerprint())
+	}
+	for _, bad := range []string{"a b", "é", strings.Repeat("x", sessionpool.MaxFingerprintLen+1)} {
+		if _, err := p.AddSession(ctx, sessionpool.SessionOptions{Fingerprint: bad}); !errors.Is(err, sessionpool.ErrInvalidOptions) {
+			t.Errorf("fingerprint %q: %v, want ErrInvalidOptions", bad, err)
 		}
 	}
 }
