@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"strings"
 
+	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/proxy/cookiefile"
 	"github.com/sessionproxy/sessionproxy/proxy/record"
 	"github.com/sessionproxy/sessionproxy/proxy/upstream"
@@ -125,7 +126,7 @@ func (s *Server) adminListSessions(w http.ResponseWriter, r *http.Request) {
 			st.RetiredSessionsCount++
 		}
 		if filter == "" || filter == "all" || usable == (filter == "usable") {
-			st.Sessions = append(st.Sessions, redactState(sess.State()))
+			st.Sessions = append(st.Sessions, s.shownState(sess))
 		}
 	}
 	writeJSON(w, http.StatusOK, st)
@@ -133,8 +134,16 @@ func (s *Server) adminListSessions(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) adminGetSession(w http.ResponseWriter, r *http.Request) {
 	if sess := s.sessionOr404(w, r); sess != nil {
-		writeJSON(w, http.StatusOK, redactState(sess.State()))
+		writeJSON(w, http.StatusOK, s.shownState(sess))
 	}
+}
+
+// shownState is a session's state as the admin API shows it: redactState,
+// with the session's effective fingerprint mode.
+func (s *Server) shownState(sess *sessionpool.Session) sessionpool.SessionState {
+	ss := redactState(sess.State())
+	ss.Fingerprint = fingerprintOf(sess, s.cfg.Load())
+	return ss
 }
 
 // redactState hides the upstream's password: only the persisted state keeps
@@ -222,10 +231,11 @@ func (s *Server) sessionOr404(w http.ResponseWriter, r *http.Request) *sessionpo
 
 // addSessionRequest is the body of POST /sessions.
 type addSessionRequest struct {
-	ID       string
-	ProxyURL string
-	Cookies  []cookiefile.Cookie
-	UserData map[string]any
+	ID          string
+	ProxyURL    string
+	Fingerprint string
+	Cookies     []cookiefile.Cookie
+	UserData    map[string]any
 }
 
 // decodeAddSession reads a POST /sessions body: a JSON object with the
@@ -257,6 +267,8 @@ func decodeAddSession(body []byte) (addSessionRequest, error) {
 			err = d.Value(&req.ID, "id", "a string")
 		case "proxyUrl":
 			err = d.Value(&req.ProxyURL, "proxyUrl", "a string")
+		case "fingerprint":
+			err = d.Value(&req.Fingerprint, "fingerprint", "a string")
 		case "userData":
 			err = d.Value(&req.UserData, "userData", "an object")
 		case "cookies":
@@ -264,7 +276,7 @@ func decodeAddSession(body []byte) (addSessionRequest, error) {
 				err = d.Skip()
 			}
 		default:
-			err = fmt.Errorf("%w: line %d: unknown field %q (want id, proxyUrl, cookies or userData)", errBadBody, line, key)
+			err = fmt.Errorf("%w: line %d: unknown field %q (want id, proxyUrl, fingerprint, cookies or userData)", errBadBody, line, key)
 		}
 		if err != nil {
 			return req, err
@@ -292,7 +304,11 @@ func (s *Server) adminAddSession(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("id must be 1 to 128 letters, digits, '.', '_' or '-' (got %q)", req.ID))
 		return
 	}
-	opts := sessionpool.SessionOptions{ID: req.ID, UserData: req.UserData}
+	if req.Fingerprint != "" && !config.ValidFingerprint(req.Fingerprint) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("fingerprint must be one of %s (got %q)", config.FingerprintNames(), req.Fingerprint))
+		return
+	}
+	opts := sessionpool.SessionOptions{ID: req.ID, UserData: req.UserData, Fingerprint: req.Fingerprint}
 	if req.ProxyURL != "" {
 		u, err := upstream.Parse(req.ProxyURL)
 		if err != nil {
@@ -331,7 +347,7 @@ func (s *Server) adminAddSession(w http.ResponseWriter, r *http.Request) {
 	cookiefile.Apply(sess, cookies)
 	s.log.Info("session added by the admin API", "session", sess.ID(), "cookies", len(cookies))
 	w.Header().Set("Location", "/sessions/"+url.PathEscape(sess.ID()))
-	writeJSON(w, http.StatusCreated, redactState(sess.State()))
+	writeJSON(w, http.StatusCreated, s.shownState(sess))
 }
 
 // adminRetireSession retires a held session (idempotent): 200 with its
@@ -342,7 +358,7 @@ func (s *Server) adminRetireSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess.Retire()
-	writeJSON(w, http.StatusOK, redactState(sess.State()))
+	writeJSON(w, http.StatusOK, s.shownState(sess))
 }
 
 // adminMarkSession returns the handler that marks a usable session with
@@ -358,7 +374,7 @@ func (s *Server) adminMarkSession(mark func(*sessionpool.Session)) http.HandlerF
 			return
 		}
 		mark(sess)
-		writeJSON(w, http.StatusOK, redactState(sess.State()))
+		writeJSON(w, http.StatusOK, s.shownState(sess))
 	}
 }
 
@@ -447,7 +463,7 @@ func (s *Server) adminImportCookies(w http.ResponseWriter, r *http.Request) {
 		"imported":       len(cookies),
 		"skippedExpired": expired,
 		"format":         format,
-		"session":        redactState(sess.State()),
+		"session":        s.shownState(sess),
 	})
 }
 

@@ -9,11 +9,13 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/proxy/cookiefile"
 	"github.com/sessionproxy/sessionproxy/proxy/proxytest"
 	"github.com/sessionproxy/sessionproxy/proxy/upstream"
@@ -574,5 +576,35 @@ func TestAdminSessionIDEscaping(t *testing.T) {
 	r := h.admin("DELETE", "/sessions/"+url.PathEscape(`x"y`), "", "")
 	if msg := r.errorText(t); r.status != http.StatusNotFound || msg != fmt.Sprintf("session not held: %q", `x"y`) {
 		t.Errorf("DELETE x\"y: %d %q", r.status, msg)
+	}
+}
+
+// TestAdminSessionFingerprint: a session made by the pool shows the
+// configured mode, POST /sessions may set one (random draws a browser),
+// a bad one is refused naming the choices, and a session keeps its own
+// across a reload to another mode and a restart.
+func TestAdminSessionFingerprint(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Fingerprint = config.FingerprintChrome
+	h := startProxy(t, cfg)
+	if s := h.addSession(""); s.Fingerprint != "chrome" {
+		t.Errorf("a new session's fingerprint %q, want the configured chrome", s.Fingerprint)
+	}
+	if s := h.addSession(`{"id": "ff", "fingerprint": "firefox"}`); s.Fingerprint != "firefox" {
+		t.Errorf("asked for firefox, got %q", s.Fingerprint)
+	}
+	if s := h.addSession(`{"fingerprint": "random"}`); !slices.Contains([]string{"chrome", "firefox", "safari", "edge"}, s.Fingerprint) {
+		t.Errorf("random gave %q, want one of the browsers", s.Fingerprint)
+	}
+	r := h.admin("POST", "/sessions", "application/json", `{"fingerprint": "netscape"}`)
+	if r.status != http.StatusBadRequest || !strings.Contains(r.errorText(t), `fingerprint must be one of mirror, chrome, firefox, safari, edge, random, go (got "netscape")`) {
+		t.Errorf("bad fingerprint: %d %s", r.status, r.body)
+	}
+	h.stop()
+	cfg.Fingerprint = config.FingerprintSafari
+	h2 := startProxy(t, cfg)
+	var got sessionpool.SessionState
+	if status := h2.adminGet("/sessions/ff", "", &got); status != http.StatusOK || got.Fingerprint != "firefox" {
+		t.Errorf("after a restart with safari configured: %d, fingerprint %q, want firefox", status, got.Fingerprint)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"io"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -340,18 +341,39 @@ func (s *Server) send(req *http.Request, sess *sessionpool.Session) (*http.Respo
 	return resp, err
 }
 
-// fingerprintOf returns the fingerprint mode sess goes out with: the
-// configured one, or with random a browser profile drawn from the
-// session's ID, which stays the session's across its requests, restarts
-// and the proxies sharing a Redis pool.
+// browsers are the profiles random draws from.
+func browsers() [4]string {
+	return [...]string{profile.Chrome, profile.Firefox, profile.Safari, profile.Edge}
+}
+
+// drawFingerprint returns the fingerprint a new session gets: asked (when
+// not "" or random), else the configured mode; random draws a browser.
+func drawFingerprint(mode config.Fingerprint, asked string) string {
+	if asked != "" && asked != string(config.FingerprintRandom) {
+		return asked
+	}
+	if asked == "" && mode != config.FingerprintRandom {
+		return string(mode)
+	}
+	b := browsers()
+	return b[rand.IntN(len(b))]
+}
+
+// fingerprintOf returns the fingerprint mode sess goes out with: its own,
+// given when it was made; for a session made without one (restored from an
+// older state), the configured mode, random drawing from the session's ID
+// so that the choice stays the same.
 func fingerprintOf(sess *sessionpool.Session, cfg *config.Config) string {
+	if fp := sess.Fingerprint(); fp != "" {
+		return fp
+	}
 	if cfg.Fingerprint != config.FingerprintRandom {
 		return string(cfg.Fingerprint)
 	}
 	h := fnv.New32a()
 	h.Write([]byte(sess.ID()))
-	browsers := [...]string{profile.Chrome, profile.Firefox, profile.Safari, profile.Edge}
-	return browsers[h.Sum32()%uint32(len(browsers))]
+	b := browsers()
+	return b[h.Sum32()%uint32(len(b))]
 }
 
 // decideWhileStreaming lets resp's body stream to the client while a copy of

@@ -198,6 +198,9 @@ func poolOptions(cfg *config.Config, store sessionpool.Store, now func() time.Ti
 // not name its own upstream gets the next one of cfg.Upstreams in turn, with
 // its {session} placeholder (upstream.Placeholder) rendered for the session.
 func (s *Server) createSession(_ context.Context, p *sessionpool.Pool, opts sessionpool.SessionOptions) (*sessionpool.Session, error) {
+	if opts.Fingerprint == "" || opts.Fingerprint == string(config.FingerprintRandom) {
+		opts.Fingerprint = drawFingerprint(s.cfg.Load().Fingerprint, opts.Fingerprint)
+	}
 	if opts.ProxyURL == "" {
 		if ups := s.cfg.Load().Upstreams; len(ups) > 0 {
 			i := s.upstreamNext.Add(1) - 1

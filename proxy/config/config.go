@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"slices"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -100,6 +102,25 @@ const (
 	FingerprintRandom  Fingerprint = "random"  // each new session draws one of chrome, firefox, safari, edge and keeps it
 	FingerprintGo      Fingerprint = "go"      // Go's own crypto/tls and net/http
 )
+
+// fingerprints are the fingerprint modes, the default first.
+func fingerprints() []Fingerprint {
+	return []Fingerprint{FingerprintMirror, FingerprintChrome, FingerprintFirefox, FingerprintSafari, FingerprintEdge, FingerprintRandom, FingerprintGo}
+}
+
+// ValidFingerprint reports whether name is a fingerprint mode.
+func ValidFingerprint(name string) bool {
+	return slices.Contains(fingerprints(), Fingerprint(name))
+}
+
+// FingerprintNames lists the fingerprint modes, for messages.
+func FingerprintNames() string {
+	var names []string
+	for _, f := range fingerprints() {
+		names = append(names, string(f))
+	}
+	return strings.Join(names, ", ")
+}
 
 // CookieMode says how the session's cookies and the client's own combine
 // on a request.

@@ -60,7 +60,7 @@ func table() []key {
 		keyOf("affinity", onReload, func(c *Config) *Affinity { return &c.Affinity },
 			choice(AffinityTunnel, AffinityClient, AffinityRequest)),
 		keyOf("fingerprint", onReload, func(c *Config) *Fingerprint { return &c.Fingerprint },
-			choice(FingerprintMirror, FingerprintChrome, FingerprintFirefox, FingerprintSafari, FingerprintEdge, FingerprintRandom, FingerprintGo)),
+			choice(fingerprints()...)),
 		keyOf("client_idle", onReload, func(c *Config) *time.Duration { return &c.ClientIdle }, (*decoder).duration),
 		keyOf("cookies", onReload, func(c *Config) *CookieMode { return &c.Cookies },
 			choice(CookiesMerge, CookiesSession, CookiesClient)),

@@ -274,6 +274,7 @@
       const id = cell(tr, s.id, 'id mono');
       id.title = s.id;
       cell(tr, upstreamHost(s.proxyUrl), 'mono');
+      cell(tr, s.fingerprint || '', 'mono');
       const es = cell(tr, score(s.errorScore) + ' / ' + score(s.maxErrorScore), 'num');
       if (s.errorScore > 0) es.classList.add('warn');
       cell(tr, num(s.usageCount) + ' / ' + num(s.maxUsageCount), 'num');
@@ -289,7 +290,7 @@
     if (!rows.length) {
       const tr = document.createElement('tr');
       const td = cell(tr, 'No sessions yet: they are created as requests come in.', 'empty');
-      td.colSpan = 7;
+      td.colSpan = 8;
       frag.appendChild(tr);
     }
     body.replaceChildren(frag);
