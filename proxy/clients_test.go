@@ -1698,8 +1698,8 @@ func TestReadmeAdminSnippet(t *testing.T) {
 		t.Errorf("a line of the block was refused:\n%s", out)
 	}
 	st := stateOf(t, h, "shop1")
-	if !st.Retired || st.UserData["account"] != "a1" {
-		t.Errorf("shop1 after the block: %+v; want it added with its user data, then retired", st)
+	if !st.Retired || st.UserData["account"] != "a1" || st.Fingerprint != "chrome" {
+		t.Errorf("shop1 after the block: %+v; want it added with its user data and fingerprint, then retired", st)
 	}
 	if pem, err := os.ReadFile(filepath.Join(dir, "ca.pem")); err != nil || !bytes.Equal(pem, h.srv.CA().CertPEM()) {
 		t.Errorf("ca.pem is not the CA (%v)", err)
