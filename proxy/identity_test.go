@@ -100,6 +100,9 @@ func TestMirrorCurl(t *testing.T) {
 				if d, p := proxytest.HelloShape(t, direct.Hello), proxytest.HelloShape(t, proxied.Hello); d != p {
 					t.Errorf("ClientHello through the proxy\n%s\ndirect\n%s", p, d)
 				}
+				if direct.JA4 == "" || direct.JA4 != proxied.JA4 {
+					t.Errorf("JA4 %q through the proxy, %q direct", proxied.JA4, direct.JA4)
+				}
 			}
 			if direct.Preface != proxied.Preface || fmt.Sprint(direct.Fields) != fmt.Sprint(proxied.Fields) {
 				t.Errorf("HTTP/2 through the proxy %s %v, direct %s %v", proxied.Preface, proxied.Fields, direct.Preface, direct.Fields)
@@ -122,6 +125,9 @@ func TestChromeProfileForCurl(t *testing.T) {
 	chrome := profile.Profiles()[profile.Chrome]
 	if got, want := proxytest.HelloShape(t, rec.Hello), proxytest.HelloShape(t, chrome.Hello); got != want {
 		t.Errorf("ClientHello\n%s\nwant Chrome's\n%s", got, want)
+	}
+	if want := "t13d1517h2_8daaf6152771_cb7bf5808d99"; rec.JA4 != want { // Chromium 156's, measured elsewhere
+		t.Errorf("JA4 %s, want Chromium's %s", rec.JA4, want)
 	}
 	if rec.ALPN != "h2" {
 		t.Fatalf("ALPN %q, want h2: Chrome offers it, whatever the client", rec.ALPN)
@@ -148,8 +154,8 @@ func TestMirrorThroughUpstreams(t *testing.T) {
 			h, proxyCA := identityProxy(t, origin, config.FingerprintMirror, up)
 			direct := curlTo(t, origin, h, "", "https", "--http2")
 			proxied := curlTo(t, origin, h, proxyCA, "https", "--http2")
-			if d, p := proxytest.HelloShape(t, direct.Hello), proxytest.HelloShape(t, proxied.Hello); d != p {
-				t.Errorf("ClientHello through %s upstream\n%s\ndirect\n%s", name, p, d)
+			if d, p := proxytest.HelloShape(t, direct.Hello), proxytest.HelloShape(t, proxied.Hello); d != p || direct.JA4 != proxied.JA4 {
+				t.Errorf("ClientHello through %s upstream (JA4 %s)\n%s\ndirect (JA4 %s)\n%s", name, proxied.JA4, p, direct.JA4, d)
 			}
 			if direct.Preface != proxied.Preface {
 				t.Errorf("HTTP/2 preface through %s upstream %s, direct %s", name, proxied.Preface, direct.Preface)
@@ -217,6 +223,9 @@ func TestMirrorChromium(t *testing.T) {
 	direct, proxied := visit(false), visit(true)
 	if d, p := proxytest.HelloShape(t, direct.Hello), proxytest.HelloShape(t, proxied.Hello); d != p {
 		t.Errorf("ClientHello through the proxy\n%s\ndirect\n%s", p, d)
+	}
+	if direct.JA4 == "" || direct.JA4 != proxied.JA4 {
+		t.Errorf("JA4 %q through the proxy, %q direct", proxied.JA4, direct.JA4)
 	}
 	if direct.Preface != proxied.Preface {
 		t.Errorf("HTTP/2 preface through the proxy %s, direct %s", proxied.Preface, direct.Preface)

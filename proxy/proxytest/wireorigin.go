@@ -20,6 +20,7 @@ import (
 // WireRecord is what a WireOrigin received on one connection.
 type WireRecord struct {
 	Hello []byte // the ClientHello records; nil over plain HTTP
+	JA4   string // of Hello
 	Path  string // of the request
 	ALPN  string // the protocol TLS agreed on
 	// Head is an HTTP/1.1 request head exactly as it came.
@@ -92,6 +93,7 @@ func (o *WireOrigin) serve(c net.Conn, leaf tls.Certificate, plain bool) {
 		cfg := &tls.Config{Certificates: []tls.Certificate{leaf}, NextProtos: []string{"h2", "http/1.1"}}
 		cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
 			rec.Hello = slices.Clone(r.buf)
+			rec.JA4, _ = JA4(rec.Hello)
 			r.off = true
 			return nil, nil
 		}
