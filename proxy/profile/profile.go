@@ -53,14 +53,24 @@ var helloFiles embed.FS
 
 // Profiles returns the browser profiles, each a new copy, by name.
 func Profiles() map[string]*Profile {
-	hello := func(name string) []byte {
-		b, err := helloFiles.ReadFile("data/" + name + ".hello")
-		if err != nil {
-			panic(fmt.Sprintf("profile: embedded %s.hello: %v", name, err)) // the build embeds it
-		}
-		return b
+	chrome := chromeProfile()
+	edge := *chrome
+	edge.Name = Edge
+	edge.Source = "Chromium 156, as Edge of the same Chromium: the same hello, preface and order"
+	return map[string]*Profile{Chrome: chrome, Edge: &edge, Firefox: firefoxProfile(), Safari: safariProfile()}
+}
+
+// hello returns the embedded ClientHello records of a browser.
+func hello(name string) []byte {
+	b, err := helloFiles.ReadFile("data/" + name + ".hello")
+	if err != nil {
+		panic(fmt.Sprintf("profile: embedded %s.hello: %v", name, err)) // the build embeds it
 	}
-	chrome := &Profile{
+	return b
+}
+
+func chromeProfile() *Profile {
+	return &Profile{
 		Name:   Chrome,
 		Source: "Chromium 156 (Debian), headless, navigating",
 		Hello:  hello("chrome"),
@@ -83,53 +93,52 @@ func Profiles() map[string]*Profile {
 			"Referer", "Accept-Encoding", "Accept-Language", "Cookie", "Priority",
 		},
 	}
-	edge := *chrome
-	edge.Name = Edge
-	edge.Source = "Chromium 156, as Edge of the same Chromium: the same hello, preface and order"
-	return map[string]*Profile{
-		Chrome: chrome,
-		Edge:   &edge,
-		Firefox: {
-			Name:   Firefox,
-			Source: "Firefox 135 (the ClientHello and preface of tls-client v1.11.2's Firefox_135)",
-			Hello:  hello("firefox"),
-			H2: wire.Preface{
-				Settings: []http2.Setting{
-					{ID: http2.SettingHeaderTableSize, Val: 65536},
-					{ID: http2.SettingEnablePush, Val: 0},
-					{ID: http2.SettingInitialWindowSize, Val: 131072},
-					{ID: http2.SettingMaxFrameSize, Val: 16384},
-				},
-				WindowUpdate: 12517377,
+}
+
+func firefoxProfile() *Profile {
+	return &Profile{
+		Name:   Firefox,
+		Source: "Firefox 135 (the ClientHello and preface of tls-client v1.11.2's Firefox_135)",
+		Hello:  hello("firefox"),
+		H2: wire.Preface{
+			Settings: []http2.Setting{
+				{ID: http2.SettingHeaderTableSize, Val: 65536},
+				{ID: http2.SettingEnablePush, Val: 0},
+				{ID: http2.SettingInitialWindowSize, Val: 131072},
+				{ID: http2.SettingMaxFrameSize, Val: 16384},
 			},
-			Pseudo: []string{":method", ":path", ":authority", ":scheme"},
-			Header: []string{
-				"Host", "User-Agent", "Accept", "Accept-Language", "Accept-Encoding",
-				"Content-Type", "Content-Length", "Origin", "Connection", "Referer", "Cookie",
-				"Upgrade-Insecure-Requests", "Sec-Fetch-Dest", "Sec-Fetch-Mode",
-				"Sec-Fetch-Site", "Sec-Fetch-User", "Priority", "TE",
-			},
+			WindowUpdate: 12517377,
 		},
-		Safari: {
-			Name:   Safari,
-			Source: "Safari 18.5 (the ClientHello and preface of tls-client v1.11.2's Safari_IOS_18_5)",
-			Hello:  hello("safari"),
-			H2: wire.Preface{
-				Settings: []http2.Setting{
-					{ID: http2.SettingEnablePush, Val: 0},
-					{ID: http2.SettingMaxConcurrentStreams, Val: 100},
-					{ID: http2.SettingInitialWindowSize, Val: 2097152},
-					{ID: 9, Val: 1}, // SETTINGS_NO_RFC7540_PRIORITIES
-				},
-				WindowUpdate:   10420225,
-				HeaderPriority: &http2.PriorityParam{Weight: 255},
+		Pseudo: []string{":method", ":path", ":authority", ":scheme"},
+		Header: []string{
+			"Host", "User-Agent", "Accept", "Accept-Language", "Accept-Encoding",
+			"Content-Type", "Content-Length", "Origin", "Connection", "Referer", "Cookie",
+			"Upgrade-Insecure-Requests", "Sec-Fetch-Dest", "Sec-Fetch-Mode",
+			"Sec-Fetch-Site", "Sec-Fetch-User", "Priority", "TE",
+		},
+	}
+}
+
+func safariProfile() *Profile {
+	return &Profile{
+		Name:   Safari,
+		Source: "Safari 18.5 (the ClientHello and preface of tls-client v1.11.2's Safari_IOS_18_5)",
+		Hello:  hello("safari"),
+		H2: wire.Preface{
+			Settings: []http2.Setting{
+				{ID: http2.SettingEnablePush, Val: 0},
+				{ID: http2.SettingMaxConcurrentStreams, Val: 100},
+				{ID: http2.SettingInitialWindowSize, Val: 2097152},
+				{ID: 9, Val: 1}, // SETTINGS_NO_RFC7540_PRIORITIES
 			},
-			Pseudo: []string{":method", ":scheme", ":authority", ":path"},
-			Header: []string{
-				"Host", "Accept", "Sec-Fetch-Site", "Cookie", "Sec-Fetch-Dest",
-				"Accept-Language", "Sec-Fetch-Mode", "User-Agent", "Accept-Encoding",
-				"Connection",
-			},
+			WindowUpdate:   10420225,
+			HeaderPriority: &http2.PriorityParam{Weight: 255},
+		},
+		Pseudo: []string{":method", ":scheme", ":authority", ":path"},
+		Header: []string{
+			"Host", "Accept", "Sec-Fetch-Site", "Cookie", "Sec-Fetch-Dest",
+			"Accept-Language", "Sec-Fetch-Mode", "User-Agent", "Accept-Encoding",
+			"Connection",
 		},
 	}
 }

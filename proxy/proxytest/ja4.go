@@ -47,34 +47,59 @@ func JA4(hello []byte) (string, error) {
 			ciphers = append(ciphers, fmt.Sprintf("%04x", v))
 		}
 	}
-	var ids []string
-	var sigalgs []string
-	version, sni, alpn := "00", "i", "00"
-	count := 0
+	x, ok := readExtensions(exts)
+	if !ok {
+		return "", errHello
+	}
+	version, ids := x.version, x.ids
+	if version == "00" {
+		version = tlsVersion(binary.BigEndian.Uint16(msg))
+	}
+	slices.Sort(ciphers)
+	slices.Sort(ids)
+	c := strings.Join(ids, ",")
+	if len(x.sigalgs) > 0 {
+		c += "_" + strings.Join(x.sigalgs, ",")
+	}
+	return fmt.Sprintf("t%s%s%02d%02d%s_%s_%s", version, x.sni, min(len(ciphers), 99), min(x.count, 99), x.alpn,
+		hash12(strings.Join(ciphers, ",")), hash12(c)), nil
+}
+
+// helloExtensions is what JA4 takes from a hello's extensions.
+type helloExtensions struct {
+	version, sni, alpn string
+	count              int      // extensions, GREASE left out
+	ids                []string // their types in hex, without SNI and ALPN
+	sigalgs            []string // signature algorithms in order, in hex
+}
+
+// readExtensions reads the extensions block of a ClientHello.
+func readExtensions(exts []byte) (x helloExtensions, ok bool) {
+	x.version, x.sni, x.alpn = "00", "i", "00"
 	for len(exts) >= 4 {
 		typ := binary.BigEndian.Uint16(exts)
 		var data []byte
 		if data, exts, ok = vec(exts[2:], 2); !ok {
-			return "", errHello
+			return x, false
 		}
 		if grease(typ) {
 			continue
 		}
-		count++
+		x.count++
 		switch typ {
 		case 0x0000:
-			sni = "d"
+			x.sni = "d"
 		case 0x0010:
 			if list, _, ok := vec(data, 2); ok {
 				if first, _, ok := vec(list, 1); ok && len(first) > 0 {
-					alpn = alpnChars(first)
+					x.alpn = alpnChars(first)
 				}
 			}
 		case 0x000d:
 			if list, _, ok := vec(data, 2); ok {
 				for i := 0; i+1 < len(list); i += 2 {
 					if v := binary.BigEndian.Uint16(list[i:]); !grease(v) {
-						sigalgs = append(sigalgs, fmt.Sprintf("%04x", v))
+						x.sigalgs = append(x.sigalgs, fmt.Sprintf("%04x", v))
 					}
 				}
 			}
@@ -86,24 +111,14 @@ func JA4(hello []byte) (string, error) {
 						best = v
 					}
 				}
-				version = tlsVersion(best)
+				x.version = tlsVersion(best)
 			}
 		}
 		if typ != 0x0000 && typ != 0x0010 {
-			ids = append(ids, fmt.Sprintf("%04x", typ))
+			x.ids = append(x.ids, fmt.Sprintf("%04x", typ))
 		}
 	}
-	if version == "00" {
-		version = tlsVersion(binary.BigEndian.Uint16(msg))
-	}
-	slices.Sort(ciphers)
-	slices.Sort(ids)
-	c := strings.Join(ids, ",")
-	if len(sigalgs) > 0 {
-		c += "_" + strings.Join(sigalgs, ",")
-	}
-	return fmt.Sprintf("t%s%s%02d%02d%s_%s_%s", version, sni, min(len(ciphers), 99), min(count, 99), alpn,
-		hash12(strings.Join(ciphers, ",")), hash12(c)), nil
+	return x, true
 }
 
 // helloMessage returns the ClientHello handshake message's body from its
