@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -232,5 +233,50 @@ func TestMirrorChromium(t *testing.T) {
 	}
 	if fmt.Sprint(direct.Fields) != fmt.Sprint(proxied.Fields) {
 		t.Errorf("fields through the proxy\n%v\ndirect\n%v", proxied.Fields, direct.Fields)
+	}
+}
+
+func TestWithCookieSlot(t *testing.T) {
+	for _, tc := range []struct {
+		names []string
+		ua    string
+		want  []string
+	}{
+		{[]string{"sec-ch-ua", "user-agent", "accept", "accept-encoding", "accept-language", "priority"}, "Mozilla/5.0 Chrome/156.0 Safari/537.36",
+			[]string{"sec-ch-ua", "user-agent", "accept", "accept-encoding", "accept-language", "cookie", "priority"}},
+		{[]string{"Host", "User-Agent", "Accept"}, "curl/7.88.1", []string{"Host", "User-Agent", "Accept", "Cookie"}},
+		{[]string{"Host", "User-Agent", "Accept", "Accept-Language", "Accept-Encoding", "Connection", "Upgrade-Insecure-Requests", "Sec-Fetch-Dest"},
+			"Mozilla/5.0 Gecko/20100101 Firefox/135.0",
+			[]string{"Host", "User-Agent", "Accept", "Accept-Language", "Accept-Encoding", "Connection", "Cookie", "Upgrade-Insecure-Requests", "Sec-Fetch-Dest"}},
+		{[]string{"accept", "sec-fetch-site", "sec-fetch-dest", "user-agent"}, "Mozilla/5.0 Version/18.5 Safari/605.1.15",
+			[]string{"accept", "sec-fetch-site", "cookie", "sec-fetch-dest", "user-agent"}},
+		{[]string{"Host", "cookie", "Accept"}, "", []string{"Host", "cookie", "Accept"}},
+		{nil, "curl", nil},
+	} {
+		in := slices.Clone(tc.names)
+		if got := withCookieSlot(tc.names, tc.ua); !slices.Equal(got, tc.want) {
+			t.Errorf("withCookieSlot(%q, %q) = %q, want %q", tc.names, tc.ua, got, tc.want)
+		}
+		if !slices.Equal(in, tc.names) {
+			t.Errorf("withCookieSlot changed its argument to %q", tc.names)
+		}
+	}
+}
+
+// TestMirrorPlacesSessionCookie: a session's cookie goes where the client's
+// browser would put a Cookie header: for a client that is none, Chrome's
+// place, after the headers Chrome sends before it and before the others;
+// curl puts a cookie of its own (-b) there too, before -H headers.
+func TestMirrorPlacesSessionCookie(t *testing.T) {
+	origin := proxytest.StartWireOrigin(t, false)
+	h, proxyCA := identityProxy(t, origin, config.FingerprintMirror)
+	h.addSession(`{"id": "c", "cookies": [{"name": "sid", "value": "1", "domain": "127.0.0.1", "path": "/", "hostOnly": true}]}`)
+	rec := curlTo(t, origin, h, proxyCA, "https", "--http1.1", "-H", "X-Session-Id: c", "-H", "zebra: 1")
+	if !strings.HasSuffix(rec.Head, "Accept: */*\r\nCookie: sid=1\r\nzebra: 1\r\n\r\n") {
+		t.Errorf("HTTP/1.1 head %q: want the session's Cookie after Accept, before zebra", rec.Head)
+	}
+	rec = curlTo(t, origin, h, proxyCA, "https", "--http2", "-H", "X-Session-Id: c", "-H", "zebra: 1")
+	if got := strings.Join(rec.Fields, ","); !strings.HasSuffix(got, "accept,cookie,zebra") {
+		t.Errorf("HTTP/2 fields %s: want the session's cookie after accept, before zebra", got)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -97,11 +98,42 @@ func identify(req *http.Request, t *tunnel, cfg *config.Config) *http.Request {
 	if cfg.Fingerprint == config.FingerprintGo {
 		return req
 	}
+	o.Names = withCookieSlot(o.Names, req.Header.Get("User-Agent"))
 	ctx := wire.WithOrder(req.Context(), o)
 	if who != nil {
 		ctx = profile.WithClient(ctx, who)
 	}
 	return req.WithContext(ctx)
+}
+
+// withCookieSlot returns the header names a client sent with a place for
+// the Cookie header the session may add, when the client sent none: where
+// the browser its User-Agent names puts it (Chrome's order for any other
+// client), in the case of the client's other names. names is not changed.
+func withCookieSlot(names []string, userAgent string) []string {
+	if len(names) == 0 || slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(n, "Cookie") }) {
+		return names
+	}
+	browser := profile.Chrome
+	switch {
+	case strings.Contains(userAgent, "Firefox/"):
+		browser = profile.Firefox
+	case strings.Contains(userAgent, "Safari/") && !strings.Contains(userAgent, "Chrome/"):
+		browser = profile.Safari
+	}
+	order := profile.HeaderOrder(browser)
+	before := order[:slices.Index(order, "Cookie")] // the names the browser sends before Cookie
+	i := 0                                          // after the last of the client's names among them
+	for j, n := range names {
+		if slices.ContainsFunc(before, func(b string) bool { return strings.EqualFold(b, n) }) {
+			i = j + 1
+		}
+	}
+	name := "Cookie"
+	if strings.ToLower(names[0]) == names[0] {
+		name = "cookie"
+	}
+	return slices.Insert(slices.Clip(names), i, name)
 }
 
 // nothingAdded returns h, or a copy of it naming Content-Type and Date with

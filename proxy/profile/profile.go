@@ -85,13 +85,7 @@ func chromeProfile() *Profile {
 			HeaderPriority: &http2.PriorityParam{Exclusive: true, Weight: 255},
 		},
 		Pseudo: []string{":method", ":authority", ":scheme", ":path"},
-		Header: []string{
-			"Host", "Connection", "Content-Length", "Cache-Control",
-			"sec-ch-ua", "sec-ch-ua-mobile", "sec-ch-ua-platform",
-			"Upgrade-Insecure-Requests", "User-Agent", "Accept", "Origin",
-			"Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-User", "Sec-Fetch-Dest",
-			"Referer", "Accept-Encoding", "Accept-Language", "Cookie", "Priority",
-		},
+		Header: chromeHeader(),
 	}
 }
 
@@ -110,12 +104,7 @@ func firefoxProfile() *Profile {
 			WindowUpdate: 12517377,
 		},
 		Pseudo: []string{":method", ":path", ":authority", ":scheme"},
-		Header: []string{
-			"Host", "User-Agent", "Accept", "Accept-Language", "Accept-Encoding",
-			"Content-Type", "Content-Length", "Origin", "Connection", "Referer", "Cookie",
-			"Upgrade-Insecure-Requests", "Sec-Fetch-Dest", "Sec-Fetch-Mode",
-			"Sec-Fetch-Site", "Sec-Fetch-User", "Priority", "TE",
-		},
+		Header: firefoxHeader(),
 	}
 }
 
@@ -135,11 +124,48 @@ func safariProfile() *Profile {
 			HeaderPriority: &http2.PriorityParam{Weight: 255},
 		},
 		Pseudo: []string{":method", ":scheme", ":authority", ":path"},
-		Header: []string{
-			"Host", "Accept", "Sec-Fetch-Site", "Cookie", "Sec-Fetch-Dest",
-			"Accept-Language", "Sec-Fetch-Mode", "User-Agent", "Accept-Encoding",
-			"Connection",
-		},
+		Header: safariHeader(),
+	}
+}
+
+// HeaderOrder returns the header order of the named browser profile (nil
+// for an unknown name), with its HTTP/1.1 case.
+func HeaderOrder(name string) []string {
+	switch name {
+	case Chrome, Edge:
+		return chromeHeader()
+	case Firefox:
+		return firefoxHeader()
+	case Safari:
+		return safariHeader()
+	}
+	return nil
+}
+
+func chromeHeader() []string {
+	return []string{
+		"Host", "Connection", "Content-Length", "Cache-Control",
+		"sec-ch-ua", "sec-ch-ua-mobile", "sec-ch-ua-platform",
+		"Upgrade-Insecure-Requests", "User-Agent", "Accept", "Origin",
+		"Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-User", "Sec-Fetch-Dest",
+		"Referer", "Accept-Encoding", "Accept-Language", "Cookie", "Priority",
+	}
+}
+
+func firefoxHeader() []string {
+	return []string{
+		"Host", "User-Agent", "Accept", "Accept-Language", "Accept-Encoding",
+		"Content-Type", "Content-Length", "Origin", "Connection", "Referer", "Cookie",
+		"Upgrade-Insecure-Requests", "Sec-Fetch-Dest", "Sec-Fetch-Mode",
+		"Sec-Fetch-Site", "Sec-Fetch-User", "Priority", "TE",
+	}
+}
+
+func safariHeader() []string {
+	return []string{
+		"Host", "Accept", "Sec-Fetch-Site", "Cookie", "Sec-Fetch-Dest",
+		"Accept-Language", "Sec-Fetch-Mode", "User-Agent", "Accept-Encoding",
+		"Connection",
 	}
 }
 
