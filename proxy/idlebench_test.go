@@ -13,7 +13,8 @@ import (
 	"testing"
 )
 
-// BenchmarkIdleSessions measures what idle sessions cost the proxy program:
+// BenchmarkIdleSessions measures what idle sessions cost the proxy program,
+// with fingerprint go (net/http's transport) and mirror (package wire's):
 // it starts the built proxy (a process of its own, with -pprof), reads its
 // RSS and goroutines, makes one plain-HTTP request as each of 1,000 named
 // sessions (each opens a connection of its own to the origin, which then
@@ -21,14 +22,20 @@ import (
 //
 //	go test -run '^$' -bench IdleSessions -benchtime 1x ./proxy/
 func BenchmarkIdleSessions(b *testing.B) {
+	for _, fp := range []string{"go", "mirror"} {
+		b.Run(fp, func(b *testing.B) { benchIdleSessions(b, fp) })
+	}
+}
+
+func benchIdleSessions(b *testing.B, fingerprint string) {
 	const sessions = 1000
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
 	defer origin.Close()
 	dir := b.TempDir()
 	bin := buildProgram(b, filepath.Join(dir, "sessionproxy"), "..")
 	pprofAddr := freeBenchAddr(b)
-	cfg := fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: \"\"\nlog_format: json\ndata_dir: %s\npool:\n  max_pool_size: %d\n  persist_interval: 1h\n",
-		dir, 2*sessions)
+	cfg := fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: \"\"\nlog_format: json\ndata_dir: %s\nfingerprint: %s\npool:\n  max_pool_size: %d\n  persist_interval: 1h\n",
+		dir, fingerprint, 2*sessions)
 	path := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		b.Fatal(err)
