@@ -89,6 +89,9 @@ func (s *Server) finish(e *ending, req *http.Request, cut error) {
 		}
 		return
 	}
+	if ev.Request != nil {
+		ev.Request.Fingerprint = fingerprintOf(sess, s.cfg.Load())
+	}
 	errText := "" // why the body was cut off
 	if cut != nil && req.Context().Err() == nil {
 		cfg := s.cfg.Load()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -24,6 +25,9 @@ func fuzzBackend(t *testing.T) *redisBackend {
 // panic; and a session read back from its own record is the same session.
 func FuzzRedisRecord(f *testing.F) {
 	f.Add("3 4 0.5 0 50 3 0.5 1764237600000000 1764240600000000\nhttp://u:p@10.0.0.1:3128\n{\"a\":1}")
+	f.Add("3 4 0.5 0 50 3 0.5 1764237600000000 1764240600000000\nhttp://u:p@10.0.0.1:3128\n{\"a\":1}\nchrome")
+	f.Add("3 4 0.5 0 50 3 0.5 1 2\n\n\nfirefox")
+	f.Add("3 4 0.5 0 50 3 0.5 1 2\n\n\nfire fox")
 	f.Add("0 0 0 1 1 1 0 -5 -4\n\n")
 	f.Add("1 2 inf 0 50 3 0.5 1 2\n\n")
 	f.Add("1 2 3 0 50 3 0.5 1 2\n")
@@ -49,7 +53,7 @@ func FuzzRedisRecord(f *testing.F) {
 		if a.UsageCount != c.UsageCount || a.ErrorScore != c.ErrorScore || a.Retired != c.Retired ||
 			a.MaxUsageCount != c.MaxUsageCount || a.MaxErrorScore != c.MaxErrorScore ||
 			a.ErrorScoreDecrement != c.ErrorScoreDecrement || !a.CreatedAt.Equal(c.CreatedAt) ||
-			!a.ExpiresAt.Equal(c.ExpiresAt) || a.ProxyURL != c.ProxyURL {
+			!a.ExpiresAt.Equal(c.ExpiresAt) || a.ProxyURL != c.ProxyURL || a.Fingerprint != c.Fingerprint {
 			t.Fatalf("record %q: read back as %+v, then %+v", rec, a, c)
 		}
 	})
@@ -91,4 +95,34 @@ func FuzzRedisEvent(f *testing.F) {
 		b := fuzzBackend(t)
 		b.decodeEvent(payload)
 	})
+}
+
+// TestRedisRecordFingerprint: a record's fingerprint is the line after its
+// user data; a record written before fingerprints has none and loads; a
+// fingerprint that is not a label is an error naming the field, not a
+// panic.
+func TestRedisRecordFingerprint(t *testing.T) {
+	b := fuzzBackend(t)
+	for _, c := range []struct {
+		tail, fingerprint string
+		ok                bool
+	}{
+		{"", "", true}, // written before fingerprints
+		{"{\"k\":1}", "", true},
+		{"{\"k\":1}\nchrome", "chrome", true},
+		{"\nsafari", "safari", true},
+		{"\nsa fari", "", false},
+		{"\n" + strings.Repeat("x", 33), "", false},
+	} {
+		s, err := b.sessionFrom("s", "1 0 0 0 50 3 0.5 1 2\nhttp://10.0.0.1:3128\n"+c.tail, nil)
+		if !c.ok {
+			if !errors.Is(err, ErrInvalidState) || !strings.Contains(err.Error(), `"fingerprint"`) {
+				t.Errorf("record ending %q: %v, want ErrInvalidState naming the fingerprint", c.tail, err)
+			}
+			continue
+		}
+		if err != nil || s.ProxyURL() != "http://10.0.0.1:3128" || s.Fingerprint() != c.fingerprint {
+			t.Errorf("record ending %q: %v, fingerprint %q", c.tail, err, s.Fingerprint())
+		}
+	}
 }

@@ -99,6 +99,8 @@ func (r *record) get(name string) string {
 		return r.p
 	case "d":
 		return r.d
+	case "fingerprint":
+		return r.fprint
 	}
 	return r.f[slices.Index(recordFields[:], name)]
 }

@@ -50,7 +50,7 @@ func TestConfigExampleHasEveryKey(t *testing.T) {
 	// Each key, when misspelled, is reported with a suggestion naming it;
 	// here we only check the example mentions each known key.
 	for _, k := range []string{"listen", "log_format", "log_level", "admin_listen", "admin_token",
-		"data_dir", "session_header", "affinity", "client_idle", "cookies", "max_header_bytes", "idle_timeout", "read_header_timeout",
+		"data_dir", "session_header", "affinity", "fingerprint", "client_idle", "cookies", "max_header_bytes", "idle_timeout", "read_header_timeout",
 		"tls_handshake_timeout", "auth", "users",
 		"challenge", "mitm", "enabled", "ca_cert", "ca_key", "skip_hosts", "upstream_ca",
 		"insecure_skip_verify", "pool", "max_pool_size", "strategy", "store", "persist_state_key",
@@ -133,6 +133,14 @@ func TestConfigValues(t *testing.T) {
 		{"session_header: x-my-session", func(c *Config) bool { return c.SessionHeader == "X-My-Session" }},
 		{"affinity: client", func(c *Config) bool { return c.Affinity == "client" }},
 		{"affinity: request", func(c *Config) bool { return c.Affinity == "request" }},
+		{"fingerprint:", func(c *Config) bool { return c.Fingerprint == FingerprintMirror }}, // null = default
+		{"fingerprint: mirror", func(c *Config) bool { return c.Fingerprint == "mirror" }},
+		{"fingerprint: chrome", func(c *Config) bool { return c.Fingerprint == "chrome" }},
+		{"fingerprint: firefox", func(c *Config) bool { return c.Fingerprint == "firefox" }},
+		{"fingerprint: safari", func(c *Config) bool { return c.Fingerprint == "safari" }},
+		{"fingerprint: edge", func(c *Config) bool { return c.Fingerprint == "edge" }},
+		{"fingerprint: random", func(c *Config) bool { return c.Fingerprint == "random" }},
+		{"fingerprint: go", func(c *Config) bool { return c.Fingerprint == "go" }},
 		{"client_idle: 90s", func(c *Config) bool { return c.ClientIdle == 90*time.Second }},
 		{"cookies: session", func(c *Config) bool { return c.Cookies == "session" }},
 		{"cookies: client", func(c *Config) bool { return c.Cookies == "client" }},
@@ -453,7 +461,7 @@ func TestConfigMergeKeysEverywhere(t *testing.T) {
 // take their new values.
 func TestRestartKeys(t *testing.T) {
 	old := Default()
-	next, err := Parse("n.yaml", []byte("listen: 127.0.0.1:1\nlog_format: json\ncookies: client\n"+
+	next, err := Parse("n.yaml", []byte("listen: 127.0.0.1:1\nlog_format: json\ncookies: client\nfingerprint: random\n"+
 		"mitm: {ca_cert: c.pem, ca_key: k.pem, enabled: false}\n"+
 		"pool: {strategy: round-robin, session: {max_age: 1h}}\n"))
 	if err != nil {
@@ -480,7 +488,7 @@ func TestRestartKeys(t *testing.T) {
 		!reflect.DeepEqual(next.Pool, old.Pool) {
 		t.Errorf("a key bound at start took its new value: %+v", next)
 	}
-	if next.Cookies != CookiesClient || next.MITM.Enabled {
+	if next.Cookies != CookiesClient || next.MITM.Enabled || next.Fingerprint != FingerprintRandom {
 		t.Errorf("a key that reloads kept its old value: %+v", next)
 	}
 	if got := RestartKeys(old, next); got != nil {

@@ -37,6 +37,10 @@ type Request struct {
 
 	Site string `json:"site"` // the registrable domain of Host
 
+	// Fingerprint is the fingerprint mode the answering session went out
+	// with ("" when none answered).
+	Fingerprint string `json:"fingerprint,omitempty"`
+
 	// RequestHeader is the header the origin was sent (the session's
 	// cookies included) and ResponseHeader the one the client got, for
 	// HAR. The log only reads them: the caller must not write them once the
