@@ -27,6 +27,7 @@ func FuzzRedisRecord(f *testing.F) {
 	f.Add("3 4 0.5 0 50 3 0.5 1764237600000000 1764240600000000\nhttp://u:p@10.0.0.1:3128\n{\"a\":1}")
 	f.Add("3 4 0.5 0 50 3 0.5 1764237600000000 1764240600000000\nhttp://u:p@10.0.0.1:3128\n{\"a\":1}\nchrome")
 	f.Add("3 4 0.5 0 50 3 0.5 1 2\n\n\nfirefox")
+	f.Add("0 0 0 0 0 0 0 0 10000000000000000\n\n") // an expiry whose nanoseconds overflow
 	f.Add("3 4 0.5 0 50 3 0.5 1 2\n\n\nfire fox")
 	f.Add("0 0 0 1 1 1 0 -5 -4\n\n")
 	f.Add("1 2 inf 0 50 3 0.5 1 2\n\n")

@@ -152,6 +152,14 @@ func (b *redisBackend) sessionFrom(id string, rec string, cookies []string) (*Se
 		return v
 	}
 	u, mu, c, x, v := intField("u"), intField("mu"), intField("c"), intField("x"), intField("v")
+	for _, f := range [...]struct {
+		k      string
+		micros int64
+	}{{"c", c}, {"x", x}} { // microseconds: nanoseconds must fit
+		if f.micros > math.MaxInt64/1000 || f.micros < math.MinInt64/1000 {
+			bad(f.k)
+		}
+	}
 	e, me, ed := floatField("e"), floatField("me"), floatField("ed")
 	r := h.get("r")
 	if r != "0" && r != "1" {
