@@ -12,8 +12,10 @@ import (
 
 	"github.com/elazarl/goproxy"
 
+	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/proxy/record"
 	"github.com/sessionproxy/sessionproxy/proxy/upstream"
+	"github.com/sessionproxy/sessionproxy/proxy/wire"
 )
 
 // newGoproxy builds the goproxy server the proxy runs on.
@@ -53,8 +55,9 @@ func (s *Server) newGoproxy() *goproxy.ProxyHttpServer {
 func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 	cfg := s.cfg.Load()
 	info := clientInfo{addr: hostOnly(r.RemoteAddr)}
+	var names []string // the request's header names as the client wrote them
 	if c := connOf(r); c != nil {
-		info.names = c.heads.heads.take() // every request of the connection takes its own
+		names = c.heads.heads.take() // every request of the connection takes its own
 	}
 	user, pass, hasCreds := proxyBasicAuth(r.Header.Get("Proxy-Authorization"))
 	switch {
@@ -91,7 +94,13 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, stop := keepOnHalfClose(r)
 	defer stop()
-	r = r.WithContext(context.WithValue(ctx, clientKey{}, info)) // one copy of r for both
+	ctx = context.WithValue(ctx, clientKey{}, info)
+	if r.Method != http.MethodConnect && cfg.Fingerprint != config.FingerprintGo {
+		// The order in which a plain-HTTP request goes on (inside tunnels,
+		// identify takes it from the tunnel's reader).
+		ctx = wire.WithOrder(ctx, wire.Order{Names: withCookieSlot(names, r.Header.Get("User-Agent"))})
+	}
+	r = r.WithContext(ctx) // one copy of r for all
 	if r.Method == http.MethodConnect {
 		if err := checkConnectTarget(r.URL.Host); err != nil {
 			http.Error(w, "sessionproxy: bad CONNECT target: "+err.Error(), http.StatusBadRequest)

@@ -82,27 +82,22 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 	return resp, nil
 }
 
-// identify puts on req's context what the session's identity on the wire
-// needs of the client (fingerprint: mirror, and the header order of the
-// others): the order in which the client sent req's headers, and its
-// ClientHello and HTTP/2 preface. In a tunnel every request takes its own
-// order, whatever the mode.
+// identify puts on the context of a request inside an intercepted tunnel
+// what the session's identity on the wire needs of the client
+// (fingerprint: mirror, and the header order of the others): the order in
+// which the client sent req's headers, and its ClientHello and HTTP/2
+// preface. Every request of a tunnel takes its own order, whatever the
+// mode. A plain-HTTP request has its order already (serveProxy).
 func identify(req *http.Request, t *tunnel, cfg *config.Config) *http.Request {
-	var o wire.Order
-	var who *profile.Client
-	if t.mitm != nil {
-		o, who = t.mitm.order(req), t.mitm.who
-	} else {
-		o.Names = t.client.names
+	if t.mitm == nil {
+		return req
 	}
+	o := t.mitm.order(req)
 	if cfg.Fingerprint == config.FingerprintGo {
 		return req
 	}
 	o.Names = withCookieSlot(o.Names, req.Header.Get("User-Agent"))
-	ctx := wire.WithOrder(req.Context(), o)
-	if who != nil {
-		ctx = profile.WithClient(ctx, who)
-	}
+	ctx := profile.WithClient(wire.WithOrder(req.Context(), o), t.mitm.who)
 	return req.WithContext(ctx)
 }
 
@@ -469,15 +464,15 @@ func (s *Server) prepareBody(req *http.Request, cfg *config.Config) (replayable,
 	return replayable{ok: true, body: buf}, nil
 }
 
-// cookieCarrier returns what Session.Commit needs of resp to store its
-// cookies later: its Set-Cookie lines and its request's URL, without the
-// body (which the client is reading meanwhile).
+// cookieCarrier returns resp when it carries cookies for the session to
+// store when its body has ended, nil when it has none. Session.Commit reads
+// only its Set-Cookie lines and its request's URL, which nothing changes
+// once the response is on its way; the client reads the body meanwhile.
 func cookieCarrier(resp *http.Response) *http.Response {
-	lines := resp.Header.Values("Set-Cookie")
-	if len(lines) == 0 {
+	if _, ok := resp.Header["Set-Cookie"]; !ok {
 		return nil
 	}
-	return &http.Response{Header: http.Header{"Set-Cookie": lines}, Request: resp.Request}
+	return resp
 }
 
 // decorate adds the headers that tell the client which session answered and

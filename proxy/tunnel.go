@@ -17,9 +17,6 @@ type clientKey struct{}
 type clientInfo struct {
 	addr        string // client IP, without port
 	sessionName string // from the proxy username ("session-<id>"), or ""
-	// names are a plain-HTTP request's header names in order and case as
-	// the client wrote them; nil when unknown.
-	names []string
 }
 
 // tunnel is the state of one client exchange: a CONNECT tunnel with all the

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"sync"
+	"time"
 )
 
 // ErrConnUnusable is a connection that cannot carry another request now:
@@ -29,6 +30,8 @@ type H1Conn struct {
 	br   *bufio.Reader
 	bw   *bufio.Writer
 
+	headTimeout time.Duration // see NewH1Conn
+
 	mu      sync.Mutex  // guards the fields below
 	busy    bool        // an exchange is under way (until its body ends)
 	alive   bool        // the connection may carry another exchange
@@ -36,13 +39,14 @@ type H1Conn struct {
 }
 
 // NewH1Conn wraps conn, whose handshake (if any) is done. maxHead bounds a
-// response head; zero means 1 MiB.
-func NewH1Conn(conn net.Conn, maxHead int64) *H1Conn {
+// response head (zero means 1 MiB); headTimeout, when positive, bounds the
+// wait for a response head once the request is written.
+func NewH1Conn(conn net.Conn, maxHead int64, headTimeout time.Duration) *H1Conn {
 	if maxHead <= 0 {
 		maxHead = 1 << 20
 	}
 	lr := &limitedReader{r: conn, max: maxHead, left: -1}
-	return &H1Conn{conn: conn, lr: lr, br: bufio.NewReader(lr), bw: bufio.NewWriter(conn), alive: true}
+	return &H1Conn{conn: conn, lr: lr, br: bufio.NewReader(lr), bw: bufio.NewWriter(conn), alive: true, headTimeout: headTimeout}
 }
 
 // limitedReader reads r, refusing more than left bytes while left >= 0.
@@ -106,10 +110,16 @@ func (c *H1Conn) RoundTrip(req *http.Request, target string, extra []string, don
 		c.end(false, done)
 		return nil, fmt.Errorf("wire: write request: %w", err)
 	}
+	if c.headTimeout > 0 {
+		c.conn.SetReadDeadline(time.Now().Add(c.headTimeout))
+	}
 	for {
 		c.lr.left = c.lr.max
 		resp, err := http.ReadResponse(c.br, req)
 		c.lr.left = -1
+		if c.headTimeout > 0 && err == nil {
+			c.conn.SetReadDeadline(time.Time{})
+		}
 		if err != nil {
 			c.end(false, done)
 			if ctxErr := req.Context().Err(); ctxErr != nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -171,10 +172,12 @@ type h2Stream struct {
 }
 
 // RoundTrip sends req on a new stream, its headers in the Order its
-// context carries, and returns the response. It fails with an error
-// wrapping ErrConnUnusable when the connection cannot take a stream, and
-// with one wrapping ErrRetryable when the server did not process it.
-func (c *H2Conn) RoundTrip(req *http.Request) (*http.Response, error) {
+// context carries, and returns the response; headTimeout, when positive,
+// bounds the wait for the response head (the stream is then reset). It
+// fails with an error wrapping ErrConnUnusable when the connection cannot
+// take a stream, and with one wrapping ErrRetryable when the server did not
+// process it.
+func (c *H2Conn) RoundTrip(req *http.Request, headTimeout time.Duration) (*http.Response, error) {
 	hasBody := req.Body != nil && req.Body != http.NoBody
 	// Lock order: wmu, then mu; never wmu while holding mu. Streams are
 	// numbered under wmu, so that they open in the order of their IDs.
@@ -207,9 +210,22 @@ func (c *H2Conn) RoundTrip(req *http.Request) (*http.Response, error) {
 		go s.writeBody() // ends with the body, or with the stream
 	}
 	stop := context.AfterFunc(req.Context(), func() { s.cancel(http2.ErrCodeCancel, req.Context().Err()) })
+	var timeout <-chan time.Time
+	if headTimeout > 0 {
+		timer := time.NewTimer(headTimeout)
+		defer timer.Stop()
+		timeout = timer.C
+	}
 	var resp *http.Response
 	select {
 	case resp = <-s.resp:
+	case <-timeout:
+		s.cancel(http2.ErrCodeCancel, fmt.Errorf("wire: no response head within %v: %w", headTimeout, os.ErrDeadlineExceeded))
+		<-s.ended
+		select {
+		case resp = <-s.resp:
+		default:
+		}
 	case <-s.ended:
 		select {
 		case resp = <-s.resp:

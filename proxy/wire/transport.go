@@ -3,8 +3,6 @@ package wire
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -130,7 +128,7 @@ func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 		t.addH2(key, hc)
 		return t.h2RoundTrip(hc, req)
 	}
-	return t.h1RoundTrip(key, &idleH1{c: NewH1Conn(conn, t.MaxResponseHeaderBytes), proxy: conn}, req)
+	return t.h1RoundTrip(key, &idleH1{c: NewH1Conn(conn, t.MaxResponseHeaderBytes, t.ResponseHeaderTimeout), proxy: conn}, req)
 }
 
 // take returns a pooled connection for key: an HTTP/2 one that can take a
@@ -277,66 +275,13 @@ func (t *Transport) h1RoundTrip(key string, ic *idleH1, req *http.Request) (*htt
 	if ic.proxy.Proxy {
 		target, extra = req.URL.String(), ic.proxy.ProxyLines
 	}
-	ctx, headed, cancel := t.headerDeadline(req)
-	resp, err := ic.c.RoundTrip(req.WithContext(ctx), target, extra, func(reusable bool) {
-		cancel()
+	return ic.c.RoundTrip(req, target, extra, func(reusable bool) {
 		if reusable {
 			t.put(key, ic)
 		}
 	})
-	headed()
-	if err != nil {
-		return nil, err
-	}
-	resp.Request = req
-	return resp, nil
 }
 
 func (t *Transport) h2RoundTrip(c *H2Conn, req *http.Request) (*http.Response, error) {
-	ctx, headed, cancel := t.headerDeadline(req)
-	resp, err := c.RoundTrip(req.WithContext(ctx))
-	headed()
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	resp.Request = req
-	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
-	return resp, nil
-}
-
-// headerDeadline returns req's context, ended when no response head came
-// within ResponseHeaderTimeout; headed stops that clock when the head
-// came, cancel is for when the exchange ends.
-func (t *Transport) headerDeadline(req *http.Request) (ctx context.Context, headed, cancel func()) {
-	ctx, cancelCause := context.WithCancelCause(req.Context())
-	cancel = func() { cancelCause(nil) }
-	if t.ResponseHeaderTimeout <= 0 {
-		return ctx, func() {}, cancel
-	}
-	timer := time.AfterFunc(t.ResponseHeaderTimeout, func() {
-		cancelCause(fmt.Errorf("wire: no response head within %v", t.ResponseHeaderTimeout))
-	})
-	return ctx, func() { timer.Stop() }, cancel
-}
-
-// cancelBody calls cancel once the body is closed or read to its end.
-type cancelBody struct {
-	io.ReadCloser
-	cancel func()
-	once   sync.Once
-}
-
-func (b *cancelBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err != nil {
-		b.once.Do(b.cancel)
-	}
-	return n, err
-}
-
-func (b *cancelBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.once.Do(b.cancel)
-	return err
+	return c.RoundTrip(req, t.ResponseHeaderTimeout)
 }
