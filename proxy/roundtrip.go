@@ -4,12 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"math"
-	"math/rand/v2"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,12 +14,10 @@ import (
 	"github.com/elazarl/goproxy"
 
 	"github.com/sessionproxy/sessionproxy/proxy/config"
-	"github.com/sessionproxy/sessionproxy/proxy/profile"
 	"github.com/sessionproxy/sessionproxy/proxy/record"
 	"github.com/sessionproxy/sessionproxy/proxy/rules"
 	"github.com/sessionproxy/sessionproxy/proxy/sites"
 	"github.com/sessionproxy/sessionproxy/proxy/upstream"
-	"github.com/sessionproxy/sessionproxy/proxy/wire"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
@@ -80,55 +75,6 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 	resp.Body = &doneBody{ReadCloser: resp.Body, done: s.inflight.leave}
 	s.watchBody(req, t, resp, end)
 	return resp, nil
-}
-
-// identify puts on the context of a request inside an intercepted tunnel
-// what the session's identity on the wire needs of the client
-// (fingerprint: mirror, and the header order of the others): the order in
-// which the client sent req's headers, and its ClientHello and HTTP/2
-// preface. Every request of a tunnel takes its own order, whatever the
-// mode. A plain-HTTP request has its order already (serveProxy).
-func identify(req *http.Request, t *tunnel, cfg *config.Config) *http.Request {
-	if t.mitm == nil {
-		return req
-	}
-	o := t.mitm.order(req)
-	if cfg.Fingerprint == config.FingerprintGo {
-		return req
-	}
-	o.Names = withCookieSlot(o.Names, req.Header.Get("User-Agent"))
-	ctx := profile.WithClient(wire.WithOrder(req.Context(), o), t.mitm.who)
-	return req.WithContext(ctx)
-}
-
-// withCookieSlot returns the header names a client sent with a place for
-// the Cookie header the session may add, when the client sent none: where
-// the browser its User-Agent names puts it (Chrome's order for any other
-// client), in the case of the client's other names. names is not changed.
-func withCookieSlot(names []string, userAgent string) []string {
-	if len(names) == 0 || slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(n, "Cookie") }) {
-		return names
-	}
-	browser := profile.Chrome
-	switch {
-	case strings.Contains(userAgent, "Firefox/"):
-		browser = profile.Firefox
-	case strings.Contains(userAgent, "Safari/") && !strings.Contains(userAgent, "Chrome/"):
-		browser = profile.Safari
-	}
-	order := profile.HeaderOrder(browser)
-	before := order[:slices.Index(order, "Cookie")] // the names the browser sends before Cookie
-	i := 0                                          // after the last of the client's names among them
-	for j, n := range names {
-		if slices.ContainsFunc(before, func(b string) bool { return strings.EqualFold(b, n) }) {
-			i = j + 1
-		}
-	}
-	name := "Cookie"
-	if strings.ToLower(names[0]) == names[0] {
-		name = "cookie"
-	}
-	return slices.Insert(slices.Clip(names), i, name)
 }
 
 // nothingAdded returns h, or a copy of it naming Content-Type and Date with
@@ -366,41 +312,6 @@ func (s *Server) send(req *http.Request, sess *sessionpool.Session) (*http.Respo
 		return nil, fmt.Errorf("%w: %s", upstream.ErrConnectRefused, resp.Status)
 	}
 	return resp, err
-}
-
-// browsers are the profiles random draws from.
-func browsers() [4]string {
-	return [...]string{profile.Chrome, profile.Firefox, profile.Safari, profile.Edge}
-}
-
-// drawFingerprint returns the fingerprint a new session gets: asked (when
-// not "" or random), else the configured mode; random draws a browser.
-func drawFingerprint(mode config.Fingerprint, asked string) string {
-	if asked != "" && asked != string(config.FingerprintRandom) {
-		return asked
-	}
-	if asked == "" && mode != config.FingerprintRandom {
-		return string(mode)
-	}
-	b := browsers()
-	return b[rand.IntN(len(b))]
-}
-
-// fingerprintOf returns the fingerprint mode sess goes out with: its own,
-// given when it was made; for a session made without one (restored from an
-// older state), the configured mode, random drawing from the session's ID
-// so that the choice stays the same.
-func fingerprintOf(sess *sessionpool.Session, cfg *config.Config) string {
-	if fp := sess.Fingerprint(); fp != "" {
-		return fp
-	}
-	if cfg.Fingerprint != config.FingerprintRandom {
-		return string(cfg.Fingerprint)
-	}
-	h := fnv.New32a()
-	h.Write([]byte(sess.ID()))
-	b := browsers()
-	return b[h.Sum32()%uint32(len(b))]
 }
 
 // decideWhileStreaming lets resp's body stream to the client while a copy of
