@@ -195,10 +195,6 @@ func (s *recorder) Read(p []byte) (int, error) {
 // intercepted tunnel, or a body step reading more than it may.
 var errHeadTooLarge = errors.New("proxy: request head too large")
 
-// headSlop is what a head may take beyond max_header_bytes before it is
-// refused, as net/http allows for its bufio buffer.
-const headSlop = 4096
-
 // connLimits are the limits applied to an intercepted tunnel's client, the
 // same as the proxy's http.Server applies to plain-HTTP clients.
 type connLimits struct {

@@ -7,6 +7,10 @@ import (
 	"sync"
 )
 
+// headSlop is what a head may take beyond max_header_bytes before it is
+// refused, as net/http allows for its bufio buffer.
+const headSlop = 4096
+
 // headQueue holds the header names of HTTP/1.x requests read from a client
 // connection until the request's handler takes them: names in order and
 // case as the client wrote them, which net/http's parsed Header has lost.
