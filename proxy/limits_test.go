@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"crypto/tls"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // Limits and malformed input, the same inside intercepted tunnels as on the
@@ -165,6 +167,77 @@ func TestHeadSizeLimit(t *testing.T) {
 	tlsConn.Close()
 	if n := <-sent; n > 16<<20 {
 		t.Errorf("the proxy took %d bytes of an endless header with max_header_bytes 32 KiB", n)
+	}
+}
+
+// TestHeadSizeLimitHTTP2: inside a tunnel over HTTP/2, the proxy's server
+// advertises max_header_bytes and answers a header list over it with 431
+// (goproxy's embedded server would take 1 MiB whatever the setting); one
+// under it goes through. The client writes its frames itself, ignoring the
+// advertised limit, as an attacker would.
+func TestHeadSizeLimitHTTP2(t *testing.T) {
+	origin := httptest.NewTLSServer(originMux())
+	defer origin.Close()
+	cfg := testConfig(t)
+	cfg.MaxHeaderBytes = 32 << 10
+	trustOrigin(t, cfg, origin)
+	h := startProxy(t, cfg)
+	target := strings.TrimPrefix(origin.URL, "https://")
+	tc := tls.Client(connectRaw(t, h, target), &tls.Config{RootCAs: h.caPool, ServerName: "127.0.0.1", NextProtos: []string{"h2"}})
+	if err := tc.Handshake(); err != nil || tc.ConnectionState().NegotiatedProtocol != "h2" {
+		t.Fatalf("tunnel handshake: %v, ALPN %q", err, tc.ConnectionState().NegotiatedProtocol)
+	}
+	io.WriteString(tc, http2.ClientPreface)
+	fr := http2.NewFramer(tc, tc)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	fr.WriteSettings()
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	statuses := map[uint32]string{}
+	var limit uint32
+	tc.SetReadDeadline(time.Now().Add(20 * time.Second))
+	// Stream 1: one header of 1,000 bytes; stream 3: 40 of them, 40 KB in
+	// all (x/net's server takes one value longer than the whole limit as a
+	// compression error and ends the connection, as goproxy's did).
+	for i, n := range []int{1, 40} {
+		block.Reset()
+		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", target}, {":path", "/echo"}} {
+			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		for j := range n {
+			enc.WriteField(hpack.HeaderField{Name: fmt.Sprintf("x-big-%d", j), Value: strings.Repeat("a", 1000)})
+		}
+		id := uint32(2*i + 1)
+		b := block.Bytes()
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: b[:min(len(b), 16384)], EndStream: true, EndHeaders: len(b) <= 16384})
+		for b = b[min(len(b), 16384):]; len(b) > 0; b = b[min(len(b), 16384):] {
+			fr.WriteContinuation(id, len(b) <= 16384, b[:min(len(b), 16384)])
+		}
+		for statuses[id] == "" {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatalf("after %v: %v", statuses, err)
+			}
+			switch f := f.(type) {
+			case *http2.SettingsFrame:
+				if v, ok := f.Value(http2.SettingMaxHeaderListSize); ok {
+					limit = v
+				}
+				if !f.IsAck() {
+					fr.WriteSettingsAck()
+				}
+			case *http2.MetaHeadersFrame:
+				statuses[f.StreamID] = f.PseudoValue("status")
+			case *http2.GoAwayFrame:
+				t.Fatalf("GOAWAY %v after stream %d", f.ErrCode, f.LastStreamID)
+			}
+		}
+	}
+	if statuses[1] != "200" || statuses[3] != "431" {
+		t.Errorf("statuses %v, want 200 for the small header list and 431 for the large one", statuses)
+	}
+	if limit == 0 || limit > 64<<10 {
+		t.Errorf("advertised header list limit %d, want max_header_bytes' (32 KiB and its allowance)", limit)
 	}
 }
 

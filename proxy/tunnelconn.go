@@ -48,6 +48,11 @@ type mitmConn struct {
 	hello []byte                   // the client's ClientHello records, as sent; nil without TLS
 	h2rec *profile.H2Recorder      // follows an HTTP/2 client's stream; nil for HTTP/1.x
 	who   *profile.Client          // the client's identity, for mirrored sessions
+	// serveH2, when set, serves an HTTP/2 client itself (the proxy's own
+	// HTTP/2 server, with its limits) on the conn it is given; goproxy then
+	// reads the end of the stream.
+	serveH2 func(net.Conn)
+	h2done  sync.Once
 
 	idleWatch // set up with plain
 }
@@ -76,17 +81,46 @@ func (c *mitmConn) Read(p []byte) (int, error) {
 	if c.err != nil {
 		return 0, c.err
 	}
+	if c.h1 == nil && c.serveH2 != nil {
+		c.h2done.Do(func() { c.serveH2(h2Conn{c}) }) // until the client's connection ends
+		return 0, io.EOF
+	}
 	var n int
 	var err error
 	if c.h1 != nil {
 		n, err = c.h1.Read(p)
 	} else {
-		n, err = (*c.plain.Load()).Read(p)
-		c.h2rec.Write(p[:n])
+		n, err = c.readH2(p)
 	}
 	c.used()
 	return n, err
 }
+
+// readH2 reads the cleartext of an HTTP/2 client, for its recorder too.
+func (c *mitmConn) readH2(p []byte) (int, error) {
+	n, err := (*c.plain.Load()).Read(p)
+	c.h2rec.Write(p[:n])
+	return n, err
+}
+
+// h2Conn is an HTTP/2 client's connection as the proxy's own HTTP/2
+// server sees it: the tunnel's cleartext, its reads recorded and its use
+// noted for the idle watch.
+type h2Conn struct{ c *mitmConn }
+
+func (h h2Conn) Read(p []byte) (int, error) {
+	n, err := h.c.readH2(p)
+	h.c.used()
+	return n, err
+}
+
+func (h h2Conn) Write(p []byte) (int, error)        { return h.c.Write(p) }
+func (h h2Conn) Close() error                       { return h.c.Close() }
+func (h h2Conn) LocalAddr() net.Addr                { return h.c.Conn.LocalAddr() }
+func (h h2Conn) RemoteAddr() net.Addr               { return h.c.Conn.RemoteAddr() }
+func (h h2Conn) SetDeadline(t time.Time) error      { return h.c.Conn.SetDeadline(t) }
+func (h h2Conn) SetReadDeadline(t time.Time) error  { return h.c.Conn.SetReadDeadline(t) }
+func (h h2Conn) SetWriteDeadline(t time.Time) error { return h.c.Conn.SetWriteDeadline(t) }
 
 func (c *mitmConn) Write(p []byte) (int, error) {
 	pc := c.plain.Load()
@@ -302,7 +336,9 @@ func (w tunnelWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return conn, rw, err
 	}
 	mc := newMitmConn(conn, rw.Reader, func() (*tls.Config, error) { return w.s.ca.TLSConfigForHost(w.host) }, w.s.limits())
-	w.hook.t.mitm = mc
+	t := w.hook.t
+	mc.serveH2 = func(conn net.Conn) { w.s.serveTunnelH2(conn, t) }
+	t.mitm = mc
 	return mc, bufio.NewReadWriter(bufio.NewReader(mc), rw.Writer), nil
 }
 
