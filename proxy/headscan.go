@@ -59,7 +59,12 @@ func headNames(head []byte) []string {
 	if end >= 0 {
 		head = head[:end+1]
 	}
-	s := string(head)
+	return namesOf(string(head))
+}
+
+// namesOf is headNames of a head already made a string (the names are
+// substrings of it).
+func namesOf(s string) []string {
 	var names []string
 	first := true
 	for len(s) > 0 {
@@ -152,20 +157,20 @@ func (s *headScanner) headBytes(p []byte) []byte {
 
 // body notes the head's names and how its body is framed.
 func (s *headScanner) body(head []byte) {
-	names := headNames(head)
+	lines := string(head) // one copy: the names are substrings of it
+	names := namesOf(lines)
 	s.heads.keep(names)
 	if bytes.HasPrefix(head, []byte("CONNECT ")) {
 		s.stopped = true
 		return
 	}
-	lines := string(head)
 	for _, name := range names {
-		v := fieldValue(lines, name)
 		switch {
 		case strings.EqualFold(name, "Transfer-Encoding"):
+			v := fieldValue(lines, name)
 			s.chunked = strings.HasSuffix(strings.ToLower(strings.TrimSpace(v)), "chunked")
 		case strings.EqualFold(name, "Content-Length"):
-			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			n, err := strconv.ParseInt(strings.TrimSpace(fieldValue(lines, name)), 10, 64)
 			if err != nil || n < 0 {
 				s.stopped = true
 				return
