@@ -179,7 +179,10 @@ func (c *H1Conn) writeRequest(req *http.Request, target string, extra []string) 
 	}
 	o, _ := OrderFrom(req.Context())
 	w := c.bw
-	fmt.Fprintf(w, "%s %s HTTP/1.1\r\n", valueOr(req.Method, http.MethodGet), target)
+	w.WriteString(valueOr(req.Method, http.MethodGet))
+	w.WriteByte(' ')
+	w.WriteString(target)
+	w.WriteString(" HTTP/1.1\r\n")
 	for _, f := range fields(req, o, false) {
 		w.WriteString(f.name)
 		w.WriteString(": ")

@@ -57,59 +57,95 @@ type field struct{ name, value string }
 // Host first unless o places it, the body's framing included) or HTTP/2
 // (lowercase names, without Host and the connection-specific headers).
 func fields(req *http.Request, o Order, h2 bool) []field {
-	out := make([]field, 0, len(req.Header)+2)
-	used := make(map[string]int, len(req.Header)+2) // values of each canonical name sent so far
-	add := func(name, key string) {
-		if key == "Content-Length" && chunked(req) {
-			return // the framing is the chunks
-		}
-		vs := req.Header[key]
-		i := used[key]
-		used[key] = i + 1
-		var v string
-		switch {
-		case i < len(vs):
-			v = vs[i]
-		case i > 0:
-			return
-		default:
-			var ok bool
-			if v, ok = implied(req, key, h2); !ok {
-				return
-			}
-		}
-		if h2 {
-			if connectionSpecific(key, v) {
-				return
-			}
-			name = strings.ToLower(name)
-		}
-		out = append(out, field{name, v})
-	}
+	f := fieldList{req: req, h2: h2, out: make([]field, 0, len(req.Header)+2)}
 	if !h2 && !slices.ContainsFunc(o.Names, func(n string) bool { return strings.EqualFold(n, "Host") }) {
-		add("Host", "Host")
+		f.add("Host", "Host")
 	}
 	for _, name := range o.Names {
-		add(name, http.CanonicalHeaderKey(name))
+		f.add(name, http.CanonicalHeaderKey(name))
 	}
-	rest := make([]string, 0, len(req.Header))
-	for key := range req.Header {
-		if used[key] < len(req.Header[key]) {
+	var rest []string
+	for key, vs := range req.Header {
+		if f.sent(key) < len(vs) {
 			rest = append(rest, key)
 		}
 	}
 	slices.Sort(rest)
 	for _, key := range rest {
-		for used[key] < len(req.Header[key]) {
-			add(key, key)
+		for f.sent(key) < len(req.Header[key]) {
+			f.add(key, key)
 		}
 	}
-	for _, key := range []string{"Content-Length", "Transfer-Encoding"} {
-		if !h2 && used[key] == 0 {
-			add(key, key) // framing the client's head did not name
+	for _, key := range [...]string{"Content-Length", "Transfer-Encoding"} {
+		if !h2 && f.sent(key) == 0 {
+			f.add(key, key) // framing the client's head did not name
 		}
 	}
-	return out
+	return f.out
+}
+
+// fieldList builds the lines of fields.
+type fieldList struct {
+	req  *http.Request
+	h2   bool
+	out  []field
+	used []keyCount // values of each canonical name taken so far: a few, so a slice
+}
+
+type keyCount struct {
+	key string
+	n   int
+}
+
+// sent returns how many values of key were taken.
+func (f *fieldList) sent(key string) int {
+	for _, u := range f.used {
+		if u.key == key {
+			return u.n
+		}
+	}
+	return 0
+}
+
+// take counts one more value of key taken and returns its index.
+func (f *fieldList) take(key string) int {
+	for i := range f.used {
+		if f.used[i].key == key {
+			f.used[i].n++
+			return f.used[i].n - 1
+		}
+	}
+	f.used = append(f.used, keyCount{key, 1})
+	return 0
+}
+
+// add appends the next line of canonical key, named name on the wire.
+func (f *fieldList) add(name, key string) {
+	req := f.req
+	if key == "Content-Length" && chunked(req) {
+		return // the framing is the chunks
+	}
+	vs := req.Header[key]
+	i := f.take(key)
+	var v string
+	switch {
+	case i < len(vs):
+		v = vs[i]
+	case i > 0:
+		return
+	default:
+		var ok bool
+		if v, ok = implied(req, key, f.h2); !ok {
+			return
+		}
+	}
+	if f.h2 {
+		if connectionSpecific(key, v) {
+			return
+		}
+		name = strings.ToLower(name)
+	}
+	f.out = append(f.out, field{name, v})
 }
 
 // implied returns the value of a header that req carries outside its
