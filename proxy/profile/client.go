@@ -44,8 +44,8 @@ func ClientFrom(ctx context.Context) *Client {
 // Key names what the client's hello asks for, leaving out what changes
 // from one of its connections to the next (randoms, keys, GREASE values,
 // extension order): two connections of one browser have the same key, so
-// a mirrored session can share origin connections between them. An
-// unparsable hello has the key "?".
+// a mirrored session can share origin connections between them. A hello
+// uTLS cannot read has the key UnusableKey.
 func (c *Client) Key() string {
 	c.once.Do(func() { c.key = helloKey(c.Hello) })
 	return c.key
@@ -56,9 +56,9 @@ func helloKey(hello []byte) string {
 	if hello == nil {
 		return ""
 	}
-	spec, err := (&utls.Fingerprinter{AllowBluntMimicry: true}).FingerprintClientHello(hello)
+	spec, err := (&utls.Fingerprinter{AllowBluntMimicry: true, RealPSKResumption: true}).FingerprintClientHello(hello)
 	if err != nil {
-		return "?"
+		return UnusableKey
 	}
 	var suites []string
 	for _, cs := range spec.CipherSuites {
@@ -81,6 +81,9 @@ func helloKey(hello []byte) string {
 	slices.Sort(exts)
 	return strings.Join(suites, ",") + "|" + strings.Join(exts, ",")
 }
+
+// UnusableKey is the Key of a hello uTLS cannot read.
+const UnusableKey = "?"
 
 // isGREASE reports whether v is a GREASE value (RFC 8701).
 func isGREASE(v uint16) bool { return v&0x0f0f == 0x0a0a && v>>8 == v&0xff }

@@ -156,13 +156,14 @@ func (t *identityTransport) handshake(ctx context.Context, req *http.Request, ad
 // identity returns the ClientHello to send for req and its HTTP/2 preface:
 // the profile's, or the client's own when mirroring (the fallback
 // profile's for a client that showed none, such as one that sent an
-// https URL in a plain-HTTP request).
+// https URL in a plain-HTTP request, or one whose hello uTLS cannot
+// rebuild: the session is not to fail for it).
 func (t *identityTransport) identity(req *http.Request) ([]byte, func() wire.Preface) {
 	if t.prof != nil {
 		return t.prof.Hello, func() wire.Preface { return t.prof.H2 }
 	}
 	c := profile.ClientFrom(req.Context())
-	if c == nil || c.Hello == nil {
+	if c == nil || c.Hello == nil || c.Key() == profile.UnusableKey {
 		return t.fallback.Hello, func() wire.Preface { return t.fallback.H2 }
 	}
 	return c.Hello, func() wire.Preface {
