@@ -48,7 +48,8 @@ func TestAdminBearerSchemeAnyCase(t *testing.T) {
 }
 
 // TestRetirementLogLevels: a session that wore out (max_usage_count uses)
-// logs its retirement at DEBUG; one retired by a rule logs at INFO.
+// logs its retirement at DEBUG; one retired by a rule logs at INFO; both
+// name the site and the session's fingerprint mode.
 func TestRetirementLogLevels(t *testing.T) {
 	origin := httptest.NewServer(originMux())
 	defer origin.Close()
@@ -68,11 +69,14 @@ func TestRetirementLogLevels(t *testing.T) {
 		if !strings.Contains(l, `"msg":"session retired"`) {
 			continue
 		}
-		var line struct{ Level, Session string }
+		var line struct{ Level, Session, Site, Fingerprint string }
 		if err := json.Unmarshal([]byte(l), &line); err != nil {
 			t.Fatal(err)
 		}
 		levels[line.Session] = line.Level
+		if line.Site != "127.0.0.1" || line.Fingerprint != "mirror" {
+			t.Errorf("retirement of %s names site %q and fingerprint %q, want 127.0.0.1 and mirror", line.Session, line.Site, line.Fingerprint)
+		}
 	}
 	if want := map[string]string{"worn": "DEBUG", "blocked": "INFO"}; !reflect.DeepEqual(levels, want) {
 		t.Errorf("retirement levels %v, want %v\n%s", levels, want, buf.String())

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/sessionproxy/sessionproxy/proxy/rules"
+	"github.com/sessionproxy/sessionproxy/proxy/sites"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
@@ -30,7 +31,8 @@ func (s *Server) apply(sess *sessionpool.Session, v rules.Verdict, host string, 
 			level = slog.LevelDebug
 		}
 		s.log.Log(context.Background(), level, "session retired", "session", sess.ID(), "rule", rule, "action", string(v.Action),
-			"status", status, "host", host, "error_score", sess.ErrorScore(), "uses", sess.UsageCount())
+			"status", status, "host", host, "site", sites.Of(host), "fingerprint", sess.Fingerprint(),
+			"error_score", sess.ErrorScore(), "uses", sess.UsageCount())
 	}
 }
 
