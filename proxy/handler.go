@@ -98,7 +98,7 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodConnect && cfg.Fingerprint != config.FingerprintGo {
 		// The order in which a plain-HTTP request goes on (inside tunnels,
 		// identify takes it from the tunnel's reader).
-		ctx = wire.WithOrder(ctx, wire.Order{Names: withCookieSlot(names, r.Header.Get("User-Agent"))})
+		ctx = wire.WithOrder(ctx, wire.Order{Names: withCookieSlot(names, r.Header.Get("User-Agent"), s.beforeCookie)})
 	}
 	r = r.WithContext(ctx) // one copy of r for all
 	if r.Method == http.MethodConnect {
@@ -140,8 +140,11 @@ func (w *streamWriter) WriteHeader(code int) {
 		w.decided = true
 		h := w.Header()
 		cl, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64)
+		if err != nil {
+			cl = -1
+		}
 		w.left = cl
-		w.stream = err != nil || strings.HasPrefix(h.Get("Content-Type"), "text/event-stream")
+		w.stream = streams(cl, h.Get("Content-Type"))
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -176,6 +179,13 @@ func (w *streamWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 func (w *streamWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// streams reports whether a response streams, and so is flushed to the
+// client after every write, as httputil.ReverseProxy does: its length is
+// unknown (-1), or it is server-sent events.
+func streams(contentLength int64, contentType string) bool {
+	return contentLength < 0 || strings.HasPrefix(contentType, "text/event-stream")
+}
 
 // writerOnly hides a writer's ReadFrom from io.Copy.
 type writerOnly struct{ io.Writer }

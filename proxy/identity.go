@@ -19,7 +19,7 @@ import (
 // which the client sent req's headers, and its ClientHello and HTTP/2
 // preface. Every request of a tunnel takes its own order, whatever the
 // mode. A plain-HTTP request has its order already (serveProxy).
-func identify(req *http.Request, t *tunnel, cfg *config.Config) *http.Request {
+func identify(req *http.Request, t *tunnel, cfg *config.Config, before map[string][]string) *http.Request {
 	if t.mitm == nil {
 		return req
 	}
@@ -27,7 +27,7 @@ func identify(req *http.Request, t *tunnel, cfg *config.Config) *http.Request {
 	if cfg.Fingerprint == config.FingerprintGo {
 		return req
 	}
-	o.Names = withCookieSlot(o.Names, req.Header.Get("User-Agent"))
+	o.Names = withCookieSlot(o.Names, req.Header.Get("User-Agent"), before)
 	ctx := profile.WithClient(wire.WithOrder(req.Context(), o), t.mitm.who)
 	return req.WithContext(ctx)
 }
@@ -35,8 +35,9 @@ func identify(req *http.Request, t *tunnel, cfg *config.Config) *http.Request {
 // withCookieSlot returns the header names a client sent with a place for
 // the Cookie header the session may add, when the client sent none: where
 // the browser its User-Agent names puts it (Chrome's order for any other
-// client), in the case of the client's other names. names is not changed.
-func withCookieSlot(names []string, userAgent string) []string {
+// client), in the case of the client's other names; before is
+// beforeCookie's. names is not changed.
+func withCookieSlot(names []string, userAgent string, before map[string][]string) []string {
 	if len(names) == 0 || slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(n, "Cookie") }) {
 		return names
 	}
@@ -47,11 +48,9 @@ func withCookieSlot(names []string, userAgent string) []string {
 	case strings.Contains(userAgent, "Safari/") && !strings.Contains(userAgent, "Chrome/"):
 		browser = profile.Safari
 	}
-	order := profile.HeaderOrder(browser)
-	before := order[:slices.Index(order, "Cookie")] // the names the browser sends before Cookie
-	i := 0                                          // after the last of the client's names among them
+	i := 0 // after the last of the client's names that the browser sends before Cookie
 	for j, n := range names {
-		if slices.ContainsFunc(before, func(b string) bool { return strings.EqualFold(b, n) }) {
+		if slices.ContainsFunc(before[browser], func(b string) bool { return strings.EqualFold(b, n) }) {
 			i = j + 1
 		}
 	}
@@ -60,6 +59,17 @@ func withCookieSlot(names []string, userAgent string) []string {
 		name = "cookie"
 	}
 	return slices.Insert(slices.Clip(names), i, name)
+}
+
+// beforeCookie returns, for each browser profile, the headers it sends
+// before Cookie.
+func beforeCookie() map[string][]string {
+	m := make(map[string][]string, 3)
+	for _, b := range [...]string{profile.Chrome, profile.Firefox, profile.Safari} {
+		order := profile.HeaderOrder(b)
+		m[b] = order[:slices.Index(order, "Cookie")]
+	}
+	return m
 }
 
 // browsers are the profiles random draws from.

@@ -254,7 +254,7 @@ func TestWithCookieSlot(t *testing.T) {
 		{nil, "curl", nil},
 	} {
 		in := slices.Clone(tc.names)
-		if got := withCookieSlot(tc.names, tc.ua); !slices.Equal(got, tc.want) {
+		if got := withCookieSlot(tc.names, tc.ua, beforeCookie()); !slices.Equal(got, tc.want) {
 			t.Errorf("withCookieSlot(%q, %q) = %q, want %q", tc.names, tc.ua, got, tc.want)
 		}
 		if !slices.Equal(in, tc.names) {

@@ -56,7 +56,7 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 		// never turns: every write would wait out coalesceDelay.
 		t.out.enable()
 	}
-	req = identify(req, t, cfg)
+	req = identify(req, t, cfg, s.beforeCookie)
 	resp, end := s.attempts(req, t, cfg)
 	resp.Header = nothingAdded(resp.Header)
 	if resp.StatusCode == http.StatusSwitchingProtocols && t.out != nil {

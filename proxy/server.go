@@ -62,12 +62,15 @@ type Server struct {
 	pool       *sessionpool.Pool
 	ca         *mitm.CA
 	transports *upstream.Transports
-	gp         *goproxy.ProxyHttpServer
-	own        http.Handler // serves http://sessionproxy/ (ownhost.go)
-	tlsOpts    upstream.Options
-	clients    *cache.Cache // client affinity: client key -> session id
-	rec        *record.Recorder
-	pacer      *sites.Pacer // sites and pacing.max_wait, bound at start
+	// beforeCookie lists, per browser, the headers it sends before
+	// Cookie (withCookieSlot); read-only after Open.
+	beforeCookie map[string][]string
+	gp           *goproxy.ProxyHttpServer
+	own          http.Handler // serves http://sessionproxy/ (ownhost.go)
+	tlsOpts      upstream.Options
+	clients      *cache.Cache // client affinity: client key -> session id
+	rec          *record.Recorder
+	pacer        *sites.Pacer // sites and pacing.max_wait, bound at start
 
 	cfg atomic.Pointer[config.Config] // replaced whole on reload
 
@@ -127,6 +130,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	s.tlsOpts = upstream.Options{RootCAs: roots, InsecureSkipVerify: cfg.MITM.InsecureSkipVerify, CheckTarget: s.checkTarget,
 		MaxResponseHeaderBytes: int64(cfg.MaxHeaderBytes)}
 	s.transports = upstream.NewTransports(s.tlsOpts)
+	s.beforeCookie = beforeCookie()
 
 	certPath, keyPath := caPaths(cfg)
 	ca, created, err := mitm.LoadOrCreate(certPath, keyPath, now)

@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"io"
-	"mime"
 	"net"
 	"net/http"
 
@@ -62,8 +61,11 @@ func (s *Server) serveTunnelStream(w http.ResponseWriter, r *http.Request, t *tu
 	for k, vs := range resp.Header {
 		h[k] = vs // as goproxy copies: a name with no value keeps the server from adding it
 	}
-	announced := make(map[string]bool, len(resp.Trailer))
+	var announced map[string]bool // the trailers known before the body: declared
 	for k := range resp.Trailer {
+		if announced == nil {
+			announced = make(map[string]bool, len(resp.Trailer))
+		}
 		announced[k] = true
 		h.Add("Trailer", k)
 	}
@@ -82,11 +84,9 @@ func (s *Server) serveTunnelStream(w http.ResponseWriter, r *http.Request, t *tu
 }
 
 // copyStream copies a response body to w, flushing after every write when
-// the response streams (unknown length, or server-sent events), as
-// httputil.ReverseProxy does.
+// the response streams.
 func copyStream(w http.ResponseWriter, resp *http.Response) {
-	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	if resp.ContentLength != -1 && ct != "text/event-stream" {
+	if !streams(resp.ContentLength, resp.Header.Get("Content-Type")) {
 		io.Copy(w, resp.Body)
 		return
 	}
