@@ -199,3 +199,80 @@ func TestHandshakeResumes(t *testing.T) {
 		t.Error("a connection with another cache resumed")
 	}
 }
+
+// TestHandshakeNeverSendsTheClientsTicket: a client's hello that resumes a
+// session (its pre_shared_key holds a ticket it got from someone else: for
+// the proxy, from the proxy itself) goes out without that key when the
+// session's own cache holds none.
+func TestHandshakeNeverSendsTheClientsTicket(t *testing.T) {
+	caPEM, keyPEM, pool := proxytest.NewCA(t)
+	leaf := proxytest.NewLeaf(t, caPEM, keyPEM, "origin.test")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	hellos := make(chan []byte, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				rec := &recording{Conn: c}
+				cfg := &tls.Config{Certificates: []tls.Certificate{leaf}}
+				cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+					hellos <- slices.Clone(rec.buf)
+					return nil, nil
+				}
+				tc := tls.Server(rec, cfg)
+				if tc.Handshake() == nil {
+					tc.Write([]byte("x")) // the ticket comes after the handshake
+					io.Copy(io.Discard, tc)
+				}
+			}()
+		}
+	}()
+	hasPSK := func(hello []byte) bool {
+		spec, err := (&utls.Fingerprinter{AllowBluntMimicry: true}).FingerprintClientHello(hello)
+		if err != nil {
+			t.Fatalf("parse hello: %v", err)
+		}
+		for _, e := range spec.Extensions {
+			switch e.(type) {
+			case *utls.FakePreSharedKeyExtension, *utls.UtlsPreSharedKeyExtension:
+				return true
+			}
+		}
+		return false
+	}
+	// A Go client connects twice; its second hello resumes with a ticket.
+	goCfg := &tls.Config{RootCAs: pool, ServerName: "origin.test", ClientSessionCache: tls.NewLRUClientSessionCache(1)}
+	for range 2 {
+		c, err := tls.Dial("tcp", ln.Addr().String(), goCfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.ReadFull(c, make([]byte, 1))
+		c.Close()
+	}
+	<-hellos
+	resumed := <-hellos
+	if !hasPSK(resumed) {
+		t.Fatal("the Go client's second hello has no pre_shared_key: nothing to test")
+	}
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := Handshake(context.Background(), conn, resumed, &utls.Config{ServerName: "origin.test", RootCAs: pool,
+		ClientSessionCache: utls.NewLRUClientSessionCache(4)}); err != nil {
+		t.Fatalf("Handshake: %v", err)
+	}
+	if hasPSK(<-hellos) {
+		t.Error("the session sent a pre_shared_key: the client's ticket went on")
+	}
+}
