@@ -408,3 +408,94 @@ func TestH2AgainstNetHTTP(t *testing.T) {
 		t.Errorf("%d connections, want 1", n)
 	}
 }
+
+// TestH2Trailers: a response's trailers arrive in resp.Trailer once the
+// body has been read.
+func TestH2Trailers(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Sum")
+		io.WriteString(w, "body")
+		w.Header().Set("X-Sum", "42")
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	tr := &Transport{
+		Key: func(*http.Request) string { return "k" },
+		Dial: func(ctx context.Context, _ *http.Request) (*Conn, error) {
+			c, err := (&tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}}).DialContext(ctx, "tcp", srv.Listener.Addr().String())
+			if err != nil {
+				return nil, err
+			}
+			return &Conn{Conn: c, Proto: "h2"}, nil
+		},
+	}
+	defer tr.Close()
+	req, _ := http.NewRequest("GET", srv.URL+"/", nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "body" || resp.Trailer.Get("X-Sum") != "42" {
+		t.Errorf("body %q, trailer %v", body, resp.Trailer)
+	}
+}
+
+// TestH2GoAwayRetries: a request above a GOAWAY's last stream was not
+// processed: the Transport sends it again on a new connection.
+func TestH2GoAwayRetries(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var conns atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n := conns.Add(1)
+			go func() {
+				defer c.Close()
+				io.ReadFull(c, make([]byte, len(http2.ClientPreface)))
+				fr := http2.NewFramer(c, c)
+				fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+				fr.WriteSettings()
+				for {
+					f, err := fr.ReadFrame()
+					if err != nil {
+						return
+					}
+					h, ok := f.(*http2.MetaHeadersFrame)
+					if !ok {
+						continue
+					}
+					if n == 1 { // the first connection goes away without processing it
+						fr.WriteGoAway(0, http2.ErrCodeNo, nil)
+						continue
+					}
+					var block bytes.Buffer
+					hpack.NewEncoder(&block).WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
+					fr.WriteHeaders(http2.HeadersFrameParam{StreamID: h.StreamID, BlockFragment: block.Bytes(), EndHeaders: true})
+					fr.WriteData(h.StreamID, true, []byte("second"))
+				}
+			}()
+		}
+	}()
+	tr := h2Transport(ln.Addr().String(), Preface{})
+	defer tr.Close()
+	req, _ := http.NewRequest("GET", "https://origin.test/", nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "second" || conns.Load() != 2 {
+		t.Errorf("body %q over %d connections, want the second connection's answer", body, conns.Load())
+	}
+}
