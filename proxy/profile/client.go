@@ -56,7 +56,7 @@ func helloKey(hello []byte) string {
 	if hello == nil {
 		return ""
 	}
-	spec, err := (&utls.Fingerprinter{AllowBluntMimicry: true, RealPSKResumption: true}).FingerprintClientHello(hello)
+	spec, err := readHello(hello)
 	if err != nil {
 		return UnusableKey
 	}

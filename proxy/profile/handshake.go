@@ -24,7 +24,7 @@ var ErrHello = errors.New("profile: unusable ClientHello")
 // caller closes conn on error. cfg is not changed; its NextProtos, when
 // set, replace the protocols of the hello's ALPN extension.
 func Handshake(ctx context.Context, conn net.Conn, hello []byte, cfg *utls.Config) (*utls.UConn, error) {
-	spec, err := (&utls.Fingerprinter{AllowBluntMimicry: true, RealPSKResumption: true}).FingerprintClientHello(hello)
+	spec, err := readHello(hello)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrHello, err)
 	}
@@ -48,6 +48,14 @@ func Handshake(ctx context.Context, conn net.Conn, hello []byte, cfg *utls.Confi
 	return uc, nil
 }
 
+// readHello rebuilds the spec of ClientHello records with uTLS: unknown
+// extensions kept as they were, a pre_shared_key left for the session's
+// own cache to fill. Every reader of a hello in this package uses it, so
+// that they agree on what is readable.
+func readHello(hello []byte) (*utls.ClientHelloSpec, error) {
+	return (&utls.Fingerprinter{AllowBluntMimicry: true, RealPSKResumption: true}).FingerprintClientHello(hello)
+}
+
 // resumable gives a TLS 1.3 hello that offers PSK key exchange but has no
 // pre_shared_key extension (a browser's first hello) one at its end, where
 // a browser resuming a session puts it.
@@ -69,7 +77,7 @@ func resumable(spec *utls.ClientHelloSpec) {
 // ALPN returns the protocols hello's ALPN extension offers; nil when it
 // has none or does not parse.
 func ALPN(hello []byte) []string {
-	spec, err := (&utls.Fingerprinter{AllowBluntMimicry: true}).FingerprintClientHello(hello)
+	spec, err := readHello(hello)
 	if err != nil {
 		return nil
 	}
