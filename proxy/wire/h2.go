@@ -133,13 +133,6 @@ func (c *H2Conn) CanTakeRequest() bool {
 	return c.err == nil && !c.goAway && uint32(len(c.streams)) < c.maxStreams && c.nextID < 1<<31-1
 }
 
-// Idle reports whether no stream is open.
-func (c *H2Conn) Idle() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.streams) == 0
-}
-
 // Closed reports whether the connection has ended.
 func (c *H2Conn) Closed() bool {
 	c.mu.Lock()
