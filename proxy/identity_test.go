@@ -136,6 +136,9 @@ func TestChromeProfileForCurl(t *testing.T) {
 	if want := "1:65536;2:0;4:6291456;6:262144|15663105|0"; rec.Preface != want {
 		t.Errorf("HTTP/2 preface %s, want Chrome's %s", rec.Preface, want)
 	}
+	if ua := rec.Values["user-agent"]; len(ua) != 1 || !strings.HasPrefix(ua[0], "curl/") {
+		t.Errorf("user-agent %q: a profile keeps the client's header values", ua)
+	}
 	if got := strings.Join(rec.Fields, ","); !strings.HasPrefix(got, ":method,:authority,:scheme,:path,user-agent,accept,accept-language,zebra,x-lower-mixed,priority 1:0:255") {
 		t.Errorf("fields %s: want Chrome's pseudo-header order, then the headers Chrome knows in its order, then curl's others", got)
 	}

@@ -32,6 +32,8 @@ type WireRecord struct {
 	// Fields are an HTTP/2 request's field names in order, pseudo-headers
 	// included, and "priority E:D:W" when its HEADERS had one.
 	Fields []string
+	// Values are an HTTP/2 request's regular fields with their values.
+	Values map[string][]string
 }
 
 // WireOrigin is an origin that records what its clients put on the wire,
@@ -167,8 +169,12 @@ func (o *WireOrigin) serveH2(c net.Conn, rec WireRecord) {
 		case *http2.PriorityFrame:
 			prios = append(prios, fmt.Sprintf("%d:%d:%d:%d", f.StreamID, b2i(f.Exclusive), f.StreamDep, f.Weight))
 		case *http2.MetaHeadersFrame:
+			rec.Values = map[string][]string{}
 			for _, hf := range f.Fields {
 				rec.Fields = append(rec.Fields, hf.Name)
+				if !hf.IsPseudo() {
+					rec.Values[hf.Name] = append(rec.Values[hf.Name], hf.Value)
+				}
 			}
 			rec.Path = f.PseudoValue("path")
 			if f.HasPriority() {
