@@ -69,6 +69,7 @@ func (p *Pool) fireState(st SessionState) {
 	if subs == nil {
 		return
 	}
+	st.Site = p.site
 	for _, sub := range *subs {
 		sub.fn(st)
 	}

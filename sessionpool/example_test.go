@@ -151,3 +151,28 @@ func ExamplePool_PersistState() {
 	// get session: sessionpool: pool closed
 	// {"version":1,"usableSessionsCount":2,"retiredSessionsCount":0,
 }
+
+// One pool per site: a retirement on one site leaves the same name on
+// another site alone.
+func ExampleSites() {
+	ctx := context.Background()
+	sites, err := sessionpool.OpenSites(ctx, sessionpool.Options{MaxPoolSize: 10})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sites.Teardown(ctx)
+
+	shop, _ := sites.Pool(ctx, "shop.example")
+	news, _ := sites.Pool(ctx, "news.example")
+	a, _ := shop.AddSession(ctx, sessionpool.SessionOptions{ID: "alice"})
+	news.AddSession(ctx, sessionpool.SessionOptions{ID: "alice"})
+	a.Retire() // blocked on shop.example
+
+	_, err = shop.GetSessionByID(ctx, "alice")
+	fmt.Println("shop.example:", err)
+	s, err := news.GetSessionByID(ctx, "alice")
+	fmt.Println("news.example:", s.ID(), s.Site(), err)
+	// Output:
+	// shop.example: get session "alice": sessionpool: session not found
+	// news.example: alice news.example <nil>
+}

@@ -172,6 +172,8 @@ type RedisOptions struct {
 	// bound them.) The methods that take a context are bounded by it
 	// instead. 0: DefaultRedisTimeout (5 s). Negative: invalid.
 	Timeout time.Duration
+
+	name string // the store in messages, when Client is one Sites made from URL
 }
 
 // SessionOptions configure one session. Zero fields take the pool's

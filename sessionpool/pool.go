@@ -28,6 +28,7 @@ type Pool struct {
 	key          string
 	onPersist    func(time.Duration, error)
 	be           backend // where the sessions are kept; set by Open
+	site         string  // the site of a Sites pool; "" otherwise
 
 	// mu guards closed and, with the memory backend, its table: one lock,
 	// so that no session is added once Teardown has closed the pool.
@@ -68,6 +69,12 @@ type Pool struct {
 // evicted. With Options.Redis the sessions are kept on the server instead
 // (see RedisOptions): Open connects and loads nothing.
 func Open(ctx context.Context, opts Options) (*Pool, error) {
+	return open(ctx, opts, "", true)
+}
+
+// open is Open for a pool serving site; without loop it starts no persist
+// loop (Sites persists its pools from one loop).
+func open(ctx context.Context, opts Options, site string, loop bool) (*Pool, error) {
 	if err := opts.validate(); err != nil {
 		return nil, fmt.Errorf("open pool: %w", err)
 	}
@@ -81,6 +88,7 @@ func Open(ctx context.Context, opts Options) (*Pool, error) {
 		store:      opts.Store,
 		key:        opts.PersistStateKey,
 		onPersist:  opts.OnPersist,
+		site:       site,
 		persistSem: make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 	}
@@ -103,7 +111,7 @@ func Open(ctx context.Context, opts Options) (*Pool, error) {
 	if p.be, err = openBackend(ctx, p, &opts); err != nil {
 		return nil, fmt.Errorf("open pool: %w", err)
 	}
-	if p.store == nil {
+	if p.store == nil || !loop {
 		return p, nil
 	}
 	interval := opts.PersistInterval
@@ -279,6 +287,10 @@ func (p *Pool) GetSessionByID(ctx context.Context, id string) (*Session, error) 
 	}
 	return s, nil
 }
+
+// Site returns the site the pool serves (see Sites), "" for a pool opened
+// by Open.
+func (p *Pool) Site() string { return p.site }
 
 // UsableSessionsCount returns the number of held sessions that are usable.
 // With a Redis pool, errors go to RedisOptions.OnError and the count is 0.

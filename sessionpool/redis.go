@@ -64,7 +64,7 @@ func openRedis(ctx context.Context, p *Pool, opts *RedisOptions) (*redisBackend,
 		b.c = redis.NewClient(ro)
 		b.own = true
 		b.name = redactURL(opts.URL)
-	} else {
+	} else if b.name = opts.name; b.name == "" {
 		b.name = "redis " + strings.Join(redisAddrs(b.c), ",")
 	}
 	b.sc = b.c

@@ -123,6 +123,15 @@ func (s *Session) ID() string { return s.cold().id }
 // may hold credentials: log it with url.URL.Redacted.
 func (s *Session) ProxyURL() string { return s.cold().proxyURL }
 
+// Site returns the site of the pool that built the session (see Sites),
+// "" for a pool opened by Open.
+func (s *Session) Site() string {
+	if s.pool == nil {
+		return ""
+	}
+	return s.pool.site
+}
+
 // Fingerprint returns the session's fingerprint label, "" for none. It
 // never changes.
 func (s *Session) Fingerprint() string { return s.cold().fprint }
@@ -456,6 +465,7 @@ func (sn *sessionSnap) state() SessionState {
 	s := sn.s
 	return SessionState{
 		ID:                  s.cold().id,
+		Site:                s.Site(),
 		UserData:            decodeUserData(sn.userData),
 		ProxyURL:            s.cold().proxyURL,
 		Fingerprint:         s.cold().fprint,

@@ -17,7 +17,11 @@ type PoolState struct {
 // SessionState is a snapshot of one session, with the JSON names of the
 // persisted document. UserData is never nil.
 type SessionState struct {
-	ID                  string         `json:"id"`
+	ID string `json:"id"`
+	// Site is the site of the pool holding the session (Sites), "" for a
+	// pool opened by Open. It is not written to the persisted document:
+	// each site's pool has a document of its own.
+	Site                string         `json:"site"`
 	Cookies             []Cookie       `json:"cookies"`
 	UserData            map[string]any `json:"userData"`
 	ProxyURL            string         `json:"proxyUrl"`

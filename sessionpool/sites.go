@@ -1,0 +1,420 @@
+package sessionpool
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Sites keeps one Pool per site, so that what happens on one site (a block,
+// a retirement, a worn-out session) costs nothing on another: scrapy-zyte-api
+// keeps its sessions per domain the same way. A site is any label the caller
+// chooses (the proxy uses the registrable domain of the request's host); ""
+// is a site like any other. Each site's pool is opened on first use with the
+// same Options, and has the semantics of a Pool opened by Open, MaxPoolSize
+// included: the limits hold per site. A session belongs to its site's pool:
+// two sites may each hold a session with the same ID, and they share
+// nothing.
+//
+// With a Store, each site's pool keeps its document under its own key,
+// PersistStateKey + "@" + site (the site "" under PersistStateKey itself, so
+// a pool persisted by Open is the site "" of a Sites on the same key), and
+// an index of the sites under PersistStateKey + ".sites". OpenSites opens
+// every site of the index; a site missing from it (a crash between the two
+// writes) is loaded when it is first used. One goroutine persists every
+// site's pool every PersistInterval. With Options.Redis the site pools share
+// one client (unless RedisOptions.Client is given, which they all use); each
+// site's keys are hash-tagged by its own key ("sp:{KEY@site}:..."), so a
+// Redis Cluster spreads the sites over its slots; each site's pool opens
+// its own subscription to retirement events when it is first used, and the
+// sites listed are those this process has used.
+//
+// All methods are safe for concurrent use. The zero Sites is not usable:
+// use OpenSites.
+type Sites struct {
+	opts     Options // the template of every site's pool; PersistStateKey filled in
+	interval time.Duration
+	client   redis.UniversalClient // the shared client Sites made, closed by Teardown; nil otherwise
+
+	subsMu   sync.Mutex
+	subsNext uint64
+	subs     atomic.Pointer[[]subscriber] // copy-on-write under subsMu
+
+	mu      sync.Mutex
+	slots   map[string]*siteSlot // guarded by mu
+	closed  bool                 // guarded by mu
+	listed  int                  // guarded by mu: the number of sites in the index last written
+	indexMu chan struct{}        // one index write at a time, in order
+
+	stop       chan struct{}      // closed by Teardown: stops the persist loop
+	stopCancel context.CancelFunc // cancels the persist loop's context
+	done       chan struct{}      // closed by the persist loop when it returns; nil without one
+}
+
+// siteSlot is one site's pool, being opened until ready is closed.
+type siteSlot struct {
+	ready chan struct{}
+	p     *Pool // set before ready is closed
+	err   error // set before ready is closed
+}
+
+// sitesIndex is the document listing the sites of a Sites with a Store.
+type sitesIndex struct {
+	Version int      `json:"version"`
+	Sites   []string `json:"sites"`
+}
+
+// OpenSites validates opts (every problem at once, each wrapping
+// ErrInvalidOptions) and opens the sites persisted in opts.Store, each
+// loaded as Open loads a pool; a document that cannot be loaded makes
+// OpenSites fail with an error naming its key and position, and nothing is
+// written. Options.OnPersist is called for every site's persist and for
+// the index's.
+func OpenSites(ctx context.Context, opts Options) (*Sites, error) {
+	if err := opts.validate(); err != nil {
+		return nil, fmt.Errorf("open sites: %w", err)
+	}
+	if opts.PersistStateKey == "" {
+		opts.PersistStateKey = DefaultPersistStateKey
+	}
+	ss := &Sites{
+		opts:     opts,
+		interval: cmp.Or(opts.PersistInterval, DefaultPersistInterval),
+		slots:    map[string]*siteSlot{},
+		indexMu:  make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+	}
+	if r := opts.Redis; r != nil && r.Client == nil {
+		ro, err := redis.ParseURL(r.URL)
+		if err != nil {
+			return nil, fmt.Errorf("open sites: %w: Redis.URL: %v", ErrInvalidOptions, redactErr(err, r.URL))
+		}
+		setFailFast(ro, r.URL)
+		ss.client = redis.NewClient(ro)
+		shared := *r
+		shared.Client, shared.name = ss.client, redactURL(r.URL)
+		ss.opts.Redis = &shared
+	}
+	if err := ss.load(ctx); err != nil {
+		ss.Teardown(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("open sites: %w", err)
+	}
+	if opts.Store != nil {
+		ss.done = make(chan struct{})
+		loopCtx, cancel := context.WithCancel(context.Background())
+		ss.stopCancel = cancel
+		go ss.persistLoop(loopCtx)
+	}
+	return ss, nil
+}
+
+// indexKey is the store key of the sites' index.
+func (ss *Sites) indexKey() string { return ss.opts.PersistStateKey + ".sites" }
+
+// siteKey is the store key of site's pool.
+func (ss *Sites) siteKey(site string) string {
+	if site == "" {
+		return ss.opts.PersistStateKey
+	}
+	return ss.opts.PersistStateKey + "@" + site
+}
+
+// load opens every site of the index.
+func (ss *Sites) load(ctx context.Context) error {
+	if ss.opts.Store == nil {
+		return nil
+	}
+	data, err := ss.opts.Store.Get(ctx, ss.indexKey())
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load %q: %w", ss.indexKey(), err)
+	}
+	var idx sitesIndex
+	if err := json.Unmarshal(data, &idx); err != nil || idx.Version != stateVersion {
+		return fmt.Errorf("load %q: %w: not a sites index of version %d", ss.indexKey(), ErrInvalidState, stateVersion)
+	}
+	for _, site := range idx.Sites {
+		if _, err := ss.Pool(ctx, site); err != nil {
+			return err
+		}
+	}
+	ss.mu.Lock()
+	ss.listed = len(ss.slots)
+	ss.mu.Unlock()
+	return nil
+}
+
+// Pool returns site's pool, opening it (and loading its document, with a
+// Store) on its first use. Concurrent first uses of a site open it once.
+// After Teardown it fails with ErrPoolClosed.
+func (ss *Sites) Pool(ctx context.Context, site string) (*Pool, error) {
+	ss.mu.Lock()
+	if ss.closed {
+		ss.mu.Unlock()
+		return nil, fmt.Errorf("open site %q: %w", site, ErrPoolClosed)
+	}
+	sl := ss.slots[site]
+	if sl == nil {
+		sl = &siteSlot{ready: make(chan struct{})}
+		ss.slots[site] = sl
+		ss.mu.Unlock()
+		ss.openSlot(ctx, site, sl)
+	} else {
+		ss.mu.Unlock()
+	}
+	select {
+	case <-sl.ready:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("open site %q: %w", site, ctx.Err())
+	}
+	if sl.err != nil {
+		return nil, sl.err
+	}
+	return sl.p, nil
+}
+
+// openSlot opens site's pool into sl. A failed open leaves the site
+// unopened, for the next use to try again.
+func (ss *Sites) openSlot(ctx context.Context, site string, sl *siteSlot) {
+	opts := ss.opts
+	opts.PersistStateKey = ss.siteKey(site)
+	p, err := open(ctx, opts, site, false)
+	if err != nil {
+		sl.err = fmt.Errorf("open site %q: %w", site, err)
+		ss.mu.Lock()
+		delete(ss.slots, site)
+		ss.mu.Unlock()
+		close(sl.ready)
+		return
+	}
+	p.OnSessionRetired(ss.fire)
+	sl.p = p
+	close(sl.ready)
+}
+
+// Lookup returns site's pool when it is open, nil otherwise; it never
+// opens one.
+func (ss *Sites) Lookup(site string) *Pool {
+	ss.mu.Lock()
+	sl := ss.slots[site]
+	ss.mu.Unlock()
+	if sl == nil {
+		return nil
+	}
+	select {
+	case <-sl.ready:
+		return sl.p
+	default:
+		return nil
+	}
+}
+
+// Pools returns the open sites' pools, ordered by site.
+func (ss *Sites) Pools() []*Pool {
+	ss.mu.Lock()
+	ps := make([]*Pool, 0, len(ss.slots))
+	for _, sl := range ss.slots {
+		select {
+		case <-sl.ready:
+			if sl.p != nil {
+				ps = append(ps, sl.p)
+			}
+		default:
+		}
+	}
+	ss.mu.Unlock()
+	slices.SortFunc(ps, func(a, b *Pool) int { return strings.Compare(a.site, b.site) })
+	return ps
+}
+
+// UsableSessionsCount returns the usable sessions of every open site.
+func (ss *Sites) UsableSessionsCount() int {
+	n := 0
+	for _, p := range ss.Pools() {
+		n += p.UsableSessionsCount()
+	}
+	return n
+}
+
+// RetiredSessionsCount returns the unusable sessions of every open site.
+func (ss *Sites) RetiredSessionsCount() int {
+	n := 0
+	for _, p := range ss.Pools() {
+		n += p.RetiredSessionsCount()
+	}
+	return n
+}
+
+// OnSessionRetired subscribes fn to the retirements of every site's pool,
+// as Pool.OnSessionRetired does for one (the state's Site names the site).
+// The returned cancel unsubscribes (idempotent).
+func (ss *Sites) OnSessionRetired(fn func(SessionState)) (cancel func()) {
+	if fn == nil {
+		return func() {}
+	}
+	ss.subsMu.Lock()
+	ss.subsNext++
+	id := ss.subsNext
+	var next []subscriber
+	if cur := ss.subs.Load(); cur != nil {
+		next = slices.Clone(*cur)
+	}
+	next = append(next, subscriber{id: id, fn: fn})
+	ss.subs.Store(&next)
+	ss.subsMu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			ss.subsMu.Lock()
+			defer ss.subsMu.Unlock()
+			cur := ss.subs.Load()
+			next := slices.DeleteFunc(slices.Clone(*cur), func(s subscriber) bool { return s.id == id })
+			ss.subs.Store(&next)
+		})
+	}
+}
+
+// fire runs the subscribers for a retirement in one site's pool.
+func (ss *Sites) fire(st SessionState) {
+	if subs := ss.subs.Load(); subs != nil {
+		for _, sub := range *subs {
+			sub.fn(st)
+		}
+	}
+}
+
+// PersistState persists every open site's pool (as Pool.PersistState does)
+// and the index of the sites. Nothing to do without a Store.
+func (ss *Sites) PersistState(ctx context.Context) error {
+	ss.mu.Lock()
+	closed := ss.closed
+	ss.mu.Unlock()
+	if closed {
+		return fmt.Errorf("persist state: %w", ErrPoolClosed)
+	}
+	return ss.persist(ctx, true)
+}
+
+// persist writes every site's pool (unless always, only those that changed)
+// and then the index when the set of sites changed since it was written.
+func (ss *Sites) persist(ctx context.Context, always bool) error {
+	if ss.opts.Store == nil {
+		return nil
+	}
+	var errs []error
+	pools := ss.Pools()
+	for _, p := range pools {
+		errs = append(errs, p.persist(ctx, always))
+	}
+	errs = append(errs, ss.writeIndex(ctx, pools, always))
+	return errors.Join(errs...)
+}
+
+// writeIndex writes the index of pools' sites when it is not the one last
+// written (or always).
+func (ss *Sites) writeIndex(ctx context.Context, pools []*Pool, always bool) error {
+	select {
+	case ss.indexMu <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("persist sites: %w", ctx.Err())
+	}
+	defer func() { <-ss.indexMu }()
+	ss.mu.Lock()
+	listed := ss.listed
+	ss.mu.Unlock()
+	if !always && listed == len(pools) {
+		return nil // sites are only ever added
+	}
+	idx := sitesIndex{Version: stateVersion, Sites: make([]string, len(pools))}
+	for i, p := range pools {
+		idx.Sites[i] = p.site
+	}
+	data, _ := json.Marshal(idx) // strings only: cannot fail
+	start := time.Now()
+	err := ss.opts.Store.Set(ctx, ss.indexKey(), data)
+	if err != nil {
+		err = fmt.Errorf("persist sites %q: %w", ss.indexKey(), err)
+	} else {
+		ss.mu.Lock()
+		ss.listed = len(pools)
+		ss.mu.Unlock()
+	}
+	if ss.opts.OnPersist != nil {
+		ss.opts.OnPersist(time.Since(start), err)
+	}
+	return err
+}
+
+// persistLoop persists every interval until Teardown closes ss.stop and
+// cancels ctx (which also ends a persist in flight).
+func (ss *Sites) persistLoop(ctx context.Context) {
+	defer close(ss.done)
+	tick := time.NewTicker(ss.interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ss.stop:
+			return
+		case <-tick.C:
+			ss.persist(ctx, false) // errors reach Options.OnPersist
+		}
+	}
+}
+
+// Teardown stops the persist loop and tears down every site's pool (each
+// persists once more), then writes the index; later calls of Pool fail
+// with ErrPoolClosed. Idempotent. It returns every error met; the sites are
+// closed either way.
+func (ss *Sites) Teardown(ctx context.Context) error {
+	ss.mu.Lock()
+	if ss.closed {
+		ss.mu.Unlock()
+		return nil
+	}
+	ss.closed = true
+	ss.mu.Unlock()
+	close(ss.stop)
+	if ss.done != nil {
+		ss.stopCancel()
+		select {
+		case <-ss.done:
+		case <-ctx.Done():
+			return fmt.Errorf("teardown: %w", ctx.Err())
+		}
+	}
+	// Wait for opens in flight, so that none is left open.
+	ss.mu.Lock()
+	slots := make([]*siteSlot, 0, len(ss.slots))
+	for _, sl := range ss.slots {
+		slots = append(slots, sl)
+	}
+	ss.mu.Unlock()
+	var errs []error
+	var pools []*Pool
+	for _, sl := range slots {
+		<-sl.ready
+		if sl.p != nil {
+			pools = append(pools, sl.p)
+			errs = append(errs, sl.p.Teardown(ctx))
+		}
+	}
+	if ss.opts.Store != nil {
+		slices.SortFunc(pools, func(a, b *Pool) int { return strings.Compare(a.site, b.site) })
+		errs = append(errs, ss.writeIndex(ctx, pools, false))
+	}
+	if ss.client != nil {
+		errs = append(errs, ss.client.Close())
+	}
+	return errors.Join(errs...)
+}

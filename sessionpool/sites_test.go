@@ -1,0 +1,266 @@
+package sessionpool_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/sessionproxy/sessionproxy/sessionpool"
+)
+
+// openSites opens a Sites torn down at the end of the test.
+func openSites(t *testing.T, opts sessionpool.Options) *sessionpool.Sites {
+	t.Helper()
+	ss, err := sessionpool.OpenSites(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ss.Teardown(context.Background()) })
+	return ss
+}
+
+func sitePool(t *testing.T, ss *sessionpool.Sites, site string) *sessionpool.Pool {
+	t.Helper()
+	p, err := ss.Pool(context.Background(), site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func giveCookie(s *sessionpool.Session, rawURL, line string) {
+	u, _ := url.Parse(rawURL)
+	s.SetCookiesFromResponse(&http.Response{Header: http.Header{"Set-Cookie": {line}}, Request: &http.Request{URL: u}})
+}
+
+// sitesCases runs the isolation checks on both backends.
+func TestSitesIsolation(t *testing.T) {
+	for _, b := range []struct {
+		name string
+		opts func(t *testing.T) sessionpool.Options
+	}{
+		{"memory", func(*testing.T) sessionpool.Options { return sessionpool.Options{MaxPoolSize: 2} }},
+		{"redis", func(t *testing.T) sessionpool.Options {
+			return redisBackend().Options(t, sessionpool.Options{MaxPoolSize: 2})
+		}},
+	} {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			ss := openSites(t, b.opts(t))
+			a, bp := sitePool(t, ss, "a.test"), sitePool(t, ss, "b.test")
+			if a == bp || a.Site() != "a.test" || bp.Site() != "b.test" {
+				t.Fatalf("pools: %p %q, %p %q", a, a.Site(), bp, bp.Site())
+			}
+			if again := sitePool(t, ss, "a.test"); again != a {
+				t.Fatal("a second use of a site opened another pool")
+			}
+			var retired []sessionpool.SessionState
+			var mu sync.Mutex
+			ss.OnSessionRetired(func(st sessionpool.SessionState) {
+				mu.Lock()
+				retired = append(retired, st)
+				mu.Unlock()
+			})
+			// One name on two sites: two sessions, their own cookies.
+			aliceA, err := a.AddSession(ctx, sessionpool.SessionOptions{ID: "alice"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			aliceB, err := bp.AddSession(ctx, sessionpool.SessionOptions{ID: "alice"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			giveCookie(aliceB, "https://b.test/", "cart=7")
+			aliceA.Retire()
+			if _, err := a.GetSessionByID(ctx, "alice"); !errors.Is(err, sessionpool.ErrSessionNotFound) {
+				t.Fatalf("alice on a.test after retirement: %v", err)
+			}
+			got, err := bp.GetSessionByID(ctx, "alice")
+			if err != nil {
+				t.Fatalf("alice on b.test after a.test retired its alice: %v", err)
+			}
+			if c := got.CookieString(mustURL("https://b.test/")); c != "cart=7" || got.Site() != "b.test" {
+				t.Fatalf("alice on b.test: cookies %q, site %q", c, got.Site())
+			}
+			mu.Lock()
+			if len(retired) != 1 || retired[0].ID != "alice" || retired[0].Site != "a.test" {
+				t.Errorf("retirement events: %+v", retired)
+			}
+			mu.Unlock()
+			// MaxPoolSize holds per site: b.test still fills to 2 while
+			// a.test holds its own.
+			for range 3 {
+				if _, err := a.GetSession(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := bp.GetSession(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := len(bp.Sessions()); n != 2 {
+				t.Errorf("b.test holds %d sessions, want its MaxPoolSize 2", n)
+			}
+			if n, want := ss.UsableSessionsCount(), a.UsableSessionsCount()+bp.UsableSessionsCount(); n != want || n < 3 {
+				t.Errorf("usable over both sites: %d, want %d (a.test's plus b.test's 2)", n, want)
+			}
+			if ps := ss.Pools(); len(ps) != 2 || ps[0] != a || ps[1] != bp {
+				t.Errorf("Pools: %v", ps)
+			}
+			if ss.Lookup("c.test") != nil {
+				t.Error("Lookup opened a site")
+			}
+		})
+	}
+}
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
+
+// Each site's pool persists under its own key, the index lists them, and
+// OpenSites brings them all back; the site "" is the key of a plain pool.
+func TestSitesPersist(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	store, err := sessionpool.NewFileStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A pool persisted by Open is the site "" of a Sites on its key.
+	plain, err := sessionpool.Open(ctx, sessionpool.Options{Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := plain.AddSession(ctx, sessionpool.SessionOptions{ID: "old"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := plain.Teardown(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	ss, err := sessionpool.OpenSites(ctx, sessionpool.Options{Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, site := range []string{"a.test", "b.test"} {
+		s, err := sitePool(t, ss, site).AddSession(ctx, sessionpool.SessionOptions{ID: "alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		giveCookie(s, "https://"+site+"/", "site="+site)
+	}
+	if _, err := sitePool(t, ss, "").GetSessionByID(ctx, "old"); err != nil {
+		t.Fatalf("the plain pool's session as site \"\": %v", err)
+	}
+	if err := ss.Teardown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"SDK_SESSION_POOL_STATE@a.test.json", "SDK_SESSION_POOL_STATE@b.test.json", "SDK_SESSION_POOL_STATE.sites.json"} {
+		fi, err := os.Stat(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v", f, fi.Mode().Perm())
+		}
+	}
+
+	again := openSites(t, sessionpool.Options{Store: store})
+	ps := again.Pools()
+	if len(ps) != 3 || ps[0].Site() != "" || ps[1].Site() != "a.test" || ps[2].Site() != "b.test" {
+		t.Fatalf("sites after reopening: %v", ps)
+	}
+	for _, p := range ps[1:] {
+		s, err := p.GetSessionByID(ctx, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := s.CookieString(mustURL("https://" + p.Site() + "/")); c != "site="+p.Site() {
+			t.Errorf("%s: cookies %q", p.Site(), c)
+		}
+	}
+}
+
+// A site whose document was written but is missing from the index (a crash
+// between the two writes) is loaded on its first use.
+func TestSitesUnlistedSiteLoadsOnUse(t *testing.T) {
+	ctx := context.Background()
+	store := sessionpool.NewMemoryStore()
+	ss := openSites(t, sessionpool.Options{Store: store})
+	if _, err := sitePool(t, ss, "a.test").AddSession(ctx, sessionpool.SessionOptions{ID: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ss.Teardown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Delete(ctx, "SDK_SESSION_POOL_STATE.sites"); err != nil {
+		t.Fatal(err)
+	}
+	again := openSites(t, sessionpool.Options{Store: store})
+	if n := len(again.Pools()); n != 0 {
+		t.Fatalf("%d sites open without an index", n)
+	}
+	if _, err := sitePool(t, again, "a.test").GetSessionByID(ctx, "alice"); err != nil {
+		t.Fatalf("alice after the site's first use: %v", err)
+	}
+}
+
+// Bad persisted state fails OpenSites with an error naming the key, and
+// writes nothing.
+func TestSitesBadState(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, key, value, want string
+	}{
+		{"index not JSON", "K.sites", "{", `"K.sites"`},
+		{"index of another version", "K.sites", `{"version":2,"sites":[]}`, `"K.sites"`},
+		{"site document", "K@a.test", `{"version":1,"sessions":[{"id":5}]}`, `"K@a.test"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := sessionpool.NewMemoryStore()
+			if tc.key != "K.sites" {
+				store.Set(ctx, "K.sites", []byte(`{"version":1,"sites":["a.test"]}`))
+			}
+			store.Set(ctx, tc.key, []byte(tc.value))
+			_, err := sessionpool.OpenSites(ctx, sessionpool.Options{Store: store, PersistStateKey: "K"})
+			if !errors.Is(err, sessionpool.ErrInvalidState) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want ErrInvalidState naming %s", err, tc.want)
+			}
+			if got, _ := store.Get(ctx, tc.key); string(got) != tc.value {
+				t.Errorf("%s was rewritten: %q", tc.key, got)
+			}
+		})
+	}
+}
+
+// Concurrent first uses of a site open one pool.
+func TestSitesOpenOnce(t *testing.T) {
+	ss := openSites(t, sessionpool.Options{})
+	var wg sync.WaitGroup
+	got := make([]*sessionpool.Pool, 16)
+	for i := range got {
+		wg.Go(func() { got[i], _ = ss.Pool(context.Background(), "a.test") })
+	}
+	wg.Wait()
+	for _, p := range got {
+		if p == nil || p != got[0] {
+			t.Fatalf("pools: %v", got)
+		}
+	}
+	if err := ss.Teardown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ss.Pool(context.Background(), "b.test"); !errors.Is(err, sessionpool.ErrPoolClosed) {
+		t.Fatalf("Pool after Teardown: %v", err)
+	}
+}
