@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -117,6 +118,59 @@ func BenchmarkSessionHeap(b *testing.B) {
 		p.Teardown(context.Background())
 	}
 	b.ReportMetric(perSession, "B/session")
+}
+
+// BenchmarkIdleSiteHeap measures the heap a site's pool takes beyond its
+// sessions: 10,000 sites, each with its pool opened and one session, less
+// one pool of 10,000 sessions.
+//
+//	go test -run '^$' -bench IdleSiteHeap -benchtime 1x ./sessionpool/
+func BenchmarkIdleSiteHeap(b *testing.B) {
+	const n = 10_000
+	ctx := context.Background()
+	heap := func(fill func() func()) float64 {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		done := fill()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		done()
+		return float64(after.HeapAlloc) - float64(before.HeapAlloc)
+	}
+	var perSite float64
+	for range b.N {
+		sites := heap(func() func() {
+			ss, err := sessionpool.OpenSites(ctx, sessionpool.Options{MaxPoolSize: 10})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := range n {
+				p, err := ss.Pool(ctx, "site"+strconv.Itoa(i)+".example")
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := p.GetSession(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			return func() { ss.Teardown(ctx) }
+		})
+		one := heap(func() func() {
+			p, err := sessionpool.Open(ctx, sessionpool.Options{MaxPoolSize: n})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for range n {
+				if _, err := p.GetSession(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			return func() { p.Teardown(ctx) }
+		})
+		perSite = (sites - one) / n
+	}
+	b.ReportMetric(perSite, "B/site")
 }
 
 // BenchmarkPersistState persists 100,000 sessions with 5 cookies each while

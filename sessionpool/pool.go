@@ -355,6 +355,16 @@ func (p *Pool) sessionRetired(s *Session) {
 	p.fireRetired(s)
 }
 
+// discard closes a pool without a persist loop and without persisting (for
+// Sites whose opening failed).
+func (p *Pool) discard() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	close(p.stop)
+	p.be.close()
+}
+
 // Teardown stops periodic persistence, persists the state once more (with a
 // Store) and closes the pool: later GetSession, GetSessionByID, AddSession
 // and PersistState calls fail with ErrPoolClosed. Idempotent: later calls do

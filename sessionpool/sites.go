@@ -105,7 +105,7 @@ func OpenSites(ctx context.Context, opts Options) (*Sites, error) {
 		ss.opts.Redis = &shared
 	}
 	if err := ss.load(ctx); err != nil {
-		ss.Teardown(context.WithoutCancel(ctx))
+		ss.discard()
 		return nil, fmt.Errorf("open sites: %w", err)
 	}
 	if opts.Store != nil {
@@ -201,6 +201,48 @@ func (ss *Sites) openSlot(ctx context.Context, site string, sl *siteSlot) {
 	p.OnSessionRetired(ss.fire)
 	sl.p = p
 	close(sl.ready)
+	if r := ss.opts.Redis; r != nil {
+		// Listed on the server for the other processes (All). A failure
+		// leaves the site unlisted until a process opens it again.
+		if err := r.Client.SAdd(ctx, ss.redisIndex(), site).Err(); err != nil && r.OnError != nil {
+			r.OnError(fmt.Errorf("sessionpool: list site %q: %w", site, ss.storeErr(err)))
+		}
+	}
+}
+
+// storeErr wraps an error of the Redis server as ErrStoreUnavailable,
+// naming the server (as the pools' errors do).
+func (ss *Sites) storeErr(err error) error {
+	r := ss.opts.Redis
+	name := r.name
+	if name == "" {
+		name = "redis " + strings.Join(redisAddrs(r.Client), ",")
+	}
+	return fmt.Errorf("%w: %s: %s", ErrStoreUnavailable, name, redactErr(err, r.URL))
+}
+
+// redisIndex is the Redis set of the sites any process opened.
+func (ss *Sites) redisIndex() string { return "sp:{" + ss.indexKey() + "}" }
+
+// All returns the pools of every site known: with a Redis pool, every site
+// any process sharing it has used (each opened here on the way, as Pool
+// opens it); otherwise the open ones (Pools), which are every site of the
+// store's index and every site used since. Ordered by site.
+func (ss *Sites) All(ctx context.Context) ([]*Pool, error) {
+	r := ss.opts.Redis
+	if r == nil {
+		return ss.Pools(), nil
+	}
+	listed, err := r.Client.SMembers(ctx, ss.redisIndex()).Result()
+	if err != nil {
+		return ss.Pools(), fmt.Errorf("list sites: %w", ss.storeErr(err))
+	}
+	for _, site := range listed {
+		if _, err := ss.Pool(ctx, site); err != nil {
+			return ss.Pools(), err
+		}
+	}
+	return ss.Pools(), nil
 }
 
 // Lookup returns site's pool when it is open, nil otherwise; it never
@@ -372,8 +414,21 @@ func (ss *Sites) persistLoop(ctx context.Context) {
 	}
 }
 
+// discard closes the pools a failed OpenSites opened, writing nothing.
+func (ss *Sites) discard() {
+	ss.mu.Lock()
+	ss.closed = true
+	ss.mu.Unlock()
+	for _, p := range ss.Pools() {
+		p.discard()
+	}
+	if ss.client != nil {
+		ss.client.Close()
+	}
+}
+
 // Teardown stops the persist loop and tears down every site's pool (each
-// persists once more), then writes the index; later calls of Pool fail
+// persists once more), then writes the index (with a Store, always); later calls of Pool fail
 // with ErrPoolClosed. Idempotent. It returns every error met; the sites are
 // closed either way.
 func (ss *Sites) Teardown(ctx context.Context) error {
@@ -411,7 +466,7 @@ func (ss *Sites) Teardown(ctx context.Context) error {
 	}
 	if ss.opts.Store != nil {
 		slices.SortFunc(pools, func(a, b *Pool) int { return strings.Compare(a.site, b.site) })
-		errs = append(errs, ss.writeIndex(ctx, pools, false))
+		errs = append(errs, ss.writeIndex(ctx, pools, true))
 	}
 	if ss.client != nil {
 		errs = append(errs, ss.client.Close())
