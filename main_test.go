@@ -116,7 +116,7 @@ func TestSignals(t *testing.T) {
 	if code := <-done; code != 0 {
 		t.Fatalf("exit status %d after SIGTERM, want 0", code)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "data", "SDK_SESSION_POOL_STATE.json")); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, "data", "SDK_SESSION_POOL_STATE.sites.json")); err != nil {
 		t.Errorf("the pool was not persisted at shutdown: %v", err)
 	}
 	info, err := os.Stat(filepath.Join(dir, "data", "ca-key.pem"))
@@ -207,11 +207,15 @@ func TestKilledInstanceLosesNothing(t *testing.T) {
 		t.Errorf("the request in flight got an answer from a killed instance")
 	}
 
-	p, err := sessionpool.Open(t.Context(), sessionpool.Options{Redis: &sessionpool.RedisOptions{URL: rs.URL(0)}})
+	sites, err := sessionpool.OpenSites(t.Context(), sessionpool.Options{Redis: &sessionpool.RedisOptions{URL: rs.URL(0)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Teardown(context.Background())
+	defer sites.Teardown(context.Background())
+	p, err := sites.Pool(t.Context(), "127.0.0.1") // the origin's site
+	if err != nil {
+		t.Fatal(err)
+	}
 	s, err := p.GetSessionByID(t.Context(), "victim")
 	if err != nil {
 		t.Fatalf("the session of the killed instance: %v", err)

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,11 +9,14 @@ import (
 	"net/http"
 	"net/url"
 	"runtime/debug"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/proxy/cookiefile"
 	"github.com/sessionproxy/sessionproxy/proxy/record"
+	"github.com/sessionproxy/sessionproxy/proxy/sites"
 	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
@@ -115,18 +117,26 @@ func (s *Server) adminListSessions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, `state must be "usable", "retired" or "all" (got "`+filter+`")`)
 		return
 	}
+	pools := s.knownPools(r.Context())
+	if r.URL.Query().Has("site") {
+		site := r.URL.Query().Get("site")
+		pools = slices.DeleteFunc(pools, func(p *sessionpool.Pool) bool { return p.Site() != site })
+	}
 	// Each session's state and usability are read together, with the
-	// pool's own predicate; the counts cover the whole pool, as State's do.
+	// pool's own predicate; the counts cover every listed site's whole
+	// pool, as State's do.
 	st := sessionpool.PoolState{Sessions: []sessionpool.SessionState{}}
-	for _, sess := range s.pool.Sessions() {
-		usable := sess.IsUsable()
-		if usable {
-			st.UsableSessionsCount++
-		} else {
-			st.RetiredSessionsCount++
-		}
-		if filter == "" || filter == "all" || usable == (filter == "usable") {
-			st.Sessions = append(st.Sessions, s.shownState(sess))
+	for _, p := range pools {
+		for _, sess := range p.Sessions() {
+			usable := sess.IsUsable()
+			if usable {
+				st.UsableSessionsCount++
+			} else {
+				st.RetiredSessionsCount++
+			}
+			if filter == "" || filter == "all" || usable == (filter == "usable") {
+				st.Sessions = append(st.Sessions, s.shownState(sess))
+			}
 		}
 	}
 	writeJSON(w, http.StatusOK, st)
@@ -205,33 +215,45 @@ func cookieMessage(err error) string {
 	return err.Error()
 }
 
-// heldSession returns the held session with that id, usable or not; nil
-// when the pool holds none.
-func (s *Server) heldSession(id string) *sessionpool.Session {
-	if sess, err := s.pool.GetSessionByID(context.Background(), id); err == nil {
-		return sess
-	}
-	for _, sess := range s.pool.Sessions() {
-		if sess.ID() == id {
-			return sess
+// sessionOr404 returns the held session named by the path (on the site
+// ?site= names, when given), or answers 404, or 409 when the name is held
+// on several sites and no ?site= says which.
+func (s *Server) sessionOr404(w http.ResponseWriter, r *http.Request) *sessionpool.Session {
+	held := s.sessionsOr404(w, r)
+	if len(held) > 1 {
+		names := make([]string, len(held))
+		for i, sess := range held {
+			names[i] = strconv.Quote(sess.Site())
 		}
+		writeError(w, http.StatusConflict, fmt.Sprintf("session %q is held on several sites (%s): add ?site=", r.PathValue("id"), strings.Join(names, ", ")))
+		return nil
 	}
-	return nil
+	if len(held) == 0 {
+		return nil
+	}
+	return held[0]
 }
 
-// sessionOr404 returns the held session named by the path, or answers 404.
-func (s *Server) sessionOr404(w http.ResponseWriter, r *http.Request) *sessionpool.Session {
+// sessionsOr404 returns the held sessions named by the path, on the site
+// ?site= names or on every site, or answers 404 when there are none.
+func (s *Server) sessionsOr404(w http.ResponseWriter, r *http.Request) []*sessionpool.Session {
 	id := r.PathValue("id")
-	sess := s.heldSession(id)
-	if sess == nil {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("session not held: %q", id))
+	site, onSite := r.URL.Query().Get("site"), r.URL.Query().Has("site")
+	held := s.heldSessions(id, site, onSite)
+	if len(held) == 0 {
+		msg := fmt.Sprintf("session not held: %q", id)
+		if onSite {
+			msg = fmt.Sprintf("session not held on site %q: %q", site, id)
+		}
+		writeError(w, http.StatusNotFound, msg)
 	}
-	return sess
+	return held
 }
 
 // addSessionRequest is the body of POST /sessions.
 type addSessionRequest struct {
 	ID          string
+	Site        string
 	ProxyURL    string
 	Fingerprint string
 	Cookies     []cookiefile.Cookie
@@ -239,7 +261,7 @@ type addSessionRequest struct {
 }
 
 // decodeAddSession reads a POST /sessions body: a JSON object with the
-// optional fields id, proxyUrl, cookies (as GET .../cookies?format=json
+// optional fields id, site, proxyUrl, fingerprint, cookies (as GET .../cookies?format=json
 // writes them) and userData. An empty body is an empty object. Unknown and
 // repeated fields are errors.
 func decodeAddSession(body []byte) (addSessionRequest, error) {
@@ -265,6 +287,8 @@ func decodeAddSession(body []byte) (addSessionRequest, error) {
 		switch key {
 		case "id":
 			err = d.Value(&req.ID, "id", "a string")
+		case "site":
+			err = d.Value(&req.Site, "site", "a string")
 		case "proxyUrl":
 			err = d.Value(&req.ProxyURL, "proxyUrl", "a string")
 		case "fingerprint":
@@ -276,7 +300,7 @@ func decodeAddSession(body []byte) (addSessionRequest, error) {
 				err = d.Skip()
 			}
 		default:
-			err = fmt.Errorf("%w: line %d: unknown field %q (want id, proxyUrl, fingerprint, cookies or userData)", errBadBody, line, key)
+			err = fmt.Errorf("%w: line %d: unknown field %q (want id, site, proxyUrl, fingerprint, cookies or userData)", errBadBody, line, key)
 		}
 		if err != nil {
 			return req, err
@@ -324,12 +348,22 @@ func (s *Server) adminAddSession(w http.ResponseWriter, r *http.Request) {
 		}
 		opts.ProxyURL = upstream.ForSession(u, opts.ID).String()
 	}
+	site := sites.Of(req.Site)
+	if s.global && site != "" {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("site must be empty with pool.scope global (got %q)", req.Site))
+		return
+	}
+	pool, err := s.poolFor(r.Context(), site)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "add session: "+err.Error())
+		return
+	}
 	cookies, _ := cookiefile.Live(req.Cookies, s.now())
-	if cookies, err = cookiefile.CheckWithJar(s.pool, cookies); err != nil {
+	if cookies, err = cookiefile.CheckWithJar(pool, cookies); err != nil {
 		writeError(w, http.StatusBadRequest, cookieMessage(err))
 		return
 	}
-	sess, err := s.pool.AddSession(r.Context(), opts)
+	sess, err := pool.AddSession(r.Context(), opts)
 	if err != nil {
 		status := http.StatusInternalServerError
 		msg := "add session: " + err.Error()
@@ -345,8 +379,12 @@ func (s *Server) adminAddSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cookiefile.Apply(sess, cookies)
-	s.log.Info("session added by the admin API", "session", sess.ID(), "cookies", len(cookies))
-	w.Header().Set("Location", "/sessions/"+url.PathEscape(sess.ID()))
+	s.log.Info("session added by the admin API", "session", sess.ID(), "site", site, "cookies", len(cookies))
+	loc := "/sessions/" + url.PathEscape(sess.ID())
+	if site != "" {
+		loc += "?site=" + url.QueryEscape(site)
+	}
+	w.Header().Set("Location", loc)
 	writeJSON(w, http.StatusCreated, s.shownState(sess))
 }
 
@@ -452,7 +490,12 @@ func (s *Server) adminImportCookies(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cookies, expired := cookiefile.Live(cookies, s.now())
-	if cookies, err = cookiefile.CheckWithJar(s.pool, cookies); err != nil {
+	pool := s.sites.Lookup(sess.Site())
+	if pool == nil {
+		writeError(w, http.StatusServiceUnavailable, "import cookies: the pools are closed")
+		return
+	}
+	if cookies, err = cookiefile.CheckWithJar(pool, cookies); err != nil {
 		writeError(w, http.StatusBadRequest, format.String()+": "+cookieMessage(err))
 		return
 	}
@@ -470,8 +513,11 @@ func (s *Server) adminImportCookies(w http.ResponseWriter, r *http.Request) {
 // adminPersist persists the pool now: 200 with the number of sessions
 // held, 500 with the store's error.
 func (s *Server) adminPersist(w http.ResponseWriter, r *http.Request) {
-	n := len(s.pool.Sessions())
-	if err := s.pool.PersistState(r.Context()); err != nil {
+	n := 0
+	for _, p := range s.knownPools(r.Context()) {
+		n += len(p.Sessions())
+	}
+	if err := s.sites.PersistState(r.Context()); err != nil {
 		s.log.Warn("persist by the admin API failed", "err", err)
 		status := http.StatusInternalServerError
 		if errors.Is(err, sessionpool.ErrPoolClosed) {

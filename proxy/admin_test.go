@@ -129,8 +129,8 @@ func TestAdminTokenEveryEndpoint(t *testing.T) {
 	}
 	// Nothing was done by the refused requests.
 	st := stateOf(t, h, "held")
-	if st.Retired || st.UsageCount != 0 || len(h.srv.Pool().Sessions()) != 1 {
-		t.Errorf("refused requests changed the pool: %+v, %d sessions", st, len(h.srv.Pool().Sessions()))
+	if st.Retired || st.UsageCount != 0 || len(sitePoolOf(t, h.srv, "").Sessions()) != 1 {
+		t.Errorf("refused requests changed the pool: %+v, %d sessions", st, len(sitePoolOf(t, h.srv, "").Sessions()))
 	}
 }
 
@@ -216,7 +216,7 @@ func TestAdminErrors(t *testing.T) {
 		})
 	}
 	// None of the refused requests added a session or touched one.
-	if n := len(h.srv.Pool().Sessions()); n != 2 {
+	if n := len(sitePoolOf(t, h.srv, "").Sessions()); n != 2 {
 		t.Errorf("pool holds %d sessions after the refused requests, want 2", n)
 	}
 	if st := stateOf(t, h, "alive"); st.UsageCount != 0 || len(st.Cookies) != 0 {
@@ -269,7 +269,7 @@ func TestAdminAddSession(t *testing.T) {
 		t.Errorf("state %+v", st)
 	}
 	// The pool keeps the whole upstream URL: it is what the session dials.
-	sess, err := h.srv.Pool().GetSessionByID(context.Background(), "mine")
+	sess, err := sitePoolOf(t, h.srv, "").GetSessionByID(context.Background(), "mine")
 	if err != nil || sess.ProxyURL() != "http://bob:hunter2@127.0.0.1:8888" {
 		t.Errorf("held session: %v, proxy %q", err, sess.ProxyURL())
 	}

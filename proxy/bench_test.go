@@ -197,7 +197,7 @@ func startSessionproxy(b *testing.B, cfg *config.Config) (addr string, caPool *x
 	}
 	go srv.Serve(ln)
 	for i := 0; i < 1000; i++ {
-		if _, err := srv.Pool().GetSession(context.Background()); err != nil {
+		if _, err := sitePoolOf(b, srv, originSite).GetSession(context.Background()); err != nil {
 			b.Fatal(err)
 		}
 	}

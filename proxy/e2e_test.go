@@ -160,14 +160,14 @@ func TestNewAndRecreatedSessions(t *testing.T) {
 	if got := resp.Header.Get("X-Session-Retries"); got != "0" {
 		t.Errorf("a pinned request was retried: X-Session-Retries %q", got)
 	}
-	if _, err := h.srv.Pool().GetSessionByID(context.Background(), "dave"); err == nil {
+	if _, err := h.pool().GetSessionByID(context.Background(), "dave"); err == nil {
 		t.Fatal("dave is still usable after a 403")
 	}
 	_, body := get(t, c, origin.URL+"/echo", "dave")
 	if got := decodeSeen(t, body).Cookie; got != "" {
 		t.Errorf("recreated dave sent the old session's cookies: %q", got)
 	}
-	if _, err := h.srv.Pool().GetSessionByID(context.Background(), "dave"); err != nil {
+	if _, err := h.pool().GetSessionByID(context.Background(), "dave"); err != nil {
 		t.Errorf("dave was not recreated: %v", err)
 	}
 }
@@ -409,7 +409,7 @@ func TestSkipHostsTunnel(t *testing.T) {
 			if count() != before+1 {
 				t.Errorf("upstream saw %d new tunnels, want 1", count()-before)
 			}
-			if _, err := h.srv.Pool().GetSessionByID(context.Background(), "tun"); err != nil {
+			if _, err := h.pool().GetSessionByID(context.Background(), "tun"); err != nil {
 				t.Errorf("the CONNECT's session header was not honoured: %v", err)
 			}
 		})
@@ -598,9 +598,9 @@ func TestShutdownPersists(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc, err := store.Get(context.Background(), cfg.Pool.PersistStateKey)
+	doc, err := store.Get(context.Background(), cfg.Pool.PersistStateKey+"@"+originSite)
 	if err != nil {
-		t.Fatalf("no persisted state after Shutdown: %v", err)
+		t.Fatalf("no persisted state of the origin's site after Shutdown: %v", err)
 	}
 	if !strings.Contains(string(doc), `"persisted"`) || !strings.Contains(string(doc), `"a"`) {
 		t.Errorf("persisted state lacks the session or its cookie: %.300s", doc)

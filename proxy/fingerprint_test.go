@@ -115,14 +115,14 @@ func TestFingerprintRequestLog(t *testing.T) {
 	}
 }
 
-// mustHeld returns the held session id.
+// mustHeld returns the one session the pools hold as id.
 func mustHeld(t *testing.T, h *harness, id string) *sessionpool.Session {
 	t.Helper()
-	sess := h.srv.heldSession(id)
-	if sess == nil {
-		t.Fatalf("session %s not held", id)
+	held := h.srv.heldSessions(id, "", false)
+	if len(held) != 1 {
+		t.Fatalf("session %s held %d times", id, len(held))
 	}
-	return sess
+	return held[0]
 }
 
 // TestFingerprintReload: a reloaded fingerprint key applies to the sessions

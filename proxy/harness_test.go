@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/sessionproxy/sessionproxy/proxy/config"
+	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
 // harness is one running proxy for an end-to-end test: the real Server on
@@ -237,4 +238,24 @@ func (h *harness) adminGet(path, token string, v any) int {
 		}
 	}
 	return resp.StatusCode
+}
+
+// originSite is the site of the tests' origins: an IP literal is its own
+// site.
+const originSite = "127.0.0.1"
+
+// pool returns the proxy's pool of the tests' origins' site.
+func (h *harness) pool() *sessionpool.Pool {
+	h.t.Helper()
+	return sitePoolOf(h.t, h.srv, originSite)
+}
+
+// sitePoolOf returns srv's pool of site, opening it.
+func sitePoolOf(tb testing.TB, srv *Server, site string) *sessionpool.Pool {
+	tb.Helper()
+	p, err := srv.Sites().Pool(context.Background(), site)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"html/template"
 	"net"
 	"net/http"
@@ -18,6 +19,11 @@ import (
 //	GET  /ca.pem, /ca.der, /ca.spki  the CA, as on the admin API
 //	POST /sessions/{id}/good, /bad   mark a usable session
 //	POST /sessions/{id}/retire       retire it (idempotent)
+//
+// A mark goes to the session of that name on the site ?site= names, or
+// without ?site= on every site that holds one (a client's session, such as
+// Crawlee's, is one identity wherever it went); the answer is the list of
+// the marked sessions' states.
 //
 // The proxy's client authentication applies as to every request; the admin
 // token does not. A POST from a web page of another site is refused.
@@ -37,9 +43,9 @@ func (s *Server) ownHostHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.onboardingPage)
 	s.caRoutes(mux)
-	mux.HandleFunc("POST /sessions/{id}/good", s.adminMarkSession((*sessionpool.Session).MarkGood))
-	mux.HandleFunc("POST /sessions/{id}/bad", s.adminMarkSession((*sessionpool.Session).MarkBad))
-	mux.HandleFunc("POST /sessions/{id}/retire", s.adminRetireSession)
+	mux.HandleFunc("POST /sessions/{id}/good", s.ownMark((*sessionpool.Session).MarkGood, false))
+	mux.HandleFunc("POST /sessions/{id}/bad", s.ownMark((*sessionpool.Session).MarkBad, false))
+	mux.HandleFunc("POST /sessions/{id}/retire", s.ownMark((*sessionpool.Session).Retire, true))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such page on http://"+ownHost+"/: "+r.Method+" "+r.URL.Path)
 	})
@@ -50,6 +56,30 @@ func (s *Server) ownHostHandler() http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// ownMark returns the handler that marks the sessions of a name (see
+// ownHost): 200 with their states; 409 when none of them is usable (for
+// good and bad; a retirement is idempotent).
+func (s *Server) ownMark(mark func(*sessionpool.Session), retire bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		held := s.sessionsOr404(w, r)
+		if len(held) == 0 {
+			return
+		}
+		states := make([]sessionpool.SessionState, 0, len(held))
+		for _, sess := range held {
+			if retire || sess.IsUsable() {
+				mark(sess)
+				states = append(states, s.shownState(sess))
+			}
+		}
+		if len(states) == 0 {
+			writeError(w, http.StatusConflict, fmt.Sprintf("session %q is not usable (retired, blocked, worn out or expired)", r.PathValue("id")))
+			return
+		}
+		writeJSON(w, http.StatusOK, states)
+	}
 }
 
 // crossSite reports whether a browser says r comes from a page of another

@@ -169,7 +169,7 @@ func TestRetryAfterPausesPinned(t *testing.T) {
 	if d := at[1].Sub(at[0]); d < 2*time.Second {
 		t.Errorf("the paused session's next request came %v later, want at least 2s", d)
 	}
-	sess, err := h.srv.pool.GetSessionByID(t.Context(), "alice")
+	sess, err := h.pool().GetSessionByID(t.Context(), "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestRetryAfterUnpinnedMoves(t *testing.T) {
 		t.Fatalf("status %d, retries %q; want 200 after 1 retry", resp.StatusCode, resp.Header.Get("X-Session-Retries"))
 	}
 	paused := 0
-	for _, sess := range h.srv.pool.Sessions() {
+	for _, sess := range h.pool().Sessions() {
 		if !sess.IsUsable() || sess.ErrorScore() != 0 {
 			t.Errorf("session %s usable %v, error score %v", sess.ID(), sess.IsUsable(), sess.ErrorScore())
 		}

@@ -60,7 +60,7 @@ func TestRedisTwoInstances(t *testing.T) {
 		t.Errorf("upstream A saw %d requests, B %d; want 2 and 0 (the session keeps A's upstream)", countA(), countB())
 	}
 	for name, h := range map[string]*harness{"A": a, "B": b} {
-		sess, err := h.srv.Pool().GetSessionByID(t.Context(), "shopper")
+		sess, err := h.pool().GetSessionByID(t.Context(), "shopper")
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -85,7 +85,7 @@ func TestRedisPoolLimitAcrossInstances(t *testing.T) {
 		hs = append(hs, startProxy(t, cfg))
 	}
 	rc := newRedisClient(t, rs)
-	heldKey := "sp:{" + hs[0].cfg.Pool.PersistStateKey + "}:held"
+	heldKey := "sp:{" + hs[0].cfg.Pool.PersistStateKey + "@" + originSite + "}:held"
 
 	stop := make(chan struct{})
 	var maxHeld atomic.Int64

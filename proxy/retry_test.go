@@ -209,7 +209,7 @@ func TestRetries(t *testing.T) {
 				t.Errorf("X-Session-Rule %q, want %q", got, tt.wantRule)
 			}
 			attempts := len(origin.requests())
-			st := h.srv.Pool().State()
+			st := h.pool().State()
 			if retired := st.RetiredSessionsCount; retired != min(tt.blocks, attempts) {
 				t.Errorf("%d sessions retired, want %d", retired, min(tt.blocks, attempts))
 			}
@@ -274,7 +274,7 @@ func TestRetryOnDeadUpstream(t *testing.T) {
 			resp.StatusCode, resp.Header.Get("X-Session-Retries"), count(), body)
 	}
 	var bad int
-	for _, s := range h.srv.Pool().State().Sessions {
+	for _, s := range h.pool().State().Sessions {
 		if s.ErrorScore == 1 {
 			bad++
 		}

@@ -112,6 +112,7 @@ type call struct {
 	replay  replayable // how the request can be sent again
 	cookies []string   // the client's own Cookie headers
 	host    string     // the request's host, without its port
+	site    string     // the request's site (sites.Of(host))
 	start   time.Time
 	tried   []string        // the sessions that already failed the request
 	log     *record.Request // what the request log keeps of it; nil when it keeps none
@@ -155,9 +156,10 @@ func (c *call) answered(sess *sessionpool.Session, resp *http.Response) *record.
 // the upstream still makes the request an upstream failure.
 func (s *Server) attempts(req *http.Request, t *tunnel, cfg *config.Config) (*http.Response, *ending) {
 	c := &call{req: req, t: t, cfg: cfg, host: hostOnly(req.URL.Host), cookies: req.Header["Cookie"], start: time.Now(), end: &ending{}}
+	c.site = sites.Of(c.host)
 	if s.rec.LogsRequests() {
 		c.log = &record.Request{Time: c.start, Client: t.client.addr, Method: req.Method, URL: req.URL.String(),
-			Host: c.host, Path: req.URL.Path, Proto: req.Proto, Site: sites.Of(c.host)}
+			Host: c.host, Path: req.URL.Path, Proto: req.Proto, Site: c.site}
 		if cfg.RequestLog.Bodies {
 			c.end.bodies = &loggedBodies{}
 			if req.Body != nil && req.Body != http.NoBody {
@@ -202,7 +204,7 @@ func (c *call) rejected(resp *http.Response, attempt int) (*http.Response, recor
 // response the client gets and the event that ends the request.
 func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.Event, retry bool) {
 	req, cfg := c.req, c.cfg
-	sel, err := s.pick(req.Context(), cfg, c.name, req, c.t, c.tried)
+	sel, err := s.pick(req.Context(), cfg, c.name, s.poolSite(c.site), req, c.t, c.tried)
 	if err != nil {
 		resp, ev = c.rejected(s.selectErrorResponse(req, err), attempt)
 		return resp, ev, false
@@ -299,7 +301,7 @@ func (s *Server) failed(c *call, sess *sessionpool.Session, err error, attempt i
 
 // send is one round trip as sess, through its transport.
 func (s *Server) send(req *http.Request, sess *sessionpool.Session) (*http.Response, error) {
-	tr, err := s.transports.Get(sess.ID(), sess.ProxyURL(), fingerprintOf(sess, s.cfg.Load()))
+	tr, err := s.transports.Get(transportKey(sess.Site(), sess.ID()), sess.ProxyURL(), fingerprintOf(sess, s.cfg.Load()))
 	if err != nil {
 		return nil, err
 	}

@@ -180,8 +180,10 @@ func TestAdminRefusesForeignHostsOriginsAndTypes(t *testing.T) {
 		})
 	}
 	var ids []string
-	for _, sess := range h.srv.Pool().Sessions() {
-		ids = append(ids, sess.ID())
+	for _, p := range h.srv.Sites().Pools() {
+		for _, sess := range p.Sessions() {
+			ids = append(ids, sess.ID())
+		}
 	}
 	slices.Sort(ids)
 	if want := []string{"held", "j1", "j2", "mine"}; !slices.Equal(ids, want) {

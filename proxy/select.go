@@ -9,6 +9,7 @@ import (
 
 	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/proxy/rules"
+	"github.com/sessionproxy/sessionproxy/proxy/sites"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
@@ -47,21 +48,25 @@ func (s *Server) selectSession(ctx context.Context, req *http.Request, t *tunnel
 	if err != nil {
 		return selection{}, err
 	}
-	return s.pick(ctx, cfg, name, req, t, tried)
+	return s.pick(ctx, cfg, name, s.poolSite(sites.Of(t.host)), req, t, tried)
 }
 
-// pick chooses the session of one attempt, in the contract's order: a named
-// session, then affinity (tunnel, client), then the pool. tried lists the
-// sessions earlier attempts of the same request used; a retry never reuses
-// one of them.
-func (s *Server) pick(ctx context.Context, cfg *config.Config, name string, req *http.Request, t *tunnel, tried []string) (selection, error) {
+// pick chooses the session of one attempt from site's pool (poolSite), in
+// the contract's order: a named session, then affinity (tunnel, client),
+// then the pool. tried lists the sessions earlier attempts of the same
+// request used; a retry never reuses one of them.
+func (s *Server) pick(ctx context.Context, cfg *config.Config, name, site string, req *http.Request, t *tunnel, tried []string) (selection, error) {
+	pool, err := s.poolFor(ctx, site)
+	if err != nil {
+		return selection{}, err
+	}
 	switch name {
 	case "":
 	case newSessionName:
-		sess, err := s.pool.AddSession(ctx, sessionpool.SessionOptions{})
+		sess, err := pool.AddSession(ctx, sessionpool.SessionOptions{})
 		return selection{sess: sess}, err
 	default:
-		sess, err := s.namedSession(ctx, name)
+		sess, err := s.namedSession(ctx, pool, name)
 		return selection{sess: sess, pinned: true}, err
 	}
 
@@ -71,32 +76,32 @@ func (s *Server) pick(ctx context.Context, cfg *config.Config, name string, req 
 			break
 		}
 		if id := t.session(); id != "" && !slices.Contains(tried, id) {
-			if sess, err := s.pool.GetSessionByID(ctx, id); err == nil {
+			if sess, err := pool.GetSessionByID(ctx, id); err == nil {
 				return selection{sess: sess}, nil
 			}
 		}
-		sess, err := s.fromPool(ctx, tried)
+		sess, err := fromPool(ctx, pool, tried)
 		if err == nil {
 			t.setSession(sess.ID())
 		}
 		return selection{sess: sess}, err
 	case config.AffinityClient:
-		key := clientAffinityKey(t, req)
+		key := clientAffinityKey(t, req, site)
 		if v, ok := s.clients.Get(key); ok {
 			if id := v.(string); !slices.Contains(tried, id) {
-				if sess, err := s.pool.GetSessionByID(ctx, id); err == nil {
+				if sess, err := pool.GetSessionByID(ctx, id); err == nil {
 					s.clients.Set(key, id, cfg.ClientIdle) // idle time counts from the last use
 					return selection{sess: sess}, nil
 				}
 			}
 		}
-		sess, err := s.fromPool(ctx, tried)
+		sess, err := fromPool(ctx, pool, tried)
 		if err == nil {
 			s.clients.Set(key, sess.ID(), cfg.ClientIdle)
 		}
 		return selection{sess: sess}, err
 	}
-	sess, err := s.fromPool(ctx, tried)
+	sess, err := fromPool(ctx, pool, tried)
 	return selection{sess: sess}, err
 }
 
@@ -112,23 +117,24 @@ func (s *Server) remember(cfg *config.Config, req *http.Request, t *tunnel, sel 
 			t.setSession(sel.sess.ID())
 		}
 	case config.AffinityClient:
-		s.clients.Set(clientAffinityKey(t, req), sel.sess.ID(), cfg.ClientIdle)
+		s.clients.Set(clientAffinityKey(t, req, sel.sess.Site()), sel.sess.ID(), cfg.ClientIdle)
 	}
 }
 
-// clientAffinityKey identifies a client for affinity "client": its address
-// and its User-Agent, so that one browser's many connections are one
-// identity while two programs on one host are two.
-func clientAffinityKey(t *tunnel, req *http.Request) string {
-	return t.client.addr + "\x00" + req.UserAgent()
+// clientAffinityKey identifies a client on a site for affinity "client":
+// its address and its User-Agent, so that one browser's many connections
+// are one identity while two programs on one host are two; and the site,
+// whose pool holds the session.
+func clientAffinityKey(t *tunnel, req *http.Request, site string) string {
+	return t.client.addr + "\x00" + req.UserAgent() + "\x00" + site
 }
 
 // fromPool asks the pool for a session that none of the earlier attempts
 // used. The pool may hand back a tried session that is still usable (after a
 // "bad" mark, say), so it asks a few times and then creates a fresh one.
-func (s *Server) fromPool(ctx context.Context, tried []string) (*sessionpool.Session, error) {
+func fromPool(ctx context.Context, pool *sessionpool.Pool, tried []string) (*sessionpool.Session, error) {
 	for range 4 {
-		sess, err := s.pool.GetSession(ctx)
+		sess, err := pool.GetSession(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -136,21 +142,34 @@ func (s *Server) fromPool(ctx context.Context, tried []string) (*sessionpool.Ses
 			return sess, nil
 		}
 	}
-	return s.pool.AddSession(ctx, sessionpool.SessionOptions{})
+	return pool.AddSession(ctx, sessionpool.SessionOptions{})
 }
 
-// namedSession returns the session the client named, creating it afresh under
-// that name when it is not held or no longer usable.
-func (s *Server) namedSession(ctx context.Context, name string) (*sessionpool.Session, error) {
+// namedSession returns the session the client named: pool's, else the one
+// the admin API added without a site (which serves its name on every
+// site), else a new one in pool under that name, with the upstream,
+// fingerprint and user data of its namesake on another site (namesake).
+func (s *Server) namedSession(ctx context.Context, pool *sessionpool.Pool, name string) (*sessionpool.Session, error) {
 	for range 3 {
-		sess, err := s.pool.GetSessionByID(ctx, name)
+		sess, err := pool.GetSessionByID(ctx, name)
 		if err == nil {
 			return sess, nil
 		}
 		if !errors.Is(err, sessionpool.ErrSessionNotFound) {
 			return nil, err
 		}
-		sess, err = s.pool.AddSession(ctx, sessionpool.SessionOptions{ID: name})
+		if pool.Site() != "" {
+			if all := s.sites.Lookup(""); all != nil {
+				if sess, err := all.GetSessionByID(ctx, name); err == nil {
+					return sess, nil
+				}
+			}
+		}
+		opts := sessionpool.SessionOptions{ID: name}
+		if from := s.namesake(ctx, pool.Site(), name); from != nil {
+			opts.ProxyURL, opts.Fingerprint, opts.UserData = from.ProxyURL(), from.Fingerprint(), from.UserData()
+		}
+		sess, err = pool.AddSession(ctx, opts)
 		if err == nil {
 			return sess, nil
 		}

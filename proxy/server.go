@@ -59,7 +59,8 @@ type Options struct {
 type Server struct {
 	log        *slog.Logger
 	now        func() time.Time
-	pool       *sessionpool.Pool
+	sites      *sessionpool.Sites // the pools: one per site, or only the site "" with pool.scope global
+	global     bool               // pool.scope global, bound at start: every request is the site ""
 	ca         *mitm.CA
 	transports *upstream.Transports
 	// beforeCookie lists, per browser, the headers it sends before
@@ -162,13 +163,13 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	if redisURL != "" {
 		popts.Redis = &sessionpool.RedisOptions{URL: redisURL, OnError: s.storeFailed}
 	}
-	pool, err := sessionpool.Open(ctx, popts)
+	ss, err := sessionpool.OpenSites(ctx, popts)
 	if err != nil {
 		ca.Close()
-		return nil, fmt.Errorf("proxy: %w", err) // sessionpool.Open says "open pool"
+		return nil, fmt.Errorf("proxy: %w", err) // sessionpool.OpenSites says "open sites"
 	}
-	s.pool = pool
-	s.unsubRet = pool.OnSessionRetired(s.sessionRetired)
+	s.sites, s.global = ss, cfg.Pool.Scope == config.ScopeGlobal
+	s.unsubRet = ss.OnSessionRetired(s.sessionRetired)
 
 	s.gp = s.newGoproxy()
 	go s.maintain()
@@ -233,7 +234,7 @@ func (s *Server) persisted(took time.Duration, err error) {
 
 // sessionRetired closes the retired session's connections and logs it.
 func (s *Server) sessionRetired(st sessionpool.SessionState) {
-	s.transports.Close(st.ID)
+	s.transports.Close(transportKey(st.Site, st.ID))
 	s.rec.SessionRetired(st)
 }
 
@@ -252,8 +253,9 @@ func (s *Server) storeFailed(err error) {
 	s.log.Warn("session store", "error", err)
 }
 
-// Pool returns the server's session pool.
-func (s *Server) Pool() *sessionpool.Pool { return s.pool }
+// Sites returns the server's session pools: one per site (pool.scope
+// site), or only the site "" (pool.scope global).
+func (s *Server) Sites() *sessionpool.Sites { return s.sites }
 
 // CA returns the server's interception CA.
 func (s *Server) CA() *mitm.CA { return s.ca }
@@ -351,7 +353,7 @@ func (s *Server) shutdownOnce(ctx context.Context) error {
 	// pool's state is the one thing that must not be lost.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if err := s.pool.Teardown(pctx); err != nil {
+	if err := s.sites.Teardown(pctx); err != nil {
 		errs = append(errs, fmt.Errorf("proxy: persist pool: %w", err))
 	}
 	s.transports.CloseAll()
@@ -373,10 +375,7 @@ func (s *Server) maintain() {
 			return
 		case <-t.C:
 			s.clients.DeleteExpired()
-			s.transports.Retain(func(id string) bool {
-				_, err := s.pool.GetSessionByID(context.Background(), id)
-				return err == nil
-			})
+			s.transports.Retain(s.sessionHeld)
 		}
 	}
 }
@@ -411,7 +410,7 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	}
 	certPath, _ := caPaths(cfg)
 	s.log.Info("sessionproxy listening", "proxy", ln.Addr().String(), "ca_cert", certPath,
-		"ca_spki_sha256", s.ca.SPKIHash(), "pool_store", storeName(cfg), "sessions", s.pool.UsableSessionsCount())
+		"ca_spki_sha256", s.ca.SPKIHash(), "pool_store", storeName(cfg), "sessions", s.sites.UsableSessionsCount())
 	// Known before the first request: no target slips through meanwhile.
 	s.listening.add(ln, false)
 	if adminLn != nil {
@@ -467,15 +466,19 @@ type Stats = record.Stats
 func (s *Server) Stats() Stats { return s.rec.Stats() }
 
 // newRecorder returns the recorder of s's counters, metrics and outcome
-// history, on the clock now. It reads the session counts of s.pool when they
-// are asked for (by GET /stats and the /metrics scrape), so s.pool must be
+// history, on the clock now. It reads the session counts of s.sites when they
+// are asked for (by GET /stats and the /metrics scrape), so s.sites must be
 // set before s serves anything.
 func (s *Server) newRecorder(now func() time.Time) *record.Recorder {
 	return record.New(record.Options{
-		Now:             now,
-		UsableSessions:  func() int { return s.pool.UsableSessionsCount() },
-		RetiredSessions: func() int { return s.pool.RetiredSessionsCount() },
-		RequestLogSize:  requestLogSize(s.cfg.Load().RequestLog.Size),
+		Now: now,
+		UsableSessions: func() int {
+			return countSessions(s.knownPools(context.Background()), (*sessionpool.Pool).UsableSessionsCount)
+		},
+		RetiredSessions: func() int {
+			return countSessions(s.knownPools(context.Background()), (*sessionpool.Pool).RetiredSessionsCount)
+		},
+		RequestLogSize: requestLogSize(s.cfg.Load().RequestLog.Size),
 	})
 }
 

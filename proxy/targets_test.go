@@ -73,7 +73,7 @@ func TestProxyRefusesItsOwnListeners(t *testing.T) {
 	if resp, _ := get(t, c, origin.URL+"/echo", "guarded"); resp.StatusCode != http.StatusOK {
 		t.Errorf("GET of a loopback origin: %d, want 200 (the proxy listens on loopback)", resp.StatusCode)
 	}
-	if st := stateOf(t, h, "guarded"); st.ErrorScore != 0 || st.Retired {
+	if st := stateOf(t, h, "guarded?site="+originSite); st.ErrorScore != 0 || st.Retired {
 		t.Errorf("refusals marked the session: %+v", st)
 	}
 }
@@ -157,7 +157,7 @@ func TestProxyRefusesPrivateTargetsWhenExposed(t *testing.T) {
 		}
 	}
 	refused(false)
-	if st := stateOf(t, h, "guarded"); st.ErrorScore != 0 || st.Retired {
+	if st := stateOf(t, h, "guarded?site=localhost"); st.ErrorScore != 0 || st.Retired {
 		t.Errorf("refusals marked the session: %+v", st)
 	}
 	allow := *h.srv.Config()

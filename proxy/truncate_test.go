@@ -125,7 +125,7 @@ func TestCutOffResponse(t *testing.T) {
 			if tc.h2 && !strings.Contains(err.Error(), "INTERNAL_ERROR") {
 				t.Errorf("HTTP/2 body error %v, want a RST_STREAM (INTERNAL_ERROR)", err)
 			}
-			sess, gerr := h.srv.Pool().GetSessionByID(context.Background(), "cut")
+			sess, gerr := h.pool().GetSessionByID(context.Background(), "cut")
 			if gerr != nil {
 				t.Fatalf("session cut: %v", gerr)
 			}
@@ -149,7 +149,7 @@ func TestWholeResponseIsGood(t *testing.T) {
 	defer origin.Close()
 	h := startProxy(t, testConfig(t))
 	get(t, h.client("", ""), origin.URL+"/echo", "whole")
-	sess, err := h.srv.Pool().GetSessionByID(context.Background(), "whole")
+	sess, err := h.pool().GetSessionByID(context.Background(), "whole")
 	if err != nil {
 		t.Fatal(err)
 	}

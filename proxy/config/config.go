@@ -166,8 +166,8 @@ type Pool struct {
 	PersistStateKey string               // default SDK_SESSION_POOL_STATE
 	PersistInterval time.Duration        // default 60s
 	Session         Session              // limits of each new session
-	// Scope is site (the default) or global. Not honoured yet: the proxy
-	// runs one pool for every site whatever the value (site acts as global).
+	// Scope is site (the default: a pool per registrable domain) or global
+	// (one pool for every site).
 	Scope Scope
 	// Exclusive: a session serves one request at a time (default false).
 	// Not honoured yet.

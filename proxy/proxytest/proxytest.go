@@ -256,6 +256,32 @@ func StartGoproxyUpstream(t testing.TB, user, pass string) (proxyURL string, cou
 		func() int { return int(accepted.Load()) }
 }
 
+// StartNamingUpstream is StartGoproxyUpstream (no credentials) that connects
+// every host name ending in ".test" to 127.0.0.1, keeping the port: the DNS
+// of tests that need several site names on one loopback origin
+// ("http://shop.a.test:PORT/" reaches the origin on 127.0.0.1:PORT).
+func StartNamingUpstream(t testing.TB) (proxyURL string, count func() int) {
+	t.Helper()
+	var accepted atomic.Int64
+	gp := NewGoproxy("", "", &accepted)
+	var d net.Dialer
+	gp.Tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if host, port, err := net.SplitHostPort(addr); err == nil && strings.HasSuffix(host, ".test") {
+			addr = net.JoinHostPort("127.0.0.1", port)
+		}
+		return d.DialContext(ctx, network, addr)
+	}
+	srv := httptest.NewUnstartedServer(gp)
+	ln := &connTracking{Listener: srv.Listener}
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(func() {
+		srv.Close()
+		ln.closeAll()
+	})
+	return "http://" + ln.Addr().String(), func() int { return int(accepted.Load()) }
+}
+
 // StartHTTPSGoproxyUpstream is StartGoproxyUpstream served over TLS (an
 // https:// upstream) with a certificate for 127.0.0.1 from a CA made for
 // it; roots holds only that CA.

@@ -1,0 +1,103 @@
+package proxy
+
+import (
+	"context"
+	"strings"
+
+	"github.com/sessionproxy/sessionproxy/sessionpool"
+)
+
+// poolSite is the site whose pool serves requests to site (sites.Of of
+// their host): site itself, or "" with pool.scope global.
+func (s *Server) poolSite(site string) string {
+	if s.global {
+		return ""
+	}
+	return site
+}
+
+// poolFor returns site's pool, opening it on its first use.
+func (s *Server) poolFor(ctx context.Context, site string) (*sessionpool.Pool, error) {
+	return s.sites.Pool(ctx, site)
+}
+
+// transportKey names a session's transport: sessions of different sites may
+// share an ID.
+func transportKey(site, id string) string { return site + "\x00" + id }
+
+// sessionHeld reports whether the session a transport key names is still
+// usable in its site's pool (for Transports.Retain).
+func (s *Server) sessionHeld(key string) bool {
+	site, id, _ := strings.Cut(key, "\x00")
+	p := s.sites.Lookup(site)
+	if p == nil {
+		return false
+	}
+	_, err := p.GetSessionByID(context.Background(), id)
+	return err == nil
+}
+
+// namesake returns a usable session named id on another site than site, nil
+// when there is none: a named session starting on a new site takes its
+// upstream, fingerprint and user data, so that the IP a site sees for a
+// name does not change as the name moves between sites.
+func (s *Server) namesake(ctx context.Context, site, id string) *sessionpool.Session {
+	for _, p := range s.sites.Pools() {
+		if p.Site() == site || p.Site() == "" {
+			continue
+		}
+		if sess, err := p.GetSessionByID(ctx, id); err == nil {
+			return sess
+		}
+	}
+	return nil
+}
+
+// knownPools returns every site's pool (sessionpool.Sites.All: with Redis,
+// the sites other instances opened too); when the store cannot list them,
+// the ones open here, and the error is logged.
+func (s *Server) knownPools(ctx context.Context) []*sessionpool.Pool {
+	pools, err := s.sites.All(ctx)
+	if err != nil {
+		s.storeFailed(err)
+	}
+	return pools
+}
+
+// heldSessions returns the sessions the pools hold under id, usable or
+// not: on site only when onSite, else on every site.
+func (s *Server) heldSessions(id, site string, onSite bool) []*sessionpool.Session {
+	var out []*sessionpool.Session
+	for _, p := range s.knownPools(context.Background()) {
+		if onSite && p.Site() != site {
+			continue
+		}
+		if sess := heldIn(p, id); sess != nil {
+			out = append(out, sess)
+		}
+	}
+	return out
+}
+
+// heldIn returns the session p holds under id, usable or not; nil when
+// there is none.
+func heldIn(p *sessionpool.Pool, id string) *sessionpool.Session {
+	if sess, err := p.GetSessionByID(context.Background(), id); err == nil {
+		return sess
+	}
+	for _, sess := range p.Sessions() {
+		if sess.ID() == id {
+			return sess
+		}
+	}
+	return nil
+}
+
+// countSessions sums count over pools.
+func countSessions(pools []*sessionpool.Pool, count func(*sessionpool.Pool) int) int {
+	n := 0
+	for _, p := range pools {
+		n += count(p)
+	}
+	return n
+}
