@@ -252,6 +252,7 @@ func (s *Server) plainTunnel(req *http.Request, client net.Conn, ctx *goproxy.Pr
 		writeRawResponse(client, req, resp)
 		return
 	}
+	defer sel.done()
 	sess := sel.sess
 	upConn, err := upstream.Dial(req.Context(), sess.ProxyURL(), "tcp", t.host, s.tlsOpts)
 	if err != nil && targetRefused(err) {

@@ -219,11 +219,17 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 	}
 	release, refused, ev := s.pace(c, sel, attempt)
 	if refused != nil {
+		sel.done()
 		return refused, ev, false
 	}
 	if release == nil { // sess is paused at the site: another session goes
+		sel.done()
 		c.tried = append(c.tried, sess.ID())
 		return nil, record.Event{}, true
+	}
+	if sel.free != nil {
+		paced := release
+		release = func() { paced(); sel.free() }
 	}
 	setCookies(req, sess, cfg.Cookies, c.cookies) // after the wait: the jar as it is now
 
@@ -301,7 +307,7 @@ func (s *Server) failed(c *call, sess *sessionpool.Session, err error, attempt i
 
 // send is one round trip as sess, through its transport.
 func (s *Server) send(req *http.Request, sess *sessionpool.Session) (*http.Response, error) {
-	tr, err := s.transports.Get(transportKey(sess.Site(), sess.ID()), sess.ProxyURL(), fingerprintOf(sess, s.cfg.Load()))
+	tr, err := s.transports.Get(sessionKey(sess), sess.ProxyURL(), fingerprintOf(sess, s.cfg.Load()))
 	if err != nil {
 		return nil, err
 	}
@@ -477,6 +483,8 @@ func (s *Server) selectErrorResponse(req *http.Request, err error) *http.Respons
 	switch {
 	case errors.Is(err, errBadSessionName):
 		return textResponse(req, http.StatusBadRequest, "sessionproxy: "+err.Error())
+	case errors.Is(err, errBusy):
+		return textResponse(req, http.StatusTooManyRequests, "sessionproxy: "+err.Error())
 	case errors.Is(err, sessionpool.ErrPoolClosed):
 		return textResponse(req, http.StatusServiceUnavailable, "sessionproxy: shutting down")
 	case errors.Is(err, sessionpool.ErrStoreUnavailable):

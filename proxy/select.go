@@ -22,7 +22,16 @@ var errBadSessionName = errors.New("proxy: invalid session name")
 // selection is the session one attempt of a request goes out as.
 type selection struct {
 	sess   *sessionpool.Session
-	pinned bool // named by the client (header or username): never moved to another session
+	pinned bool   // named by the client (header or username): never moved to another session
+	free   func() // pool.exclusive: frees the session for the next request; nil otherwise
+}
+
+// done frees the session for the next request (pool.exclusive); it must be
+// called once the attempt is over (its response body closed).
+func (sel selection) done() {
+	if sel.free != nil {
+		sel.free()
+	}
 }
 
 // sessionName takes the client's session choice off the request: the session
@@ -64,10 +73,19 @@ func (s *Server) pick(ctx context.Context, cfg *config.Config, name, site string
 	case "":
 	case newSessionName:
 		sess, err := pool.AddSession(ctx, sessionpool.SessionOptions{})
-		return selection{sess: sess}, err
+		if err != nil {
+			return selection{}, err
+		}
+		return s.taken(selection{sess: sess}, s.exclusive && s.busy.tryAcquire(sessionKey(sess))), nil
 	default:
 		sess, err := s.namedSession(ctx, pool, name)
-		return selection{sess: sess, pinned: true}, err
+		if err != nil || !s.exclusive {
+			return selection{sess: sess, pinned: true}, err
+		}
+		if err := s.waitFor(ctx, cfg, sess); err != nil {
+			return selection{}, err
+		}
+		return s.taken(selection{sess: sess, pinned: true}, true), nil
 	}
 
 	switch cfg.Affinity {
@@ -76,33 +94,83 @@ func (s *Server) pick(ctx context.Context, cfg *config.Config, name, site string
 			break
 		}
 		if id := t.session(); id != "" && !slices.Contains(tried, id) {
-			if sess, err := pool.GetSessionByID(ctx, id); err == nil {
-				return selection{sess: sess}, nil
+			if sel, ok := s.remembered(ctx, pool, id); ok {
+				return sel, nil
 			}
 		}
-		sess, err := fromPool(ctx, pool, tried)
+		sel, err := s.unpinned(ctx, cfg, pool, tried)
 		if err == nil {
-			t.setSession(sess.ID())
+			t.setSession(sel.sess.ID())
 		}
-		return selection{sess: sess}, err
+		return sel, err
 	case config.AffinityClient:
 		key := clientAffinityKey(t, req, site)
 		if v, ok := s.clients.Get(key); ok {
 			if id := v.(string); !slices.Contains(tried, id) {
-				if sess, err := pool.GetSessionByID(ctx, id); err == nil {
+				if sel, ok := s.remembered(ctx, pool, id); ok {
 					s.clients.Set(key, id, cfg.ClientIdle) // idle time counts from the last use
-					return selection{sess: sess}, nil
+					return sel, nil
 				}
 			}
 		}
-		sess, err := fromPool(ctx, pool, tried)
+		sel, err := s.unpinned(ctx, cfg, pool, tried)
 		if err == nil {
-			s.clients.Set(key, sess.ID(), cfg.ClientIdle)
+			s.clients.Set(key, sel.sess.ID(), cfg.ClientIdle)
 		}
+		return sel, err
+	}
+	return s.unpinned(ctx, cfg, pool, tried)
+}
+
+// remembered returns the session affinity keeps for a client or tunnel
+// when it is still usable and, with pool.exclusive, not busy.
+func (s *Server) remembered(ctx context.Context, pool *sessionpool.Pool, id string) (selection, bool) {
+	sess, err := pool.GetSessionByID(ctx, id)
+	if err != nil {
+		return selection{}, false
+	}
+	if !s.exclusive {
+		return selection{sess: sess}, true
+	}
+	if !s.busy.tryAcquire(sessionKey(sess)) {
+		return selection{}, false
+	}
+	return s.taken(selection{sess: sess}, true), true
+}
+
+// unpinned returns a session of pool that none of the earlier attempts
+// used: with pool.exclusive, one that is not busy (freeSession).
+func (s *Server) unpinned(ctx context.Context, cfg *config.Config, pool *sessionpool.Pool, tried []string) (selection, error) {
+	if !s.exclusive {
+		sess, err := fromPool(ctx, pool, tried)
 		return selection{sess: sess}, err
 	}
-	sess, err := fromPool(ctx, pool, tried)
-	return selection{sess: sess}, err
+	sess, err := s.freeSession(ctx, pool, tried, cfg.Pool.MaxPoolSize, cfg.Pacing.MaxWait)
+	if err != nil {
+		return selection{}, err
+	}
+	return s.taken(selection{sess: sess}, true), nil
+}
+
+// taken gives sel the release of its session when the request took it.
+func (s *Server) taken(sel selection, took bool) selection {
+	if took {
+		key, site := sessionKey(sel.sess), sel.sess.Site()
+		sel.free = func() { s.busy.release(key, site) }
+	}
+	return sel
+}
+
+// waitFor takes a pinned session for the request (pool.exclusive), behind
+// the requests that asked for it earlier, waiting up to pacing.max_wait.
+func (s *Server) waitFor(ctx context.Context, cfg *config.Config, sess *sessionpool.Session) error {
+	wctx, cancel := context.WithTimeout(ctx, cfg.Pacing.MaxWait)
+	defer cancel()
+	err := s.busy.acquire(wctx, sessionKey(sess))
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("%w: waited pacing.max_wait %v for session %q", errBusy, cfg.Pacing.MaxWait, sess.ID())
+	}
+	return err
 }
 
 // remember makes the session that answered a request the one its tunnel or

@@ -61,6 +61,8 @@ type Server struct {
 	now        func() time.Time
 	sites      *sessionpool.Sites // the pools: one per site, or only the site "" with pool.scope global
 	global     bool               // pool.scope global, bound at start: every request is the site ""
+	exclusive  bool               // pool.exclusive, bound at start
+	busy       busySessions       // the sessions serving a request now, with pool.exclusive
 	ca         *mitm.CA
 	transports *upstream.Transports
 	// beforeCookie lists, per browser, the headers it sends before
@@ -168,7 +170,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		ca.Close()
 		return nil, fmt.Errorf("proxy: %w", err) // sessionpool.OpenSites says "open sites"
 	}
-	s.sites, s.global = ss, cfg.Pool.Scope == config.ScopeGlobal
+	s.sites, s.global, s.exclusive = ss, cfg.Pool.Scope == config.ScopeGlobal, cfg.Pool.Exclusive
 	s.unsubRet = ss.OnSessionRetired(s.sessionRetired)
 
 	s.gp = s.newGoproxy()

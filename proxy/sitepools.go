@@ -25,6 +25,9 @@ func (s *Server) poolFor(ctx context.Context, site string) (*sessionpool.Pool, e
 // share an ID.
 func transportKey(site, id string) string { return site + "\x00" + id }
 
+// sessionKey is transportKey of sess.
+func sessionKey(sess *sessionpool.Session) string { return transportKey(sess.Site(), sess.ID()) }
+
 // sessionHeld reports whether the session a transport key names is still
 // usable in its site's pool (for Transports.Retain).
 func (s *Server) sessionHeld(key string) bool {

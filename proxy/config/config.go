@@ -170,7 +170,6 @@ type Pool struct {
 	// (one pool for every site).
 	Scope Scope
 	// Exclusive: a session serves one request at a time (default false).
-	// Not honoured yet.
 	Exclusive bool
 }
 

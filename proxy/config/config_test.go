@@ -197,6 +197,7 @@ func TestConfigValues(t *testing.T) {
 			return c.Pool.Scope == ScopeGlobal && !c.Pool.Exclusive
 		}},
 		{"pool: {scope: site}", func(c *Config) bool { return c.Pool.Scope == ScopeSite && !c.Pool.Exclusive }},
+		{"pool: {exclusive: true}", func(c *Config) bool { return c.Pool.Exclusive }},
 		{"sites: [{host: '*.Example.com', delay: 1s, concurrency: 4}, {host: 'x.org', delay: 0s}, {host: '*'}]", func(c *Config) bool {
 			return reflect.DeepEqual(c.Sites, []Site{{Host: "*.example.com", Delay: time.Second, Concurrency: 4},
 				{Host: "x.org"}, {Host: "*"}})

@@ -100,7 +100,7 @@ func table() []key {
 			number(false)),
 		// Per-site pools and pacing (issue 13): bound at start.
 		keyOf("pool.scope", onRestart, func(c *Config) *Scope { return &c.Pool.Scope }, choice(ScopeSite, ScopeGlobal)),
-		keyOf("pool.exclusive", onRestart, func(c *Config) *bool { return &c.Pool.Exclusive }, (*decoder).exclusive),
+		keyOf("pool.exclusive", onRestart, func(c *Config) *bool { return &c.Pool.Exclusive }, (*decoder).boolean),
 		keyOf("sites", onRestart, func(c *Config) *[]Site { return &c.Sites }, (*decoder).sites),
 		sectionOf("pacing", onRestart, func(c *Config) *Pacing { return &c.Pacing }, nil),
 		keyOf("pacing.max_wait", onRestart, func(c *Config) *time.Duration { return &c.Pacing.MaxWait }, (*decoder).duration),
@@ -482,15 +482,4 @@ func choice[T ~string](choices ...T) func(*decoder, *yaml.Node, string) (T, bool
 // named decodes one of choices, each written as its String().
 func named[T fmt.Stringer](choices ...T) func(*decoder, *yaml.Node, string) (T, bool) {
 	return func(d *decoder, v *yaml.Node, p string) (T, bool) { return oneOfNamed(d, v, p, choices...) }
-}
-
-// exclusive decodes pool.exclusive. Exclusive sessions are not built yet,
-// so true is refused rather than silently ignored.
-func (d *decoder) exclusive(n *yaml.Node, path string) (bool, bool) {
-	b, ok := d.boolean(n, path)
-	if ok && b {
-		d.ps.add(n.Line, path, "true is not supported yet: sessions serve concurrent requests", got(n))
-		return false, false
-	}
-	return b, ok
 }

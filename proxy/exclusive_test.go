@@ -1,0 +1,178 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sessionproxy/sessionproxy/sessionpool"
+)
+
+// holdOrigin answers /hold once gate is closed, counting the requests in
+// flight (and the most at once); entered gets one value per arrival.
+type holdOrigin struct {
+	gate     chan struct{}
+	entered  chan struct{}
+	inflight atomic.Int32
+	most     atomic.Int32
+}
+
+func newHoldOrigin(t *testing.T) (*holdOrigin, *httptest.Server) {
+	o := &holdOrigin{gate: make(chan struct{}), entered: make(chan struct{}, 64)}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := o.inflight.Add(1)
+		for m := o.most.Load(); n > m && !o.most.CompareAndSwap(m, n); m = o.most.Load() {
+		}
+		o.entered <- struct{}{}
+		select {
+		case <-o.gate:
+		case <-r.Context().Done():
+		}
+		o.inflight.Add(-1)
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(srv.Close)
+	return o, srv
+}
+
+// waitEntered waits for n arrivals at the origin.
+func (o *holdOrigin) waitEntered(t *testing.T, n int) {
+	t.Helper()
+	for range n {
+		select {
+		case <-o.entered:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a request did not reach the origin")
+		}
+	}
+}
+
+// TestExclusiveUnpinned: with pool.exclusive, six concurrent unpinned
+// requests go out as six sessions, even where the strategy would give them
+// all one (use-until-failure).
+func TestExclusiveUnpinned(t *testing.T) {
+	for _, exclusive := range []bool{false, true} {
+		o, origin := newHoldOrigin(t)
+		cfg := testConfig(t)
+		cfg.Pool.Exclusive = exclusive
+		cfg.Pool.Strategy = sessionpool.UseUntilFailure
+		h := startProxy(t, cfg)
+		c := h.client("", "")
+		ids := make(chan string, 6)
+		var wg sync.WaitGroup
+		for range 6 {
+			wg.Go(func() {
+				resp, _ := get(t, c, origin.URL+"/hold", "")
+				ids <- resp.Header.Get("X-Session-Id")
+			})
+		}
+		o.waitEntered(t, 6)
+		close(o.gate)
+		wg.Wait()
+		close(ids)
+		seen := map[string]bool{}
+		for id := range ids {
+			seen[id] = true
+		}
+		if want := map[bool]int{false: 1, true: 6}[exclusive]; len(seen) != want {
+			t.Errorf("exclusive %v: six concurrent requests went out as %d sessions, want %d", exclusive, len(seen), want)
+		}
+	}
+}
+
+// TestExclusivePinned: with pool.exclusive, a pinned request to a busy
+// session waits behind the request in flight, and one that would wait
+// longer than pacing.max_wait gets 429.
+func TestExclusivePinned(t *testing.T) {
+	o, origin := newHoldOrigin(t)
+	cfg := testConfig(t)
+	cfg.Pool.Exclusive = true
+	cfg.Pacing.MaxWait = 200 * time.Millisecond
+	h := startProxy(t, cfg)
+	queued := make(chan string, 4)
+	h.srv.busy.mu.Lock()
+	h.srv.busy.queued = func(key string) { queued <- key }
+	h.srv.busy.mu.Unlock()
+	c := h.client("", "")
+
+	first := make(chan *http.Response, 1)
+	go func() { resp, _ := get(t, c, origin.URL+"/hold", "alice"); first <- resp }()
+	o.waitEntered(t, 1)
+	// A second request as alice past max_wait: 429, and it never reached
+	// the origin.
+	resp, body := get(t, c, origin.URL+"/hold", "alice")
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(body, "max_wait") {
+		t.Errorf("while alice is busy: %d %q, want 429 naming max_wait", resp.StatusCode, body)
+	}
+	<-queued
+	// With a longer max_wait it waits for its turn.
+	cfg2 := *h.srv.Config()
+	cfg2.Pacing.MaxWait = time.Minute
+	h.srv.cfg.Store(&cfg2)
+	second := make(chan *http.Response, 1)
+	go func() { resp, _ := get(t, c, origin.URL+"/hold", "alice"); second <- resp }()
+	<-queued // waiting behind the first
+	close(o.gate)
+	if r := <-first; r.StatusCode != http.StatusOK {
+		t.Fatalf("first: %d", r.StatusCode)
+	}
+	if r := <-second; r.StatusCode != http.StatusOK || r.Header.Get("X-Session-Id") != "alice" {
+		t.Fatalf("second: %d as %q", r.StatusCode, r.Header.Get("X-Session-Id"))
+	}
+	if m := o.most.Load(); m != 1 {
+		t.Errorf("the origin saw %d of alice's requests at once, want 1", m)
+	}
+}
+
+// TestBusySessionsOrder: a freed session goes to the requests waiting for
+// it in arrival order; one that gives up leaves its place; a release with
+// nobody waiting tells the site's waiters.
+func TestBusySessionsOrder(t *testing.T) {
+	var b busySessions
+	queued := make(chan struct{}, 4)
+	b.queued = func(string) { queued <- struct{}{} }
+	if !b.tryAcquire("k") || b.tryAcquire("k") {
+		t.Fatal("tryAcquire: a free session must be taken once")
+	}
+	order := make(chan string, 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	gaveUp := make(chan error, 1)
+	go func() { gaveUp <- b.acquire(ctx, "k") }()
+	<-queued
+	for _, name := range []string{"second", "third"} {
+		go func() {
+			if err := b.acquire(context.Background(), "k"); err == nil {
+				order <- name
+			}
+		}()
+		<-queued
+	}
+	cancel()
+	if err := <-gaveUp; err == nil {
+		t.Fatal("a canceled wait took the session")
+	}
+	b.release("k", "site")
+	if got := <-order; got != "second" {
+		t.Fatalf("first served: %s, want second (the one that gave up left its place)", got)
+	}
+	b.release("k", "site")
+	if got := <-order; got != "third" {
+		t.Fatalf("then: %s, want third", got)
+	}
+	freed := b.freedAt("site")
+	b.release("k", "site")
+	select {
+	case <-freed:
+	default:
+		t.Fatal("a release with nobody waiting did not tell the site's waiters")
+	}
+	if !b.tryAcquire("k") {
+		t.Fatal("the session is not free after its last release")
+	}
+}
