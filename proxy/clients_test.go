@@ -882,6 +882,10 @@ func checkDashboardInBrowser(t *testing.T, h *harness, b *browser, sessionID str
 		text, _ = chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
 		t.Errorf("the dashboard never named session %s: %v; page text:\n%.2000s", sessionID, err, text)
 	}
+	if shown, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('sessions-body').innerText`)); err != nil ||
+		!strings.Contains(shown, sessionID) || !strings.Contains(shown, originSite) {
+		t.Errorf("the sessions table does not show session %s with its site %s (%v):\n%.2000s", sessionID, originSite, err, shown)
+	}
 
 	// The request log: the blocked page's request with both its attempts,
 	// and the host filter narrowing the table to it.

@@ -76,8 +76,39 @@ func readmeRedis(ctx context.Context, redisURL string, client *http.Client, req 
 	// README end
 }
 
-// TestReadmeLibrarySnippets runs both examples against a local origin (the
-// second on a redis-server) and checks that the README shows them.
+func readmeSites(ctx context.Context, store sessionpool.Store, client *http.Client, req *http.Request) error {
+	// README begin
+	sites, err := sessionpool.OpenSites(ctx, sessionpool.Options{MaxPoolSize: 10, Store: store})
+	if err != nil {
+		return err
+	}
+	defer sites.Teardown(ctx) // persists every site's pool and the index of the sites
+
+	pool, err := sites.Pool(ctx, req.URL.Hostname()) // the proxy uses the registrable domain
+	if err != nil {
+		return err
+	}
+	sess, err := pool.GetSession(ctx) // a session of this site only: its blocks cost the others nothing
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Cookie", sess.CookieString(req.URL))
+	resp, err := client.Do(req)
+	if err != nil {
+		sess.MarkBad()
+		return err
+	}
+	defer resp.Body.Close()
+	sess.SetCookiesFromResponse(resp)
+	if !sess.RetireOnBlockedStatusCodes(resp.StatusCode) {
+		sess.MarkGood()
+	}
+	// README end
+	return nil
+}
+
+// TestReadmeLibrarySnippets runs the examples against a local origin (the
+// Redis one on a redis-server) and checks that the README shows them.
 func TestReadmeLibrarySnippets(t *testing.T) {
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.SetCookie(w, &http.Cookie{Name: "seen", Value: "1"})
@@ -91,6 +122,15 @@ func TestReadmeLibrarySnippets(t *testing.T) {
 	}
 	if doc, err := store.Get(ctx, sessionpool.DefaultPersistStateKey); err != nil || !strings.Contains(string(doc), `"seen"`) {
 		t.Errorf("the first example persisted %.200s (%v), want its session with the cookie", doc, err)
+	}
+	store = sessionpool.NewMemoryStore()
+	req, _ = http.NewRequest(http.MethodGet, origin.URL, nil)
+	if err := readmeSites(ctx, store, origin.Client(), req); err != nil {
+		t.Fatalf("the README's Sites example: %v", err)
+	}
+	key := sessionpool.DefaultPersistStateKey + "@" + req.URL.Hostname()
+	if doc, err := store.Get(ctx, key); err != nil || !strings.Contains(string(doc), `"seen"`) {
+		t.Errorf("the Sites example persisted %.200s (%v) under %s, want its session with the cookie", doc, err, key)
 	}
 	rds := sessionpooltest.Start(t)
 	req, _ = http.NewRequest(http.MethodGet, origin.URL, nil)

@@ -273,6 +273,7 @@
       const tr = document.createElement('tr');
       const id = cell(tr, s.id, 'id mono');
       id.title = s.id;
+      cell(tr, s.site || 'all', 'mono');
       cell(tr, upstreamHost(s.proxyUrl), 'mono');
       cell(tr, s.fingerprint || '', 'mono');
       const es = cell(tr, score(s.errorScore) + ' / ' + score(s.maxErrorScore), 'num');
@@ -290,7 +291,7 @@
     if (!rows.length) {
       const tr = document.createElement('tr');
       const td = cell(tr, 'No sessions yet: they are created as requests come in.', 'empty');
-      td.colSpan = 8;
+      td.colSpan = 9;
       frag.appendChild(tr);
     }
     body.replaceChildren(frag);
