@@ -31,6 +31,7 @@ type docSession struct {
 	MaxUsageCount       *int            `json:"maxUsageCount"`
 	ErrorScore          *float64        `json:"errorScore"`
 	Retired             bool            `json:"retired"`
+	PausedUntil         *time.Time      `json:"pausedUntil"`
 }
 
 // stateDecoder reads a document with encoding/json's streaming decoder,
@@ -260,8 +261,8 @@ func (d *stateDecoder) sessionErr(err error, start int64, path string) error {
 	// The session is well-formed JSON (the decoder read it whole before
 	// decoding it): read it again field by field.
 	var raw struct {
-		CreatedAt, ExpiresAt json.RawMessage
-		Cookies              []json.RawMessage
+		CreatedAt, ExpiresAt, PausedUntil json.RawMessage
+		Cookies                           []json.RawMessage
 	}
 	if json.NewDecoder(bytes.NewReader(d.data[start:])).Decode(&raw) != nil {
 		return d.jsonErr(err, start, path)
@@ -280,7 +281,7 @@ func (d *stateDecoder) sessionErr(err error, start int64, path string) error {
 		}
 		return d.jsonErr(err, start, path)
 	}
-	times := map[string]json.RawMessage{"createdAt": raw.CreatedAt, "expiresAt": raw.ExpiresAt}
+	times := map[string]json.RawMessage{"createdAt": raw.CreatedAt, "expiresAt": raw.ExpiresAt, "pausedUntil": raw.PausedUntil}
 	for i, c := range raw.Cookies {
 		var rc struct{ Expires, Creation json.RawMessage }
 		if json.Unmarshal(c, &rc) == nil {
@@ -324,6 +325,9 @@ func (ds *docSession) session(p *Pool, now time.Time) (*Session, error) {
 			idx:      -1,
 			hidx:     -1,
 		},
+	}
+	if ds.PausedUntil != nil {
+		s.paused = ds.PausedUntil.UnixNano()
 	}
 	s.publishLocked() // s is not shared yet
 	if err := s.jar.load(ds.Cookies, now); err != nil {
@@ -416,5 +420,8 @@ func (ds *docSession) checkTimes(bad func(format string, args ...any)) {
 	}
 	if timesOK && ds.ExpiresAt.Before(*ds.CreatedAt) {
 		bad("expiresAt is before createdAt")
+	}
+	if p := ds.PausedUntil; p != nil && (!p.After(time.Unix(0, 0)) || p.After(maxSessionTime)) {
+		bad("pausedUntil %v is out of range", *p)
 	}
 }

@@ -96,6 +96,10 @@ func appendSession(b []byte, sn *sessionSnap, cookies []Cookie) []byte {
 		b = append(b, `,"fingerprint":`...)
 		b = appendString(b, s.fprint)
 	}
+	if sn.paused != 0 {
+		b = append(b, `,"pausedUntil":`...)
+		b = appendTime(b, time.Unix(0, sn.paused))
+	}
 	b = append(b, `,"maxErrorScore":`...)
 	b = appendFloat(b, s.maxErr)
 	b = append(b, `,"errorScoreDecrement":`...)

@@ -30,6 +30,9 @@ func populate(t *testing.T, p *Pool) (good, bad, retired *Session) {
 	}
 	good.MarkBad()
 	good.MarkGood()
+	if err := good.Pause(time.Now().Add(30 * time.Minute)); err != nil {
+		t.Fatal(err)
+	}
 	u, _ := url.Parse("https://example.com/")
 	good.SetCookiesFromResponse(&http.Response{
 		Header:  http.Header{"Set-Cookie": {"uid=7; Path=/; HttpOnly; Max-Age=600", "pref=dark; Domain=example.com; SameSite=Lax"}},
@@ -110,7 +113,7 @@ func TestPersistAndRestore(t *testing.T) {
 				}
 				if r.MaxUsageCount() != 7 || r.MaxErrorScore() != 5 || r.errDecr != 0.25 || r.UsageCount() != 2 ||
 					r.ErrorScore() != 0.75 || r.ProxyURL() != "http://user:pw@127.0.0.1:3128" || r.Fingerprint() != "firefox" ||
-					!r.CreatedAt().Equal(good.CreatedAt()) || !r.ExpiresAt().Equal(good.ExpiresAt()) {
+					!r.CreatedAt().Equal(good.CreatedAt()) || !r.ExpiresAt().Equal(good.ExpiresAt()) || !r.PausedUntil().Equal(good.PausedUntil()) {
 					t.Errorf("restored session: %+v", r.State())
 				}
 				if ud := r.UserData(); ud["n"] != 1.0 || ud["s"] != "x\"y" {
@@ -196,6 +199,8 @@ func TestOpenRejectsBadDocument(t *testing.T) {
 		{"expires before created", replace(`"expiresAt":"2026-11-27T10:50:00Z"`, `"expiresAt":"2026-11-27T09:00:00Z"`), `expiresAt is before createdAt`},
 		{"user data not an object", replace(`"userData":{}`, `"userData":[1]`), `userData is not an object`},
 		{"bad proxy", replace(`"proxyUrl":""`, `"proxyUrl":"no-scheme"`), `proxyUrl "no-scheme" has no scheme or host`},
+		{"pause before 1970", replace(`"retired":false`, `"retired":false,"pausedUntil":"1960-01-01T00:00:00Z"`), `pausedUntil 1960-01-01 00:00:00 \+0000 UTC is out of range`},
+		{"pause not a time", replace(`"retired":false`, `"retired":false,"pausedUntil":5`), `sessions\[0\]\.pausedUntil: want an RFC 3339 time, got 5$`},
 		{"bad fingerprint", replace(`"proxyUrl":""`, `"proxyUrl":"","fingerprint":"a b"`), `fingerprint "a b" has a character that is not printable ASCII`},
 		{"bad cookie", replace(`"cookies":[]`, `"cookies":[{"name":"","value":"v","domain":"example.com","path":"/","hostOnly":true,"creation":"2026-11-27T10:00:00Z"}]`), `2:1: sessions\[0\]: load cookie 0 "" \(domain "example.com"\): bad name$`},
 		{"duplicate id", replace("\n]}", `,`+"\n"+`{"id":"a","cookies":[],"userData":{},"proxyUrl":"","maxErrorScore":3,"errorScoreDecrement":0.5,"createdAt":"2026-11-27T10:00:00Z","expiresAt":"2026-11-27T10:50:00Z","usageCount":0,"maxUsageCount":50,"errorScore":0,"retired":false}`+"\n]}"), `3:1: sessions\[1\]: duplicate id "a"`},

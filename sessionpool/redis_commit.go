@@ -136,7 +136,10 @@ func (b *redisBackend) setUserData(s *Session, data []byte) error {
 	}
 	ctx, cancel := b.detached()
 	defer cancel()
-	if err := userDataScript.Run(ctx, b.c, []string{b.pfx + "s:" + s.id}, recordTail(data, s.fprint)).Err(); err != nil {
+	s.mu.Lock()
+	tail := recordTail(data, s.fprint, s.paused)
+	s.mu.Unlock()
+	if err := userDataScript.Run(ctx, b.c, []string{b.pfx + "s:" + s.id}, tail).Err(); err != nil {
 		return fmt.Errorf("session %q: %w", s.id, b.storeErr(err))
 	}
 	return nil

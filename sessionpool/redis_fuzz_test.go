@@ -27,7 +27,10 @@ func FuzzRedisRecord(f *testing.F) {
 	f.Add("3 4 0.5 0 50 3 0.5 1764237600000000 1764240600000000\nhttp://u:p@10.0.0.1:3128\n{\"a\":1}")
 	f.Add("3 4 0.5 0 50 3 0.5 1764237600000000 1764240600000000\nhttp://u:p@10.0.0.1:3128\n{\"a\":1}\nchrome")
 	f.Add("3 4 0.5 0 50 3 0.5 1 2\n\n\nfirefox")
-	f.Add("0 0 0 0 0 0 0 0 10000000000000000\n\n") // an expiry whose nanoseconds overflow
+	f.Add("3 4 0.5 0 50 3 0.5 1 2\n\n{}\nchrome\n1764240600000000") // paused
+	f.Add("3 4 0.5 0 50 3 0.5 1 2\n\n\n\n1764240600000000")         // paused, no fingerprint
+	f.Add("3 4 0.5 0 50 3 0.5 1 2\n\n\n\n99999999999999999")        // a pause whose nanoseconds overflow
+	f.Add("0 0 0 0 0 0 0 0 10000000000000000\n\n")                  // an expiry whose nanoseconds overflow
 	f.Add("3 4 0.5 0 50 3 0.5 1 2\n\n\nfire fox")
 	f.Add("0 0 0 1 1 1 0 -5 -4\n\n")
 	f.Add("1 2 inf 0 50 3 0.5 1 2\n\n")
@@ -54,7 +57,8 @@ func FuzzRedisRecord(f *testing.F) {
 		if a.UsageCount != c.UsageCount || a.ErrorScore != c.ErrorScore || a.Retired != c.Retired ||
 			a.MaxUsageCount != c.MaxUsageCount || a.MaxErrorScore != c.MaxErrorScore ||
 			a.ErrorScoreDecrement != c.ErrorScoreDecrement || !a.CreatedAt.Equal(c.CreatedAt) ||
-			!a.ExpiresAt.Equal(c.ExpiresAt) || a.ProxyURL != c.ProxyURL || a.Fingerprint != c.Fingerprint {
+			!a.ExpiresAt.Equal(c.ExpiresAt) || a.ProxyURL != c.ProxyURL || a.Fingerprint != c.Fingerprint ||
+			!a.PausedUntil.Equal(c.PausedUntil) {
 			t.Fatalf("record %q: read back as %+v, then %+v", rec, a, c)
 		}
 	})

@@ -72,13 +72,18 @@ func recordParts(s *Session) (head, tail string) {
 	dst = strconv.AppendFloat(dst, l.maxErr, 'g', -1, 64)
 	dst = append(dst, ' ')
 	dst = strconv.AppendFloat(dst, l.errDecr, 'g', -1, 64)
-	return string(dst), "\n" + s.proxyURL + "\n" + recordTail(s.userData, s.fprint)
+	return string(dst), "\n" + s.proxyURL + "\n" + recordTail(s.userData, s.fprint, s.paused)
 }
 
 // recordTail is a record's lines from the user data on: the user data
 // (compact JSON: one line), then the fingerprint on a line of its own when
-// the session has one (records without it read as none).
-func recordTail(userData []byte, fprint string) string {
+// the session has one (records without it read as none), then the end of
+// its pause in microseconds on a line of its own when it has one (after an
+// empty fingerprint line when it has no fingerprint).
+func recordTail(userData []byte, fprint string, paused int64) string {
+	if paused != 0 {
+		return string(userData) + "\n" + fprint + "\n" + strconv.FormatInt(micros(paused), 10)
+	}
 	if fprint == "" {
 		return string(userData)
 	}
@@ -90,6 +95,7 @@ type record struct {
 	f      [len(recordFields)]string
 	p, d   string
 	fprint string
+	paused string // µs, "" for none
 }
 
 // get returns the field named name ("v", ..., "x", "p", "d").
@@ -101,6 +107,8 @@ func (r *record) get(name string) string {
 		return r.d
 	case "fingerprint":
 		return r.fprint
+	case "paused":
+		return r.paused
 	}
 	return r.f[slices.Index(recordFields[:], name)]
 }
@@ -114,6 +122,7 @@ func splitRecord(rec string) (r record, ok bool) {
 		return r, false
 	}
 	r.d, r.fprint, _ = strings.Cut(r.d, "\n")
+	r.fprint, r.paused, _ = strings.Cut(r.fprint, "\n")
 	for i := range r.f {
 		var more bool
 		r.f[i], head, more = strings.Cut(head, " ")
@@ -168,6 +177,14 @@ func (b *redisBackend) sessionFrom(id string, rec string, cookies []string) (*Se
 	if checkFingerprint(h.fprint) != "" {
 		bad("fingerprint")
 	}
+	var paused int64
+	if h.paused != "" {
+		us, err := strconv.ParseInt(h.paused, 10, 64)
+		if err != nil || us <= 0 || us > math.MaxInt64/1000 {
+			bad("paused")
+		}
+		paused = us * 1000
+	}
 	var data []byte
 	if h.d != "" {
 		if h.d[0] != '{' || !json.Valid([]byte(h.d)) {
@@ -189,6 +206,7 @@ func (b *redisBackend) sessionFrom(id string, rec string, cookies []string) (*Se
 			id:       id,
 			proxyURL: h.p,
 			fprint:   h.fprint,
+			paused:   paused,
 			created:  c * 1000,
 			userData: data,
 			ver:      v,

@@ -16,7 +16,9 @@ import "github.com/redis/go-redis/v9"
 //	s:ID     STRING one session, "v u e r mu me ed c x\np\nd": its version,
 //	                uses, error score, retired (0|1), limits (max uses, max
 //	                error score, decrement), created and expires (µs), then
-//	                its upstream and its user data (JSON) on lines of their own
+//	                its upstream and its user data (JSON) on lines of their own,
+//	                then its fingerprint and the end of its pause (µs), each
+//	                on a line of its own when set (recordTail)
 //	c:ID     HASH   its cookies: "name\x00domain\x00path" -> the cookie
 //	                (see cookieValue)
 //
@@ -213,7 +215,7 @@ return {redis.call('GET', KEYS[1]), redis.call('HGETALL', KEYS[2])}
 `)
 
 // userDataScript replaces a held session's user data (ARGV[1], "" for
-// none, followed by its fingerprint line when it has one): the record from
+// none, followed by its fingerprint and pause lines, recordTail): the record from
 // its third line on. It does nothing when the session is gone
 // or its record has no such line.
 var userDataScript = redis.NewScript(`

@@ -65,6 +65,7 @@ type sessionCold struct {
 	id       string // immutable
 	proxyURL string // immutable
 	fprint   string // immutable: the fingerprint label
+	paused   int64  // guarded by Session.mu; unix ns: the end of its pause, 0 for none
 	created  int64  // unix ns; immutable
 	userData []byte // guarded by Session.mu; a JSON object, or nil; replaced, never modified in place
 	ver      int64  // guarded by Session.mu; Redis pools: the version of the server's copy last read
@@ -122,6 +123,47 @@ func (s *Session) ID() string { return s.cold().id }
 // ProxyURL returns the session's sticky upstream proxy URL, "" for none. It
 // may hold credentials: log it with url.URL.Redacted.
 func (s *Session) ProxyURL() string { return s.cold().proxyURL }
+
+// Pause holds the session back until until: PausedUntil reports it, and it
+// is persisted with the session (in the state document as "pausedUntil";
+// with a Redis pool, on the server, so that every process sharing the pool
+// sees it on its next copy of the session). The pool still hands a paused
+// session out: what a pause means is the caller's (the proxy does not send
+// it to the paused site until then). A pause is only ever extended: an
+// until before the current end changes nothing. With a Redis pool the
+// server's error is returned (wrapping ErrStoreUnavailable), and the local
+// copy keeps the pause.
+func (s *Session) Pause(until time.Time) error {
+	if s.pool == nil {
+		return nil
+	}
+	ns := until.UnixNano()
+	s.mu.Lock()
+	c := s.cold()
+	if ns <= c.paused {
+		s.mu.Unlock()
+		return nil
+	}
+	c.paused = ns
+	data := c.userData
+	s.mu.Unlock()
+	if err := s.pool.be.setUserData(s, data); err != nil {
+		return fmt.Errorf("pause: %w", err)
+	}
+	return nil
+}
+
+// PausedUntil returns the end of the session's pause (Pause), the zero time
+// when it has none. It may be in the past.
+func (s *Session) PausedUntil() time.Time {
+	s.mu.Lock()
+	ns := s.cold().paused
+	s.mu.Unlock()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
 
 // Site returns the site of the pool that built the session (see Sites),
 // "" for a pool opened by Open.
@@ -447,12 +489,13 @@ type sessionSnap struct {
 	errScore float64
 	retired  bool
 	userData []byte
+	paused   int64
 }
 
 func (s *Session) snapshot() sessionSnap {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return sessionSnap{s: s, usage: s.usage, errScore: s.errScore, retired: s.retired, userData: s.cold().userData}
+	return sessionSnap{s: s, usage: s.usage, errScore: s.errScore, retired: s.retired, userData: s.cold().userData, paused: s.cold().paused}
 }
 
 func (sn *sessionSnap) usableAt(now int64) bool {
@@ -477,7 +520,16 @@ func (sn *sessionSnap) state() SessionState {
 		MaxUsageCount:       s.lim().maxUsage,
 		ErrorScore:          sn.errScore,
 		Retired:             sn.retired,
+		PausedUntil:         pausedTime(sn.paused),
 	}
+}
+
+// pausedTime is a pause's end as a time, the zero time for none.
+func pausedTime(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
 }
 
 // addNanos returns t + d, saturating instead of overflowing.

@@ -34,4 +34,7 @@ type SessionState struct {
 	MaxUsageCount       int            `json:"maxUsageCount"`
 	ErrorScore          float64        `json:"errorScore"`
 	Retired             bool           `json:"retired"`
+	// PausedUntil is the end of the session's pause (Session.Pause), zero
+	// for none; the document has it only when set.
+	PausedUntil time.Time `json:"pausedUntil,omitzero"`
 }

@@ -49,6 +49,7 @@ func RunContract(t *testing.T, b Backend) {
 		{"RetireOnBlockedStatusCodes", testRetireOnBlockedStatusCodes},
 		{"SessionUserData", testSessionUserData},
 		{"SessionFingerprint", testSessionFingerprint},
+		{"SessionPause", testSessionPause},
 		{"SessionCookies", testSessionCookies},
 		// Everything at once (contract_hammer.go).
 		{"ConcurrentHammer", testConcurrentHammer},

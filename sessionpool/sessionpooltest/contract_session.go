@@ -423,3 +423,45 @@ func testSessionFingerprint(t *testing.T, b Backend) {
 		}
 	}
 }
+
+// testSessionPause: a pause is kept with the session (with Redis: read back
+// from the server), only ever extended, kept across a change of its user
+// data and its marks, and shown in its state; a session without one has
+// the zero time.
+func testSessionPause(t *testing.T, b Backend) {
+	ctx := context.Background()
+	p := b.Open(t, sessionpool.Options{})
+	s := AddSession(t, p, sessionpool.SessionOptions{Fingerprint: "chrome"})
+	plain := AddSession(t, p, sessionpool.SessionOptions{})
+	read := func(id string) *sessionpool.Session {
+		t.Helper()
+		r, err := p.GetSessionByID(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	until := time.Now().Add(time.Hour).Truncate(time.Microsecond)
+	if err := s.Pause(until); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Pause(until.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(s.ID()).PausedUntil(); !got.Equal(until) {
+		t.Errorf("read back: paused until %v, want %v (an earlier pause changes nothing)", got, until)
+	}
+	if err := s.SetUserData(map[string]any{"b": 2}); err != nil {
+		t.Fatal(err)
+	}
+	s.MarkGood()
+	if got := read(s.ID()); !got.PausedUntil().Equal(until) || got.Fingerprint() != "chrome" || got.UserData()["b"] != 2.0 {
+		t.Errorf("after SetUserData and a mark: paused until %v, fingerprint %q, user data %v", got.PausedUntil(), got.Fingerprint(), got.UserData())
+	}
+	if st := read(s.ID()).State(); !st.PausedUntil.Equal(until) {
+		t.Errorf("state: paused until %v, want %v", st.PausedUntil, until)
+	}
+	if !plain.PausedUntil().IsZero() || !read(plain.ID()).PausedUntil().IsZero() {
+		t.Errorf("a session never paused is paused until %v", read(plain.ID()).PausedUntil())
+	}
+}
