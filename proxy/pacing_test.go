@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sessionproxy/sessionproxy/proxy/config"
+	"github.com/sessionproxy/sessionproxy/sessionpool/sessionpooltest"
 )
 
 // arrivals is a test origin that notes when each session's requests
@@ -212,5 +213,47 @@ func TestRetryAfterUnpinnedMoves(t *testing.T) {
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("unpinned requests took %v: they waited for the paused session", d)
+	}
+}
+
+// TestRetryAfterPauseKept: a Retry-After pause is kept with the session:
+// after a restart (file store) and on another instance (Redis pool), the
+// pinned session's next request still waits for its end.
+func TestRetryAfterPauseKept(t *testing.T) {
+	for _, store := range []string{"file", "redis"} {
+		t.Run(store, func(t *testing.T) {
+			a, origin := retryAfterOrigin(t, "2")
+			cfg := testConfig(t)
+			next := func() *harness { return startProxy(t, cfg) } // a restart on the same data_dir
+			if store == "redis" {
+				cfg = redisConfig(t, sessionpooltest.Start(t).URL(0))
+				next = func() *harness { // another instance on the same Redis
+					other := *cfg
+					other.DataDir = t.TempDir()
+					return startProxy(t, &other)
+				}
+			}
+			h := startProxy(t, cfg)
+			if resp, _ := get(t, h.client("", ""), origin.URL+"/?s=alice", "alice"); resp.StatusCode != http.StatusTooManyRequests {
+				t.Fatalf("first: status %d", resp.StatusCode)
+			}
+			if st := stateOf(t, h, "alice"); st.PausedUntil.IsZero() {
+				t.Errorf("alice's state shows no pause: %+v", st)
+			}
+			if store == "file" {
+				h.stop()
+			}
+			h2 := next()
+			if resp, _ := get(t, h2.client("", ""), origin.URL+"/?s=alice", "alice"); resp.StatusCode != http.StatusOK {
+				t.Fatalf("second: status %d", resp.StatusCode)
+			}
+			at := a.times("alice")
+			if len(at) != 2 {
+				t.Fatalf("origin saw %d requests", len(at))
+			}
+			if d := at[1].Sub(at[0]); d < 2*time.Second {
+				t.Errorf("after a %s, the paused session's next request came %v later, want at least 2s", map[string]string{"file": "restart", "redis": "move to another instance"}[store], d)
+			}
+		})
 	}
 }

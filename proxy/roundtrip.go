@@ -512,6 +512,13 @@ func discard(body io.ReadCloser) {
 // while the request may have another session: pace then returns neither.
 func (s *Server) pace(c *call, sel selection, attempt int) (func(), *http.Response, record.Event) {
 	sess := sel.sess
+	if sess.Site() != "" {
+		// A pause kept with the session (a restart, another instance) holds
+		// here too.
+		if until := sess.PausedUntil(); !until.IsZero() {
+			s.pacer.Pause(c.host, sess.ID(), until)
+		}
+	}
 	if !sel.pinned && attempt < c.cfg.Retry.MaxAttempts && !s.pacer.PausedUntil(c.host, sess.ID()).IsZero() {
 		return nil, nil, record.Event{}
 	}
@@ -553,5 +560,12 @@ func (s *Server) pauseOnRetryAfter(host string, sess *sessionpool.Session, resp 
 	now := time.Now() // the pacer's clock
 	if d, ok := sites.RetryAfter(resp.Header, now); ok && d > 0 {
 		s.pacer.Pause(host, sess.ID(), now.Add(d))
+		if sess.Site() != "" {
+			// The session is this site's alone: its pause is kept with it,
+			// for a restart and for the other instances on a Redis pool.
+			if err := sess.Pause(now.Add(d)); err != nil {
+				s.storeFailed(err)
+			}
+		}
 	}
 }
