@@ -45,8 +45,8 @@ func TestMetricsEndToEnd(t *testing.T) {
 			labels map[string]string
 			want   float64
 		}{
-			{"sessionproxy_requests_total", recordtest.RequestLabels("good", "none", "2xx"), 1},
-			{"sessionproxy_requests_total", recordtest.RequestLabels("retire", "blocked-status", "4xx"), 1},
+			{"sessionproxy_requests_total", recordtest.RequestLabels("good", "none", "2xx", originSite), 1},
+			{"sessionproxy_requests_total", recordtest.RequestLabels("retire", "blocked-status", "4xx", originSite), 1},
 			{"sessionproxy_retries_total", nil, 2},
 			{"sessionproxy_attempts_total", map[string]string{"outcome": "good"}, 1},
 			{"sessionproxy_attempts_total", map[string]string{"outcome": "retire"}, 3},
@@ -93,7 +93,7 @@ func TestMetricsEndToEnd(t *testing.T) {
 			labels map[string]string
 			want   float64
 		}{
-			{"sessionproxy_requests_total", recordtest.RequestLabels("error", "upstream-error", "5xx"), 2},
+			{"sessionproxy_requests_total", recordtest.RequestLabels("error", "upstream-error", "5xx", originSite), 2},
 			{"sessionproxy_upstream_failures_total", map[string]string{"hop": "upstream", "host": deadAddr, "kind": "connect"}, 4},
 			{"sessionproxy_retries_total", nil, 2},
 			{"sessionproxy_attempts_total", map[string]string{"outcome": "error"}, 4},

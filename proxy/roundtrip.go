@@ -157,6 +157,7 @@ func (c *call) answered(sess *sessionpool.Session, resp *http.Response) *record.
 func (s *Server) attempts(req *http.Request, t *tunnel, cfg *config.Config) (*http.Response, *ending) {
 	c := &call{req: req, t: t, cfg: cfg, host: hostOnly(req.URL.Host), cookies: req.Header["Cookie"], start: time.Now(), end: &ending{}}
 	c.site = sites.Of(c.host)
+	c.end.site = s.siteLabel(c.host, c.site)
 	if s.rec.LogsRequests() {
 		c.log = &record.Request{Time: c.start, Client: t.client.addr, Method: req.Method, URL: req.URL.String(),
 			Host: c.host, Path: req.URL.Path, Proto: req.Proto, Site: c.site}

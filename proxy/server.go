@@ -481,7 +481,18 @@ func (s *Server) newRecorder(now func() time.Time) *record.Recorder {
 			return countSessions(s.knownPools(context.Background()), (*sessionpool.Pool).RetiredSessionsCount)
 		},
 		RequestLogSize: requestLogSize(s.cfg.Load().RequestLog.Size),
+		Sites:          siteGlobs(s.cfg.Load()),
 	})
+}
+
+// siteGlobs are the host globs of cfg's sites entries: their labels are
+// kept in the metrics whatever else comes.
+func siteGlobs(cfg *config.Config) []string {
+	globs := make([]string, len(cfg.Sites))
+	for i, st := range cfg.Sites {
+		globs[i] = st.Host
+	}
+	return globs
 }
 
 // requestLogSize is the recorder's RequestLogSize for the config's

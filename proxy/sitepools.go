@@ -21,6 +21,16 @@ func (s *Server) poolFor(ctx context.Context, site string) (*sessionpool.Pool, e
 	return s.sites.Pool(ctx, site)
 }
 
+// siteLabel is the site label of a request to host (of site) in the
+// metrics: the host glob of the sites entry that matches it, else its site
+// (record bounds those).
+func (s *Server) siteLabel(host, site string) string {
+	if r := s.pacer.Match(host); r.Host != "" {
+		return r.Host
+	}
+	return site
+}
+
 // transportKey names a session's transport: sessions of different sites may
 // share an ID.
 func transportKey(site, id string) string { return site + "\x00" + id }

@@ -28,6 +28,7 @@ type ending struct {
 	status  int            // the response's status
 	cookies *http.Response // its Set-Cookie lines (cookieCarrier), nil for none
 	bodies  *loggedBodies  // the bodies kept for the request log; nil when it keeps none
+	site    string         // the request's site label in the metrics (siteLabel); immutable
 }
 
 // loggedBodies are the starts of a request's bodies, for the request log
@@ -82,6 +83,7 @@ func (s *Server) finish(e *ending, req *http.Request, cut error) {
 	ev, sess, v, host, status, cookies := e.ev, e.sess, e.v, e.host, e.status, e.cookies
 	e.sess = nil // carried out once
 	e.mu.Unlock()
+	ev.Site = e.site
 	keepBodies(e.bodies, ev.Request)
 	if sess == nil {
 		if ev.Outcome != "" {

@@ -15,7 +15,8 @@ import (
 
 // Metric names and label values of /metrics. Every label is bounded: outcomes
 // and kinds by the code, rules by the configuration, status classes by HTTP,
-// upstream proxies by the configuration and origin hosts by maxOriginHosts.
+// upstream proxies by the configuration, origin hosts by maxOriginHosts and
+// sites by the configuration and Options.MaxSiteLabels.
 const (
 	metricsNamespace = "sessionproxy"
 
@@ -70,6 +71,8 @@ type metrics struct {
 	originMu sync.Mutex // guards origins
 	origins  map[string]struct{}
 
+	sites *labelBound // the site labels of reqVec
+
 	// atts are the children of attVec by outcome, indexed like outcomes;
 	// nil for an outcome no attempt has (see attemptOutcomes).
 	atts [len(outcomes)]prometheus.Counter
@@ -77,21 +80,69 @@ type metrics struct {
 
 // reqKey is the label tuple of sessionproxy_requests_total.
 type reqKey struct {
-	outcome     Outcome
-	rule, class string
+	outcome           Outcome
+	rule, class, site string
+}
+
+// labelBound gives values a label of their own while fewer than max have
+// one (the kept ones always have theirs), and "other" after that. Safe for
+// concurrent use.
+type labelBound struct {
+	kept map[string]bool // immutable
+	max  int
+	seen sync.Map   // the values with a label of their own: read without a lock
+	mu   sync.Mutex // serializes adding to seen
+	n    int        // guarded by mu: the size of seen
+}
+
+// siteBound is the bound of the site labels opts ask for.
+func siteBound(opts Options) *labelBound {
+	b := &labelBound{kept: map[string]bool{}, max: opts.MaxSiteLabels}
+	if b.max == 0 {
+		b.max = DefaultMaxSiteLabels
+	}
+	for _, s := range opts.Sites {
+		b.kept[s] = true
+	}
+	return b
+}
+
+// label returns v's label: v, or "other" once max others have one; "none"
+// for "".
+func (b *labelBound) label(v string) string {
+	switch {
+	case v == "":
+		return labelNone
+	case b.kept[v]:
+		return v
+	}
+	if _, ok := b.seen.Load(v); ok {
+		return v
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.seen.Load(v); ok {
+		return v
+	}
+	if b.n >= b.max {
+		return labelOther
+	}
+	b.seen.Store(v, struct{}{})
+	b.n++
+	return v
 }
 
 // newMetrics builds the collectors on a fresh registry. usable and retired
 // report the pool's session counts at scrape time (they are called from the
 // scraping goroutine, so they must be safe for concurrent use); a nil one
 // leaves its gauge out.
-func newMetrics(usable, retired func() int) *metrics {
+func newMetrics(usable, retired func() int, sites *labelBound) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		reqVec: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "requests_total",
-			Help: "Requests finished, by outcome (" + outcomeList() + "), deciding rule (none: no rule matched) and status class the client got (none: no status).",
-		}, []string{"outcome", "rule", "status_class"}),
+			Help: "Requests finished, by outcome (" + outcomeList() + "), deciding rule (none: no rule matched), status class the client got (none: no status) and site (a configured sites entry's host; else the registrable domain, until the bound of distinct sites is reached, then other; none when there is no site).",
+		}, []string{"outcome", "rule", "status_class", "site"}),
 		attVec: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "attempts_total",
 			Help: "Attempts of requests, retried ones included, by outcome: the action of the attempt's verdict (good, bad, retire, none) or error (no response came).",
@@ -127,6 +178,7 @@ func newMetrics(usable, retired func() int) *metrics {
 			Help: "Persistences of the pool's state that failed.",
 		}),
 		origins: make(map[string]struct{}),
+		sites:   sites,
 	}
 	empty := make(map[reqKey]prometheus.Counter)
 	m.reqs.Store(&empty)
@@ -177,7 +229,7 @@ func (m *metrics) observeRequest(ev Event) {
 	if m == nil {
 		return
 	}
-	m.requestCounter(reqKey{outcome: ev.Outcome, rule: ruleLabel(ev.Rule), class: statusClass(ev.Status)}).Inc()
+	m.requestCounter(reqKey{outcome: ev.Outcome, rule: ruleLabel(ev.Rule), class: statusClass(ev.Status), site: m.sites.label(ev.Site)}).Inc()
 	if ev.Outcome != OutcomeTunnel && ev.Duration > 0 {
 		m.latency.Observe(ev.Duration.Seconds())
 	}
@@ -206,7 +258,7 @@ func (m *metrics) requestCounter(k reqKey) prometheus.Counter {
 	if c, ok := cur[k]; ok {
 		return c
 	}
-	c := m.reqVec.WithLabelValues(string(k.outcome), k.rule, k.class)
+	c := m.reqVec.WithLabelValues(string(k.outcome), k.rule, k.class, k.site)
 	next := make(map[reqKey]prometheus.Counter, len(cur)+1)
 	maps.Copy(next, cur)
 	next[k] = c

@@ -29,7 +29,7 @@ func scrapeHandler(t *testing.T, m *metrics) (map[string]*dto.MetricFamily, stri
 // outcome, rule and status class; measured durations fill the latency
 // histogram, unmeasured ones and tunnels stay out of it.
 func TestMetricsRequests(t *testing.T) {
-	m := newMetrics(nil, nil)
+	m := newMetrics(nil, nil, siteBound(Options{}))
 	ms := time.Millisecond
 	for _, ev := range []Event{
 		{Outcome: "good", Status: 200, Duration: 3 * ms},
@@ -62,7 +62,7 @@ func TestMetricsRequests(t *testing.T) {
 		{"none", "none", "1xx", 1},
 	}
 	for _, w := range want {
-		if got := recordtest.Value(fams, "sessionproxy_requests_total", recordtest.RequestLabels(w.outcome, w.rule, w.class)); got != w.n {
+		if got := recordtest.Value(fams, "sessionproxy_requests_total", recordtest.RequestLabels(w.outcome, w.rule, w.class, "none")); got != w.n {
 			t.Errorf("requests{outcome=%q,rule=%q,status_class=%q} = %v, want %v", w.outcome, w.rule, w.class, got, w.n)
 		}
 	}
@@ -96,7 +96,7 @@ func TestMetricsSessionsAndPersist(t *testing.T) {
 	var usable, retired atomic.Int64
 	usable.Store(3)
 	retired.Store(1)
-	m := newMetrics(func() int { return int(usable.Load()) }, func() int { return int(retired.Load()) })
+	m := newMetrics(func() int { return int(usable.Load()) }, func() int { return int(retired.Load()) }, siteBound(Options{}))
 	srv := httptest.NewServer(m.handler())
 	defer srv.Close()
 
@@ -197,7 +197,7 @@ func FuzzMetricsSplitHop(f *testing.F) {
 // origins are capped at maxOriginHosts series (upstream proxies are not),
 // and credentials never reach the scrape.
 func TestMetricsUpstreamFailures(t *testing.T) {
-	m := newMetrics(nil, nil)
+	m := newMetrics(nil, nil, siteBound(Options{}))
 	m.observeUpstreamFailure("upstream proxy 10.0.0.1:3128", "connect")
 	m.observeUpstreamFailure("upstream proxy 10.0.0.1:3128", "connect")
 	m.observeUpstreamFailure("upstream proxy 10.0.0.1:3128", "timeout")
@@ -255,15 +255,15 @@ func TestMetricsUpstreamFailures(t *testing.T) {
 // TestMetricsRegistryPerInstance: each metrics has a registry of its own
 // (with the Go and process collectors), so two servers never mix counts.
 func TestMetricsRegistryPerInstance(t *testing.T) {
-	a, b := newMetrics(nil, nil), newMetrics(nil, nil)
+	a, b := newMetrics(nil, nil, siteBound(Options{})), newMetrics(nil, nil, siteBound(Options{}))
 	a.observeRequest(Event{Outcome: "good", Status: 200, Duration: time.Millisecond})
 	a.observeRetry()
 	famsA, _ := scrapeHandler(t, a)
 	famsB, _ := scrapeHandler(t, b)
-	if got := recordtest.Value(famsA, "sessionproxy_requests_total", recordtest.RequestLabels("good", "none", "2xx")); got != 1 {
+	if got := recordtest.Value(famsA, "sessionproxy_requests_total", recordtest.RequestLabels("good", "none", "2xx", "none")); got != 1 {
 		t.Errorf("a: requests %v, want 1", got)
 	}
-	if got := recordtest.Value(famsB, "sessionproxy_requests_total", recordtest.RequestLabels("good", "none", "2xx")); got != -1 {
+	if got := recordtest.Value(famsB, "sessionproxy_requests_total", recordtest.RequestLabels("good", "none", "2xx", "none")); got != -1 {
 		t.Errorf("b: requests %v, want no series", got)
 	}
 	if got := recordtest.Value(famsB, "sessionproxy_retries_total", nil); got != 0 {
@@ -299,7 +299,7 @@ func TestMetricsNil(t *testing.T) {
 // TestMetricsConcurrentRequests: the cache of request series loses no count
 // when many goroutines create and use the same series at once.
 func TestMetricsConcurrentRequests(t *testing.T) {
-	m := newMetrics(nil, nil)
+	m := newMetrics(nil, nil, siteBound(Options{}))
 	const workers, each = 8, 400
 	evs := []Event{
 		{Outcome: "good", Status: 200},
@@ -318,7 +318,7 @@ func TestMetricsConcurrentRequests(t *testing.T) {
 	wg.Wait()
 	fams, _ := scrapeHandler(t, m)
 	for _, ev := range evs {
-		l := recordtest.RequestLabels(string(ev.Outcome), ruleLabel(ev.Rule), statusClass(ev.Status))
+		l := recordtest.RequestLabels(string(ev.Outcome), ruleLabel(ev.Rule), statusClass(ev.Status), "none")
 		if got := recordtest.Value(fams, "sessionproxy_requests_total", l); got != float64(workers*each/len(evs)) {
 			t.Errorf("requests%v = %v, want %d", l, got, workers*each/len(evs))
 		}
@@ -333,14 +333,14 @@ func TestMetricsConcurrentRequests(t *testing.T) {
 func BenchmarkObserveRequest(b *testing.B) {
 	ev := Event{Outcome: "retire", Rule: "blocked-status", Status: 429, Retries: 1, Duration: 120 * time.Millisecond}
 	b.Run("cached", func(b *testing.B) {
-		m := newMetrics(nil, nil)
+		m := newMetrics(nil, nil, siteBound(Options{}))
 		b.ReportAllocs()
 		for b.Loop() {
 			m.observeRequest(ev)
 		}
 	})
 	b.Run("WithLabelValues", func(b *testing.B) {
-		m := newMetrics(nil, nil)
+		m := newMetrics(nil, nil, siteBound(Options{}))
 		b.ReportAllocs()
 		for b.Loop() {
 			m.reqVec.WithLabelValues(string(ev.Outcome), ruleLabel(ev.Rule), statusClass(ev.Status)).Inc()
@@ -348,7 +348,7 @@ func BenchmarkObserveRequest(b *testing.B) {
 		}
 	})
 	b.Run("cached-parallel", func(b *testing.B) {
-		m := newMetrics(nil, nil)
+		m := newMetrics(nil, nil, siteBound(Options{}))
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
@@ -356,4 +356,19 @@ func BenchmarkObserveRequest(b *testing.B) {
 			}
 		})
 	})
+}
+
+// TestMetricsSiteLabel: configured sites always have their label; other
+// sites have theirs until the bound, then "other"; no site is "none".
+func TestMetricsSiteLabel(t *testing.T) {
+	r := New(Options{Sites: []string{"*.shop.example"}, MaxSiteLabels: 2})
+	for _, site := range []string{"a.example", "b.example", "c.example", "a.example", "*.shop.example", "c.example", ""} {
+		r.Finish(Event{Outcome: OutcomeGood, Status: 200, Site: site})
+	}
+	fams, _ := scrapeRecorder(t, r)
+	for site, n := range map[string]float64{"a.example": 2, "b.example": 1, "other": 2, "*.shop.example": 1, "none": 1, "c.example": -1} {
+		if got := recordtest.Value(fams, "sessionproxy_requests_total", recordtest.RequestLabels("good", "none", "2xx", site)); got != n {
+			t.Errorf("site %q: %v requests, want %v", site, got, n)
+		}
+	}
 }

@@ -35,7 +35,17 @@ type Options struct {
 	// (Requests, HAR): 0 means DefaultRequestLogSize, a negative size keeps
 	// none.
 	RequestLogSize int
+	// Sites are the site labels sessionproxy_requests_total always keeps
+	// (the configured sites); other sites get a label of their own while
+	// fewer than MaxSiteLabels have one, then "other".
+	Sites []string
+	// MaxSiteLabels bounds the labels of sites not in Sites. 0 means
+	// DefaultMaxSiteLabels; negative: every such site is "other".
+	MaxSiteLabels int
 }
+
+// DefaultMaxSiteLabels is Options.MaxSiteLabels' default.
+const DefaultMaxSiteLabels = 100
 
 // Event is one finished request as the recorder sees it. Its zero value is a
 // request with the empty outcome, which only the counters of Stats and
@@ -46,6 +56,7 @@ type Event struct {
 	Status   int           // the status the client got; 0 when none
 	Retries  int           // attempts beyond the first
 	Duration time.Duration // from the request's arrival to its verdict; 0 when not measured
+	Site     string        // the site label of sessionproxy_requests_total (see Options.Sites); "" for none
 	// Request is what the request log keeps of it; nil keeps nothing
 	// (tunnels, requests refused before they were read). Finish sets its
 	// Outcome, Rule, Status, Retries and Duration from the event's.
@@ -83,7 +94,7 @@ func New(opts Options) *Recorder {
 		usable:   opts.UsableSessions,
 		retired:  opts.RetiredSessions,
 		stats:    newStats(),
-		metrics:  newMetrics(opts.UsableSessions, opts.RetiredSessions),
+		metrics:  newMetrics(opts.UsableSessions, opts.RetiredSessions, siteBound(opts)),
 		history:  newHistory(),
 	}
 }

@@ -78,7 +78,7 @@ func TestRecorderFinish(t *testing.T) {
 	for _, c := range []struct{ outcome, rule, class string }{
 		{"good", "none", "2xx"}, {"retire", "blocked-status", "4xx"}, {"tunnel", "none", "2xx"}, {"exploded", "none", "5xx"},
 	} {
-		if got := recordtest.Value(fams, "sessionproxy_requests_total", recordtest.RequestLabels(c.outcome, c.rule, c.class)); got != 1 {
+		if got := recordtest.Value(fams, "sessionproxy_requests_total", recordtest.RequestLabels(c.outcome, c.rule, c.class, "none")); got != 1 {
 			t.Errorf("requests{%s,%s,%s} = %v, want 1", c.outcome, c.rule, c.class, got)
 		}
 	}
@@ -231,7 +231,7 @@ func TestOutcomes(t *testing.T) {
 	r := New(Options{})
 	r.Finish(Event{Outcome: OutcomeGood})
 	fams, _ := scrapeRecorder(t, r)
-	const help = "Requests finished, by outcome (good, bad, retire, none, error, rejected, canceled, tunnel), deciding rule (none: no rule matched) and status class the client got (none: no status)."
+	const help = "Requests finished, by outcome (good, bad, retire, none, error, rejected, canceled, tunnel), deciding rule (none: no rule matched), status class the client got (none: no status) and site (a configured sites entry's host; else the registrable domain, until the bound of distinct sites is reached, then other; none when there is no site)."
 	if mf := fams["sessionproxy_requests_total"]; mf == nil || mf.GetHelp() != help {
 		t.Errorf("HELP of sessionproxy_requests_total = %q, want %q", mf.GetHelp(), help)
 	}

@@ -102,6 +102,6 @@ func BucketCount(t testing.TB, h *dto.Histogram, le float64) uint64 {
 }
 
 // RequestLabels are the labels of a sessionproxy_requests_total series.
-func RequestLabels(outcome, rule, class string) map[string]string {
-	return map[string]string{"outcome": outcome, "rule": rule, "status_class": class}
+func RequestLabels(outcome, rule, class, site string) map[string]string {
+	return map[string]string{"outcome": outcome, "rule": rule, "status_class": class, "site": site}
 }
