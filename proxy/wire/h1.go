@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -35,6 +36,7 @@ type H1Conn struct {
 	mu      sync.Mutex  // guards the fields below
 	busy    bool        // an exchange is under way (until its body ends)
 	alive   bool        // the connection may carry another exchange
+	used    bool        // an exchange was started on it before
 	unwatch func() bool // stops the watch on the exchange's context
 }
 
@@ -102,16 +104,34 @@ func (c *H1Conn) RoundTrip(req *http.Request, target string, extra []string, don
 		return nil, ErrConnUnusable
 	}
 	c.busy = true
+	reused := c.used
+	c.used = true
 	// The request's context ending closes the connection, which ends
 	// whatever waits on it, until the exchange ends.
 	c.unwatch = context.AfterFunc(req.Context(), func() { c.conn.Close() })
 	c.mu.Unlock()
 	if err := c.writeRequest(req, target, extra); err != nil {
 		c.end(false, done)
+		if reused && req.Context().Err() == nil {
+			// The server closed the idle connection: it got no request.
+			return nil, fmt.Errorf("wire: write request: %w: %w", ErrRetryable, err)
+		}
 		return nil, fmt.Errorf("wire: write request: %w", err)
 	}
 	if c.headTimeout > 0 {
 		c.conn.SetReadDeadline(time.Now().Add(c.headTimeout))
+	}
+	if reused {
+		if _, err := c.br.Peek(1); err != nil && closedIdle(err) && req.Context().Err() == nil {
+			// The server closed the connection before a byte of an
+			// answer: as net/http does, send it again when repeating it
+			// cannot do harm.
+			c.end(false, done)
+			if idempotent(req) {
+				err = fmt.Errorf("%w: %w", ErrRetryable, err)
+			}
+			return nil, fmt.Errorf("wire: read response: server closed the idle connection: %w", err)
+		}
 	}
 	for {
 		c.lr.left = c.lr.max
@@ -138,6 +158,25 @@ func (c *H1Conn) RoundTrip(req *http.Request, target string, extra []string, don
 		resp.Body = &h1Body{ReadCloser: resp.Body, c: c, reusable: !resp.Close && !req.Close, done: done}
 		return resp, nil
 	}
+}
+
+// closedIdle reports whether err is how a read sees a connection the server
+// closed: the end of the stream, or a reset.
+func closedIdle(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// idempotent reports whether sending req twice does no more than sending
+// it once (RFC 9110, 9.2.2), as net/http decides it: by its method, or an
+// Idempotency-Key header.
+func idempotent(req *http.Request) bool {
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	_, key := req.Header["Idempotency-Key"]
+	_, xkey := req.Header["X-Idempotency-Key"]
+	return key || xkey
 }
 
 // end ends an exchange; the connection stays alive only when reusable.

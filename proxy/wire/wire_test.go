@@ -499,3 +499,55 @@ func TestH2GoAwayRetries(t *testing.T) {
 		t.Errorf("body %q over %d connections, want the second connection's answer", body, conns.Load())
 	}
 }
+
+// TestH1ServerClosedIdle: a pooled connection the server closed while it
+// was idle (its keep-alive timeout) does not fail the next request: an
+// idempotent one goes again on a new connection, as with net/http; a POST
+// that cannot be known unprocessed is not sent twice.
+func TestH1ServerClosedIdle(t *testing.T) {
+	var posts atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			posts.Add(1)
+		}
+		io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	tr := plainTransport(srv.Listener.Addr().String())
+	defer tr.Close()
+	do := func(method string, header http.Header) (*http.Response, error) {
+		req, _ := http.NewRequest(method, srv.URL+"/", nil)
+		for k, v := range header {
+			req.Header[k] = v
+		}
+		resp, err := tr.RoundTrip(req)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		return resp, err
+	}
+	for _, tc := range []struct {
+		method string
+		header http.Header
+		retry  bool
+	}{
+		{http.MethodGet, nil, true},
+		{http.MethodHead, nil, true},
+		{http.MethodPost, http.Header{"Idempotency-Key": {"k1"}}, true},
+		{http.MethodPost, nil, false},
+	} {
+		if _, err := do(http.MethodGet, nil); err != nil { // a connection in the pool
+			t.Fatal(err)
+		}
+		srv.CloseClientConnections() // the server's keep-alive timeout, now
+		n := posts.Load()
+		resp, err := do(tc.method, tc.header)
+		if tc.retry && (err != nil || resp.StatusCode != http.StatusOK) {
+			t.Errorf("%s %v on a connection the server closed: %v, want it sent again on a new one", tc.method, tc.header, err)
+		}
+		if !tc.retry && (err == nil || posts.Load() != n) {
+			t.Errorf("a plain POST on a connection the server closed: %v, %d sent; want an error and no second try", err, posts.Load()-n)
+		}
+	}
+}
