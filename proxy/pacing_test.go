@@ -257,3 +257,55 @@ func TestRetryAfterPauseKept(t *testing.T) {
 		})
 	}
 }
+
+// TestPacingSharedOnRedis: two instances on one Redis pool share a site's
+// concurrency cap and a session's delay.
+func TestPacingSharedOnRedis(t *testing.T) {
+	rs := sessionpooltest.Start(t)
+	t.Run("concurrency", func(t *testing.T) {
+		a, origin := startArrivals(t, 100*time.Millisecond)
+		var hs []*harness
+		for range 2 {
+			cfg := redisConfig(t, rs.URL(0))
+			cfg.Sites = []config.Site{{Host: "127.0.0.1", Concurrency: 2}}
+			hs = append(hs, startProxy(t, cfg))
+		}
+		var wg sync.WaitGroup
+		for i := range 6 {
+			c := hs[i%2].client("", "")
+			wg.Go(func() {
+				if resp, _ := get(t, c, origin.URL+"/?s=any", ""); resp.StatusCode != http.StatusOK {
+					t.Errorf("status %d", resp.StatusCode)
+				}
+			})
+		}
+		wg.Wait()
+		if got := len(a.times("any")); got != 6 {
+			t.Fatalf("origin saw %d requests, want 6", got)
+		}
+		if most := a.most.Load(); most != 2 {
+			t.Errorf("at most %d requests in flight at the origin from two instances, want 2", most)
+		}
+	})
+	t.Run("delay", func(t *testing.T) {
+		a, origin := startArrivals(t, 0)
+		var hs []*harness
+		for range 2 {
+			cfg := redisConfig(t, rs.URL(0))
+			cfg.Sites = []config.Site{{Host: "127.0.0.1", Delay: 500 * time.Millisecond}}
+			hs = append(hs, startProxy(t, cfg))
+		}
+		for _, h := range hs {
+			if resp, _ := get(t, h.client("", ""), origin.URL+"/?s=alice", "alice"); resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+		}
+		at := a.times("alice")
+		if len(at) != 2 {
+			t.Fatalf("origin saw %d requests", len(at))
+		}
+		if d := at[1].Sub(at[0]); d < 500*time.Millisecond {
+			t.Errorf("alice's request through the second instance came %v after the first's, want at least the delay 500ms", d)
+		}
+	})
+}

@@ -523,9 +523,23 @@ func (s *Server) pace(c *call, sel selection, attempt int) (func(), *http.Respon
 	if !sel.pinned && attempt < c.cfg.Retry.MaxAttempts && !s.pacer.PausedUntil(c.host, sess.ID()).IsZero() {
 		return nil, nil, record.Event{}
 	}
+	start := time.Now()
 	release, err := s.pacer.Wait(c.req.Context(), c.host, sess.ID())
+	if err == nil && s.sites.Shared() {
+		var shared func()
+		if shared, err = s.paceShared(c, sess, start); err == nil {
+			local := release
+			release = func() { local(); shared() }
+		} else {
+			release()
+		}
+	}
 	if err == nil {
 		return release, nil, record.Event{}
+	}
+	if errors.Is(err, sessionpool.ErrStoreUnavailable) {
+		resp, ev := c.rejected(s.selectErrorResponse(c.req, err), attempt)
+		return nil, resp, ev
 	}
 	var we *sites.WaitError
 	if !errors.As(err, &we) {

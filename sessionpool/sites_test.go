@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
@@ -262,5 +263,79 @@ func TestSitesOpenOnce(t *testing.T) {
 	}
 	if _, err := ss.Pool(context.Background(), "b.test"); !errors.Is(err, sessionpool.ErrPoolClosed) {
 		t.Fatalf("Pool after Teardown: %v", err)
+	}
+}
+
+// TestSitesSharedSlotsAndTurns: processes on one Redis share each site's
+// slots and each session's turns; other sites and sessions are apart.
+// Without Redis everything is granted.
+func TestSitesSharedSlotsAndTurns(t *testing.T) {
+	ctx := context.Background()
+	opts := redisBackend().Options(t, sessionpool.Options{})
+	a, b := openSites(t, opts), openSites(t, opts)
+	if !a.Shared() {
+		t.Fatal("a Redis Sites is not Shared")
+	}
+	var releases []func()
+	for i, ss := range []*sessionpool.Sites{a, b} {
+		rel, ok, err := ss.TrySlot(ctx, "x.test", 2, time.Minute)
+		if err != nil || !ok {
+			t.Fatalf("slot %d: %v %v", i, ok, err)
+		}
+		releases = append(releases, rel)
+	}
+	if _, ok, err := a.TrySlot(ctx, "x.test", 2, time.Minute); ok || err != nil {
+		t.Fatalf("a third slot of two: %v %v", ok, err)
+	}
+	if rel, ok, err := a.TrySlot(ctx, "y.test", 2, time.Minute); !ok || err != nil {
+		t.Fatalf("another site's slot: %v %v", ok, err)
+	} else {
+		rel()
+	}
+	releases[1]()
+	releases[1]() // idempotent: frees one slot, not two
+	rel, ok, err := b.TrySlot(ctx, "x.test", 2, time.Minute)
+	if !ok || err != nil {
+		t.Fatalf("a slot after a release: %v %v", ok, err)
+	}
+	rel()
+	if _, ok, _ := b.TrySlot(ctx, "x.test", 2, time.Minute); !ok {
+		t.Fatal("the second slot after its release")
+	}
+	if _, ok, _ := b.TrySlot(ctx, "x.test", 2, time.Minute); ok {
+		t.Fatal("a double release freed two slots")
+	}
+	// A lease ends with its life: a process that died gives its slots back.
+	if _, ok, _ := a.TrySlot(ctx, "z.test", 1, 50*time.Millisecond); !ok {
+		t.Fatal("slot of z.test")
+	}
+	time.Sleep(60 * time.Millisecond) // the lease's life, which nothing signals
+	if _, ok, _ := b.TrySlot(ctx, "z.test", 1, time.Minute); !ok {
+		t.Fatal("the slot of an expired lease did not come back")
+	}
+
+	if w, err := a.TryTurn(ctx, "x.test", "alice", time.Second); w != 0 || err != nil {
+		t.Fatalf("first turn: %v %v", w, err)
+	}
+	if w, err := b.TryTurn(ctx, "x.test", "alice", time.Second); w <= 0 || w > time.Second || err != nil {
+		t.Fatalf("alice's next turn on another process: wait %v (%v), want (0, 1s]", w, err)
+	}
+	for _, other := range [][2]string{{"x.test", "bob"}, {"y.test", "alice"}} {
+		if w, _ := b.TryTurn(ctx, other[0], other[1], time.Second); w != 0 {
+			t.Errorf("%s on %s waits %v for alice on x.test", other[1], other[0], w)
+		}
+	}
+
+	local := openSites(t, sessionpool.Options{})
+	if local.Shared() {
+		t.Error("a Sites in memory is Shared")
+	}
+	for range 3 {
+		if _, ok, err := local.TrySlot(ctx, "x.test", 1, time.Minute); !ok || err != nil {
+			t.Fatalf("without Redis: %v %v", ok, err)
+		}
+		if w, _ := local.TryTurn(ctx, "x.test", "alice", time.Second); w != 0 {
+			t.Fatalf("without Redis a turn waits %v", w)
+		}
 	}
 }

@@ -20,7 +20,12 @@
 // that outlive the run (max_usage_count: 2^30) instead of the default 50.
 // -fingerprints go,mirror,chrome runs one sessionproxy per fingerprint mode
 // instead of one on the default, and adds each one's median ratio to the
-// first of them in the same round (the "vs-first" column).
+// first of them in the same round (the "vs-first" column). -scopes
+// site,global does the same for pool.scope. The scenario sites-12 spreads
+// the load over -sites sites (the origin on as many loopback addresses, an
+// IP literal being a site of its own) with pools of -pool sessions:
+//
+//	go run ./proxy/testdata/bench -scenarios sites-12 -sites 1000 -pool 10 -scopes site,global
 package main
 
 import (
@@ -50,6 +55,9 @@ func main() {
 	base := flag.String("base", "", "a second sessionproxy `program` to compare (it must have -pprof)")
 	only := flag.String("scenarios", "http-12,http-1k,https-1k", "comma-separated scenarios to run")
 	fingerprints := flag.String("fingerprints", "", "comma-separated fingerprint modes, one sessionproxy each (default: one on the default mode)")
+	scopes := flag.String("scopes", "", "comma-separated pool.scope values, one sessionproxy each (default: one on the default scope)")
+	nSites := flag.Int("sites", 1000, "sites of the sites-12 scenario")
+	poolSize := flag.Int("pool", 1000, "pool.max_pool_size of every sessionproxy")
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "sessionproxy-bench-")
 	if err != nil {
@@ -82,15 +90,26 @@ func main() {
 			log.Fatal(err)
 		}
 	}
-	_, addrs := start(bins["origin"], "-ca-dir", originCA)
+	originArgs := []string{"-ca-dir", originCA}
+	if strings.Contains(*only, "sites-") {
+		originArgs = append(originArgs, "-sites", strconv.Itoa(*nSites))
+	}
+	_, addrs := start(bins["origin"], originArgs...)
 	gpDir := filepath.Join(dir, "goproxy")
 	gp, gpAddr := start(bins["goproxytuned"], "-ca-dir", gpDir, "-origin-ca", filepath.Join(originCA, "ca.pem"))
 	cs := []*contender{{name: "goproxy-tuned", cmd: gp, addr: gpAddr["proxy"], ca: filepath.Join(gpDir, "ca.pem")}}
+	// name, program, config lines of its own
 	progs := []string{"sessionproxy", bins["sessionproxy"], ""}
-	if *fingerprints != "" {
+	switch {
+	case *fingerprints != "":
 		progs = nil
 		for _, fp := range strings.Split(*fingerprints, ",") {
-			progs = append(progs, "sessionproxy-"+fp, bins["sessionproxy"], fp)
+			progs = append(progs, "sessionproxy-"+fp, bins["sessionproxy"], "fingerprint: "+fp+"\n")
+		}
+	case *scopes != "":
+		progs = nil
+		for _, sc := range strings.Split(*scopes, ",") {
+			progs = append(progs, "sessionproxy-"+sc, bins["sessionproxy"], "scope: "+sc+"\n")
 		}
 	}
 	if *base != "" {
@@ -98,16 +117,20 @@ func main() {
 	}
 	for i := 0; i < len(progs); i += 3 {
 		data := filepath.Join(dir, progs[i])
-		cfg := writeConfig(data, filepath.Join(originCA, "ca.pem"), *keep, progs[i+2])
+		cfg := writeConfig(data, filepath.Join(originCA, "ca.pem"), *keep, *poolSize, progs[i+2])
 		cmd, logs := start(progs[i+1], "-config", cfg, "-pprof", "127.0.0.1:0")
 		cs = append(cs, &contender{name: progs[i], cmd: cmd, addr: logs["proxy"], pprof: logs["pprof"],
 			ca: filepath.Join(data, "ca.pem")})
 	}
-	fmt.Printf("rounds %d of %v each, %d connections, keep sessions %v\n", *rounds, *dur, *conns, *keep)
+	fmt.Printf("rounds %d of %v each, %d connections, keep sessions %v, pools of %d\n", *rounds, *dur, *conns, *keep, *poolSize)
 	for _, sc := range strings.Split(*only, ",") {
 		target := "http://" + addrs["http"]
 		if strings.HasPrefix(sc, "https") {
 			target = "https://" + addrs["https"]
+		}
+		if strings.HasPrefix(sc, "sites") {
+			_, port, _ := strings.Cut(addrs["http"], ":")
+			target = "sites://" + strconv.Itoa(*nSites) + ":" + port
 		}
 		target += "/" + sc[strings.LastIndexByte(sc, '-')+1:]
 		for _, c := range cs {
@@ -130,10 +153,11 @@ func main() {
 }
 
 // writeConfig writes sessionproxy's config into data (made if missing) and
-// returns its path: a pool of 1,000 sessions, interception trusting
-// originCA, defaults otherwise; keep gives sessions that outlive the run,
-// fingerprint (when not "") sets the fingerprint mode.
-func writeConfig(data, originCA string, keep bool, fingerprint string) string {
+// returns its path: pools of poolSize sessions, interception trusting
+// originCA, defaults otherwise; keep gives sessions that outlive the run;
+// own holds more lines: "fingerprint: X" at the top level, "scope: X" in
+// the pool section.
+func writeConfig(data, originCA string, keep bool, poolSize int, own string) string {
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		log.Fatal(err)
 	}
@@ -141,11 +165,14 @@ func writeConfig(data, originCA string, keep bool, fingerprint string) string {
 	if keep {
 		session = "  session:\n    max_usage_count: 1073741824\n"
 	}
+	if strings.HasPrefix(own, "scope: ") {
+		session += "  " + own
+	}
 	cfg := fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: \"\"\nlog_format: json\ndata_dir: %s\n"+
-		"pool:\n  max_pool_size: 1000\n  persist_interval: 1h\n%smitm:\n  upstream_ca: [%s]\n",
-		data, session, originCA)
-	if fingerprint != "" {
-		cfg += "fingerprint: " + fingerprint + "\n"
+		"pool:\n  max_pool_size: %d\n  persist_interval: 1h\n%smitm:\n  upstream_ca: [%s]\n",
+		data, poolSize, session, originCA)
+	if strings.HasPrefix(own, "fingerprint: ") {
+		cfg += own
 	}
 	path := filepath.Join(data, "config.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
@@ -250,9 +277,25 @@ func runWrk(addr, target string, conns int, d time.Duration) result {
 		log.Fatal(err)
 	}
 	defer os.Remove(script.Name())
-	host := strings.TrimPrefix(target, "http://")
-	host = host[:strings.IndexByte(host, '/')]
-	fmt.Fprintf(script, "wrk.path = %q\nwrk.headers[\"Host\"] = %q\n", target, host)
+	if rest, ok := strings.CutPrefix(target, "sites://"); ok {
+		// sites://N:PORT/PATH: each request to the next of N sites.
+		n, rest, _ := strings.Cut(rest, ":")
+		port, path, _ := strings.Cut(rest, "/")
+		fmt.Fprintf(script, `local n, i = %s, 0
+function setup(thread) thread:set("first", math.random(0, n - 1)) end
+function init() i = first end
+function request()
+  i = (i + 1) %% n
+  local k = i + 1
+  local host = string.format("127.1.%%d.%%d:%s", math.floor(k / 250), k %% 250 + 1)
+  return wrk.format("GET", "http://" .. host .. "/%s", {Host = host})
+end
+`, n, port, path)
+	} else {
+		host := strings.TrimPrefix(target, "http://")
+		host = host[:strings.IndexByte(host, '/')]
+		fmt.Fprintf(script, "wrk.path = %q\nwrk.headers[\"Host\"] = %q\n", target, host)
+	}
 	script.Close()
 	out, err := exec.Command("wrk", "-t2", "-c"+strconv.Itoa(conns), "-d"+d.String(), "-s", script.Name(),
 		"http://"+addr+"/").CombinedOutput()
