@@ -509,18 +509,27 @@ func TestReadmeBenchCommandsRun(t *testing.T) {
 		switch {
 		case extended:
 			t.Logf("not run: %s (a longer line runs it with more flags)", line)
-		case strings.Contains(line, " -base "):
-			t.Logf("not run: %s (-base needs an older build of the reader's)", line)
 		default:
 			run = append(run, line)
 		}
 	}
 	header := regexp.MustCompile(`(?m)^proxy +req/s +ratio `)
 	row := regexp.MustCompile(`(?m)^sessionproxy\S* +\d+ +\d+\.\d\d `)
+	base := "" // the -base program: the reader's older build; here, this tree's
 	for _, line := range run {
 		t.Run(strings.TrimPrefix(line, "go run ./proxy/testdata/bench"), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
+			if f := strings.Fields(line); slices.Contains(f, "-base") {
+				if base == "" {
+					base = filepath.Join(t.TempDir(), "sp-base")
+					build := exec.CommandContext(ctx, "go", "build", "-o", base, ".")
+					build.Dir, build.Env = "..", clientEnv()
+					runChild(t, build)
+				}
+				i := slices.Index(f, "-base")
+				line = strings.Replace(line, "-base "+f[i+1], "-base "+base, 1)
+			}
 			cmd := exec.CommandContext(ctx, "sh", "-c", line+" -rounds 1 -d 1s")
 			cmd.Dir, cmd.Env = "..", clientEnv()
 			out := runChild(t, cmd)
