@@ -124,7 +124,7 @@ const exclusivePicks = 8
 // request (pool.exclusive): a pick of the pool that is free, else a new
 // session while the pool holds fewer than max, else the first session
 // freed, waiting up to maxWait.
-func (s *Server) freeSession(ctx context.Context, pool *sessionpool.Pool, tried []string, max int, maxWait time.Duration) (*sessionpool.Session, error) {
+func (s *Server) freeSession(ctx context.Context, pool *sessionpool.Pool, tried []string, max int, maxWait time.Duration) (selection, error) {
 	deadline := time.NewTimer(maxWait)
 	defer deadline.Stop()
 	for {
@@ -132,27 +132,65 @@ func (s *Server) freeSession(ctx context.Context, pool *sessionpool.Pool, tried 
 		for range exclusivePicks {
 			sess, err := fromPool(ctx, pool, tried)
 			if err != nil {
-				return nil, err
+				return selection{}, err
 			}
-			if s.busy.tryAcquire(transportKey(pool.Site(), sess.ID())) {
-				return sess, nil
+			if free, ok := s.hold(ctx, sess); ok {
+				return selection{sess: sess, free: free}, nil
 			}
 		}
 		if len(pool.Sessions()) < max {
 			sess, err := pool.AddSession(ctx, sessionpool.SessionOptions{})
 			if err != nil {
-				return nil, err
+				return selection{}, err
 			}
-			if s.busy.tryAcquire(transportKey(pool.Site(), sess.ID())) {
-				return sess, nil
+			if free, ok := s.hold(ctx, sess); ok {
+				return selection{sess: sess, free: free}, nil
 			}
+		}
+		var poll <-chan time.Time // sessions freed on other instances announce nothing
+		if s.sites.Shared() {
+			t := time.NewTimer(sharedPoll)
+			defer t.Stop()
+			poll = t.C
 		}
 		select {
 		case <-freed:
+		case <-poll:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return selection{}, ctx.Err()
 		case <-deadline.C:
-			return nil, fmt.Errorf("%w: waited pacing.max_wait %v for one on %q", errBusy, maxWait, pool.Site())
+			return selection{}, fmt.Errorf("%w: waited pacing.max_wait %v for one on %q", errBusy, maxWait, pool.Site())
 		}
 	}
+}
+
+// sharedPoll is how often a request waiting for a session that another
+// instance on the Redis pool holds looks again.
+const sharedPoll = 50 * time.Millisecond
+
+// hold takes sess for the request when no other request holds it: in this
+// instance, and on a Redis pool in any (sessionpool.Sites.TryHold). It
+// returns the release.
+func (s *Server) hold(ctx context.Context, sess *sessionpool.Session) (func(), bool) {
+	key, site := sessionKey(sess), sess.Site()
+	if !s.busy.tryAcquire(key) {
+		return nil, false
+	}
+	local := func() { s.busy.release(key, site) }
+	shared, ok, err := s.holdShared(ctx, sess)
+	if err != nil || !ok {
+		local()
+		return nil, false
+	}
+	return func() { shared(); local() }, true
+}
+
+// holdShared takes sess on the Redis pool's server (sessionpool.Sites.TryHold),
+// logging the store's errors; without Redis it always grants.
+func (s *Server) holdShared(ctx context.Context, sess *sessionpool.Session) (func(), bool, error) {
+	shared, ok, err := s.sites.TryHold(ctx, sess.Site(), sess.ID(), slotLife)
+	if err != nil {
+		s.storeFailed(err)
+	}
+	return shared, ok, err
 }

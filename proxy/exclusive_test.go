@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sessionproxy/sessionproxy/sessionpool"
+	"github.com/sessionproxy/sessionproxy/sessionpool/sessionpooltest"
 )
 
 // holdOrigin answers /hold once gate is closed, counting the requests in
@@ -174,5 +175,37 @@ func TestBusySessionsOrder(t *testing.T) {
 	}
 	if !b.tryAcquire("k") {
 		t.Fatal("the session is not free after its last release")
+	}
+}
+
+// TestExclusiveRedis: on a Redis pool a session busy on one instance is
+// busy on every instance: a pinned request for it through another
+// instance waits, and past pacing.max_wait gets 429.
+func TestExclusiveRedis(t *testing.T) {
+	rs := sessionpooltest.Start(t)
+	o, origin := newHoldOrigin(t)
+	var hs []*harness
+	for range 2 {
+		cfg := redisConfig(t, rs.URL(0))
+		cfg.Pool.Exclusive = true
+		cfg.Pacing.MaxWait = 300 * time.Millisecond
+		hs = append(hs, startProxy(t, cfg))
+	}
+	first := make(chan *http.Response, 1)
+	go func() { resp, _ := get(t, hs[0].client("", ""), origin.URL+"/hold", "alice"); first <- resp }()
+	o.waitEntered(t, 1)
+	resp, body := get(t, hs[1].client("", ""), origin.URL+"/hold", "alice")
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(body, "max_wait") {
+		t.Errorf("alice through the other instance while busy: %d %q, want 429 naming max_wait", resp.StatusCode, body)
+	}
+	close(o.gate)
+	if r := <-first; r.StatusCode != http.StatusOK {
+		t.Fatalf("first: %d", r.StatusCode)
+	}
+	if resp, _ := get(t, hs[1].client("", ""), origin.URL+"/hold", "alice"); resp.StatusCode != http.StatusOK {
+		t.Errorf("alice through the other instance once free: %d", resp.StatusCode)
+	}
+	if m := o.most.Load(); m != 1 {
+		t.Errorf("the origin saw %d of alice's requests at once, want 1", m)
 	}
 }

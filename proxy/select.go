@@ -76,16 +76,21 @@ func (s *Server) pick(ctx context.Context, cfg *config.Config, name, site string
 		if err != nil {
 			return selection{}, err
 		}
-		return s.taken(selection{sess: sess}, s.exclusive && s.busy.tryAcquire(sessionKey(sess))), nil
+		sel := selection{sess: sess}
+		if s.exclusive {
+			sel.free, _ = s.hold(ctx, sess) // new: held by nobody else
+		}
+		return sel, nil
 	default:
 		sess, err := s.namedSession(ctx, pool, name)
 		if err != nil || !s.exclusive {
 			return selection{sess: sess, pinned: true}, err
 		}
-		if err := s.waitFor(ctx, cfg, sess); err != nil {
+		free, err := s.waitFor(ctx, cfg, sess)
+		if err != nil {
 			return selection{}, err
 		}
-		return s.taken(selection{sess: sess, pinned: true}, true), nil
+		return selection{sess: sess, pinned: true, free: free}, nil
 	}
 
 	switch cfg.Affinity {
@@ -132,10 +137,11 @@ func (s *Server) remembered(ctx context.Context, pool *sessionpool.Pool, id stri
 	if !s.exclusive {
 		return selection{sess: sess}, true
 	}
-	if !s.busy.tryAcquire(sessionKey(sess)) {
+	free, ok := s.hold(ctx, sess)
+	if !ok {
 		return selection{}, false
 	}
-	return s.taken(selection{sess: sess}, true), true
+	return selection{sess: sess, free: free}, true
 }
 
 // unpinned returns a session of pool that none of the earlier attempts
@@ -145,32 +151,43 @@ func (s *Server) unpinned(ctx context.Context, cfg *config.Config, pool *session
 		sess, err := fromPool(ctx, pool, tried)
 		return selection{sess: sess}, err
 	}
-	sess, err := s.freeSession(ctx, pool, tried, cfg.Pool.MaxPoolSize, cfg.Pacing.MaxWait)
-	if err != nil {
-		return selection{}, err
-	}
-	return s.taken(selection{sess: sess}, true), nil
-}
-
-// taken gives sel the release of its session when the request took it.
-func (s *Server) taken(sel selection, took bool) selection {
-	if took {
-		key, site := sessionKey(sel.sess), sel.sess.Site()
-		sel.free = func() { s.busy.release(key, site) }
-	}
-	return sel
+	return s.freeSession(ctx, pool, tried, cfg.Pool.MaxPoolSize, cfg.Pacing.MaxWait)
 }
 
 // waitFor takes a pinned session for the request (pool.exclusive), behind
-// the requests that asked for it earlier, waiting up to pacing.max_wait.
-func (s *Server) waitFor(ctx context.Context, cfg *config.Config, sess *sessionpool.Session) error {
+// the requests that asked for it earlier (in this instance; on a Redis pool,
+// then from the others, looking again every sharedPoll), waiting up to
+// pacing.max_wait. It returns the release.
+func (s *Server) waitFor(ctx context.Context, cfg *config.Config, sess *sessionpool.Session) (func(), error) {
 	wctx, cancel := context.WithTimeout(ctx, cfg.Pacing.MaxWait)
 	defer cancel()
-	err := s.busy.acquire(wctx, sessionKey(sess))
-	if err != nil && ctx.Err() == nil {
+	tooLong := func() error {
 		return fmt.Errorf("%w: waited pacing.max_wait %v for session %q", errBusy, cfg.Pacing.MaxWait, sess.ID())
 	}
-	return err
+	key, site := sessionKey(sess), sess.Site()
+	if err := s.busy.acquire(wctx, key); err != nil {
+		if ctx.Err() == nil {
+			return nil, tooLong()
+		}
+		return nil, err
+	}
+	local := func() { s.busy.release(key, site) }
+	for {
+		shared, ok, err := s.holdShared(wctx, sess)
+		if err == nil && ok {
+			return func() { shared(); local() }, nil
+		}
+		if err == nil {
+			err = sleepCtx(wctx, sharedPoll)
+		}
+		if err != nil {
+			local()
+			if ctx.Err() == nil && wctx.Err() != nil {
+				return nil, tooLong()
+			}
+			return nil, err
+		}
+	}
 }
 
 // remember makes the session that answered a request the one its tunnel or

@@ -45,7 +45,7 @@ return 0
 `)
 
 // Shared reports whether the sites are on a Redis server that other
-// processes may share (TrySlot and TryTurn then coordinate them).
+// processes may share (TrySlot, TryTurn and TryHold then coordinate them).
 func (ss *Sites) Shared() bool { return ss.opts.Redis != nil }
 
 // TrySlot takes one of the limit slots of site shared by every process on
@@ -55,11 +55,26 @@ func (ss *Sites) Shared() bool { return ss.opts.Redis != nil }
 // Redis it always grants, and release does nothing: each process caps on
 // its own. Errors wrap ErrStoreUnavailable.
 func (ss *Sites) TrySlot(ctx context.Context, site string, limit int, life time.Duration) (release func(), ok bool, err error) {
-	r := ss.opts.Redis
-	if r == nil {
+	if ss.opts.Redis == nil {
 		return func() {}, true, nil
 	}
-	key := "sp:{" + ss.siteKey(site) + "}:slots"
+	return ss.trySlot(ctx, "sp:{"+ss.siteKey(site)+"}:slots", site, limit, life)
+}
+
+// TryHold takes session id of site for one request across every process on
+// the Redis server, without waiting: ok is false when a process holds it.
+// The hold lasts until release is called (idempotent) or life has passed.
+// Without Redis it always grants. Errors wrap ErrStoreUnavailable.
+func (ss *Sites) TryHold(ctx context.Context, site, id string, life time.Duration) (release func(), ok bool, err error) {
+	if ss.opts.Redis == nil {
+		return func() {}, true, nil
+	}
+	return ss.trySlot(ctx, "sp:{"+ss.siteKey(site)+"}:busy:"+id, site, 1, life)
+}
+
+// trySlot takes one of limit leases of key, for site.
+func (ss *Sites) trySlot(ctx context.Context, key, site string, limit int, life time.Duration) (release func(), ok bool, err error) {
+	r := ss.opts.Redis
 	lease := newID()
 	got, err := slotScript.Run(ctx, r.Client, []string{key}, limit, lease, life.Milliseconds()).Int()
 	if err != nil {

@@ -339,3 +339,29 @@ func TestSitesSharedSlotsAndTurns(t *testing.T) {
 		}
 	}
 }
+
+// TestSitesSharedHold: a session held by one process is held for all on
+// the same Redis, until released; another session or site is apart.
+func TestSitesSharedHold(t *testing.T) {
+	ctx := context.Background()
+	opts := redisBackend().Options(t, sessionpool.Options{})
+	a, b := openSites(t, opts), openSites(t, opts)
+	rel, ok, err := a.TryHold(ctx, "x.test", "alice", time.Minute)
+	if !ok || err != nil {
+		t.Fatalf("hold: %v %v", ok, err)
+	}
+	if _, ok, _ := b.TryHold(ctx, "x.test", "alice", time.Minute); ok {
+		t.Fatal("alice held twice")
+	}
+	for _, other := range [][2]string{{"x.test", "bob"}, {"y.test", "alice"}} {
+		if r, ok, _ := b.TryHold(ctx, other[0], other[1], time.Minute); !ok {
+			t.Errorf("%s on %s is held with alice on x.test", other[1], other[0])
+		} else {
+			r()
+		}
+	}
+	rel()
+	if _, ok, _ := b.TryHold(ctx, "x.test", "alice", time.Minute); !ok {
+		t.Fatal("alice not free after her release")
+	}
+}
