@@ -1,8 +1,10 @@
 package record
 
 import (
+	"cmp"
 	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -84,15 +86,16 @@ type reqKey struct {
 	rule, class, site string
 }
 
-// labelBound gives values a label of their own while fewer than max have
-// one (the kept ones always have theirs), and "other" after that. Safe for
-// concurrent use.
+// labelBound gives the max busiest values a label of their own, and the
+// rest "other"; the kept ones always have theirs. Every value's uses are
+// counted; the labels go to the first max values seen, then, at each rank
+// (every scrape), to the max most used so far. Safe for concurrent use.
 type labelBound struct {
-	kept map[string]bool // immutable
-	max  int
-	seen sync.Map   // the values with a label of their own: read without a lock
-	mu   sync.Mutex // serializes adding to seen
-	n    int        // guarded by mu: the size of seen
+	kept    map[string]bool // immutable
+	max     int
+	counts  sync.Map                        // value -> *atomic.Int64, its uses
+	labeled atomic.Pointer[map[string]bool] // the values with a label now; replaced whole under mu
+	mu      sync.Mutex
 }
 
 // siteBound is the bound of the site labels opts ask for.
@@ -104,10 +107,11 @@ func siteBound(opts Options) *labelBound {
 	for _, s := range opts.Sites {
 		b.kept[s] = true
 	}
+	b.labeled.Store(&map[string]bool{})
 	return b
 }
 
-// label returns v's label: v, or "other" once max others have one; "none"
+// label counts one use of v and returns its label: v, or "other"; "none"
 // for "".
 func (b *labelBound) label(v string) string {
 	switch {
@@ -116,20 +120,51 @@ func (b *labelBound) label(v string) string {
 	case b.kept[v]:
 		return v
 	}
-	if _, ok := b.seen.Load(v); ok {
+	c, ok := b.counts.Load(v)
+	if !ok {
+		c, _ = b.counts.LoadOrStore(v, new(atomic.Int64))
+	}
+	c.(*atomic.Int64).Add(1)
+	if (*b.labeled.Load())[v] {
 		return v
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if _, ok := b.seen.Load(v); ok {
+	cur := *b.labeled.Load()
+	if cur[v] {
 		return v
 	}
-	if b.n >= b.max {
+	if len(cur) >= b.max {
 		return labelOther
 	}
-	b.seen.Store(v, struct{}{})
-	b.n++
+	next := maps.Clone(cur)
+	next[v] = true
+	b.labeled.Store(&next)
 	return v
+}
+
+// rank gives the labels to the max values used most so far.
+func (b *labelBound) rank() {
+	type use struct {
+		v string
+		n int64
+	}
+	var uses []use
+	b.counts.Range(func(k, c any) bool {
+		uses = append(uses, use{k.(string), c.(*atomic.Int64).Load()})
+		return true
+	})
+	if len(uses) <= b.max {
+		return // every value has its label already
+	}
+	slices.SortFunc(uses, func(x, y use) int { return cmp.Compare(y.n, x.n) })
+	next := make(map[string]bool, b.max)
+	for _, u := range uses[:b.max] {
+		next[u.v] = true
+	}
+	b.mu.Lock()
+	b.labeled.Store(&next)
+	b.mu.Unlock()
 }
 
 // newMetrics builds the collectors on a fresh registry. usable and retired
@@ -141,7 +176,7 @@ func newMetrics(usable, retired func() int, sites *labelBound) *metrics {
 		reg: prometheus.NewRegistry(),
 		reqVec: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "requests_total",
-			Help: "Requests finished, by outcome (" + outcomeList() + "), deciding rule (none: no rule matched), status class the client got (none: no status) and site (a configured sites entry's host; else the registrable domain, until the bound of distinct sites is reached, then other; none when there is no site).",
+			Help: "Requests finished, by outcome (" + outcomeList() + "), deciding rule (none: no rule matched), status class the client got (none: no status) and site (a configured sites entry's host; else the registrable domain for the busiest sites, other for the rest; none when there is no site).",
 		}, []string{"outcome", "rule", "status_class", "site"}),
 		attVec: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "attempts_total",
@@ -205,11 +240,15 @@ func newMetrics(usable, retired func() int, sites *labelBound) *metrics {
 			ConstLabels: prometheus.Labels{"state": state},
 		}, func() float64 { return float64(f()) }))
 	}
-	m.handle = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+	prom := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
 		ErrorHandling:       promhttp.ContinueOnError, // one failing collector does not blank the scrape
 		Registry:            m.reg,                    // counts those errors in promhttp_metric_handler_errors_total
 		MaxRequestsInFlight: 4,
 		Timeout:             10 * time.Second,
+	})
+	m.handle = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.sites.rank() // the busiest sites so far have the labels from now on
+		prom.ServeHTTP(w, r)
 	})
 	return m
 }

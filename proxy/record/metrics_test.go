@@ -359,16 +359,28 @@ func BenchmarkObserveRequest(b *testing.B) {
 }
 
 // TestMetricsSiteLabel: configured sites always have their label; other
-// sites have theirs until the bound, then "other"; no site is "none".
+// sites have theirs while fewer than the bound do, then "other"; each
+// scrape gives the labels to the sites with the most requests so far; no
+// site is "none".
 func TestMetricsSiteLabel(t *testing.T) {
 	r := New(Options{Sites: []string{"*.shop.example"}, MaxSiteLabels: 2})
-	for _, site := range []string{"a.example", "b.example", "c.example", "a.example", "*.shop.example", "c.example", ""} {
-		r.Finish(Event{Outcome: OutcomeGood, Status: 200, Site: site})
-	}
-	fams, _ := scrapeRecorder(t, r)
-	for site, n := range map[string]float64{"a.example": 2, "b.example": 1, "other": 2, "*.shop.example": 1, "none": 1, "c.example": -1} {
-		if got := recordtest.Value(fams, "sessionproxy_requests_total", recordtest.RequestLabels("good", "none", "2xx", site)); got != n {
-			t.Errorf("site %q: %v requests, want %v", site, got, n)
+	finish := func(sites ...string) {
+		for _, site := range sites {
+			r.Finish(Event{Outcome: OutcomeGood, Status: 200, Site: site})
 		}
 	}
+	check := func(when string, want map[string]float64) {
+		t.Helper()
+		fams, _ := scrapeRecorder(t, r)
+		for site, n := range want {
+			if got := recordtest.Value(fams, "sessionproxy_requests_total", recordtest.RequestLabels("good", "none", "2xx", site)); got != n {
+				t.Errorf("%s: site %q: %v requests, want %v", when, site, got, n)
+			}
+		}
+	}
+	finish("a.example", "b.example", "c.example", "a.example", "*.shop.example", "c.example", "")
+	check("first scrape", map[string]float64{"a.example": 2, "b.example": 1, "other": 2, "*.shop.example": 1, "none": 1, "c.example": -1})
+	// c.example (2 so far) is busier than b.example (1): it has the label now.
+	finish("c.example", "b.example")
+	check("second scrape", map[string]float64{"a.example": 2, "b.example": 1, "other": 3, "c.example": 1})
 }

@@ -36,8 +36,9 @@ type Options struct {
 	// none.
 	RequestLogSize int
 	// Sites are the site labels sessionproxy_requests_total always keeps
-	// (the configured sites); other sites get a label of their own while
-	// fewer than MaxSiteLabels have one, then "other".
+	// (the configured sites); the other sites share MaxSiteLabels labels:
+	// the first ones seen have them, then at each scrape those with the most
+	// requests so far; the rest are "other".
 	Sites []string
 	// MaxSiteLabels bounds the labels of sites not in Sites. 0 means
 	// DefaultMaxSiteLabels; negative: every such site is "other".

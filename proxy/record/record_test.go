@@ -231,7 +231,7 @@ func TestOutcomes(t *testing.T) {
 	r := New(Options{})
 	r.Finish(Event{Outcome: OutcomeGood})
 	fams, _ := scrapeRecorder(t, r)
-	const help = "Requests finished, by outcome (good, bad, retire, none, error, rejected, canceled, tunnel), deciding rule (none: no rule matched), status class the client got (none: no status) and site (a configured sites entry's host; else the registrable domain, until the bound of distinct sites is reached, then other; none when there is no site)."
+	const help = "Requests finished, by outcome (good, bad, retire, none, error, rejected, canceled, tunnel), deciding rule (none: no rule matched), status class the client got (none: no status) and site (a configured sites entry's host; else the registrable domain for the busiest sites, other for the rest; none when there is no site)."
 	if mf := fams["sessionproxy_requests_total"]; mf == nil || mf.GetHelp() != help {
 		t.Errorf("HELP of sessionproxy_requests_total = %q, want %q", mf.GetHelp(), help)
 	}
