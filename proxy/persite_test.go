@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/proxy/proxytest"
@@ -244,5 +245,25 @@ func TestSitesRedisTwoProxies(t *testing.T) {
 	}
 	if _, body := get(t, c1, s.b+"/echo", "alice"); decodeSeen(t, body).Cookie != "b=2" {
 		t.Errorf("proxy one sent %q for alice on B, want b=2", decodeSeen(t, body).Cookie)
+	}
+}
+
+// TestSiteDelayPerSite: a sites entry's delay spaces one session's
+// requests to a site, not its requests to another site the same entry
+// matches.
+func TestSiteDelayPerSite(t *testing.T) {
+	s := newTwoSites(t)
+	s.cfg.Sites = []config.Site{{Host: "*.test", Delay: time.Minute}}
+	s.cfg.Pacing.MaxWait = time.Second
+	h := startProxy(t, s.cfg)
+	c := h.client("", "")
+	if resp, _ := get(t, c, s.a+"/echo", "alice"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("alice on A: %d", resp.StatusCode)
+	}
+	if resp, _ := get(t, c, s.b+"/echo", "alice"); resp.StatusCode != http.StatusOK {
+		t.Errorf("alice on B right after A: %d, want 200 (the delay is per site)", resp.StatusCode)
+	}
+	if resp, _ := get(t, c, s.a+"/echo", "alice"); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("alice on A again: %d, want 429 (a minute's delay, max_wait 1s)", resp.StatusCode)
 	}
 }
