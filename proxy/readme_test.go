@@ -109,3 +109,47 @@ func TestReadmeOwnHostCurl(t *testing.T) {
 		t.Error("the README's line did not retire the session")
 	}
 }
+
+// TestReadmeCurlSection runs every line of the README's "curl" section
+// against a local TLS origin (its address for https://example.com/, the
+// test proxy's for 127.0.0.1:8080, its CA file for data/ca.pem): the
+// session header, the grep for the X-Session-* headers, and the session
+// by proxy username.
+func TestReadmeCurlSection(t *testing.T) {
+	requireProgram(t, "curl", "curl")
+	blocks := fencedBlocks(readmeSection(t, "### curl"))
+	if len(blocks) != 1 || len(blocks[0].lines) != 3 {
+		t.Fatalf("the curl section has %d blocks, want one of three lines", len(blocks))
+	}
+	origin := httptest.NewTLSServer(originMux())
+	defer origin.Close()
+	cfg := testConfig(t)
+	trustOrigin(t, cfg, origin)
+	h := startProxy(t, cfg)
+	replace := strings.NewReplacer(
+		"127.0.0.1:8080", h.proxyURL.Host,
+		"data/ca.pem", filepath.Join(cfg.DataDir, "ca.pem"),
+		"https://example.com/", origin.URL+"/echo",
+	)
+	var out []string
+	for _, line := range blocks[0].lines {
+		cmd := exec.CommandContext(waitCtx(t, 30*time.Second), "sh", "-c", replace.Replace(stripComment(line)))
+		cmd.Env = clientEnv()
+		out = append(out, runChild(t, cmd))
+	}
+	i := strings.IndexByte(out[0], '{') // after curl's progress meter, on stderr
+	if i < 0 {
+		t.Fatalf("the first line printed no answer of the origin: %q", out[0])
+	}
+	if seen := decodeSeen(t, out[0][i:]); seen.Header.Get("X-Session-Id") != "" {
+		t.Errorf("the origin got the session header: %v", seen.Header)
+	}
+	if !strings.Contains(strings.ToLower(out[1]), "x-session-id: ") {
+		t.Errorf("the grep line printed %q, want the X-Session-Id header", out[1])
+	}
+	for id, uses := range map[string]int{"alice": 1, "bob": 1} {
+		if st := stateOf(t, h, id); st.UsageCount != uses {
+			t.Errorf("session %s used %d times, want %d", id, st.UsageCount, uses)
+		}
+	}
+}
