@@ -298,12 +298,15 @@ func startReadmeOrigins(t *testing.T) (caFile string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: mux, ErrorLog: proxytest.DiscardLog(), TLSConfig: &tls.Config{
+	// Two servers: one http.Server serving TLS and plain listeners at once
+	// races its HTTP/2 set-up (ALPN may pick h2 with no h2 handler).
+	tlsSrv := &http.Server{Handler: mux, ErrorLog: proxytest.DiscardLog(), TLSConfig: &tls.Config{
 		Certificates: []tls.Certificate{proxytest.NewLeaf(t, caPEM, keyPEM, "example.com", "httpbin.org")},
 	}}
-	go srv.ServeTLS(tlsLn, "", "")
-	go srv.Serve(plainLn)
-	t.Cleanup(func() { srv.Close() })
+	plainSrv := &http.Server{Handler: mux, ErrorLog: proxytest.DiscardLog()}
+	go tlsSrv.ServeTLS(tlsLn, "", "")
+	go plainSrv.Serve(plainLn)
+	t.Cleanup(func() { tlsSrv.Close(); plainSrv.Close() })
 	return caFile
 }
 
