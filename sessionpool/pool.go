@@ -35,9 +35,7 @@ type Pool struct {
 	mu     sync.Mutex
 	closed bool
 
-	subsMu   sync.Mutex
-	subsNext uint64
-	subs     atomic.Pointer[[]subscriber] // copy-on-write under subsMu
+	subs subscribers // OnSessionRetired's
 
 	// persistSem lets one persist run at a time, so an older snapshot never
 	// overwrites a newer one. It is a channel, not a mutex, so that waiting

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -45,9 +44,7 @@ type Sites struct {
 	interval time.Duration
 	client   redis.UniversalClient // the shared client Sites made, closed by Teardown; nil otherwise
 
-	subsMu   sync.Mutex
-	subsNext uint64
-	subs     atomic.Pointer[[]subscriber] // copy-on-write under subsMu
+	subs subscribers // OnSessionRetired's
 
 	mu      sync.Mutex
 	slots   map[string]*siteSlot // guarded by mu
@@ -198,7 +195,7 @@ func (ss *Sites) openSlot(ctx context.Context, site string, sl *siteSlot) {
 		close(sl.ready)
 		return
 	}
-	p.OnSessionRetired(ss.fire)
+	p.OnSessionRetired(ss.subs.fire)
 	sl.p = p
 	close(sl.ready)
 	if r := ss.opts.Redis; r != nil {
@@ -302,38 +299,7 @@ func (ss *Sites) RetiredSessionsCount() int {
 // as Pool.OnSessionRetired does for one (the state's Site names the site).
 // The returned cancel unsubscribes (idempotent).
 func (ss *Sites) OnSessionRetired(fn func(SessionState)) (cancel func()) {
-	if fn == nil {
-		return func() {}
-	}
-	ss.subsMu.Lock()
-	ss.subsNext++
-	id := ss.subsNext
-	var next []subscriber
-	if cur := ss.subs.Load(); cur != nil {
-		next = slices.Clone(*cur)
-	}
-	next = append(next, subscriber{id: id, fn: fn})
-	ss.subs.Store(&next)
-	ss.subsMu.Unlock()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			ss.subsMu.Lock()
-			defer ss.subsMu.Unlock()
-			cur := ss.subs.Load()
-			next := slices.DeleteFunc(slices.Clone(*cur), func(s subscriber) bool { return s.id == id })
-			ss.subs.Store(&next)
-		})
-	}
-}
-
-// fire runs the subscribers for a retirement in one site's pool.
-func (ss *Sites) fire(st SessionState) {
-	if subs := ss.subs.Load(); subs != nil {
-		for _, sub := range *subs {
-			sub.fn(st)
-		}
-	}
+	return ss.subs.add(fn)
 }
 
 // PersistState persists every open site's pool (as Pool.PersistState does)

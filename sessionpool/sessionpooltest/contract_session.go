@@ -397,25 +397,17 @@ func testSessionFingerprint(t *testing.T, b Backend) {
 	p := b.Open(t, sessionpool.Options{})
 	s := AddSession(t, p, sessionpool.SessionOptions{Fingerprint: "chrome", UserData: map[string]any{"a": 1}})
 	plain := AddSession(t, p, sessionpool.SessionOptions{})
-	read := func(id string) *sessionpool.Session {
-		t.Helper()
-		r, err := p.GetSessionByID(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	if s.Fingerprint() != "chrome" || read(s.ID()).Fingerprint() != "chrome" || s.State().Fingerprint != "chrome" {
-		t.Errorf("fingerprint %q, read back %q, state %q; want chrome", s.Fingerprint(), read(s.ID()).Fingerprint(), s.State().Fingerprint)
+	if s.Fingerprint() != "chrome" || MustGetByID(t, p, s.ID()).Fingerprint() != "chrome" || s.State().Fingerprint != "chrome" {
+		t.Errorf("fingerprint %q, read back %q, state %q; want chrome", s.Fingerprint(), MustGetByID(t, p, s.ID()).Fingerprint(), s.State().Fingerprint)
 	}
 	if err := s.SetUserData(map[string]any{"b": 2}); err != nil {
 		t.Fatal(err)
 	}
-	if got := read(s.ID()); got.Fingerprint() != "chrome" || got.UserData()["b"] != 2.0 {
+	if got := MustGetByID(t, p, s.ID()); got.Fingerprint() != "chrome" || got.UserData()["b"] != 2.0 {
 		t.Errorf("after SetUserData: fingerprint %q, user data %v", got.Fingerprint(), got.UserData())
 	}
-	if plain.Fingerprint() != "" || read(plain.ID()).Fingerprint() != "" {
-		t.Errorf("a session made without one has fingerprint %q", read(plain.ID()).Fingerprint())
+	if plain.Fingerprint() != "" || MustGetByID(t, p, plain.ID()).Fingerprint() != "" {
+		t.Errorf("a session made without one has fingerprint %q", MustGetByID(t, p, plain.ID()).Fingerprint())
 	}
 	for _, bad := range []string{"a b", "é", strings.Repeat("x", sessionpool.MaxFingerprintLen+1)} {
 		if _, err := p.AddSession(ctx, sessionpool.SessionOptions{Fingerprint: bad}); !errors.Is(err, sessionpool.ErrInvalidOptions) {
@@ -429,18 +421,9 @@ func testSessionFingerprint(t *testing.T, b Backend) {
 // data and its marks, and shown in its state; a session without one has
 // the zero time.
 func testSessionPause(t *testing.T, b Backend) {
-	ctx := context.Background()
 	p := b.Open(t, sessionpool.Options{})
 	s := AddSession(t, p, sessionpool.SessionOptions{Fingerprint: "chrome"})
 	plain := AddSession(t, p, sessionpool.SessionOptions{})
-	read := func(id string) *sessionpool.Session {
-		t.Helper()
-		r, err := p.GetSessionByID(ctx, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
 	until := time.Now().Add(time.Hour).Truncate(time.Microsecond)
 	if err := s.Pause(until); err != nil {
 		t.Fatal(err)
@@ -448,20 +431,20 @@ func testSessionPause(t *testing.T, b Backend) {
 	if err := s.Pause(until.Add(-time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if got := read(s.ID()).PausedUntil(); !got.Equal(until) {
+	if got := MustGetByID(t, p, s.ID()).PausedUntil(); !got.Equal(until) {
 		t.Errorf("read back: paused until %v, want %v (an earlier pause changes nothing)", got, until)
 	}
 	if err := s.SetUserData(map[string]any{"b": 2}); err != nil {
 		t.Fatal(err)
 	}
 	s.MarkGood()
-	if got := read(s.ID()); !got.PausedUntil().Equal(until) || got.Fingerprint() != "chrome" || got.UserData()["b"] != 2.0 {
+	if got := MustGetByID(t, p, s.ID()); !got.PausedUntil().Equal(until) || got.Fingerprint() != "chrome" || got.UserData()["b"] != 2.0 {
 		t.Errorf("after SetUserData and a mark: paused until %v, fingerprint %q, user data %v", got.PausedUntil(), got.Fingerprint(), got.UserData())
 	}
-	if st := read(s.ID()).State(); !st.PausedUntil.Equal(until) {
+	if st := MustGetByID(t, p, s.ID()).State(); !st.PausedUntil.Equal(until) {
 		t.Errorf("state: paused until %v, want %v", st.PausedUntil, until)
 	}
-	if !plain.PausedUntil().IsZero() || !read(plain.ID()).PausedUntil().IsZero() {
-		t.Errorf("a session never paused is paused until %v", read(plain.ID()).PausedUntil())
+	if !plain.PausedUntil().IsZero() || !MustGetByID(t, p, plain.ID()).PausedUntil().IsZero() {
+		t.Errorf("a session never paused is paused until %v", MustGetByID(t, p, plain.ID()).PausedUntil())
 	}
 }
