@@ -133,6 +133,20 @@ func splitRecord(rec string) (r record, ok bool) {
 	return r, true
 }
 
+// pausedNanos reads a record's pause line (µs) as unix nanoseconds: 0 for
+// none (""); ok is false when it is not a positive time nanoseconds can
+// hold.
+func pausedNanos(line string) (ns int64, ok bool) {
+	if line == "" {
+		return 0, true
+	}
+	us, err := strconv.ParseInt(line, 10, 64)
+	if err != nil || us <= 0 || us > math.MaxInt64/1000 {
+		return 0, false
+	}
+	return us * 1000, true
+}
+
 // sessionFrom builds this process's copy of a session from its record and
 // its cookie values. A record that does not parse is an error naming the
 // session and the field: something else wrote the pool's keys.
@@ -177,13 +191,9 @@ func (b *redisBackend) sessionFrom(id string, rec string, cookies []string) (*Se
 	if checkFingerprint(h.fprint) != "" {
 		bad("fingerprint")
 	}
-	var paused int64
-	if h.paused != "" {
-		us, err := strconv.ParseInt(h.paused, 10, 64)
-		if err != nil || us <= 0 || us > math.MaxInt64/1000 {
-			bad("paused")
-		}
-		paused = us * 1000
+	paused, ok := pausedNanos(h.paused)
+	if !ok {
+		bad("paused")
 	}
 	var data []byte
 	if h.d != "" {

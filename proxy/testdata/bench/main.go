@@ -98,23 +98,7 @@ func main() {
 	gpDir := filepath.Join(dir, "goproxy")
 	gp, gpAddr := start(bins["goproxytuned"], "-ca-dir", gpDir, "-origin-ca", filepath.Join(originCA, "ca.pem"))
 	cs := []*contender{{name: "goproxy-tuned", cmd: gp, addr: gpAddr["proxy"], ca: filepath.Join(gpDir, "ca.pem")}}
-	// name, program, config lines of its own
-	progs := []string{"sessionproxy", bins["sessionproxy"], ""}
-	switch {
-	case *fingerprints != "":
-		progs = nil
-		for _, fp := range strings.Split(*fingerprints, ",") {
-			progs = append(progs, "sessionproxy-"+fp, bins["sessionproxy"], "fingerprint: "+fp+"\n")
-		}
-	case *scopes != "":
-		progs = nil
-		for _, sc := range strings.Split(*scopes, ",") {
-			progs = append(progs, "sessionproxy-"+sc, bins["sessionproxy"], "scope: "+sc+"\n")
-		}
-	}
-	if *base != "" {
-		progs = append(progs, "sessionproxy-base", *base, "")
-	}
+	progs := sessionproxies(bins["sessionproxy"], *fingerprints, *scopes, *base)
 	for i := 0; i < len(progs); i += 3 {
 		data := filepath.Join(dir, progs[i])
 		cfg := writeConfig(data, filepath.Join(originCA, "ca.pem"), *keep, *poolSize, progs[i+2])
@@ -150,6 +134,30 @@ func main() {
 				median(c.firsts), median(c.cpus), median(c.allocs), c.errors)
 		}
 	}
+}
+
+// sessionproxies lists the sessionproxies to run, three strings each: name,
+// program, config lines of its own (see writeConfig). bin is the
+// repository's program; fingerprints and scopes (comma-separated) run one
+// per value, base adds that program.
+func sessionproxies(bin, fingerprints, scopes, base string) []string {
+	progs := []string{"sessionproxy", bin, ""}
+	switch {
+	case fingerprints != "":
+		progs = nil
+		for _, fp := range strings.Split(fingerprints, ",") {
+			progs = append(progs, "sessionproxy-"+fp, bin, "fingerprint: "+fp+"\n")
+		}
+	case scopes != "":
+		progs = nil
+		for _, sc := range strings.Split(scopes, ",") {
+			progs = append(progs, "sessionproxy-"+sc, bin, "scope: "+sc+"\n")
+		}
+	}
+	if base != "" {
+		progs = append(progs, "sessionproxy-base", base, "")
+	}
+	return progs
 }
 
 // writeConfig writes sessionproxy's config into data (made if missing) and
