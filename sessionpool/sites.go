@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -47,10 +48,10 @@ type Sites struct {
 	subs subscribers // OnSessionRetired's
 
 	mu      sync.Mutex
-	slots   map[string]*siteSlot // guarded by mu
-	closed  bool                 // guarded by mu
-	listed  int                  // guarded by mu: the number of sites in the index last written
-	indexMu chan struct{}        // one index write at a time, in order
+	slots   sync.Map      // site -> *siteSlot; added and deleted under mu, read without it
+	closed  atomic.Bool   // set under mu
+	listed  int           // guarded by mu: the number of sites in the index last written
+	indexMu chan struct{} // one index write at a time, in order
 
 	stop       chan struct{}      // closed by Teardown: stops the persist loop
 	stopCancel context.CancelFunc // cancels the persist loop's context
@@ -86,7 +87,6 @@ func OpenSites(ctx context.Context, opts Options) (*Sites, error) {
 	ss := &Sites{
 		opts:     opts,
 		interval: cmp.Or(opts.PersistInterval, DefaultPersistInterval),
-		slots:    map[string]*siteSlot{},
 		indexMu:  make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 	}
@@ -146,8 +146,9 @@ func (ss *Sites) load(ctx context.Context) error {
 			return err
 		}
 	}
+	n := len(ss.Pools())
 	ss.mu.Lock()
-	ss.listed = len(ss.slots)
+	ss.listed = n
 	ss.mu.Unlock()
 	return nil
 }
@@ -156,19 +157,22 @@ func (ss *Sites) load(ctx context.Context) error {
 // Store) on its first use. Concurrent first uses of a site open it once.
 // After Teardown it fails with ErrPoolClosed.
 func (ss *Sites) Pool(ctx context.Context, site string) (*Pool, error) {
+	if v, ok := ss.slots.Load(site); ok && !ss.closed.Load() {
+		// The path of every request to a known site: no lock.
+		if sl := v.(*siteSlot); isClosed(sl.ready) && sl.p != nil {
+			return sl.p, nil
+		}
+	}
 	ss.mu.Lock()
-	if ss.closed {
+	if ss.closed.Load() {
 		ss.mu.Unlock()
 		return nil, fmt.Errorf("open site %q: %w", site, ErrPoolClosed)
 	}
-	sl := ss.slots[site]
-	if sl == nil {
-		sl = &siteSlot{ready: make(chan struct{})}
-		ss.slots[site] = sl
-		ss.mu.Unlock()
+	v, loaded := ss.slots.LoadOrStore(site, &siteSlot{ready: make(chan struct{})})
+	ss.mu.Unlock()
+	sl := v.(*siteSlot)
+	if !loaded {
 		ss.openSlot(ctx, site, sl)
-	} else {
-		ss.mu.Unlock()
 	}
 	select {
 	case <-sl.ready:
@@ -190,7 +194,7 @@ func (ss *Sites) openSlot(ctx context.Context, site string, sl *siteSlot) {
 	if err != nil {
 		sl.err = fmt.Errorf("open site %q: %w", site, err)
 		ss.mu.Lock()
-		delete(ss.slots, site)
+		ss.slots.Delete(site)
 		ss.mu.Unlock()
 		close(sl.ready)
 		return
@@ -245,34 +249,25 @@ func (ss *Sites) All(ctx context.Context) ([]*Pool, error) {
 // Lookup returns site's pool when it is open, nil otherwise; it never
 // opens one.
 func (ss *Sites) Lookup(site string) *Pool {
-	ss.mu.Lock()
-	sl := ss.slots[site]
-	ss.mu.Unlock()
-	if sl == nil {
+	v, ok := ss.slots.Load(site)
+	if !ok {
 		return nil
 	}
-	select {
-	case <-sl.ready:
+	if sl := v.(*siteSlot); isClosed(sl.ready) {
 		return sl.p
-	default:
-		return nil
 	}
+	return nil
 }
 
 // Pools returns the open sites' pools, ordered by site.
 func (ss *Sites) Pools() []*Pool {
-	ss.mu.Lock()
-	ps := make([]*Pool, 0, len(ss.slots))
-	for _, sl := range ss.slots {
-		select {
-		case <-sl.ready:
-			if sl.p != nil {
-				ps = append(ps, sl.p)
-			}
-		default:
+	var ps []*Pool
+	ss.slots.Range(func(_, v any) bool {
+		if sl := v.(*siteSlot); isClosed(sl.ready) && sl.p != nil {
+			ps = append(ps, sl.p)
 		}
-	}
-	ss.mu.Unlock()
+		return true
+	})
 	slices.SortFunc(ps, func(a, b *Pool) int { return strings.Compare(a.site, b.site) })
 	return ps
 }
@@ -305,10 +300,7 @@ func (ss *Sites) OnSessionRetired(fn func(SessionState)) (cancel func()) {
 // PersistState persists every open site's pool (as Pool.PersistState does)
 // and the index of the sites. Nothing to do without a Store.
 func (ss *Sites) PersistState(ctx context.Context) error {
-	ss.mu.Lock()
-	closed := ss.closed
-	ss.mu.Unlock()
-	if closed {
+	if ss.closed.Load() {
 		return fmt.Errorf("persist state: %w", ErrPoolClosed)
 	}
 	return ss.persist(ctx, true)
@@ -383,7 +375,7 @@ func (ss *Sites) persistLoop(ctx context.Context) {
 // discard closes the pools a failed OpenSites opened, writing nothing.
 func (ss *Sites) discard() {
 	ss.mu.Lock()
-	ss.closed = true
+	ss.closed.Store(true)
 	ss.mu.Unlock()
 	for _, p := range ss.Pools() {
 		p.discard()
@@ -399,11 +391,11 @@ func (ss *Sites) discard() {
 // closed either way.
 func (ss *Sites) Teardown(ctx context.Context) error {
 	ss.mu.Lock()
-	if ss.closed {
+	if ss.closed.Load() {
 		ss.mu.Unlock()
 		return nil
 	}
-	ss.closed = true
+	ss.closed.Store(true)
 	ss.mu.Unlock()
 	close(ss.stop)
 	if ss.done != nil {
@@ -415,12 +407,11 @@ func (ss *Sites) Teardown(ctx context.Context) error {
 		}
 	}
 	// Wait for opens in flight, so that none is left open.
-	ss.mu.Lock()
-	slots := make([]*siteSlot, 0, len(ss.slots))
-	for _, sl := range ss.slots {
-		slots = append(slots, sl)
-	}
-	ss.mu.Unlock()
+	var slots []*siteSlot
+	ss.slots.Range(func(_, v any) bool {
+		slots = append(slots, v.(*siteSlot))
+		return true
+	})
 	var errs []error
 	var pools []*Pool
 	for _, sl := range slots {
@@ -438,4 +429,14 @@ func (ss *Sites) Teardown(ctx context.Context) error {
 		errs = append(errs, ss.client.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// isClosed reports whether ch is closed (a slot's ready).
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
