@@ -353,9 +353,13 @@ func (s *Server) adminAddSession(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("site must be empty with pool.scope global (got %q)", req.Site))
 		return
 	}
-	pool, err := s.poolFor(r.Context(), site)
+	pool, err := s.sites.Pool(r.Context(), site)
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "add session: "+err.Error())
+		status := http.StatusServiceUnavailable
+		if errors.Is(err, sessionpool.ErrInvalidOptions) {
+			status = http.StatusBadRequest // a site the store cannot name
+		}
+		writeError(w, status, "add session: "+err.Error())
 		return
 	}
 	cookies, _ := cookiefile.Live(req.Cookies, s.now())

@@ -31,10 +31,10 @@ func (s *Server) paceShared(c *call, sess *sessionpool.Session, start time.Time)
 	}
 	for rule.Delay > 0 {
 		wait, err := s.sites.TryTurn(ctx, c.site, sess.ID(), rule.Delay)
-		if err != nil || wait == 0 {
-			if err != nil {
-				return nil, err
-			}
+		if err != nil {
+			return nil, err
+		}
+		if wait == 0 {
 			break
 		}
 		if time.Now().Add(wait).After(deadline) {

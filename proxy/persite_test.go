@@ -195,8 +195,10 @@ func TestSiteAdminSessionEverywhere(t *testing.T) {
 	if st := stateOf(t, h, "onb?site=shop-b.test"); st.UsageCount != 1 {
 		t.Errorf("onb on B: %d uses, want 1", st.UsageCount)
 	}
-	if r := h.admin(http.MethodPost, "/sessions", "application/json", `{"site": 5}`); r.status != http.StatusBadRequest {
-		t.Errorf("site 5: %d", r.status)
+	for _, bad := range []string{`{"site": 5}`, `{"site": "a..b"}`, `{"site": "a/b"}`} {
+		if r := h.admin(http.MethodPost, "/sessions", "application/json", bad); r.status != http.StatusBadRequest {
+			t.Errorf("POST /sessions %s: %d %s, want 400", bad, r.status, r.body)
+		}
 	}
 }
 
@@ -265,5 +267,17 @@ func TestSiteDelayPerSite(t *testing.T) {
 	}
 	if resp, _ := get(t, c, s.a+"/echo", "alice"); resp.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("alice on A again: %d, want 429 (a minute's delay, max_wait 1s)", resp.StatusCode)
+	}
+}
+
+// TestSiteBadHost: a host whose site no store key can name is a 400, not a
+// store failure.
+func TestSiteBadHost(t *testing.T) {
+	s := newTwoSites(t)
+	h := startProxy(t, s.cfg)
+	_, port, _ := strings.Cut(strings.TrimPrefix(s.b, "http://"), ":")
+	resp, body := get(t, h.client("", ""), "http://a..shop-b.test:"+port+"/echo", "")
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `".."`) {
+		t.Errorf("a..shop-b.test: %d %q, want 400 naming the problem", resp.StatusCode, body)
 	}
 }

@@ -486,6 +486,9 @@ func (s *Server) selectErrorResponse(req *http.Request, err error) *http.Respons
 		return textResponse(req, http.StatusBadRequest, "sessionproxy: "+err.Error())
 	case errors.Is(err, errBusy):
 		return textResponse(req, http.StatusTooManyRequests, "sessionproxy: "+err.Error())
+	case errors.Is(err, sessionpool.ErrInvalidOptions):
+		// A site the store cannot name (a host such as "a..b").
+		return textResponse(req, http.StatusBadRequest, "sessionproxy: "+err.Error())
 	case errors.Is(err, sessionpool.ErrPoolClosed):
 		return textResponse(req, http.StatusServiceUnavailable, "sessionproxy: shutting down")
 	case errors.Is(err, sessionpool.ErrStoreUnavailable):

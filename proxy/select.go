@@ -65,7 +65,7 @@ func (s *Server) selectSession(ctx context.Context, req *http.Request, t *tunnel
 // then the pool. tried lists the sessions earlier attempts of the same
 // request used; a retry never reuses one of them.
 func (s *Server) pick(ctx context.Context, cfg *config.Config, name, site string, req *http.Request, t *tunnel, tried []string) (selection, error) {
-	pool, err := s.poolFor(ctx, site)
+	pool, err := s.sites.Pool(ctx, site)
 	if err != nil {
 		return selection{}, err
 	}

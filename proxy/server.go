@@ -473,15 +473,11 @@ func (s *Server) Stats() Stats { return s.rec.Stats() }
 // set before s serves anything.
 func (s *Server) newRecorder(now func() time.Time) *record.Recorder {
 	return record.New(record.Options{
-		Now: now,
-		UsableSessions: func() int {
-			return countSessions(s.knownPools(context.Background()), (*sessionpool.Pool).UsableSessionsCount)
-		},
-		RetiredSessions: func() int {
-			return countSessions(s.knownPools(context.Background()), (*sessionpool.Pool).RetiredSessionsCount)
-		},
-		RequestLogSize: requestLogSize(s.cfg.Load().RequestLog.Size),
-		Sites:          siteGlobs(s.cfg.Load()),
+		Now:             now,
+		UsableSessions:  func() int { return s.sites.UsableSessionsCount() },
+		RetiredSessions: func() int { return s.sites.RetiredSessionsCount() },
+		RequestLogSize:  requestLogSize(s.cfg.Load().RequestLog.Size),
+		Sites:           siteGlobs(s.cfg.Load()),
 	})
 }
 

@@ -16,11 +16,6 @@ func (s *Server) poolSite(site string) string {
 	return site
 }
 
-// poolFor returns site's pool, opening it on its first use.
-func (s *Server) poolFor(ctx context.Context, site string) (*sessionpool.Pool, error) {
-	return s.sites.Pool(ctx, site)
-}
-
 // siteLabel is the site label of a request to host (of site) in the
 // metrics: the host glob of the sites entry that matches it, else its site
 // (record bounds those).
@@ -104,13 +99,4 @@ func heldIn(p *sessionpool.Pool, id string) *sessionpool.Session {
 		}
 	}
 	return nil
-}
-
-// countSessions sums count over pools.
-func countSessions(pools []*sessionpool.Pool, count func(*sessionpool.Pool) int) int {
-	n := 0
-	for _, p := range pools {
-		n += count(p)
-	}
-	return n
 }

@@ -272,20 +272,29 @@ func (ss *Sites) Pools() []*Pool {
 	return ps
 }
 
-// UsableSessionsCount returns the usable sessions of every open site.
-func (ss *Sites) UsableSessionsCount() int {
-	n := 0
-	for _, p := range ss.Pools() {
-		n += p.UsableSessionsCount()
-	}
-	return n
-}
+// UsableSessionsCount returns the usable sessions of every site: with a
+// Redis pool every site any process used (see All; its error goes to
+// RedisOptions.OnError, and the open sites are counted), else the open ones.
+func (ss *Sites) UsableSessionsCount() int { return ss.count((*Pool).UsableSessionsCount) }
 
-// RetiredSessionsCount returns the unusable sessions of every open site.
-func (ss *Sites) RetiredSessionsCount() int {
+// RetiredSessionsCount returns the unusable sessions of every site, as
+// UsableSessionsCount counts them.
+func (ss *Sites) RetiredSessionsCount() int { return ss.count((*Pool).RetiredSessionsCount) }
+
+// count sums f over the sites UsableSessionsCount counts.
+func (ss *Sites) count(f func(*Pool) int) int {
+	pools := ss.Pools()
+	if r := ss.opts.Redis; r != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), cmp.Or(r.Timeout, DefaultRedisTimeout))
+		defer cancel()
+		var err error
+		if pools, err = ss.All(ctx); err != nil && r.OnError != nil {
+			r.OnError(err)
+		}
+	}
 	n := 0
-	for _, p := range ss.Pools() {
-		n += p.RetiredSessionsCount()
+	for _, p := range pools {
+		n += f(p)
 	}
 	return n
 }
