@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/sessionproxy/sessionproxy/proxy/sites"
-	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
 // slotLife bounds how long a slot of a site shared on Redis outlives the
@@ -13,24 +12,23 @@ import (
 // its slot up to the others then).
 const slotLife = 5 * time.Minute
 
-// paceShared takes, after the instance's own pacer, the turn of sess and a
-// slot at the request's site that every instance on the Redis pool shares
+// paceShared takes, after the instance's own pacer, the turn of session id
+// and a slot at site (of host) that every instance on the Redis pool shares
 // (sites.delay and sites.concurrency of the entry that matches the host),
-// waiting up to pacing.max_wait from start. It returns the release of the
-// slot. Past max_wait the error is a *sites.WaitError; the store's errors
-// wrap sessionpool.ErrStoreUnavailable.
-func (s *Server) paceShared(c *call, sess *sessionpool.Session, start time.Time) (func(), error) {
-	rule := s.pacer.Match(c.host)
+// waiting up to maxWait from start. It returns the release of the slot.
+// Past maxWait the error is a *sites.WaitError; the store's errors wrap
+// sessionpool.ErrStoreUnavailable.
+func (s *Server) paceShared(ctx context.Context, host, site, id string, maxWait time.Duration, start time.Time) (func(), error) {
+	rule := s.pacer.Match(host)
 	if rule.Delay <= 0 && rule.Concurrency <= 0 {
 		return func() {}, nil
 	}
-	ctx := c.req.Context()
-	deadline := start.Add(c.cfg.Pacing.MaxWait)
+	deadline := start.Add(maxWait)
 	tooLong := func(wait time.Duration) error {
-		return &sites.WaitError{Site: c.site, Wait: wait, MaxWait: c.cfg.Pacing.MaxWait}
+		return &sites.WaitError{Site: site, Wait: wait, MaxWait: maxWait}
 	}
 	for rule.Delay > 0 {
-		wait, err := s.sites.TryTurn(ctx, c.site, sess.ID(), rule.Delay)
+		wait, err := s.sites.TryTurn(ctx, site, id, rule.Delay)
 		if err != nil {
 			return nil, err
 		}
@@ -48,7 +46,7 @@ func (s *Server) paceShared(c *call, sess *sessionpool.Session, start time.Time)
 		return func() {}, nil
 	}
 	for poll := 10 * time.Millisecond; ; poll = min(2*poll, 200*time.Millisecond) {
-		release, ok, err := s.sites.TrySlot(ctx, c.site, rule.Concurrency, slotLife)
+		release, ok, err := s.sites.TrySlot(ctx, site, rule.Concurrency, slotLife)
 		if err != nil || ok {
 			return release, err
 		}

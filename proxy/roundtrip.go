@@ -530,7 +530,7 @@ func (s *Server) pace(c *call, sel selection, attempt int) (func(), *http.Respon
 	release, err := s.pacer.Wait(c.req.Context(), c.host, sess.ID())
 	if err == nil && s.sites.Shared() {
 		var shared func()
-		if shared, err = s.paceShared(c, sess, start); err == nil {
+		if shared, err = s.paceShared(c.req.Context(), c.host, c.site, sess.ID(), c.cfg.Pacing.MaxWait, start); err == nil {
 			local := release
 			release = func() { local(); shared() }
 		} else {

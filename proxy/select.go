@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/proxy/rules"
@@ -264,4 +265,52 @@ func (s *Server) namedSession(ctx context.Context, pool *sessionpool.Pool, name 
 		// Another request created it a moment ago: take that one.
 	}
 	return nil, fmt.Errorf("proxy: get session %q: %w", name, sessionpool.ErrSessionExists)
+}
+
+// exclusivePicks is how many picks of busy sessions an unpinned request
+// makes before it creates a session or waits for one.
+const exclusivePicks = 8
+
+// freeSession returns a session of pool that is not busy, taken for the
+// request (pool.exclusive): a pick of the pool that is free, else a new
+// session while the pool holds fewer than max, else the first session
+// freed, waiting up to maxWait.
+func (s *Server) freeSession(ctx context.Context, pool *sessionpool.Pool, tried []string, max int, maxWait time.Duration) (selection, error) {
+	deadline := time.NewTimer(maxWait)
+	defer deadline.Stop()
+	for {
+		freed := s.busy.freedAt(pool.Site()) // before the picks: a release after them is seen
+		for range exclusivePicks {
+			sess, err := fromPool(ctx, pool, tried)
+			if err != nil {
+				return selection{}, err
+			}
+			if free, ok := s.hold(ctx, sess); ok {
+				return selection{sess: sess, free: free}, nil
+			}
+		}
+		if len(pool.Sessions()) < max {
+			sess, err := pool.AddSession(ctx, sessionpool.SessionOptions{})
+			if err != nil {
+				return selection{}, err
+			}
+			if free, ok := s.hold(ctx, sess); ok {
+				return selection{sess: sess, free: free}, nil
+			}
+		}
+		var poll <-chan time.Time // sessions freed on other instances announce nothing
+		if s.sites.Shared() {
+			t := time.NewTimer(sharedPoll)
+			defer t.Stop()
+			poll = t.C
+		}
+		select {
+		case <-freed:
+		case <-poll:
+		case <-ctx.Done():
+			return selection{}, ctx.Err()
+		case <-deadline.C:
+			return selection{}, fmt.Errorf("%w: waited pacing.max_wait %v for one on %q", errBusy, maxWait, pool.Site())
+		}
+	}
 }
