@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -279,5 +280,34 @@ func TestSiteBadHost(t *testing.T) {
 	resp, body := get(t, h.client("", ""), "http://a..shop-b.test:"+port+"/echo", "")
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `".."`) {
 		t.Errorf("a..shop-b.test: %d %q, want 400 naming the problem", resp.StatusCode, body)
+	}
+}
+
+// TestSiteOwnHostMarks: a mark through the proxy's own host goes to the
+// name on every site that holds it, or with ?site= to that site's only.
+func TestSiteOwnHostMarks(t *testing.T) {
+	s := newTwoSites(t)
+	h := startProxy(t, s.cfg)
+	c := h.client("", "")
+	for _, name := range []string{"alice", "bob"} {
+		get(t, c, s.a+"/echo", name)
+		get(t, c, s.b+"/echo", name)
+	}
+	code, body := ownHostDo(t, c, http.MethodPost, "/sessions/bob/retire?site=shop-a.test", nil)
+	if code != http.StatusOK {
+		t.Fatalf("retire bob on A: %d %s", code, body)
+	}
+	if a, b := stateOf(t, h, "bob?site=shop-a.test"), stateOf(t, h, "bob?site=shop-b.test"); !a.Retired || b.Retired {
+		t.Errorf("?site=shop-a.test retired bob on A %v, on B %v; want A only", a.Retired, b.Retired)
+	}
+	code, body = ownHostDo(t, c, http.MethodPost, "/sessions/alice/retire", nil)
+	var marked []sessionpool.SessionState
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &marked) != nil || len(marked) != 2 {
+		t.Fatalf("retire alice: %d %s; want the two sessions marked", code, body)
+	}
+	for _, site := range []string{"shop-a.test", "shop-b.test"} {
+		if st := stateOf(t, h, "alice?site="+site); !st.Retired {
+			t.Errorf("alice on %s not retired by a mark without ?site=", site)
+		}
 	}
 }
