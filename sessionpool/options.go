@@ -173,7 +173,8 @@ type RedisOptions struct {
 	// instead. 0: DefaultRedisTimeout (5 s). Negative: invalid.
 	Timeout time.Duration
 
-	name string // the store in messages, when Client is one Sites made from URL
+	name   string        // the store in messages, when Client is one Sites made from URL
+	events *sharedEvents // Sites' one subscription to every site's events
 }
 
 // SessionOptions configure one session. Zero fields take the pool's

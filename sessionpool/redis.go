@@ -38,8 +38,9 @@ type redisBackend struct {
 	onErr    func(error)
 	timeout  time.Duration // bounds the calls that take no context (RedisOptions.Timeout)
 
-	ps   *redis.PubSub
-	done chan struct{} // closed when the event loop returns
+	ps     *redis.PubSub
+	events *sharedEvents // Sites' subscription, when the pool has no ps of its own
+	done   chan struct{} // closed when the event loop returns (at once with events)
 
 	mu    sync.Mutex
 	spare []*Session // candidates built and not yet needed
@@ -74,8 +75,13 @@ func openRedis(ctx context.Context, p *Pool, opts *RedisOptions) (*redisBackend,
 	b.pfx = "sp:{" + p.key + "}:"
 	b.keys = []string{b.pfx + "held", b.pfx + "exp", b.pfx + "retired", b.pfx + "ring"}
 	b.channel = b.pfx + "events"
+	if b.events = opts.events; b.events != nil {
+		b.events.add(b.channel, b) // Sites: one subscription for all its pools
+		close(b.done)
+		return b, nil
+	}
 	b.ps = b.c.Subscribe(ctx, b.channel)
-	b.awaitSubscription(ctx)
+	awaitSubscription(ctx, b.ps)
 	b.run()
 	return b, nil
 }
@@ -102,11 +108,11 @@ const subscribeWait = 5 * time.Second
 // Subscribe: a PUBLISH from another connection may be run first). When the
 // server cannot be reached it gives up without an error: Open does not need
 // the server, and the event loop subscribes once it is back.
-func (b *redisBackend) awaitSubscription(ctx context.Context) {
+func awaitSubscription(ctx context.Context, ps *redis.PubSub) {
 	ctx, cancel := context.WithTimeout(ctx, subscribeWait)
 	defer cancel()
 	for {
-		msg, err := b.ps.Receive(ctx)
+		msg, err := ps.Receive(ctx)
 		if err != nil {
 			return
 		}
@@ -243,22 +249,33 @@ func (b *redisBackend) run() {
 	go func() {
 		defer close(b.done)
 		for msg := range ch {
-			st, origin, err := b.decodeEvent(msg.Payload)
-			if err != nil {
-				b.report(fmt.Errorf("sessionpool: retirement event: %w", err))
-				continue
-			}
-			if origin == b.origin {
-				continue // fired when this process retired it
-			}
-			b.p.fireState(st)
+			b.event(msg.Payload)
 		}
 	}()
 }
 
-// close stops the event loop and, when the pool made it, the client.
+// event fires the subscribers for a retirement another process published.
+func (b *redisBackend) event(payload string) {
+	st, origin, err := b.decodeEvent(payload)
+	if err != nil {
+		b.report(fmt.Errorf("sessionpool: retirement event: %w", err))
+		return
+	}
+	if origin == b.origin {
+		return // fired when this process retired it
+	}
+	b.p.fireState(st)
+}
+
+// close stops the event loop (or leaves the shared one) and, when the pool
+// made it, the client.
 func (b *redisBackend) close() error {
-	err := b.ps.Close()
+	var err error
+	if b.events != nil {
+		b.events.remove(b.channel)
+	} else {
+		err = b.ps.Close()
+	}
 	<-b.done
 	if b.own {
 		err = errors.Join(err, b.c.Close())

@@ -32,11 +32,10 @@ import (
 // every site of the index; a site missing from it (a crash between the two
 // writes) is loaded when it is first used. One goroutine persists every
 // site's pool every PersistInterval. With Options.Redis the site pools share
-// one client (unless RedisOptions.Client is given, which they all use); each
-// site's keys are hash-tagged by its own key ("sp:{KEY@site}:..."), so a
-// Redis Cluster spreads the sites over its slots; each site's pool opens
-// its own subscription to retirement events when it is first used, and the
-// sites listed are those this process has used.
+// one client (unless RedisOptions.Client is given, which they all use) and
+// one pattern subscription to their retirement events; each site's keys are
+// hash-tagged by its own key ("sp:{KEY@site}:..."), so a Redis Cluster
+// spreads the sites over its slots; All lists the sites any process used.
 //
 // All methods are safe for concurrent use. The zero Sites is not usable:
 // use OpenSites.
@@ -90,15 +89,18 @@ func OpenSites(ctx context.Context, opts Options) (*Sites, error) {
 		indexMu:  make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 	}
-	if r := opts.Redis; r != nil && r.Client == nil {
-		ro, err := redis.ParseURL(r.URL)
-		if err != nil {
-			return nil, fmt.Errorf("open sites: %w: Redis.URL: %v", ErrInvalidOptions, redactErr(err, r.URL))
-		}
-		setFailFast(ro, r.URL)
-		ss.client = redis.NewClient(ro)
+	if r := opts.Redis; r != nil {
 		shared := *r
-		shared.Client, shared.name = ss.client, redactURL(r.URL)
+		if r.Client == nil {
+			ro, err := redis.ParseURL(r.URL)
+			if err != nil {
+				return nil, fmt.Errorf("open sites: %w: Redis.URL: %v", ErrInvalidOptions, redactErr(err, r.URL))
+			}
+			setFailFast(ro, r.URL)
+			ss.client = redis.NewClient(ro)
+			shared.Client, shared.name = ss.client, redactURL(r.URL)
+		}
+		shared.events = subscribeEvents(ctx, shared.Client, opts.PersistStateKey)
 		ss.opts.Redis = &shared
 	}
 	if err := ss.load(ctx); err != nil {
@@ -389,9 +391,20 @@ func (ss *Sites) discard() {
 	for _, p := range ss.Pools() {
 		p.discard()
 	}
-	if ss.client != nil {
-		ss.client.Close()
+	ss.closeRedis()
+}
+
+// closeRedis ends the sites' event subscription and closes the client
+// Sites made, once every pool is closed.
+func (ss *Sites) closeRedis() error {
+	var errs []error
+	if r := ss.opts.Redis; r != nil {
+		errs = append(errs, r.events.close())
 	}
+	if ss.client != nil {
+		errs = append(errs, ss.client.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // Teardown stops the persist loop and tears down every site's pool (each
@@ -434,9 +447,7 @@ func (ss *Sites) Teardown(ctx context.Context) error {
 		slices.SortFunc(pools, func(a, b *Pool) int { return strings.Compare(a.site, b.site) })
 		errs = append(errs, ss.writeIndex(ctx, pools, true))
 	}
-	if ss.client != nil {
-		errs = append(errs, ss.client.Close())
-	}
+	errs = append(errs, ss.closeRedis())
 	return errors.Join(errs...)
 }
 

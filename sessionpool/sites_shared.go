@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -111,4 +112,53 @@ func (ss *Sites) TryTurn(ctx context.Context, site, id string, delay time.Durati
 		return 0, fmt.Errorf("take a turn of %q on %q: %w", id, site, ss.storeErr(err))
 	}
 	return time.Duration(ms) * time.Millisecond, nil
+}
+
+// sharedEvents is the one subscription of a Sites on Redis to the
+// retirement events of all its sites' pools (a pattern subscription),
+// handing each event to its pool: a process does not hold a connection per
+// site. Safe for concurrent use.
+type sharedEvents struct {
+	ps    *redis.PubSub
+	done  chan struct{} // closed when the loop returns
+	pools sync.Map      // channel -> *redisBackend
+}
+
+// subscribeEvents subscribes to the events of every site under key.
+func subscribeEvents(ctx context.Context, c redis.UniversalClient, key string) *sharedEvents {
+	e := &sharedEvents{done: make(chan struct{})}
+	e.ps = c.PSubscribe(ctx, "sp:{"+globEscape(key)+"@*}:events", "sp:{"+globEscape(key)+"}:events")
+	awaitSubscription(ctx, e.ps)
+	ch := e.ps.Channel()
+	go func() {
+		defer close(e.done)
+		for msg := range ch {
+			if b, ok := e.pools.Load(msg.Channel); ok {
+				b.(*redisBackend).event(msg.Payload)
+			}
+		}
+	}()
+	return e
+}
+
+func (e *sharedEvents) add(channel string, b *redisBackend) { e.pools.Store(channel, b) }
+func (e *sharedEvents) remove(channel string)               { e.pools.Delete(channel) }
+
+// close ends the subscription and waits for its loop.
+func (e *sharedEvents) close() error {
+	err := e.ps.Close()
+	<-e.done
+	return err
+}
+
+// globEscape escapes the characters special to Redis glob patterns.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

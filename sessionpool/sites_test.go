@@ -365,3 +365,30 @@ func TestSitesSharedHold(t *testing.T) {
 		t.Fatal("alice not free after her release")
 	}
 }
+
+// TestSitesRedisEvents: a retirement in one process reaches the other's
+// subscribers through the Sites' one subscription, naming the site; each
+// site's events go to that site's pool.
+func TestSitesRedisEvents(t *testing.T) {
+	ctx := context.Background()
+	opts := redisBackend().Options(t, sessionpool.Options{})
+	a, b := openSites(t, opts), openSites(t, opts)
+	got := make(chan sessionpool.SessionState, 4)
+	b.OnSessionRetired(func(st sessionpool.SessionState) { got <- st })
+	for _, site := range []string{"x.test", "y.test"} {
+		sitePool(t, b, site) // b's pools of both sites are open
+		s, err := sitePool(t, a, site).AddSession(ctx, sessionpool.SessionOptions{ID: "alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Retire()
+		select {
+		case st := <-got:
+			if st.ID != "alice" || st.Site != site {
+				t.Errorf("event %s on %q, want alice on %s", st.ID, st.Site, site)
+			}
+		case <-time.After(eventTimeout):
+			t.Fatalf("no event in the other process for %s", site)
+		}
+	}
+}
