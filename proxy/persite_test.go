@@ -311,3 +311,27 @@ func TestSiteOwnHostMarks(t *testing.T) {
 		}
 	}
 }
+
+// TestSiteNamedRetiredGetsNextUpstream: a name blocked on its only site
+// starts afresh with the next upstream, as any replaced session does; while
+// the name is in use on another site, its replacement keeps that upstream.
+func TestSiteNamedRetiredGetsNextUpstream(t *testing.T) {
+	s := newTwoSites(t)
+	up2, _ := proxytest.StartNamingUpstream(t)
+	up1 := s.cfg.Upstreams[0].String()
+	s.cfg.Upstreams = append(s.cfg.Upstreams, mustURL(t, up2))
+	h := startProxy(t, s.cfg)
+	c := h.client("", "")
+	get(t, c, s.a+"/echo", "alice")            // upstream 1
+	get(t, c, s.a+"/status?code=403", "alice") // retired on its only site
+	get(t, c, s.a+"/echo", "alice")            // a fresh alice
+	if st := stateOf(t, h, "alice?site=shop-a.test"); st.ProxyURL != up2 {
+		t.Errorf("alice replaced on her only site: upstream %q, want the next one %q", st.ProxyURL, up2)
+	}
+	get(t, c, s.b+"/echo", "alice")            // alice on B: upstream 2, hers
+	get(t, c, s.a+"/status?code=403", "alice") // retired on A, in use on B
+	get(t, c, s.a+"/echo", "alice")
+	if st := stateOf(t, h, "alice?site=shop-a.test"); st.ProxyURL != up2 {
+		t.Errorf("alice replaced on A while in use on B: upstream %q, want B's %q (not %q)", st.ProxyURL, up2, up1)
+	}
+}

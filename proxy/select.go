@@ -251,12 +251,10 @@ func (s *Server) namedSession(ctx context.Context, pool *sessionpool.Pool, name 
 				}
 			}
 		}
-		opts := sessionpool.SessionOptions{ID: name}
-		if from := s.namesake(ctx, pool.Site(), name); from != nil {
-			opts.ProxyURL, opts.Fingerprint, opts.UserData = from.ProxyURL(), from.Fingerprint(), from.UserData()
-		}
+		opts := s.namesake(ctx, pool.Site(), name)
 		sess, err = pool.AddSession(ctx, opts)
 		if err == nil {
+			s.names.SetDefault(name, namesakeOf(sess))
 			return sess, nil
 		}
 		if !errors.Is(err, sessionpool.ErrSessionExists) {

@@ -72,6 +72,7 @@ type Server struct {
 	own          http.Handler // serves http://sessionproxy/ (ownhost.go)
 	tlsOpts      upstream.Options
 	clients      *cache.Cache // client affinity: client key -> session id
+	names        *cache.Cache // session name -> namesake: what a named session takes to a new site
 	rec          *record.Recorder
 	pacer        *sites.Pacer // sites and pacing.max_wait, bound at start
 
@@ -115,6 +116,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		log:      logger,
 		now:      now,
 		clients:  cache.New(cfg.ClientIdle, 0), // janitor off: the maintenance loop sweeps it
+		names:    cache.New(cfg.Pool.Session.MaxAge, 0),
 		stop:     make(chan struct{}),
 		loopDone: make(chan struct{}),
 	}
@@ -237,6 +239,7 @@ func (s *Server) persisted(took time.Duration, err error) {
 // sessionRetired closes the retired session's connections and logs it.
 func (s *Server) sessionRetired(st sessionpool.SessionState) {
 	s.transports.Close(transportKey(st.Site, st.ID))
+	s.names.Delete(st.ID) // the name's next session looks again (namesake)
 	s.rec.SessionRetired(st)
 }
 
@@ -377,6 +380,7 @@ func (s *Server) maintain() {
 			return
 		case <-t.C:
 			s.clients.DeleteExpired()
+			s.names.DeleteExpired()
 			s.transports.Retain(s.sessionHeld)
 		}
 	}

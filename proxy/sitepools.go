@@ -45,20 +45,33 @@ func (s *Server) sessionHeld(key string) bool {
 	return err == nil
 }
 
-// namesake returns a usable session named id on another site than site, nil
-// when there is none: a named session starting on a new site takes its
-// upstream, fingerprint and user data, so that the IP a site sees for a
-// name does not change as the name moves between sites.
-func (s *Server) namesake(ctx context.Context, site, id string) *sessionpool.Session {
+// namesake returns the options of a new session named id on site: the
+// upstream, fingerprint and user data the name has on the other sites, so
+// that the IP a site sees for a name does not change as the name moves
+// between sites. It is what the name's last session was made with (kept
+// for pool.session.max_age, forgotten when a session of the name retires),
+// else that of a usable session of the name on another site; else just the
+// name, and the new session gets the next upstream, as any new session.
+func (s *Server) namesake(ctx context.Context, site, id string) sessionpool.SessionOptions {
+	if v, ok := s.names.Get(id); ok {
+		return v.(sessionpool.SessionOptions)
+	}
 	for _, p := range s.sites.Pools() {
 		if p.Site() == site || p.Site() == "" {
 			continue
 		}
 		if sess, err := p.GetSessionByID(ctx, id); err == nil {
-			return sess
+			opts := namesakeOf(sess)
+			s.names.SetDefault(id, opts)
+			return opts
 		}
 	}
-	return nil
+	return sessionpool.SessionOptions{ID: id}
+}
+
+// namesakeOf is what a session of sess's name on another site takes of it.
+func namesakeOf(sess *sessionpool.Session) sessionpool.SessionOptions {
+	return sessionpool.SessionOptions{ID: sess.ID(), ProxyURL: sess.ProxyURL(), Fingerprint: sess.Fingerprint(), UserData: sess.UserData()}
 }
 
 // knownPools returns every site's pool (sessionpool.Sites.All: with Redis,
