@@ -66,6 +66,18 @@ func (s *Server) selectSession(ctx context.Context, req *http.Request, t *tunnel
 // then the pool. tried lists the sessions earlier attempts of the same
 // request used; a retry never reuses one of them.
 func (s *Server) pick(ctx context.Context, cfg *config.Config, name, site string, req *http.Request, t *tunnel, tried []string) (selection, error) {
+	sel, err := s.pickOnce(ctx, cfg, name, site, req, t, tried)
+	if errors.Is(err, sessionpool.ErrPoolClosed) {
+		// The site's pool was dropped as idle (Sites.DropIdle) after this
+		// request got it: its next Pool is a fresh one. After Shutdown
+		// this fails again.
+		sel, err = s.pickOnce(ctx, cfg, name, site, req, t, tried)
+	}
+	return sel, err
+}
+
+// pickOnce is pick on the pool Sites gives for site now.
+func (s *Server) pickOnce(ctx context.Context, cfg *config.Config, name, site string, req *http.Request, t *tunnel, tried []string) (selection, error) {
 	pool, err := s.sites.Pool(ctx, site)
 	if err != nil {
 		return selection{}, err

@@ -366,10 +366,11 @@ func (s *Server) shutdownOnce(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// maintain sweeps, every minute, expired client-affinity entries and the
-// connections of sessions that left the pool without a retirement (expired
-// or evicted). It is owned by the Server and stops when Shutdown closes
-// s.stop.
+// maintain sweeps, every minute, expired client-affinity entries, the
+// pools of sites idle without a usable session (sessionpool.Sites.DropIdle)
+// and the connections of sessions that left their pool without a
+// retirement (expired, evicted, or their site dropped). It is owned by the
+// Server and stops when Shutdown closes s.stop.
 func (s *Server) maintain() {
 	defer close(s.loopDone)
 	t := time.NewTicker(time.Minute)
@@ -381,6 +382,9 @@ func (s *Server) maintain() {
 		case <-t.C:
 			s.clients.DeleteExpired()
 			s.names.DeleteExpired()
+			if n, err := s.sites.DropIdle(context.Background()); err != nil {
+				s.log.Warn("dropping idle sites", "dropped", n, "err", err)
+			}
 			s.transports.Retain(s.sessionHeld)
 		}
 	}

@@ -49,8 +49,10 @@ type Sites struct {
 	mu      sync.Mutex
 	slots   sync.Map      // site -> *siteSlot; added and deleted under mu, read without it
 	closed  atomic.Bool   // set under mu
-	listed  int           // guarded by mu: the number of sites in the index last written
+	gen     uint64        // guarded by mu: counts the sites opened and dropped
+	listed  uint64        // guarded by mu: the gen of the index last written
 	indexMu chan struct{} // one index write at a time, in order
+	sweepMu sync.Mutex    // one DropIdle at a time; guards the slots' swept fields
 
 	stop       chan struct{}      // closed by Teardown: stops the persist loop
 	stopCancel context.CancelFunc // cancels the persist loop's context
@@ -62,6 +64,9 @@ type siteSlot struct {
 	ready chan struct{}
 	p     *Pool // set before ready is closed
 	err   error // set before ready is closed
+
+	swept   uint64 // guarded by Sites.sweepMu: the pool's changes at the last DropIdle
+	sweptAt bool   // guarded by Sites.sweepMu: a DropIdle has seen the pool
 }
 
 // sitesIndex is the document listing the sites of a Sites with a Store.
@@ -148,9 +153,8 @@ func (ss *Sites) load(ctx context.Context) error {
 			return err
 		}
 	}
-	n := len(ss.Pools())
 	ss.mu.Lock()
-	ss.listed = n
+	ss.listed = ss.gen
 	ss.mu.Unlock()
 	return nil
 }
@@ -204,6 +208,9 @@ func (ss *Sites) openSlot(ctx context.Context, site string, sl *siteSlot) {
 	p.OnSessionRetired(ss.subs.fire)
 	sl.p = p
 	close(sl.ready)
+	ss.mu.Lock()
+	ss.gen++
+	ss.mu.Unlock()
 	if r := ss.opts.Redis; r != nil {
 		// Listed on the server for the other processes (All). A failure
 		// leaves the site unlisted until a process opens it again.
@@ -246,6 +253,54 @@ func (ss *Sites) All(ctx context.Context) ([]*Pool, error) {
 		}
 	}
 	return ss.Pools(), nil
+}
+
+// DropIdle closes and forgets the pools of the sites that hold no usable
+// session and did not change since the previous DropIdle (so idle for at
+// least the time between two calls); the site "" is kept. A later Pool of
+// a dropped site opens it afresh. With a Store, a dropped site's document is
+// deleted, and the next persist writes the index without it. It returns how
+// many sites it dropped, and the store's errors. Sites visited once no
+// longer hold memory for as long as the process runs.
+func (ss *Sites) DropIdle(ctx context.Context) (int, error) {
+	ss.sweepMu.Lock()
+	defer ss.sweepMu.Unlock()
+	var errs []error
+	n := 0
+	ss.slots.Range(func(k, v any) bool {
+		site, sl := k.(string), v.(*siteSlot)
+		if site == "" || !isClosed(sl.ready) || sl.p == nil {
+			return true
+		}
+		changes := sl.p.changes.Load()
+		idle := sl.sweptAt && sl.swept == changes && sl.p.UsableSessionsCount() == 0
+		sl.swept, sl.sweptAt = changes, true
+		if !idle {
+			return true
+		}
+		ss.mu.Lock()
+		if ss.closed.Load() {
+			ss.mu.Unlock()
+			return false
+		}
+		dropped := ss.slots.CompareAndDelete(site, sl)
+		if dropped {
+			ss.gen++
+		}
+		ss.mu.Unlock()
+		if !dropped {
+			return true
+		}
+		sl.p.discard()
+		if st := ss.opts.Store; st != nil {
+			if err := st.Delete(ctx, sl.p.key); err != nil {
+				errs = append(errs, fmt.Errorf("drop site %q: %w", site, err))
+			}
+		}
+		n++
+		return true
+	})
+	return n, errors.Join(errs...)
 }
 
 // Lookup returns site's pool when it is open, nil otherwise; it never
@@ -324,17 +379,16 @@ func (ss *Sites) persist(ctx context.Context, always bool) error {
 		return nil
 	}
 	var errs []error
-	pools := ss.Pools()
-	for _, p := range pools {
+	for _, p := range ss.Pools() {
 		errs = append(errs, p.persist(ctx, always))
 	}
-	errs = append(errs, ss.writeIndex(ctx, pools, always))
+	errs = append(errs, ss.writeIndex(ctx, always))
 	return errors.Join(errs...)
 }
 
-// writeIndex writes the index of pools' sites when it is not the one last
-// written (or always).
-func (ss *Sites) writeIndex(ctx context.Context, pools []*Pool, always bool) error {
+// writeIndex writes the index of the open sites when a site was opened or
+// dropped since the last one written (or always).
+func (ss *Sites) writeIndex(ctx context.Context, always bool) error {
 	select {
 	case ss.indexMu <- struct{}{}:
 	case <-ctx.Done():
@@ -342,11 +396,12 @@ func (ss *Sites) writeIndex(ctx context.Context, pools []*Pool, always bool) err
 	}
 	defer func() { <-ss.indexMu }()
 	ss.mu.Lock()
-	listed := ss.listed
+	gen, listed := ss.gen, ss.listed
 	ss.mu.Unlock()
-	if !always && listed == len(pools) {
-		return nil // sites are only ever added
+	if !always && listed == gen {
+		return nil
 	}
+	pools := ss.Pools()
 	idx := sitesIndex{Version: stateVersion, Sites: make([]string, len(pools))}
 	for i, p := range pools {
 		idx.Sites[i] = p.site
@@ -358,7 +413,7 @@ func (ss *Sites) writeIndex(ctx context.Context, pools []*Pool, always bool) err
 		err = fmt.Errorf("persist sites %q: %w", ss.indexKey(), err)
 	} else {
 		ss.mu.Lock()
-		ss.listed = len(pools)
+		ss.listed = gen
 		ss.mu.Unlock()
 	}
 	if ss.opts.OnPersist != nil {
@@ -435,17 +490,14 @@ func (ss *Sites) Teardown(ctx context.Context) error {
 		return true
 	})
 	var errs []error
-	var pools []*Pool
 	for _, sl := range slots {
 		<-sl.ready
 		if sl.p != nil {
-			pools = append(pools, sl.p)
 			errs = append(errs, sl.p.Teardown(ctx))
 		}
 	}
 	if ss.opts.Store != nil {
-		slices.SortFunc(pools, func(a, b *Pool) int { return strings.Compare(a.site, b.site) })
-		errs = append(errs, ss.writeIndex(ctx, pools, true))
+		errs = append(errs, ss.writeIndex(ctx, true))
 	}
 	errs = append(errs, ss.closeRedis())
 	return errors.Join(errs...)

@@ -392,3 +392,46 @@ func TestSitesRedisEvents(t *testing.T) {
 		}
 	}
 }
+
+// TestSitesDropIdle: a site with no usable session that did not change
+// between two sweeps is dropped (its document too, and from the index);
+// one with a usable session, one that changed, and the site "" stay.
+func TestSitesDropIdle(t *testing.T) {
+	ctx := context.Background()
+	store := sessionpool.NewMemoryStore()
+	ss := openSites(t, sessionpool.Options{Store: store})
+	for _, site := range []string{"", "busy.test", "idle.test"} {
+		s, err := sitePool(t, ss, site).AddSession(ctx, sessionpool.SessionOptions{ID: "alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if site != "busy.test" {
+			s.Retire()
+		}
+	}
+	if err := ss.PersistState(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := ss.DropIdle(ctx); n != 0 || err != nil {
+		t.Fatalf("first sweep dropped %d (%v): a site must be seen idle twice", n, err)
+	}
+	if n, err := ss.DropIdle(ctx); n != 1 || err != nil {
+		t.Fatalf("second sweep dropped %d (%v), want idle.test", n, err)
+	}
+	if ss.Lookup("idle.test") != nil || ss.Lookup("busy.test") == nil || ss.Lookup("") == nil {
+		t.Errorf("after the sweep: idle.test %v, busy.test %v, \"\" %v", ss.Lookup("idle.test"), ss.Lookup("busy.test"), ss.Lookup(""))
+	}
+	if _, err := store.Get(ctx, "SDK_SESSION_POOL_STATE@idle.test"); !errors.Is(err, sessionpool.ErrNotFound) {
+		t.Errorf("the dropped site's document: %v, want it deleted", err)
+	}
+	if err := ss.PersistState(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if idx, _ := store.Get(ctx, "SDK_SESSION_POOL_STATE.sites"); strings.Contains(string(idx), "idle.test") || !strings.Contains(string(idx), "busy.test") {
+		t.Errorf("index after the drop: %s", idx)
+	}
+	// A dropped site opens afresh on its next use.
+	if _, err := sitePool(t, ss, "idle.test").AddSession(ctx, sessionpool.SessionOptions{ID: "alice"}); err != nil {
+		t.Fatalf("alice on idle.test after the drop: %v", err)
+	}
+}
