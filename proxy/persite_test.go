@@ -37,6 +37,14 @@ func newTwoSites(t *testing.T) *twoSites {
 	return &twoSites{a: "http://www.shop-a.test:" + port, b: "http://shop-b.test:" + port, cfg: cfg}
 }
 
+// secondUpstream adds a second naming upstream to the config: new sessions
+// get the two in turn. It returns both and the second's count.
+func (s *twoSites) secondUpstream(t *testing.T) (up1, up2 string, count2 func() int) {
+	up2, count2 = proxytest.StartNamingUpstream(t)
+	s.cfg.Upstreams = append(s.cfg.Upstreams, mustURL(t, up2))
+	return s.cfg.Upstreams[0].String(), up2, count2
+}
+
 // sessionList is GET /sessions's answer.
 func sessionList(t *testing.T, h *harness, query string) []sessionpool.SessionState {
 	t.Helper()
@@ -129,9 +137,7 @@ func TestSiteUnpinnedBlocks(t *testing.T) {
 // sites, while new sessions still get the upstreams in turn.
 func TestSiteNamedUpstream(t *testing.T) {
 	s := newTwoSites(t)
-	up2, count2 := proxytest.StartNamingUpstream(t)
-	up1 := s.cfg.Upstreams[0].String()
-	s.cfg.Upstreams = append(s.cfg.Upstreams, mustURL(t, up2))
+	up1, up2, count2 := s.secondUpstream(t)
 	h := startProxy(t, s.cfg)
 	c := h.client("", "")
 	get(t, c, s.a+"/echo", "alice") // upstream 1
@@ -317,9 +323,7 @@ func TestSiteOwnHostMarks(t *testing.T) {
 // the name is in use on another site, its replacement keeps that upstream.
 func TestSiteNamedRetiredGetsNextUpstream(t *testing.T) {
 	s := newTwoSites(t)
-	up2, _ := proxytest.StartNamingUpstream(t)
-	up1 := s.cfg.Upstreams[0].String()
-	s.cfg.Upstreams = append(s.cfg.Upstreams, mustURL(t, up2))
+	up1, up2, _ := s.secondUpstream(t)
 	h := startProxy(t, s.cfg)
 	c := h.client("", "")
 	get(t, c, s.a+"/echo", "alice")            // upstream 1

@@ -244,7 +244,15 @@ func NewGoproxy(user, pass string, accepted *atomic.Int64) *goproxy.ProxyHttpSer
 func StartGoproxyUpstream(t testing.TB, user, pass string) (proxyURL string, count func() int) {
 	t.Helper()
 	var accepted atomic.Int64
-	srv := httptest.NewUnstartedServer(NewGoproxy(user, pass, &accepted))
+	addr := serveTracked(t, NewGoproxy(user, pass, &accepted))
+	return "http://" + Userinfo(user, pass) + addr, func() int { return int(accepted.Load()) }
+}
+
+// serveTracked serves h over plain HTTP on 127.0.0.1 until the test ends,
+// when it closes every connection (hijacked tunnels too), and returns its
+// address.
+func serveTracked(t testing.TB, h http.Handler) string {
+	srv := httptest.NewUnstartedServer(h)
 	ln := &connTracking{Listener: srv.Listener}
 	srv.Listener = ln
 	srv.Start()
@@ -252,8 +260,7 @@ func StartGoproxyUpstream(t testing.TB, user, pass string) (proxyURL string, cou
 		srv.Close()
 		ln.closeAll()
 	})
-	return "http://" + Userinfo(user, pass) + srv.Listener.Addr().String(),
-		func() int { return int(accepted.Load()) }
+	return ln.Addr().String()
 }
 
 // StartNamingUpstream is StartGoproxyUpstream (no credentials) that connects
@@ -271,15 +278,7 @@ func StartNamingUpstream(t testing.TB) (proxyURL string, count func() int) {
 		}
 		return d.DialContext(ctx, network, addr)
 	}
-	srv := httptest.NewUnstartedServer(gp)
-	ln := &connTracking{Listener: srv.Listener}
-	srv.Listener = ln
-	srv.Start()
-	t.Cleanup(func() {
-		srv.Close()
-		ln.closeAll()
-	})
-	return "http://" + ln.Addr().String(), func() int { return int(accepted.Load()) }
+	return "http://" + serveTracked(t, gp), func() int { return int(accepted.Load()) }
 }
 
 // StartHTTPSGoproxyUpstream is StartGoproxyUpstream served over TLS (an
