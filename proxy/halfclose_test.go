@@ -2,11 +2,14 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -81,5 +84,94 @@ func TestResetClientCancelsRequest(t *testing.T) {
 	case <-canceled:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the origin's request was not cancelled after the client reset")
+	}
+}
+
+// tcpPair returns the two ends of a loopback TCP connection, the server's
+// as an eofConn.
+func tcpPair(t *testing.T) (*eofConn, *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := eofListener{ln}.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return server.(*eofConn), client.(*net.TCPConn)
+}
+
+// A one-byte read that meets the client's EOF is held until a deadline that
+// has passed, a deadline that passes, or Close ends it; a larger read, or
+// any read of a hijacked connection, meets the EOF at once.
+func TestEOFConnHoldsBackgroundRead(t *testing.T) {
+	cases := []struct {
+		name string
+		size int
+		prep func(c *eofConn) // before the read
+		end  func(c *eofConn) // while it is held
+		want error
+	}{
+		{name: "deadline passed", size: 1, end: func(c *eofConn) { c.SetReadDeadline(time.Unix(1, 0)) }, want: os.ErrDeadlineExceeded},
+		{name: "deadline passes", size: 1, end: func(c *eofConn) { c.SetReadDeadline(time.Now().Add(20 * time.Millisecond)) }, want: os.ErrDeadlineExceeded},
+		{name: "close", size: 1, end: func(c *eofConn) { c.Close() }, want: net.ErrClosed},
+		{name: "larger read", size: 4096, want: io.EOF},
+		{name: "hijacked", size: 1, prep: func(c *eofConn) { hijacked(&trackedConn{Conn: &coalescingConn{Conn: c}}) }, want: io.EOF},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			server, client := tcpPair(t)
+			if tc.prep != nil {
+				tc.prep(server)
+			}
+			client.CloseWrite()
+			got := make(chan error, 1)
+			go func() {
+				_, err := server.Read(make([]byte, tc.size))
+				got <- err
+			}()
+			if tc.end != nil {
+				// Held: the read has not returned and will not until end.
+				waitHeld(t, server)
+				select {
+				case err := <-got:
+					t.Fatalf("read returned %v while it should be held", err)
+				default:
+				}
+				tc.end(server)
+			}
+			if err := <-got; !errors.Is(err, tc.want) {
+				t.Fatalf("read returned %v, want %v", err, tc.want)
+			}
+			if tc.want == net.ErrClosed {
+				return
+			}
+			// net/http's next read, its deadline cleared, meets the EOF.
+			server.SetReadDeadline(time.Time{})
+			if _, err := server.Read(make([]byte, 4096)); err != io.EOF {
+				t.Errorf("the next read returned %v, want io.EOF", err)
+			}
+		})
+	}
+}
+
+// waitHeld waits until c holds a read.
+func waitHeld(t *testing.T, c *eofConn) {
+	t.Helper()
+	for {
+		c.mu.Lock()
+		held := c.held != nil
+		c.mu.Unlock()
+		if held {
+			return
+		}
+		runtime.Gosched()
 	}
 }

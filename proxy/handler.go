@@ -92,9 +92,7 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "sessionproxy: refused: "+err.Error(), http.StatusForbidden)
 		return
 	}
-	ctx, stop := keepOnHalfClose(r)
-	defer stop()
-	ctx = context.WithValue(ctx, clientKey{}, info)
+	ctx := context.WithValue(r.Context(), clientKey{}, info)
 	if r.Method != http.MethodConnect && cfg.Fingerprint != config.FingerprintGo {
 		// The order in which a plain-HTTP request goes on (inside tunnels,
 		// identify takes it from the tunnel's reader).
@@ -175,7 +173,11 @@ func (w *streamWriter) ReadFrom(src io.Reader) (int64, error) {
 }
 
 func (w *streamWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	return http.NewResponseController(w.ResponseWriter).Hijack()
+	conn, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil {
+		hijacked(conn)
+	}
+	return conn, rw, err
 }
 
 func (w *streamWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

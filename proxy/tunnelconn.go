@@ -332,6 +332,9 @@ type tunnelWriter struct {
 
 func (w tunnelWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil {
+		hijacked(conn)
+	}
 	if err != nil || w.hook.t == nil {
 		return conn, rw, err
 	}
