@@ -32,6 +32,7 @@ type H1Conn struct {
 	bw   *bufio.Writer
 
 	headTimeout time.Duration // see NewH1Conn
+	closeConn   func()        // closes conn: the watch on an exchange's context
 
 	mu      sync.Mutex  // guards the fields below
 	busy    bool        // an exchange is under way (until its body ends)
@@ -48,7 +49,9 @@ func NewH1Conn(conn net.Conn, maxHead int64, headTimeout time.Duration) *H1Conn 
 		maxHead = 1 << 20
 	}
 	lr := &limitedReader{r: conn, max: maxHead, left: -1}
-	return &H1Conn{conn: conn, lr: lr, br: bufio.NewReader(lr), bw: bufio.NewWriter(conn), alive: true, headTimeout: headTimeout}
+	c := &H1Conn{conn: conn, lr: lr, br: bufio.NewReader(lr), bw: bufio.NewWriter(conn), alive: true, headTimeout: headTimeout}
+	c.closeConn = func() { conn.Close() }
+	return c
 }
 
 // limitedReader reads r, refusing more than left bytes while left >= 0.
@@ -108,7 +111,7 @@ func (c *H1Conn) RoundTrip(req *http.Request, target string, extra []string, don
 	c.used = true
 	// The request's context ending closes the connection, which ends
 	// whatever waits on it, until the exchange ends.
-	c.unwatch = context.AfterFunc(req.Context(), func() { c.conn.Close() })
+	c.unwatch = context.AfterFunc(req.Context(), c.closeConn)
 	c.mu.Unlock()
 	if err := c.writeRequest(req, target, extra); err != nil {
 		c.end(false, done)

@@ -52,9 +52,11 @@ type Transport struct {
 	// MaxResponseHeaderBytes bounds a response head; zero means 1 MiB.
 	MaxResponseHeaderBytes int64
 
-	mu     sync.Mutex // guards pools and closed
+	mu     sync.Mutex // guards the fields below
 	pools  map[string]*connPool
 	closed bool
+	sweep  *time.Timer // closes the HTTP/1.1 connections idle too long; made on first use
+	armed  bool        // sweep will fire
 }
 
 // connPool is one key's connections.
@@ -63,10 +65,13 @@ type connPool struct {
 	h2   []*H2Conn
 }
 
+// idleH1 is an HTTP/1.1 connection of a pool, with what its exchanges
+// need: done is made once per connection, not per request.
 type idleH1 struct {
 	c     *H1Conn
 	proxy *Conn
-	timer *time.Timer
+	done  func(reusable bool) // pools c again when its exchange ends cleanly
+	since time.Time           // pooled since; guarded by Transport.mu
 }
 
 // RoundTrip sends req on a pooled or new connection. A request the server
@@ -108,7 +113,7 @@ func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return resp, err
 		case h1 != nil:
-			resp, err := t.h1RoundTrip(key, h1, req)
+			resp, err := t.h1RoundTrip(h1, req)
 			if errors.Is(err, ErrConnUnusable) {
 				continue
 			}
@@ -128,7 +133,13 @@ func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 		t.addH2(key, hc)
 		return t.h2RoundTrip(hc, req)
 	}
-	return t.h1RoundTrip(key, &idleH1{c: NewH1Conn(conn, t.MaxResponseHeaderBytes, t.ResponseHeaderTimeout), proxy: conn}, req)
+	ic := &idleH1{c: NewH1Conn(conn, t.MaxResponseHeaderBytes, t.ResponseHeaderTimeout), proxy: conn}
+	ic.done = func(reusable bool) {
+		if reusable {
+			t.put(key, ic)
+		}
+	}
+	return t.h1RoundTrip(ic, req)
 }
 
 // take returns a pooled connection for key: an HTTP/2 one that can take a
@@ -160,7 +171,7 @@ func (t *Transport) take(key string) (*H2Conn, *idleH1) {
 		ic := p.idle[len(p.idle)-1]
 		p.idle[len(p.idle)-1] = nil
 		p.idle = p.idle[:len(p.idle)-1]
-		if ic.timer.Stop() && ic.c.Idle() {
+		if ic.c.Idle() {
 			return nil, ic
 		}
 	}
@@ -209,7 +220,9 @@ func (t *Transport) idleTimeout() time.Duration {
 }
 
 // put pools an HTTP/1.1 connection whose exchange ended cleanly, or closes
-// it when the pool is full or the transport closed.
+// it when the pool is full or the transport closed. One timer per
+// Transport, not one per connection, closes the connections idle too long
+// (expireIdle): pooling a connection costs no timer.
 func (t *Transport) put(key string, ic *idleH1) {
 	max := t.MaxIdlePerKey
 	if max <= 0 {
@@ -222,24 +235,48 @@ func (t *Transport) put(key string, ic *idleH1) {
 		ic.c.Close()
 		return
 	}
-	ic.timer = time.AfterFunc(t.idleTimeout(), func() { t.expire(key, ic) })
+	ic.since = time.Now()
 	p.idle = append(p.idle, ic)
-	t.mu.Unlock()
-}
-
-// expire closes an HTTP/1.1 connection that stayed idle.
-func (t *Transport) expire(key string, ic *idleH1) {
-	t.mu.Lock()
-	if p := t.pools[key]; p != nil {
-		for i, c := range p.idle {
-			if c == ic {
-				p.idle = append(p.idle[:i], p.idle[i+1:]...)
-				break
-			}
+	if !t.armed {
+		t.armed = true
+		if t.sweep == nil {
+			t.sweep = time.AfterFunc(t.idleTimeout(), t.expireIdle)
+		} else {
+			t.sweep.Reset(t.idleTimeout())
 		}
 	}
 	t.mu.Unlock()
-	ic.c.Close()
+}
+
+// expireIdle closes the HTTP/1.1 connections idle for the idle timeout and
+// sets the sweep for the next one to be, if any.
+func (t *Transport) expireIdle() {
+	idle := t.idleTimeout()
+	now := time.Now()
+	var expired []*idleH1
+	var next time.Time // when the oldest connection left becomes too old
+	t.mu.Lock()
+	for _, p := range t.pools {
+		// Oldest first: put appends, take pops the most recent.
+		n := 0
+		for n < len(p.idle) && now.Sub(p.idle[n].since) >= idle {
+			n++
+		}
+		expired = append(expired, p.idle[:n]...)
+		clear(p.idle[:n])
+		p.idle = p.idle[n:]
+		if len(p.idle) > 0 && (next.IsZero() || p.idle[0].since.Before(next)) {
+			next = p.idle[0].since
+		}
+	}
+	t.armed = !next.IsZero() && !t.closed
+	if t.armed {
+		t.sweep.Reset(next.Add(idle).Sub(now))
+	}
+	t.mu.Unlock()
+	for _, ic := range expired {
+		ic.c.Close()
+	}
 }
 
 // CloseIdleConnections closes every connection not carrying a request, and
@@ -248,10 +285,13 @@ func (t *Transport) CloseIdleConnections() {
 	t.mu.Lock()
 	pools := t.pools
 	t.pools = nil
+	if t.armed {
+		t.sweep.Stop()
+		t.armed = false
+	}
 	t.mu.Unlock()
 	for _, p := range pools {
 		for _, ic := range p.idle {
-			ic.timer.Stop()
 			ic.c.Close()
 		}
 		for _, c := range p.h2 {
@@ -269,17 +309,13 @@ func (t *Transport) Close() {
 	t.CloseIdleConnections()
 }
 
-func (t *Transport) h1RoundTrip(key string, ic *idleH1, req *http.Request) (*http.Response, error) {
+func (t *Transport) h1RoundTrip(ic *idleH1, req *http.Request) (*http.Response, error) {
 	var target string
 	var extra []string
 	if ic.proxy.Proxy {
 		target, extra = req.URL.String(), ic.proxy.ProxyLines
 	}
-	return ic.c.RoundTrip(req, target, extra, func(reusable bool) {
-		if reusable {
-			t.put(key, ic)
-		}
-	})
+	return ic.c.RoundTrip(req, target, extra, ic.done)
 }
 
 func (t *Transport) h2RoundTrip(c *H2Conn, req *http.Request) (*http.Response, error) {

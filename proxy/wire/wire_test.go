@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -549,5 +550,45 @@ func TestH1ServerClosedIdle(t *testing.T) {
 		if !tc.retry && (err == nil || posts.Load() != n) {
 			t.Errorf("a plain POST on a connection the server closed: %v, %d sent; want an error and no second try", err, posts.Load()-n)
 		}
+	}
+}
+
+// TestH1IdleTimeout: a pooled HTTP/1.1 connection is closed once idle for
+// IdleTimeout, every key's, one after the other (the one sweep is set
+// again for the connection pooled later).
+func TestH1IdleTimeout(t *testing.T) {
+	closed := make(chan net.Conn, 4)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}))
+	srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			closed <- c
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	tr := plainTransport(srv.Listener.Addr().String())
+	tr.IdleTimeout = 100 * time.Millisecond
+	defer tr.Close()
+	keys := []string{"a", "b"}
+	tr.Key = func(req *http.Request) string { return req.URL.Query().Get("k") }
+	get := func(key string) {
+		resp, err := tr.RoundTrip(httptest.NewRequest(http.MethodGet, srv.URL+"/?k="+key, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	get(keys[0])
+	<-closed // closed by the transport, idle for 100 ms
+	get(keys[1])
+	get(keys[1]) // the same connection, pooled again
+	<-closed
+	select {
+	case c := <-closed:
+		t.Fatalf("another connection closed: %v", c.RemoteAddr())
+	default:
 	}
 }
