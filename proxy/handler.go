@@ -24,8 +24,11 @@ func (s *Server) newGoproxy() *goproxy.ProxyHttpServer {
 	gp.Logger = discardLogger{}
 	gp.Verbose = false
 	gp.KeepAcceptEncoding = true // the contract: the client's Accept-Encoding goes on untouched
-	gp.AllowHTTP2 = true         // clients may speak HTTP/2 inside intercepted tunnels
-	gp.Tr = nil                  // every request goes through s.RoundTrip; nothing may fall back to goproxy's transport
+	// A plain-HTTP response's header lines are in the ResponseWriter's
+	// header before goproxy writes it (streamWriter.handOver).
+	gp.KeepDestinationHeaders = true
+	gp.AllowHTTP2 = true // clients may speak HTTP/2 inside intercepted tunnels
+	gp.Tr = nil          // every request goes through s.RoundTrip; nothing may fall back to goproxy's transport
 	gp.ConnectDial = nil
 	gp.NonproxyHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "sessionproxy: this is a forward proxy; send absolute-form requests or CONNECT", http.StatusBadRequest)
@@ -35,8 +38,11 @@ func (s *Server) newGoproxy() *goproxy.ProxyHttpServer {
 	gp.OnRequest().DoFunc(func(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
 		if _, ok := ctx.UserData.(*tunnel); !ok {
 			// A plain-HTTP request: its own tunnel, with no affinity beyond itself.
-			info, _ := r.Context().Value(clientKey{}).(clientInfo)
-			ctx.UserData = &tunnel{client: info}
+			x := exchangeOf(r.Context())
+			if x == nil { // not through serveProxy
+				x = &exchange{}
+			}
+			ctx.UserData = &x.t
 		}
 		ctx.RoundTripper = goproxy.RoundTripperFunc(s.roundTrip)
 		if t, _ := ctx.UserData.(*tunnel); t != nil && t.mitm != nil {
@@ -92,13 +98,13 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "sessionproxy: refused: "+err.Error(), http.StatusForbidden)
 		return
 	}
-	ctx := context.WithValue(r.Context(), clientKey{}, info)
+	x := &exchange{Context: r.Context(), client: info}
 	if r.Method != http.MethodConnect && cfg.Fingerprint != config.FingerprintGo {
 		// The order in which a plain-HTTP request goes on (inside tunnels,
 		// identify takes it from the tunnel's reader).
-		ctx = wire.WithOrder(ctx, wire.Order{Names: withCookieSlot(names, r.Header.Get("User-Agent"), s.beforeCookie)})
+		x.order, x.hasOrder = wire.Order{Names: withCookieSlot(names, r.Header.Get("User-Agent"), s.beforeCookie)}, true
 	}
-	r = r.WithContext(ctx) // one copy of r for all
+	r = r.WithContext(x) // one copy of r for all
 	if r.Method == http.MethodConnect {
 		if err := checkConnectTarget(r.URL.Host); err != nil {
 			http.Error(w, "sessionproxy: bad CONNECT target: "+err.Error(), http.StatusBadRequest)
@@ -108,9 +114,47 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(context.WithValue(r.Context(), connectHookKey{}, hook))
 		w = tunnelWriter{ResponseWriter: w, s: s, hook: hook, host: r.URL.Host}
 	} else {
-		w = &streamWriter{ResponseWriter: w}
+		x.t.client = info
+		x.w.ResponseWriter = w
+		x.t.w = &x.w
+		w = &x.w
 	}
 	s.gp.ServeHTTP(w, r)
+}
+
+// exchange is what one request carries through goproxy, in one allocation:
+// its context (the request's own, answering for the client and the header
+// order too) and, for plain HTTP, its own tunnel and the writer of its
+// response.
+type exchange struct {
+	context.Context
+	client   clientInfo
+	order    wire.Order // the client's header order, when hasOrder
+	hasOrder bool
+	t        tunnel       // plain HTTP: its own, with no affinity beyond the request
+	w        streamWriter // plain HTTP: what goproxy writes the response through
+}
+
+// exchangeKey is the context key of the request's *exchange.
+type exchangeKey struct{}
+
+func (x *exchange) Value(key any) any {
+	switch key.(type) {
+	case exchangeKey:
+		return x
+	case wire.OrderKey:
+		if x.hasOrder {
+			return &x.order
+		}
+		return nil
+	}
+	return x.Context.Value(key)
+}
+
+// exchangeOf returns the exchange ctx belongs to, nil for none.
+func exchangeOf(ctx context.Context) *exchange {
+	x, _ := ctx.Value(exchangeKey{}).(*exchange)
+	return x
 }
 
 // streamWriter is the ResponseWriter goproxy gets for a plain-HTTP request.
@@ -131,6 +175,20 @@ type streamWriter struct {
 	left    int64 // body bytes not yet read when the length is known
 	pending bool  // flush before the next read of the body
 	body    flushBeforeWait
+}
+
+// handOver puts resp's header lines straight into the ResponseWriter's
+// header and returns a copy of resp without them for goproxy, which would
+// otherwise copy each line's values into it. resp itself keeps its Header
+// (the session's cookies are read from it when the body ends).
+func (w *streamWriter) handOver(resp *http.Response) *http.Response {
+	h := w.Header()
+	for name, values := range resp.Header {
+		h[name] = values
+	}
+	out := *resp
+	out.Header = nil
+	return &out
 }
 
 func (w *streamWriter) WriteHeader(code int) {
@@ -223,7 +281,10 @@ func proxyAuthRequired(w http.ResponseWriter) {
 // so that sessions, cookies and rules apply to every request inside it, or a
 // plain tunnel through the session's upstream.
 func (s *Server) handleConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
-	info, _ := ctx.Req.Context().Value(clientKey{}).(clientInfo)
+	var info clientInfo
+	if x := exchangeOf(ctx.Req.Context()); x != nil {
+		info = x.client
+	}
 	t := &tunnel{client: info, host: host}
 	ctx.UserData = t
 	ctx.RoundTripper = goproxy.RoundTripperFunc(s.roundTrip)

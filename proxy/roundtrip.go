@@ -74,6 +74,9 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 	}
 	resp.Body = &doneBody{ReadCloser: resp.Body, done: s.inflight.leave}
 	s.watchBody(req, t, resp, end)
+	if t.w != nil {
+		return t.w.handOver(resp), nil
+	}
 	return resp, nil
 }
 

@@ -8,10 +8,6 @@ import (
 // The state a request carries from the outer handler through goproxy to
 // the request path: who the client is, and the tunnel it came through.
 
-// clientKey is the request-context key of the clientInfo the outer handler
-// attaches to every request it hands to goproxy.
-type clientKey struct{}
-
 // clientInfo is what the proxy knows about a client connection before
 // goproxy sees the request.
 type clientInfo struct {
@@ -32,6 +28,9 @@ type tunnel struct {
 	// mitm is the client side of an intercepted HTTP/1.1 CONNECT, set
 	// before any request inside it; else nil.
 	mitm *mitmConn
+	// w is what a plain-HTTP request's response is written through; nil
+	// inside tunnels.
+	w *streamWriter
 
 	mu   sync.Mutex // guards sess: HTTP/2 streams of one tunnel run at once
 	sess string     // id of the session chosen for the tunnel (affinity tunnel)

@@ -34,17 +34,22 @@ type Order struct {
 	Pseudo []string
 }
 
-type orderKey struct{}
+// OrderKey is the context key of a request's *Order (WithOrder). A
+// context of the caller's own may answer it, to carry an Order without a
+// layer of its own.
+type OrderKey struct{}
 
 // WithOrder returns ctx carrying o for the requests made with it.
 func WithOrder(ctx context.Context, o Order) context.Context {
-	return context.WithValue(ctx, orderKey{}, o)
+	return context.WithValue(ctx, OrderKey{}, &o)
 }
 
 // OrderFrom returns the Order ctx carries; ok is false when there is none.
 func OrderFrom(ctx context.Context) (o Order, ok bool) {
-	o, ok = ctx.Value(orderKey{}).(Order)
-	return o, ok
+	if p, _ := ctx.Value(OrderKey{}).(*Order); p != nil {
+		return *p, true
+	}
+	return Order{}, false
 }
 
 // defaultPseudo is the pseudo-header order of an Order without one.
