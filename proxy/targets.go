@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sessionproxy/sessionproxy/proxy/upstream"
@@ -33,9 +34,17 @@ const targetLookupTimeout = 5 * time.Second
 // refusal of requests to them. Safe for concurrent use; the zero value
 // holds none.
 type listenAddrs struct {
-	mu    sync.Mutex // guards the fields below
+	mu    sync.Mutex // guards the fields below; snap is read without it
 	proxy []netip.AddrPort
 	admin []netip.AddrPort
+	snap  atomic.Pointer[listenSnapshot] // what snapshot returns, made by add
+}
+
+// listenSnapshot is every listener address, and whether some proxy
+// listener is on a non-loopback address. Never changed once made.
+type listenSnapshot struct {
+	all     []netip.AddrPort
+	exposed bool
 }
 
 // add remembers ln's address, of the proxy listener or (admin) the admin
@@ -53,22 +62,27 @@ func (l *listenAddrs) add(ln net.Listener, admin bool) {
 	if admin {
 		list = &l.admin
 	}
-	if !slices.Contains(*list, ap) {
-		*list = append(*list, ap)
+	if slices.Contains(*list, ap) {
+		return
 	}
+	*list = append(*list, ap)
+	snap := &listenSnapshot{all: slices.Concat(l.proxy, l.admin)}
+	for _, ap := range l.proxy {
+		if !ap.Addr().IsLoopback() {
+			snap.exposed = true
+		}
+	}
+	l.snap.Store(snap)
 }
 
 // snapshot returns every listener address and whether some proxy listener
-// is on a non-loopback address.
+// is on a non-loopback address. The caller must not change all: every
+// request checks its target against it, so it is made once, by add.
 func (l *listenAddrs) snapshot() (all []netip.AddrPort, exposed bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, ap := range l.proxy {
-		if !ap.Addr().IsLoopback() {
-			exposed = true
-		}
+	if snap := l.snap.Load(); snap != nil {
+		return snap.all, snap.exposed
 	}
-	return append(append(all, l.proxy...), l.admin...), exposed
+	return nil, false
 }
 
 // checkTarget refuses an address the proxy must not connect to for a

@@ -24,6 +24,9 @@ import (
 func Of(host string) string {
 	h := Host(host)
 	if a, err := netip.ParseAddr(h); err == nil {
+		if a.Is4() {
+			return h // ParseAddr takes IPv4 in its one canonical form only
+		}
 		return a.String()
 	}
 	if !strings.Contains(h, ".") || strings.Contains(h, ":") {

@@ -70,6 +70,9 @@ func FuzzOf(f *testing.F) {
 		if strings.ContainsAny(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") {
 			t.Fatalf("Of(%q) = %q, not lower case", host, s)
 		}
+		if a, err := netip.ParseAddr(Host(host)); err == nil && s != a.String() {
+			t.Fatalf("Of(%q) = %q, not the IP literal's canonical form %q", host, s, a.String())
+		}
 		if _, err := netip.ParseAddr(s); err != nil && !strings.HasSuffix(Host(host), s) {
 			t.Fatalf("Of(%q) = %q, not a suffix of the host %q", host, s, Host(host))
 		}
