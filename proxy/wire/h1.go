@@ -140,7 +140,10 @@ func (c *H1Conn) RoundTrip(req *http.Request, target string, extra []string, don
 		c.lr.left = c.lr.max
 		resp, err := http.ReadResponse(c.br, req)
 		c.lr.left = -1
-		if c.headTimeout > 0 && err == nil {
+		if c.headTimeout > 0 && err == nil && !c.bodyBuffered(resp) {
+			// The body is read without the head's deadline. A body that
+			// has arrived whole is not read from the connection at all:
+			// its deadline stays until the next request sets its own.
 			c.conn.SetReadDeadline(time.Time{})
 		}
 		if err != nil {
@@ -161,6 +164,13 @@ func (c *H1Conn) RoundTrip(req *http.Request, target string, extra []string, don
 		resp.Body = &h1Body{ReadCloser: resp.Body, c: c, reusable: !resp.Close && !req.Close, done: done}
 		return resp, nil
 	}
+}
+
+// bodyBuffered reports whether resp's whole body, of a known length, is in
+// the connection's buffer already (never for an interim or 101 response,
+// whose reading goes on).
+func (c *H1Conn) bodyBuffered(resp *http.Response) bool {
+	return resp.StatusCode >= 200 && resp.ContentLength >= 0 && int64(c.br.Buffered()) >= resp.ContentLength
 }
 
 // closedIdle reports whether err is how a read sees a connection the server

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -591,4 +593,59 @@ func TestH1IdleTimeout(t *testing.T) {
 		t.Fatalf("another connection closed: %v", c.RemoteAddr())
 	default:
 	}
+}
+
+// TestH1HeadTimeoutNotOnBody: ResponseHeaderTimeout bounds the wait for a
+// head, not a body that comes later; and a connection whose small body
+// arrived with its head (its read deadline left as it was) carries the
+// next request after that deadline has passed. On a fake clock.
+func TestH1HeadTimeoutNotOnBody(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		client, server := net.Pipe()
+		defer client.Close()
+		go func() {
+			defer server.Close()
+			br := bufio.NewReader(server)
+			for {
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				if req.URL.Path == "/slow" {
+					io.WriteString(server, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
+					time.Sleep(300 * time.Millisecond)
+					io.WriteString(server, "ok")
+					continue
+				}
+				io.WriteString(server, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			}
+		}()
+		dials := 0
+		tr := &Transport{
+			Key: func(*http.Request) string { return "k" },
+			Dial: func(context.Context, *http.Request) (*Conn, error) {
+				if dials++; dials > 1 {
+					return nil, errors.New("a second connection")
+				}
+				return &Conn{Conn: client}, nil
+			},
+			ResponseHeaderTimeout: 100 * time.Millisecond,
+		}
+		get := func(path string) {
+			t.Helper()
+			resp, err := tr.RoundTrip(httptest.NewRequest(http.MethodGet, "http://origin.test"+path, nil))
+			if err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(body) != "ok" || err != nil {
+				t.Fatalf("%s: body %q, %v", path, body, err)
+			}
+		}
+		get("/slow")
+		get("/small")
+		time.Sleep(300 * time.Millisecond) // past /small's head deadline
+		get("/small")
+	})
 }
