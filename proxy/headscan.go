@@ -27,7 +27,7 @@ const maxHeadsKept = 16
 func (q *headQueue) keep(names []string) {
 	q.mu.Lock()
 	if len(q.heads) == maxHeadsKept {
-		q.heads = q.heads[1:]
+		q.drop()
 	}
 	q.heads = append(q.heads, names)
 	q.mu.Unlock()
@@ -43,9 +43,16 @@ func (q *headQueue) take() []string {
 		return nil
 	}
 	names := q.heads[0]
-	q.heads[0] = nil
-	q.heads = q.heads[1:]
+	q.drop()
 	return names
+}
+
+// drop forgets the oldest list, keeping the slice's start (and so its
+// capacity: a connection's requests reuse one array). The caller holds mu.
+func (q *headQueue) drop() {
+	n := copy(q.heads, q.heads[1:])
+	q.heads[n] = nil
+	q.heads = q.heads[:n]
 }
 
 // headNames returns the header field names of an HTTP/1.x request head,
@@ -65,7 +72,7 @@ func headNames(head []byte) []string {
 // namesOf is headNames of a head already made a string (the names are
 // substrings of it).
 func namesOf(s string) []string {
-	var names []string
+	names := make([]string, 0, strings.Count(s, "\n")) // a line each at most
 	first := true
 	for len(s) > 0 {
 		line := s

@@ -50,7 +50,7 @@ func withCookieSlot(names []string, userAgent string, before map[string][]string
 	}
 	i := 0 // after the last of the client's names that the browser sends before Cookie
 	for j, n := range names {
-		if slices.ContainsFunc(before[browser], func(b string) bool { return strings.EqualFold(b, n) }) {
+		if slices.ContainsFunc(before[browser], func(b string) bool { return len(b) == len(n) && strings.EqualFold(b, n) }) {
 			i = j + 1
 		}
 	}
