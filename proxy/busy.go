@@ -13,21 +13,21 @@ import (
 // ready to use; safe for concurrent use.
 type busySessions struct {
 	mu    sync.Mutex
-	held  map[string][]chan struct{} // transportKey -> the waiters for it, in order; present while held
-	freed map[string]chan struct{}   // site -> closed (and dropped) when one of its sessions is freed
+	held  map[sessionRef][]chan struct{} // a session -> the waiters for it, in order; present while held
+	freed map[string]chan struct{}       // site -> closed (and dropped) when one of its sessions is freed
 
-	queued func(key string) // tests: called when a request starts waiting for key; nil otherwise
+	queued func(key sessionRef) // tests: called when a request starts waiting for key; nil otherwise
 }
 
 // tryAcquire takes the session key names when it is free.
-func (b *busySessions) tryAcquire(key string) bool {
+func (b *busySessions) tryAcquire(key sessionRef) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, held := b.held[key]; held {
 		return false
 	}
 	if b.held == nil {
-		b.held = map[string][]chan struct{}{}
+		b.held = map[sessionRef][]chan struct{}{}
 	}
 	b.held[key] = nil
 	return true
@@ -35,11 +35,11 @@ func (b *busySessions) tryAcquire(key string) bool {
 
 // acquire takes the session key names, waiting behind the requests that
 // asked for it earlier until ctx is done.
-func (b *busySessions) acquire(ctx context.Context, key string) error {
+func (b *busySessions) acquire(ctx context.Context, key sessionRef) error {
 	b.mu.Lock()
 	if _, held := b.held[key]; !held {
 		if b.held == nil {
-			b.held = map[string][]chan struct{}{}
+			b.held = map[sessionRef][]chan struct{}{}
 		}
 		b.held[key] = nil
 		b.mu.Unlock()
@@ -73,13 +73,13 @@ func (b *busySessions) acquire(ctx context.Context, key string) error {
 // release frees the session key names (of site): the first request waiting
 // for it gets it, else the requests waiting for any session of site are
 // told.
-func (b *busySessions) release(key, site string) {
+func (b *busySessions) release(key sessionRef, site string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.releaseLocked(key, site)
 }
 
-func (b *busySessions) releaseLocked(key, site string) {
+func (b *busySessions) releaseLocked(key sessionRef, site string) {
 	if q := b.held[key]; len(q) > 0 {
 		close(q[0])
 		b.held[key] = q[1:]

@@ -20,7 +20,7 @@ const sharedPoll = 50 * time.Millisecond
 // instance, and on a Redis pool in any (sessionpool.Sites.TryHold). It
 // returns the release.
 func (s *Server) hold(ctx context.Context, sess *sessionpool.Session) (func(), bool) {
-	key, site := sessionKey(sess), sess.Site()
+	key, site := refOf(sess), sess.Site()
 	if !s.busy.tryAcquire(key) {
 		return nil, false
 	}

@@ -96,9 +96,9 @@ func TestExclusivePinned(t *testing.T) {
 	cfg.Pool.Exclusive = true
 	cfg.Pacing.MaxWait = 200 * time.Millisecond
 	h := startProxy(t, cfg)
-	queued := make(chan string, 4)
+	queued := make(chan sessionRef, 4)
 	h.srv.busy.mu.Lock()
-	h.srv.busy.queued = func(key string) { queued <- key }
+	h.srv.busy.queued = func(key sessionRef) { queued <- key }
 	h.srv.busy.mu.Unlock()
 	c := h.client("", "")
 
@@ -136,19 +136,20 @@ func TestExclusivePinned(t *testing.T) {
 // nobody waiting tells the site's waiters.
 func TestBusySessionsOrder(t *testing.T) {
 	var b busySessions
+	k := sessionRef{site: "site", id: "k"}
 	queued := make(chan struct{}, 4)
-	b.queued = func(string) { queued <- struct{}{} }
-	if !b.tryAcquire("k") || b.tryAcquire("k") {
+	b.queued = func(sessionRef) { queued <- struct{}{} }
+	if !b.tryAcquire(k) || b.tryAcquire(k) {
 		t.Fatal("tryAcquire: a free session must be taken once")
 	}
 	order := make(chan string, 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	gaveUp := make(chan error, 1)
-	go func() { gaveUp <- b.acquire(ctx, "k") }()
+	go func() { gaveUp <- b.acquire(ctx, k) }()
 	<-queued
 	for _, name := range []string{"second", "third"} {
 		go func() {
-			if err := b.acquire(context.Background(), "k"); err == nil {
+			if err := b.acquire(context.Background(), k); err == nil {
 				order <- name
 			}
 		}()
@@ -158,22 +159,22 @@ func TestBusySessionsOrder(t *testing.T) {
 	if err := <-gaveUp; err == nil {
 		t.Fatal("a canceled wait took the session")
 	}
-	b.release("k", "site")
+	b.release(k, "site")
 	if got := <-order; got != "second" {
 		t.Fatalf("first served: %s, want second (the one that gave up left its place)", got)
 	}
-	b.release("k", "site")
+	b.release(k, "site")
 	if got := <-order; got != "third" {
 		t.Fatalf("then: %s, want third", got)
 	}
 	freed := b.freedAt("site")
-	b.release("k", "site")
+	b.release(k, "site")
 	select {
 	case <-freed:
 	default:
 		t.Fatal("a release with nobody waiting did not tell the site's waiters")
 	}
-	if !b.tryAcquire("k") {
+	if !b.tryAcquire(k) {
 		t.Fatal("the session is not free after its last release")
 	}
 }

@@ -311,7 +311,7 @@ func (s *Server) failed(c *call, sess *sessionpool.Session, err error, attempt i
 
 // send is one round trip as sess, through its transport.
 func (s *Server) send(req *http.Request, sess *sessionpool.Session) (*http.Response, error) {
-	tr, err := s.transports.Get(sessionKey(sess), sess.ProxyURL(), fingerprintOf(sess, s.cfg.Load()))
+	tr, err := s.transports.Get(refOf(sess), sess.ProxyURL(), fingerprintOf(sess, s.cfg.Load()))
 	if err != nil {
 		return nil, err
 	}

@@ -177,7 +177,7 @@ func (s *Server) waitFor(ctx context.Context, cfg *config.Config, sess *sessionp
 	tooLong := func() error {
 		return fmt.Errorf("%w: waited pacing.max_wait %v for session %q", errBusy, cfg.Pacing.MaxWait, sess.ID())
 	}
-	key, site := sessionKey(sess), sess.Site()
+	key, site := refOf(sess), sess.Site()
 	if err := s.busy.acquire(wctx, key); err != nil {
 		if ctx.Err() == nil {
 			return nil, tooLong()

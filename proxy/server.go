@@ -64,7 +64,7 @@ type Server struct {
 	exclusive  bool               // pool.exclusive, bound at start
 	busy       busySessions       // the sessions serving a request now, with pool.exclusive
 	ca         *mitm.CA
-	transports *upstream.Transports
+	transports *upstream.Transports[sessionRef]
 	// beforeCookie lists, per browser, the headers it sends before
 	// Cookie (withCookieSlot); read-only after Open.
 	beforeCookie map[string][]string
@@ -134,7 +134,7 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s.tlsOpts = upstream.Options{RootCAs: roots, InsecureSkipVerify: cfg.MITM.InsecureSkipVerify, CheckTarget: s.checkTarget,
 		MaxResponseHeaderBytes: int64(cfg.MaxHeaderBytes)}
-	s.transports = upstream.NewTransports(s.tlsOpts)
+	s.transports = upstream.NewTransports[sessionRef](s.tlsOpts)
 	s.beforeCookie = beforeCookie()
 
 	certPath, keyPath := caPaths(cfg)
@@ -238,7 +238,7 @@ func (s *Server) persisted(took time.Duration, err error) {
 
 // sessionRetired closes the retired session's connections and logs it.
 func (s *Server) sessionRetired(st sessionpool.SessionState) {
-	s.transports.Close(transportKey(st.Site, st.ID))
+	s.transports.Close(sessionRef{st.Site, st.ID})
 	s.names.Delete(st.ID) // the name's next session looks again (namesake)
 	s.rec.SessionRetired(st)
 }

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"strings"
 
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
@@ -26,22 +25,21 @@ func (s *Server) siteLabel(host, site string) string {
 	return site
 }
 
-// transportKey names a session's transport: sessions of different sites may
-// share an ID.
-func transportKey(site, id string) string { return site + "\x00" + id }
+// sessionRef names a session across sites (its transport, its turn):
+// sessions of different sites may share an ID.
+type sessionRef struct{ site, id string }
 
-// sessionKey is transportKey of sess.
-func sessionKey(sess *sessionpool.Session) string { return transportKey(sess.Site(), sess.ID()) }
+// refOf is sess's sessionRef.
+func refOf(sess *sessionpool.Session) sessionRef { return sessionRef{sess.Site(), sess.ID()} }
 
-// sessionHeld reports whether the session a transport key names is still
-// usable in its site's pool (for Transports.Retain).
-func (s *Server) sessionHeld(key string) bool {
-	site, id, _ := strings.Cut(key, "\x00")
-	p := s.sites.Lookup(site)
+// sessionHeld reports whether the session ref names is still usable in its
+// site's pool (for Transports.Retain).
+func (s *Server) sessionHeld(ref sessionRef) bool {
+	p := s.sites.Lookup(ref.site)
 	if p == nil {
 		return false
 	}
-	_, err := p.GetSessionByID(context.Background(), id)
+	_, err := p.GetSessionByID(context.Background(), ref.id)
 	return err == nil
 }
 

@@ -133,15 +133,16 @@ func LoadRootCAs(files []string) (*x509.CertPool, error) {
 // of the proxy client that made it (see profile.Client and
 // wire.WithOrder); a browser profile's name sends that browser's.
 //
-// Make one with NewTransports; the zero value is not usable. Its methods
-// are safe for concurrent use.
-type Transports struct {
+// K is what names a session (a comparable key: making it costs no
+// allocation per request). Make one with NewTransports; the zero value is
+// not usable. Its methods are safe for concurrent use.
+type Transports[K comparable] struct {
 	opts Options
 
 	profiles map[string]*profile.Profile
 
 	mu sync.RWMutex // guards m
-	m  map[string]sessionTransport
+	m  map[K]sessionTransport
 }
 
 type sessionTransport struct {
@@ -157,8 +158,8 @@ type roundTripCloser interface {
 }
 
 // NewTransports returns an empty Transports building transports with opts.
-func NewTransports(opts Options) *Transports {
-	return &Transports{opts: opts.withDefaults(), profiles: profile.Profiles(), m: make(map[string]sessionTransport)}
+func NewTransports[K comparable](opts Options) *Transports[K] {
+	return &Transports[K]{opts: opts.withDefaults(), profiles: profile.Profiles(), m: make(map[K]sessionTransport)}
 }
 
 // Get returns the session's transport, creating it on first use. proxyURL
@@ -167,7 +168,7 @@ func NewTransports(opts Options) *Transports {
 // mode changed gets a new transport (the old one's idle connections are
 // closed). An invalid proxyURL gives a *ParseError (ErrInvalidURL), an
 // unknown mode ErrNoIdentity.
-func (t *Transports) Get(sessionID, proxyURL, fingerprint string) (http.RoundTripper, error) {
+func (t *Transports[K]) Get(sessionID K, proxyURL, fingerprint string) (http.RoundTripper, error) {
 	t.mu.RLock()
 	st, ok := t.m[sessionID]
 	t.mu.RUnlock()
@@ -206,9 +207,9 @@ func (t *Transports) Get(sessionID, proxyURL, fingerprint string) (http.RoundTri
 // Retain closes the transports of every session for which keep reports
 // false: the sessions that left the pool without being retired (expired,
 // evicted). keep is called without the lock held.
-func (t *Transports) Retain(keep func(sessionID string) bool) {
+func (t *Transports[K]) Retain(keep func(sessionID K) bool) {
 	t.mu.RLock()
-	ids := make([]string, 0, len(t.m))
+	ids := make([]K, 0, len(t.m))
 	for id := range t.m {
 		ids = append(ids, id)
 	}
@@ -224,7 +225,7 @@ func (t *Transports) Retain(keep func(sessionID string) bool) {
 // (for a retired or evicted session). Connections still carrying a request
 // go back to the forgotten transport's pool when done and are closed after
 // 90 s idle. Closing an unknown session does nothing.
-func (t *Transports) Close(sessionID string) {
+func (t *Transports[K]) Close(sessionID K) {
 	t.mu.Lock()
 	st, ok := t.m[sessionID]
 	delete(t.m, sessionID)
@@ -235,10 +236,10 @@ func (t *Transports) Close(sessionID string) {
 }
 
 // CloseAll forgets every transport and closes their idle connections.
-func (t *Transports) CloseAll() {
+func (t *Transports[K]) CloseAll() {
 	t.mu.Lock()
 	m := t.m
-	t.m = make(map[string]sessionTransport)
+	t.m = make(map[K]sessionTransport)
 	t.mu.Unlock()
 	for _, st := range m {
 		st.tr.CloseIdleConnections()

@@ -54,9 +54,9 @@ func mergedRoots(t *testing.T, pems ...[]byte) *x509.CertPool {
 	return pool
 }
 
-func newTestTransports(t *testing.T, opts Options) *Transports {
+func newTestTransports(t *testing.T, opts Options) *Transports[string] {
 	t.Helper()
-	ts := NewTransports(opts)
+	ts := NewTransports[string](opts)
 	t.Cleanup(ts.CloseAll)
 	return ts
 }
@@ -869,7 +869,7 @@ func TestUpstreamClassifyScrubsCredentials(t *testing.T) {
 }
 
 func BenchmarkTransportsGetHit(b *testing.B) {
-	ts := NewTransports(Options{})
+	ts := NewTransports[string](Options{})
 	defer ts.CloseAll()
 	for i := range 1000 {
 		ts.Get(fmt.Sprintf("session-%d", i), "http://user:pass@127.0.0.1:3128", "go")
@@ -888,7 +888,7 @@ func BenchmarkTransportsGetHit(b *testing.B) {
 // TestTransportsRetain: Retain closes exactly the transports whose session
 // is no longer kept.
 func TestTransportsRetain(t *testing.T) {
-	ts := NewTransports(Options{})
+	ts := NewTransports[string](Options{})
 	before := map[string]http.RoundTripper{}
 	for _, id := range []string{"a", "b", "c"} {
 		tr, err := ts.Get(id, "", "go")
