@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -81,9 +82,16 @@ func (r *h1Reader) readHead() error {
 		return err
 	}
 	r.src.allow = int64(r.lim.maxHeaderBytes) + headSlop
-	r.conn.SetReadDeadline(r.now().Add(r.lim.readHeader))
+	// A head that arrived whole (most do, in one record) needs no deadline:
+	// setting and clearing one would cost two timer updates a request.
+	whole := headArrived(r.br)
+	if !whole {
+		r.conn.SetReadDeadline(r.now().Add(r.lim.readHeader))
+	}
 	req, err := http.ReadRequest(r.br)
-	r.conn.SetReadDeadline(time.Time{})
+	if !whole {
+		r.conn.SetReadDeadline(time.Time{})
+	}
 	r.src.allow = -1
 	if err == nil && req.ProtoMajor != 1 {
 		err = errVersion
@@ -96,6 +104,12 @@ func (r *h1Reader) readHead() error {
 	r.body = req.Body
 	r.heads.keep(headNames(r.src.buf[r.src.off : r.src.off+int(r.read()-r.done)]))
 	return nil
+}
+
+// headArrived reports whether br holds the end of a head already.
+func headArrived(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered())
+	return bytes.Contains(b, []byte("\r\n\r\n")) || bytes.Contains(b, []byte("\n\n"))
 }
 
 // errVersion is a request head naming an HTTP version other than 1.x.

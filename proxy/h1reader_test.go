@@ -118,3 +118,24 @@ func FuzzHeadScanner(f *testing.F) {
 		scanAgainstNetHTTP(t, stream, int(step)%64+1)
 	})
 }
+
+// headArrived: whether the buffer holds a head's end, with CRLF or bare LF
+// lines; a head still arriving does not.
+func TestHeadArrived(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{"GET / HTTP/1.1\r\nHost: a\r\n\r\n", true},
+		{"GET / HTTP/1.1\nHost: a\n\n", true},
+		{"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nok", true},
+		{"GET / HTTP/1.1\r\nHost: a\r\n", false},
+		{"GET / HTTP/1.1\r\nHost: a\r\n\r", false},
+	} {
+		br := bufio.NewReader(strings.NewReader(tc.in))
+		br.Peek(1)
+		if got := headArrived(br); got != tc.want {
+			t.Errorf("headArrived(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
