@@ -72,7 +72,6 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 	if end.bodies != nil && resp.Body != http.NoBody {
 		resp.Body = &capturingBody{ReadCloser: resp.Body, c: &end.bodies.resp}
 	}
-	resp.Body = &doneBody{ReadCloser: resp.Body, done: s.inflight.leave}
 	s.watchBody(req, t, resp, end)
 	if t.w != nil {
 		return t.w.handOver(resp), nil

@@ -124,26 +124,34 @@ func (s *Server) finish(e *ending, req *http.Request, cut error) {
 }
 
 // watchedBody is a response body on its way to the client that reports how
-// it ended, once: end(nil) at its end or when it is closed, end(err) when
-// reading it fails. With abort set, a failed read then aborts the response
-// with http.ErrAbortHandler, the way net/http and x/net/http2 servers cut a
-// response off (no chunked terminator, RST_STREAM on HTTP/2): only for a
-// body read inside such a server's handler, which recovers that panic.
+// it ended, once: Server.finish with a nil cut at its end or when it is
+// closed, with the error when reading it fails; its Close also ends the
+// request's place among those the server drains at Shutdown. With abort
+// set, a failed read then aborts the response with http.ErrAbortHandler,
+// the way net/http and x/net/http2 servers cut a response off (no chunked
+// terminator, RST_STREAM on HTTP/2): only for a body read inside such a
+// server's handler, which recovers that panic. One allocation per response
+// holds it all.
 type watchedBody struct {
 	rc    io.ReadCloser
 	abort bool
-	once  sync.Once
-	end   func(cut error)
+	s     *Server
+	e     *ending
+	req   *http.Request
+	ended sync.Once // finish
+	left  sync.Once // s.inflight.leave
 }
+
+func (b *watchedBody) end(cut error) { b.ended.Do(func() { b.s.finish(b.e, b.req, cut) }) }
 
 func (b *watchedBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	switch {
 	case err == nil:
 	case errors.Is(err, io.EOF):
-		b.once.Do(func() { b.end(nil) })
+		b.end(nil)
 	default:
-		b.once.Do(func() { b.end(err) })
+		b.end(err)
 		if b.abort {
 			b.rc.Close() // the handler's own Close will not run before the panic unwinds it
 			panic(http.ErrAbortHandler)
@@ -154,26 +162,28 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 
 func (b *watchedBody) Close() error {
 	err := b.rc.Close()
-	b.once.Do(func() { b.end(nil) })
+	b.end(nil)
+	b.left.Do(b.s.inflight.leave)
 	return err
 }
 
 // watchBody wraps resp's body so that the request's end is recorded when the
-// body ends, as a failure when it was cut off. A response without a body to
-// stream ends at once.
+// body ends, as a failure when it was cut off, and the request leaves the
+// server's in-flight count when the body is closed. A response without a
+// body to stream ends at once.
 func (s *Server) watchBody(req *http.Request, t *tunnel, resp *http.Response, e *ending) {
-	inner := resp.Body
-	if d, ok := inner.(*doneBody); ok {
-		inner = d.ReadCloser
-	}
-	if inner == nil || inner == http.NoBody || resp.ContentLength == 0 {
-		s.finish(e, req, nil)
-		return
-	}
 	// Plain HTTP is served by net/http, HTTP/2 inside a tunnel by
 	// x/net/http2: both recover http.ErrAbortHandler. HTTP/1.x inside a
 	// tunnel runs in goproxy's own goroutine, which would crash; there a
 	// failed read already makes goproxy close the tunnel mid-response.
 	abort := t.host == "" || req.ProtoMajor == 2
-	resp.Body = &watchedBody{rc: resp.Body, abort: abort, end: func(cut error) { s.finish(e, req, cut) }}
+	b := &watchedBody{rc: resp.Body, abort: abort, s: s, e: e, req: req}
+	inner := resp.Body
+	if d, ok := inner.(*doneBody); ok { // the pacer's release (releaseWhenDone)
+		inner = d.ReadCloser
+	}
+	if inner == http.NoBody || resp.ContentLength == 0 {
+		b.end(nil)
+	}
+	resp.Body = b
 }
