@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	utls "github.com/refraction-networking/utls"
 
@@ -35,6 +36,7 @@ type identityTransport struct {
 	opts     Options
 	tickets  utls.ClientSessionCache // the session's own: it resumes its TLS sessions only
 	wire     *wire.Transport
+	lastKey  atomic.Pointer[poolKey] // the latest request's (key)
 }
 
 // newIdentityTransport builds the transport of a session going through
@@ -68,14 +70,32 @@ func (t *identityTransport) CloseIdleConnections() { t.wire.CloseIdleConnections
 
 // key pools connections by origin and, mirroring, by what the client's
 // hello asks for: two clients with different hellos never share one.
+// The key of the latest request is kept: a session's requests mostly go to
+// one origin, and the key is then not built again.
 func (t *identityTransport) key(req *http.Request) string {
-	k := req.URL.Scheme + "://" + targetAddr(req.URL)
+	client, mirrored := "", false
 	if t.prof == nil && req.URL.Scheme == "https" {
 		if c := profile.ClientFrom(req.Context()); c != nil {
-			k += "|" + c.Key()
+			client, mirrored = c.Key(), true
 		}
 	}
+	if last := t.lastKey.Load(); last != nil && last.scheme == req.URL.Scheme && last.host == req.URL.Host &&
+		last.client == client && last.mirrored == mirrored {
+		return last.key
+	}
+	k := req.URL.Scheme + "://" + targetAddr(req.URL)
+	if mirrored {
+		k += "|" + client
+	}
+	t.lastKey.Store(&poolKey{scheme: req.URL.Scheme, host: req.URL.Host, client: client, mirrored: mirrored, key: k})
 	return k
+}
+
+// poolKey is a pool's key and what it was made of.
+type poolKey struct {
+	scheme, host, client string
+	mirrored             bool // a client's hello was asked for
+	key                  string
 }
 
 // targetAddr is u's host:port, the port from the scheme when u has none.

@@ -3,6 +3,7 @@ package upstream
 import (
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 
@@ -48,5 +49,40 @@ func TestMirrorUnusableHello(t *testing.T) {
 	}
 	if _, err := ts.Get("x", "", "netscape"); err == nil {
 		t.Error("an unknown fingerprint mode was taken")
+	}
+}
+
+// TestIdentityPoolKey: a mirroring transport pools by origin and by what
+// the client's hello asks for, the latest key kept and used again only for
+// the same origin and client; a profile's transport by origin alone.
+func TestIdentityPoolKey(t *testing.T) {
+	mirror := newIdentityTransport(nil, "", nil, nil, Options{})
+	chrome := newIdentityTransport(nil, "", profile.Profiles()[profile.Chrome], nil, Options{})
+	noHello := &profile.Client{}
+	garbled := &profile.Client{Hello: []byte("not a hello")}
+	req := func(url string, c *profile.Client) *http.Request {
+		r := httptest.NewRequest(http.MethodGet, url, nil)
+		if c != nil {
+			r = r.WithContext(profile.WithClient(r.Context(), c))
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		tr   *identityTransport
+		req  *http.Request
+		want string
+	}{
+		{mirror, req("https://a.test/", nil), "https://a.test:443"},
+		{mirror, req("https://a.test/x", nil), "https://a.test:443"},
+		{mirror, req("https://a.test/", noHello), "https://a.test:443|"},
+		{mirror, req("https://a.test/", garbled), "https://a.test:443|" + profile.UnusableKey},
+		{mirror, req("https://b.test:8443/", garbled), "https://b.test:8443|" + profile.UnusableKey},
+		{mirror, req("http://b.test:8443/", garbled), "http://b.test:8443"},
+		{mirror, req("https://a.test/", nil), "https://a.test:443"},
+		{chrome, req("https://a.test/", garbled), "https://a.test:443"},
+	} {
+		if got := tc.tr.key(tc.req); got != tc.want {
+			t.Errorf("key(%s, client %v) = %q, want %q", tc.req.URL, profile.ClientFrom(tc.req.Context()) != nil, got, tc.want)
+		}
 	}
 }
