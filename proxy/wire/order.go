@@ -62,7 +62,8 @@ type field struct{ name, value string }
 // Host first unless o places it, the body's framing included) or HTTP/2
 // (lowercase names, without Host and the connection-specific headers).
 func fields(req *http.Request, o Order, h2 bool) []field {
-	f := fieldList{req: req, h2: h2, out: make([]field, 0, len(req.Header)+2)}
+	n := len(req.Header) + 2 // a line per name, and the framing's
+	f := fieldList{req: req, h2: h2, out: make([]field, 0, n), used: make([]keyCount, 0, n)}
 	if !h2 && !slices.ContainsFunc(o.Names, func(n string) bool { return strings.EqualFold(n, "Host") }) {
 		f.add("Host", "Host")
 	}
