@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"time"
@@ -119,6 +120,7 @@ type call struct {
 	tried   []string        // the sessions that already failed the request
 	log     *record.Request // what the request log keeps of it; nil when it keeps none
 	end     *ending         // how the request ends, carried out when its body has
+	ending  ending          // what end points to: one allocation for both
 }
 
 // attempted records one attempt of c: counted by its outcome, unless it has
@@ -157,7 +159,8 @@ func (c *call) answered(sess *sessionpool.Session, resp *http.Response) *record.
 // (Server.finish) once the body has ended: a body cut off by the origin or
 // the upstream still makes the request an upstream failure.
 func (s *Server) attempts(req *http.Request, t *tunnel, cfg *config.Config) (*http.Response, *ending) {
-	c := &call{req: req, t: t, cfg: cfg, host: hostOnly(req.URL.Host), cookies: req.Header["Cookie"], start: time.Now(), end: &ending{}}
+	c := &call{req: req, t: t, cfg: cfg, host: hostOnly(req.URL.Host), cookies: req.Header["Cookie"], start: time.Now()}
+	c.end = &c.ending
 	c.site = sites.Of(c.host)
 	c.end.site = s.siteLabel(c.host, c.site)
 	if s.rec.LogsRequests() {
@@ -403,11 +406,12 @@ func (s *Server) decorate(resp *http.Response, cfg *config.Config, sess *session
 	if resp.Header == nil {
 		resp.Header = make(http.Header)
 	}
-	resp.Header.Set(cfg.SessionHeader, sess.ID())
+	values := []string{sess.ID(), strconv.Itoa(attempt)} // one array for both lines
+	resp.Header[textproto.CanonicalMIMEHeaderKey(cfg.SessionHeader)] = values[:1:1]
 	if v.Rule != nil {
 		resp.Header.Set(headerRule, v.Rule.Name)
 	}
-	resp.Header.Set(headerRetries, strconv.Itoa(attempt))
+	resp.Header[headerRetries] = values[1:]
 }
 
 // setCookies puts the session's cookies for the request's URL into its Cookie
