@@ -519,13 +519,14 @@ func TestReadmeBenchCommandsRun(t *testing.T) {
 	header := regexp.MustCompile(`(?m)^proxy +req/s +ratio `)
 	row := regexp.MustCompile(`(?m)^sessionproxy\S* +\d+ +\d+\.\d\d `)
 	base := "" // the -base program: the reader's older build; here, this tree's
+	baseDir := t.TempDir() // the test's, not a subtest's: every -base line uses the one build
 	for _, line := range run {
 		t.Run(strings.TrimPrefix(line, "go run ./proxy/testdata/bench"), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			if f := strings.Fields(line); slices.Contains(f, "-base") {
 				if base == "" {
-					base = filepath.Join(t.TempDir(), "sp-base")
+					base = filepath.Join(baseDir, "sp-base")
 					build := exec.CommandContext(ctx, "go", "build", "-o", base, ".")
 					build.Dir, build.Env = "..", clientEnv()
 					runChild(t, build)
