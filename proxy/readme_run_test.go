@@ -518,7 +518,7 @@ func TestReadmeBenchCommandsRun(t *testing.T) {
 	}
 	header := regexp.MustCompile(`(?m)^proxy +req/s +ratio `)
 	row := regexp.MustCompile(`(?m)^sessionproxy\S* +\d+ +\d+\.\d\d `)
-	base := "" // the -base program: the reader's older build; here, this tree's
+	base := ""             // the -base program: the reader's older build; here, this tree's
 	baseDir := t.TempDir() // the test's, not a subtest's: every -base line uses the one build
 	for _, line := range run {
 		t.Run(strings.TrimPrefix(line, "go run ./proxy/testdata/bench"), func(t *testing.T) {
