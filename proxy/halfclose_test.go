@@ -18,8 +18,9 @@ import (
 // A plain-HTTP client that half-closes its write side after its request
 // still gets its response, not "502 client closed the request".
 func TestHalfClosedClientGetsResponse(t *testing.T) {
-	canceled := make(chan struct{}, 1)
+	canceled := make(chan struct{}, 4)
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, _ := io.ReadAll(r.Body)
 		// Answer late enough for the proxy to have seen the client's EOF;
 		// a request the proxy cancels ends here at once.
 		select {
@@ -28,33 +29,45 @@ func TestHalfClosedClientGetsResponse(t *testing.T) {
 			return
 		case <-time.After(300 * time.Millisecond):
 		}
-		io.WriteString(w, "whole")
+		io.WriteString(w, "whole "+string(got))
 	}))
 	defer origin.Close()
 	h := startProxy(t, testConfig(t))
+	host := strings.TrimPrefix(origin.URL, "http://")
 
-	conn, err := net.Dial("tcp", h.proxyURL.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "GET %s/slow HTTP/1.1\r\nHost: %s\r\n\r\n", origin.URL, strings.TrimPrefix(origin.URL, "http://"))
-	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
-		t.Fatal(err)
-	}
-	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("read response: %v", err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK || string(body) != "whole" || err != nil {
-		t.Errorf("got %d %q (%v), want 200 \"whole\"", resp.StatusCode, body, err)
-	}
-	select {
-	case <-canceled:
-		t.Error("the origin's request was cancelled")
-	default:
+	for _, tc := range []struct {
+		name, head, want string
+	}{
+		{"GET", "GET %s/slow HTTP/1.1\r\nHost: %s\r\n\r\n", "whole "},
+		// The body read to its end first: the half-close comes after it.
+		{"POST", "POST %s/slow HTTP/1.1\r\nHost: %s\r\nContent-Length: 4\r\n\r\nbody", "whole body"},
+		{"chunked POST", "POST %s/slow HTTP/1.1\r\nHost: %s\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\n\r\n", "whole body"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", h.proxyURL.Host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			fmt.Fprintf(conn, tc.head, origin.URL, host)
+			if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("read response: %v", err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusOK || string(body) != tc.want || err != nil {
+				t.Errorf("got %d %q (%v), want 200 %q", resp.StatusCode, body, err, tc.want)
+			}
+			select {
+			case <-canceled:
+				t.Error("the origin's request was cancelled")
+			default:
+			}
+		})
 	}
 }
 
