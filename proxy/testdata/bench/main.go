@@ -10,7 +10,9 @@
 // used per request (utime+stime from /proc/PID/stat over the round,
 // divided by the requests) and, for sessionproxy, the bytes it allocated per
 // request (runtime TotalAlloc read from its -pprof endpoint,
-// /debug/pprof/allocs?debug=1, before and after the round). Run it by hand
+// /debug/pprof/allocs?debug=1, before and after the round), and the TCP
+// segments the machine sent per request (/proc/net/snmp: both sides of the
+// proxy, every part being on loopback). Run it by hand
 // from the repository's root, not in CI; it needs wrk on PATH:
 //
 //	go run ./proxy/testdata/bench [-rounds 7] [-d 5s] [-c 32] [-keep] [-base BIN]
@@ -128,10 +130,10 @@ func main() {
 				}
 			}
 		}
-		fmt.Printf("\n%s (%s)\n%-22s %10s %8s %9s %10s %10s %8s\n", sc, target, "proxy", "req/s", "ratio", "vs-first", "cpu-µs/req", "alloc-B/req", "errors")
+		fmt.Printf("\n%s (%s)\n%-22s %10s %8s %9s %10s %10s %8s %8s\n", sc, target, "proxy", "req/s", "ratio", "vs-first", "cpu-µs/req", "alloc-B/req", "segs/req", "errors")
 		for _, c := range cs {
-			fmt.Printf("%-22s %10.0f %8.2f %9.2f %10.1f %10.0f %8d\n", c.name, median(c.rates), median(c.ratios),
-				median(c.firsts), median(c.cpus), median(c.allocs), c.errors)
+			fmt.Printf("%-22s %10.0f %8.2f %9.2f %10.1f %10.0f %8.2f %8d\n", c.name, median(c.rates), median(c.ratios),
+				median(c.firsts), median(c.cpus), median(c.allocs), median(c.segs), c.errors)
 		}
 	}
 }
@@ -197,6 +199,7 @@ type contender struct {
 	rates, ratios, cpus   []float64
 	firsts                []float64 // req/s over the first sessionproxy's in the same round
 	allocs                []float64
+	segs                  []float64 // TCP segments sent per request, the whole machine's
 	errors                int64
 }
 
@@ -205,15 +208,16 @@ type result struct {
 	seconds          float64
 	cpu              time.Duration
 	alloc            float64 // bytes; 0 when not known
+	segs             float64 // TCP segments the machine sent over the round
 }
 
 func (c *contender) reset() {
-	c.rates, c.ratios, c.firsts, c.cpus, c.allocs, c.errors = nil, nil, nil, nil, nil, 0
+	c.rates, c.ratios, c.firsts, c.cpus, c.allocs, c.segs, c.errors = nil, nil, nil, nil, nil, nil, 0
 }
 
 // round loads the proxy once and measures it.
 func (c *contender) round(httpsload, target string, conns int, d time.Duration) result {
-	cpu0, alloc0 := procCPU(c.cmd.Process.Pid), c.totalAlloc()
+	cpu0, alloc0, segs0 := procCPU(c.cmd.Process.Pid), c.totalAlloc(), tcpOutSegs()
 	var res result
 	if strings.HasPrefix(target, "https") {
 		res = runHTTPSLoad(httpsload, c.addr, c.ca, target, conns, d)
@@ -221,6 +225,7 @@ func (c *contender) round(httpsload, target string, conns int, d time.Duration) 
 		res = runWrk(c.addr, target, conns, d)
 	}
 	res.cpu = procCPU(c.cmd.Process.Pid) - cpu0
+	res.segs = float64(tcpOutSegs() - segs0)
 	if c.pprof != "" {
 		res.alloc = float64(c.totalAlloc() - alloc0)
 	}
@@ -247,6 +252,7 @@ func (c *contender) keepRound(res result, isGoproxy bool, goproxyRate float64, i
 	if res.requests > 0 {
 		c.cpus = append(c.cpus, float64(res.cpu.Microseconds())/float64(res.requests))
 		c.allocs = append(c.allocs, res.alloc/float64(res.requests))
+		c.segs = append(c.segs, res.segs/float64(res.requests))
 	}
 	c.errors += res.errors
 }
@@ -397,6 +403,36 @@ func procCPU(pid int) time.Duration {
 	utime, _ := strconv.Atoi(f[11])
 	stime, _ := strconv.Atoi(f[12])
 	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// tcpOutSegs returns the TCP segments the machine has sent so far
+// (/proc/net/snmp, Tcp OutSegs): with every part on loopback, a round's
+// count is the segments of its requests both ways, origin side and client
+// side.
+func tcpOutSegs() uint64 {
+	raw, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		log.Fatal(err)
+	}
+	var names []string
+	for line := range strings.Lines(string(raw)) {
+		rest, ok := strings.CutPrefix(line, "Tcp: ")
+		if !ok {
+			continue
+		}
+		if names == nil {
+			names = strings.Fields(rest)
+			continue
+		}
+		for i, v := range strings.Fields(rest) {
+			if i < len(names) && names[i] == "OutSegs" {
+				n, _ := strconv.ParseUint(v, 10, 64)
+				return n
+			}
+		}
+	}
+	log.Fatal("/proc/net/snmp: no Tcp OutSegs")
+	return 0
 }
 
 func median(xs []float64) float64 {
