@@ -7,13 +7,13 @@
 // each scenario the proxies are loaded in turns, one round of -d each, for
 // -rounds rounds, after a warm-up round; it prints each proxy's median
 // req/s, its median ratio to goproxy in the same round, the CPU its process
-// used per request (utime+stime from /proc/PID/stat over the round,
-// divided by the requests) and, for sessionproxy, the bytes it allocated per
-// request (runtime TotalAlloc read from its -pprof endpoint,
+// used per request (utime+stime from /proc/PID/stat over the round, divided
+// by the requests; stime alone beside it), for sessionproxy the bytes it
+// allocated per request (runtime TotalAlloc read from its -pprof endpoint,
 // /debug/pprof/allocs?debug=1, before and after the round), and the TCP
 // segments the machine sent per request (/proc/net/snmp: both sides of the
-// proxy, every part being on loopback). Run it by hand
-// from the repository's root, not in CI; it needs wrk on PATH:
+// proxy, every part being on loopback). Run it by hand from the
+// repository's root, not in CI; it needs wrk on PATH:
 //
 //	go run ./proxy/testdata/bench [-rounds 7] [-d 5s] [-c 32] [-keep] [-base BIN]
 //
@@ -130,10 +130,10 @@ func main() {
 				}
 			}
 		}
-		fmt.Printf("\n%s (%s)\n%-22s %10s %8s %9s %10s %10s %8s %8s\n", sc, target, "proxy", "req/s", "ratio", "vs-first", "cpu-µs/req", "alloc-B/req", "segs/req", "errors")
+		fmt.Printf("\n%s (%s)\n%-22s %10s %8s %9s %10s %10s %10s %8s %8s\n", sc, target, "proxy", "req/s", "ratio", "vs-first", "cpu-µs/req", "sys-µs/req", "alloc-B/req", "segs/req", "errors")
 		for _, c := range cs {
-			fmt.Printf("%-22s %10.0f %8.2f %9.2f %10.1f %10.0f %8.2f %8d\n", c.name, median(c.rates), median(c.ratios),
-				median(c.firsts), median(c.cpus), median(c.allocs), median(c.segs), c.errors)
+			fmt.Printf("%-22s %10.0f %8.2f %9.2f %10.1f %10.1f %10.0f %8.2f %8d\n", c.name, median(c.rates), median(c.ratios),
+				median(c.firsts), median(c.cpus), median(c.syss), median(c.allocs), median(c.segs), c.errors)
 		}
 	}
 }
@@ -197,6 +197,7 @@ type contender struct {
 	cmd                   *exec.Cmd
 	last                  float64 // req/s of the latest round
 	rates, ratios, cpus   []float64
+	syss                  []float64 // the system part of cpus
 	firsts                []float64 // req/s over the first sessionproxy's in the same round
 	allocs                []float64
 	segs                  []float64 // TCP segments sent per request, the whole machine's
@@ -206,25 +207,28 @@ type contender struct {
 type result struct {
 	requests, errors int64
 	seconds          float64
-	cpu              time.Duration
-	alloc            float64 // bytes; 0 when not known
-	segs             float64 // TCP segments the machine sent over the round
+	cpu, sys         time.Duration // the process's CPU time over the round, and its system part
+	alloc            float64       // bytes; 0 when not known
+	segs             float64       // TCP segments the machine sent over the round
 }
 
 func (c *contender) reset() {
-	c.rates, c.ratios, c.firsts, c.cpus, c.allocs, c.segs, c.errors = nil, nil, nil, nil, nil, nil, 0
+	c.rates, c.ratios, c.firsts, c.cpus, c.syss, c.allocs, c.segs, c.errors = nil, nil, nil, nil, nil, nil, nil, 0
 }
 
 // round loads the proxy once and measures it.
 func (c *contender) round(httpsload, target string, conns int, d time.Duration) result {
-	cpu0, alloc0, segs0 := procCPU(c.cmd.Process.Pid), c.totalAlloc(), tcpOutSegs()
+	pid := c.cmd.Process.Pid
+	alloc0, segs0 := c.totalAlloc(), tcpOutSegs()
+	user0, sys0 := procCPU(pid)
 	var res result
 	if strings.HasPrefix(target, "https") {
 		res = runHTTPSLoad(httpsload, c.addr, c.ca, target, conns, d)
 	} else {
 		res = runWrk(c.addr, target, conns, d)
 	}
-	res.cpu = procCPU(c.cmd.Process.Pid) - cpu0
+	user1, sys1 := procCPU(pid)
+	res.cpu, res.sys = user1+sys1-user0-sys0, sys1-sys0
 	res.segs = float64(tcpOutSegs() - segs0)
 	if c.pprof != "" {
 		res.alloc = float64(c.totalAlloc() - alloc0)
@@ -251,6 +255,7 @@ func (c *contender) keepRound(res result, isGoproxy bool, goproxyRate float64, i
 	}
 	if res.requests > 0 {
 		c.cpus = append(c.cpus, float64(res.cpu.Microseconds())/float64(res.requests))
+		c.syss = append(c.syss, float64(res.sys.Microseconds())/float64(res.requests))
 		c.allocs = append(c.allocs, res.alloc/float64(res.requests))
 		c.segs = append(c.segs, res.segs/float64(res.requests))
 	}
@@ -391,9 +396,9 @@ func startProcess(bin string, args ...string) (*exec.Cmd, map[string]string) {
 	return cmd, got
 }
 
-// procCPU returns the CPU time (user and system) process pid has used, from
+// procCPU returns the user and system CPU time process pid has used, from
 // /proc/PID/stat, in clock ticks of 10 ms.
-func procCPU(pid int) time.Duration {
+func procCPU(pid int) (user, sys time.Duration) {
 	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		log.Fatal(err)
@@ -402,7 +407,7 @@ func procCPU(pid int) time.Duration {
 	f := strings.Fields(rest)
 	utime, _ := strconv.Atoi(f[11])
 	stime, _ := strconv.Atoi(f[12])
-	return time.Duration(utime+stime) * 10 * time.Millisecond
+	return time.Duration(utime) * 10 * time.Millisecond, time.Duration(stime) * 10 * time.Millisecond
 }
 
 // tcpOutSegs returns the TCP segments the machine has sent so far
