@@ -47,6 +47,7 @@ const (
 	defaultWindow    = 65535
 	defaultMaxFrame  = 16384
 	maxHeaderList    = 1 << 20 // a response head's bound when not told
+	maxWindow        = 1<<31 - 1
 	windowUpdateSize = 1 << 15 // received bytes worth a WINDOW_UPDATE
 )
 
@@ -71,6 +72,7 @@ type H2Conn struct {
 	peerWin    int32  // the server's initial stream window
 	maxFrame   uint32 // the server's SETTINGS_MAX_FRAME_SIZE
 	sendWin    int32  // the connection's send window
+	recvWin    int32  // the connection's receive window: DATA the server may still send
 	recvUnack  int32  // connection-level bytes consumed, not yet given back
 	goAway     bool
 	lastStream uint32 // of the GOAWAY
@@ -91,6 +93,7 @@ func NewH2Conn(conn net.Conn, p Preface, maxHead uint32) (*H2Conn, error) {
 		conn: conn, preface: p, ourWin: defaultWindow,
 		streams: make(map[uint32]*h2Stream), nextID: 1,
 		maxStreams: 100, peerWin: defaultWindow, maxFrame: defaultMaxFrame, sendWin: defaultWindow,
+		recvWin:   int32(min(defaultWindow+int64(p.WindowUpdate), maxWindow)),
 		idleSince: time.Now(), done: make(chan struct{}),
 	}
 	c.cond = sync.NewCond(&c.mu)
@@ -99,7 +102,7 @@ func NewH2Conn(conn net.Conn, p Preface, maxHead uint32) (*H2Conn, error) {
 	c.fr.MaxHeaderListSize = maxHead
 	c.henc = hpack.NewEncoder(&c.hbuf)
 	for _, s := range p.Settings {
-		if s.ID == http2.SettingInitialWindowSize && s.Val <= 1<<31-1 {
+		if s.ID == http2.SettingInitialWindowSize && s.Val <= maxWindow {
 			c.ourWin = int32(s.Val)
 		}
 	}
@@ -155,6 +158,7 @@ type h2Stream struct {
 	resp     chan *http.Response // the response head, once
 	gotResp  bool                // guarded by c.mu
 	sendWin  int32               // guarded by c.mu
+	recvWin  int32               // DATA the server may still send on it; guarded by c.mu
 	body     pipe                // the response body
 	recvDone bool                // END_STREAM received; guarded by c.mu
 	sendDone bool                // END_STREAM sent; guarded by c.mu
@@ -176,7 +180,12 @@ func (c *H2Conn) RoundTrip(req *http.Request, headTimeout time.Duration) (*http.
 	c.wmu.Lock()
 	c.mu.Lock()
 	switch {
-	case c.err != nil || c.goAway || c.nextID >= 1<<31-1:
+	case c.err != nil:
+		err := c.err
+		c.mu.Unlock()
+		c.wmu.Unlock()
+		return nil, fmt.Errorf("%w: %w", ErrConnUnusable, err) // why it ended
+	case c.goAway || c.nextID >= 1<<31-1:
 		c.mu.Unlock()
 		c.wmu.Unlock()
 		return nil, ErrConnUnusable
@@ -186,7 +195,7 @@ func (c *H2Conn) RoundTrip(req *http.Request, headTimeout time.Duration) (*http.
 		return nil, errStreamsFull
 	}
 	s := &h2Stream{id: c.nextID, c: c, req: req, resp: make(chan *http.Response, 1), sendWin: c.peerWin,
-		ended: make(chan struct{}), sendDone: !hasBody}
+		recvWin: c.ourWin, ended: make(chan struct{}), sendDone: !hasBody}
 	s.body = pipe{c: c, s: s, trailer: http.Header{}}
 	c.nextID += 2
 	c.streams[s.id] = s

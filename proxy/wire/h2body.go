@@ -64,6 +64,7 @@ func (p *pipe) read(b []byte) (int, error) {
 	inc := int32(0)
 	if p.unacked >= windowUpdateSize && p.err == nil {
 		inc, p.unacked = p.unacked, 0
+		s.recvWin += inc
 	}
 	c.mu.Unlock()
 	if err := c.giveBack(s.id, inc); err != nil {

@@ -32,7 +32,9 @@ func (c *H2Conn) handle(f http2.Frame) error {
 		if f.IsAck() {
 			return nil
 		}
-		c.applySettings(f)
+		if err := c.applySettings(f); err != nil {
+			return err
+		}
 		c.wmu.Lock()
 		defer c.wmu.Unlock()
 		return c.fr.WriteSettingsAck()
@@ -45,13 +47,27 @@ func (c *H2Conn) handle(f http2.Frame) error {
 		return c.fr.WritePing(true, f.Data)
 	case *http2.WindowUpdateFrame:
 		c.mu.Lock()
+		var over *h2Stream // a stream whose window the update overflows
 		if f.StreamID == 0 {
+			if int64(c.sendWin)+int64(f.Increment) > maxWindow {
+				c.mu.Unlock()
+				return fmt.Errorf("wire: WINDOW_UPDATE of %d overflows the connection's send window of %d: %w",
+					f.Increment, c.sendWin, http2.ConnectionError(http2.ErrCodeFlowControl))
+			}
 			c.sendWin += int32(f.Increment)
 		} else if s := c.streams[f.StreamID]; s != nil {
-			s.sendWin += int32(f.Increment)
+			if int64(s.sendWin)+int64(f.Increment) > maxWindow {
+				over = s
+			} else {
+				s.sendWin += int32(f.Increment)
+			}
 		}
 		c.cond.Broadcast()
 		c.mu.Unlock()
+		if over != nil {
+			over.cancel(http2.ErrCodeFlowControl, fmt.Errorf("wire: WINDOW_UPDATE of %d overflows stream %d's send window: %w",
+				f.Increment, over.id, http2.StreamError{StreamID: over.id, Code: http2.ErrCodeFlowControl}))
+		}
 	case *http2.MetaHeadersFrame:
 		c.onHeaders(f)
 	case *http2.DataFrame:
@@ -84,8 +100,10 @@ func (c *H2Conn) handle(f http2.Frame) error {
 	return nil
 }
 
-// applySettings takes the server's SETTINGS.
-func (c *H2Conn) applySettings(f *http2.SettingsFrame) {
+// applySettings takes the server's SETTINGS. A value out of its range,
+// or a new initial window size that would overflow a stream's send window,
+// is a connection error.
+func (c *H2Conn) applySettings(f *http2.SettingsFrame) error {
 	table := int64(-1)
 	defer func() {
 		if table >= 0 {
@@ -96,14 +114,24 @@ func (c *H2Conn) applySettings(f *http2.SettingsFrame) {
 	}()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	f.ForeachSetting(func(s http2.Setting) error {
+	defer c.cond.Broadcast()
+	return f.ForeachSetting(func(s http2.Setting) error {
+		if err := s.Valid(); err != nil { // a zero frame size would stall every write
+			return fmt.Errorf("wire: server's %v: %w", s, err)
+		}
 		switch s.ID {
 		case http2.SettingMaxConcurrentStreams:
 			c.maxStreams = s.Val
 		case http2.SettingInitialWindowSize:
-			delta := int32(s.Val) - c.peerWin
+			delta := int64(s.Val) - int64(c.peerWin) // the framer bounds s.Val to maxWindow
 			for _, st := range c.streams {
-				st.sendWin += delta
+				if int64(st.sendWin)+delta > maxWindow {
+					return fmt.Errorf("wire: SETTINGS_INITIAL_WINDOW_SIZE of %d overflows stream %d's send window: %w",
+						s.Val, st.id, http2.ConnectionError(http2.ErrCodeFlowControl))
+				}
+			}
+			for _, st := range c.streams {
+				st.sendWin += int32(delta)
 			}
 			c.peerWin = int32(s.Val)
 		case http2.SettingMaxFrameSize:
@@ -113,7 +141,6 @@ func (c *H2Conn) applySettings(f *http2.SettingsFrame) {
 		}
 		return nil
 	})
-	c.cond.Broadcast()
 }
 
 // onHeaders takes a response head (interim ones dropped) or trailers.
@@ -147,8 +174,10 @@ func (c *H2Conn) onHeaders(f *http2.MetaHeadersFrame) {
 			resp.Header.Add(http.CanonicalHeaderKey(hf.Name), hf.Value)
 		}
 		if cl := resp.Header.Get("Content-Length"); cl != "" {
-			if n, err := strconv.ParseInt(cl, 10, 64); err == nil {
-				resp.ContentLength = n
+			// Digits only, as x/net/http2's transport reads it; anything
+			// else leaves the length unknown (DATA frames frame the body).
+			if n, err := strconv.ParseUint(cl, 10, 63); err == nil {
+				resp.ContentLength = int64(n)
 			}
 		}
 		if f.StreamEnded() || s.req.Method == http.MethodHead {
@@ -165,16 +194,35 @@ func (c *H2Conn) onHeaders(f *http2.MetaHeadersFrame) {
 	}
 }
 
-// onData takes a DATA frame: into its stream's body, flow-controlled.
+// onData takes a DATA frame: into its stream's body, flow-controlled. A
+// frame beyond the connection's receive window is a connection error; one
+// beyond its stream's resets the stream: what the server sends is never
+// held beyond the windows the client gave it.
 func (c *H2Conn) onData(f *http2.DataFrame) error {
-	n := int32(f.Header().Length)
+	n := int32(f.Header().Length) // at most the frame size limit, 2^24-1
 	c.mu.Lock()
+	if n > c.recvWin {
+		win := c.recvWin
+		c.mu.Unlock()
+		return fmt.Errorf("wire: DATA of %d bytes beyond the connection's receive window of %d: %w",
+			n, win, http2.ConnectionError(http2.ErrCodeFlowControl))
+	}
+	c.recvWin -= n
 	s := c.streams[f.StreamID]
 	if s == nil || s.reset {
 		c.recvUnack += n // nobody reads it: give it back now
 		c.mu.Unlock()
 		return c.giveBack(0, 0)
 	}
+	if n > s.recvWin {
+		win := s.recvWin
+		c.recvUnack += n // dropped: the connection's share goes back
+		c.mu.Unlock()
+		s.cancel(http2.ErrCodeFlowControl, fmt.Errorf("wire: DATA of %d bytes beyond stream %d's receive window of %d: %w",
+			n, s.id, win, http2.StreamError{StreamID: s.id, Code: http2.ErrCodeFlowControl}))
+		return c.giveBack(0, 0)
+	}
+	s.recvWin -= n
 	data := f.Data()
 	s.body.writeLocked(data)
 	pad := n - int32(len(data)) // consumed at once
@@ -196,6 +244,7 @@ func (c *H2Conn) giveBack(id uint32, n int32) error {
 	connInc := int32(0)
 	if c.recvUnack >= windowUpdateSize {
 		connInc, c.recvUnack = c.recvUnack, 0
+		c.recvWin += connInc
 	}
 	closed := c.err != nil
 	c.mu.Unlock()

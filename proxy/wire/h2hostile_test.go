@@ -1,0 +1,201 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// hostileH2 serves one HTTP/2 connection on loopback: it sends settings,
+// and on the first request's HEADERS runs act with its framer and the
+// stream's ID, then a PING; it reads the client's frames until the PING's
+// ack or the connection's end and sends what it saw: the RST_STREAM codes
+// and whether the ack came (the client's read loop had taken every frame
+// before the PING by then). A connection that lived stays open until the
+// test ends.
+func hostileH2(t *testing.T, settings []http2.Setting, act func(fr *http2.Framer, id uint32)) (addr string, seen <-chan hostileSeen) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold); ln.Close() })
+	out := make(chan hostileSeen, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			out <- hostileSeen{}
+			return
+		}
+		defer c.Close()
+		s := serveHostile(c, settings, act)
+		out <- s
+		if s.acked {
+			<-hold
+		}
+	}()
+	return ln.Addr().String(), out
+}
+
+// serveHostile is hostileH2's side of the connection c.
+func serveHostile(c net.Conn, settings []http2.Setting, act func(fr *http2.Framer, id uint32)) (s hostileSeen) {
+	if _, err := io.ReadFull(c, make([]byte, len(http2.ClientPreface))); err != nil {
+		return s
+	}
+	fr := http2.NewFramer(c, c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	fr.WriteSettings(settings...)
+	acted := false
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return s
+		}
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			if !acted {
+				acted = true
+				act(fr, f.StreamID)
+				fr.WritePing(false, [8]byte{'h', 'o', 's', 't', 'i', 'l', 'e'})
+			}
+		case *http2.RSTStreamFrame:
+			s.resets = append(s.resets, f.ErrCode)
+		case *http2.PingFrame:
+			if f.IsAck() {
+				s.acked = true
+				return s
+			}
+		}
+	}
+}
+
+type hostileSeen struct {
+	resets []http2.ErrCode // RST_STREAM codes the client sent
+	acked  bool            // the client acked the PING: the connection lived
+}
+
+func writeStatus(fr *http2.Framer, id uint32, endStream bool) {
+	var block bytes.Buffer
+	hpack.NewEncoder(&block).WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block.Bytes(), EndHeaders: true, EndStream: endStream})
+}
+
+// writeData sends n bytes of DATA on id in frames of the default size.
+func writeData(fr *http2.Framer, id uint32, n int) {
+	chunk := make([]byte, defaultMaxFrame)
+	for n > 0 {
+		k := min(n, len(chunk))
+		fr.WriteData(id, false, chunk[:k])
+		n -= k
+	}
+}
+
+// TestH2HostileServer: what a server sends beyond the limits the client
+// set (flow-control windows, setting ranges) ends the stream or the
+// connection with a FLOW_CONTROL_ERROR or PROTOCOL_ERROR the caller can
+// match, never a buffer that grows without bound or a write loop that
+// cannot end; a stream error leaves the connection to the others.
+func TestH2HostileServer(t *testing.T) {
+	over := defaultWindow + defaultMaxFrame // one frame more than a default window
+	cases := []struct {
+		name     string
+		preface  Preface
+		settings []http2.Setting
+		act      func(fr *http2.Framer, id uint32)
+		code     http2.ErrCode // of the error the request gets
+		stream   bool          // a stream error: the connection lives on
+	}{
+		{
+			name:    "DATA beyond the stream's window",
+			preface: Preface{WindowUpdate: 1 << 20}, // the connection's window is not the limit
+			act:     func(fr *http2.Framer, id uint32) { writeStatus(fr, id, false); writeData(fr, id, over) },
+			code:    http2.ErrCodeFlowControl, stream: true,
+		},
+		{
+			name:    "DATA beyond the connection's window",
+			preface: Preface{Settings: []http2.Setting{{ID: http2.SettingInitialWindowSize, Val: 1 << 20}}},
+			act:     func(fr *http2.Framer, id uint32) { writeStatus(fr, id, false); writeData(fr, id, over) },
+			code:    http2.ErrCodeFlowControl,
+		},
+		{
+			name: "WINDOW_UPDATE overflowing the connection's send window",
+			act:  func(fr *http2.Framer, id uint32) { fr.WriteWindowUpdate(0, maxWindow) },
+			code: http2.ErrCodeFlowControl,
+		},
+		{
+			name: "WINDOW_UPDATE overflowing a stream's send window",
+			act:  func(fr *http2.Framer, id uint32) { fr.WriteWindowUpdate(id, maxWindow) },
+			code: http2.ErrCodeFlowControl, stream: true,
+		},
+		{
+			name: "SETTINGS_INITIAL_WINDOW_SIZE overflowing a stream's send window",
+			act: func(fr *http2.Framer, id uint32) {
+				fr.WriteWindowUpdate(id, maxWindow-defaultWindow) // the stream's window at the maximum
+				fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: defaultWindow + 1})
+			},
+			code: http2.ErrCodeFlowControl,
+		},
+		{
+			name:     "SETTINGS_MAX_FRAME_SIZE of zero",
+			settings: []http2.Setting{{ID: http2.SettingMaxFrameSize, Val: 0}},
+			act:      func(fr *http2.Framer, id uint32) { writeStatus(fr, id, true) },
+			code:     http2.ErrCodeProtocol,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, seen := hostileH2(t, tc.settings, tc.act)
+			nc, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A client that stalls (a window it waits on forever, a write
+			// loop that cannot end) fails here instead of hanging the test.
+			nc.SetDeadline(time.Now().Add(20 * time.Second))
+			c, err := NewH2Conn(nc, tc.preface, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			req, _ := http.NewRequest("GET", "https://origin.test/", nil)
+			resp, err := c.RoundTrip(req, 0)
+			var got hostileSeen
+			if err == nil {
+				got = <-seen // every frame taken before the body is read: no window given back
+				_, err = io.ReadAll(resp.Body)
+				resp.Body.Close()
+			} else {
+				got = <-seen
+			}
+			if err == nil {
+				t.Fatal("the request succeeded")
+			}
+			var se http2.StreamError
+			var ce http2.ConnectionError
+			switch {
+			case tc.stream && errors.As(err, &se) && se.Code == tc.code:
+			case !tc.stream && errors.As(err, &ce) && http2.ErrCode(ce) == tc.code:
+			default:
+				t.Fatalf("error %v, want a %s error of code %v", err, map[bool]string{true: "stream", false: "connection"}[tc.stream], tc.code)
+			}
+			if tc.stream {
+				if !got.acked || len(got.resets) != 1 || got.resets[0] != tc.code {
+					t.Errorf("the server saw resets %v, ping acked %v; want one RST_STREAM %v on a live connection", got.resets, got.acked, tc.code)
+				}
+				if c.Closed() {
+					t.Error("a stream error closed the connection")
+				}
+			} else if got.acked || !c.Closed() {
+				t.Errorf("connection error: ping acked %v, closed %v; want the connection ended", got.acked, c.Closed())
+			}
+		})
+	}
+}
