@@ -99,10 +99,11 @@ func writeData(fr *http2.Framer, id uint32, n int) {
 }
 
 // TestH2HostileServer: what a server sends beyond the limits the client
-// set (flow-control windows, setting ranges) ends the stream or the
-// connection with a FLOW_CONTROL_ERROR or PROTOCOL_ERROR the caller can
-// match, never a buffer that grows without bound or a write loop that
-// cannot end; a stream error leaves the connection to the others.
+// set (flow-control windows, setting ranges, the order of a stream's
+// frames) ends the stream or the connection with a FLOW_CONTROL_ERROR or
+// PROTOCOL_ERROR the caller can match, never a buffer that grows without
+// bound, a write loop that cannot end or a stream with neither a response
+// nor an error; a stream error leaves the connection to the others.
 func TestH2HostileServer(t *testing.T) {
 	over := defaultWindow + defaultMaxFrame // one frame more than a default window
 	cases := []struct {
@@ -142,6 +143,11 @@ func TestH2HostileServer(t *testing.T) {
 				fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: defaultWindow + 1})
 			},
 			code: http2.ErrCodeFlowControl,
+		},
+		{
+			name: "DATA before the response head",
+			act:  func(fr *http2.Framer, id uint32) { fr.WriteData(id, true, []byte("early")) },
+			code: http2.ErrCodeProtocol, stream: true,
 		},
 		{
 			name:     "SETTINGS_MAX_FRAME_SIZE of zero",

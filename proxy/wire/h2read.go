@@ -196,8 +196,8 @@ func (c *H2Conn) onHeaders(f *http2.MetaHeadersFrame) {
 
 // onData takes a DATA frame: into its stream's body, flow-controlled. A
 // frame beyond the connection's receive window is a connection error; one
-// beyond its stream's resets the stream: what the server sends is never
-// held beyond the windows the client gave it.
+// beyond its stream's, or before its response head, resets the stream: what
+// the server sends is never held beyond the windows the client gave it.
 func (c *H2Conn) onData(f *http2.DataFrame) error {
 	n := int32(f.Header().Length) // at most the frame size limit, 2^24-1
 	c.mu.Lock()
@@ -212,6 +212,13 @@ func (c *H2Conn) onData(f *http2.DataFrame) error {
 	if s == nil || s.reset {
 		c.recvUnack += n // nobody reads it: give it back now
 		c.mu.Unlock()
+		return c.giveBack(0, 0)
+	}
+	if !s.gotResp {
+		c.recvUnack += n // dropped: the connection's share goes back
+		c.mu.Unlock()
+		s.cancel(http2.ErrCodeProtocol, fmt.Errorf("wire: DATA on stream %d before its response head: %w",
+			s.id, http2.StreamError{StreamID: s.id, Code: http2.ErrCodeProtocol}))
 		return c.giveBack(0, 0)
 	}
 	if n > s.recvWin {
