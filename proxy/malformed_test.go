@@ -1,0 +1,100 @@
+package proxy
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// answeringOrigin is a plain-HTTP origin on loopback that reads one request
+// head on each connection and answers it with answer as it is, then
+// closes the connection.
+func answeringOrigin(t *testing.T, answer string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { ln.Close(); <-done })
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			br := bufio.NewReader(c)
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil || line == "\r\n" {
+					break
+				}
+			}
+			io.WriteString(c, answer)
+			c.Close()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+// TestMalformedOriginResponses: an origin's answer that is not a valid
+// HTTP/1.1 response gets the client a 502 with one line saying why; one
+// that breaks its framing after a valid head is cut off for the client too
+// (README: the head and a body that ends short, or, when the body's first
+// read fails, no response at all), never a clean shorter body. The proxy
+// goes on serving.
+func TestMalformedOriginResponses(t *testing.T) {
+	good := answeringOrigin(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	cases := []struct {
+		name   string
+		answer string
+		cut    bool // the head is valid, the body broken: so is what the client gets
+	}{
+		{name: "not HTTP", answer: "SSH-2.0-OpenSSH_9.6\r\n"},
+		{name: "bad status code", answer: "HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n"},
+		{name: "conflicting Content-Length", answer: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"},
+		{name: "unknown Transfer-Encoding", answer: "HTTP/1.1 200 OK\r\nTransfer-Encoding: rot13\r\n\r\nuryyb"},
+		{name: "head cut short", answer: "HTTP/1.1 200 OK\r\nX-Half: "},
+		{name: "empty answer", answer: ""},
+		{name: "body shorter than its Content-Length", answer: "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", cut: true},
+		{name: "bad chunk size", answer: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n", cut: true},
+		{name: "chunked body cut short", answer: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", cut: true},
+	}
+	cfg := testConfig(t)
+	h := startProxy(t, cfg)
+	c := h.client("", "")
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			origin := answeringOrigin(t, tc.answer)
+			resp, err := c.Get(origin + "/")
+			switch {
+			case err != nil && tc.cut: // cut off before the head left the proxy
+			case err != nil:
+				t.Fatalf("GET: %v", err)
+			default:
+				body, readErr := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				switch {
+				case tc.cut:
+					if resp.StatusCode != http.StatusOK || readErr == nil {
+						t.Errorf("status %d, body %q read with error %v; want the 200 and a broken body", resp.StatusCode, body, readErr)
+					}
+				case resp.StatusCode != http.StatusBadGateway:
+					t.Errorf("status %d, want 502", resp.StatusCode)
+				case readErr != nil || strings.Count(strings.TrimSpace(string(body)), "\n") != 0 || len(strings.TrimSpace(string(body))) == 0:
+					t.Errorf("502 body %q (read error %v), want one line saying why", body, readErr)
+				default:
+					t.Logf("502: %s", body)
+				}
+			}
+			// The proxy goes on serving.
+			if resp, body := get(t, c, good+"/", ""); resp.StatusCode != http.StatusOK || body != "ok" {
+				t.Errorf("after it: status %d, body %q", resp.StatusCode, body)
+			}
+		})
+	}
+}
