@@ -23,7 +23,9 @@
 // -fingerprints go,mirror,chrome runs one sessionproxy per fingerprint mode
 // instead of one on the default, and adds each one's median ratio to the
 // first of them in the same round (the "vs-first" column). -scopes
-// site,global does the same for pool.scope. The scenario sites-12 spreads
+// site,global does the same for pool.scope, and -uses 50,1073741824 for
+// pool.session.max_usage_count (what wearing sessions out costs, beside
+// sessions that outlive the run). The scenario sites-12 spreads
 // the load over -sites sites (the origin on as many loopback addresses, an
 // IP literal being a site of its own) with pools of -pool sessions:
 //
@@ -58,6 +60,7 @@ func main() {
 	only := flag.String("scenarios", "http-12,http-1k,https-1k", "comma-separated scenarios to run")
 	fingerprints := flag.String("fingerprints", "", "comma-separated fingerprint modes, one sessionproxy each (default: one on the default mode)")
 	scopes := flag.String("scopes", "", "comma-separated pool.scope values, one sessionproxy each (default: one on the default scope)")
+	uses := flag.String("uses", "", "comma-separated pool.session.max_usage_count values, one sessionproxy each (default: one on -keep's or the default)")
 	nSites := flag.Int("sites", 1000, "sites of the sites-12 scenario")
 	poolSize := flag.Int("pool", 1000, "pool.max_pool_size of every sessionproxy")
 	flag.Parse()
@@ -100,7 +103,7 @@ func main() {
 	gpDir := filepath.Join(dir, "goproxy")
 	gp, gpAddr := start(bins["goproxytuned"], "-ca-dir", gpDir, "-origin-ca", filepath.Join(originCA, "ca.pem"))
 	cs := []*contender{{name: "goproxy-tuned", cmd: gp, addr: gpAddr["proxy"], ca: filepath.Join(gpDir, "ca.pem")}}
-	progs := sessionproxies(bins["sessionproxy"], *fingerprints, *scopes, *base)
+	progs := sessionproxies(bins["sessionproxy"], *fingerprints, *scopes, *uses, *base)
 	for i := 0; i < len(progs); i += 3 {
 		data := filepath.Join(dir, progs[i])
 		cfg := writeConfig(data, filepath.Join(originCA, "ca.pem"), *keep, *poolSize, progs[i+2])
@@ -130,9 +133,9 @@ func main() {
 				}
 			}
 		}
-		fmt.Printf("\n%s (%s)\n%-22s %10s %8s %9s %10s %10s %10s %8s %8s\n", sc, target, "proxy", "req/s", "ratio", "vs-first", "cpu-µs/req", "sys-µs/req", "alloc-B/req", "segs/req", "errors")
+		fmt.Printf("\n%s (%s)\n%-28s %10s %8s %9s %10s %10s %10s %8s %8s\n", sc, target, "proxy", "req/s", "ratio", "vs-first", "cpu-µs/req", "sys-µs/req", "alloc-B/req", "segs/req", "errors")
 		for _, c := range cs {
-			fmt.Printf("%-22s %10.0f %8.2f %9.2f %10.1f %10.1f %10.0f %8.2f %8d\n", c.name, median(c.rates), median(c.ratios),
+			fmt.Printf("%-28s %10.0f %8.2f %9.2f %10.1f %10.1f %10.0f %8.2f %8d\n", c.name, median(c.rates), median(c.ratios),
 				median(c.firsts), median(c.cpus), median(c.syss), median(c.allocs), median(c.segs), c.errors)
 		}
 	}
@@ -140,9 +143,9 @@ func main() {
 
 // sessionproxies lists the sessionproxies to run, three strings each: name,
 // program, config lines of its own (see writeConfig). bin is the
-// repository's program; fingerprints and scopes (comma-separated) run one
-// per value, base adds that program.
-func sessionproxies(bin, fingerprints, scopes, base string) []string {
+// repository's program; fingerprints, scopes and uses (comma-separated) run
+// one per value, base adds that program.
+func sessionproxies(bin, fingerprints, scopes, uses, base string) []string {
 	progs := []string{"sessionproxy", bin, ""}
 	switch {
 	case fingerprints != "":
@@ -155,6 +158,11 @@ func sessionproxies(bin, fingerprints, scopes, base string) []string {
 		for _, sc := range strings.Split(scopes, ",") {
 			progs = append(progs, "sessionproxy-"+sc, bin, "scope: "+sc+"\n")
 		}
+	case uses != "":
+		progs = nil
+		for _, n := range strings.Split(uses, ",") {
+			progs = append(progs, "sessionproxy-uses-"+n, bin, "max_usage_count: "+n+"\n")
+		}
 	}
 	if base != "" {
 		progs = append(progs, "sessionproxy-base", base, "")
@@ -166,7 +174,8 @@ func sessionproxies(bin, fingerprints, scopes, base string) []string {
 // returns its path: pools of poolSize sessions, interception trusting
 // originCA, defaults otherwise; keep gives sessions that outlive the run;
 // own holds more lines: "fingerprint: X" at the top level, "scope: X" in
-// the pool section.
+// the pool section, "max_usage_count: N" in its session section (instead of
+// keep's).
 func writeConfig(data, originCA string, keep bool, poolSize int, own string) string {
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		log.Fatal(err)
@@ -174,6 +183,9 @@ func writeConfig(data, originCA string, keep bool, poolSize int, own string) str
 	session := ""
 	if keep {
 		session = "  session:\n    max_usage_count: 1073741824\n"
+	}
+	if strings.HasPrefix(own, "max_usage_count: ") {
+		session = "  session:\n    " + own
 	}
 	if strings.HasPrefix(own, "scope: ") {
 		session += "  " + own
