@@ -7,38 +7,26 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/sessionproxy/sessionproxy/proxy/proxytest"
 )
 
-// answeringOrigin is a plain-HTTP origin on loopback that reads one request
-// head on each connection and answers it with answer as it is, then
-// closes the connection.
+// answeringOrigin is a plain-HTTP origin on loopback that reads one
+// request head on each connection and answers it with answer as it is,
+// then closes the connection.
 func answeringOrigin(t *testing.T, answer string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	t.Cleanup(func() { ln.Close(); <-done })
-	go func() {
-		defer close(done)
+	return "http://" + proxytest.ServeConns(t, func(c net.Conn) {
+		defer c.Close()
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
+			line, err := br.ReadString('\n')
+			if err != nil || line == "\r\n" {
+				break
 			}
-			br := bufio.NewReader(c)
-			for {
-				line, err := br.ReadString('\n')
-				if err != nil || line == "\r\n" {
-					break
-				}
-			}
-			io.WriteString(c, answer)
-			c.Close()
 		}
-	}()
-	return "http://" + ln.Addr().String()
+		io.WriteString(c, answer)
+	})
 }
 
 // TestMalformedOriginResponses: an origin's answer that is not a valid

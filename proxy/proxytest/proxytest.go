@@ -382,30 +382,46 @@ func ClosedPort(t testing.TB) string {
 	return addr
 }
 
-// SilentServer accepts connections on 127.0.0.1 and never answers (for
-// timeouts); its connections are closed by cleanup.
-func SilentServer(t testing.TB) string {
+// ServeConns accepts connections on 127.0.0.1 and serves each with handle
+// in a goroutine of its own until the test ends; cleanup closes the
+// listener and every connection, then waits for the handlers. It returns
+// the listener's address.
+func ServeConns(t testing.TB, handle func(net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	tracked := &connTracking{Listener: ln}
-	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
 	go func() {
-		defer close(done)
+		defer wg.Done()
 		for {
-			if _, err := tracked.Accept(); err != nil {
+			c, err := tracked.Accept()
+			if err != nil {
 				return
 			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				handle(c)
+			}()
 		}
 	}()
 	t.Cleanup(func() {
 		ln.Close()
-		<-done
 		tracked.closeAll()
+		wg.Wait()
 	})
 	return ln.Addr().String()
+}
+
+// SilentServer accepts connections on 127.0.0.1 and never answers (for
+// timeouts); its connections are closed by cleanup.
+func SilentServer(t testing.TB) string {
+	t.Helper()
+	return ServeConns(t, func(net.Conn) {})
 }
 
 // GetThrough sends GET url with transport tr and returns the status and body.

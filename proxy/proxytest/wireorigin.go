@@ -45,6 +45,7 @@ type WireOrigin struct {
 	Roots   *x509.CertPool // trusts its certificate (for 127.0.0.1 and "localhost")
 	CAPEM   []byte         // the CA of Roots, PEM
 	records chan WireRecord
+	stop    chan struct{} // closed when the test ends: no record is waited on
 }
 
 // StartWireOrigin starts a WireOrigin, over TLS unless plain, until the
@@ -53,23 +54,9 @@ func StartWireOrigin(t testing.TB, plain bool) *WireOrigin {
 	t.Helper()
 	caPEM, keyPEM, pool := NewCA(t)
 	leaf := NewLeaf(t, caPEM, keyPEM, "127.0.0.1", "localhost")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := &WireOrigin{Addr: ln.Addr().String(), Roots: pool, CAPEM: caPEM, records: make(chan WireRecord, 64)}
-	done := make(chan struct{})
-	t.Cleanup(func() { ln.Close(); <-done })
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go o.serve(c, leaf, plain)
-		}
-	}()
+	o := &WireOrigin{Roots: pool, CAPEM: caPEM, records: make(chan WireRecord, 64), stop: make(chan struct{})}
+	o.Addr = ServeConns(t, func(c net.Conn) { o.serve(c, leaf, plain) })
+	t.Cleanup(func() { close(o.stop) }) // before ServeConns' cleanup waits for serve
 	return o
 }
 
@@ -127,7 +114,15 @@ func (o *WireOrigin) serve(c net.Conn, leaf tls.Certificate, plain bool) {
 		rec.Path = f[1]
 	}
 	io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-	o.records <- rec
+	o.record(rec)
+}
+
+// record hands rec to Next, unless the test has ended.
+func (o *WireOrigin) record(rec WireRecord) {
+	select {
+	case o.records <- rec:
+	case <-o.stop:
+	}
 }
 
 // serveH2 reads an HTTP/2 client's frames up to its first request and
@@ -189,7 +184,7 @@ func (o *WireOrigin) serveH2(c net.Conn, rec WireRecord) {
 			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: f.StreamID, BlockFragment: block.Bytes(), EndHeaders: true})
 			fr.WriteData(f.StreamID, true, []byte("ok"))
 			fr.WriteGoAway(f.StreamID, http2.ErrCodeNo, nil)
-			o.records <- rec
+			o.record(rec)
 			io.Copy(io.Discard, c) // until the client closes
 			return
 		}
