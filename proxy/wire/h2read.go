@@ -209,24 +209,21 @@ func (c *H2Conn) onData(f *http2.DataFrame) error {
 	}
 	c.recvWin -= n
 	s := c.streams[f.StreamID]
-	if s == nil || s.reset {
-		c.recvUnack += n // nobody reads it: give it back now
-		c.mu.Unlock()
-		return c.giveBack(0, 0)
+	var code http2.ErrCode // of the stream error that drops the frame
+	var why string
+	switch {
+	case s == nil || s.reset: // nobody reads it
+	case !s.gotResp:
+		code, why = http2.ErrCodeProtocol, "before its response head"
+	case n > s.recvWin:
+		code, why = http2.ErrCodeFlowControl, fmt.Sprintf("beyond its receive window of %d", s.recvWin)
 	}
-	if !s.gotResp {
-		c.recvUnack += n // dropped: the connection's share goes back
+	if s == nil || s.reset || why != "" {
+		c.recvUnack += n // dropped: the connection's share goes back now
 		c.mu.Unlock()
-		s.cancel(http2.ErrCodeProtocol, fmt.Errorf("wire: DATA on stream %d before its response head: %w",
-			s.id, http2.StreamError{StreamID: s.id, Code: http2.ErrCodeProtocol}))
-		return c.giveBack(0, 0)
-	}
-	if n > s.recvWin {
-		win := s.recvWin
-		c.recvUnack += n // dropped: the connection's share goes back
-		c.mu.Unlock()
-		s.cancel(http2.ErrCodeFlowControl, fmt.Errorf("wire: DATA of %d bytes beyond stream %d's receive window of %d: %w",
-			n, s.id, win, http2.StreamError{StreamID: s.id, Code: http2.ErrCodeFlowControl}))
+		if why != "" {
+			s.cancel(code, fmt.Errorf("wire: DATA of %d bytes on stream %d %s: %w", n, s.id, why, http2.StreamError{StreamID: s.id, Code: code}))
+		}
 		return c.giveBack(0, 0)
 	}
 	s.recvWin -= n
