@@ -63,9 +63,15 @@ func (w *streamWriter) Write(p []byte) (int, error) {
 	}
 	n, err := w.ResponseWriter.Write(p)
 	if err == nil && w.stream {
-		err = http.NewResponseController(w.ResponseWriter).Flush()
+		err = w.flush()
 	}
 	return n, err
+}
+
+// flush sends what the server holds of the response to the client now: the
+// head, while no body byte has gone.
+func (w *streamWriter) flush() error {
+	return http.NewResponseController(w.ResponseWriter).Flush()
 }
 
 // ReadFrom copies src through the ResponseWriter's own ReadFrom, which
@@ -114,7 +120,7 @@ type flushBeforeWait struct {
 func (f *flushBeforeWait) Read(p []byte) (int, error) {
 	if f.w.pending {
 		f.w.pending = false
-		if err := http.NewResponseController(f.w.ResponseWriter).Flush(); err != nil {
+		if err := f.w.flush(); err != nil {
 			return 0, err
 		}
 	}

@@ -130,11 +130,15 @@ func (s *Server) finish(e *ending, req *http.Request, cut error) {
 // set, a failed read then aborts the response with http.ErrAbortHandler,
 // the way net/http and x/net/http2 servers cut a response off (no chunked
 // terminator, RST_STREAM on HTTP/2): only for a body read inside such a
-// server's handler, which recovers that panic. One allocation per response
+// server's handler, which recovers that panic; for plain HTTP what the
+// server holds is flushed first, so that a client whose response is cut off
+// before its first body byte still gets the origin's head and sees the cut,
+// not a connection closed with no response. One allocation per response
 // holds it all.
 type watchedBody struct {
 	rc    io.ReadCloser
 	abort bool
+	w     *streamWriter // plain HTTP's; nil inside tunnels
 	s     *Server
 	e     *ending
 	req   *http.Request
@@ -154,6 +158,9 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 		b.end(err)
 		if b.abort {
 			b.rc.Close() // the handler's own Close will not run before the panic unwinds it
+			if b.w != nil {
+				b.w.flush() // the head, if it is still held; a client gone makes this fail, and nothing is lost
+			}
 			panic(http.ErrAbortHandler)
 		}
 	}
@@ -177,7 +184,7 @@ func (s *Server) watchBody(req *http.Request, t *tunnel, resp *http.Response, e 
 	// tunnel runs in goproxy's own goroutine, which would crash; there a
 	// failed read already makes goproxy close the tunnel mid-response.
 	abort := t.host == "" || req.ProtoMajor == 2
-	b := &watchedBody{rc: resp.Body, abort: abort, s: s, e: e, req: req}
+	b := &watchedBody{rc: resp.Body, abort: abort, w: t.w, s: s, e: e, req: req}
 	inner := resp.Body
 	if d, ok := inner.(*doneBody); ok { // the pacer's release (releaseWhenDone)
 		inner = d.ReadCloser
