@@ -2,22 +2,32 @@ package proxy
 
 import (
 	"bufio"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/sessionproxy/sessionproxy/proxy/proxytest"
 )
 
-// answeringOrigin is a plain-HTTP origin on loopback that reads one
-// request head on each connection and answers it with answer as it is,
-// then closes the connection.
-func answeringOrigin(t *testing.T, answer string) string {
+// answeringOrigin is an origin on loopback that reads one request head on
+// each connection and answers it with answer as it is, then closes the
+// connection: over TLS with leaf when leaf is not nil.
+func answeringOrigin(t *testing.T, answer string, leaf *tls.Certificate) string {
 	t.Helper()
-	return "http://" + proxytest.ServeConns(t, func(c net.Conn) {
+	scheme := "http://"
+	if leaf != nil {
+		scheme = "https://"
+	}
+	return scheme + proxytest.ServeConns(t, func(c net.Conn) {
 		defer c.Close()
+		if leaf != nil {
+			c = tls.Server(c, &tls.Config{Certificates: []tls.Certificate{*leaf}, NextProtos: []string{"http/1.1"}})
+		}
 		br := bufio.NewReader(c)
 		for {
 			line, err := br.ReadString('\n')
@@ -33,9 +43,11 @@ func answeringOrigin(t *testing.T, answer string) string {
 // HTTP/1.1 response gets the client a 502 with one line saying why; one
 // that breaks its framing after a valid head is cut off for the client too:
 // the head, then a body that breaks (even before its first byte), never a
-// clean shorter one. The proxy goes on serving.
+// clean shorter one. The proxy goes on serving. The same over plain HTTP and
+// inside an intercepted tunnel.
 func TestMalformedOriginResponses(t *testing.T) {
-	good := answeringOrigin(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	caPEM, keyPEM, _ := proxytest.NewCA(t)
+	leaf := proxytest.NewLeaf(t, caPEM, keyPEM, "127.0.0.1")
 	cases := []struct {
 		name   string
 		answer string
@@ -53,33 +65,42 @@ func TestMalformedOriginResponses(t *testing.T) {
 		{name: "chunked body cut short", answer: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", cut: true},
 	}
 	cfg := testConfig(t)
+	caFile := filepath.Join(t.TempDir(), "origin-ca.pem")
+	if err := os.WriteFile(caFile, caPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.MITM.UpstreamCA = append(cfg.MITM.UpstreamCA, caFile)
 	h := startProxy(t, cfg)
 	c := h.client("", "")
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			origin := answeringOrigin(t, tc.answer)
-			resp, err := c.Get(origin + "/")
-			if err != nil {
-				t.Fatalf("GET: %v", err)
-			}
-			body, readErr := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			switch {
-			case tc.cut:
-				if resp.StatusCode != http.StatusOK || readErr == nil {
-					t.Errorf("status %d, body %q read with error %v; want the 200 and a broken body", resp.StatusCode, body, readErr)
+	for _, cert := range []*tls.Certificate{nil, &leaf} {
+		good := answeringOrigin(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", cert)
+		scheme, _, _ := strings.Cut(good, ":")
+		for _, tc := range cases {
+			t.Run(scheme+"/"+tc.name, func(t *testing.T) {
+				origin := answeringOrigin(t, tc.answer, cert)
+				resp, err := c.Get(origin + "/")
+				if err != nil {
+					t.Fatalf("GET: %v", err)
 				}
-			case resp.StatusCode != http.StatusBadGateway:
-				t.Errorf("status %d, want 502", resp.StatusCode)
-			case readErr != nil || strings.Count(strings.TrimSpace(string(body)), "\n") != 0 || len(strings.TrimSpace(string(body))) == 0:
-				t.Errorf("502 body %q (read error %v), want one line saying why", body, readErr)
-			default:
-				t.Logf("502: %s", body)
-			}
-			// The proxy goes on serving.
-			if resp, body := get(t, c, good+"/", ""); resp.StatusCode != http.StatusOK || body != "ok" {
-				t.Errorf("after it: status %d, body %q", resp.StatusCode, body)
-			}
-		})
+				body, readErr := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				switch {
+				case tc.cut:
+					if resp.StatusCode != http.StatusOK || readErr == nil {
+						t.Errorf("status %d, body %q read with error %v; want the 200 and a broken body", resp.StatusCode, body, readErr)
+					}
+				case resp.StatusCode != http.StatusBadGateway:
+					t.Errorf("status %d, want 502", resp.StatusCode)
+				case readErr != nil || strings.Count(strings.TrimSpace(string(body)), "\n") != 0 || len(strings.TrimSpace(string(body))) == 0:
+					t.Errorf("502 body %q (read error %v), want one line saying why", body, readErr)
+				default:
+					t.Logf("502: %s", body)
+				}
+				// The proxy goes on serving.
+				if resp, body := get(t, c, good+"/", ""); resp.StatusCode != http.StatusOK || body != "ok" {
+					t.Errorf("after it: status %d, body %q", resp.StatusCode, body)
+				}
+			})
+		}
 	}
 }
