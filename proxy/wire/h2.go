@@ -205,6 +205,9 @@ func (c *H2Conn) RoundTrip(req *http.Request, headTimeout time.Duration) (*http.
 	c.wmu.Unlock()
 	if err != nil {
 		c.fail(fmt.Errorf("wire: write headers: %w", err))
+		c.mu.Lock()
+		err = s.err // the connection's first failure: the read loop's, when it closed the connection under the write
+		c.mu.Unlock()
 		return nil, err
 	}
 	if hasBody {
