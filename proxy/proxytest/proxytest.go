@@ -163,8 +163,9 @@ func WatchOriginConns(srv *httptest.Server) *OriginConns {
 // httptest.Server.Close does not.
 type connTracking struct {
 	net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
+	mu     sync.Mutex
+	conns  []net.Conn
+	closed bool // closeAll ran: a connection accepted since is closed at once
 }
 
 func (l *connTracking) Accept() (net.Conn, error) {
@@ -177,8 +178,12 @@ func (l *connTracking) Accept() (net.Conn, error) {
 
 func (l *connTracking) track(c net.Conn) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		c.Close()
+		return
+	}
 	l.conns = append(l.conns, c)
-	l.mu.Unlock()
 }
 
 func (l *connTracking) closeAll() {
@@ -187,7 +192,7 @@ func (l *connTracking) closeAll() {
 	for _, c := range l.conns {
 		c.Close()
 	}
-	l.conns = nil
+	l.conns, l.closed = nil, true
 }
 
 // proxyAuthOK reports whether r carries Proxy-Authorization Basic user:pass
