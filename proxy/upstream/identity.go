@@ -51,6 +51,7 @@ func newIdentityTransport(u *url.URL, proxyURL string, prof, fallback *profile.P
 		MaxIdlePerKey:          opts.MaxIdleConnsPerHost,
 		ResponseHeaderTimeout:  opts.ResponseHeaderTimeout,
 		MaxResponseHeaderBytes: opts.MaxResponseHeaderBytes,
+		Buffers:                opts.buffers,
 	}
 	return t
 }

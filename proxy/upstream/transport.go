@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sessionproxy/sessionproxy/proxy/profile"
+	"github.com/sessionproxy/sessionproxy/proxy/wire"
 )
 
 // Defaults of Options' zero fields.
@@ -60,6 +61,8 @@ type Options struct {
 	// MaxResponseHeaderBytes bounds an origin's or upstream's response
 	// head. Zero means net/http's default (10 MiB).
 	MaxResponseHeaderBytes int64
+
+	buffers *wire.Buffers // the buffers of the sessions' HTTP/1.1 exchanges; see NewTransports
 }
 
 func (o Options) withDefaults() Options {
@@ -159,7 +162,9 @@ type roundTripCloser interface {
 
 // NewTransports returns an empty Transports building transports with opts.
 func NewTransports[K comparable](opts Options) *Transports[K] {
-	return &Transports[K]{opts: opts.withDefaults(), profiles: profile.Profiles(), m: make(map[K]sessionTransport)}
+	opts = opts.withDefaults()
+	opts.buffers = wire.NewBuffers() // one for every session: an idle connection holds none
+	return &Transports[K]{opts: opts, profiles: profile.Profiles(), m: make(map[K]sessionTransport)}
 }
 
 // Get returns the session's transport, creating it on first use. proxyURL

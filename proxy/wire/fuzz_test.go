@@ -106,7 +106,7 @@ func FuzzH1Response(f *testing.F) {
 	f.Add([]byte("HTTP/1.0 200 OK\r\n\r\nto the end"))
 	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"))
 	f.Fuzz(func(t *testing.T, answer []byte) {
-		c := NewH1Conn(fuzzServer(t, answer), 1<<12, 0)
+		c := NewH1Conn(fuzzServer(t, answer), 1<<12, 0, nil)
 		defer c.Close()
 		req, _ := http.NewRequest("GET", "http://origin.test/", nil)
 		resp, err := c.RoundTrip(req, "", nil, nil)

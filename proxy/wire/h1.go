@@ -28,28 +28,53 @@ var errHeadTooLarge = errors.New("wire: response head too large")
 type H1Conn struct {
 	conn net.Conn
 	lr   *limitedReader // under br: bounds a response head
-	br   *bufio.Reader
-	bw   *bufio.Writer
+	bufs *Buffers
 
 	headTimeout time.Duration // see NewH1Conn
 	closeConn   func()        // closes conn: the watch on an exchange's context
 
-	mu      sync.Mutex  // guards the fields below
-	busy    bool        // an exchange is under way (until its body ends)
-	alive   bool        // the connection may carry another exchange
-	used    bool        // an exchange was started on it before
-	unwatch func() bool // stops the watch on the exchange's context
+	mu        sync.Mutex  // guards the fields below
+	busy      bool        // an exchange is under way (until its body ends)
+	alive     bool        // the connection may carry another exchange
+	used      bool        // an exchange was started on it before
+	exchanges uint64      // exchanges started on it
+	unwatch   func() bool // stops the watch on the exchange's context
+	// br reads the connection during an exchange; between exchanges it is
+	// back in bufs.
+	br *bufio.Reader
+}
+
+// Buffers are the read and write buffers of HTTP/1.1 exchanges, lent to
+// an exchange while it is under way, so that an idle connection holds
+// none. Shared by many connections (a proxy's sessions each have their
+// own), only those busy at once hold one: a few, of a thousand. Make one
+// with NewBuffers; it is safe for concurrent use.
+type Buffers struct {
+	readers sync.Pool // of *bufio.Reader
+	writers sync.Pool // of *bufio.Writer
+}
+
+// NewBuffers returns an empty Buffers.
+func NewBuffers() *Buffers {
+	return &Buffers{
+		readers: sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }},
+		writers: sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }},
+	}
 }
 
 // NewH1Conn wraps conn, whose handshake (if any) is done. maxHead bounds a
 // response head (zero means 1 MiB); headTimeout, when positive, bounds the
-// wait for a response head once the request is written.
-func NewH1Conn(conn net.Conn, maxHead int64, headTimeout time.Duration) *H1Conn {
+// wait for a response head once the request is written; bufs lends the
+// exchanges their buffers (nil: the connection's own).
+func NewH1Conn(conn net.Conn, maxHead int64, headTimeout time.Duration, bufs *Buffers) *H1Conn {
 	if maxHead <= 0 {
 		maxHead = 1 << 20
 	}
+	if bufs == nil {
+		bufs = NewBuffers()
+	}
 	lr := &limitedReader{r: conn, max: maxHead, left: -1}
-	c := &H1Conn{conn: conn, lr: lr, br: bufio.NewReader(lr), bw: bufio.NewWriter(conn), alive: true, headTimeout: headTimeout}
+	c := &H1Conn{conn: conn, lr: lr, bufs: bufs, alive: true, headTimeout: headTimeout}
 	c.closeConn = func() { conn.Close() }
 	return c
 }
@@ -107,8 +132,12 @@ func (c *H1Conn) RoundTrip(req *http.Request, target string, extra []string, don
 		return nil, ErrConnUnusable
 	}
 	c.busy = true
+	c.exchanges++
+	exchange := c.exchanges
 	reused := c.used
 	c.used = true
+	c.br = c.bufs.readers.Get().(*bufio.Reader)
+	c.br.Reset(c.lr)
 	// The request's context ending closes the connection, which ends
 	// whatever waits on it, until the exchange ends.
 	c.unwatch = context.AfterFunc(req.Context(), c.closeConn)
@@ -155,13 +184,13 @@ func (c *H1Conn) RoundTrip(req *http.Request, target string, extra []string, don
 		}
 		switch {
 		case resp.StatusCode == http.StatusSwitchingProtocols:
-			c.detach() // the connection is the body's now
-			resp.Body = &upgraded{Conn: c.conn, br: c.br, done: done}
+			br := c.detach() // the connection is the body's now
+			resp.Body = &upgraded{Conn: c.conn, br: br, done: done}
 			return resp, nil
 		case resp.StatusCode >= 100 && resp.StatusCode < 200:
 			continue
 		}
-		resp.Body = &h1Body{ReadCloser: resp.Body, c: c, reusable: !resp.Close && !req.Close, done: done}
+		resp.Body = &h1Body{body: resp.Body, c: c, exchange: exchange, reusable: !resp.Close && !req.Close, done: done}
 		return resp, nil
 	}
 }
@@ -192,7 +221,9 @@ func idempotent(req *http.Request) bool {
 	return key || xkey
 }
 
-// end ends an exchange; the connection stays alive only when reusable.
+// end ends an exchange; the connection stays alive only when reusable,
+// and when the server sent nothing past the response (net/http's
+// "unsolicited response": what would be read as the next one's start).
 func (c *H1Conn) end(reusable bool, done func(bool)) {
 	c.mu.Lock()
 	c.busy = false
@@ -200,6 +231,12 @@ func (c *H1Conn) end(reusable bool, done func(bool)) {
 		reusable = false // the context ended: the connection is closed
 	}
 	c.unwatch = nil
+	if c.br.Buffered() > 0 {
+		reusable = false
+	}
+	c.br.Reset(nil)
+	c.bufs.readers.Put(c.br)
+	c.br = nil
 	if !reusable {
 		c.alive = false
 	}
@@ -213,15 +250,29 @@ func (c *H1Conn) end(reusable bool, done func(bool)) {
 	}
 }
 
-// detach gives the connection up to a 101 response's body.
-func (c *H1Conn) detach() {
+// abort closes the connection if exchange is still under way on it.
+func (c *H1Conn) abort(exchange uint64) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.busy && c.exchanges == exchange {
+		c.alive = false
+		c.conn.Close()
+	}
+}
+
+// detach gives the connection, and the reader of what is buffered from
+// it, up to a 101 response's body.
+func (c *H1Conn) detach() *bufio.Reader {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.busy, c.alive = false, false
 	if c.unwatch != nil {
 		c.unwatch()
 		c.unwatch = nil
 	}
-	c.mu.Unlock()
+	br := c.br
+	c.br = nil
+	return br
 }
 
 // writeRequest writes req's head and body.
@@ -230,7 +281,12 @@ func (c *H1Conn) writeRequest(req *http.Request, target string, extra []string) 
 		target = req.URL.RequestURI()
 	}
 	o, _ := OrderFrom(req.Context())
-	w := c.bw
+	w := c.bufs.writers.Get().(*bufio.Writer)
+	w.Reset(c.conn)
+	defer func() {
+		w.Reset(nil)
+		c.bufs.writers.Put(w)
+	}()
 	w.WriteString(valueOr(req.Method, http.MethodGet))
 	w.WriteByte(' ')
 	w.WriteString(target)
@@ -288,29 +344,47 @@ func valueOr(v, def string) string {
 }
 
 // h1Body is a response body: at its end the exchange ends, and the
-// connection is kept when the body was read to its end.
+// connection is kept when the body was read to its end. Once the exchange
+// has ended its reader is another exchange's, so the body never reads
+// from it again.
 type h1Body struct {
-	io.ReadCloser
+	body     io.ReadCloser // net/http's, reading the exchange's reader
 	c        *H1Conn
+	exchange uint64 // the connection's count of exchanges when this one began
 	reusable bool
 	done     func(bool)
-	once     sync.Once
+
+	mu  sync.Mutex // guards err; held across a read of body
+	err error      // once set, the exchange has ended: what Read returns
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF {
-		b.once.Do(func() { b.c.end(b.reusable, b.done) })
-	} else if err != nil {
-		b.once.Do(func() { b.c.end(false, b.done) })
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err != nil {
+		return 0, b.err
+	}
+	n, err := b.body.Read(p)
+	if err != nil {
+		b.err = err
+		b.c.end(err == io.EOF && b.reusable, b.done)
 	}
 	return n, err
 }
 
+// Close ends the exchange. A body not read to its end closes the
+// connection, at once, even under a Read in another goroutine: reading the
+// rest to find the response's end, as net/http's body does, could take
+// without bound.
 func (b *h1Body) Close() error {
-	err := b.ReadCloser.Close()
-	b.once.Do(func() { b.c.end(false, b.done) }) // not read to its end: the rest is unread
-	return err
+	b.c.abort(b.exchange)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err == nil {
+		b.c.end(false, b.done)
+	}
+	b.err = http.ErrBodyReadAfterClose
+	return nil
 }
 
 // upgraded is a 101 response's body: the connection, read through what was

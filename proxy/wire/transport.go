@@ -51,6 +51,9 @@ type Transport struct {
 	ResponseHeaderTimeout time.Duration
 	// MaxResponseHeaderBytes bounds a response head; zero means 1 MiB.
 	MaxResponseHeaderBytes int64
+	// Buffers lends HTTP/1.1 exchanges their buffers; nil means each
+	// connection has its own. Give the transports of many sessions one.
+	Buffers *Buffers
 
 	mu     sync.Mutex // guards the fields below
 	pools  map[string]*connPool
@@ -133,7 +136,7 @@ func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 		t.addH2(key, hc)
 		return t.h2RoundTrip(hc, req)
 	}
-	ic := &idleH1{c: NewH1Conn(conn, t.MaxResponseHeaderBytes, t.ResponseHeaderTimeout), proxy: conn}
+	ic := &idleH1{c: NewH1Conn(conn, t.MaxResponseHeaderBytes, t.ResponseHeaderTimeout, t.Buffers), proxy: conn}
 	ic.done = func(reusable bool) {
 		if reusable {
 			t.put(key, ic)

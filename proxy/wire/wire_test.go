@@ -649,3 +649,97 @@ func TestH1HeadTimeoutNotOnBody(t *testing.T) {
 		get("/small")
 	})
 }
+
+// TestH1CloseBeforeEnd: closing a body before its end closes the
+// connection at once, without reading the rest (net/http's body reads it
+// all, however long), also under a Read blocked in another goroutine; the
+// next request gets a new connection. On a fake clock, where waiting on a
+// rest that never comes would be a deadlock.
+func TestH1CloseBeforeEnd(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var serverEnds []chan struct{}
+		tr := &Transport{
+			Key: func(*http.Request) string { return "k" },
+			Dial: func(context.Context, *http.Request) (*Conn, error) {
+				client, server := net.Pipe()
+				ended := make(chan struct{})
+				serverEnds = append(serverEnds, ended)
+				go func() {
+					defer close(ended)
+					defer server.Close()
+					if _, err := http.ReadRequest(bufio.NewReader(server)); err != nil {
+						return
+					}
+					// A gigabyte announced, ten bytes sent, then a wait on
+					// the client: it reads nothing more, only sees a close.
+					io.WriteString(server, "HTTP/1.1 200 OK\r\nContent-Length: 1073741824\r\n\r\n0123456789")
+					io.Copy(io.Discard, server)
+				}()
+				return &Conn{Conn: client}, nil
+			},
+		}
+		defer tr.Close()
+		get := func() *http.Response {
+			t.Helper()
+			resp, err := tr.RoundTrip(httptest.NewRequest(http.MethodGet, "http://origin.test/", nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp
+		}
+
+		resp := get()
+		p := make([]byte, 4)
+		if n, err := io.ReadFull(resp.Body, p); n != 4 || err != nil {
+			t.Fatalf("read %d, %v", n, err)
+		}
+		if err := resp.Body.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		<-serverEnds[0] // the connection closed
+		if n, err := resp.Body.Read(p); n != 0 || !errors.Is(err, http.ErrBodyReadAfterClose) {
+			t.Errorf("Read after Close: %d, %v; want ErrBodyReadAfterClose", n, err)
+		}
+
+		// Close from another goroutine while a Read waits for the rest.
+		resp = get()
+		read := make(chan error, 1)
+		go func() {
+			_, err := io.Copy(io.Discard, resp.Body)
+			read <- err
+		}()
+		synctest.Wait() // the reader waits on the connection
+		resp.Body.Close()
+		if err := <-read; err == nil {
+			t.Error("a body closed before its end read as whole")
+		}
+		<-serverEnds[1]
+		if len(serverEnds) != 2 {
+			t.Errorf("%d connections, want 2: one per request", len(serverEnds))
+		}
+	})
+}
+
+// TestH1UnsolicitedBytes: bytes a server sends after a response (which the
+// next exchange would read as its response's start) retire the connection,
+// as net/http does; the next request goes on a new one.
+func TestH1UnsolicitedBytes(t *testing.T) {
+	srv := startRawH1(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbad")
+	tr := plainTransport(srv.ln.Addr().String())
+	defer tr.Close()
+	for i := range 2 {
+		resp, err := tr.RoundTrip(httptest.NewRequest(http.MethodGet, "http://"+srv.ln.Addr().String()+"/", nil))
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != "ok" || err != nil {
+			t.Errorf("request %d: body %q, %v; want ok", i, body, err)
+		}
+		<-srv.heads
+	}
+	if n := srv.conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2", n)
+	}
+}
