@@ -253,9 +253,12 @@ func (c *H1Conn) end(reusable bool, done func(bool)) {
 // abort closes the connection if exchange is still under way on it.
 func (c *H1Conn) abort(exchange uint64) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.busy && c.exchanges == exchange {
+	under := c.busy && c.exchanges == exchange
+	if under {
 		c.alive = false
+	}
+	c.mu.Unlock()
+	if under {
 		c.conn.Close()
 	}
 }
