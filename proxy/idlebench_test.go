@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -10,39 +11,66 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
 // BenchmarkIdleSessions measures what idle sessions cost the proxy program,
 // with fingerprint go (net/http's transport) and mirror (package wire's):
 // it starts the built proxy (a process of its own, with -pprof), reads its
-// RSS and goroutines, makes one plain-HTTP request as each of 1,000 named
-// sessions (each opens a connection of its own to the origin, which then
-// idles), reads them again and reports the difference per session:
+// RSS and goroutines, makes one request as each of 1,000 named sessions
+// (each opens a connection of its own to the origin, which then idles),
+// reads them again and reports the difference per session. The requests
+// are plain HTTP, or (the https cases, mirror only) HTTPS through one
+// intercepted tunnel, to an origin that speaks HTTP/1.1 or HTTP/2:
 //
 //	go test -run '^$' -bench IdleSessions -benchtime 1x ./proxy/
 func BenchmarkIdleSessions(b *testing.B) {
-	for _, fp := range []string{"go", "mirror"} {
-		b.Run(fp, func(b *testing.B) { benchIdleSessions(b, fp) })
+	for _, c := range []struct{ name, fingerprint, origin string }{
+		{"go", "go", "http"},
+		{"mirror", "mirror", "http"},
+		{"mirror-https-h1", "mirror", "h1"},
+		{"mirror-https-h2", "mirror", "h2"},
+	} {
+		b.Run(c.name, func(b *testing.B) { benchIdleSessions(b, c.fingerprint, c.origin) })
 	}
 }
 
-func benchIdleSessions(b *testing.B, fingerprint string) {
+func benchIdleSessions(b *testing.B, fingerprint, scheme string) {
 	const sessions = 1000
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+	var protos sync.Map // what the origin was spoken to with
+	origin := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		protos.Store(r.Proto, true)
+		w.Write([]byte("ok"))
+	}))
+	switch scheme {
+	case "http":
+		origin.Start()
+	case "h1":
+		origin.StartTLS()
+	case "h2":
+		origin.EnableHTTP2 = true
+		origin.StartTLS()
+	}
 	defer origin.Close()
 	dir := b.TempDir()
 	bin := buildProgram(b, filepath.Join(dir, "sessionproxy"), "..")
 	pprofAddr := freeBenchAddr(b)
+	originCA := filepath.Join(dir, "origin-ca.pem")
 	cfg := fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: \"\"\nlog_format: json\ndata_dir: %s\nfingerprint: %s\npool:\n  max_pool_size: %d\n  persist_interval: 1h\n",
 		dir, fingerprint, 2*sessions)
+	if scheme != "http" {
+		writeCertPEM(b, originCA, origin)
+		cfg += fmt.Sprintf("mitm:\n  upstream_ca: [%s]\n", originCA)
+	}
 	path := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		b.Fatal(err)
 	}
 	p := startChildProxy(b, bin, filepath.Join(dir, "ca.pem"), "-config", path, "-pprof", pprofAddr)
 	pu, _ := url.Parse("http://" + p.addr)
-	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu), MaxIdleConnsPerHost: 4}}
+	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu), MaxIdleConnsPerHost: 4,
+		TLSClientConfig: &tls.Config{RootCAs: certPoolOf(b, p.caPEM)}, ForceAttemptHTTP2: scheme == "h2"}}
 	get := func(session string) {
 		req, _ := http.NewRequest(http.MethodGet, origin.URL+"/", nil)
 		req.Header.Set("X-Session-Id", session)
@@ -61,6 +89,13 @@ func benchIdleSessions(b *testing.B, fingerprint string) {
 		}
 	}
 	b.StopTimer()
+	want := map[string]string{"http": "HTTP/1.1", "h1": "HTTP/1.1", "h2": "HTTP/2.0"}[scheme]
+	protos.Range(func(proto, _ any) bool {
+		if proto != want {
+			b.Fatalf("the origin was spoken to with %s, want only %s", proto, want)
+		}
+		return true
+	})
 	rss1, g1 := rssKiB(b, p.pid), goroutines(b, pprofAddr)
 	b.ReportMetric(float64(rss1-rss0)/sessions, "RSS-KiB/session")
 	b.ReportMetric(float64(g1-g0)/sessions, "goroutines/session")
