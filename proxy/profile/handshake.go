@@ -45,7 +45,20 @@ func Handshake(ctx context.Context, conn net.Conn, hello []byte, cfg *utls.Confi
 	if err := uc.HandshakeContext(ctx); err != nil {
 		return nil, fmt.Errorf("profile: TLS handshake: %w", err)
 	}
+	forgetHandshake(uc)
 	return uc, nil
+}
+
+// forgetHandshake lets go of what only the handshake needed, which uTLS
+// keeps for the connection's life (crypto/tls does not): the ephemeral
+// private keys, whose use is over (an ML-KEM key alone is 6.7 KB), both
+// hellos and the transcript. A connection idles for minutes in a session.
+func forgetHandshake(uc *utls.UConn) {
+	hs := &uc.HandshakeState
+	hs.Hello, hs.ServerHello = nil, nil
+	hs.State13.KeyShareKeys, hs.State13.EcdheKey, hs.State13.KEMKey = nil, nil, nil
+	hs.State13.Transcript = nil
+	uc.Extensions = nil
 }
 
 // readHello rebuilds the spec of ClientHello records with uTLS: unknown

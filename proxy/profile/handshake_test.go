@@ -148,7 +148,8 @@ func TestHandshakeRefusesGarbage(t *testing.T) {
 
 // TestHandshakeResumes: a second connection with the same session cache
 // resumes the first one's TLS session, as a browser does; one with another
-// cache does not.
+// cache does not. The ticket comes after the handshake, whose ephemeral
+// keys and hellos the connection no longer holds.
 func TestHandshakeResumes(t *testing.T) {
 	caPEM, keyPEM, pool := proxytest.NewCA(t)
 	leaf := proxytest.NewLeaf(t, caPEM, keyPEM, "origin.test")
@@ -185,7 +186,10 @@ func TestHandshakeResumes(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Handshake: %v", err)
 		}
-		io.ReadFull(uc, make([]byte, 1)) // reads the ticket
+		if k := uc.HandshakeState.State13.KeyShareKeys; k != nil {
+			t.Errorf("the handshake's ephemeral private keys outlive it: %+v", k)
+		}
+		io.ReadFull(uc, make([]byte, 1)) // reads the ticket, after the handshake's state is gone
 		return uc.ConnectionState().DidResume
 	}
 	mine, other := utls.NewLRUClientSessionCache(4), utls.NewLRUClientSessionCache(4)
