@@ -204,11 +204,14 @@ func (c *H2Conn) RoundTrip(req *http.Request, headTimeout time.Duration) (*http.
 	err := c.writeHeaders(s, req, !hasBody, maxFrame)
 	c.wmu.Unlock()
 	if err != nil {
-		c.fail(fmt.Errorf("wire: write headers: %w", err))
+		err = fmt.Errorf("wire: write headers: %w", err)
+		c.fail(err)
 		c.mu.Lock()
-		err = s.err // the connection's first failure: the read loop's, when it closed the connection under the write
+		if s.err != nil {
+			err = s.err // the connection's first failure: the read loop's, when it closed the connection under the write
+		}
 		c.mu.Unlock()
-		return nil, err
+		return nil, err // s.err is nil when the stream had ended before: a server may answer before the request
 	}
 	if hasBody {
 		go s.writeBody() // ends with the body, or with the stream
@@ -241,6 +244,9 @@ func (c *H2Conn) RoundTrip(req *http.Request, headTimeout time.Duration) (*http.
 		c.mu.Lock()
 		err := s.err
 		c.mu.Unlock()
+		if err == nil {
+			err = errors.New("wire: the stream ended without a response")
+		}
 		return nil, err
 	}
 	resp.Body = &h2Body{s: s, stop: stop}
