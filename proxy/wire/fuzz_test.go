@@ -78,7 +78,7 @@ func FuzzH2Response(f *testing.F) {
 		fr.WriteGoAway(0, http2.ErrCodeNo, nil)
 	}))
 	f.Fuzz(func(t *testing.T, answer []byte) {
-		c, err := NewH2Conn(fuzzServer(t, answer), Preface{}, 1<<16)
+		c, err := NewH2Conn(fuzzServer(t, answer), Preface{}, 1<<16, nil)
 		if err != nil {
 			return // the pipe closed before the preface was written
 		}

@@ -56,6 +56,7 @@ const (
 // loop.
 type H2Conn struct {
 	conn    net.Conn
+	bufs    *Buffers
 	fr      *http2.Framer
 	preface Preface
 	ourWin  int32 // our initial stream window (from the preface's SETTINGS)
@@ -84,13 +85,17 @@ type H2Conn struct {
 
 // NewH2Conn writes the client preface on conn (whose TLS handshake, if
 // any, is done and chose h2) and starts the connection's read loop.
-// maxHead bounds a response's header list; zero means 1 MiB.
-func NewH2Conn(conn net.Conn, p Preface, maxHead uint32) (*H2Conn, error) {
+// maxHead bounds a response's header list; zero means 1 MiB. bufs lends
+// the streams' bodies their chunks (nil: the connection's own).
+func NewH2Conn(conn net.Conn, p Preface, maxHead uint32, bufs *Buffers) (*H2Conn, error) {
 	if maxHead == 0 {
 		maxHead = maxHeaderList
 	}
+	if bufs == nil {
+		bufs = NewBuffers()
+	}
 	c := &H2Conn{
-		conn: conn, preface: p, ourWin: defaultWindow,
+		conn: conn, bufs: bufs, preface: p, ourWin: defaultWindow,
 		streams: make(map[uint32]*h2Stream), nextID: 1,
 		maxStreams: 100, peerWin: defaultWindow, maxFrame: defaultMaxFrame, sendWin: defaultWindow,
 		recvWin:   int32(min(defaultWindow+int64(p.WindowUpdate), maxWindow)),
@@ -196,7 +201,7 @@ func (c *H2Conn) RoundTrip(req *http.Request, headTimeout time.Duration) (*http.
 	}
 	s := &h2Stream{id: c.nextID, c: c, req: req, resp: make(chan *http.Response, 1), sendWin: c.peerWin,
 		recvWin: c.ourWin, ended: make(chan struct{}), sendDone: !hasBody}
-	s.body = pipe{c: c, s: s, trailer: http.Header{}}
+	s.body = pipe{c: c, s: s, trailer: http.Header{}, buf: dataBuffer{pool: &c.bufs.chunks}}
 	c.nextID += 2
 	c.streams[s.id] = s
 	maxFrame := int(c.maxFrame)

@@ -1,10 +1,10 @@
 package wire
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net/http"
+	"sync"
 
 	"golang.org/x/net/http2"
 )
@@ -18,7 +18,7 @@ var errBodyClosed = errors.New("wire: read on closed response body")
 type pipe struct {
 	c       *H2Conn
 	s       *h2Stream
-	buf     bytes.Buffer
+	buf     dataBuffer
 	err     error       // io.EOF at END_STREAM; returned once buf is drained
 	trailer http.Header // filled by trailing HEADERS before io.EOF
 	unacked int32       // bytes of the stream consumed, not yet given back
@@ -58,7 +58,7 @@ func (p *pipe) read(b []byte) (int, error) {
 		c.mu.Unlock()
 		return 0, err
 	}
-	n, _ := p.buf.Read(b)
+	n := p.buf.Read(b)
 	c.recvUnack += int32(n)
 	p.unacked += int32(n)
 	inc := int32(0)
@@ -116,3 +116,70 @@ func (b *h2Body) Close() error {
 }
 
 var _ io.ReadCloser = (*h2Body)(nil)
+
+// chunk is a piece of a dataBuffer.
+type chunk [16 << 10]byte
+
+// dataBuffer is a queue of bytes in chunks from a pool, each given back
+// once read: it holds what it was sent and not read, where a growing
+// array (bytes.Buffer's) holds up to twice that, and more while the
+// arrays it grew out of wait for the GC. A stalled reader of a browser
+// profile's stream lets the server send 6 MiB. Its zero value is not
+// usable: pool must be set.
+type dataBuffer struct {
+	pool   *sync.Pool // of *chunk
+	chunks []*chunk   // read from the first, written to the last
+	r      int        // read offset in chunks[0]
+	w      int        // write offset in the last chunk
+	n      int        // bytes held
+}
+
+// Len returns the bytes held.
+func (d *dataBuffer) Len() int { return d.n }
+
+// Write appends p.
+func (d *dataBuffer) Write(p []byte) {
+	for len(p) > 0 {
+		if len(d.chunks) == 0 || d.w == len(chunk{}) {
+			d.chunks = append(d.chunks, d.pool.Get().(*chunk))
+			d.w = 0
+		}
+		c := copy(d.chunks[len(d.chunks)-1][d.w:], p)
+		d.w += c
+		d.n += c
+		p = p[c:]
+	}
+}
+
+// Read takes up to len(p) bytes from the front.
+func (d *dataBuffer) Read(p []byte) int {
+	n := 0
+	for len(p) > 0 && d.n > 0 {
+		end := len(chunk{})
+		if len(d.chunks) == 1 {
+			end = d.w
+		}
+		c := copy(p, d.chunks[0][d.r:end])
+		d.r += c
+		d.n -= c
+		n += c
+		p = p[c:]
+		if d.r == end {
+			d.pool.Put(d.chunks[0])
+			d.chunks[0] = nil
+			d.chunks = d.chunks[1:]
+			d.r = 0
+		}
+	}
+	return n
+}
+
+// Reset drops what is held.
+func (d *dataBuffer) Reset() {
+	for i, c := range d.chunks {
+		d.pool.Put(c)
+		d.chunks[i] = nil
+	}
+	d.chunks = d.chunks[:0]
+	d.r, d.w, d.n = 0, 0, 0
+}

@@ -166,7 +166,7 @@ func TestH2HostileServer(t *testing.T) {
 			// A client that stalls (a window it waits on forever, a write
 			// loop that cannot end) fails here instead of hanging the test.
 			nc.SetDeadline(time.Now().Add(20 * time.Second))
-			c, err := NewH2Conn(nc, tc.preface, 0)
+			c, err := NewH2Conn(nc, tc.preface, 0, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

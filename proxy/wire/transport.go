@@ -51,8 +51,8 @@ type Transport struct {
 	ResponseHeaderTimeout time.Duration
 	// MaxResponseHeaderBytes bounds a response head; zero means 1 MiB.
 	MaxResponseHeaderBytes int64
-	// Buffers lends HTTP/1.1 exchanges their buffers; nil means each
-	// connection has its own. Give the transports of many sessions one.
+	// Buffers lends exchanges their buffers; nil means each connection
+	// has its own. Give the transports of many sessions one.
 	Buffers *Buffers
 
 	mu     sync.Mutex // guards the fields below
@@ -129,7 +129,7 @@ func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	if conn.Proto == "h2" {
-		hc, err := NewH2Conn(conn, conn.H2, uint32(min(t.MaxResponseHeaderBytes, 1<<31)))
+		hc, err := NewH2Conn(conn, conn.H2, uint32(min(t.MaxResponseHeaderBytes, 1<<31)), t.Buffers)
 		if err != nil {
 			return nil, err
 		}
