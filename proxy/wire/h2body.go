@@ -117,9 +117,6 @@ func (b *h2Body) Close() error {
 
 var _ io.ReadCloser = (*h2Body)(nil)
 
-// chunk is a piece of a dataBuffer.
-type chunk [16 << 10]byte
-
 // dataBuffer is a queue of bytes in chunks from a pool, each given back
 // once read: it holds what it was sent and not read, where a growing
 // array (bytes.Buffer's) holds up to twice that, and more while the
