@@ -62,7 +62,7 @@ type Options struct {
 	// head. Zero means net/http's default (10 MiB).
 	MaxResponseHeaderBytes int64
 
-	buffers *wire.Buffers // the buffers of the sessions' HTTP/1.1 exchanges; see NewTransports
+	buffers *wire.Buffers // what the sessions' exchanges borrow their buffers from; see NewTransports
 }
 
 func (o Options) withDefaults() Options {
