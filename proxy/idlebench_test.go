@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -26,22 +28,30 @@ import (
 //
 //	go test -run '^$' -bench IdleSessions -benchtime 1x ./proxy/
 func BenchmarkIdleSessions(b *testing.B) {
-	for _, c := range []struct{ name, fingerprint, origin string }{
-		{"go", "go", "http"},
-		{"mirror", "mirror", "http"},
-		{"mirror-https-h1", "mirror", "h1"},
-		{"mirror-https-h2", "mirror", "h2"},
+	for _, c := range []struct {
+		name, fingerprint, origin string
+		body                      int // bytes of each response
+	}{
+		{"go", "go", "http", 2},
+		{"mirror", "mirror", "http", 2},
+		{"mirror-https-h1", "mirror", "h1", 2},
+		{"mirror-https-h2", "mirror", "h2", 2},
+		// Buffers sized by the largest record or frame read stay with
+		// a connection: a page's worth shows what they hold.
+		{"mirror-https-h1-64KiB", "mirror", "h1", 64 << 10},
+		{"mirror-https-h2-64KiB", "mirror", "h2", 64 << 10},
 	} {
-		b.Run(c.name, func(b *testing.B) { benchIdleSessions(b, c.fingerprint, c.origin) })
+		b.Run(c.name, func(b *testing.B) { benchIdleSessions(b, c.fingerprint, c.origin, c.body) })
 	}
 }
 
-func benchIdleSessions(b *testing.B, fingerprint, scheme string) {
+func benchIdleSessions(b *testing.B, fingerprint, scheme string, size int) {
 	const sessions = 1000
 	var protos sync.Map // what the origin was spoken to with
+	body := bytes.Repeat([]byte("k"), size)
 	origin := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		protos.Store(r.Proto, true)
-		w.Write([]byte("ok"))
+		w.Write(body)
 	}))
 	switch scheme {
 	case "http":
@@ -78,7 +88,11 @@ func benchIdleSessions(b *testing.B, fingerprint, scheme string) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		n, err := io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
+		if err != nil || n != int64(size) {
+			b.Fatalf("a body of %d bytes (%v), want %d", n, err, size)
+		}
 	}
 	get("warm-up") // the first request's one-time costs
 	rss0, g0 := rssKiB(b, p.pid), goroutines(b, pprofAddr)
