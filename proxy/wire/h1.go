@@ -172,7 +172,11 @@ func (c *H1Conn) RoundTrip(req *http.Request, target string, extra []string, don
 		case resp.StatusCode >= 100 && resp.StatusCode < 200:
 			continue
 		}
-		resp.Body = &h1Body{body: resp.Body, c: c, exchange: exchange, reusable: !resp.Close && !req.Close, done: done}
+		left := resp.ContentLength
+		if resp.Body == http.NoBody {
+			left = 0
+		}
+		resp.Body = &h1Body{body: resp.Body, c: c, exchange: exchange, reusable: !resp.Close && !req.Close, done: done, left: left}
 		return resp, nil
 	}
 }
@@ -339,17 +343,25 @@ type h1Body struct {
 	reusable bool
 	done     func(bool)
 
-	mu  sync.Mutex // guards err; held across a read of body
-	err error      // once set, the exchange has ended: what Read returns
+	mu   sync.Mutex // guards the fields below; held across a read of body
+	err  error      // once set, the exchange has ended: what Read returns
+	left int64      // bytes of a Content-Length body not read yet; -1: no length
 }
 
 func (b *h1Body) Read(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.readLocked(p)
+}
+
+func (b *h1Body) readLocked(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
 	n, err := b.body.Read(p)
+	if b.left > 0 {
+		b.left -= int64(n)
+	}
 	if err != nil {
 		b.err = err
 		b.c.end(err == io.EOF && b.reusable, b.done)
@@ -357,11 +369,25 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Close ends the exchange. A body not read to its end closes the
-// connection, at once, even under a Read in another goroutine: reading the
-// rest to find the response's end, as net/http's body does, could take
-// without bound.
+// Close ends the exchange. A body whose rest has all arrived is read from
+// the connection's buffer, without a wait, and the connection kept (a
+// small page left unread: a block being retried); any other body not read
+// to its end closes the connection, at once, even under a Read in another
+// goroutine: reading the rest to find the response's end, as net/http's
+// body does, could take without bound.
 func (b *h1Body) Close() error {
+	if b.mu.TryLock() { // no Read under way
+		defer b.mu.Unlock()
+		if b.err == nil && b.left >= 0 && b.left <= int64(b.c.br.Buffered()) {
+			io.Copy(io.Discard, readerFunc(b.readLocked)) // all of it is here: no wait; it ends the exchange
+		}
+		if b.err == nil {
+			b.c.end(false, b.done)
+		}
+		b.err = http.ErrBodyReadAfterClose
+		return nil
+	}
+	// A Read waits on the connection: closing it ends the wait.
 	b.c.abort(b.exchange)
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -371,6 +397,11 @@ func (b *h1Body) Close() error {
 	b.err = http.ErrBodyReadAfterClose
 	return nil
 }
+
+// readerFunc is a function as an io.Reader.
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 
 // upgraded is a 101 response's body: the connection, read through what was
 // already buffered.

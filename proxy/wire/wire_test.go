@@ -743,3 +743,32 @@ func TestH1UnsolicitedBytes(t *testing.T) {
 		t.Errorf("%d connections, want 2", n)
 	}
 }
+
+// TestH1CloseWholeBodyKeepsConn: a body that has arrived whole and is
+// closed unread (a small block page, retried on another session) is read
+// from the buffer, and the connection carries the next request.
+func TestH1CloseWholeBodyKeepsConn(t *testing.T) {
+	srv := startRawH1(t, "HTTP/1.1 403 Forbidden\r\nContent-Length: 7\r\n\r\nblocked")
+	tr := plainTransport(srv.ln.Addr().String())
+	defer tr.Close()
+	for i := range 3 {
+		resp, err := tr.RoundTrip(httptest.NewRequest(http.MethodGet, "http://"+srv.ln.Addr().String()+"/", nil))
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if i == 2 {
+			p := make([]byte, 3) // part of it read first
+			if n, err := io.ReadFull(resp.Body, p); n != 3 || err != nil {
+				t.Fatalf("read %d, %v", n, err)
+			}
+		}
+		resp.Body.Close()
+		if n, err := resp.Body.Read(make([]byte, 1)); n != 0 || !errors.Is(err, http.ErrBodyReadAfterClose) {
+			t.Errorf("Read after Close: %d, %v; want ErrBodyReadAfterClose", n, err)
+		}
+		<-srv.heads
+	}
+	if n := srv.conns.Load(); n != 1 {
+		t.Errorf("%d connections for three requests, want 1", n)
+	}
+}
