@@ -376,21 +376,15 @@ func (b *h1Body) readLocked(p []byte) (int, error) {
 // goroutine: reading the rest to find the response's end, as net/http's
 // body does, could take without bound.
 func (b *h1Body) Close() error {
-	if b.mu.TryLock() { // no Read under way
-		defer b.mu.Unlock()
-		if b.err == nil && b.left >= 0 && b.left <= int64(b.c.br.Buffered()) {
-			io.Copy(io.Discard, readerFunc(b.readLocked)) // all of it is here: no wait; it ends the exchange
-		}
-		if b.err == nil {
-			b.c.end(false, b.done)
-		}
-		b.err = http.ErrBodyReadAfterClose
-		return nil
+	if !b.mu.TryLock() {
+		// A Read waits on the connection: closing it ends the wait.
+		b.c.abort(b.exchange)
+		b.mu.Lock()
 	}
-	// A Read waits on the connection: closing it ends the wait.
-	b.c.abort(b.exchange)
-	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.err == nil && b.left >= 0 && b.left <= int64(b.c.br.Buffered()) {
+		io.Copy(io.Discard, readerFunc(b.readLocked)) // all of it is here: no wait; it ends the exchange
+	}
 	if b.err == nil {
 		b.c.end(false, b.done)
 	}
