@@ -73,10 +73,7 @@ func benchIdleSessions(b *testing.B, fingerprint, scheme string, size int) {
 		writeCertPEM(b, originCA, origin)
 		cfg += fmt.Sprintf("mitm:\n  upstream_ca: [%s]\n", originCA)
 	}
-	path := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		b.Fatal(err)
-	}
+	path := writeConfig(b, dir, cfg)
 	p := startChildProxy(b, bin, filepath.Join(dir, "ca.pem"), "-config", path, "-pprof", pprofAddr)
 	pu, _ := url.Parse("http://" + p.addr)
 	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu), MaxIdleConnsPerHost: 4,

@@ -17,7 +17,7 @@ import (
 )
 
 // writeConfig writes a config file and returns its path.
-func writeConfig(t *testing.T, dir, body string) string {
+func writeConfig(t testing.TB, dir, body string) string {
 	t.Helper()
 	p := filepath.Join(dir, "sessionproxy.yaml")
 	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {

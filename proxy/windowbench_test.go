@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -67,10 +66,7 @@ func benchStalledClient(b *testing.B, fingerprint string) {
 	writeCertPEM(b, originCA, origin)
 	cfg := fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: \"\"\nlog_format: json\ndata_dir: %s\nfingerprint: %s\n"+
 		"mitm:\n  upstream_ca: [%s]\n", filepath.Join(dir, "data"), fingerprint, originCA)
-	path := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		b.Fatal(err)
-	}
+	path := writeConfig(b, dir, cfg)
 	pprofAddr := freeBenchAddr(b)
 	p := startChildProxy(b, bin, filepath.Join(dir, "data", "ca.pem"), "-config", path, "-pprof", pprofAddr)
 	// The client's socket takes 64 KiB, not the many MiB loopback's
@@ -91,7 +87,6 @@ func benchStalledClient(b *testing.B, fingerprint string) {
 	}
 	io.Copy(io.Discard, warm.Body)
 	warm.Body.Close()
-	sent.Store(0)
 
 	var held, before int64
 	b.ResetTimer()
