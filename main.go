@@ -24,6 +24,7 @@ import (
 
 	"github.com/sessionproxy/sessionproxy/proxy"
 	"github.com/sessionproxy/sessionproxy/proxy/config"
+	"github.com/sessionproxy/sessionproxy/proxy/gcfloor"
 	"github.com/sessionproxy/sessionproxy/proxy/rules"
 )
 
@@ -84,6 +85,13 @@ func run(args []string, stderr io.Writer) int {
 			return 2
 		}
 		defer stopPprof()
+	}
+
+	// The heap floor: fewer collections while little is live. GOGC in
+	// the environment is the user's choice and is left alone.
+	if os.Getenv("GOGC") == "" {
+		floor := gcfloor.Start(gcfloor.Options{Bytes: cfg.GC.HeapFloor})
+		defer floor.Close()
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/metrics"
 	"strings"
 	"syscall"
 	"testing"
@@ -467,4 +468,61 @@ func TestReadmeRulesExample(t *testing.T) {
 			return
 		}
 	}
+}
+
+// TestHeapFloor: the program keeps gc.heap_floor by raising the GC percent
+// while little is live, restores it when it stops, and leaves the runtime
+// alone when GOGC is in the environment.
+func TestHeapFloor(t *testing.T) {
+	for _, tc := range []struct {
+		name, gogc string
+		raised     bool
+	}{
+		{"floor", "", true},
+		{"GOGC set", "100", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("GOGC", tc.gogc)
+			before := gcPercent()
+			dir := t.TempDir()
+			path := filepath.Join(dir, "ok.yaml")
+			cfg := "listen: 127.0.0.1:0\nadmin_listen: \"\"\nlog_format: json\ngc:\n  heap_floor: 268435456\ndata_dir: " + filepath.Join(dir, "data") + "\n"
+			if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			pr, pw := io.Pipe()
+			done := make(chan int, 1)
+			go func() {
+				code := run([]string{"-config", path}, pw)
+				pw.Close()
+				done <- code
+			}()
+			sc := bufio.NewScanner(pr)
+			for sc.Scan() && !strings.Contains(sc.Text(), "sessionproxy listening") {
+			}
+			during := gcPercent()
+			if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			go io.Copy(io.Discard, pr)
+			if code := <-done; code != 0 {
+				t.Fatalf("exit status %d after SIGTERM, want 0", code)
+			}
+			after := gcPercent()
+			// 256 MiB over a test's few live MiB: a percent in the
+			// thousands (gcfloor's tests check the figure itself).
+			if raised := during > 10*before; raised != tc.raised {
+				t.Errorf("GC percent %d while running (%d before); raised: %v, want %v", during, before, raised, tc.raised)
+			}
+			if after != before {
+				t.Errorf("GC percent %d after the program stopped, want %d as before", after, before)
+			}
+		})
+	}
+}
+
+func gcPercent() uint64 {
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }

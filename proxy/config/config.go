@@ -55,6 +55,7 @@ type Config struct {
 	Sites               []Site        // pacing per site, first matching host glob wins; nil = none
 	Pacing              Pacing        // limits of waiting for a site
 	RequestLog          RequestLog    // the admin API's log of the last requests
+	GC                  GC            // the Go garbage collector
 
 	// AllowPrivateTargets lets a proxy listening on a non-loopback address
 	// forward to loopback, link-local and private addresses; default false.
@@ -66,6 +67,12 @@ type Config struct {
 type RequestLog struct {
 	Size   int  // requests kept; default 1000; 0 keeps none
 	Bodies bool // keep the start of each request's and response's body (record.MaxLoggedBody bytes); default false
+}
+
+// GC configures the Go garbage collector (package gcfloor). GOGC in the
+// environment overrides it: the runtime is then left as GOGC says.
+type GC struct {
+	HeapFloor int64 // bytes the heap may grow above the live heap between collections, however small that is; default 32 MiB; 0 = Go's own GOGC=100
 }
 
 // LogFormat is the format of the proxy's logs (log/slog handlers).
@@ -223,6 +230,7 @@ func Default() *Config {
 		Rules:      rules.Defaults(),
 		Pacing:     Pacing{MaxWait: 60 * time.Second},
 		RequestLog: RequestLog{Size: 1000},
+		GC:         GC{HeapFloor: 32 << 20},
 	}
 }
 

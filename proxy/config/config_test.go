@@ -481,7 +481,7 @@ func TestRestartKeys(t *testing.T) {
 	}
 	if want := []string{"listen", "log_format", "log_level", "admin_listen", "data_dir",
 		"max_header_bytes", "idle_timeout", "read_header_timeout", "tls_handshake_timeout", "mitm.ca_cert", "mitm.ca_key",
-		"mitm.upstream_ca", "mitm.insecure_skip_verify", "pool", "sites", "pacing", "request_log"}; !reflect.DeepEqual(bound, want) {
+		"mitm.upstream_ca", "mitm.insecure_skip_verify", "pool", "sites", "pacing", "request_log", "gc"}; !reflect.DeepEqual(bound, want) {
 		t.Errorf("keys bound at start: %q, want %q", bound, want)
 	}
 	KeepRestartKeys(old, next)

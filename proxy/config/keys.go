@@ -113,6 +113,8 @@ func table() []key {
 		sectionOf("request_log", onRestart, func(c *Config) *RequestLog { return &c.RequestLog }, nil),
 		keyOf("request_log.size", onRestart, func(c *Config) *int { return &c.RequestLog.Size }, whole[int](0, maxRequestLog)),
 		keyOf("request_log.bodies", onRestart, func(c *Config) *bool { return &c.RequestLog.Bodies }, (*decoder).boolean),
+		sectionOf("gc", onRestart, func(c *Config) *GC { return &c.GC }, nil),
+		keyOf("gc.heap_floor", onRestart, func(c *Config) *int64 { return &c.GC.HeapFloor }, whole[int64](0, maxHeapFloor)),
 		keyOf("default_action", onReload, func(c *Config) *rules.Action { return &c.DefaultAction }, (*decoder).defaultAction),
 		// Rules are compiled once every key is decoded (see top): they
 		// need default_action, wherever it is in the file.
@@ -125,6 +127,7 @@ const (
 	maxRetryAttempts = 100
 	maxRequestLog    = 1_000_000 // the log keeps each request's headers: a few KiB each
 	maxHeaderBytes   = 64 << 20  // 64 MiB: a client may make the proxy hold this much per request head
+	maxHeapFloor     = 1 << 40   // 1 TiB: the garbage a heap floor lets the proxy hold
 )
 
 // keyOf is a key whose value dec decodes into the field get returns.
