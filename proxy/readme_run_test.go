@@ -488,11 +488,11 @@ func TestReadmeRedisInstancesRun(t *testing.T) {
 // last value of a flag wins), and checks that each prints its table. The
 // benchmark listens on ports from :0 only. Each run takes 20-30 s here
 // (it builds four programs, then loads each proxy for a warm-up round and
-// a round per scenario), so to stay near a minute two kinds of line are
-// not run, and are named in the log: a line that another one extends (the
-// defaults, "-rounds 7 -d 5s", which "-rounds 7 -d 5s -keep" runs with one
-// flag more), and a line with -base, whose program (/tmp/sp-base in the
-// README) is an older build the reader makes.
+// a round per scenario), so to stay near a minute a line that another one
+// extends is not run, and is named in the log (the defaults, "-rounds 7 -d
+// 5s", which "-rounds 7 -d 5s -keep" runs with one flag more). A line with
+// -base, whose program (/tmp/sp-base in the README) is an older build the
+// reader makes, runs with a build of this tree in its place.
 func TestReadmeBenchCommandsRun(t *testing.T) {
 	requireProgram(t, "wrk", "wrk")
 	var lines []string
