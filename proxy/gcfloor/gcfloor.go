@@ -15,7 +15,9 @@
 //
 // The floor is kept with the runtime's own knob: after every collection the
 // GC percent is set to the value whose goal is the live heap plus F (never
-// below the percent in force when it started). A memory limit (GOMEMLIMIT,
+// below the percent in force when it started). The runtime applies the
+// percent to the live heap plus the stacks and globals it scanned, so
+// those count too: a program with many goroutines gets a smaller percent. A memory limit (GOMEMLIMIT,
 // debug.SetMemoryLimit) still bounds the goal.
 package gcfloor
 
@@ -41,9 +43,11 @@ type Options struct {
 	// Percent is the GC percent the floor never goes below, and the one it
 	// restores on Close; zero: the one in force when Start is called.
 	Percent int
-	// Live returns the live heap's size after the latest collection;
-	// nil: runtime/metrics' /gc/heap/live:bytes.
-	Live func() uint64
+	// Heap returns, as of the latest collection, the live heap and what
+	// the GC percent applies to: the live heap plus the stacks and
+	// globals scanned; nil: runtime/metrics (/gc/heap/live:bytes,
+	// /gc/scan/stack:bytes, /gc/scan/globals:bytes).
+	Heap func() (live, scanned uint64)
 	// SetPercent sets the GC percent; nil: debug.SetGCPercent.
 	SetPercent func(int) int
 }
@@ -55,7 +59,7 @@ type Options struct {
 type Floor struct {
 	bytes      int64
 	base       int
-	live       func() uint64
+	heap       func() (live, scanned uint64)
 	setPercent func(int) int
 
 	mu      sync.Mutex // guards the fields below, and orders tune against Close
@@ -65,9 +69,9 @@ type Floor struct {
 
 // Start keeps the floor o describes until Close.
 func Start(o Options) *Floor {
-	f := &Floor{bytes: o.Bytes, base: o.Percent, live: o.Live, setPercent: o.SetPercent}
-	if f.live == nil {
-		f.live = liveHeap
+	f := &Floor{bytes: o.Bytes, base: o.Percent, heap: o.Heap, setPercent: o.SetPercent}
+	if f.heap == nil {
+		f.heap = heapNow
 	}
 	if f.setPercent == nil {
 		f.setPercent = debug.SetGCPercent
@@ -106,7 +110,8 @@ func (f *Floor) tune() {
 	if f.closed {
 		return
 	}
-	if p := percentFor(f.base, f.live(), f.bytes); p != f.percent {
+	live, scanned := f.heap()
+	if p := percentFor(f.base, live, scanned, f.bytes); p != f.percent {
 		f.setPercent(p)
 		f.percent = p
 	}
@@ -122,23 +127,28 @@ type sentinel struct{ p *byte }
 
 // percentFor returns the GC percent whose heap goal is live plus floor
 // bytes, never below base. The runtime's goal is the larger of
-// live×(1+percent/100) and its heap minimum, 4 MiB×percent/100: the
-// percent is bounded so that the minimum does not exceed live plus floor
-// either (a tiny live heap would otherwise get a goal many times floor).
-func percentFor(base int, live uint64, floor int64) int {
+// live + scanned×percent/100 (scanned: the live heap, stacks and globals)
+// and its heap minimum, 4 MiB×percent/100: the percent is bounded so that
+// the minimum does not exceed live plus floor either (a tiny live heap
+// would otherwise get a goal many times floor).
+func percentFor(base int, live, scanned uint64, floor int64) int {
 	want := float64(floor) + float64(live)
-	p := math.Ceil(100 * float64(floor) / float64(max(live, 1)))
+	p := math.Ceil(100 * float64(floor) / float64(max(scanned, live, 1)))
 	p = min(p, math.Floor(100*want/runtimeHeapMinimum), math.MaxInt32)
 	return max(base, int(p))
 }
 
-func liveHeap() uint64 {
-	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+// heapNow reads the live heap and the scanned bytes from runtime/metrics.
+func heapNow() (live, scanned uint64) {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/stack:bytes"}, {Name: "/gc/scan/globals:bytes"}}
 	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 {
-		return 0
+	var v [3]uint64
+	for i := range s {
+		if s[i].Value.Kind() == metrics.KindUint64 {
+			v[i] = s[i].Value.Uint64()
+		}
 	}
-	return s[0].Value.Uint64()
+	return v[0], v[0] + v[1] + v[2]
 }
 
 func currentPercent() int {

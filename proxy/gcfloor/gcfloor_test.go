@@ -10,31 +10,33 @@ const mib = 1 << 20
 
 func TestPercentFor(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		base  int
-		live  uint64
-		floor int64
-		want  int
+		name          string
+		base          int
+		live, scanned uint64
+		floor         int64
+		want          int
 	}{
-		// goal = live×(1+p/100) = live+floor: p = 100×floor/live ...
-		{"live 8 MiB", 100, 8 * mib, 32 * mib, 400},
-		{"live 16 MiB", 100, 16 * mib, 32 * mib, 200},
+		// goal = live + scanned×p/100 = live+floor: p = 100×floor/scanned ...
+		{"live 8 MiB", 100, 8 * mib, 8 * mib, 32 * mib, 400},
+		{"live 16 MiB", 100, 16 * mib, 16 * mib, 32 * mib, 200},
+		{"live 8 MiB, stacks and globals 8 MiB", 100, 8 * mib, 16 * mib, 32 * mib, 200},
 		// ... unless the runtime's minimum, 4 MiB×p/100, would exceed
 		// live+floor: then p = 100×(live+floor)/4 MiB.
-		{"live 3 MiB", 100, 3 * mib, 32 * mib, 875},
-		{"nothing live yet", 100, 0, 32 * mib, 800},
-		{"live 1 byte", 100, 1, 32 * mib, 800},
+		{"live 3 MiB", 100, 3 * mib, 3 * mib, 32 * mib, 875},
+		{"nothing live yet", 100, 0, 0, 32 * mib, 800},
+		{"live 1 byte", 100, 1, 1, 32 * mib, 800},
 		// Never below the base.
-		{"live above the floor", 100, 64 * mib, 32 * mib, 100},
-		{"live equal to the floor", 100, 32 * mib, 32 * mib, 100},
-		{"base above", 1000, 8 * mib, 32 * mib, 1000},
-		{"base 50", 50, 128 * mib, 32 * mib, 50},
+		{"live above the floor", 100, 64 * mib, 64 * mib, 32 * mib, 100},
+		{"live equal to the floor", 100, 32 * mib, 32 * mib, 32 * mib, 100},
+		{"stacks above the floor", 100, 2 * mib, 40 * mib, 32 * mib, 100},
+		{"base above", 1000, 8 * mib, 8 * mib, 32 * mib, 1000},
+		{"base 50", 50, 128 * mib, 128 * mib, 32 * mib, 50},
 		// A floor the size of memory stays an int32.
-		{"huge floor", 100, 1, 1 << 62, 1<<31 - 1},
+		{"huge floor", 100, 1, 1, 1 << 62, 1<<31 - 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := percentFor(tc.base, tc.live, tc.floor); got != tc.want {
-				t.Errorf("percentFor(%d, %d, %d) = %d, want %d", tc.base, tc.live, tc.floor, got, tc.want)
+			if got := percentFor(tc.base, tc.live, tc.scanned, tc.floor); got != tc.want {
+				t.Errorf("percentFor(%d, %d, %d, %d) = %d, want %d", tc.base, tc.live, tc.scanned, tc.floor, got, tc.want)
 			}
 		})
 	}
@@ -53,7 +55,13 @@ func newFake(live uint64) *fakeRuntime {
 }
 
 func (r *fakeRuntime) options(bytes int64) Options {
-	return Options{Bytes: bytes, Percent: 100, Live: r.live.Load, SetPercent: func(p int) int { r.sets <- p; return 0 }}
+	return Options{Bytes: bytes, Percent: 100, Heap: r.heap, SetPercent: func(p int) int { r.sets <- p; return 0 }}
+}
+
+// heap is the fake's live heap, with nothing else scanned.
+func (r *fakeRuntime) heap() (live, scanned uint64) {
+	v := r.live.Load()
+	return v, v
 }
 
 // next runs collections until the floor sets a percent, and returns it.
@@ -124,7 +132,7 @@ func TestFloorOff(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newFake(1 * mib)
 			o := tc.o
-			o.Live, o.SetPercent = r.live.Load, func(p int) int { r.sets <- p; return 0 }
+			o.Heap, o.SetPercent = r.heap, func(p int) int { r.sets <- p; return 0 }
 			f := Start(o)
 			f.tune()
 			f.Close()
@@ -146,7 +154,8 @@ func TestFloorRuntime(t *testing.T) {
 	during := currentPercent()
 	f.Close()
 	after := currentPercent()
-	if want := percentFor(before, liveHeap(), 256*mib); during < before+100 || during > want*2 {
+	live, scanned := heapNow()
+	if want := percentFor(before, live, scanned, 256*mib); during < before+100 || during > want*2 {
 		t.Errorf("GC percent with a 256 MiB floor: %d (before %d; for the live heap now %d)", during, before, want)
 	}
 	if after != before {
