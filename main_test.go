@@ -67,14 +67,7 @@ func TestSignals(t *testing.T) {
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	pr, pw := io.Pipe()
-	done := make(chan int, 1)
-	go func() {
-		code := run([]string{"-config", path}, pw)
-		pw.Close()
-		done <- code
-	}()
-	sc := bufio.NewScanner(pr)
+	sc, pr, done := startRun(path)
 	var logs []string
 	for sc.Scan() {
 		logs = append(logs, sc.Text())
@@ -484,20 +477,12 @@ func TestHeapFloor(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("GOGC", tc.gogc)
 			before := gcPercent()
-			dir := t.TempDir()
-			path := filepath.Join(dir, "ok.yaml")
-			cfg := "listen: 127.0.0.1:0\nadmin_listen: \"\"\nlog_format: json\ngc:\n  heap_floor: 268435456\ndata_dir: " + filepath.Join(dir, "data") + "\n"
+			path := filepath.Join(t.TempDir(), "ok.yaml")
+			cfg := "listen: 127.0.0.1:0\nadmin_listen: \"\"\nlog_format: json\ngc:\n  heap_floor: 268435456\ndata_dir: " + filepath.Join(filepath.Dir(path), "data") + "\n"
 			if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			pr, pw := io.Pipe()
-			done := make(chan int, 1)
-			go func() {
-				code := run([]string{"-config", path}, pw)
-				pw.Close()
-				done <- code
-			}()
-			sc := bufio.NewScanner(pr)
+			sc, pr, done := startRun(path)
 			for sc.Scan() && !strings.Contains(sc.Text(), "sessionproxy listening") {
 			}
 			during := gcPercent()
@@ -519,6 +504,20 @@ func TestHeapFloor(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startRun runs the program on the config file at path in a goroutine:
+// its logs come through sc (pr is the pipe sc reads), its exit status
+// through done.
+func startRun(path string) (sc *bufio.Scanner, pr *io.PipeReader, done <-chan int) {
+	pr, pw := io.Pipe()
+	exit := make(chan int, 1)
+	go func() {
+		code := run([]string{"-config", path}, pw)
+		pw.Close()
+		exit <- code
+	}()
+	return bufio.NewScanner(pr), pr, exit
 }
 
 func gcPercent() uint64 {
