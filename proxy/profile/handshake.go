@@ -1,9 +1,14 @@
 package profile
 
 import (
+	"bytes"
 	"context"
+	"crypto/ecdh"
+	"crypto/mlkem"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 
 	utls "github.com/refraction-networking/utls"
@@ -38,15 +43,81 @@ func Handshake(ctx context.Context, conn net.Conn, hello []byte, cfg *utls.Confi
 	}
 	cfg = cfg.Clone()
 	cfg.OmitEmptyPsk = true // no session in the cache: no pre_shared_key
+	var keys *utls.KeySharePrivateKeys
+	if sharesX25519(hello) {
+		if keys, err = oneX25519Key(spec, cfg.Rand); err != nil {
+			return nil, fmt.Errorf("profile: make key shares: %w", err)
+		}
+	}
 	uc := utls.UClient(conn, cfg, utls.HelloCustom)
 	if err := uc.ApplyPreset(spec); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrHello, err)
+	}
+	if keys != nil {
+		uc.HandshakeState.State13.KeyShareKeys = keys
 	}
 	if err := uc.HandshakeContext(ctx); err != nil {
 		return nil, fmt.Errorf("profile: TLS handshake: %w", err)
 	}
 	forgetHandshake(uc)
 	return uc, nil
+}
+
+// sharesX25519 reports whether hello offers an X25519MLKEM768 key share
+// and an X25519 one that carry the same X25519 key, as Go's crypto/tls
+// sends them (browsers send two keys).
+func sharesX25519(hello []byte) bool {
+	if len(hello) < 5 {
+		return false
+	}
+	end := min(len(hello), 5+(int(hello[3])<<8|int(hello[4]))) // the first record
+	m := utls.UnmarshalClientHello(hello[5:end])
+	if m == nil {
+		return false
+	}
+	var hybrid, plain []byte
+	for _, ks := range m.KeyShares {
+		switch ks.Group {
+		case utls.X25519MLKEM768:
+			hybrid = ks.Data
+		case utls.X25519:
+			plain = ks.Data
+		}
+	}
+	return len(plain) == 32 && len(hybrid) == mlkem.EncapsulationKeySize768+32 &&
+		bytes.Equal(hybrid[mlkem.EncapsulationKeySize768:], plain)
+}
+
+// oneX25519Key fills spec's X25519MLKEM768 and X25519 key shares with one
+// fresh X25519 key, as sharesX25519 found the client doing, and returns
+// the private keys for the handshake. uTLS, left to itself, would make a
+// key for each share: a difference the origin could see (and the cost of
+// one more key).
+func oneX25519Key(spec *utls.ClientHelloSpec, rnd io.Reader) (*utls.KeySharePrivateKeys, error) {
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	x, err := ecdh.X25519().GenerateKey(rnd)
+	if err != nil {
+		return nil, err
+	}
+	m, err := mlkem.GenerateKey768()
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range spec.Extensions {
+		if ks, ok := e.(*utls.KeyShareExtension); ok {
+			for i := range ks.KeyShares {
+				switch ks.KeyShares[i].Group {
+				case utls.X25519MLKEM768:
+					ks.KeyShares[i].Data = append(m.EncapsulationKey().Bytes(), x.PublicKey().Bytes()...)
+				case utls.X25519:
+					ks.KeyShares[i].Data = x.PublicKey().Bytes()
+				}
+			}
+		}
+	}
+	return &utls.KeySharePrivateKeys{CurveID: utls.X25519MLKEM768, Ecdhe: x, Mlkem: m, MlkemEcdhe: x}, nil
 }
 
 // forgetHandshake lets go of what only the handshake needed, which uTLS

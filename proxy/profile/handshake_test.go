@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -46,8 +47,9 @@ func shape(t *testing.T, hello []byte) string {
 }
 
 // captureHello runs a TLS server that keeps the ClientHello records of its
-// one connection and completes the handshake offering h2 and http/1.1.
-func captureHello(t *testing.T) (addr string, roots *utls.Config, hello <-chan []byte) {
+// one connection and completes the handshake offering h2 and http/1.1,
+// with curves as its key exchange preferences (none: Go's).
+func captureHello(t *testing.T, curves ...tls.CurveID) (addr string, roots *utls.Config, hello <-chan []byte) {
 	t.Helper()
 	caPEM, keyPEM, pool := proxytest.NewCA(t)
 	leaf := proxytest.NewLeaf(t, caPEM, keyPEM, "origin.test")
@@ -64,7 +66,7 @@ func captureHello(t *testing.T) (addr string, roots *utls.Config, hello <-chan [
 		}
 		defer c.Close()
 		rec := &recording{Conn: c}
-		cfg := &tls.Config{Certificates: []tls.Certificate{leaf}, NextProtos: []string{"h2", "http/1.1"}}
+		cfg := &tls.Config{Certificates: []tls.Certificate{leaf}, NextProtos: []string{"h2", "http/1.1"}, CurvePreferences: curves}
 		cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
 			ch <- slices.Clone(rec.buf)
 			return nil, nil
@@ -279,4 +281,86 @@ func TestHandshakeNeverSendsTheClientsTicket(t *testing.T) {
 	if hasPSK(<-hellos) {
 		t.Error("the session sent a pre_shared_key: the client's ticket went on")
 	}
+}
+
+// x25519Shares returns the X25519 key of hello's X25519MLKEM768 key share
+// and the key of its X25519 share (nil for one it lacks).
+func x25519Shares(t *testing.T, hello []byte) (hybrid, plain []byte) {
+	t.Helper()
+	m := utls.UnmarshalClientHello(hello[5 : 5+(int(hello[3])<<8|int(hello[4]))])
+	if m == nil {
+		t.Fatal("the hello does not parse")
+	}
+	for _, ks := range m.KeyShares {
+		switch ks.Group {
+		case utls.X25519MLKEM768:
+			hybrid = ks.Data[len(ks.Data)-32:]
+		case utls.X25519:
+			plain = ks.Data
+		}
+	}
+	return hybrid, plain
+}
+
+// TestHandshakeOneX25519KeyLikeGo: Go's crypto/tls sends one X25519 key in
+// both its X25519MLKEM768 and its X25519 key shares; a mirrored Go hello
+// does too, and the handshake completes whichever share the origin takes.
+// A browser's hello, with two keys, keeps two.
+func TestHandshakeOneX25519KeyLikeGo(t *testing.T) {
+	addr, cfg, got := captureHello(t)
+	goConn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "origin.test", RootCAs: cfg.RootCAs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	goConn.Close()
+	goHello := <-got
+	if hybrid, plain := x25519Shares(t, goHello); hybrid == nil || !bytes.Equal(hybrid, plain) {
+		t.Fatalf("Go's own hello: X25519 keys %x and %x, want one key in both shares", hybrid, plain)
+	}
+	for _, tc := range []struct {
+		name   string
+		curves []tls.CurveID
+	}{
+		{"origin takes X25519MLKEM768", nil},
+		{"origin takes X25519", []tls.CurveID{tls.X25519}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, cfg, got := captureHello(t, tc.curves...)
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			// A wrong private key for the share the origin takes fails
+			// the handshake (the Finished messages do not verify).
+			if _, err := Handshake(context.Background(), conn, goHello, cfg); err != nil {
+				t.Fatalf("Handshake: %v", err)
+			}
+			hybrid, plain := x25519Shares(t, <-got)
+			if hybrid == nil || !bytes.Equal(hybrid, plain) {
+				t.Errorf("sent X25519 keys %x and %x, want one key in both shares", hybrid, plain)
+			}
+			if own, _ := x25519Shares(t, goHello); bytes.Equal(own, hybrid) {
+				t.Errorf("the client's own key was sent on")
+			}
+		})
+	}
+	t.Run("chrome keeps two keys", func(t *testing.T) {
+		hello, err := os.ReadFile("data/chrome.hello")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr, cfg, got := captureHello(t)
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := Handshake(context.Background(), conn, hello, cfg); err != nil {
+			t.Fatalf("Handshake: %v", err)
+		}
+		if hybrid, plain := x25519Shares(t, <-got); hybrid == nil || plain == nil || bytes.Equal(hybrid, plain) {
+			t.Errorf("sent X25519 keys %x and %x, want two keys as Chrome sends", hybrid, plain)
+		}
+	})
 }
