@@ -50,7 +50,7 @@ func Handshake(ctx context.Context, conn net.Conn, hello []byte, cfg *utls.Confi
 		}
 	}
 	uc := utls.UClient(conn, cfg, utls.HelloCustom)
-	if err := uc.ApplyPreset(spec); err != nil {
+	if err := applyPreset(uc, spec); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrHello, err)
 	}
 	if keys != nil {
@@ -136,8 +136,40 @@ func forgetHandshake(uc *utls.UConn) {
 // extensions kept as they were, a pre_shared_key left for the session's
 // own cache to fill. Every reader of a hello in this package uses it, so
 // that they agree on what is readable.
+// A hello with two session_ticket extensions, or a pre_shared_key that is
+// not the last extension (both against RFC 8446, section 4.2), is refused
+// here: uTLS would panic on it when building the hello.
 func readHello(hello []byte) (*utls.ClientHelloSpec, error) {
-	return (&utls.Fingerprinter{AllowBluntMimicry: true, RealPSKResumption: true}).FingerprintClientHello(hello)
+	spec, err := (&utls.Fingerprinter{AllowBluntMimicry: true, RealPSKResumption: true}).FingerprintClientHello(hello)
+	if err != nil {
+		return nil, err
+	}
+	tickets := 0
+	for i, e := range spec.Extensions {
+		switch e.(type) {
+		case utls.ISessionTicketExtension:
+			if tickets++; tickets > 1 {
+				return nil, errors.New("more than one session_ticket extension")
+			}
+		case utls.PreSharedKeyExtension:
+			if i != len(spec.Extensions)-1 {
+				return nil, errors.New("pre_shared_key is not the last extension")
+			}
+		}
+	}
+	return spec, nil
+}
+
+// applyPreset is uc.ApplyPreset(spec) with uTLS's assertions, which panic
+// on a spec it cannot build, turned into errors: the spec is a client's.
+// readHello refuses the hellos known to reach one.
+func applyPreset(uc *utls.UConn, spec *utls.ClientHelloSpec) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("uTLS cannot build the hello: %v", r)
+		}
+	}()
+	return uc.ApplyPreset(spec)
 }
 
 // resumable gives a TLS 1.3 hello that offers PSK key exchange but has no

@@ -10,7 +10,8 @@ import (
 // FuzzReadHello: any bytes a client sends as its ClientHello are read into
 // a spec uTLS can build, or refused with an error (the look at its key
 // shares included): never a panic, which in a tunnel's goroutine would end
-// the whole proxy.
+// the whole proxy. ApplyPreset is called bare, not through applyPreset's
+// recover, so that a panic readHello lets through is found.
 func FuzzReadHello(f *testing.F) {
 	for _, name := range []string{"chrome", "firefox", "safari"} {
 		f.Add(hello(name))
