@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -363,4 +364,62 @@ func TestHandshakeOneX25519KeyLikeGo(t *testing.T) {
 			t.Errorf("sent X25519 keys %x and %x, want two keys as Chrome sends", hybrid, plain)
 		}
 	})
+}
+
+// withExtension returns hello (one record) with ext (type, length, data)
+// put first in its extension list, the lengths fixed up.
+func withExtension(t *testing.T, hello, ext []byte) []byte {
+	t.Helper()
+	i := 5 + 4 + 2 + 32                                 // record and handshake headers, version, random
+	i += 1 + int(hello[i])                              // session ID
+	i += 2 + (int(hello[i])<<8 | int(hello[i+1]))       // cipher suites
+	i += 1 + int(hello[i])                              // compression methods
+	out := slices.Concat(hello[:i+2], ext, hello[i+2:]) // after the extensions' length
+	grow := func(at, size int) {
+		n := 0
+		for k := range size {
+			n = n<<8 | int(out[at+k])
+		}
+		n += len(ext)
+		for k := size - 1; k >= 0; k-- {
+			out[at+k], n = byte(n), n>>8
+		}
+	}
+	grow(3, 2) // the record's length
+	grow(6, 3) // the handshake message's
+	grow(i, 2) // the extensions'
+	return out
+}
+
+// TestReadHelloRefusesWhatUTLSCannotBuild: a hello with a second
+// session_ticket extension, or with its pre_shared_key not last, is an
+// error, not a spec uTLS panics on.
+func TestReadHelloRefusesWhatUTLSCannotBuild(t *testing.T) {
+	chrome, err := os.ReadFile("data/chrome.hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readHello(withExtension(t, chrome, []byte{0x01, 0x23, 0, 0})); err != nil {
+		t.Fatalf("a harmless unknown extension: %v", err)
+	}
+	for name, ext := range map[string][]byte{
+		"second session_ticket":   {0x00, 0x23, 0, 0},
+		"pre_shared_key not last": {0x00, 0x29, 0, 11, 0, 4, 0, 1, 0xaa, 0, 0, 0, 0, 0, 0},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b := withExtension(t, chrome, ext)
+			if _, err := readHello(b); err == nil {
+				t.Fatal("readHello took it")
+			}
+			addr, cfg, _ := captureHello(t)
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := Handshake(context.Background(), conn, b, cfg); !errors.Is(err, ErrHello) {
+				t.Fatalf("Handshake: %v, want ErrHello", err)
+			}
+		})
+	}
 }
