@@ -303,6 +303,23 @@ func x25519Shares(t *testing.T, hello []byte) (hybrid, plain []byte) {
 	return hybrid, plain
 }
 
+// handshakeWith runs Handshake with hello against a captureHello origin
+// (curves: its preferences) and returns what the origin received, or
+// Handshake's error.
+func handshakeWith(t *testing.T, hello []byte, curves ...tls.CurveID) (sent []byte, err error) {
+	t.Helper()
+	addr, cfg, got := captureHello(t, curves...)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := Handshake(context.Background(), conn, hello, cfg); err != nil {
+		return nil, err
+	}
+	return <-got, nil
+}
+
 // TestHandshakeOneX25519KeyLikeGo: Go's crypto/tls sends one X25519 key in
 // both its X25519MLKEM768 and its X25519 key shares; a mirrored Go hello
 // does too, and the handshake completes whichever share the origin takes.
@@ -326,18 +343,13 @@ func TestHandshakeOneX25519KeyLikeGo(t *testing.T) {
 		{"origin takes X25519", []tls.CurveID{tls.X25519}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			addr, cfg, got := captureHello(t, tc.curves...)
-			conn, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
 			// A wrong private key for the share the origin takes fails
 			// the handshake (the Finished messages do not verify).
-			if _, err := Handshake(context.Background(), conn, goHello, cfg); err != nil {
+			sent, err := handshakeWith(t, goHello, tc.curves...)
+			if err != nil {
 				t.Fatalf("Handshake: %v", err)
 			}
-			hybrid, plain := x25519Shares(t, <-got)
+			hybrid, plain := x25519Shares(t, sent)
 			if hybrid == nil || !bytes.Equal(hybrid, plain) {
 				t.Errorf("sent X25519 keys %x and %x, want one key in both shares", hybrid, plain)
 			}
@@ -347,20 +359,11 @@ func TestHandshakeOneX25519KeyLikeGo(t *testing.T) {
 		})
 	}
 	t.Run("chrome keeps two keys", func(t *testing.T) {
-		hello, err := os.ReadFile("data/chrome.hello")
+		sent, err := handshakeWith(t, hello("chrome"))
 		if err != nil {
-			t.Fatal(err)
-		}
-		addr, cfg, got := captureHello(t)
-		conn, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		if _, err := Handshake(context.Background(), conn, hello, cfg); err != nil {
 			t.Fatalf("Handshake: %v", err)
 		}
-		if hybrid, plain := x25519Shares(t, <-got); hybrid == nil || plain == nil || bytes.Equal(hybrid, plain) {
+		if hybrid, plain := x25519Shares(t, sent); hybrid == nil || plain == nil || bytes.Equal(hybrid, plain) {
 			t.Errorf("sent X25519 keys %x and %x, want two keys as Chrome sends", hybrid, plain)
 		}
 	})
@@ -395,10 +398,7 @@ func withExtension(t *testing.T, hello, ext []byte) []byte {
 // session_ticket extension, or with its pre_shared_key not last, is an
 // error, not a spec uTLS panics on.
 func TestReadHelloRefusesWhatUTLSCannotBuild(t *testing.T) {
-	chrome, err := os.ReadFile("data/chrome.hello")
-	if err != nil {
-		t.Fatal(err)
-	}
+	chrome := hello("chrome")
 	if _, err := readHello(withExtension(t, chrome, []byte{0x01, 0x23, 0, 0})); err != nil {
 		t.Fatalf("a harmless unknown extension: %v", err)
 	}
@@ -411,13 +411,7 @@ func TestReadHelloRefusesWhatUTLSCannotBuild(t *testing.T) {
 			if _, err := readHello(b); err == nil {
 				t.Fatal("readHello took it")
 			}
-			addr, cfg, _ := captureHello(t)
-			conn, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			if _, err := Handshake(context.Background(), conn, b, cfg); !errors.Is(err, ErrHello) {
+			if _, err := handshakeWith(t, b); !errors.Is(err, ErrHello) {
 				t.Fatalf("Handshake: %v, want ErrHello", err)
 			}
 		})
