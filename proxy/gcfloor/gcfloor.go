@@ -16,9 +16,9 @@
 // The floor is kept with the runtime's own knob: after every collection the
 // GC percent is set to the value whose goal is the live heap plus F (never
 // below the percent in force when it started). The runtime applies the
-// percent to the live heap plus the stacks and globals it scanned, so
-// those count too: a program with many goroutines gets a smaller percent. A memory limit (GOMEMLIMIT,
-// debug.SetMemoryLimit) still bounds the goal.
+// percent to the live heap plus the stacks and globals it scanned, so those
+// count too: a program with many goroutines gets a smaller percent. A
+// memory limit (GOMEMLIMIT, debug.SetMemoryLimit) still bounds the goal.
 package gcfloor
 
 import (
