@@ -2,6 +2,8 @@ package gcfloor
 
 import (
 	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"sync/atomic"
 	"testing"
 )
@@ -160,5 +162,26 @@ func TestFloorRuntime(t *testing.T) {
 	}
 	if after != before {
 		t.Errorf("GC percent after Close: %d, want %d", after, before)
+	}
+}
+
+// TestFloorUnderMemoryLimit: the floor raises the heap goal, and a memory
+// limit (GOMEMLIMIT) still bounds it.
+func TestFloorUnderMemoryLimit(t *testing.T) {
+	goal := func() uint64 {
+		s := []metrics.Sample{{Name: "/gc/heap/goal:bytes"}}
+		metrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	f := Start(Options{Bytes: 1 << 30})
+	defer f.Close()
+	runtime.GC()
+	if g := goal(); g < 512*mib {
+		t.Fatalf("heap goal with a 1 GiB floor: %d MiB, want at least 512", g/mib)
+	}
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(64 * mib))
+	runtime.GC()
+	if g := goal(); g > 64*mib {
+		t.Errorf("heap goal with a 1 GiB floor under a 64 MiB memory limit: %d MiB", g/mib)
 	}
 }
