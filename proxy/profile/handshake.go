@@ -67,25 +67,31 @@ func Handshake(ctx context.Context, conn net.Conn, hello []byte, cfg *utls.Confi
 // and an X25519 one that carry the same X25519 key, as Go's crypto/tls
 // sends them (browsers send two keys).
 func sharesX25519(hello []byte) bool {
+	hybrid, plain := x25519Keys(hello)
+	return hybrid != nil && bytes.Equal(hybrid, plain)
+}
+
+// x25519Keys returns the X25519 key in the first record's hello's
+// X25519MLKEM768 key share and the key of its X25519 share: nil for a
+// share it lacks, or one of the wrong length.
+func x25519Keys(hello []byte) (hybrid, plain []byte) {
 	if len(hello) < 5 {
-		return false
+		return nil, nil
 	}
 	end := min(len(hello), 5+(int(hello[3])<<8|int(hello[4]))) // the first record
 	m := utls.UnmarshalClientHello(hello[5:end])
 	if m == nil {
-		return false
+		return nil, nil
 	}
-	var hybrid, plain []byte
 	for _, ks := range m.KeyShares {
-		switch ks.Group {
-		case utls.X25519MLKEM768:
-			hybrid = ks.Data
-		case utls.X25519:
+		switch {
+		case ks.Group == utls.X25519MLKEM768 && len(ks.Data) == mlkem.EncapsulationKeySize768+32:
+			hybrid = ks.Data[mlkem.EncapsulationKeySize768:]
+		case ks.Group == utls.X25519 && len(ks.Data) == 32:
 			plain = ks.Data
 		}
 	}
-	return len(plain) == 32 && len(hybrid) == mlkem.EncapsulationKeySize768+32 &&
-		bytes.Equal(hybrid[mlkem.EncapsulationKeySize768:], plain)
+	return hybrid, plain
 }
 
 // oneX25519Key fills spec's X25519MLKEM768 and X25519 key shares with one
