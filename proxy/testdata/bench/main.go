@@ -12,7 +12,8 @@
 // allocated per request (runtime TotalAlloc read from its -pprof endpoint,
 // /debug/pprof/allocs?debug=1, before and after the round), and the TCP
 // segments the machine sent per request (/proc/net/snmp: both sides of the
-// proxy, every part being on loopback). Run it by hand from the
+// proxy, every part being on loopback) and, of them, the ACKs its
+// delayed-ACK timer sent alone (/proc/net/netstat). Run it by hand from the
 // repository's root, not in CI; it needs wrk on PATH:
 //
 //	go run ./proxy/testdata/bench [-rounds 7] [-d 5s] [-c 32] [-keep] [-base BIN]
@@ -133,10 +134,10 @@ func main() {
 				}
 			}
 		}
-		fmt.Printf("\n%s (%s)\n%-28s %10s %8s %9s %10s %10s %10s %8s %8s\n", sc, target, "proxy", "req/s", "ratio", "vs-first", "cpu-µs/req", "sys-µs/req", "alloc-B/req", "segs/req", "errors")
+		fmt.Printf("\n%s (%s)\n%-28s %10s %8s %9s %10s %10s %10s %8s %8s %8s\n", sc, target, "proxy", "req/s", "ratio", "vs-first", "cpu-µs/req", "sys-µs/req", "alloc-B/req", "segs/req", "dack/req", "errors")
 		for _, c := range cs {
-			fmt.Printf("%-28s %10.0f %8.2f %9.2f %10.1f %10.1f %10.0f %8.2f %8d\n", c.name, median(c.rates), median(c.ratios),
-				median(c.firsts), median(c.cpus), median(c.syss), median(c.allocs), median(c.segs), c.errors)
+			fmt.Printf("%-28s %10.0f %8.2f %9.2f %10.1f %10.1f %10.0f %8.2f %8.2f %8d\n", c.name, median(c.rates), median(c.ratios),
+				median(c.firsts), median(c.cpus), median(c.syss), median(c.allocs), median(c.segs), median(c.dacks), c.errors)
 		}
 	}
 }
@@ -213,6 +214,7 @@ type contender struct {
 	firsts                []float64 // req/s over the first sessionproxy's in the same round
 	allocs                []float64
 	segs                  []float64 // TCP segments sent per request, the whole machine's
+	dacks                 []float64 // of them, delayed ACKs sent by the timer
 	errors                int64
 }
 
@@ -222,16 +224,17 @@ type result struct {
 	cpu, sys         time.Duration // the process's CPU time over the round, and its system part
 	alloc            float64       // bytes; 0 when not known
 	segs             float64       // TCP segments the machine sent over the round
+	dacks            float64       // of them, ACKs its delayed-ACK timer sent
 }
 
 func (c *contender) reset() {
-	c.rates, c.ratios, c.firsts, c.cpus, c.syss, c.allocs, c.segs, c.errors = nil, nil, nil, nil, nil, nil, nil, 0
+	c.rates, c.ratios, c.firsts, c.cpus, c.syss, c.allocs, c.segs, c.dacks, c.errors = nil, nil, nil, nil, nil, nil, nil, nil, 0
 }
 
 // round loads the proxy once and measures it.
 func (c *contender) round(httpsload, target string, conns int, d time.Duration) result {
 	pid := c.cmd.Process.Pid
-	alloc0, segs0 := c.totalAlloc(), tcpOutSegs()
+	alloc0, segs0, dacks0 := c.totalAlloc(), tcpOutSegs(), tcpDelayedACKs()
 	user0, sys0 := procCPU(pid)
 	var res result
 	if strings.HasPrefix(target, "https") {
@@ -242,6 +245,7 @@ func (c *contender) round(httpsload, target string, conns int, d time.Duration) 
 	user1, sys1 := procCPU(pid)
 	res.cpu, res.sys = user1+sys1-user0-sys0, sys1-sys0
 	res.segs = float64(tcpOutSegs() - segs0)
+	res.dacks = float64(tcpDelayedACKs() - dacks0)
 	if c.pprof != "" {
 		res.alloc = float64(c.totalAlloc() - alloc0)
 	}
@@ -270,6 +274,7 @@ func (c *contender) keepRound(res result, isGoproxy bool, goproxyRate float64, i
 		c.syss = append(c.syss, float64(res.sys.Microseconds())/float64(res.requests))
 		c.allocs = append(c.allocs, res.alloc/float64(res.requests))
 		c.segs = append(c.segs, res.segs/float64(res.requests))
+		c.dacks = append(c.dacks, res.dacks/float64(res.requests))
 	}
 	c.errors += res.errors
 }
@@ -426,14 +431,23 @@ func procCPU(pid int) (user, sys time.Duration) {
 // (/proc/net/snmp, Tcp OutSegs): with every part on loopback, a round's
 // count is the segments of its requests both ways, origin side and client
 // side.
-func tcpOutSegs() uint64 {
-	raw, err := os.ReadFile("/proc/net/snmp")
+func tcpOutSegs() uint64 { return procNetCounter("/proc/net/snmp", "Tcp", "OutSegs") }
+
+// tcpDelayedACKs returns the ACKs the machine's delayed-ACK timer has sent
+// so far (/proc/net/netstat, TcpExt DelayedACKs): each one a segment of
+// its own, for data no reply carried an ACK for in time.
+func tcpDelayedACKs() uint64 { return procNetCounter("/proc/net/netstat", "TcpExt", "DelayedACKs") }
+
+// procNetCounter returns the counter name of the group (a line of names,
+// then one of values, both starting "group: ") in file.
+func procNetCounter(file, group, name string) uint64 {
+	raw, err := os.ReadFile(file)
 	if err != nil {
 		log.Fatal(err)
 	}
 	var names []string
 	for line := range strings.Lines(string(raw)) {
-		rest, ok := strings.CutPrefix(line, "Tcp: ")
+		rest, ok := strings.CutPrefix(line, group+": ")
 		if !ok {
 			continue
 		}
@@ -442,13 +456,13 @@ func tcpOutSegs() uint64 {
 			continue
 		}
 		for i, v := range strings.Fields(rest) {
-			if i < len(names) && names[i] == "OutSegs" {
+			if i < len(names) && names[i] == name {
 				n, _ := strconv.ParseUint(v, 10, 64)
 				return n
 			}
 		}
 	}
-	log.Fatal("/proc/net/snmp: no Tcp OutSegs")
+	log.Fatalf("%s: no %s %s", file, group, name)
 	return 0
 }
 
