@@ -281,7 +281,7 @@ func TestTunnelResponseOneWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	ln := &countingListener{Listener: inner}
-	h := startProxyOn(t, cfg, nil, ln)
+	h := startProxyOn(t, Options{Config: cfg}, ln)
 	client := h.client("", "")
 	client.Transport.(*http.Transport).TLSClientConfig.NextProtos = []string{"http/1.1"}
 	client.Transport.(*http.Transport).MaxConnsPerHost = 1

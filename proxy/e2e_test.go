@@ -12,8 +12,10 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
@@ -169,6 +171,59 @@ func TestNewAndRecreatedSessions(t *testing.T) {
 	}
 	if _, err := h.pool().GetSessionByID(context.Background(), "dave"); err != nil {
 		t.Errorf("dave was not recreated: %v", err)
+	}
+}
+
+// A name's next session is another session: it never gets the last one's
+// connections, whether that one expired (which evicts it without a
+// retirement) or retired. The origin tells connections apart by the
+// client's address.
+func TestRecreatedSessionGetsNewConnections(t *testing.T) {
+	origin := httptest.NewServer(originMux())
+	defer origin.Close()
+	var mu sync.Mutex
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) // guarded by mu
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t)
+	cfg.Pool.Session.MaxAge = time.Minute
+	h := startProxyOn(t, Options{Config: cfg, Now: now}, ln)
+	c := h.client("", "")
+
+	seen := func(name string) (addr string, created time.Time) {
+		t.Helper()
+		_, body := get(t, c, origin.URL+"/echo", name)
+		return decodeSeen(t, body).RemoteAddr, stateOf(t, h, name).CreatedAt
+	}
+	for _, tc := range []struct {
+		name string
+		end  func() // ends the name's session
+	}{
+		{"expired", func() { mu.Lock(); clock = clock.Add(2 * time.Minute); mu.Unlock() }},
+		{"retired", func() {
+			get(t, c, origin.URL+"/status?code=403", "retired")
+			mu.Lock()
+			clock = clock.Add(time.Second) // so that CreatedAt tells the two apart
+			mu.Unlock()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr1, created1 := seen(tc.name)
+			if again, _ := seen(tc.name); again != addr1 {
+				t.Fatalf("one session used two connections in turn (%s, %s): the test cannot tell sessions apart", addr1, again)
+			}
+			tc.end()
+			addr2, created2 := seen(tc.name)
+			if created2.Equal(created1) {
+				t.Fatalf("%s was not recreated (created %v both times)", tc.name, created1)
+			}
+			if addr2 == addr1 {
+				t.Errorf("the recreated %s session went out on its predecessor's connection (%s)", tc.name, addr1)
+			}
+		})
 	}
 }
 

@@ -58,13 +58,15 @@ func startProxyLogging(t *testing.T, cfg *config.Config, logger *slog.Logger) *h
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startProxyOn(t, cfg, logger, ln)
+	return startProxyOn(t, Options{Config: cfg, Logger: logger}, ln)
 }
 
-// startProxyOn is startProxyLogging serving proxy clients on ln.
-func startProxyOn(t *testing.T, cfg *config.Config, logger *slog.Logger, ln net.Listener) *harness {
+// startProxyOn is startProxy with opts (opts.Config is required), serving
+// proxy clients on ln.
+func startProxyOn(t *testing.T, opts Options, ln net.Listener) *harness {
 	t.Helper()
-	srv, err := Open(context.Background(), Options{Config: cfg, Logger: logger})
+	cfg := opts.Config
+	srv, err := Open(context.Background(), opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

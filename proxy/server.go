@@ -238,7 +238,7 @@ func (s *Server) persisted(took time.Duration, err error) {
 
 // sessionRetired closes the retired session's connections and logs it.
 func (s *Server) sessionRetired(st sessionpool.SessionState) {
-	s.transports.Close(sessionRef{st.Site, st.ID})
+	s.transports.Close(sessionRef{st.Site, st.ID, st.CreatedAt.UnixNano()})
 	s.names.Delete(st.ID) // the name's next session looks again (namesake)
 	s.rec.SessionRetired(st)
 }

@@ -26,11 +26,18 @@ func (s *Server) siteLabel(host, site string) string {
 }
 
 // sessionRef names a session across sites (its transport, its turn):
-// sessions of different sites may share an ID.
-type sessionRef struct{ site, id string }
+// sessions of different sites may share an ID, and a name's next session
+// (the last one expired or retired) shares its ID but is another session,
+// so its creation time (unix ns) is part of the name too.
+type sessionRef struct {
+	site, id string
+	created  int64
+}
 
 // refOf is sess's sessionRef.
-func refOf(sess *sessionpool.Session) sessionRef { return sessionRef{sess.Site(), sess.ID()} }
+func refOf(sess *sessionpool.Session) sessionRef {
+	return sessionRef{sess.Site(), sess.ID(), sess.CreatedAt().UnixNano()}
+}
 
 // sessionHeld reports whether the session ref names is still usable in its
 // site's pool (for Transports.Retain).
@@ -39,8 +46,8 @@ func (s *Server) sessionHeld(ref sessionRef) bool {
 	if p == nil {
 		return false
 	}
-	_, err := p.GetSessionByID(context.Background(), ref.id)
-	return err == nil
+	sess, err := p.GetSessionByID(context.Background(), ref.id)
+	return err == nil && sess.CreatedAt().UnixNano() == ref.created
 }
 
 // namesake returns the options of a new session named id on site: the

@@ -120,7 +120,7 @@ func TestProxyRefusesPrivateTargetsWhenExposed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := startProxyOn(t, cfg, nil, exposedListener{ln})
+	h := startProxyOn(t, Options{Config: cfg}, exposedListener{ln})
 	h.proxyURL.Host = ln.Addr().String()
 	waitListening(t, h)
 	c := h.client("", "")
