@@ -69,8 +69,11 @@ func (p *Pool) write(ctx context.Context) error {
 	snaps, usable := p.snapshot(now)
 	retired := len(snaps) - usable
 	var err error
+	// The package's own stores are matched by their concrete types, not by
+	// interfaces of unexported methods: a caller's type that embeds one
+	// would have those methods too, and its own Set would be skipped.
 	switch st := p.store.(type) {
-	case streamSetter:
+	case *FileStore:
 		// Written as it is encoded, through one reused buffer.
 		err = st.setStream(ctx, p.key, func(write func([]byte) error) error {
 			return encodeState(newChunk(), usable, retired, snaps, now, func(b []byte) ([]byte, error) {
@@ -83,8 +86,8 @@ func (p *Pool) write(ctx context.Context) error {
 			chunks = append(chunks, b)
 			return newChunk(), nil
 		})
-		if cs, ok := st.(chunkSetter); ok {
-			err = cs.setChunks(ctx, p.key, chunks)
+		if ms, ok := st.(*MemoryStore); ok {
+			err = ms.setChunks(ctx, p.key, chunks)
 		} else {
 			err = st.Set(ctx, p.key, concat(nil, chunks))
 		}
@@ -93,18 +96,6 @@ func (p *Pool) write(ctx context.Context) error {
 		return fmt.Errorf("persist state %q: %w", p.key, err)
 	}
 	return nil
-}
-
-// streamSetter is implemented by FileStore: Set of a value produced in
-// chunks by fill, each passed to write (which does not keep it).
-type streamSetter interface {
-	setStream(ctx context.Context, key string, fill func(write func([]byte) error) error) error
-}
-
-// chunkSetter is implemented by MemoryStore: Set of the concatenation of
-// chunks, which it keeps without copying.
-type chunkSetter interface {
-	setChunks(ctx context.Context, key string, chunks [][]byte) error
 }
 
 // persistLoop persists every interval until Teardown closes p.stop and

@@ -87,3 +87,93 @@ func TestOnPersist(t *testing.T) {
 		t.Errorf("Teardown's persist reported %v", r.err)
 	}
 }
+
+// reversed returns b's bytes in reverse order (a stand-in for encryption).
+func reversed(b []byte) []byte {
+	r := make([]byte, len(b))
+	for i, c := range b {
+		r[len(b)-1-i] = c
+	}
+	return r
+}
+
+// reversingFileStore and reversingMemoryStore wrap the package's stores by
+// embedding, as a caller would to encrypt what is stored: their Set and
+// Get must be the ones the pool calls.
+type reversingFileStore struct {
+	*FileStore
+	sets atomic.Int32
+}
+
+func (s *reversingFileStore) Set(ctx context.Context, key string, value []byte) error {
+	s.sets.Add(1)
+	return s.FileStore.Set(ctx, key, reversed(value))
+}
+func (s *reversingFileStore) Get(ctx context.Context, key string) ([]byte, error) {
+	v, err := s.FileStore.Get(ctx, key)
+	return reversed(v), err
+}
+
+type reversingMemoryStore struct {
+	*MemoryStore
+	sets atomic.Int32
+}
+
+func (s *reversingMemoryStore) Set(ctx context.Context, key string, value []byte) error {
+	s.sets.Add(1)
+	return s.MemoryStore.Set(ctx, key, reversed(value))
+}
+func (s *reversingMemoryStore) Get(ctx context.Context, key string) ([]byte, error) {
+	v, err := s.MemoryStore.Get(ctx, key)
+	return reversed(v), err
+}
+
+// TestStoreEmbeddingOwnStore: a Store that embeds FileStore or MemoryStore
+// and has its own Set gets every write through that Set, and the pool
+// reopens from what it stored.
+func TestStoreEmbeddingOwnStore(t *testing.T) {
+	ctx := context.Background()
+	fs, err := NewFileStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		store Store
+	}{
+		{"FileStore", &reversingFileStore{FileStore: fs}},
+		{"MemoryStore", &reversingMemoryStore{MemoryStore: NewMemoryStore()}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := Open(ctx, Options{Store: tc.store})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := p.GetSession(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Teardown(ctx); err != nil {
+				t.Fatal(err)
+			}
+			var sets int32
+			switch st := tc.store.(type) {
+			case *reversingFileStore:
+				sets = st.sets.Load()
+			case *reversingMemoryStore:
+				sets = st.sets.Load()
+			}
+			if sets == 0 {
+				t.Errorf("the pool persisted without calling the store's own Set")
+			}
+			p2, err := Open(ctx, Options{Store: tc.store})
+			if err != nil {
+				t.Fatalf("reopening from what the store's Set wrote: %v", err)
+			}
+			defer p2.Teardown(ctx)
+			if _, err := p2.GetSessionByID(ctx, s.ID()); err != nil {
+				t.Errorf("session %s was not restored: %v", s.ID(), err)
+			}
+		})
+	}
+}
