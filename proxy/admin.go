@@ -367,6 +367,12 @@ func (s *Server) adminAddSession(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, cookieMessage(err))
 		return
 	}
+	if req.ID != "" && !s.global {
+		if other, ok := s.servingElsewhere(r.Context(), site, req.ID); ok {
+			writeError(w, http.StatusConflict, fmt.Sprintf("a usable session already holds the id %q (on site %q)", req.ID, other))
+			return
+		}
+	}
 	sess, err := pool.AddSession(r.Context(), opts)
 	if err != nil {
 		status := http.StatusInternalServerError

@@ -209,6 +209,37 @@ func TestSiteAdminSessionEverywhere(t *testing.T) {
 	}
 }
 
+// TestSiteAdminAddConflicts: POST /sessions answers 409 when a usable
+// session would serve the name where the new one would: a site's own for
+// a site-less one (it is found first there, and the new one would never
+// serve that site), the site-less one for a site's. A name on another
+// site is no conflict.
+func TestSiteAdminAddConflicts(t *testing.T) {
+	s := newTwoSites(t)
+	h := startProxy(t, s.cfg)
+	get(t, h.client("", ""), s.a+"/echo", "alice") // alice on shop-a.test
+	h.addSession(`{"id": "acct"}`)                 // acct on every site
+
+	for _, tc := range []struct {
+		body   string
+		status int
+		want   string
+	}{
+		{`{"id": "alice"}`, http.StatusConflict, `\"alice\" (on site \"shop-a.test\")`},
+		{`{"id": "acct", "site": "shop-b.test"}`, http.StatusConflict, `\"acct\" (on site \"\")`},
+		{`{"id": "acct"}`, http.StatusConflict, `\"acct\"`},
+		{`{"id": "alice", "site": "shop-b.test"}`, http.StatusCreated, `"site": "shop-b.test"`},
+		{`{"id": "bob"}`, http.StatusCreated, `"id": "bob"`},
+	} {
+		if r := h.admin(http.MethodPost, "/sessions", "application/json", tc.body); r.status != tc.status || !strings.Contains(string(r.body), tc.want) {
+			t.Errorf("POST /sessions %s: %d %s; want %d with %s", tc.body, r.status, r.body, tc.status, tc.want)
+		}
+	}
+	if got := sessionList(t, h, "?site="); len(got) != 2 {
+		t.Errorf("site-less sessions: %v; want acct and bob only", got)
+	}
+}
+
 // TestSitesPersistAcrossRestart: each site's sessions come back after a
 // restart, each with its own cookies.
 func TestSitesPersistAcrossRestart(t *testing.T) {

@@ -50,6 +50,24 @@ func (s *Server) sessionHeld(ref sessionRef) bool {
 	return err == nil && sess.CreatedAt().UnixNano() == ref.created
 }
 
+// servingElsewhere returns the site of a usable session named id that
+// serves the name where a session added to site would (the contract's "a
+// usable session holds the id"): for a site-less session (which serves
+// its name on every site, after each site's own), one on any site; for a
+// site's session, the site-less one. Only pools open in this instance
+// are asked.
+func (s *Server) servingElsewhere(ctx context.Context, site, id string) (string, bool) {
+	for _, p := range s.sites.Pools() {
+		if p.Site() == site || (site != "" && p.Site() != "") {
+			continue
+		}
+		if _, err := p.GetSessionByID(ctx, id); err == nil {
+			return p.Site(), true
+		}
+	}
+	return "", false
+}
+
 // namesake returns the options of a new session named id on site: the
 // upstream, fingerprint and user data the name has on the other sites, so
 // that the IP a site sees for a name does not change as the name moves
