@@ -3,16 +3,21 @@ package proxy
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sessionproxy/sessionproxy/proxy/mitm"
 )
 
 // TestAdminBearerSchemeAnyCase: the scheme of the admin token is
@@ -221,4 +226,24 @@ func FuzzAdminHost(f *testing.F) {
 			t.Fatalf("Host %q allowed for 127.0.0.1:8081", host)
 		}
 	})
+}
+
+// TestNamedCAMustExist: a CA named by mitm.ca_cert and mitm.ca_key is
+// loaded, never generated: with the files missing (a typo) the proxy does
+// not start and creates nothing, instead of a CA no client trusts.
+func TestNamedCAMustExist(t *testing.T) {
+	cfg := testConfig(t)
+	dir := filepath.Join(t.TempDir(), "typo")
+	cfg.MITM.CACert, cfg.MITM.CAKey = filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
+	srv, err := Open(context.Background(), Options{Config: cfg})
+	if err == nil {
+		srv.Shutdown(context.Background())
+		t.Fatal("the proxy started with a CA whose files do not exist")
+	}
+	if !errors.Is(err, mitm.ErrCANotFound) || !strings.Contains(err.Error(), cfg.MITM.CACert) {
+		t.Errorf("Open: %v; want mitm.ErrCANotFound naming %s", err, cfg.MITM.CACert)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a CA directory was made at %s (%v)", dir, err)
+	}
 }

@@ -138,7 +138,13 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	s.beforeCookie = beforeCookie()
 
 	certPath, keyPath := caPaths(cfg)
-	ca, created, err := mitm.LoadOrCreate(certPath, keyPath, now)
+	var ca *mitm.CA
+	created := false
+	if cfg.MITM.CACert != "" { // the operator's own CA: a typo must not give a new one
+		ca, err = mitm.Load(certPath, keyPath, now)
+	} else {
+		ca, created, err = mitm.LoadOrCreate(certPath, keyPath, now)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("proxy: load CA: %w", err)
 	}

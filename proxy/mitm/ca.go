@@ -37,6 +37,8 @@ import (
 var (
 	// ErrCAFiles: exactly one of the CA certificate and key files exists.
 	ErrCAFiles = errors.New("mitm: CA certificate and key must both exist or both be absent")
+	// ErrCANotFound: Load was given a CA file that does not exist.
+	ErrCANotFound = errors.New("mitm: CA file not found")
 	// ErrCAInvalid: a CA file cannot be used (bad PEM, not a CA, expired,
 	// key does not match the certificate, unsupported key type).
 	ErrCAInvalid = errors.New("mitm: invalid CA")
@@ -123,6 +125,25 @@ func LoadOrCreate(certPath, keyPath string, now func() time.Time) (ca *CA, creat
 	default:
 		return nil, false, fmt.Errorf("%w: key %s exists but certificate %s does not (provide both, or remove the key to generate a new CA)", ErrCAFiles, keyPath, certPath)
 	}
+}
+
+// Load loads the CA from certPath and keyPath (PEM), which must both exist
+// (ErrCANotFound): a CA named on purpose is never generated in its place.
+// It checks what LoadOrCreate checks. A nil now means time.Now.
+func Load(certPath, keyPath string, now func() time.Time) (*CA, error) {
+	if now == nil {
+		now = time.Now
+	}
+	for _, p := range []string{certPath, keyPath} {
+		ok, err := fileExists(p)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("%w: %s", ErrCANotFound, p)
+		}
+	}
+	return loadCA(certPath, keyPath, now)
 }
 
 func fileExists(path string) (bool, error) {

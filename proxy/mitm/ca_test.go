@@ -175,6 +175,35 @@ func TestLoadOrCreateReloads(t *testing.T) {
 	verifyLeaf(t, cfg, ca.CertDER(), "example.org", clock.Now())
 }
 
+// TestLoad: Load takes an existing CA as LoadOrCreate does, and refuses
+// missing files with ErrCANotFound, creating nothing.
+func TestLoad(t *testing.T) {
+	clock := &caClock{t: caEpoch}
+	ca, certPath, keyPath := newFileCA(t, clock.Now)
+	again, err := Load(certPath, keyPath, clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if again.SPKIHash() != ca.SPKIHash() {
+		t.Error("Load gave another CA than the files hold")
+	}
+
+	dir := filepath.Join(t.TempDir(), "typo")
+	for _, paths := range [][2]string{
+		{filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")},
+		{certPath, filepath.Join(dir, "ca-key.pem")},
+		{filepath.Join(dir, "ca.pem"), keyPath},
+	} {
+		if _, err := Load(paths[0], paths[1], clock.Now); !errors.Is(err, ErrCANotFound) || !strings.Contains(err.Error(), dir) {
+			t.Errorf("Load(%s, %s) = %v, want ErrCANotFound naming the missing file", paths[0], paths[1], err)
+		}
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Load created %s (%v)", dir, err)
+	}
+}
+
 // writeCAFiles writes a CA made with key and tmpl (self-signed) into dir,
 // with the key PEM-encoded as keyType.
 func writeCAFiles(t *testing.T, dir string, tmpl *x509.Certificate, key any, keyType string) (certPath, keyPath string) {
