@@ -56,11 +56,8 @@ func run(args []string, stderr io.Writer) int {
 	if *configPath != "" {
 		var err error
 		if cfg, err = config.Load(*configPath); err != nil {
-			fmt.Fprintln(stderr, err)
-			if errors.Is(err, config.ErrInvalid) {
-				return 2
-			}
-			return 1
+			fmt.Fprintln(stderr, err) // unreadable or invalid: a bad command line either way
+			return 2
 		}
 	}
 	format := cfg.LogFormat

@@ -45,11 +45,14 @@ func TestBadConfigExitsTwo(t *testing.T) {
 	}
 }
 
-// TestBadFlagsExitTwo: an unknown flag, a stray argument or a -pprof
-// address off loopback is exit status 2.
+// TestBadFlagsExitTwo: an unknown flag, a stray argument, a -pprof
+// address off loopback or a -config file that cannot be read is exit
+// status 2.
 func TestBadFlagsExitTwo(t *testing.T) {
+	dir := t.TempDir()
 	for _, args := range [][]string{{"-nope"}, {"stray"}, {"-log-format", "xml"},
-		{"-pprof", "0.0.0.0:0"}, {"-pprof", ":0"}, {"-pprof", "localhost"}} {
+		{"-pprof", "0.0.0.0:0"}, {"-pprof", ":0"}, {"-pprof", "localhost"},
+		{"-config", filepath.Join(dir, "none.yaml")}, {"-config", dir}} {
 		var stderr bytes.Buffer
 		if code := run(args, &stderr); code != 2 {
 			t.Errorf("run(%q) = %d, want 2; stderr: %s", args, code, stderr.String())
