@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"regexp"
 	"slices"
@@ -260,10 +261,11 @@ func (d *decoder) scalar(n *yaml.Node, path, want string) bool {
 	return true
 }
 
-// str decodes a string; numbers are taken as written, booleans are refused.
-// A secret's value is never shown.
+// str decodes a string; numbers are taken as written, booleans and nulls
+// (a list's "~" or empty item: a key's null never reaches here) are
+// refused. A secret's value is never shown.
 func (d *decoder) str(n *yaml.Node, path string, secret bool) (string, bool) {
-	if n.Kind == yaml.ScalarNode && n.Tag == "!!bool" {
+	if n.Kind == yaml.ScalarNode && (n.Tag == "!!bool" || n.Tag == "!!null") {
 		g := got(n)
 		if secret {
 			g = ""
@@ -333,7 +335,12 @@ func (d *decoder) boolean(n *yaml.Node, path string) (bool, bool) {
 func (d *decoder) integer(n *yaml.Node, path string, lo, hi int64) (int64, bool) {
 	var v int64
 	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" || n.Decode(&v) != nil {
-		d.ps.add(n.Line, path, "must be a whole number", got(n))
+		var f float64
+		if n.Kind == yaml.ScalarNode && (n.Tag == "!!int" || n.Tag == "!!float") && n.Decode(&f) == nil && f == math.Trunc(f) && (f > float64(hi) || f < float64(lo)) {
+			d.bounds(n, path, f, float64(lo), float64(hi), true) // whole, but past int64
+		} else {
+			d.ps.add(n.Line, path, "must be a whole number", got(n))
+		}
 		return 0, false
 	}
 	return v, d.bounds(n, path, float64(v), float64(lo), float64(hi), true)
@@ -375,6 +382,10 @@ func (d *decoder) number(n *yaml.Node, path string, positive bool) (float64, boo
 	return 0, false
 }
 
+// durationShape is what time.ParseDuration takes; a value of this shape that
+// it refuses is too long for a time.Duration.
+var durationShape = regexp.MustCompile(`^[-+]?((\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))+$`)
+
 // duration decodes a positive Go duration ("90s", "5m", "1h30m").
 func (d *decoder) duration(n *yaml.Node, path string) (time.Duration, bool) {
 	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
@@ -383,6 +394,8 @@ func (d *decoder) duration(n *yaml.Node, path string) (time.Duration, bool) {
 	}
 	v, err := time.ParseDuration(n.Value)
 	switch {
+	case err != nil && durationShape.MatchString(n.Value):
+		d.ps.add(n.Line, path, "must be at most "+time.Duration(math.MaxInt64).String(), got(n)) // well formed, too long
 	case err != nil:
 		d.ps.add(n.Line, path, `must be a duration with a unit, like "90s" or "5m"`, got(n))
 	case v < 0:

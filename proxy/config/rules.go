@@ -79,8 +79,12 @@ func (d *decoder) rule(it *yaml.Node, path string) (rules.Spec, map[string]int, 
 		}},
 		{"header", func(v *yaml.Node, p string) {
 			conds++
-			if v.Kind != yaml.MappingNode || len(v.Content) == 0 {
+			if v.Kind != yaml.MappingNode {
 				d.ps.add(v.Line, p, "must be a mapping of header name to regex", got(v))
+				return
+			}
+			if len(v.Content) == 0 {
+				d.ps.add(v.Line, p, "must name at least one header", "{}")
 				return
 			}
 			d.headerMap(v, p, &s, ln)
