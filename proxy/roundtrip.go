@@ -261,12 +261,14 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 	s.pauseOnRetryAfter(c.host, sess, resp)
 	o := &rules.Outcome{Host: c.host, Status: resp.StatusCode, Header: resp.Header}
 	if cfg.Rules.NeedsBody(c.host, resp.StatusCode, resp.Header) {
-		if (!canRetry || !cfg.Rules.MayRetry(c.host, resp.StatusCode, resp.Header)) &&
-			!cfg.Rules.HeadDecides(c.host, resp.StatusCode, resp.Header) {
-			// No retry can come of it and only a body rule can match:
-			// the body streams to the client now and the verdict
-			// follows once its start has passed, too late for
-			// X-Session-Rule (decideWhileStreaming logs a match).
+		if !cfg.Rules.MayRetry(c.host, resp.StatusCode, resp.Header) ||
+			(!canRetry && !cfg.Rules.HeadDecides(c.host, resp.StatusCode, resp.Header)) {
+			// No rule with retry can match (a rule without retry never
+			// delays the response), or no retry can come of it and
+			// only a body rule can match: the body streams to the
+			// client now and the verdict follows once its start has
+			// passed, too late for X-Session-Rule
+			// (decideWhileStreaming logs a match).
 			s.attempted(c, record.Attempt{Session: sess.ID(), Status: resp.StatusCode}) // its verdict comes with the body
 			s.decideWhileStreaming(resp, c, sess, o, attempt)
 			s.remember(cfg, req, c.t, sel)

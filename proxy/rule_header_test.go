@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sessionproxy/sessionproxy/proxy/rules"
 )
@@ -72,5 +73,65 @@ func TestRuleHeaderWithoutRetry(t *testing.T) {
 				t.Errorf("logged %q, want one line naming rule %s", logged, tt.wantLog)
 			}
 		})
+	}
+}
+
+// TestRuleWithoutRetryNeverDelays: when no rule that could match has
+// retry, the response's head reaches the client before the origin has sent
+// its body, even though a status rule matches the head behind a body rule
+// (the verdict then follows the body, and X-Session-Rule is not sent).
+func TestRuleWithoutRetryNeverDelays(t *testing.T) {
+	release := make(chan struct{})
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, "<html>first")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		io.WriteString(w, " part</html>")
+	}))
+	defer origin.Close()
+	defer close(release)
+	cfg := rulesConfig(t,
+		rules.Spec{Name: "captcha", Body: `captcha`, Action: rules.ActionRetire},
+		rules.Spec{Name: "server-error", Status: []string{"5xx"}, Action: rules.ActionBad})
+	h := startProxy(t, cfg)
+
+	type reply struct {
+		resp *http.Response
+		err  error
+	}
+	got := make(chan reply, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, origin.URL+"/", nil)
+		req.Header.Set("X-Session-Id", "s1")
+		resp, err := h.client("", "").Do(req)
+		got <- reply{resp, err}
+	}()
+	var r reply
+	select {
+	case r = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no response head while the origin holds back the rest of its body: the proxy waited for the body")
+	}
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	defer r.resp.Body.Close()
+	if rule := r.resp.Header.Get("X-Session-Rule"); r.resp.StatusCode != http.StatusInternalServerError || rule != "" {
+		t.Errorf("status %d, X-Session-Rule %q; want the 500 with no rule named before the body", r.resp.StatusCode, rule)
+	}
+	release <- struct{}{}
+	if b, err := io.ReadAll(r.resp.Body); err != nil || string(b) != "<html>first part</html>" {
+		t.Fatalf("body %q, %v", b, err)
+	}
+	// The verdict is carried out as the origin's body ends, before the
+	// proxy ends the response to the client.
+	if st := stateOf(t, h, "s1"); st.ErrorScore != 1 {
+		t.Errorf("session after the 500: error score %v, want 1 (server-error, applied after the body)", st.ErrorScore)
 	}
 }
