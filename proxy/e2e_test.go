@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sessionproxy/sessionproxy/proxy/config"
+	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
@@ -345,6 +347,21 @@ func TestDeadUpstream(t *testing.T) {
 		}
 		if got := stateOf(t, h, "doomed").ErrorScore; got != float64(i+1) {
 			t.Errorf("%s: error score %v, want %d", o, got, i+1)
+		}
+	}
+}
+
+// TestFailureResponseIs502: whatever failed on the way (a refused
+// connection, TLS, a timeout, a broken response), the client's answer is a
+// 502 whose one line says what and where.
+func TestFailureResponseIs502(t *testing.T) {
+	req := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
+	for _, kind := range []upstream.ErrorKind{upstream.KindConnect, upstream.KindTLS, upstream.KindTimeout, upstream.KindProtocol} {
+		uerr := &upstream.Error{Hop: "origin example.com:80", Kind: kind, Err: errors.New("it failed")}
+		resp := (&Server{}).failureResponse(req, uerr)
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(b), string(kind)) || !strings.Contains(string(b), uerr.Hop) {
+			t.Errorf("%s: %d %q; want 502 naming the kind and the hop", kind, resp.StatusCode, b)
 		}
 	}
 }

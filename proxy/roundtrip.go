@@ -477,14 +477,11 @@ func clientHasCookie(headers []string, name string) bool {
 	return false
 }
 
-// failureResponse is the 502 a client gets when no response came: one line
-// naming the failing hop, never its credentials.
+// failureResponse is the 502 a client gets when no response came, whatever
+// the kind (the contract's one status; a timeout says so in the line): one
+// line naming the failing hop, never its credentials.
 func (s *Server) failureResponse(req *http.Request, uerr *upstream.Error) *http.Response {
-	status := http.StatusBadGateway
-	if uerr.Kind == upstream.KindTimeout {
-		status = http.StatusGatewayTimeout
-	}
-	return textResponse(req, status, "sessionproxy: "+uerr.Error())
+	return textResponse(req, http.StatusBadGateway, "sessionproxy: "+uerr.Error())
 }
 
 // selectErrorResponse answers a request for which no session could be had.
