@@ -488,6 +488,65 @@ func TestSkipHostsTunnel(t *testing.T) {
 	}
 }
 
+// TestPlainTunnelRetriesUpstreamFailure: a tunnel that is not intercepted
+// and cannot reach its target through the session's upstream is retried on
+// another session, before the client is answered, as any request (the
+// default rules: an upstream failure is bad and retried); a tunnel pinned
+// to a named session is not moved and gets the 502.
+func TestPlainTunnelRetriesUpstreamFailure(t *testing.T) {
+	tlsOrigin := httptest.NewTLSServer(originMux())
+	defer tlsOrigin.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	live, count := startGoproxyUpstream(t, "", "")
+	cfg := testConfig(t)
+	cfg.MITM.Enabled = false
+	cfg.Upstreams = []*url.URL{mustURL(t, "http://"+dead), mustURL(t, live)} // new sessions take them in turn
+	h := startProxy(t, cfg)
+	client := func(session string) *http.Client {
+		tr := &http.Transport{
+			Proxy:           http.ProxyURL(h.proxyURL),
+			TLSClientConfig: &tls.Config{RootCAs: tlsOrigin.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs},
+		}
+		if session != "" {
+			tr.ProxyConnectHeader = http.Header{"X-Session-Id": {session}}
+		}
+		return &http.Client{Transport: tr}
+	}
+
+	resp, err := client("").Get(tlsOrigin.URL + "/echo")
+	if err != nil {
+		t.Fatalf("unpinned tunnel whose first session's upstream is down: %v", err)
+	}
+	resp.Body.Close()
+	if count() != 1 {
+		t.Errorf("the live upstream saw %d tunnels, want 1", count())
+	}
+	var bad, used []sessionpool.SessionState
+	for _, st := range h.pool().State().Sessions {
+		if st.ErrorScore == 1 {
+			bad = append(bad, st)
+		} else {
+			used = append(used, st)
+		}
+	}
+	if len(bad) != 1 || bad[0].ProxyURL != "http://"+dead || len(used) != 1 {
+		t.Errorf("sessions after the retried tunnel: bad %+v, others %+v; want the dead upstream's marked bad and one more", bad, used)
+	}
+
+	_, err = client("pinned").Get(tlsOrigin.URL + "/echo")
+	if err == nil {
+		t.Fatal("a tunnel pinned to a session whose upstream is down got through")
+	}
+	if got := stateOf(t, h, "pinned"); got.ErrorScore != 1 || count() != 1 {
+		t.Errorf("pinned: error score %v, live upstream tunnels %d; want 1 and still 1 (not moved to another session)", got.ErrorScore, count())
+	}
+}
+
 // TestHTTP2InsideTunnel: a client may speak HTTP/2 inside an intercepted
 // tunnel, and sessions still apply.
 func TestHTTP2InsideTunnel(t *testing.T) {

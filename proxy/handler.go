@@ -11,6 +11,7 @@ import (
 
 	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/proxy/record"
+	"github.com/sessionproxy/sessionproxy/proxy/sites"
 	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 	"github.com/sessionproxy/sessionproxy/proxy/wire"
 )
@@ -186,41 +187,63 @@ func (s *Server) handleConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.Con
 // plainTunnel relays a CONNECT tunnel without interception, through the
 // session's upstream. The session is chosen as for any request (header on
 // the CONNECT, proxy username, affinity, pool); nothing inside the tunnel can
-// be seen, so only a failure to reach the target is marked on the session.
+// be seen, so only a failure to reach the target is judged, by the rules'
+// error conditions as for any request, and retried on another session
+// before the client is answered when they say so and the tunnel is not
+// pinned to a named session.
 func (s *Server) plainTunnel(req *http.Request, client net.Conn, ctx *goproxy.ProxyCtx) {
 	defer client.Close()
 	t := ctx.UserData.(*tunnel)
-	sel, err := s.selectSession(req.Context(), req, t, nil)
-	if err != nil {
-		resp := s.selectErrorResponse(req, err)
-		s.rec.Finish(record.Event{Outcome: record.OutcomeRejected, Status: resp.StatusCode})
-		writeRawResponse(client, req, resp)
-		return
-	}
-	defer sel.done()
-	sess := sel.sess
-	upConn, err := upstream.Dial(req.Context(), sess.ProxyURL(), "tcp", t.host, s.tlsOpts)
-	if err != nil && targetRefused(err) {
-		s.rec.Finish(record.Event{Outcome: record.OutcomeRejected, Status: http.StatusForbidden})
-		writeRawResponse(client, req, refusedTarget(req, err))
-		return
-	}
-	if err != nil {
-		uerr := upstream.Classify(err, sess.ProxyURL(), t.host)
+	cfg := s.cfg.Load()
+	name, err := s.sessionName(req, t, cfg)
+	var tried []string
+	for attempt := 0; err == nil; attempt++ {
+		var sel selection
+		if sel, err = s.pick(req.Context(), cfg, name, s.poolSite(sites.Of(t.host)), req, t, tried); err != nil {
+			break
+		}
+		if attempt > 0 {
+			s.rec.Retried()
+		}
+		upConn, derr := upstream.Dial(req.Context(), sel.sess.ProxyURL(), "tcp", t.host, s.tlsOpts)
+		if derr == nil {
+			s.relay(client, upConn, sel, cfg, attempt)
+			return
+		}
+		sel.done()
+		if targetRefused(derr) {
+			s.rec.Finish(record.Event{Outcome: record.OutcomeRejected, Status: http.StatusForbidden, Retries: attempt})
+			writeRawResponse(client, req, refusedTarget(req, derr))
+			return
+		}
+		uerr := upstream.Classify(derr, sel.sess.ProxyURL(), t.host)
 		s.rec.UpstreamFailed(uerr)
-		s.rec.Finish(record.Event{Outcome: record.OutcomeError, Status: http.StatusBadGateway})
-		sess.MarkBad()
+		v := failureVerdict(cfg, t.host, uerr.Kind)
+		s.apply(sel.sess, v, t.host, 0, nil)
+		if v.Retry && !sel.pinned && attempt < cfg.Retry.MaxAttempts && req.Context().Err() == nil {
+			tried = append(tried, sel.sess.ID())
+			continue
+		}
 		resp := s.failureResponse(req, uerr)
-		resp.Header.Set(s.cfg.Load().SessionHeader, sess.ID())
+		s.decorate(resp, cfg, sel.sess, v, attempt)
+		s.rec.Finish(record.Event{Outcome: record.OutcomeError, Rule: verdictRule(v), Status: resp.StatusCode, Retries: attempt})
 		writeRawResponse(client, req, resp)
 		return
 	}
+	resp := s.selectErrorResponse(req, err)
+	s.rec.Finish(record.Event{Outcome: record.OutcomeRejected, Status: resp.StatusCode})
+	writeRawResponse(client, req, resp)
+}
+
+// relay answers a plain tunnel's CONNECT and copies both ways between the
+// client and the target until either side ends or the tunnel idles out.
+func (s *Server) relay(client, upConn net.Conn, sel selection, cfg *config.Config, retries int) {
+	defer sel.done()
 	defer upConn.Close()
-	s.rec.Finish(record.Event{Outcome: record.OutcomeTunnel, Status: http.StatusOK})
-	hdr := s.cfg.Load().SessionHeader
-	fmt.Fprintf(client, "HTTP/1.1 200 Connection established\r\n%s: %s\r\n\r\n", hdr, sess.ID())
+	s.rec.Finish(record.Event{Outcome: record.OutcomeTunnel, Status: http.StatusOK, Retries: retries})
+	fmt.Fprintf(client, "HTTP/1.1 200 Connection established\r\n%s: %s\r\n\r\n", cfg.SessionHeader, sel.sess.ID())
 	idle := &idleWatch{}
-	idle.watch(s.cfg.Load().IdleTimeout, func() { client.Close(); upConn.Close() })
+	idle.watch(cfg.IdleTimeout, func() { client.Close(); upConn.Close() })
 	defer idle.stop()
 	done := make(chan struct{})
 	go func() {

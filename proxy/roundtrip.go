@@ -298,10 +298,7 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 func (s *Server) failed(c *call, sess *sessionpool.Session, err error, attempt int, canRetry bool) (*http.Response, record.Event, bool) {
 	uerr := upstream.Classify(err, sess.ProxyURL(), c.req.URL.Host)
 	s.rec.UpstreamFailed(uerr)
-	v := c.cfg.Rules.Decide(&rules.Outcome{Host: c.host, ErrKind: uerr.Kind})
-	if v.Rule == nil && c.cfg.DefaultAction == "" {
-		v.Action = rules.ActionBad // no rule spoke: a failed upstream is still the session's fault
-	}
+	v := failureVerdict(c.cfg, c.host, uerr.Kind)
 	s.apply(sess, v, c.host, 0, nil)
 	s.attempted(c, record.Attempt{Session: sess.ID(), Outcome: record.OutcomeError, Rule: verdictRule(v), Error: uerr.Error()})
 	if v.Retry && canRetry {

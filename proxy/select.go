@@ -10,7 +10,6 @@ import (
 
 	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/proxy/rules"
-	"github.com/sessionproxy/sessionproxy/proxy/sites"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
@@ -48,17 +47,6 @@ func (s *Server) sessionName(req *http.Request, t *tunnel, cfg *config.Config) (
 		return "", fmt.Errorf("%w: %q", errBadSessionName, rules.ClipText(name, 64))
 	}
 	return name, nil
-}
-
-// selectSession picks the session for a CONNECT tunnel that is not
-// intercepted: the same order as for requests, read off the CONNECT request.
-func (s *Server) selectSession(ctx context.Context, req *http.Request, t *tunnel, tried []string) (selection, error) {
-	cfg := s.cfg.Load()
-	name, err := s.sessionName(req, t, cfg)
-	if err != nil {
-		return selection{}, err
-	}
-	return s.pick(ctx, cfg, name, s.poolSite(sites.Of(t.host)), req, t, tried)
 }
 
 // pick chooses the session of one attempt from site's pool (poolSite), in

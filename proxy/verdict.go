@@ -5,8 +5,10 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/proxy/rules"
 	"github.com/sessionproxy/sessionproxy/proxy/sites"
+	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
@@ -34,6 +36,17 @@ func (s *Server) apply(sess *sessionpool.Session, v rules.Verdict, host string, 
 			"status", status, "host", host, "site", sites.Of(host), "fingerprint", sess.Fingerprint(),
 			"error_score", sess.ErrorScore(), "uses", sess.UsageCount())
 	}
+}
+
+// failureVerdict is the rules' verdict on an upstream failure of kind on
+// the way to host: when no rule spoke (and no default_action), bad, since a
+// failed upstream is still the session's fault.
+func failureVerdict(cfg *config.Config, host string, kind upstream.ErrorKind) rules.Verdict {
+	v := cfg.Rules.Decide(&rules.Outcome{Host: host, ErrKind: kind})
+	if v.Rule == nil && cfg.DefaultAction == "" {
+		v.Action = rules.ActionBad
+	}
+	return v
 }
 
 // verdictRule is the name of the rule behind a verdict, "" when none matched.
