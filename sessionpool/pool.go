@@ -30,10 +30,12 @@ type Pool struct {
 	be           backend // where the sessions are kept; set by Open
 	site         string  // the site of a Sites pool; "" otherwise
 
-	// mu guards closed and, with the memory backend, its table: one lock,
-	// so that no session is added once Teardown has closed the pool.
-	mu     sync.Mutex
-	closed bool
+	// mu guards closed, finished and, with the memory backend, its table:
+	// one lock, so that no session is added once Teardown has closed the
+	// pool.
+	mu       sync.Mutex
+	closed   bool
+	finished bool // Teardown persisted and returned nil, or discard: nothing more to do
 
 	subs subscribers // OnSessionRetired's
 
@@ -357,7 +359,7 @@ func (p *Pool) sessionRetired(s *Session) {
 // Sites whose opening failed).
 func (p *Pool) discard() {
 	p.mu.Lock()
-	p.closed = true
+	p.closed, p.finished = true, true
 	p.mu.Unlock()
 	close(p.stop)
 	p.be.close()
@@ -365,23 +367,30 @@ func (p *Pool) discard() {
 
 // Teardown stops periodic persistence, persists the state once more (with a
 // Store) and closes the pool: later GetSession, GetSessionByID, AddSession
-// and PersistState calls fail with ErrPoolClosed. Idempotent: later calls do
-// nothing and return nil. The returned error is the final persist's; the
-// pool is closed either way.
+// and PersistState calls fail with ErrPoolClosed. The returned error is the
+// final persist's (or ctx's, when it ends first); the pool is closed either
+// way, and a later call persists again, so that a store that failed once
+// still gets the state. Idempotent once it has returned nil: later calls do
+// nothing and return nil.
 func (p *Pool) Teardown(ctx context.Context) error {
 	p.mu.Lock()
-	if p.closed {
+	if p.finished {
 		p.mu.Unlock()
 		return nil
 	}
+	first := !p.closed
 	p.closed = true
 	p.mu.Unlock()
-	close(p.stop)
-	if err := p.be.close(); err != nil {
-		return fmt.Errorf("teardown: %w", err)
+	if first {
+		close(p.stop)
+		if p.done != nil {
+			p.stopCancel()
+		}
+		if err := p.be.close(); err != nil {
+			return fmt.Errorf("teardown: %w", err)
+		}
 	}
 	if p.done != nil {
-		p.stopCancel()
 		select {
 		case <-p.done:
 		case <-ctx.Done():
@@ -391,5 +400,8 @@ func (p *Pool) Teardown(ctx context.Context) error {
 	if err := p.persist(ctx, true); err != nil {
 		return fmt.Errorf("teardown: %w", err)
 	}
+	p.mu.Lock()
+	p.finished = true
+	p.mu.Unlock()
 	return nil
 }

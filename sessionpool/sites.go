@@ -49,6 +49,8 @@ type Sites struct {
 	mu      sync.Mutex
 	slots   sync.Map      // site -> *siteSlot; added and deleted under mu, read without it
 	closed  atomic.Bool   // set under mu
+	ended   bool          // guarded by mu: Teardown met no error, or discard
+	redisMu sync.Once     // closes the Redis subscription and client once
 	gen     uint64        // guarded by mu: counts the sites opened and dropped
 	listed  uint64        // guarded by mu: the gen of the index last written
 	indexMu chan struct{} // one index write at a time, in order
@@ -442,6 +444,7 @@ func (ss *Sites) persistLoop(ctx context.Context) {
 func (ss *Sites) discard() {
 	ss.mu.Lock()
 	ss.closed.Store(true)
+	ss.ended = true
 	ss.mu.Unlock()
 	for _, p := range ss.Pools() {
 		p.discard()
@@ -450,33 +453,42 @@ func (ss *Sites) discard() {
 }
 
 // closeRedis ends the sites' event subscription and closes the client
-// Sites made, once every pool is closed.
+// Sites made, once every pool is closed; later calls do nothing.
 func (ss *Sites) closeRedis() error {
 	var errs []error
-	if r := ss.opts.Redis; r != nil {
-		errs = append(errs, r.events.close())
-	}
-	if ss.client != nil {
-		errs = append(errs, ss.client.Close())
-	}
+	ss.redisMu.Do(func() {
+		if r := ss.opts.Redis; r != nil {
+			errs = append(errs, r.events.close())
+		}
+		if ss.client != nil {
+			errs = append(errs, ss.client.Close())
+		}
+	})
 	return errors.Join(errs...)
 }
 
 // Teardown stops the persist loop and tears down every site's pool (each
-// persists once more), then writes the index (with a Store, always); later calls of Pool fail
-// with ErrPoolClosed. Idempotent. It returns every error met; the sites are
-// closed either way.
+// persists once more), then writes the index (with a Store, always); later
+// calls of Pool fail with ErrPoolClosed. It returns every error met; the
+// sites are closed either way, and a later call tears down and writes
+// again (Pool.Teardown), so that a store that failed once still gets the
+// state. Idempotent once it has returned nil.
 func (ss *Sites) Teardown(ctx context.Context) error {
 	ss.mu.Lock()
-	if ss.closed.Load() {
+	if ss.ended {
 		ss.mu.Unlock()
 		return nil
 	}
+	first := !ss.closed.Load()
 	ss.closed.Store(true)
 	ss.mu.Unlock()
-	close(ss.stop)
+	if first {
+		close(ss.stop)
+		if ss.done != nil {
+			ss.stopCancel()
+		}
+	}
 	if ss.done != nil {
-		ss.stopCancel()
 		select {
 		case <-ss.done:
 		case <-ctx.Done():
@@ -500,7 +512,13 @@ func (ss *Sites) Teardown(ctx context.Context) error {
 		errs = append(errs, ss.writeIndex(ctx, true))
 	}
 	errs = append(errs, ss.closeRedis())
-	return errors.Join(errs...)
+	err := errors.Join(errs...)
+	if err == nil {
+		ss.mu.Lock()
+		ss.ended = true
+		ss.mu.Unlock()
+	}
+	return err
 }
 
 // isClosed reports whether ch is closed (a slot's ready).

@@ -177,3 +177,81 @@ func TestStoreEmbeddingOwnStore(t *testing.T) {
 		})
 	}
 }
+
+// TestTeardownRetriesFailedPersist: when Teardown's final persist fails,
+// the pool (and Sites) are closed, and a later Teardown persists again;
+// once one has succeeded, Teardown does nothing more.
+func TestTeardownRetriesFailedPersist(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		open func(Store) (teardown func(context.Context) error, id string, reopen func(Store) error)
+	}{
+		{"Pool", func(st Store) (func(context.Context) error, string, func(Store) error) {
+			p, err := Open(ctx, Options{Store: st})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := p.GetSession(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return p.Teardown, s.ID(), func(st Store) error {
+				q, err := Open(ctx, Options{Store: st})
+				if err != nil {
+					return err
+				}
+				defer q.Teardown(ctx)
+				_, err = q.GetSessionByID(ctx, s.ID())
+				return err
+			}
+		}},
+		{"Sites", func(st Store) (func(context.Context) error, string, func(Store) error) {
+			ss, err := OpenSites(ctx, Options{Store: st})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := ss.Pool(ctx, "example.com")
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := p.GetSession(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ss.Teardown, s.ID(), func(st Store) error {
+				again, err := OpenSites(ctx, Options{Store: st})
+				if err != nil {
+					return err
+				}
+				defer again.Teardown(ctx)
+				q, err := again.Pool(ctx, "example.com")
+				if err != nil {
+					return err
+				}
+				_, err = q.GetSessionByID(ctx, s.ID())
+				return err
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &switchStore{mem: NewMemoryStore()}
+			teardown, id, reopen := tc.open(st)
+			st.fail.Store(true)
+			if err := teardown(ctx); !errors.Is(err, errSwitch) {
+				t.Fatalf("Teardown with a failing store: %v, want errSwitch", err)
+			}
+			st.fail.Store(false)
+			if err := teardown(ctx); err != nil {
+				t.Fatalf("Teardown again: %v", err)
+			}
+			if err := reopen(st); err != nil {
+				t.Fatalf("session %s after the second Teardown: %v", id, err)
+			}
+			st.fail.Store(true) // done: a third Teardown writes nothing
+			if err := teardown(ctx); err != nil {
+				t.Errorf("Teardown after one that succeeded: %v, want nil", err)
+			}
+		})
+	}
+}
