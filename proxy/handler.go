@@ -218,8 +218,8 @@ func (s *Server) plainTunnel(req *http.Request, client net.Conn, ctx *goproxy.Pr
 		}
 		uerr := upstream.Classify(derr, sel.sess.ProxyURL(), t.host)
 		s.rec.UpstreamFailed(uerr)
-		v := failureVerdict(cfg, t.host, uerr.Kind)
-		s.apply(sel.sess, v, t.host, 0, nil)
+		v := failureVerdict(cfg, hostOnly(t.host), uerr.Kind)
+		s.apply(sel.sess, v, hostOnly(t.host), 0, nil)
 		if v.Retry && !sel.pinned && attempt < cfg.Retry.MaxAttempts && req.Context().Err() == nil {
 			tried = append(tried, sel.sess.ID())
 			continue
