@@ -96,6 +96,9 @@ func run(args []string, stderr io.Writer) int {
 	srv, err := proxy.Open(ctx, proxy.Options{Config: cfg, Logger: logger})
 	if err != nil {
 		logger.Error("cannot start", "err", err)
+		if errors.Is(err, proxy.ErrConfigFiles) {
+			return 2 // the config names files that cannot be used: a bad config
+		}
 		return 1
 	}
 	// SIGHUP re-reads the config file, as POST /reload does. The goroutine

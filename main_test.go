@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -42,6 +44,36 @@ func TestBadConfigExitsTwo(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "data")); err == nil {
 		t.Errorf("a data directory was created for a config that did not load")
+	}
+}
+
+// TestUnusableConfigFilesExitTwo: files the config names that cannot be
+// used are a bad config too: exit status 2, every one of them reported, and
+// no CA generated in their place.
+func TestUnusableConfigFilesExitTwo(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "not-a-ca.txt")
+	if err := os.WriteFile(notPEM, []byte("hello\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "typo")
+	path := filepath.Join(dir, "files.yaml")
+	cfg := fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: \"\"\ndata_dir: %s\nmitm:\n  upstream_ca: [%s]\n  ca_cert: %s\n  ca_key: %s\n",
+		filepath.Join(dir, "data"), notPEM, filepath.Join(missing, "ca.pem"), filepath.Join(missing, "ca-key.pem"))
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	if code := run([]string{"-config", path}, &stderr); code != 2 {
+		t.Fatalf("exit status %d, want 2; stderr:\n%s", code, stderr.String())
+	}
+	for _, want := range []string{notPEM, filepath.Join(missing, "ca.pem")} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr does not name %s:\n%s", want, stderr.String())
+		}
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a CA was generated at %s (%v)", missing, err)
 	}
 }
 

@@ -38,6 +38,10 @@ var (
 	// ErrUnsupportedStore is returned by Open when Options.Store is set
 	// while pool.store names a Redis server.
 	ErrUnsupportedStore = errors.New("proxy: unsupported pool store")
+	// ErrConfigFiles is returned by Open when a file the config names (or
+	// the CA in data_dir) cannot be used: mitm.upstream_ca, mitm.ca_cert,
+	// mitm.ca_key. Every such problem is in the error.
+	ErrConfigFiles = errors.New("proxy: unusable file in the config")
 )
 
 // Options configures Open. Its zero value runs on config.Default() with logs
@@ -128,30 +132,36 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s.pacer = pacer
 
-	roots, err := upstream.LoadRootCAs(cfg.MITM.UpstreamCA)
-	if err != nil {
-		return nil, fmt.Errorf("proxy: load upstream CAs: %w", err)
-	}
-	s.tlsOpts = upstream.Options{RootCAs: roots, InsecureSkipVerify: cfg.MITM.InsecureSkipVerify, CheckTarget: s.checkTarget,
-		MaxResponseHeaderBytes: int64(cfg.MaxHeaderBytes)}
-	s.transports = upstream.NewTransports[sessionRef](s.tlsOpts)
-	s.beforeCookie = beforeCookie()
-
+	roots, rootsErr := upstream.LoadRootCAs(cfg.MITM.UpstreamCA)
 	certPath, keyPath := caPaths(cfg)
 	var ca *mitm.CA
 	created := false
-	if cfg.MITM.CACert != "" { // the operator's own CA: a typo must not give a new one
+	switch {
+	case cfg.MITM.CACert != "": // the operator's own CA: a typo must not give a new one
 		ca, err = mitm.Load(certPath, keyPath, now)
-	} else {
+	case rootsErr == nil: // else no CA is generated for a proxy that will not start
 		ca, created, err = mitm.LoadOrCreate(certPath, keyPath, now)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("proxy: load CA: %w", err)
+	if rootsErr != nil || err != nil {
+		var errs []error
+		if rootsErr != nil {
+			errs = append(errs, fmt.Errorf("load upstream CAs: %w", rootsErr))
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("load CA: %w", err))
+		} else if ca != nil {
+			ca.Close()
+		}
+		return nil, fmt.Errorf("%w: %w", ErrConfigFiles, errors.Join(errs...))
 	}
 	s.ca = ca
 	if created {
 		logger.Info("generated a new CA", "cert", certPath, "key", keyPath)
 	}
+	s.tlsOpts = upstream.Options{RootCAs: roots, InsecureSkipVerify: cfg.MITM.InsecureSkipVerify, CheckTarget: s.checkTarget,
+		MaxResponseHeaderBytes: int64(cfg.MaxHeaderBytes)}
+	s.transports = upstream.NewTransports[sessionRef](s.tlsOpts)
+	s.beforeCookie = beforeCookie()
 
 	store := opts.Store
 	redisURL := ""
