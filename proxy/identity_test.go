@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -284,5 +285,39 @@ func TestMirrorPlacesSessionCookie(t *testing.T) {
 	rec = curlTo(t, origin, h, proxyCA, "https", "--http2", "-H", "X-Session-Id: c", "-H", "zebra: 1")
 	if got := strings.Join(rec.Fields, ","); !strings.HasSuffix(got, "accept,cookie,zebra") {
 		t.Errorf("HTTP/2 fields %s: want the session's cookie after accept, before zebra", got)
+	}
+}
+
+// TestProfileSendsConnection: a browser profile sends Connection:
+// keep-alive over HTTP/1.1 where that browser does, though the proxy took
+// the client's own Connection header off (Chrome: right after Host;
+// Firefox: after Accept-Encoding, as neither sends Content-Type or Origin
+// on a GET).
+func TestProfileSendsConnection(t *testing.T) {
+	origin := proxytest.StartWireOrigin(t, true)
+	for _, tc := range []struct {
+		fp   config.Fingerprint
+		want string
+	}{
+		{config.FingerprintChrome, "Host: " + origin.Addr + "\r\nConnection: keep-alive\r\n"},
+		{config.FingerprintFirefox, "Accept-Encoding: gzip\r\nConnection: keep-alive\r\n"},
+	} {
+		t.Run(string(tc.fp), func(t *testing.T) {
+			h, _ := identityProxy(t, origin, tc.fp)
+			req, err := http.NewRequest(http.MethodGet, "http://"+origin.Addr+"/p", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Accept-Encoding", "gzip")
+			req.Header.Set("User-Agent", "test")
+			resp, err := h.client("", "").Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if head := origin.Next().Head; !strings.Contains(head, tc.want) || strings.Count(head, "Connection:") != 1 {
+				t.Errorf("head:\n%s\nwant one Connection line, in %q", head, tc.want)
+			}
+		})
 	}
 }

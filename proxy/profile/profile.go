@@ -182,8 +182,15 @@ func (p *Profile) Order(h http.Header, client []string) wire.Order {
 		for range h[k] {
 			names = append(names, name)
 		}
-		if k == "Host" {
+		switch {
+		case k == "Host":
 			names = append(names, name) // from req.Host: not in h
+		case len(h[k]) == 0 && (k == "Connection" || k == "Content-Length"):
+			// Sent by the browser whatever the client's header said (a
+			// proxy removed Connection; Go keeps a length outside the
+			// header): wire.Order supplies the value, keep-alive or close,
+			// the body's length, and drops what HTTP/2 has no place for.
+			names = append(names, name)
 		}
 	}
 	for _, name := range client {
