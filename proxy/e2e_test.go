@@ -571,12 +571,16 @@ func TestHTTP2InsideTunnel(t *testing.T) {
 }
 
 // TestWebSocketThroughTunnel: a WebSocket upgrade inside an intercepted
-// tunnel reaches the origin and the bytes flow both ways.
+// tunnel reaches an origin that also speaks HTTP/2 over HTTP/1.1, with its
+// upgrade, in every identity (a browser profile offers h2, but a browser
+// opens a WebSocket's connection offering http/1.1 alone), and its
+// messages pass both ways, also after a request of the same session made
+// an HTTP/2 connection; the upgrade counts one use.
 func TestWebSocketThroughTunnel(t *testing.T) {
 	upgrades := atomic.Int32{}
-	ws := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ws := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
-			http.Error(w, "want an upgrade", http.StatusBadRequest)
+			io.WriteString(w, "a page, over "+r.Proto)
 			return
 		}
 		upgrades.Add(1)
@@ -591,40 +595,56 @@ func TestWebSocketThroughTunnel(t *testing.T) {
 		fmt.Fprint(brw, "echo: "+line)
 		brw.Flush()
 	}))
+	ws.EnableHTTP2 = true // the origin offers h2 too
+	ws.StartTLS()
 	defer ws.Close()
-	cfg := testConfig(t)
-	trustOrigin(t, cfg, ws)
-	h := startProxy(t, cfg)
+	for _, fp := range []config.Fingerprint{config.FingerprintMirror, config.FingerprintChrome, config.FingerprintFirefox} {
+		t.Run(string(fp), func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.Fingerprint = fp
+			trustOrigin(t, cfg, ws)
+			h := startProxy(t, cfg)
+			before := upgrades.Load()
 
-	conn, err := net.Dial("tcp", h.proxyURL.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	target := strings.TrimPrefix(ws.URL, "https://")
-	fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("CONNECT: %v %v", resp, err)
-	}
-	tc := tls.Client(conn, &tls.Config{RootCAs: h.caPool, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}})
-	fmt.Fprintf(tc, "GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nX-Session-Id: wss\r\n\r\n", target)
-	tbr := bufio.NewReader(tc)
-	resp, err = http.ReadResponse(tbr, nil)
-	if err != nil {
-		t.Fatalf("upgrade: %v", err)
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("X-Session-Id") != "wss" {
-		t.Fatalf("upgrade: status %d session %q, want 101 on wss", resp.StatusCode, resp.Header.Get("X-Session-Id"))
-	}
-	io.WriteString(tc, "ping\n")
-	line, err := tbr.ReadString('\n')
-	if err != nil || line != "echo: ping\n" {
-		t.Fatalf("websocket echo: %q %v", line, err)
-	}
-	if st := stateOf(t, h, "wss"); st.UsageCount != 1 {
-		t.Errorf("the upgrade counted %d uses, want 1", st.UsageCount)
+			conn, err := net.Dial("tcp", h.proxyURL.Host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			target := strings.TrimPrefix(ws.URL, "https://")
+			fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
+			br := bufio.NewReader(conn)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("CONNECT: %v %v", resp, err)
+			}
+			tc := tls.Client(conn, &tls.Config{RootCAs: h.caPool, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}})
+			tbr := bufio.NewReader(tc)
+			// A request first: a browser profile's connection for it is
+			// HTTP/2, pooled with the session; the upgrade must not take it.
+			fmt.Fprintf(tc, "GET /page HTTP/1.1\r\nHost: %s\r\nX-Session-Id: wss\r\n\r\n", target)
+			if resp, err = http.ReadResponse(tbr, nil); err != nil {
+				t.Fatalf("request before the upgrade: %v", err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			fmt.Fprintf(tc, "GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nX-Session-Id: wss\r\n\r\n", target)
+			resp, err = http.ReadResponse(tbr, nil)
+			if err != nil {
+				t.Fatalf("upgrade: %v", err)
+			}
+			if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("X-Session-Id") != "wss" || upgrades.Load() != before+1 {
+				t.Fatalf("upgrade: status %d session %q, origin upgrades %d; want 101 on wss, one upgrade", resp.StatusCode, resp.Header.Get("X-Session-Id"), upgrades.Load()-before)
+			}
+			io.WriteString(tc, "ping\n")
+			line, err := tbr.ReadString('\n')
+			if err != nil || line != "echo: ping\n" {
+				t.Fatalf("websocket echo: %q %v", line, err)
+			}
+			if st := stateOf(t, h, "wss"); st.UsageCount != 2 {
+				t.Errorf("a request and an upgrade counted %d uses, want 2", st.UsageCount)
+			}
+		})
 	}
 }
 

@@ -128,7 +128,13 @@ func (t *identityTransport) dial(ctx context.Context, req *http.Request) (*wire.
 		return &wire.Conn{Conn: conn}, nil
 	}
 	hello, preface := t.identity(req)
-	uc, err := t.handshake(ctx, req, addr, hello, nil)
+	var protos []string // nil: the hello's own ALPN
+	if wire.Upgrading(req) {
+		// A WebSocket needs HTTP/1.1, and a browser opens its connection
+		// offering http/1.1 alone; an origin offered h2 too would take it.
+		protos = []string{"http/1.1"}
+	}
+	uc, err := t.handshake(ctx, req, addr, hello, protos)
 	if err != nil && strings.Contains(err.Error(), "no application protocol") {
 		// The client offered only protocols the origin does not speak
 		// (say, h2 alone to an HTTP/1.1 origin): a browser would have

@@ -3,11 +3,18 @@ package wire
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
+
+// ErrUpgradeOverH2: a request to switch protocols (Upgrading) got a
+// connection on which the origin chose HTTP/2, which has no Upgrade.
+var ErrUpgradeOverH2 = errors.New("wire: upgrade on an HTTP/2 connection")
 
 // Conn is a connection a Transport's Dial opened: TLS, when the request's
 // scheme is https, already done.
@@ -106,8 +113,9 @@ func rewind(req *http.Request) bool {
 
 func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 	key := t.Key(req)
+	upgrade := Upgrading(req)
 	for range 4 { // a pooled connection that turns out unusable: the next one
-		h2, h1 := t.take(key)
+		h2, h1 := t.take(key, upgrade)
 		switch {
 		case h2 != nil:
 			resp, err := t.h2RoundTrip(h2, req)
@@ -128,6 +136,10 @@ func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	if conn.Proto == "h2" && upgrade {
+		conn.Close()
+		return nil, fmt.Errorf("%w: the origin took HTTP/2 for an upgrade (Dial must offer http/1.1 alone)", ErrUpgradeOverH2)
+	}
 	if conn.Proto == "h2" {
 		hc, err := NewH2Conn(conn, conn.H2, uint32(min(t.MaxResponseHeaderBytes, 1<<31)), t.Buffers)
 		if err != nil {
@@ -146,13 +158,17 @@ func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // take returns a pooled connection for key: an HTTP/2 one that can take a
-// stream, else an idle HTTP/1.1 one; nil and nil when there is none.
-func (t *Transport) take(key string) (*H2Conn, *idleH1) {
+// stream (unless h1Only), else an idle HTTP/1.1 one; nil and nil when there
+// is none.
+func (t *Transport) take(key string, h1Only bool) (*H2Conn, *idleH1) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	p := t.pools[key]
 	if p == nil {
 		return nil, nil
+	}
+	if h1Only {
+		return nil, p.takeIdle()
 	}
 	live := p.h2[:0]
 	var pick *H2Conn
@@ -170,15 +186,27 @@ func (t *Transport) take(key string) (*H2Conn, *idleH1) {
 	if pick != nil {
 		return pick, nil
 	}
+	return nil, p.takeIdle()
+}
+
+// takeIdle takes the most recently used idle HTTP/1.1 connection that is
+// still idle; nil when there is none. The caller holds Transport.mu.
+func (p *connPool) takeIdle() *idleH1 {
 	for len(p.idle) > 0 {
 		ic := p.idle[len(p.idle)-1]
 		p.idle[len(p.idle)-1] = nil
 		p.idle = p.idle[:len(p.idle)-1]
 		if ic.c.Idle() {
-			return nil, ic
+			return ic
 		}
 	}
-	return nil, nil
+	return nil
+}
+
+// Upgrading reports whether req asks to switch protocols (a WebSocket):
+// it needs an HTTP/1.1 connection of its own, as HTTP/2 has no Upgrade.
+func Upgrading(req *http.Request) bool {
+	return req.Header.Get("Upgrade") != "" && httpguts.HeaderValuesContainsToken(req.Header["Connection"], "upgrade")
 }
 
 // addH2 pools an HTTP/2 connection and watches it for idleness.
