@@ -50,6 +50,17 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 		s.rec.Finish(record.Event{Outcome: record.OutcomeRejected, Status: resp.StatusCode})
 		return resp, nil
 	}
+	if t.host != "" {
+		// Inside a tunnel each request names its own target (its Host),
+		// which need not be the CONNECT's: checked as a plain request's,
+		// since through an upstream no dialer checks it.
+		if err := s.checkTargetHost(req.Context(), targetAddr(req), false); err != nil {
+			s.inflight.leave()
+			resp := refusedTarget(req, err)
+			s.rec.Finish(record.Event{Outcome: record.OutcomeRejected, Status: resp.StatusCode})
+			return resp, nil
+		}
+	}
 	if t.out != nil && req.ProtoMajor == 1 {
 		// HTTP/1.x inside the tunnel: a response's writes (goproxy
 		// writes its head and body apart) are gathered until the tunnel

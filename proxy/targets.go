@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strings"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -145,9 +146,11 @@ func privateIP(ip netip.Addr) bool {
 		ip.IsUnspecified()
 }
 
-// checkTargetHost checks the target a CONNECT or plain-HTTP request names
-// (host:port) before anything is sent or answered: an IP address as it
-// is, through an upstream too; a name, with resolve (CONNECT, whose 200
+// checkTargetHost checks the target a CONNECT, plain-HTTP or tunnelled
+// request names (host:port) before anything is sent or answered: an IP
+// address as it is, through an upstream too; "localhost" and its
+// subdomains as the loopback addresses they always are (RFC 6761), through
+// an upstream too (one on this host would reach this host); a name, with resolve (CONNECT, whose 200
 // comes before any dial when intercepted), when the proxy connects
 // directly (no upstreams configured) and the name could be refused (its
 // port is a listener's, or private targets are refused): resolved, and
@@ -166,6 +169,14 @@ func (s *Server) checkTargetHost(ctx context.Context, hostport string, resolve b
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
 		return s.checkTarget(netip.AddrPortFrom(ip, uint16(port)))
+	}
+	if h := strings.ToLower(strings.TrimSuffix(host, ".")); h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		for _, ip := range [...]netip.Addr{netip.AddrFrom4([4]byte{127, 0, 0, 1}), netip.IPv6Loopback()} {
+			if err := s.checkTarget(netip.AddrPortFrom(ip, uint16(port))); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	cfg := s.cfg.Load()
 	if !resolve || len(cfg.Upstreams) > 0 {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"runtime"
 	"strings"
 	"testing"
@@ -78,6 +79,53 @@ func TestProxyRefusesItsOwnListeners(t *testing.T) {
 	}
 }
 
+// TestProxyRefusesOwnListenersThroughUpstream: with an upstream (which
+// resolves and dials for the proxy, so no dialer of the proxy's checks the
+// target), a request still cannot reach the proxy's own listeners: by
+// address, by "localhost", and inside an intercepted tunnel whose requests
+// name another Host than the CONNECT did.
+func TestProxyRefusesOwnListenersThroughUpstream(t *testing.T) {
+	up, count := startGoproxyUpstream(t, "", "")
+	cfg := testConfig(t)
+	cfg.Upstreams = []*url.URL{mustURL(t, up)}
+	h := startProxy(t, cfg)
+	waitListening(t, h)
+	admin := strings.TrimPrefix(h.adminURL, "http://")
+	_, adminPort, _ := net.SplitHostPort(admin)
+
+	for _, target := range []string{admin, "localhost:" + adminPort, "LocalHost.:" + adminPort, "a.localhost:" + adminPort} {
+		resp, body := get(t, h.client("", ""), "http://"+target+"/sessions", "")
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "own listener") {
+			t.Errorf("GET http://%s/sessions: %d %q, want 403 naming the own listener", target, resp.StatusCode, body)
+		}
+	}
+	for _, inner := range []string{admin, "localhost:" + adminPort} {
+		conn, err := net.Dial("tcp", h.proxyURL.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "CONNECT example.test:80 HTTP/1.1\r\nHost: example.test:80\r\n\r\n")
+		br := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("CONNECT example.test:80: %v %v", resp, err)
+		}
+		fmt.Fprintf(conn, "GET /sessions HTTP/1.1\r\nHost: %s\r\n\r\n", inner)
+		resp, err = http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		conn.Close()
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "own listener") {
+			t.Errorf("inside a tunnel to example.test, Host %s: %d %q, want 403 naming the own listener", inner, resp.StatusCode, body)
+		}
+	}
+	if n := count(); n != 0 {
+		t.Errorf("the upstream was asked %d times, want none", n)
+	}
+}
+
 // waitListening waits until both of h's listeners are known to the
 // proxy: Serve and ServeAdmin, started in goroutines, record them.
 func waitListening(t *testing.T, h *harness) {
@@ -134,8 +182,8 @@ func TestProxyRefusesPrivateTargetsWhenExposed(t *testing.T) {
 		if allowed {
 			want = http.StatusOK
 		}
-		// By address (checked before the session is chosen) and by name
-		// (checked by the dialer, on what the name resolved to).
+		// By address and by "localhost" (both checked before the session
+		// is chosen).
 		for _, u := range []string{origin.URL + "/echo", "http://localhost:" + port + "/echo"} {
 			resp, body := get(t, c, u, "guarded")
 			if resp.StatusCode != want || !allowed && !strings.Contains(body, "allow_private_targets") {
@@ -157,8 +205,12 @@ func TestProxyRefusesPrivateTargetsWhenExposed(t *testing.T) {
 		}
 	}
 	refused(false)
-	if st := stateOf(t, h, "guarded?site=localhost"); st.ErrorScore != 0 || st.Retired {
-		t.Errorf("refusals marked the session: %+v", st)
+	for _, p := range h.srv.sites.Pools() {
+		for _, st := range p.State().Sessions {
+			if st.ErrorScore != 0 || st.Retired {
+				t.Errorf("refusals marked a session: %+v", st)
+			}
+		}
 	}
 	allow := *h.srv.Config()
 	allow.AllowPrivateTargets = true
