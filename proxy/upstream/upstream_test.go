@@ -138,6 +138,13 @@ func TestUpstreamRedactURL(t *testing.T) {
 		{"http://user:" + upTestPass + "%zz@h:1/x", "http://user:xxxxx@h:1/x"},
 		{"http://user:pa@ss@h:1", "http://user:xxxxx@h:1"},
 		{"http://u:" + upTestPass + "@host\n:1", "http://u:xxxxx@host\n:1"},
+		// A '#', '?' or '/' in the password ends the authority where
+		// url.Parse reads it: the rest, password included, is fragment,
+		// query or path, and Redacted would leave it.
+		{"http://user:#S3cret@proxy.example:8080", "http://user:xxxxx@proxy.example:8080"},
+		{"http://user:?S3cret@proxy.example:8080", "http://user:xxxxx@proxy.example:8080"},
+		{"http://user:8080/S3cret@proxy.example:8080", "http://user:xxxxx@proxy.example:8080"},
+		{"redis://:#S3cret@redis.example:6379/0", "redis://:xxxxx@redis.example:6379/0"},
 	} {
 		if got := Redact(tc.in); got != tc.want {
 			t.Errorf("Redact(%q) = %q, want %q", tc.in, got, tc.want)

@@ -112,11 +112,13 @@ func HasPlaceholder(u *url.URL) bool { return placeholders(u) > 0 }
 
 // Redact returns s with the password of its user info replaced by "xxxxx"
 // (as url.URL.Redacted does), for logs, messages and the admin API. Strings
-// that do not parse as URLs with a host are redacted all the same: there,
-// everything between the first ':' after the scheme and the last '@' is the
-// password.
+// that do not parse as URLs with a host, or whose path, query or fragment
+// holds an '@' (a password with '/', '?' or '#' in it ends the authority
+// early), are redacted all the same: there, everything between the first
+// ':' after the scheme and the last '@' is the password.
 func Redact(s string) string {
-	if u, err := url.Parse(s); err == nil && u.Scheme != "" && u.Host != "" && !strings.ContainsAny(s, " \t\r\n") {
+	if u, err := url.Parse(s); err == nil && u.Scheme != "" && u.Host != "" && !strings.ContainsAny(s, " \t\r\n") &&
+		!strings.Contains(u.Path+u.RawQuery+u.Fragment, "@") {
 		return u.Redacted()
 	}
 	if i, j := fallbackPassword(s); i >= 0 {
