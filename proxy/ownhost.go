@@ -58,20 +58,34 @@ func (s *Server) ownHostHandler() http.Handler {
 	})
 }
 
+// marked is what a proxy client learns of a session it marked through the
+// own host: its standing, never its cookies, user data or upstream, which
+// only the admin API (behind its token) shows. Any proxy client may mark
+// any name it can guess.
+type marked struct {
+	ID         string  `json:"id"`
+	Site       string  `json:"site"`
+	Usable     bool    `json:"usable"`
+	Retired    bool    `json:"retired"`
+	ErrorScore float64 `json:"errorScore"`
+	UsageCount int     `json:"usageCount"`
+}
+
 // ownMark returns the handler that marks the sessions of a name (see
-// ownHost): 200 with their states; 409 when none of them is usable (for
-// good and bad; a retirement is idempotent).
+// ownHost): 200 with their standing (marked); 409 when none of them is
+// usable (for good and bad; a retirement is idempotent).
 func (s *Server) ownMark(mark func(*sessionpool.Session), retire bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		held := s.sessionsOr404(w, r)
 		if len(held) == 0 {
 			return
 		}
-		states := make([]sessionpool.SessionState, 0, len(held))
+		states := make([]marked, 0, len(held))
 		for _, sess := range held {
 			if retire || sess.IsUsable() {
 				mark(sess)
-				states = append(states, s.shownState(sess))
+				states = append(states, marked{ID: sess.ID(), Site: sess.Site(), Usable: sess.IsUsable(),
+					Retired: sess.Retired(), ErrorScore: sess.ErrorScore(), UsageCount: sess.UsageCount()})
 			}
 		}
 		if len(states) == 0 {

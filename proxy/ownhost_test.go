@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/json"
 	"html"
 	"io"
 	"net/http"
@@ -76,8 +77,19 @@ func TestOwnHostMarks(t *testing.T) {
 	c := h.client("", "")
 	get(t, c, origin.URL+"/echo", "alice")
 
-	if code, body := ownHostDo(t, c, http.MethodPost, "/sessions/alice/bad", nil); code != http.StatusOK {
+	get(t, c, origin.URL+"/set?name=auth&value=S3CRET-COOKIE", "alice")
+	code, body := ownHostDo(t, c, http.MethodPost, "/sessions/alice/bad", nil)
+	if code != http.StatusOK {
 		t.Fatalf("mark bad: %d %s", code, body)
+	}
+	// Any proxy client may mark a name it can guess: it learns the
+	// session's standing, never its cookies (the admin API shows those).
+	var marks []map[string]any
+	if err := json.Unmarshal([]byte(body), &marks); err != nil || len(marks) != 1 || marks[0]["errorScore"] != 1.0 || marks[0]["usable"] != true {
+		t.Errorf("mark bad answered %s (%v); want alice's standing, error score 1", body, err)
+	}
+	if strings.Contains(body, "S3CRET") || strings.Contains(body, "cookies") || strings.Contains(body, "proxyUrl") {
+		t.Errorf("the own host's answer shows what only the admin API may: %s", body)
 	}
 	if st := stateOf(t, h, "alice"); st.ErrorScore != 1 {
 		t.Errorf("after /bad the error score is %v, want 1", st.ErrorScore)
