@@ -2,14 +2,18 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -319,5 +323,49 @@ func TestProfileSendsConnection(t *testing.T) {
 				t.Errorf("head:\n%s\nwant one Connection line, in %q", head, tc.want)
 			}
 		})
+	}
+}
+
+// TestMirrorSharesConnectionsOnlyForTheSameHello: two clients of one
+// session whose ClientHellos differ in their data only (here the groups
+// they offer) never share an origin connection: each request reaches the
+// origin with its own client's hello.
+func TestMirrorSharesConnectionsOnlyForTheSameHello(t *testing.T) {
+	caPEM, keyPEM, _ := proxytest.NewCA(t)
+	var mu sync.Mutex
+	groups := map[string]string{} // by the proxy's address at the origin: the groups its hello offered
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		io.WriteString(w, groups[r.RemoteAddr])
+	}))
+	srv.TLS = &tls.Config{
+		Certificates: []tls.Certificate{proxytest.NewLeaf(t, caPEM, keyPEM, "127.0.0.1")},
+		GetConfigForClient: func(chi *tls.ClientHelloInfo) (*tls.Config, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			groups[chi.Conn.RemoteAddr().String()] = fmt.Sprint(chi.SupportedCurves)
+			return nil, nil
+		},
+	}
+	srv.StartTLS()
+	defer srv.Close()
+	cfg := testConfig(t)
+	originCA := filepath.Join(t.TempDir(), "origin-ca.pem")
+	if err := os.WriteFile(originCA, caPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.MITM.UpstreamCA = []string{originCA}
+	h := startProxy(t, cfg)
+	client := func(c tls.CurveID) *http.Client {
+		return &http.Client{Transport: &http.Transport{
+			Proxy:           http.ProxyURL(h.proxyURL),
+			TLSClientConfig: &tls.Config{RootCAs: h.caPool, CurvePreferences: []tls.CurveID{c}},
+		}, Timeout: 10 * time.Second}
+	}
+	for _, c := range []tls.CurveID{tls.X25519, tls.CurveP256, tls.X25519} {
+		if _, got := get(t, client(c), srv.URL+"/", "s"); got != fmt.Sprint([]tls.CurveID{c}) {
+			t.Errorf("a client offering %v reached the origin with a hello offering %s", c, got)
+		}
 	}
 }
