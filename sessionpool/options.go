@@ -2,7 +2,6 @@ package sessionpool
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -193,7 +192,8 @@ type SessionOptions struct {
 	// ErrorScoreDecrement is taken off the error score by MarkGood. 0: 0.5.
 	ErrorScoreDecrement float64
 	// UserData is free JSON-serialisable data, copied (as JSON) into the
-	// session and persisted with it. Numbers come back as float64.
+	// session and persisted with it, nesting at most MaxUserDataDepth
+	// levels. Numbers come back as float64.
 	UserData map[string]any
 	// ProxyURL is the session's sticky upstream proxy; "" means none.
 	ProxyURL string
@@ -275,8 +275,8 @@ func (o SessionOptions) validate(prefix string) []error {
 		bad("Fingerprint %s", msg)
 	}
 	if len(o.UserData) > 0 {
-		if _, err := json.Marshal(o.UserData); err != nil {
-			bad("UserData is not JSON-serialisable: %v", err)
+		if _, err := encodeUserData(o.UserData); err != nil {
+			bad("UserData cannot be stored: %v", err)
 		}
 	}
 	return errs

@@ -381,8 +381,9 @@ func (s *Session) UserData() map[string]any {
 }
 
 // SetUserData replaces the session's user data with a copy of data (as
-// JSON). It fails, changing nothing, when data is not JSON-serialisable (or,
-// with a Redis pool, when the server cannot be reached).
+// JSON). It fails, changing nothing, when data is not JSON-serialisable or
+// nests deeper than MaxUserDataDepth (or, with a Redis pool, when the
+// server cannot be reached).
 func (s *Session) SetUserData(data map[string]any) error {
 	raw, err := encodeUserData(data)
 	if err != nil {
@@ -399,11 +400,51 @@ func (s *Session) SetUserData(data map[string]any) error {
 	return nil
 }
 
+// MaxUserDataDepth is how deeply user data may nest (objects and arrays,
+// the outer object counting one): the state document wraps it in a few
+// levels more, and a document nested past encoding/json's limit (10,000)
+// could be written but never loaded again.
+const MaxUserDataDepth = 100
+
 func encodeUserData(data map[string]any) ([]byte, error) {
 	if len(data) == 0 {
 		return nil, nil
 	}
-	return json.Marshal(data)
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return nil, err
+	}
+	if d := jsonDepth(raw); d > MaxUserDataDepth {
+		return nil, fmt.Errorf("user data nests %d levels deep, more than %d", d, MaxUserDataDepth)
+	}
+	return raw, nil
+}
+
+// jsonDepth returns how deeply the JSON text raw nests objects and arrays.
+func jsonDepth(raw []byte) int {
+	depth, deepest := 0, 0
+	inString, escaped := false, false
+	for _, c := range raw {
+		switch {
+		case escaped:
+			escaped = false
+		case inString:
+			switch c {
+			case '\\':
+				escaped = true
+			case '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			deepest = max(deepest, depth)
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return deepest
 }
 
 func decodeUserData(raw []byte) map[string]any {

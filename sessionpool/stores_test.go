@@ -2,6 +2,7 @@ package sessionpool
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sync/atomic"
 	"testing"
@@ -254,4 +255,63 @@ func TestTeardownRetriesFailedPersist(t *testing.T) {
 			}
 		})
 	}
+}
+
+// nested returns user data whose value nests depth levels deep in all
+// (the outer object counting one).
+func nested(depth int) map[string]any {
+	var v any = "leaf"
+	for range depth - 1 {
+		v = []any{v}
+	}
+	return map[string]any{"k": v}
+}
+
+// TestUserDataDepth: user data may nest MaxUserDataDepth levels, and such
+// a pool persists and opens again; deeper user data is refused by
+// AddSession and SetUserData, changing nothing, so that nothing is written
+// that could not be loaded (encoding/json stops at 10,000 levels).
+func TestUserDataDepth(t *testing.T) {
+	ctx := context.Background()
+	if d := jsonDepth([]byte(`{"a":"[{[\"\\\"{","b":[[{}]]}`)); d != 4 {
+		t.Errorf("jsonDepth counted %d levels, want 4 (brackets in strings do not count)", d)
+	}
+	st := NewMemoryStore()
+	p, err := Open(ctx, Options{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := p.AddSession(ctx, SessionOptions{ID: "deep", UserData: nested(MaxUserDataDepth)})
+	if err != nil {
+		t.Fatalf("user data %d levels deep: %v", MaxUserDataDepth, err)
+	}
+	if _, err := p.AddSession(ctx, SessionOptions{UserData: nested(MaxUserDataDepth + 1)}); !errors.Is(err, ErrInvalidOptions) {
+		t.Errorf("AddSession with user data %d levels deep: %v, want ErrInvalidOptions", MaxUserDataDepth+1, err)
+	}
+	if err := s.SetUserData(nested(20_000)); err == nil {
+		t.Error("SetUserData took user data 20,000 levels deep")
+	}
+	if got := jsonDepth(mustJSON(t, s.UserData())); got != MaxUserDataDepth {
+		t.Errorf("after a refused SetUserData the user data nests %d levels, want the %d it had", got, MaxUserDataDepth)
+	}
+	if err := p.Teardown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Open(ctx, Options{Store: st})
+	if err != nil {
+		t.Fatalf("reopening a pool whose user data nests %d levels: %v", MaxUserDataDepth, err)
+	}
+	defer again.Teardown(ctx)
+	if _, err := again.GetSessionByID(ctx, "deep"); err != nil {
+		t.Error(err)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
