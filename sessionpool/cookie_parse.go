@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // parsedCookie is one Set-Cookie line after parsing, before the jar's rules
@@ -102,10 +103,12 @@ func trimWSP(s string) string {
 	return s
 }
 
-// validName reports whether s may be a cookie name: non-empty, without
-// control characters, ';' or '='. Like browsers, anything else is allowed.
+// validName reports whether s may be a cookie name: non-empty, valid
+// UTF-8 (the state document is JSON: other bytes would not come back as
+// they were), without control characters, ';' or '='. Like browsers,
+// anything else is allowed.
 func validName(s string) bool {
-	if s == "" {
+	if s == "" || !utf8.ValidString(s) {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -116,9 +119,13 @@ func validName(s string) bool {
 	return true
 }
 
-// validValue reports whether s may be a cookie value: no control
-// characters and no ';'. Like browsers, anything else is allowed.
+// validValue reports whether s may be a cookie value: valid UTF-8 (as for
+// names), no control characters and no ';'. Like browsers, anything else
+// is allowed.
 func validValue(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c == 0x7f || c == ';' {
 			return false

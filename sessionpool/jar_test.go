@@ -546,6 +546,13 @@ func TestJarParsing(t *testing.T) {
 			checks: []jarCheck{want(u, "g=1")},
 		},
 		{
+			// The state document is JSON: such bytes would come back as
+			// U+FFFD, and two names could become one.
+			name:   "invalid UTF-8 drops the line",
+			steps:  []jarStep{set(u, "a=\xff\xfe", "b\xff=1", "b\xfe=2", "c=é", "g=1")},
+			checks: []jarCheck{want(u, "c=é; g=1")},
+		},
+		{
 			name:   "quoted value kept verbatim",
 			steps:  []jarStep{set(u, `a="x y"`, `b="`, `c=x"y`)},
 			checks: []jarCheck{want(u, `a="x y"; b="; c=x"y`)},
