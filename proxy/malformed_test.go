@@ -104,3 +104,28 @@ func TestMalformedOriginResponses(t *testing.T) {
 		}
 	}
 }
+
+// TestH2Tunnel204WithLength: an origin's 204 that (wrongly) carries a
+// Content-Length reaches an HTTP/2 client in a tunnel without it, as the
+// HTTP/1.1 framing gives it to an HTTP/1.1 client: a 204 with a length is
+// a malformed HTTP/2 response (curl fails the stream).
+func TestH2Tunnel204WithLength(t *testing.T) {
+	caPEM, keyPEM, _ := proxytest.NewCA(t)
+	leaf := proxytest.NewLeaf(t, caPEM, keyPEM, "127.0.0.1")
+	origin := answeringOrigin(t, "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nX-Kept: 1\r\n\r\n", &leaf)
+	cfg := testConfig(t)
+	caFile := filepath.Join(t.TempDir(), "origin-ca.pem")
+	if err := os.WriteFile(caFile, caPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg.MITM.UpstreamCA = append(cfg.MITM.UpstreamCA, caFile)
+	h := startProxy(t, cfg)
+	resp, err := h.h2TunnelClient().Get(origin + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Content-Length") != "" || resp.Header.Get("X-Kept") != "1" {
+		t.Errorf("HTTP/2 client got %d with %v; want the 204 with its other headers and no Content-Length", resp.StatusCode, resp.Header)
+	}
+}

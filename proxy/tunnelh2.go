@@ -61,6 +61,12 @@ func (s *Server) serveTunnelStream(w http.ResponseWriter, r *http.Request, t *tu
 	for k, vs := range resp.Header {
 		h[k] = vs // as goproxy copies: a name with no value keeps the server from adding it
 	}
+	if resp.StatusCode == http.StatusNoContent {
+		// A 204 has no content and must not say a length (RFC 9110
+		// 8.6): over HTTP/1.1 the framing hides one an origin sent
+		// anyway, but an HTTP/2 client takes it for a malformed stream.
+		delete(h, "Content-Length")
+	}
 	var announced map[string]bool // the trailers known before the body: declared
 	for k := range resp.Trailer {
 		if announced == nil {
