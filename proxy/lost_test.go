@@ -1,10 +1,14 @@
 package proxy
 
 import (
+	"bufio"
 	"crypto/tls"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -91,4 +95,56 @@ func getOK(c *http.Client, url string) error {
 		err = io.ErrUnexpectedEOF
 	}
 	return err
+}
+
+// TestStalledRequestBodyIsCut: a client that stops sending its request
+// body midway, while the proxy holds the body for retries (nothing has gone
+// to the origin, so no upstream timeout runs), has its connection closed
+// once it has sent nothing for idle_timeout, plain and inside a tunnel,
+// and the origin sees no request.
+func TestStalledRequestBodyIsCut(t *testing.T) {
+	var seen atomic.Int32
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen.Add(1) }))
+	defer origin.Close()
+	cfg := testConfig(t)
+	cfg.IdleTimeout = 200 * time.Millisecond
+	h := startProxy(t, cfg)
+	target := strings.TrimPrefix(origin.URL, "http://")
+	for _, tc := range []struct {
+		name   string
+		prefix string // sent before the request
+		target string
+	}{
+		{"plain", "", origin.URL + "/"},
+		{"in a tunnel", "CONNECT " + target + " HTTP/1.1\r\nHost: " + target + "\r\n\r\n", "/"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", h.proxyURL.Host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			br := bufio.NewReader(conn)
+			if tc.prefix != "" {
+				io.WriteString(conn, tc.prefix)
+				if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusOK {
+					t.Fatalf("CONNECT: %v %v", resp, err)
+				}
+			}
+			fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: 10\r\n\r\nabc", tc.target, target)
+			done := make(chan error, 1)
+			go func() {
+				_, err := io.ReadAll(br) // whatever comes, until the proxy closes
+				done <- err
+			}()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the connection of a client stalled in its body is still open after 20s (idle_timeout 200ms)")
+			}
+		})
+	}
+	if n := seen.Load(); n != 0 {
+		t.Errorf("the origin saw %d requests, want none", n)
+	}
 }

@@ -200,7 +200,7 @@ func (s *Server) attemptAll(c *call) (*http.Response, record.Event) {
 	if c.name, err = s.sessionName(c.req, c.t, c.cfg); err != nil {
 		return c.rejected(textResponse(c.req, http.StatusBadRequest, "sessionproxy: "+err.Error()), 0)
 	}
-	if c.replay, err = s.prepareBody(c.req, c.cfg); err != nil {
+	if c.replay, err = s.prepareBody(c.req, c.t, c.cfg); err != nil {
 		return c.rejected(textResponse(c.req, http.StatusBadRequest, "sessionproxy: read request body: "+err.Error()), 0)
 	}
 	for attempt := 0; ; attempt++ {
@@ -371,7 +371,7 @@ type replayable struct {
 // prepareBody decides whether the request may be retried and, when retries
 // are possible, buffers a body of at most maxReplayBody. A larger body
 // streams on untouched and the request is never retried.
-func (s *Server) prepareBody(req *http.Request, cfg *config.Config) (replayable, error) {
+func (s *Server) prepareBody(req *http.Request, t *tunnel, cfg *config.Config) (replayable, error) {
 	if !cfg.Rules.HasRetryRules() || cfg.Retry.MaxAttempts == 0 {
 		return replayable{}, nil
 	}
@@ -381,7 +381,7 @@ func (s *Server) prepareBody(req *http.Request, cfg *config.Config) (replayable,
 	if req.ContentLength > maxReplayBody {
 		return replayable{}, nil
 	}
-	buf, err := io.ReadAll(io.LimitReader(req.Body, maxReplayBody+1))
+	buf, err := readStalling(req, t, cfg.IdleTimeout)
 	if err != nil {
 		return replayable{}, err
 	}
@@ -397,6 +397,42 @@ func (s *Server) prepareBody(req *http.Request, cfg *config.Config) (replayable,
 	req.Body = io.NopCloser(bytes.NewReader(buf))
 	req.ContentLength = int64(len(buf))
 	return replayable{ok: true, body: buf}, nil
+}
+
+// readStalling reads up to maxReplayBody+1 bytes of req's body. Nothing
+// has gone to the origin yet, so no upstream timeout runs: a client that
+// sends no byte of it for idle has its connection closed (over HTTP/2, its
+// stream), as an idle connection would be, and the read fails.
+func readStalling(req *http.Request, t *tunnel, idle time.Duration) ([]byte, error) {
+	abort := req.Body.Close // HTTP/2: closing the stream's body ends a pending read
+	if req.ProtoMajor == 1 {
+		switch c := connOf(req); {
+		case c != nil:
+			abort = c.Close
+		case t.mitm != nil:
+			abort = t.mitm.Close
+		}
+	}
+	r := &stallWatch{r: io.LimitReader(req.Body, maxReplayBody+1), idle: idle}
+	r.timer = time.AfterFunc(idle, func() { abort() })
+	defer r.timer.Stop()
+	return io.ReadAll(r)
+}
+
+// stallWatch is a reader whose timer is pushed back by idle at every read
+// that brings bytes.
+type stallWatch struct {
+	r     io.Reader
+	idle  time.Duration
+	timer *time.Timer
+}
+
+func (w *stallWatch) Read(p []byte) (int, error) {
+	n, err := w.r.Read(p)
+	if n > 0 {
+		w.timer.Reset(w.idle)
+	}
+	return n, err
 }
 
 // cookieCarrier returns resp when it carries cookies for the session to
