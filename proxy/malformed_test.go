@@ -59,6 +59,7 @@ func TestMalformedOriginResponses(t *testing.T) {
 		{name: "unknown Transfer-Encoding", answer: "HTTP/1.1 200 OK\r\nTransfer-Encoding: rot13\r\n\r\nuryyb"},
 		{name: "head cut short", answer: "HTTP/1.1 200 OK\r\nX-Half: "},
 		{name: "empty answer", answer: ""},
+		{name: "switch of protocols to no WebSocket", answer: "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: foo\r\n\r\nraw bytes"},
 		{name: "body shorter than its Content-Length", answer: "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", cut: true},
 		{name: "no byte of a Content-Length body", answer: "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", cut: true},
 		{name: "bad chunk size", answer: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n", cut: true},

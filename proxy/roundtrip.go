@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/elazarl/goproxy"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/proxy/record"
@@ -328,6 +329,13 @@ func (s *Server) send(req *http.Request, sess *sessionpool.Session) (*http.Respo
 		return nil, err
 	}
 	resp, err := tr.RoundTrip(req)
+	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols && !webSocketHandshake(req.Header) {
+		// Only a WebSocket's switch can be relayed (goproxy's); any other
+		// would leave the client's connection waiting on bytes that never
+		// come, so the origin's is closed and the switch is its failure.
+		resp.Body.Close()
+		return nil, fmt.Errorf("%w: the origin switched protocols (to %q) on a request that was no WebSocket handshake", errUnrelayable, resp.Header.Get("Upgrade"))
+	}
 	if err == nil && resp.StatusCode == http.StatusProxyAuthRequired && sess.ProxyURL() != "" {
 		// Over plain HTTP an upstream that refuses the session's
 		// credentials answers 407 itself; that is the upstream failing,
@@ -336,6 +344,16 @@ func (s *Server) send(req *http.Request, sess *sessionpool.Session) (*http.Respo
 		return nil, fmt.Errorf("%w: %s", upstream.ErrConnectRefused, resp.Status)
 	}
 	return resp, err
+}
+
+// errUnrelayable: the origin answered in a way the proxy cannot pass on.
+var errUnrelayable = errors.New("proxy: unrelayable response")
+
+// webSocketHandshake reports whether h asks for a WebSocket (Connection:
+// upgrade, Upgrade: websocket): the one switch of protocols relayed.
+func webSocketHandshake(h http.Header) bool {
+	return httpguts.HeaderValuesContainsToken(h["Connection"], "upgrade") &&
+		httpguts.HeaderValuesContainsToken(h["Upgrade"], "websocket")
 }
 
 // decideWhileStreaming lets resp's body stream to the client while a copy of
