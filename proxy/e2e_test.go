@@ -140,6 +140,43 @@ func TestHeadersLeaveClean(t *testing.T) {
 	}
 }
 
+// TestConnectionOptionsDropped: the headers a request's Connection names
+// are for the client's hop and do not reach the origin (RFC 9110 7.6.1),
+// plain or inside an intercepted tunnel: an h2c upgrade's Upgrade and
+// HTTP2-Settings among them. Other headers go on.
+func TestConnectionOptionsDropped(t *testing.T) {
+	origin := httptest.NewServer(originMux())
+	defer origin.Close()
+	tlsOrigin := httptest.NewTLSServer(originMux())
+	defer tlsOrigin.Close()
+	cfg := testConfig(t)
+	trustOrigin(t, cfg, tlsOrigin)
+	h := startProxy(t, cfg)
+	for _, base := range []string{origin.URL, tlsOrigin.URL} {
+		req, _ := http.NewRequest(http.MethodGet, base+"/echo", nil)
+		req.Header.Set("Connection", "X-Hop, Upgrade, HTTP2-Settings")
+		req.Header.Set("X-Hop", "1")
+		req.Header.Set("Upgrade", "h2c")
+		req.Header.Set("Http2-Settings", "AAMAAABkAARAAAAAAAIAAAAA")
+		req.Header.Set("X-Kept", "1")
+		resp, err := h.client("", "").Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		seen := decodeSeen(t, string(body)).Header
+		for _, name := range []string{"X-Hop", "Upgrade", "Http2-Settings"} { // Connection is rebuilt: keep-alive
+			if v := seen.Get(name); v != "" {
+				t.Errorf("%s: the origin saw %s: %q", base, name, v)
+			}
+		}
+		if seen.Get("X-Kept") != "1" {
+			t.Errorf("%s: the origin lacks X-Kept: %v", base, seen)
+		}
+	}
+}
+
 // TestNewAndRecreatedSessions: "new" gives a fresh generated session each
 // time; a named session that was retired comes back afresh under its name,
 // without the old cookies.

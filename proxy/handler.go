@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 
 	"github.com/elazarl/goproxy"
 
@@ -34,6 +35,7 @@ func (s *Server) newGoproxy() *goproxy.ProxyHttpServer {
 	s.own = s.ownHostHandler()
 	gp.OnRequest().HandleConnectFunc(s.handleConnect)
 	gp.OnRequest().DoFunc(func(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
+		dropConnectionOptions(r.Header) // before goproxy drops Connection itself
 		if _, ok := ctx.UserData.(*tunnel); !ok {
 			// A plain-HTTP request: its own tunnel, with no affinity beyond itself.
 			x := exchangeOf(r.Context())
@@ -52,6 +54,23 @@ func (s *Server) newGoproxy() *goproxy.ProxyHttpServer {
 		return r, nil
 	})
 	return gp
+}
+
+// dropConnectionOptions removes the headers that h's Connection names:
+// they are for the client's hop only (RFC 9110 7.6.1), such as an h2c
+// upgrade's Upgrade and HTTP2-Settings. A WebSocket handshake keeps its
+// Upgrade, which goes on with the Connection goproxy keeps for it.
+func dropConnectionOptions(h http.Header) {
+	ws := webSocketHandshake(h)
+	for _, v := range h["Connection"] {
+		for tok := range strings.SplitSeq(v, ",") {
+			name := http.CanonicalHeaderKey(strings.TrimSpace(tok))
+			if name == "" || name == "Connection" || name == "Upgrade" && ws {
+				continue
+			}
+			delete(h, name)
+		}
+	}
 }
 
 // serveProxy is the proxy's outermost handler: client authentication and the
