@@ -290,6 +290,12 @@ func TestMirrorPlacesSessionCookie(t *testing.T) {
 	if got := strings.Join(rec.Fields, ","); !strings.HasSuffix(got, "accept,cookie,zebra") {
 		t.Errorf("HTTP/2 fields %s: want the session's cookie after accept, before zebra", got)
 	}
+	// A client that sends two Cookie lines still sends two; the session's
+	// cookie follows on the last.
+	rec = curlTo(t, origin, h, proxyCA, "https", "--http1.1", "-H", "X-Session-Id: c", "-H", "Cookie: a=1", "-H", "zebra: 1", "-H", "Cookie: b=2")
+	if !strings.HasSuffix(rec.Head, "Cookie: a=1\r\nzebra: 1\r\nCookie: b=2; sid=1\r\n\r\n") {
+		t.Errorf("HTTP/1.1 head %q: want the client's two Cookie lines where they were, the session's cookie on the last", rec.Head)
+	}
 }
 
 // TestProfileSendsConnection: a browser profile sends Connection:

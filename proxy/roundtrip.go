@@ -507,13 +507,11 @@ func setCookies(req *http.Request, sess *sessionpool.Session, mode config.Cookie
 		req.Header["Cookie"] = clientCookies
 		return
 	}
+	// The client's lines stay as they were (a client that sent two
+	// sends two); the session's cookies follow on its last one.
+	last := len(clientCookies) - 1
 	var b strings.Builder
-	for i, c := range clientCookies {
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		b.WriteString(c)
-	}
+	b.WriteString(clientCookies[last])
 	for _, c := range own {
 		if clientHasCookie(clientCookies, c.Name) {
 			continue
@@ -523,7 +521,10 @@ func setCookies(req *http.Request, sess *sessionpool.Session, mode config.Cookie
 		b.WriteByte('=')
 		b.WriteString(c.Value)
 	}
-	req.Header["Cookie"] = []string{b.String()}
+	lines := make([]string, len(clientCookies))
+	copy(lines, clientCookies[:last])
+	lines[last] = b.String()
+	req.Header["Cookie"] = lines
 }
 
 // clientHasCookie reports whether the Cookie header values name a cookie.
