@@ -130,3 +130,19 @@ func TestH2Tunnel204WithLength(t *testing.T) {
 		t.Errorf("HTTP/2 client got %d with %v; want the 204 with its other headers and no Content-Length", resp.StatusCode, resp.Header)
 	}
 }
+
+// TestEmptyChunkedBodyKeepsItsFraming: a chunked response whose body is
+// empty reaches a plain-HTTP client chunked, not with a Content-Length: 0
+// the origin never sent.
+func TestEmptyChunkedBodyKeepsItsFraming(t *testing.T) {
+	origin := answeringOrigin(t, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", nil)
+	h := startProxy(t, testConfig(t))
+	resp, err := h.client("", "").Get(origin + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if len(resp.TransferEncoding) != 1 || resp.TransferEncoding[0] != "chunked" || resp.Header.Get("Content-Length") != "" {
+		t.Errorf("client got Transfer-Encoding %v, Content-Length %q; want chunked and none", resp.TransferEncoding, resp.Header.Get("Content-Length"))
+	}
+}

@@ -85,7 +85,14 @@ func (w *streamWriter) ReadFrom(src io.Reader) (int64, error) {
 		return io.Copy(writerOnly{w}, src)
 	}
 	w.body = flushBeforeWait{w: w, src: src}
-	return rf.ReadFrom(&w.body)
+	n, err := rf.ReadFrom(&w.body)
+	if n == 0 && err == nil && w.left < 0 {
+		// An empty body of unknown length (chunked): the head goes now,
+		// so that the server frames it as the origin did and does not
+		// say Content-Length: 0 for a response that had none.
+		err = w.flush()
+	}
+	return n, err
 }
 
 func (w *streamWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
