@@ -193,8 +193,17 @@ func decodeSeen(t *testing.T, body string) originSeen {
 // upstream TLS, through a file in mitm.upstream_ca.
 func trustOrigin(t *testing.T, cfg *config.Config, origin *httptest.Server) {
 	t.Helper()
+	trustCA(t, cfg, certPEMOf(origin))
+}
+
+// trustCA makes cfg trust origins whose certificates caPEM signs (it goes
+// into a file of mitm.upstream_ca).
+func trustCA(t *testing.T, cfg *config.Config, caPEM []byte) {
+	t.Helper()
 	f := filepath.Join(t.TempDir(), "origin-ca.pem")
-	writeCertPEM(t, f, origin)
+	if err := os.WriteFile(f, caPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cfg.MITM.UpstreamCA = append(cfg.MITM.UpstreamCA, f)
 }
 

@@ -29,11 +29,7 @@ func identityProxy(t *testing.T, origin *proxytest.WireOrigin, fp config.Fingerp
 	cfg := testConfig(t)
 	cfg.Fingerprint = fp
 	cfg.Upstreams = upstreams
-	originCA := filepath.Join(t.TempDir(), "origin-ca.pem")
-	if err := os.WriteFile(originCA, origin.CAPEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg.MITM.UpstreamCA = []string{originCA}
+	trustCA(t, cfg, origin.CAPEM)
 	h := startProxy(t, cfg)
 	proxyCA := filepath.Join(t.TempDir(), "proxy-ca.pem")
 	if err := os.WriteFile(proxyCA, h.srv.CA().CertPEM(), 0o644); err != nil {
@@ -357,11 +353,7 @@ func TestMirrorSharesConnectionsOnlyForTheSameHello(t *testing.T) {
 	srv.StartTLS()
 	defer srv.Close()
 	cfg := testConfig(t)
-	originCA := filepath.Join(t.TempDir(), "origin-ca.pem")
-	if err := os.WriteFile(originCA, caPEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg.MITM.UpstreamCA = []string{originCA}
+	trustCA(t, cfg, caPEM)
 	h := startProxy(t, cfg)
 	client := func(c tls.CurveID) *http.Client {
 		return &http.Client{Transport: &http.Transport{

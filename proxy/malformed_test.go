@@ -6,8 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -66,11 +64,7 @@ func TestMalformedOriginResponses(t *testing.T) {
 		{name: "chunked body cut short", answer: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", cut: true},
 	}
 	cfg := testConfig(t)
-	caFile := filepath.Join(t.TempDir(), "origin-ca.pem")
-	if err := os.WriteFile(caFile, caPEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg.MITM.UpstreamCA = append(cfg.MITM.UpstreamCA, caFile)
+	trustCA(t, cfg, caPEM)
 	h := startProxy(t, cfg)
 	c := h.client("", "")
 	for _, cert := range []*tls.Certificate{nil, &leaf} {
@@ -115,11 +109,7 @@ func TestH2Tunnel204WithLength(t *testing.T) {
 	leaf := proxytest.NewLeaf(t, caPEM, keyPEM, "127.0.0.1")
 	origin := answeringOrigin(t, "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nX-Kept: 1\r\n\r\n", &leaf)
 	cfg := testConfig(t)
-	caFile := filepath.Join(t.TempDir(), "origin-ca.pem")
-	if err := os.WriteFile(caFile, caPEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg.MITM.UpstreamCA = append(cfg.MITM.UpstreamCA, caFile)
+	trustCA(t, cfg, caPEM)
 	h := startProxy(t, cfg)
 	resp, err := h.h2TunnelClient().Get(origin + "/")
 	if err != nil {
