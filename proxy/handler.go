@@ -287,22 +287,6 @@ func writeRawResponse(w io.Writer, req *http.Request, resp *http.Response) {
 	resp.Body.Close()
 }
 
-// targetAddr is the host:port a CONNECT or plain-HTTP request is for, the
-// scheme's port when the URL names none.
-func targetAddr(r *http.Request) string {
-	if r.Method == http.MethodConnect {
-		return r.Host
-	}
-	if r.URL.Port() != "" {
-		return r.URL.Host
-	}
-	port := "80"
-	if r.URL.Scheme == "https" {
-		port = "443"
-	}
-	return net.JoinHostPort(r.URL.Hostname(), port)
-}
-
 // discardLogger silences goproxy's own printf logging: the proxy logs with
 // slog, and goproxy's warnings can carry URLs with credentials.
 type discardLogger struct{}

@@ -200,6 +200,22 @@ func (s *Server) checkTargetHost(ctx context.Context, hostport string, resolve b
 	return nil
 }
 
+// targetAddr is the host:port a CONNECT, plain-HTTP or tunnelled request
+// is for, the scheme's port when the URL names none.
+func targetAddr(r *http.Request) string {
+	if r.Method == http.MethodConnect {
+		return r.Host
+	}
+	if r.URL.Port() != "" {
+		return r.URL.Host
+	}
+	port := "80"
+	if r.URL.Scheme == "https" {
+		port = "443"
+	}
+	return net.JoinHostPort(r.URL.Hostname(), port)
+}
+
 // refusedTarget is the 403 a client gets for a target the proxy refuses.
 func refusedTarget(req *http.Request, err error) *http.Response {
 	return textResponse(req, http.StatusForbidden, "sessionproxy: refused: "+err.Error())
