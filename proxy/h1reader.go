@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/sessionproxy/sessionproxy/proxy/wire"
 )
 
 // h1Reader passes an HTTP/1.x request stream through unchanged while
@@ -102,7 +104,7 @@ func (r *h1Reader) readHead() error {
 		return r.refuse(err)
 	}
 	r.body = req.Body
-	r.heads.keep(headNames(r.src.buf[r.src.off : r.src.off+int(r.read()-r.done)]))
+	r.heads.keep(wire.HeadNames(string(r.src.buf[r.src.off : r.src.off+int(r.read()-r.done)])))
 	return nil
 }
 

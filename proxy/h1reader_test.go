@@ -38,24 +38,6 @@ func TestH1ReaderKeepsHeaderOrder(t *testing.T) {
 	}
 }
 
-func TestHeadNames(t *testing.T) {
-	for _, tc := range []struct {
-		head string
-		want []string
-	}{
-		{"GET / HTTP/1.1\r\n\r\n", nil},
-		{"GET / HTTP/1.1\r\nA: 1\r\nb:2\r\n\r\nC: body", []string{"A", "b"}},
-		{"GET / HTTP/1.1\r\nA: 1\r\n\tmore\r\n B\r\n\r\n", []string{"A"}},
-		{"GET / HTTP/1.1\r\nA: 1", []string{"A"}},
-		{"GET / HTTP/1.1\r\n:bad\r\nok: 1\r\n\r\n", []string{"ok"}},
-		{"", nil},
-	} {
-		if got := headNames([]byte(tc.head)); !slices.Equal(got, tc.want) {
-			t.Errorf("headNames(%q) = %q, want %q", tc.head, got, tc.want)
-		}
-	}
-}
-
 // scanAgainstNetHTTP feeds stream to a headScanner in pieces of step bytes
 // and checks it against net/http's parser: for every request net/http
 // reads, the scanner has that request's names, which are its header

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/sessionproxy/sessionproxy/proxy/wire"
 )
 
 // headSlop is what a head may take beyond max_header_bytes before it is
@@ -53,46 +55,6 @@ func (q *headQueue) drop() {
 	n := copy(q.heads, q.heads[1:])
 	q.heads[n] = nil
 	q.heads = q.heads[:n]
-}
-
-// headNames returns the header field names of an HTTP/1.x request head,
-// one per field line, in order and with their case: the request line and
-// obsolete line folds are skipped. The names share one string.
-func headNames(head []byte) []string {
-	end := bytes.Index(head, []byte("\n\r\n"))
-	if alt := bytes.Index(head, []byte("\n\n")); alt >= 0 && (end < 0 || alt < end) {
-		end = alt
-	}
-	if end >= 0 {
-		head = head[:end+1]
-	}
-	return namesOf(string(head))
-}
-
-// namesOf is headNames of a head already made a string (the names are
-// substrings of it).
-func namesOf(s string) []string {
-	names := make([]string, 0, strings.Count(s, "\n")) // a line each at most
-	first := true
-	for len(s) > 0 {
-		line := s
-		if i := strings.IndexByte(s, '\n'); i >= 0 {
-			line, s = s[:i], s[i+1:]
-		} else {
-			s = ""
-		}
-		line = strings.TrimSuffix(line, "\r")
-		switch {
-		case first:
-			first = false
-		case line == "" || line[0] == ' ' || line[0] == '\t': // a folded continuation
-		default:
-			if i := strings.IndexByte(line, ':'); i > 0 {
-				names = append(names, line[:i])
-			}
-		}
-	}
-	return names
 }
 
 // headScanner follows the HTTP/1.x requests a client sends to the proxy's
@@ -165,7 +127,7 @@ func (s *headScanner) headBytes(p []byte) []byte {
 // body notes the head's names and how its body is framed.
 func (s *headScanner) body(head []byte) {
 	lines := string(head) // one copy: the names are substrings of it
-	names := namesOf(lines)
+	names := wire.HeadNames(lines)
 	s.heads.keep(names)
 	if bytes.HasPrefix(head, []byte("CONNECT ")) {
 		s.stopped = true

@@ -149,6 +149,7 @@ func (c *H1Conn) RoundTrip(req *http.Request, target string, extra []string, don
 	}
 	for {
 		c.lr.left = c.lr.max
+		names := peekNames(c.br)
 		resp, err := http.ReadResponse(c.br, req)
 		c.lr.left = -1
 		if c.headTimeout > 0 && err == nil && !c.bodyBuffered(resp) {
@@ -167,7 +168,7 @@ func (c *H1Conn) RoundTrip(req *http.Request, target string, extra []string, don
 		switch {
 		case resp.StatusCode == http.StatusSwitchingProtocols:
 			br := c.detach() // the connection is the body's now
-			resp.Body = &upgraded{Conn: c.conn, br: br, done: done}
+			resp.Body = &upgraded{Conn: c.conn, br: br, done: done, names: names}
 			return resp, nil
 		case resp.StatusCode >= 100 && resp.StatusCode < 200:
 			continue
@@ -176,7 +177,7 @@ func (c *H1Conn) RoundTrip(req *http.Request, target string, extra []string, don
 		if resp.Body == http.NoBody {
 			left = 0
 		}
-		resp.Body = &h1Body{body: resp.Body, c: c, exchange: exchange, reusable: !resp.Close && !req.Close, done: done, left: left}
+		resp.Body = &h1Body{body: resp.Body, c: c, exchange: exchange, reusable: !resp.Close && !req.Close, done: done, left: left, names: names}
 		return resp, nil
 	}
 }
@@ -342,11 +343,14 @@ type h1Body struct {
 	exchange uint64 // the connection's count of exchanges when this one began
 	reusable bool
 	done     func(bool)
+	names    []string // the head's header names (ResponseNames); immutable
 
 	mu   sync.Mutex // guards the fields below; held across a read of body
 	err  error      // once set, the exchange has ended: what Read returns
 	left int64      // bytes of a Content-Length body not read yet; -1: no length
 }
+
+func (b *h1Body) headNames() []string { return b.names }
 
 func (b *h1Body) Read(p []byte) (int, error) {
 	b.mu.Lock()
@@ -401,10 +405,13 @@ func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 // already buffered.
 type upgraded struct {
 	net.Conn
-	br   *bufio.Reader
-	done func(bool)
-	once sync.Once
+	br    *bufio.Reader
+	done  func(bool)
+	once  sync.Once
+	names []string // the head's header names (ResponseNames); immutable
 }
+
+func (u *upgraded) headNames() []string { return u.names }
 
 func (u *upgraded) Read(p []byte) (int, error) { return u.br.Read(p) }
 

@@ -1,0 +1,81 @@
+package wire
+
+import (
+	"bufio"
+	"bytes"
+	"net/http"
+	"strings"
+)
+
+// HeadNames returns the header field names of an HTTP/1.x head (a request's
+// or a response's), one per field line, in order and with their case: the
+// start line, obsolete line folds and what follows the blank line that
+// ends the head are skipped. The names are substrings of head.
+func HeadNames(head string) []string {
+	names := make([]string, 0, strings.Count(head, "\n")) // a line each at most
+	first := true
+	for len(head) > 0 {
+		line := head
+		if i := strings.IndexByte(head, '\n'); i >= 0 {
+			line, head = head[:i], head[i+1:]
+		} else {
+			head = ""
+		}
+		line = strings.TrimSuffix(line, "\r")
+		switch {
+		case first:
+			first = false
+		case line == "": // the blank line: the head's end
+			return names
+		case line[0] == ' ' || line[0] == '\t': // a folded continuation
+		default:
+			if i := strings.IndexByte(line, ':'); i > 0 {
+				names = append(names, line[:i])
+			}
+		}
+	}
+	return names
+}
+
+// HeadEnd returns the length of the HTTP/1.x head at the start of b, its
+// blank line included (CRLF or a bare LF, as net/http reads them), or -1
+// when b holds no whole head.
+func HeadEnd(b []byte) int {
+	end := -1
+	if i := bytes.Index(b, []byte("\n\r\n")); i >= 0 {
+		end = i + 3
+	}
+	if i := bytes.Index(b, []byte("\n\n")); i >= 0 && (end < 0 || i+2 < end) {
+		end = i + 2
+	}
+	return end
+}
+
+// ResponseNames returns the header names of resp's head as the origin sent
+// them: one per line, in order and case (HeadNames). It knows them for an
+// HTTP/1.x response whose Body is still the one RoundTrip returned and
+// whose head fitted in the connection's read buffer; otherwise nil.
+func ResponseNames(resp *http.Response) []string {
+	if n, ok := resp.Body.(interface{ headNames() []string }); ok {
+		return n.headNames()
+	}
+	return nil
+}
+
+// peekNames returns the header names of the response head at the start of
+// br without consuming it, waiting for the head to arrive whole; nil when it
+// does not fit in br's buffer or reading fails (the caller's parse of the
+// head then meets the failure itself).
+func peekNames(br *bufio.Reader) []string {
+	n := max(br.Buffered(), 1)
+	for {
+		b, err := br.Peek(n)
+		if end := HeadEnd(b); end >= 0 {
+			return HeadNames(string(b[:end]))
+		}
+		if err != nil || len(b) >= br.Size() {
+			return nil
+		}
+		n = max(len(b)+1, br.Buffered())
+	}
+}

@@ -1,0 +1,100 @@
+package wire
+
+import (
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestHeadNames(t *testing.T) {
+	for _, tc := range []struct {
+		head string
+		want []string
+	}{
+		{"GET / HTTP/1.1\r\n\r\n", nil},
+		{"GET / HTTP/1.1\r\nA: 1\r\nb:2\r\n\r\nC: body", []string{"A", "b"}},
+		{"GET / HTTP/1.1\r\nA: 1\r\n\tmore\r\n B\r\n\r\n", []string{"A"}},
+		{"GET / HTTP/1.1\r\nA: 1", []string{"A"}},
+		{"GET / HTTP/1.1\r\n:bad\r\nok: 1\r\n\r\n", []string{"ok"}},
+		{"HTTP/1.1 200 OK\nx-b: 1\nContent-Type: t\n\nbody: x", []string{"x-b", "Content-Type"}},
+		{"", nil},
+	} {
+		if got := HeadNames(tc.head); !slices.Equal(got, tc.want) {
+			t.Errorf("HeadNames(%q) = %q, want %q", tc.head, got, tc.want)
+		}
+	}
+}
+
+func TestHeadEnd(t *testing.T) {
+	for _, tc := range []struct {
+		b    string
+		want int
+	}{
+		{"HTTP/1.1 200 OK\r\n\r\nbody", 19},
+		{"HTTP/1.1 200 OK\r\nA: 1\r\n\r\n", 25},
+		{"HTTP/1.1 200 OK\nA: 1\n\nbody", 22},
+		{"HTTP/1.1 200 OK\r\nA: 1\n\r\nB: 2\r\n\r\n", 24},
+		{"HTTP/1.1 200 OK\r\nA: 1\r\n", -1},
+		{"", -1},
+	} {
+		if got := HeadEnd([]byte(tc.b)); got != tc.want {
+			t.Errorf("HeadEnd(%q) = %d, want %d", tc.b, got, tc.want)
+		}
+	}
+}
+
+// TestResponseNames: a response says the names of its header lines as the
+// origin wrote them, in order and case, repeated names included; an
+// interim 103's names are not the final response's.
+func TestResponseNames(t *testing.T) {
+	for _, tc := range []struct {
+		name, response string
+		want           []string
+	}{
+		{"order and case", "HTTP/1.1 200 OK\r\nx-b: 1\r\nSET-COOKIE: a=1\r\nContent-Length: 2\r\nx-A: 2\r\nSet-Cookie: b=2\r\n\r\nok",
+			[]string{"x-b", "SET-COOKIE", "Content-Length", "x-A", "Set-Cookie"}},
+		{"after an interim response", "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+			[]string{"content-length"}},
+		{"larger than the read buffer", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("v", 5000) + "\r\nContent-Length: 2\r\n\r\nok", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startRawH1(t, tc.response)
+			tr := plainTransport(srv.ln.Addr().String())
+			tr.MaxResponseHeaderBytes = 1 << 20
+			defer tr.Close()
+			req, _ := http.NewRequest("GET", "http://"+srv.ln.Addr().String()+"/", nil)
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ResponseNames(resp)
+			if b, _ := io.ReadAll(resp.Body); string(b) != "ok" {
+				t.Errorf("body %q", b)
+			}
+			resp.Body.Close()
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("ResponseNames = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzHeadNames: HeadNames and HeadEnd take any bytes; every name is a
+// field line's, without a colon or a line break.
+func FuzzHeadNames(f *testing.F) {
+	f.Add("HTTP/1.1 200 OK\r\nA: 1\r\nb:2\r\n\r\nbody")
+	f.Add("GET / HTTP/1.1\nA: 1\n\tfold\n\n")
+	f.Fuzz(func(t *testing.T, head string) {
+		end := HeadEnd([]byte(head))
+		if end > len(head) || end < -1 {
+			t.Fatalf("HeadEnd = %d for %d bytes", end, len(head))
+		}
+		for _, name := range HeadNames(head) {
+			if name == "" || strings.ContainsAny(name, ":\n") {
+				t.Fatalf("name %q", name)
+			}
+		}
+	})
+}
