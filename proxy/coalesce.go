@@ -39,6 +39,9 @@ type coalescingConn struct {
 	buffers *sync.Pool  // of *[coalesceLimit]byte, shared with the listener's other conns
 	on      atomic.Bool // holding writes back; read without mu on every call
 	heads   headScanner // what the client sends, for its requests' header order
+	// order puts a plain-HTTP response's header lines in the origin's
+	// order; used by the goroutine that writes (the server's).
+	respHeads headOrderer
 
 	// mu orders the writes to Conn. It is held across them, as the
 	// connection's own write lock would be: bytes held back must leave
@@ -66,6 +69,14 @@ func (c *coalescingConn) disable() {
 }
 
 func (c *coalescingConn) Write(p []byte) (int, error) {
+	if c.respHeads.armed() {
+		return c.respHeads.write(p, c.write)
+	}
+	return c.write(p)
+}
+
+// write is Write below the head orderer.
+func (c *coalescingConn) write(p []byte) (int, error) {
 	if !c.on.Load() {
 		return c.Conn.Write(p)
 	}
@@ -211,7 +222,7 @@ func (l coalescingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &coalescingConn{Conn: c, buffers: l.buffers, heads: headScanner{limit: l.maxHead}}, nil
+	return &coalescingConn{Conn: c, buffers: l.buffers, heads: headScanner{limit: l.maxHead}, respHeads: headOrderer{buffers: l.buffers}}, nil
 }
 
 // connKey is the request-context key of the client's *coalescingConn.

@@ -79,8 +79,9 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 	cfg := s.cfg.Load()
 	info := clientInfo{addr: hostOnly(r.RemoteAddr)}
 	var names []string // the request's header names as the client wrote them
-	if c := connOf(r); c != nil {
-		names = c.heads.heads.take() // every request of the connection takes its own
+	conn := connOf(r)
+	if conn != nil {
+		names = conn.heads.heads.take() // every request of the connection takes its own
 	}
 	user, pass, hasCreds := proxyBasicAuth(r.Header.Get("Proxy-Authorization"))
 	switch {
@@ -133,6 +134,9 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 	} else {
 		x.t.client = info
 		x.w.ResponseWriter = w
+		if conn != nil {
+			x.w.order = &conn.respHeads
+		}
 		x.t.w = &x.w
 		w = &x.w
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/sessionproxy/sessionproxy/proxy/rules"
 	"github.com/sessionproxy/sessionproxy/proxy/sites"
 	"github.com/sessionproxy/sessionproxy/proxy/upstream"
+	"github.com/sessionproxy/sessionproxy/proxy/wire"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
@@ -87,7 +88,10 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 	}
 	s.watchBody(req, t, resp, end)
 	if t.w != nil {
-		return t.w.handOver(resp), nil
+		return t.w.handOver(resp, end.names), nil
+	}
+	if t.mitm != nil && req.ProtoMajor == 1 {
+		t.mitm.respHeads.expect(end.names) // goproxy writes the response next
 	}
 	return resp, nil
 }
@@ -222,6 +226,7 @@ func (c *call) rejected(resp *http.Response, attempt int) (*http.Response, recor
 // response the client gets and the event that ends the request.
 func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.Event, retry bool) {
 	req, cfg := c.req, c.cfg
+	c.end.names = nil
 	sel, err := s.pick(req.Context(), cfg, c.name, s.poolSite(c.site), req, c.t, c.tried)
 	if err != nil {
 		resp, ev = c.rejected(s.selectErrorResponse(req, err), attempt)
@@ -252,6 +257,9 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 	setCookies(req, sess, cfg.Cookies, c.cookies) // after the wait: the jar as it is now
 
 	resp, err = s.send(req, sess)
+	if err == nil {
+		c.end.names = wire.ResponseNames(resp) // before anything wraps its body
+	}
 	releaseWhenDone(resp, err, release)
 	if err != nil && req.Context().Err() != nil {
 		// The client went away: nobody is waiting, and the session did

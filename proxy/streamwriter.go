@@ -27,13 +27,16 @@ type streamWriter struct {
 	left    int64 // body bytes not yet read when the length is known
 	pending bool  // flush before the next read of the body
 	body    flushBeforeWait
+	order   *headOrderer // the client connection's; nil when it has none
+	names   []string     // the origin's header names, for order
 }
 
 // handOver puts resp's header lines straight into the ResponseWriter's
 // header and returns a copy of resp without them for goproxy, which would
 // otherwise copy each line's values into it. resp itself keeps its Header
 // (the session's cookies are read from it when the body ends).
-func (w *streamWriter) handOver(resp *http.Response) *http.Response {
+func (w *streamWriter) handOver(resp *http.Response, names []string) *http.Response {
+	w.names = names
 	h := w.Header()
 	for name, values := range resp.Header {
 		h[name] = values
@@ -53,6 +56,9 @@ func (w *streamWriter) WriteHeader(code int) {
 		}
 		w.left = cl
 		w.stream = streams(cl, h.Get("Content-Type"))
+		if w.order != nil {
+			w.order.expect(w.names) // the head the server writes next
+		}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }

@@ -20,6 +20,12 @@ import (
 // concurrent use: the verdict may come on the goroutine that closes the body
 // while another reads it.
 type ending struct {
+	// names are the answer's header names as the origin sent them
+	// (wire.ResponseNames), for the client's writer; nil for the proxy's
+	// own answers. Set while the request is attempted, read once it is
+	// answered, by the request's goroutine.
+	names []string
+
 	mu      sync.Mutex // guards the fields below
 	ev      record.Event
 	sess    *sessionpool.Session // nil when no session answered (nothing to carry out)

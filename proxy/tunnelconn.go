@@ -53,6 +53,9 @@ type mitmConn struct {
 	// reads the end of the stream.
 	serveH2 func(net.Conn)
 	h2done  sync.Once
+	// order puts an HTTP/1.x response's header lines in the origin's
+	// order; used by goproxy's goroutine, which writes the responses.
+	respHeads headOrderer
 
 	idleWatch // set up with plain
 }
@@ -127,7 +130,15 @@ func (c *mitmConn) Write(p []byte) (int, error) {
 	if pc == nil {
 		return c.Conn.Write(p)
 	}
-	n, err := (*pc).Write(p)
+	if c.respHeads.armed() {
+		return c.respHeads.write(p, c.writePlain)
+	}
+	return c.writePlain(p)
+}
+
+// writePlain writes to the tunnel's cleartext side, once it is set up.
+func (c *mitmConn) writePlain(p []byte) (int, error) {
+	n, err := (*c.plain.Load()).Write(p)
 	c.used()
 	return n, err
 }
@@ -341,6 +352,9 @@ func (w tunnelWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	mc := newMitmConn(conn, rw.Reader, func() (*tls.Config, error) { return w.s.ca.TLSConfigForHost(w.host) }, w.s.limits())
 	t := w.hook.t
 	mc.serveH2 = func(conn net.Conn) { w.s.serveTunnelH2(conn, t) }
+	if t.out != nil {
+		mc.respHeads.buffers = t.out.buffers
+	}
 	t.mitm = mc
 	return mc, bufio.NewReadWriter(bufio.NewReader(mc), rw.Writer), nil
 }

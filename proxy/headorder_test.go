@@ -1,0 +1,247 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessionproxy/sessionproxy/proxy/wire"
+)
+
+func TestReorderHead(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		head  string
+		names []string
+		want  string
+	}{
+		{"origin order and case, added lines last",
+			"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-A: 2\r\nX-B: 1\r\nX-Session-Id: s\r\n\r\n",
+			[]string{"x-b", "SET-COOKIE", "Content-Length", "X-a", "Set-Cookie"},
+			"HTTP/1.1 200 OK\r\nx-b: 1\r\nSET-COOKIE: a=1\r\nContent-Length: 2\r\nX-a: 2\r\nSet-Cookie: b=2\r\nX-Session-Id: s\r\n\r\n"},
+		{"names with no line left are skipped",
+			"HTTP/1.1 204 No Content\r\nB: 1\r\nA: 2\r\n\r\n",
+			[]string{"Connection", "a", "Keep-Alive", "b", "b"},
+			"HTTP/1.1 204 No Content\r\na: 2\r\nb: 1\r\n\r\n"},
+		{"a name is not a prefix of another",
+			"HTTP/1.1 200 OK\r\nX-AB: 1\r\nX-A: 2\r\n\r\n",
+			[]string{"x-a", "x-ab"},
+			"HTTP/1.1 200 OK\r\nx-a: 2\r\nx-ab: 1\r\n\r\n"},
+		{"bare line feeds",
+			"HTTP/1.1 200 OK\nB: 1\nA: 2\n\n",
+			[]string{"A", "B"},
+			"HTTP/1.1 200 OK\nA: 2\nB: 1\n\n"},
+		{"no names: as written",
+			"HTTP/1.1 200 OK\r\nB: 1\r\nA: 2\r\n\r\n", nil,
+			"HTTP/1.1 200 OK\r\nB: 1\r\nA: 2\r\n\r\n"},
+		{"a folded line: as written",
+			"HTTP/1.1 200 OK\r\nB: 1\r\n more\r\nA: 2\r\n\r\n", []string{"A", "B"},
+			"HTTP/1.1 200 OK\r\nB: 1\r\n more\r\nA: 2\r\n\r\n"},
+		{"not a whole head: as written",
+			"HTTP/1.1 200 OK\r\nB: 1\r\nA: 2", []string{"A", "B"},
+			"HTTP/1.1 200 OK\r\nB: 1\r\nA: 2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := string(reorderHead(nil, []byte(tc.head), tc.names)); got != tc.want {
+				t.Errorf("reorderHead =\n%q\nwant\n%q", got, tc.want)
+			}
+		})
+	}
+}
+
+// lineSet is a head's lines, case folded and sorted: what reordering keeps.
+func lineSet(head []byte) []string {
+	lines := strings.SplitAfter(strings.ToLower(string(head)), "\n")
+	slices.Sort(lines)
+	return lines
+}
+
+// FuzzReorderHead: whatever the head and the names, reordering keeps every
+// line (its length and, case aside, its bytes) and the start line.
+func FuzzReorderHead(f *testing.F) {
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 2\r\n\r\n"), "x-a\nCONTENT-LENGTH")
+	f.Add([]byte("HTTP/1.1 200 OK\nA: 1\n\tb\n\n"), "a")
+	f.Fuzz(func(t *testing.T, head []byte, names string) {
+		got := reorderHead(nil, head, strings.Split(names, "\n"))
+		if len(got) != len(head) {
+			t.Fatalf("%d bytes from %d", len(got), len(head))
+		}
+		if !slices.Equal(lineSet(got), lineSet(head)) {
+			t.Fatalf("lines changed:\n%q\nfrom\n%q", got, head)
+		}
+		if first, _, _ := bytes.Cut(head, []byte("\n")); !bytes.HasPrefix(got, first) {
+			t.Fatalf("start line changed: %q from %q", got, head)
+		}
+	})
+}
+
+// TestHeadOrdererWrites: an armed orderer gathers a head written in pieces,
+// passes interim heads on as they are, reorders the final one and writes
+// it in one piece with the body that came with it; then it passes writes
+// through until armed again. A head too large to hold goes as written.
+func TestHeadOrdererWrites(t *testing.T) {
+	final := "HTTP/1.1 200 OK\r\nB: 1\r\nA: 2\r\n\r\n"
+	ordered := "HTTP/1.1 200 OK\r\na: 2\r\nb: 1\r\n\r\n"
+	early := "HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n"
+	for _, tc := range []struct {
+		name   string
+		pieces []string
+		want   []string // the writes that reach the connection
+	}{
+		{"head and body in one write", []string{final + "body"}, []string{ordered + "body"}},
+		{"head in pieces", []string{final[:5], final[5:20], final[20:] + "bo", "dy"}, []string{ordered + "bo", "dy"}},
+		{"an interim head first", []string{early + final[:10], final[10:] + "x"}, []string{early, ordered + "x"}},
+		{"an interim head alone", []string{early, final}, []string{early, ordered}},
+		{"a switch of protocols is final", []string{"HTTP/1.1 101 Switching Protocols\r\nUpgrade: ws\r\nConnection: Upgrade\r\n\r\nframe"},
+			[]string{"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ws\r\n\r\nframe"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			w := func(p []byte) (int, error) { got = append(got, string(p)); return len(p), nil }
+			o := headOrderer{buffers: newHeldBuffers()}
+			o.expect([]string{"a", "b", "connection", "upgrade"})
+			for _, p := range tc.pieces {
+				if n, err := o.write([]byte(p), w); n != len(p) || err != nil {
+					t.Fatalf("write %q: %d, %v", p, n, err)
+				}
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("wrote\n%q\nwant\n%q", got, tc.want)
+			}
+			if o.armed() {
+				t.Error("still armed after the final head")
+			}
+			got = nil
+			o.write([]byte(final), w)
+			if !slices.Equal(got, []string{final}) {
+				t.Errorf("unarmed: wrote %q, want it as written", got)
+			}
+		})
+	}
+
+	t.Run("too large", func(t *testing.T) {
+		var got bytes.Buffer
+		w := func(p []byte) (int, error) { return got.Write(p) }
+		o := headOrderer{buffers: newHeldBuffers()}
+		o.expect([]string{"a", "b"})
+		big := "HTTP/1.1 200 OK\r\nB: 1\r\nX: " + strings.Repeat("v", coalesceLimit) + "\r\nA: 2\r\n\r\nbody"
+		for p := []byte(big); len(p) > 0; p = p[min(len(p), 1000):] {
+			o.write(p[:min(len(p), 1000)], w)
+		}
+		if got.String() != big || o.armed() {
+			t.Errorf("a head over %d bytes was changed (armed %v)", coalesceLimit, o.armed())
+		}
+	})
+
+	t.Run("a failed write", func(t *testing.T) {
+		failure := errors.New("gone")
+		o := headOrderer{buffers: newHeldBuffers()}
+		o.expect([]string{"a"})
+		n, err := o.write([]byte(final), func([]byte) (int, error) { return 0, failure })
+		if n != 0 || !errors.Is(err, failure) {
+			t.Errorf("write = %d, %v; want 0, %v", n, err, failure)
+		}
+	})
+}
+
+// orderOrigin answers every request with these bytes: header lines in an
+// order no sorting gives, names in mixed case, a repeated name apart.
+const orderOrigin = "HTTP/1.1 200 OK\r\nx-b: 1\r\nSET-COOKIE: a=1; Path=/\r\nContent-Length: 2\r\ncontent-type: text/plain\r\nX-a: 2\r\nSet-Cookie: b=2; Path=/\r\n\r\nok"
+
+// TestResponseHeadOrder: an HTTP/1.1 client gets the origin's header lines
+// in the origin's order and case, then the proxy's X-Session-* lines;
+// plain HTTP and inside an intercepted tunnel, on every response of a
+// kept-alive connection.
+func TestResponseHeadOrder(t *testing.T) {
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			panic(err)
+		}
+		defer conn.Close()
+		buf.WriteString(orderOrigin)
+		buf.Flush()
+	})
+	plain := httptest.NewServer(handler)
+	t.Cleanup(plain.Close)
+	secure := httptest.NewTLSServer(handler)
+	t.Cleanup(secure.Close)
+	cfg := testConfig(t)
+	trustOrigin(t, cfg, secure)
+	h := startProxy(t, cfg)
+	wantNames := wire.HeadNames(orderOrigin)
+
+	check := func(t *testing.T, br *bufio.Reader) {
+		t.Helper()
+		var lines []string
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("reading the head: %v (after %q)", err, lines)
+			}
+			if line == "\r\n" {
+				break
+			}
+			lines = append(lines, line)
+		}
+		names := wire.HeadNames(strings.Join(lines, "") + "\r\n")
+		if len(names) < len(wantNames) || !slices.Equal(names[:len(wantNames)], wantNames) {
+			t.Fatalf("header lines\n%q\nwant the origin's first: %q", lines, wantNames)
+		}
+		for _, name := range names[len(wantNames):] {
+			if !strings.HasPrefix(name, "X-Session-") {
+				t.Errorf("line %q added after the origin's", name)
+			}
+		}
+		if !slices.Contains(lines, "SET-COOKIE: a=1; Path=/\r\n") {
+			t.Errorf("the origin's first cookie line changed: %q", lines)
+		}
+		if body := make([]byte, 2); func() error { _, err := io.ReadFull(br, body); return err }() != nil || string(body) != "ok" {
+			t.Errorf("body %q", body)
+		}
+	}
+
+	t.Run("plain", func(t *testing.T) {
+		conn, err := net.Dial("tcp", h.proxyURL.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(conn)
+		for range 2 {
+			fmt.Fprintf(conn, "GET %s/x HTTP/1.1\r\nHost: %s\r\n\r\n", plain.URL, plain.Listener.Addr())
+			check(t, br)
+		}
+	})
+	t.Run("tunnel", func(t *testing.T) {
+		conn, err := net.Dial("tcp", h.proxyURL.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		target := secure.Listener.Addr().String()
+		fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("CONNECT: %v %v", resp, err)
+		}
+		tc := tls.Client(conn, &tls.Config{RootCAs: h.caPool, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}})
+		br := bufio.NewReader(tc)
+		for range 2 {
+			fmt.Fprintf(tc, "GET /x HTTP/1.1\r\nHost: %s\r\n\r\n", target)
+			check(t, br)
+		}
+	})
+}
