@@ -134,6 +134,7 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 	} else {
 		x.t.client = info
 		x.w.ResponseWriter = w
+		x.w.http11 = r.ProtoAtLeast(1, 1)
 		if conn != nil {
 			x.w.order = &conn.respHeads
 		}
@@ -166,6 +167,11 @@ func (x *exchange) Value(key any) any {
 	case wire.OrderKey:
 		if x.hasOrder {
 			return &x.order
+		}
+		return nil
+	case wire.InterimKey:
+		if x.t.w != nil {
+			return &x.w
 		}
 		return nil
 	}

@@ -12,11 +12,12 @@ import (
 // order and case in which the origin sent them. net/http's server (plain
 // HTTP) and goproxy (inside tunnels) write canonical names in sorted order;
 // the orderer sits under them, on the client's connection. expect arms it
-// with the origin's names (wire.ResponseNames) before the response is
-// written; the next head written is gathered whole, its lines put back in
-// the origin's order (reorderHead) and written with what followed it in the
-// same write. Interim heads (1xx but 101) pass as they are and the orderer
-// waits for the final one. A head larger than a held buffer goes as written.
+// with the origin's names (wire.ResponseNames) before a response's head is
+// written (a final one, or an interim one passed on); the next head written
+// is gathered whole, its lines put back in the origin's order (reorderHead)
+// and written with what followed it in the same write. A 100 Continue, the
+// server's own answer to the client, passes as it is and the orderer waits
+// for the next. A head larger than a held buffer goes as written.
 //
 // It is used by the goroutine that writes the client's responses, one at a
 // time; the zero value passes every write through.
@@ -58,14 +59,14 @@ func (o *headOrderer) write(p []byte, w func([]byte) (int, error)) (int, error) 
 			if err := o.flush(w, o.held); err != nil {
 				return 0, err
 			}
-		case interim(o.held):
+		case isContinue(o.held):
 			if _, err := w(o.held[:end]); err != nil {
 				o.release()
 				return 0, err
 			}
 			o.held = o.held[:copy(o.held, o.held[end:])]
 			if len(o.held) == 0 && len(p) == 0 {
-				return n, nil // armed still: the final head is to come
+				return n, nil // armed still: the head it was armed for is to come
 			}
 		default:
 			out := o.buffers.Get().(*[coalesceLimit]byte)[:0]
@@ -103,13 +104,10 @@ func (o *headOrderer) release() {
 	}
 }
 
-// interim reports whether the response head starting head is an interim
-// one (1xx) after which the final response follows: not a 101, after which
-// the connection is another protocol's.
-func interim(head []byte) bool {
-	// "HTTP/1.1 1xx": the status code's first digit.
-	sp := bytes.IndexByte(head, ' ')
-	return sp >= 0 && sp+3 < len(head) && head[sp+1] == '1' && !bytes.HasPrefix(head[sp+1:], []byte("101"))
+// isContinue reports whether head is a 100 Continue's.
+func isContinue(head []byte) bool {
+	_, rest, ok := bytes.Cut(head, []byte(" "))
+	return ok && bytes.HasPrefix(rest, []byte("100")) && len(rest) > 3 && (rest[3] == ' ' || rest[3] == '\r' || rest[3] == '\n')
 }
 
 // maxReordered bounds the field lines reorderHead puts in order; a head

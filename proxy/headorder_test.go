@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
 	"slices"
 	"strings"
 	"testing"
@@ -86,13 +89,14 @@ func FuzzReorderHead(f *testing.F) {
 }
 
 // TestHeadOrdererWrites: an armed orderer gathers a head written in pieces,
-// passes interim heads on as they are, reorders the final one and writes
-// it in one piece with the body that came with it; then it passes writes
-// through until armed again. A head too large to hold goes as written.
+// passes a 100 Continue on as it is, reorders the head it was armed for
+// (a final one, or an interim one passed on) and writes it in one piece
+// with the body that came with it; then it passes writes through until
+// armed again. A head too large to hold goes as written.
 func TestHeadOrdererWrites(t *testing.T) {
 	final := "HTTP/1.1 200 OK\r\nB: 1\r\nA: 2\r\n\r\n"
 	ordered := "HTTP/1.1 200 OK\r\na: 2\r\nb: 1\r\n\r\n"
-	early := "HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n"
+	cont := "HTTP/1.1 100 Continue\r\n\r\n"
 	for _, tc := range []struct {
 		name   string
 		pieces []string
@@ -100,8 +104,10 @@ func TestHeadOrdererWrites(t *testing.T) {
 	}{
 		{"head and body in one write", []string{final + "body"}, []string{ordered + "body"}},
 		{"head in pieces", []string{final[:5], final[5:20], final[20:] + "bo", "dy"}, []string{ordered + "bo", "dy"}},
-		{"an interim head first", []string{early + final[:10], final[10:] + "x"}, []string{early, ordered + "x"}},
-		{"an interim head alone", []string{early, final}, []string{early, ordered}},
+		{"a 100 Continue first", []string{cont + final[:10], final[10:] + "x"}, []string{cont, ordered + "x"}},
+		{"a 100 Continue alone", []string{cont, final}, []string{cont, ordered}},
+		{"an interim head passed on", []string{"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\nA: 1\r\n\r\n"},
+			[]string{"HTTP/1.1 103 Early Hints\r\na: 1\r\nLink: </s.css>\r\n\r\n"}},
 		{"a switch of protocols is final", []string{"HTTP/1.1 101 Switching Protocols\r\nUpgrade: ws\r\nConnection: Upgrade\r\n\r\nframe"},
 			[]string{"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ws\r\n\r\nframe"}},
 	} {
@@ -242,6 +248,135 @@ func TestResponseHeadOrder(t *testing.T) {
 		for range 2 {
 			fmt.Fprintf(tc, "GET /x HTTP/1.1\r\nHost: %s\r\n\r\n", target)
 			check(t, br)
+		}
+	})
+}
+
+// hintsOrigin answers every request with an Early Hints response, then
+// the final one.
+const hintsOrigin = "HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\nX-Hint: 1\r\n\r\n" +
+	"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+// TestInterimResponses: an origin's 103 Early Hints reaches the client
+// before the final response, with its own header lines in the origin's
+// order and case, none of them left on the final response: plain HTTP, in
+// an intercepted tunnel over HTTP/1.1 and HTTP/2. An HTTP/1.0 client,
+// which knows no interim responses, gets the final response alone.
+func TestInterimResponses(t *testing.T) {
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			panic(err)
+		}
+		defer conn.Close()
+		buf.WriteString(hintsOrigin)
+		buf.Flush()
+	})
+	plain := httptest.NewServer(handler)
+	t.Cleanup(plain.Close)
+	secure := httptest.NewTLSServer(handler)
+	t.Cleanup(secure.Close)
+	cfg := testConfig(t)
+	trustOrigin(t, cfg, secure)
+	h := startProxy(t, cfg)
+
+	// readHead reads one response head, its lines without their endings.
+	readHead := func(t *testing.T, br *bufio.Reader) []string {
+		t.Helper()
+		var lines []string
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("reading a head: %v (after %q)", err, lines)
+			}
+			if line == "\r\n" {
+				return lines
+			}
+			lines = append(lines, strings.TrimSuffix(line, "\r\n"))
+		}
+	}
+	wantHints := []string{"HTTP/1.1 103 Early Hints", "link: </style.css>; rel=preload", "X-Hint: 1"}
+	checkFinal := func(t *testing.T, head []string) {
+		t.Helper()
+		if len(head) == 0 || head[0] != "HTTP/1.1 200 OK" {
+			t.Fatalf("final head %q", head)
+		}
+		for _, line := range head {
+			if name, _, _ := strings.Cut(line, ":"); strings.EqualFold(name, "Link") || strings.EqualFold(name, "X-Hint") {
+				t.Errorf("the interim response's %q is on the final one", line)
+			}
+		}
+	}
+
+	dial := func(t *testing.T) net.Conn {
+		conn, err := net.Dial("tcp", h.proxyURL.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		return conn
+	}
+	t.Run("plain", func(t *testing.T) {
+		conn := dial(t)
+		br := bufio.NewReader(conn)
+		fmt.Fprintf(conn, "GET %s/x HTTP/1.1\r\nHost: %s\r\n\r\n", plain.URL, plain.Listener.Addr())
+		if got := readHead(t, br); !slices.Equal(got, wantHints) {
+			t.Fatalf("first head %q, want %q", got, wantHints)
+		}
+		checkFinal(t, readHead(t, br))
+	})
+	t.Run("plain HTTP/1.0", func(t *testing.T) {
+		conn := dial(t)
+		br := bufio.NewReader(conn)
+		fmt.Fprintf(conn, "GET %s/x HTTP/1.0\r\nHost: %s\r\n\r\n", plain.URL, plain.Listener.Addr())
+		head := readHead(t, br)
+		if len(head) == 0 || !strings.HasSuffix(head[0], " 200 OK") {
+			t.Fatalf("an HTTP/1.0 client got %q first", head)
+		}
+	})
+	t.Run("tunnel HTTP/1.1", func(t *testing.T) {
+		conn := dial(t)
+		target := secure.Listener.Addr().String()
+		fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
+		if resp, err := http.ReadResponse(bufio.NewReader(conn), nil); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("CONNECT: %v %v", resp, err)
+		}
+		tc := tls.Client(conn, &tls.Config{RootCAs: h.caPool, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}})
+		br := bufio.NewReader(tc)
+		fmt.Fprintf(tc, "GET /x HTTP/1.1\r\nHost: %s\r\n\r\n", target)
+		if got := readHead(t, br); !slices.Equal(got, wantHints) {
+			t.Fatalf("first head %q, want %q", got, wantHints)
+		}
+		checkFinal(t, readHead(t, br))
+	})
+	t.Run("tunnel HTTP/2", func(t *testing.T) {
+		c := h.client("", "")
+		c.Transport.(*http.Transport).ForceAttemptHTTP2 = true
+		var hints []http.Header
+		ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+			Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+				if code == http.StatusEarlyHints {
+					hints = append(hints, http.Header(h).Clone())
+				}
+				return nil
+			},
+		})
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, secure.URL+"/x", nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 {
+			t.Fatalf("the client spoke %s", resp.Proto)
+		}
+		if len(hints) != 1 || hints[0].Get("Link") != "</style.css>; rel=preload" || hints[0].Get("X-Hint") != "1" {
+			t.Errorf("interim responses %v, want one 103 with the origin's lines", hints)
+		}
+		if resp.Header.Get("Link") != "" || resp.Header.Get("X-Hint") != "" {
+			t.Errorf("the interim response's lines are on the final one: %v", resp.Header)
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"hash/fnv"
 	"math/rand/v2"
 	"net/http"
@@ -18,17 +19,25 @@ import (
 // (fingerprint: mirror, and the header order of the others): the order in
 // which the client sent req's headers, and its ClientHello and HTTP/2
 // preface. Every request of a tunnel takes its own order, whatever the
-// mode. A plain-HTTP request has its order already (serveProxy).
+// mode. A plain-HTTP request has its order already (serveProxy). An
+// HTTP/1.1 client's request also gets where the origin's interim responses
+// go: the tunnel (an HTTP/2 client's stream has its own, serveTunnelStream).
 func identify(req *http.Request, t *tunnel, cfg *config.Config, before map[string][]string) *http.Request {
 	if t.mitm == nil {
 		return req
 	}
 	o := t.mitm.order(req)
-	if cfg.Fingerprint == config.FingerprintGo {
+	ctx := req.Context()
+	if t.mitm.h1 != nil && req.ProtoAtLeast(1, 1) {
+		ctx = context.WithValue(ctx, wire.InterimKey{}, wire.Interim(t.mitm))
+	}
+	if cfg.Fingerprint != config.FingerprintGo {
+		o.Names = withCookieSlot(o.Names, req.Header.Get("User-Agent"), before)
+		ctx = profile.WithClient(wire.WithOrder(ctx, o), t.mitm.who)
+	}
+	if ctx == req.Context() {
 		return req
 	}
-	o.Names = withCookieSlot(o.Names, req.Header.Get("User-Agent"), before)
-	ctx := profile.WithClient(wire.WithOrder(req.Context(), o), t.mitm.who)
 	return req.WithContext(ctx)
 }
 

@@ -29,6 +29,32 @@ type streamWriter struct {
 	body    flushBeforeWait
 	order   *headOrderer // the client connection's; nil when it has none
 	names   []string     // the origin's header names, for order
+	http11  bool         // the client speaks HTTP/1.1 or later: it may get interim responses
+}
+
+// Interim passes an origin's interim response (103 Early Hints) on to the
+// client, ahead of the final one; not to an HTTP/1.0 client, which knows
+// none.
+func (w *streamWriter) Interim(resp *http.Response, names []string) {
+	if w.decided || !w.http11 {
+		return
+	}
+	if w.order != nil {
+		w.order.expect(names)
+	}
+	writeInterim(w.ResponseWriter, resp)
+}
+
+// writeInterim writes the interim response resp through w, which sends it
+// at once with the header lines it holds; they are cleared after, for the
+// final response's.
+func writeInterim(w http.ResponseWriter, resp *http.Response) {
+	h := w.Header()
+	for name, values := range resp.Header {
+		h[name] = values
+	}
+	w.WriteHeader(resp.StatusCode)
+	clear(h)
 }
 
 // handOver puts resp's header lines straight into the ResponseWriter's

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -134,6 +135,18 @@ func (c *mitmConn) Write(p []byte) (int, error) {
 		return c.respHeads.write(p, c.writePlain)
 	}
 	return c.writePlain(p)
+}
+
+// Interim passes an origin's interim response (103 Early Hints) on to the
+// HTTP/1.x client, ahead of the final one that goproxy writes. A failed
+// write shows in the final one's.
+func (c *mitmConn) Interim(resp *http.Response, names []string) {
+	var head bytes.Buffer
+	head.WriteString("HTTP/1.1 " + resp.Status + "\r\n")
+	resp.Header.Write(&head)
+	head.WriteString("\r\n")
+	c.respHeads.expect(names)
+	c.Write(head.Bytes())
 }
 
 // writePlain writes to the tunnel's cleartext side, once it is set up.

@@ -8,6 +8,8 @@ import (
 
 	"github.com/elazarl/goproxy"
 	"golang.org/x/net/http2"
+
+	"github.com/sessionproxy/sessionproxy/proxy/wire"
 )
 
 // serveTunnelH2 serves an HTTP/2 client inside an intercepted tunnel with
@@ -50,6 +52,7 @@ func (s *Server) serveTunnelStream(w http.ResponseWriter, r *http.Request, t *tu
 	if r.ContentLength == 0 {
 		r.Body = http.NoBody
 	}
+	r = r.WithContext(context.WithValue(r.Context(), wire.InterimKey{}, streamInterim{w}))
 	ctx := &goproxy.ProxyCtx{Req: r, UserData: t, Proxy: s.gp}
 	resp, err := t.mitm.countRequests(s.roundTrip)(r, ctx)
 	if err != nil { // roundTrip answers every failure itself; kept for the contract
@@ -88,6 +91,12 @@ func (s *Server) serveTunnelStream(w http.ResponseWriter, r *http.Request, t *tu
 		}
 	}
 }
+
+// streamInterim passes an origin's interim responses (103 Early Hints) on
+// to an HTTP/2 client's stream, ahead of the final response.
+type streamInterim struct{ w http.ResponseWriter }
+
+func (s streamInterim) Interim(resp *http.Response, _ []string) { writeInterim(s.w, resp) }
 
 // copyStream copies a response body to w, flushing after every write when
 // the response streams.

@@ -103,7 +103,8 @@ func (c *H1Conn) Close() error {
 // "" for req.URL's origin form (the absolute form, for a plain-HTTP
 // upstream proxy, is the caller's to give); extra are header lines sent
 // last ("Name: value", e.g. the upstream proxy's Proxy-Authorization).
-// Interim 1xx responses but 101 are read and dropped; a 101's body is the
+// Interim 1xx responses but 101 go to the context's Interim, if any (100
+// Continue excepted), and are otherwise dropped; a 101's body is the
 // connection itself. done, when not nil, is called once when the exchange
 // ends (its body read to the end or closed), with whether the connection
 // can carry another.
@@ -171,6 +172,9 @@ func (c *H1Conn) RoundTrip(req *http.Request, target string, extra []string, don
 			resp.Body = &upgraded{Conn: c.conn, br: br, done: done, names: names}
 			return resp, nil
 		case resp.StatusCode >= 100 && resp.StatusCode < 200:
+			if i, ok := req.Context().Value(InterimKey{}).(Interim); ok && resp.StatusCode != http.StatusContinue {
+				i.Interim(resp, names)
+			}
 			continue
 		}
 		left := resp.ContentLength

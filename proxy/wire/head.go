@@ -62,6 +62,21 @@ func ResponseNames(resp *http.Response) []string {
 	return nil
 }
 
+// Interim is told of the interim responses an origin sends before its
+// final one, so that they reach the client that is owed them: every 1xx
+// but 100 Continue (the answer to the client's own Expect comes from the
+// server it talks to) and 101 (final: the connection changes hands).
+// names are the response's header names as the origin wrote them
+// (ResponseNames). RoundTrip calls it in its own goroutine, before it
+// reads on, with the Interim the request's context holds under
+// InterimKey; none: interim responses are dropped.
+type Interim interface {
+	Interim(resp *http.Response, names []string)
+}
+
+// InterimKey is the context key of a request's Interim.
+type InterimKey struct{}
+
 // peekNames returns the header names of the response head at the start of
 // br without consuming it, waiting for the head to arrive whole; nil when it
 // does not fit in br's buffer or reading fails (the caller's parse of the
