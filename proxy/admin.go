@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/proxy/cookiefile"
@@ -190,19 +192,44 @@ func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
 	return allow
 }
 
-// readAdminBody reads r's body up to maxAdminBody bytes. On failure it has
-// answered (413 for a body too large) and returns false.
-func readAdminBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAdminBody))
+// readAdminBody reads r's body up to maxAdminBody bytes, each of its
+// reads within idle_timeout: a client that stops sending its body does not
+// hold the handler. On failure it has answered (413 for a body too large,
+// 408 for one that stalled) and returns false.
+func (s *Server) readAdminBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	rc := http.NewResponseController(w)
+	body, err := io.ReadAll(&deadlineReader{r: http.MaxBytesReader(w, r.Body, maxAdminBody), rc: rc, idle: s.cfg.Load().IdleTimeout})
 	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		_, tooLarge := errors.AsType[*http.MaxBytesError](err)
+		ne, isNet := errors.AsType[net.Error](err)
+		switch {
+		case tooLarge:
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", maxAdminBody))
-		} else {
+		case isNet && ne.Timeout():
+			w.Header().Set("Connection", "close")
+			writeError(w, http.StatusRequestTimeout, "read request body: nothing came for "+s.cfg.Load().IdleTimeout.String())
+		default:
 			writeError(w, http.StatusBadRequest, "read request body: "+err.Error())
 		}
-		return nil, false
+		return nil, false // the deadline stays: the server's drain of the rest is bounded too
 	}
+	rc.SetReadDeadline(time.Time{})
 	return body, true
+}
+
+// deadlineReader reads r with a read deadline idle from now before every
+// read; none when idle is not positive.
+type deadlineReader struct {
+	r    io.Reader
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+func (d *deadlineReader) Read(p []byte) (int, error) {
+	if d.idle > 0 {
+		d.rc.SetReadDeadline(time.Now().Add(d.idle))
+	}
+	return d.r.Read(p)
 }
 
 // cookieMessage is err's message for an API client when it may be about
@@ -315,7 +342,7 @@ func decodeAddSession(body []byte) (addSessionRequest, error) {
 // adminAddSession adds a session: 201 with its state, 409 when a usable
 // session holds the id, 400 for a bad body.
 func (s *Server) adminAddSession(w http.ResponseWriter, r *http.Request) {
-	body, ok := readAdminBody(w, r)
+	body, ok := s.readAdminBody(w, r)
 	if !ok {
 		return
 	}
@@ -485,7 +512,7 @@ func (s *Server) adminImportCookies(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, fmt.Sprintf("session %q is not usable (retired, blocked, worn out or expired): add a new one", sess.ID()))
 		return
 	}
-	body, ok := readAdminBody(w, r)
+	body, ok := s.readAdminBody(w, r)
 	if !ok {
 		return
 	}

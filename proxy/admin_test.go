@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -606,5 +608,55 @@ func TestAdminSessionFingerprint(t *testing.T) {
 	var got sessionpool.SessionState
 	if status := h2.adminGet("/sessions/ff", "", &got); status != http.StatusOK || got.Fingerprint != "firefox" {
 		t.Errorf("after a restart with safari configured: %d, fingerprint %q, want firefox", status, got.Fingerprint)
+	}
+}
+
+// TestAdminBodyStalls: an admin request whose body stops coming gets 408
+// once idle_timeout has passed without a byte, and its connection closed;
+// a body sent in pieces (chunked) is read whole.
+func TestAdminBodyStalls(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.IdleTimeout = 300 * time.Millisecond
+	h := startProxy(t, cfg)
+	addr := strings.TrimPrefix(h.adminURL, "http://")
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, "POST /sessions HTTP/1.1\r\nHost: "+addr+"\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"id\":")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled body: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), "300ms") {
+		t.Errorf("stalled body: %d %s, want 408 naming the timeout", resp.StatusCode, body)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("the connection stayed open after a stalled body: %v", err)
+	}
+
+	// A body in pieces, each within the timeout: read, and the session added.
+	pr, pw := io.Pipe()
+	go func() {
+		defer pw.Close()
+		for _, part := range []string{`{"id":`, `"slow-body"}`} {
+			if _, err := io.WriteString(pw, part); err != nil {
+				return
+			}
+		}
+	}()
+	req, _ := http.NewRequest(http.MethodPost, h.adminURL+"/sessions", pr)
+	req.Header.Set("Content-Type", "application/json")
+	r2, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.Body.Close()
+	if r2.StatusCode != http.StatusCreated {
+		t.Errorf("a whole body: %d, want 201", r2.StatusCode)
 	}
 }
