@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -29,15 +30,58 @@ type decoder struct {
 // "yaml: line N: MESSAGE" or "yaml: MESSAGE".
 var yamlErrorRE = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
 
-// syntax reports a YAML syntax error as a problem at its line (0 when the
-// library gives none).
-func (d *decoder) syntax(err error) {
+// syntax reports a YAML syntax error in data as a problem at its line.
+// The library gives none for some (see lineOf); 0 when it cannot be found.
+func (d *decoder) syntax(data []byte, err error) {
 	msg, line := err.Error(), 0
 	if m := yamlErrorRE.FindStringSubmatch(msg); m != nil {
 		line, _ = strconv.Atoi(m[1])
 		msg = m[2]
 	}
-	d.ps.add(line, "", "invalid YAML: "+msg, "")
+	got := ""
+	if line == 0 {
+		line, got = lineOf(data, msg)
+	}
+	d.ps.add(line, "", "invalid YAML: "+msg, got)
+}
+
+// unknownAnchorRE reads the YAML library's error for an alias of no anchor.
+var unknownAnchorRE = regexp.MustCompile(`^unknown anchor '(.*)' referenced$`)
+
+// lineOf finds in data the line of a YAML error that the library reports
+// without one: bytes that are not UTF-8 (and what they are), or an alias
+// of an anchor never defined (its first use). 0 when it cannot tell.
+func lineOf(data []byte, msg string) (line int, got string) {
+	at := -1
+	if strings.Contains(msg, "UTF-8") {
+		for i := 0; i < len(data); {
+			r, size := utf8.DecodeRune(data[i:])
+			if r == utf8.RuneError && size <= 1 {
+				at, got = i, fmt.Sprintf("byte 0x%02x", data[i])
+				break
+			}
+			i += size
+		}
+	}
+	if m := unknownAnchorRE.FindStringSubmatch(msg); m != nil {
+		alias := "*" + m[1]
+		for i := 0; i < len(data); {
+			j := bytes.Index(data[i:], []byte(alias))
+			if j < 0 {
+				break
+			}
+			end := i + j + len(alias)
+			if end == len(data) || bytes.IndexByte([]byte(" \t\r\n,]}"), data[end]) >= 0 {
+				at, got = i+j, alias
+				break
+			}
+			i = end
+		}
+	}
+	if at < 0 {
+		return 0, ""
+	}
+	return bytes.Count(data[:at], []byte("\n")) + 1, got
 }
 
 // decodeYAML decodes one document, turning a panic of the YAML library into
@@ -60,13 +104,13 @@ func (d *decoder) parse(data []byte) *Config {
 		return c
 	}
 	if err != nil {
-		d.syntax(err)
+		d.syntax(data, err)
 		return c
 	}
 	var extra yaml.Node
 	if err := decodeYAML(dec, &extra); err != io.EOF {
 		if err != nil {
-			d.syntax(err)
+			d.syntax(data, err)
 		} else {
 			d.ps.add(extra.Line, "", "only one YAML document is allowed", "")
 		}
