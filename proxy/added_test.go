@@ -10,14 +10,20 @@ import (
 
 // rawOrigin answers every request with exactly these bytes: no Date, no
 // Content-Type, which net/http's server would add.
-func rawOrigin(w http.ResponseWriter, r *http.Request) {
-	conn, buf, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		panic(err)
+var rawOrigin = rawOriginOf("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Origin: yes\r\nConnection: close\r\n\r\nhello")
+
+// rawOriginOf is a handler that answers every request with response, as it
+// is, and closes the connection.
+func rawOriginOf(response string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			panic(err)
+		}
+		defer conn.Close()
+		buf.WriteString(response)
+		buf.Flush()
 	}
-	defer conn.Close()
-	buf.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Origin: yes\r\nConnection: close\r\n\r\nhello")
-	buf.Flush()
 }
 
 // TestNothingAddedToResponses: a response without Content-Type or Date

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -160,6 +159,56 @@ func TestHeadOrdererWrites(t *testing.T) {
 	})
 }
 
+// rawOrigins starts an HTTP and an HTTPS origin that answer every request
+// with response as it is, and a proxy that trusts the HTTPS one.
+func rawOrigins(t *testing.T, response string) (plain, secure *httptest.Server, h *harness) {
+	plain = httptest.NewServer(rawOriginOf(response))
+	t.Cleanup(plain.Close)
+	secure = httptest.NewTLSServer(rawOriginOf(response))
+	t.Cleanup(secure.Close)
+	cfg := testConfig(t)
+	trustOrigin(t, cfg, secure)
+	return plain, secure, startProxy(t, cfg)
+}
+
+// dialProxy opens a connection to h's proxy listener, closed when the test
+// ends.
+func dialProxy(t *testing.T, h *harness) net.Conn {
+	conn, err := net.Dial("tcp", h.proxyURL.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	return conn
+}
+
+// readHead reads one response head: its lines, without their endings.
+func readHead(t *testing.T, br *bufio.Reader) []string {
+	t.Helper()
+	var lines []string
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading a head: %v (after %q)", err, lines)
+		}
+		if line == "\r\n" {
+			return lines
+		}
+		lines = append(lines, strings.TrimSuffix(line, "\r\n"))
+	}
+}
+
+// namesOf returns the header names of a head's lines (readHead's).
+func namesOf(head []string) []string {
+	var names []string
+	for _, line := range head[1:] {
+		name, _, _ := strings.Cut(line, ":")
+		names = append(names, name)
+	}
+	return names
+}
+
 // orderOrigin answers every request with these bytes: header lines in an
 // order no sorting gives, names in mixed case, a repeated name apart.
 const orderOrigin = "HTTP/1.1 200 OK\r\nx-b: 1\r\nSET-COOKIE: a=1; Path=/\r\nContent-Length: 2\r\ncontent-type: text/plain\r\nX-a: 2\r\nSet-Cookie: b=2; Path=/\r\n\r\nok"
@@ -169,48 +218,22 @@ const orderOrigin = "HTTP/1.1 200 OK\r\nx-b: 1\r\nSET-COOKIE: a=1; Path=/\r\nCon
 // plain HTTP and inside an intercepted tunnel, on every response of a
 // kept-alive connection.
 func TestResponseHeadOrder(t *testing.T) {
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, buf, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			panic(err)
-		}
-		defer conn.Close()
-		buf.WriteString(orderOrigin)
-		buf.Flush()
-	})
-	plain := httptest.NewServer(handler)
-	t.Cleanup(plain.Close)
-	secure := httptest.NewTLSServer(handler)
-	t.Cleanup(secure.Close)
-	cfg := testConfig(t)
-	trustOrigin(t, cfg, secure)
-	h := startProxy(t, cfg)
+	plain, secure, h := rawOrigins(t, orderOrigin)
 	wantNames := wire.HeadNames(orderOrigin)
-
 	check := func(t *testing.T, br *bufio.Reader) {
 		t.Helper()
-		var lines []string
-		for {
-			line, err := br.ReadString('\n')
-			if err != nil {
-				t.Fatalf("reading the head: %v (after %q)", err, lines)
-			}
-			if line == "\r\n" {
-				break
-			}
-			lines = append(lines, line)
-		}
-		names := wire.HeadNames(strings.Join(lines, "") + "\r\n")
+		head := readHead(t, br)
+		names := namesOf(head)
 		if len(names) < len(wantNames) || !slices.Equal(names[:len(wantNames)], wantNames) {
-			t.Fatalf("header lines\n%q\nwant the origin's first: %q", lines, wantNames)
+			t.Fatalf("header lines\n%q\nwant the origin's first: %q", head, wantNames)
 		}
 		for _, name := range names[len(wantNames):] {
 			if !strings.HasPrefix(name, "X-Session-") {
 				t.Errorf("line %q added after the origin's", name)
 			}
 		}
-		if !slices.Contains(lines, "SET-COOKIE: a=1; Path=/\r\n") {
-			t.Errorf("the origin's first cookie line changed: %q", lines)
+		if !slices.Contains(head, "SET-COOKIE: a=1; Path=/") {
+			t.Errorf("the origin's first cookie line changed: %q", head)
 		}
 		if body := make([]byte, 2); func() error { _, err := io.ReadFull(br, body); return err }() != nil || string(body) != "ok" {
 			t.Errorf("body %q", body)
@@ -218,12 +241,7 @@ func TestResponseHeadOrder(t *testing.T) {
 	}
 
 	t.Run("plain", func(t *testing.T) {
-		conn, err := net.Dial("tcp", h.proxyURL.Host)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		conn := dialProxy(t, h)
 		br := bufio.NewReader(conn)
 		for range 2 {
 			fmt.Fprintf(conn, "GET %s/x HTTP/1.1\r\nHost: %s\r\n\r\n", plain.URL, plain.Listener.Addr())
@@ -231,19 +249,9 @@ func TestResponseHeadOrder(t *testing.T) {
 		}
 	})
 	t.Run("tunnel", func(t *testing.T) {
-		conn, err := net.Dial("tcp", h.proxyURL.Host)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(10 * time.Second))
 		target := secure.Listener.Addr().String()
-		fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
-		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-		if err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("CONNECT: %v %v", resp, err)
-		}
-		tc := tls.Client(conn, &tls.Config{RootCAs: h.caPool, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}})
+		tc := tunnelTo(t, h.proxyURL.Host, target, h.caPool)
+		defer tc.Close()
 		br := bufio.NewReader(tc)
 		for range 2 {
 			fmt.Fprintf(tc, "GET /x HTTP/1.1\r\nHost: %s\r\n\r\n", target)
@@ -263,62 +271,22 @@ const hintsOrigin = "HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload
 // an intercepted tunnel over HTTP/1.1 and HTTP/2. An HTTP/1.0 client,
 // which knows no interim responses, gets the final response alone.
 func TestInterimResponses(t *testing.T) {
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, buf, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			panic(err)
-		}
-		defer conn.Close()
-		buf.WriteString(hintsOrigin)
-		buf.Flush()
-	})
-	plain := httptest.NewServer(handler)
-	t.Cleanup(plain.Close)
-	secure := httptest.NewTLSServer(handler)
-	t.Cleanup(secure.Close)
-	cfg := testConfig(t)
-	trustOrigin(t, cfg, secure)
-	h := startProxy(t, cfg)
-
-	// readHead reads one response head, its lines without their endings.
-	readHead := func(t *testing.T, br *bufio.Reader) []string {
-		t.Helper()
-		var lines []string
-		for {
-			line, err := br.ReadString('\n')
-			if err != nil {
-				t.Fatalf("reading a head: %v (after %q)", err, lines)
-			}
-			if line == "\r\n" {
-				return lines
-			}
-			lines = append(lines, strings.TrimSuffix(line, "\r\n"))
-		}
-	}
+	plain, secure, h := rawOrigins(t, hintsOrigin)
 	wantHints := []string{"HTTP/1.1 103 Early Hints", "link: </style.css>; rel=preload", "X-Hint: 1"}
 	checkFinal := func(t *testing.T, head []string) {
 		t.Helper()
 		if len(head) == 0 || head[0] != "HTTP/1.1 200 OK" {
 			t.Fatalf("final head %q", head)
 		}
-		for _, line := range head {
-			if name, _, _ := strings.Cut(line, ":"); strings.EqualFold(name, "Link") || strings.EqualFold(name, "X-Hint") {
-				t.Errorf("the interim response's %q is on the final one", line)
+		for _, name := range namesOf(head) {
+			if strings.EqualFold(name, "Link") || strings.EqualFold(name, "X-Hint") {
+				t.Errorf("the interim response's %q is on the final one", name)
 			}
 		}
 	}
 
-	dial := func(t *testing.T) net.Conn {
-		conn, err := net.Dial("tcp", h.proxyURL.Host)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		conn.SetDeadline(time.Now().Add(10 * time.Second))
-		return conn
-	}
 	t.Run("plain", func(t *testing.T) {
-		conn := dial(t)
+		conn := dialProxy(t, h)
 		br := bufio.NewReader(conn)
 		fmt.Fprintf(conn, "GET %s/x HTTP/1.1\r\nHost: %s\r\n\r\n", plain.URL, plain.Listener.Addr())
 		if got := readHead(t, br); !slices.Equal(got, wantHints) {
@@ -327,7 +295,7 @@ func TestInterimResponses(t *testing.T) {
 		checkFinal(t, readHead(t, br))
 	})
 	t.Run("plain HTTP/1.0", func(t *testing.T) {
-		conn := dial(t)
+		conn := dialProxy(t, h)
 		br := bufio.NewReader(conn)
 		fmt.Fprintf(conn, "GET %s/x HTTP/1.0\r\nHost: %s\r\n\r\n", plain.URL, plain.Listener.Addr())
 		head := readHead(t, br)
@@ -336,13 +304,9 @@ func TestInterimResponses(t *testing.T) {
 		}
 	})
 	t.Run("tunnel HTTP/1.1", func(t *testing.T) {
-		conn := dial(t)
 		target := secure.Listener.Addr().String()
-		fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
-		if resp, err := http.ReadResponse(bufio.NewReader(conn), nil); err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("CONNECT: %v %v", resp, err)
-		}
-		tc := tls.Client(conn, &tls.Config{RootCAs: h.caPool, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}})
+		tc := tunnelTo(t, h.proxyURL.Host, target, h.caPool)
+		defer tc.Close()
 		br := bufio.NewReader(tc)
 		fmt.Fprintf(tc, "GET /x HTTP/1.1\r\nHost: %s\r\n\r\n", target)
 		if got := readHead(t, br); !slices.Equal(got, wantHints) {
