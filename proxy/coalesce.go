@@ -11,7 +11,7 @@ import (
 
 // What a coalescingConn holds back, and for how long at most.
 const (
-	coalesceLimit = 16 << 10         // bytes held before they go out regardless
+	coalesceLimit = heldSize         // bytes held before they go out regardless
 	coalesceDelay = time.Millisecond // longest a held write waits for company
 	closeFlushMax = time.Second      // bound on the last flush of a closing conn
 )
@@ -36,7 +36,7 @@ const (
 // enable and disable must come from the goroutine that writes.
 type coalescingConn struct {
 	net.Conn
-	buffers *sync.Pool  // of *[coalesceLimit]byte, shared with the listener's other conns
+	buffers *sync.Pool  // of *[heldSize]byte (newHeldBuffers), shared with the listener's other conns
 	on      atomic.Bool // holding writes back; read without mu on every call
 	heads   headScanner // what the client sends, for its requests' header order
 	// order puts a plain-HTTP response's header lines in the origin's
@@ -87,7 +87,7 @@ func (c *coalescingConn) write(p []byte) (int, error) {
 	}
 	if len(c.held)+len(p) <= coalesceLimit {
 		if c.held == nil { // the first write held since the last flush
-			c.held = c.buffers.Get().(*[coalesceLimit]byte)[:0]
+			c.held = c.buffers.Get().(*[heldSize]byte)[:0]
 			if c.timer == nil {
 				c.timer = time.AfterFunc(coalesceDelay, func() { c.flush() })
 			} else {
@@ -190,7 +190,7 @@ func (c *coalescingConn) flushLocked() error {
 // release returns the held buffer to the pool.
 func (c *coalescingConn) release() {
 	if c.held != nil {
-		c.buffers.Put((*[coalesceLimit]byte)(c.held[:coalesceLimit]))
+		c.buffers.Put((*[heldSize]byte)(c.held[:heldSize]))
 		c.held = nil
 	}
 }
@@ -211,10 +211,6 @@ func newCoalescingListener(ln net.Listener, maxHeaderBytes int) coalescingListen
 		maxHeaderBytes = http.DefaultMaxHeaderBytes
 	}
 	return coalescingListener{Listener: ln, buffers: newHeldBuffers(), maxHead: maxHeaderBytes + headSlop}
-}
-
-func newHeldBuffers() *sync.Pool {
-	return &sync.Pool{New: func() any { return new([coalesceLimit]byte) }}
 }
 
 func (l coalescingListener) Accept() (net.Conn, error) {

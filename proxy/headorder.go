@@ -8,6 +8,17 @@ import (
 	"github.com/sessionproxy/sessionproxy/proxy/wire"
 )
 
+// heldSize is the size of the buffers in which a client connection holds
+// what is written to it: gathered writes (coalescingConn) and a response
+// head being put in order (headOrderer).
+const heldSize = 16 << 10
+
+// newHeldBuffers returns a pool of *[heldSize]byte, for one listener's
+// connections.
+func newHeldBuffers() *sync.Pool {
+	return &sync.Pool{New: func() any { return new([heldSize]byte) }}
+}
+
 // headOrderer gives an HTTP/1.x client a response's header lines in the
 // order and case in which the origin sent them. net/http's server (plain
 // HTTP) and goproxy (inside tunnels) write canonical names in sorted order;
@@ -22,7 +33,7 @@ import (
 // It is used by the goroutine that writes the client's responses, one at a
 // time; the zero value passes every write through.
 type headOrderer struct {
-	buffers *sync.Pool // of *[coalesceLimit]byte; nil: the orderer never arms
+	buffers *sync.Pool // of *[heldSize]byte; nil: the orderer never arms
 	names   []string   // the next response's names, nil when not armed
 	held    []byte     // what has been gathered of its head; from buffers
 }
@@ -45,7 +56,7 @@ func (o *headOrderer) write(p []byte, w func([]byte) (int, error)) (int, error) 
 	n := len(p)
 	for o.names != nil {
 		if o.held == nil {
-			o.held = o.buffers.Get().(*[coalesceLimit]byte)[:0]
+			o.held = o.buffers.Get().(*[heldSize]byte)[:0]
 		}
 		take := min(len(p), cap(o.held)-len(o.held))
 		o.held = append(o.held, p[:take]...)
@@ -69,13 +80,13 @@ func (o *headOrderer) write(p []byte, w func([]byte) (int, error)) (int, error) 
 				return n, nil // armed still: the head it was armed for is to come
 			}
 		default:
-			out := o.buffers.Get().(*[coalesceLimit]byte)[:0]
+			out := o.buffers.Get().(*[heldSize]byte)[:0]
 			out = reorderHead(out, o.held[:end], o.names)
 			out = append(out, o.held[end:]...)
 			o.names = nil
 			o.release()
 			_, err := w(out)
-			o.buffers.Put((*[coalesceLimit]byte)(out[:coalesceLimit]))
+			o.buffers.Put((*[heldSize]byte)(out[:heldSize]))
 			if err != nil {
 				return 0, err
 			}
@@ -99,7 +110,7 @@ func (o *headOrderer) flush(w func([]byte) (int, error), b []byte) error {
 // release returns the held buffer.
 func (o *headOrderer) release() {
 	if o.held != nil {
-		o.buffers.Put((*[coalesceLimit]byte)(o.held[:coalesceLimit]))
+		o.buffers.Put((*[heldSize]byte)(o.held[:heldSize]))
 		o.held = nil
 	}
 }

@@ -139,12 +139,12 @@ func TestHeadOrdererWrites(t *testing.T) {
 		w := func(p []byte) (int, error) { return got.Write(p) }
 		o := headOrderer{buffers: newHeldBuffers()}
 		o.expect([]string{"a", "b"})
-		big := "HTTP/1.1 200 OK\r\nB: 1\r\nX: " + strings.Repeat("v", coalesceLimit) + "\r\nA: 2\r\n\r\nbody"
+		big := "HTTP/1.1 200 OK\r\nB: 1\r\nX: " + strings.Repeat("v", heldSize) + "\r\nA: 2\r\n\r\nbody"
 		for p := []byte(big); len(p) > 0; p = p[min(len(p), 1000):] {
 			o.write(p[:min(len(p), 1000)], w)
 		}
 		if got.String() != big || o.armed() {
-			t.Errorf("a head over %d bytes was changed (armed %v)", coalesceLimit, o.armed())
+			t.Errorf("a head over %d bytes was changed (armed %v)", heldSize, o.armed())
 		}
 	})
 
