@@ -496,3 +496,26 @@ func TestRestartKeys(t *testing.T) {
 		t.Errorf("RestartKeys after KeepRestartKeys = %q", got)
 	}
 }
+
+// TestSyntaxErrorLines: the line of an undefined anchor's alias is the
+// alias's, not that of the same text in a comment or a scalar; a lone CR
+// breaks a line as LF does; a byte that is not UTF-8 is found.
+func TestSyntaxErrorLines(t *testing.T) {
+	for _, tc := range []struct {
+		name, data, want string
+	}{
+		{"alias after a comment", "# max_pool_size: *nope would be nice\nlisten: 127.0.0.1:8080\npool:\n  max_pool_size: *nope\n", "c.yaml:4:"},
+		{"alias after a quoted scalar", "session_header: \"X-*nope\"\npool:\n  max_pool_size: *nope\n", "c.yaml:3:"},
+		{"alias after a plain scalar", "session_header: X *nope\npool:\n  max_pool_size: *nope\n", "c.yaml:3:"},
+		{"alias in a flow list", "upstreams: [a, *nope]\n", "c.yaml:1:"},
+		{"lone CR line breaks", "listen: 127.0.0.1:8080\rpool:\r  max_pool_size: *nope\r", "c.yaml:3:"},
+		{"not UTF-8", "listen: 127.0.0.1:8080\n\nsession_header: \"X-\xfe\"\n", "c.yaml:3:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("c.yaml", []byte(tc.data))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v; want it at %s", err, tc.want)
+			}
+		})
+	}
+}

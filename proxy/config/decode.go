@@ -50,7 +50,8 @@ var unknownAnchorRE = regexp.MustCompile(`^unknown anchor '(.*)' referenced$`)
 
 // lineOf finds in data the line of a YAML error that the library reports
 // without one: bytes that are not UTF-8 (and what they are), or an alias
-// of an anchor never defined (its first use). 0 when it cannot tell.
+// of an anchor never defined (its first use as an alias, not in a comment
+// or inside a scalar). 0 when it cannot tell.
 func lineOf(data []byte, msg string) (line int, got string) {
 	at := -1
 	if strings.Contains(msg, "UTF-8") {
@@ -64,24 +65,44 @@ func lineOf(data []byte, msg string) (line int, got string) {
 		}
 	}
 	if m := unknownAnchorRE.FindStringSubmatch(msg); m != nil {
-		alias := "*" + m[1]
-		for i := 0; i < len(data); {
-			j := bytes.Index(data[i:], []byte(alias))
+		alias := []byte("*" + m[1])
+		for i := 0; at < 0; {
+			j := bytes.Index(data[i:], alias)
 			if j < 0 {
 				break
 			}
-			end := i + j + len(alias)
-			if end == len(data) || bytes.IndexByte([]byte(" \t\r\n,]}"), data[end]) >= 0 {
-				at, got = i+j, alias
-				break
+			if isAlias(data, i+j, i+j+len(alias)) {
+				at, got = i+j, string(alias)
 			}
-			i = end
+			i += j + len(alias)
 		}
 	}
 	if at < 0 {
 		return 0, ""
 	}
-	return bytes.Count(data[:at], []byte("\n")) + 1, got
+	return lineCount(data[:at]) + 1, got
+}
+
+// isAlias reports whether data[start:end], "*name", is an alias node: it
+// ends where the name does, and it starts a node (its line holds nothing
+// before it but indentation and YAML indicators) outside a comment.
+func isAlias(data []byte, start, end int) bool {
+	if end < len(data) && bytes.IndexByte([]byte(" \t\r\n,]}"), data[end]) < 0 {
+		return false
+	}
+	lineStart := bytes.LastIndexAny(data[:start], "\r\n") + 1
+	before := data[lineStart:start]
+	if i := bytes.IndexByte(before, '#'); i == 0 || i > 0 && (before[i-1] == ' ' || before[i-1] == '\t') {
+		return false // in a comment
+	}
+	before = bytes.TrimRight(before, " \t")
+	return len(before) == 0 || bytes.IndexByte([]byte(":-[{,?"), before[len(before)-1]) >= 0
+}
+
+// lineCount counts the line breaks in b: LF, CRLF and a lone CR, as YAML
+// reads them.
+func lineCount(b []byte) int {
+	return bytes.Count(b, []byte("\n")) + bytes.Count(b, []byte("\r")) - bytes.Count(b, []byte("\r\n"))
 }
 
 // decodeYAML decodes one document, turning a panic of the YAML library into
