@@ -344,3 +344,51 @@ func TestInterimResponses(t *testing.T) {
 		}
 	})
 }
+
+// TestInterimDropsHopByHop: an interim response's lines of the origin's
+// hop (Connection, Keep-Alive, what Connection names) do not go on, over
+// HTTP/2 (where they make the message malformed) or HTTP/1.1.
+func TestInterimDropsHopByHop(t *testing.T) {
+	const response = "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\nConnection: keep-alive, X-Hop\r\nKeep-Alive: timeout=5\r\nX-Hop: 1\r\n\r\n" +
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	plain, secure, h := rawOrigins(t, response)
+	hop := func(name string) bool {
+		return slices.ContainsFunc([]string{"Connection", "Keep-Alive", "X-Hop"}, func(n string) bool { return strings.EqualFold(n, name) })
+	}
+
+	t.Run("HTTP/1.1", func(t *testing.T) {
+		conn := dialProxy(t, h)
+		br := bufio.NewReader(conn)
+		fmt.Fprintf(conn, "GET %s/x HTTP/1.1\r\nHost: %s\r\n\r\n", plain.URL, plain.Listener.Addr())
+		head := readHead(t, br)
+		if !strings.Contains(head[0], " 103 ") || !slices.Equal(namesOf(head), []string{"Link"}) {
+			t.Errorf("interim head %q, want the 103 with its Link alone", head)
+		}
+	})
+	t.Run("HTTP/2", func(t *testing.T) {
+		c := h.client("", "")
+		c.Transport.(*http.Transport).ForceAttemptHTTP2 = true
+		var hints []http.Header
+		ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+			Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+				hints = append(hints, http.Header(h).Clone())
+				return nil
+			},
+		})
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, secure.URL+"/x", nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 || len(hints) != 1 || hints[0].Get("Link") != "</a.css>" {
+			t.Fatalf("%s, interim responses %v", resp.Proto, hints)
+		}
+		for name := range hints[0] {
+			if hop(name) {
+				t.Errorf("an HTTP/2 interim response carries %s", name)
+			}
+		}
+	})
+}

@@ -143,7 +143,7 @@ func (c *mitmConn) Write(p []byte) (int, error) {
 func (c *mitmConn) Interim(resp *http.Response, names []string) {
 	var head bytes.Buffer
 	head.WriteString("HTTP/1.1 " + resp.Status + "\r\n")
-	resp.Header.Write(&head)
+	interimHeader(resp.Header).Write(&head)
 	head.WriteString("\r\n")
 	c.respHeads.expect(names)
 	c.Write(head.Bytes())

@@ -46,7 +46,7 @@ func (s *Server) serveTunnelStream(w http.ResponseWriter, r *http.Request, t *tu
 		r.URL.Host = t.host
 	}
 	r.RequestURI = ""
-	for _, h := range [...]string{"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "Proxy-Authenticate", "Proxy-Authorization"} {
+	for _, h := range hopByHop {
 		r.Header.Del(h)
 	}
 	if r.ContentLength == 0 {
