@@ -392,3 +392,18 @@ func TestInterimDropsHopByHop(t *testing.T) {
 		}
 	})
 }
+
+// TestResponseHeadOrderLargeHead: a head longer than the origin
+// connection's read buffer (4 KiB) but within what the client's side
+// holds (16 KiB) keeps the origin's order and case too.
+func TestResponseHeadOrderLargeHead(t *testing.T) {
+	response := "HTTP/1.1 200 OK\r\nx-b: 1\r\nx-a: 2\r\nX-Pad: " + strings.Repeat("p", 9000) + "\r\nContent-Length: 2\r\n\r\nok"
+	plain, _, h := rawOrigins(t, response)
+	conn := dialProxy(t, h)
+	br := bufio.NewReader(conn)
+	fmt.Fprintf(conn, "GET %s/x HTTP/1.1\r\nHost: %s\r\n\r\n", plain.URL, plain.Listener.Addr())
+	names := namesOf(readHead(t, br))
+	if want := wire.HeadNames(response); len(names) < len(want) || !slices.Equal(names[:len(want)], want) {
+		t.Errorf("a %d-byte head reached the client with names %q, want the origin's %q first", len(response), names, want)
+	}
+}

@@ -64,8 +64,9 @@ func NewH1Conn(conn net.Conn, maxHead int64, headTimeout time.Duration, bufs *Bu
 // limitedReader reads r, refusing more than left bytes while left >= 0.
 type limitedReader struct {
 	r    io.Reader
-	max  int64 // a head's limit
-	left int64 // bytes the current head may still take; -1: no limit
+	max  int64   // a head's limit
+	left int64   // bytes the current head may still take; -1: no limit
+	tee  *[]byte // when set, what is read is appended to it
 }
 
 func (l *limitedReader) Read(p []byte) (int, error) {
@@ -78,6 +79,9 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	n, err := l.r.Read(p)
 	if l.left > 0 {
 		l.left -= int64(n)
+	}
+	if l.tee != nil {
+		*l.tee = append(*l.tee, p[:n]...)
 	}
 	return n, err
 }
@@ -150,8 +154,15 @@ func (c *H1Conn) RoundTrip(req *http.Request, target string, extra []string, don
 	}
 	for {
 		c.lr.left = c.lr.max
-		names := peekNames(c.br)
+		names, large := peekNames(c.br)
+		if large != nil { // a head longer than the buffer: its rest, as it is read
+			c.lr.tee = &large
+		}
 		resp, err := http.ReadResponse(c.br, req)
+		if c.lr.tee != nil {
+			c.lr.tee = nil
+			names = HeadNames(string(large))
+		}
 		c.lr.left = -1
 		if c.headTimeout > 0 && err == nil && !c.bodyBuffered(resp) {
 			// The body is read without the head's deadline. A body that

@@ -53,8 +53,8 @@ func HeadEnd(b []byte) int {
 
 // ResponseNames returns the header names of resp's head as the origin sent
 // them: one per line, in order and case (HeadNames). It knows them for an
-// HTTP/1.x response whose Body is still the one RoundTrip returned and
-// whose head fitted in the connection's read buffer; otherwise nil.
+// HTTP/1.x response whose Body is still the one RoundTrip returned;
+// otherwise nil.
 func ResponseNames(resp *http.Response) []string {
 	if n, ok := resp.Body.(interface{ headNames() []string }); ok {
 		return n.headNames()
@@ -78,18 +78,22 @@ type Interim interface {
 type InterimKey struct{}
 
 // peekNames returns the header names of the response head at the start of
-// br without consuming it, waiting for the head to arrive whole; nil when it
-// does not fit in br's buffer or reading fails (the caller's parse of the
-// head then meets the failure itself).
-func peekNames(br *bufio.Reader) []string {
+// br without consuming it, waiting for the head to arrive whole. A head
+// that does not fit in br's buffer gives no names but a copy of its start
+// (the caller reads the rest of it as it parses); a failure to read gives
+// neither (the caller's parse meets it itself).
+func peekNames(br *bufio.Reader) (names []string, start []byte) {
 	n := max(br.Buffered(), 1)
 	for {
 		b, err := br.Peek(n)
 		if end := HeadEnd(b); end >= 0 {
-			return HeadNames(string(b[:end]))
+			return HeadNames(string(b[:end])), nil
 		}
-		if err != nil || len(b) >= br.Size() {
-			return nil
+		if len(b) >= br.Size() {
+			return nil, append([]byte(nil), b...)
+		}
+		if err != nil {
+			return nil, nil
 		}
 		n = max(len(b)+1, br.Buffered())
 	}
