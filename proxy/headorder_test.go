@@ -260,6 +260,33 @@ func TestResponseHeadOrder(t *testing.T) {
 	})
 }
 
+// getOverH2 sends GET url through an intercepted tunnel of h's proxy over
+// HTTP/2 and returns the response, its body read, and the interim
+// responses' headers in the order they came.
+func getOverH2(t *testing.T, h *harness, url string) (*http.Response, []http.Header) {
+	t.Helper()
+	c := h.client("", "")
+	c.Transport.(*http.Transport).ForceAttemptHTTP2 = true
+	var hints []http.Header
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+			hints = append(hints, http.Header(h).Clone())
+			return nil
+		},
+	})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("the client spoke %s", resp.Proto)
+	}
+	return resp, hints
+}
+
 // hintsOrigin answers every request with an Early Hints response, then
 // the final one.
 const hintsOrigin = "HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\nX-Hint: 1\r\n\r\n" +
@@ -315,27 +342,7 @@ func TestInterimResponses(t *testing.T) {
 		checkFinal(t, readHead(t, br))
 	})
 	t.Run("tunnel HTTP/2", func(t *testing.T) {
-		c := h.client("", "")
-		c.Transport.(*http.Transport).ForceAttemptHTTP2 = true
-		var hints []http.Header
-		ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
-			Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
-				if code == http.StatusEarlyHints {
-					hints = append(hints, http.Header(h).Clone())
-				}
-				return nil
-			},
-		})
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, secure.URL+"/x", nil)
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.ProtoMajor != 2 {
-			t.Fatalf("the client spoke %s", resp.Proto)
-		}
+		resp, hints := getOverH2(t, h, secure.URL+"/x")
 		if len(hints) != 1 || hints[0].Get("Link") != "</style.css>; rel=preload" || hints[0].Get("X-Hint") != "1" {
 			t.Errorf("interim responses %v, want one 103 with the origin's lines", hints)
 		}
@@ -366,24 +373,9 @@ func TestInterimDropsHopByHop(t *testing.T) {
 		}
 	})
 	t.Run("HTTP/2", func(t *testing.T) {
-		c := h.client("", "")
-		c.Transport.(*http.Transport).ForceAttemptHTTP2 = true
-		var hints []http.Header
-		ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
-			Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
-				hints = append(hints, http.Header(h).Clone())
-				return nil
-			},
-		})
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, secure.URL+"/x", nil)
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.ProtoMajor != 2 || len(hints) != 1 || hints[0].Get("Link") != "</a.css>" {
-			t.Fatalf("%s, interim responses %v", resp.Proto, hints)
+		_, hints := getOverH2(t, h, secure.URL+"/x")
+		if len(hints) != 1 || hints[0].Get("Link") != "</a.css>" {
+			t.Fatalf("interim responses %v", hints)
 		}
 		for name := range hints[0] {
 			if hop(name) {
