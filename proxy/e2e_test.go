@@ -145,12 +145,7 @@ func TestHeadersLeaveClean(t *testing.T) {
 // plain or inside an intercepted tunnel: an h2c upgrade's Upgrade and
 // HTTP2-Settings among them. Other headers go on.
 func TestConnectionOptionsDropped(t *testing.T) {
-	origin := httptest.NewServer(originMux())
-	defer origin.Close()
-	tlsOrigin := httptest.NewTLSServer(originMux())
-	defer tlsOrigin.Close()
-	cfg := testConfig(t)
-	trustOrigin(t, cfg, tlsOrigin)
+	origin, tlsOrigin, cfg := origins(t, originMux())
 	h := startProxy(t, cfg)
 	for _, base := range []string{origin.URL, tlsOrigin.URL} {
 		req, _ := http.NewRequest(http.MethodGet, base+"/echo", nil)
@@ -407,13 +402,7 @@ func TestFailureResponseIs502(t *testing.T) {
 // 407 with Proxy-Authenticate, CONNECT included; the username carries the
 // session name. With challenge and no users, any credentials pass.
 func TestClientAuth(t *testing.T) {
-	origin := httptest.NewServer(originMux())
-	defer origin.Close()
-	tlsOrigin := httptest.NewTLSServer(originMux())
-	defer tlsOrigin.Close()
-
-	cfg := testConfig(t)
-	trustOrigin(t, cfg, tlsOrigin)
+	origin, tlsOrigin, cfg := origins(t, originMux())
 	cfg.Auth.Users = map[string]string{"alice": "pw"}
 	h := startProxy(t, cfg)
 

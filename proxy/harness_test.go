@@ -189,6 +189,18 @@ func decodeSeen(t *testing.T, body string) originSeen {
 	return s
 }
 
+// origins starts an HTTP and an HTTPS origin serving handler until the
+// test ends, and a test config that trusts the HTTPS one.
+func origins(t *testing.T, handler http.Handler) (plain, secure *httptest.Server, cfg *config.Config) {
+	plain = httptest.NewServer(handler)
+	t.Cleanup(plain.Close)
+	secure = httptest.NewTLSServer(handler)
+	t.Cleanup(secure.Close)
+	cfg = testConfig(t)
+	trustOrigin(t, cfg, secure)
+	return plain, secure, cfg
+}
+
 // trustOrigin makes the proxy trust the TLS origin's certificate for
 // upstream TLS, through a file in mitm.upstream_ca.
 func trustOrigin(t *testing.T, cfg *config.Config, origin *httptest.Server) {

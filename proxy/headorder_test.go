@@ -162,12 +162,7 @@ func TestHeadOrdererWrites(t *testing.T) {
 // rawOrigins starts an HTTP and an HTTPS origin that answer every request
 // with response as it is, and a proxy that trusts the HTTPS one.
 func rawOrigins(t *testing.T, response string) (plain, secure *httptest.Server, h *harness) {
-	plain = httptest.NewServer(rawOriginOf(response))
-	t.Cleanup(plain.Close)
-	secure = httptest.NewTLSServer(rawOriginOf(response))
-	t.Cleanup(secure.Close)
-	cfg := testConfig(t)
-	trustOrigin(t, cfg, secure)
+	plain, secure, cfg := origins(t, rawOriginOf(response))
 	return plain, secure, startProxy(t, cfg)
 }
 

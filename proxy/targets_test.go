@@ -158,12 +158,7 @@ func (l exposedListener) Addr() net.Addr {
 // requests inside an intercepted tunnel; allow_private_targets: true lets
 // them through.
 func TestProxyRefusesPrivateTargetsWhenExposed(t *testing.T) {
-	origin := httptest.NewServer(originMux())
-	defer origin.Close()
-	tlsOrigin := httptest.NewTLSServer(originMux())
-	defer tlsOrigin.Close()
-	cfg := testConfig(t)
-	trustOrigin(t, cfg, tlsOrigin)
+	origin, tlsOrigin, cfg := origins(t, originMux())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
