@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/proxy/wire"
 )
 
@@ -393,4 +394,56 @@ func TestResponseHeadOrderLargeHead(t *testing.T) {
 	if want := wire.HeadNames(response); len(names) < len(want) || !slices.Equal(names[:len(want)], want) {
 		t.Errorf("a %d-byte head reached the client with names %q, want the origin's %q first", len(response), names, want)
 	}
+}
+
+// TestInterimFromHTTP2Origin: an HTTP/2 origin's 103 (a browser profile
+// speaks HTTP/2 to it) reaches the client before the final response, over
+// HTTP/1.1 and HTTP/2 inside the tunnel, without its lines on the final
+// response.
+func TestInterimFromHTTP2Origin(t *testing.T) {
+	origin := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor != 2 {
+			http.Error(w, "want HTTP/2, got "+r.Proto, http.StatusHTTPVersionNotSupported)
+			return
+		}
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		w.Header().Set("Content-Length", "2")
+		io.WriteString(w, "ok")
+	}))
+	origin.EnableHTTP2 = true
+	origin.StartTLS()
+	t.Cleanup(origin.Close)
+	cfg := testConfig(t)
+	cfg.Fingerprint = config.FingerprintChrome
+	trustOrigin(t, cfg, origin)
+	h := startProxy(t, cfg)
+
+	t.Run("HTTP/1.1", func(t *testing.T) {
+		target := origin.Listener.Addr().String()
+		tc := tunnelTo(t, h.proxyURL.Host, target, h.caPool)
+		defer tc.Close()
+		br := bufio.NewReader(tc)
+		fmt.Fprintf(tc, "GET /x HTTP/1.1\r\nHost: %s\r\n\r\n", target)
+		hints := readHead(t, br)
+		if len(hints) < 2 || !strings.HasPrefix(hints[0], "HTTP/1.1 103 ") || !slices.ContainsFunc(hints, func(l string) bool {
+			return strings.EqualFold(l, "Link: </style.css>; rel=preload")
+		}) {
+			t.Fatalf("first head %q, want a 103 with the origin's Link", hints)
+		}
+		final := readHead(t, br)
+		if final[0] != "HTTP/1.1 200 OK" || slices.ContainsFunc(namesOf(final), func(n string) bool { return strings.EqualFold(n, "Link") }) {
+			t.Errorf("final head %q", final)
+		}
+	})
+	t.Run("HTTP/2", func(t *testing.T) {
+		resp, hints := getOverH2(t, h, origin.URL+"/x")
+		if resp.StatusCode != http.StatusOK || len(hints) != 1 || hints[0].Get("Link") != "</style.css>; rel=preload" {
+			t.Errorf("status %d, interim responses %v; want 200 after one 103 with the origin's Link", resp.StatusCode, hints)
+		}
+		if resp.Header.Get("Link") != "" {
+			t.Errorf("the interim response's Link is on the final one: %v", resp.Header)
+		}
+	})
 }

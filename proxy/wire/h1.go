@@ -183,9 +183,7 @@ func (c *H1Conn) RoundTrip(req *http.Request, target string, extra []string, don
 			resp.Body = &upgraded{Conn: c.conn, br: br, done: done, names: names}
 			return resp, nil
 		case resp.StatusCode >= 100 && resp.StatusCode < 200:
-			if i, ok := req.Context().Value(InterimKey{}).(Interim); ok && resp.StatusCode != http.StatusContinue {
-				i.Interim(resp, names)
-			}
+			passInterim(req, resp, names)
 			continue
 		}
 		left := resp.ContentLength

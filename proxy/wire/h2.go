@@ -160,7 +160,7 @@ type h2Stream struct {
 	id       uint32
 	c        *H2Conn
 	req      *http.Request
-	resp     chan *http.Response // the response head, once
+	resp     chan *http.Response // interim heads (at most maxInterim), then the response head
 	gotResp  bool                // guarded by c.mu
 	sendWin  int32               // guarded by c.mu
 	recvWin  int32               // DATA the server may still send on it; guarded by c.mu
@@ -199,7 +199,7 @@ func (c *H2Conn) RoundTrip(req *http.Request, headTimeout time.Duration) (*http.
 		c.wmu.Unlock()
 		return nil, errStreamsFull
 	}
-	s := &h2Stream{id: c.nextID, c: c, req: req, resp: make(chan *http.Response, 1), sendWin: c.peerWin,
+	s := &h2Stream{id: c.nextID, c: c, req: req, resp: make(chan *http.Response, maxInterim+1), sendWin: c.peerWin,
 		recvWin: c.ourWin, ended: make(chan struct{}), sendDone: !hasBody}
 	s.body = pipe{c: c, s: s, trailer: http.Header{}, buf: dataBuffer{pool: &c.bufs.chunks}}
 	c.nextID += 2
@@ -229,20 +229,23 @@ func (c *H2Conn) RoundTrip(req *http.Request, headTimeout time.Duration) (*http.
 		timeout = timer.C
 	}
 	var resp *http.Response
-	select {
-	case resp = <-s.resp:
-	case <-timeout:
-		s.cancel(http2.ErrCodeCancel, fmt.Errorf("wire: no response head within %v: %w", headTimeout, os.ErrDeadlineExceeded))
-		<-s.ended
+wait:
+	for {
 		select {
-		case resp = <-s.resp:
-		default:
+		case r := <-s.resp:
+			if r.StatusCode < 200 {
+				passInterim(req, r, nil)
+				continue
+			}
+			resp = r
+		case <-timeout:
+			s.cancel(http2.ErrCodeCancel, fmt.Errorf("wire: no response head within %v: %w", headTimeout, os.ErrDeadlineExceeded))
+			<-s.ended
+			resp = s.finalHead()
+		case <-s.ended:
+			resp = s.finalHead()
 		}
-	case <-s.ended:
-		select {
-		case resp = <-s.resp:
-		default:
-		}
+		break wait
 	}
 	if resp == nil {
 		stop()
@@ -256,6 +259,26 @@ func (c *H2Conn) RoundTrip(req *http.Request, headTimeout time.Duration) (*http.
 	}
 	resp.Body = &h2Body{s: s, stop: stop}
 	return resp, nil
+}
+
+// maxInterim bounds the interim heads a stream keeps for its caller; the
+// server's further ones are dropped.
+const maxInterim = 4
+
+// finalHead returns the response head the stream has received, nil for
+// none, once it has ended; interim heads before it are passed on.
+func (s *h2Stream) finalHead() *http.Response {
+	for {
+		select {
+		case r := <-s.resp:
+			if r.StatusCode >= 200 {
+				return r
+			}
+			passInterim(s.req, r, nil)
+		default:
+			return nil
+		}
+	}
 }
 
 // writeHeaders encodes and writes req's HEADERS (and CONTINUATIONs). The

@@ -143,7 +143,8 @@ func (c *H2Conn) applySettings(f *http2.SettingsFrame) error {
 	})
 }
 
-// onHeaders takes a response head (interim ones dropped) or trailers.
+// onHeaders takes a response head, an interim one (kept for the caller, up
+// to maxInterim) or trailers.
 func (c *H2Conn) onHeaders(f *http2.MetaHeadersFrame) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -163,16 +164,12 @@ func (c *H2Conn) onHeaders(f *http2.MetaHeadersFrame) {
 			return
 		}
 		if status < 200 {
+			if status != http.StatusContinue && len(s.resp) < maxInterim {
+				s.resp <- responseHead(s.req, f, status)
+			}
 			return
 		}
-		resp := &http.Response{
-			Status: strconv.Itoa(status) + " " + http.StatusText(status), StatusCode: status,
-			Proto: "HTTP/2.0", ProtoMajor: 2, Header: make(http.Header, len(f.Fields)),
-			ContentLength: -1, Request: s.req,
-		}
-		for _, hf := range f.RegularFields() {
-			resp.Header.Add(http.CanonicalHeaderKey(hf.Name), hf.Value)
-		}
+		resp := responseHead(s.req, f, status)
 		if cl := resp.Header.Get("Content-Length"); cl != "" {
 			// Digits only, as x/net/http2's transport reads it; anything
 			// else leaves the length unknown (DATA frames frame the body).
@@ -192,6 +189,20 @@ func (c *H2Conn) onHeaders(f *http2.MetaHeadersFrame) {
 		s.body.closeLocked(io.EOF)
 		c.forgetIfDone(s)
 	}
+}
+
+// responseHead is the response to req that a HEADERS frame with this status
+// carries, its length not yet known.
+func responseHead(req *http.Request, f *http2.MetaHeadersFrame, status int) *http.Response {
+	resp := &http.Response{
+		Status: strconv.Itoa(status) + " " + http.StatusText(status), StatusCode: status,
+		Proto: "HTTP/2.0", ProtoMajor: 2, Header: make(http.Header, len(f.Fields)),
+		ContentLength: -1, Request: req,
+	}
+	for _, hf := range f.RegularFields() {
+		resp.Header.Add(http.CanonicalHeaderKey(hf.Name), hf.Value)
+	}
+	return resp
 }
 
 // onData takes a DATA frame: into its stream's body, flow-controlled. A

@@ -77,6 +77,17 @@ type Interim interface {
 // InterimKey is the context key of a request's Interim.
 type InterimKey struct{}
 
+// passInterim gives resp, an interim response to req, to req's Interim;
+// 100 Continue and 101 never.
+func passInterim(req *http.Request, resp *http.Response, names []string) {
+	if resp.StatusCode == http.StatusContinue || resp.StatusCode == http.StatusSwitchingProtocols {
+		return
+	}
+	if i, ok := req.Context().Value(InterimKey{}).(Interim); ok {
+		i.Interim(resp, names)
+	}
+}
+
 // peekNames returns the header names of the response head at the start of
 // br without consuming it, waiting for the head to arrive whole. A head
 // that does not fit in br's buffer gives no names but a copy of its start

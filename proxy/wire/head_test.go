@@ -1,9 +1,14 @@
 package wire
 
 import (
+	"context"
+	"crypto/tls"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -98,4 +103,66 @@ func FuzzHeadNames(f *testing.F) {
 			}
 		}
 	})
+}
+
+// interimRecorder is an Interim that keeps what it is given.
+type interimRecorder struct{ got []*http.Response }
+
+func (r *interimRecorder) Interim(resp *http.Response, _ []string) { r.got = append(r.got, resp) }
+
+// TestH2Interim: an HTTP/2 server's interim responses reach the request's
+// Interim in order before RoundTrip returns; the connection's reader never
+// waits for the caller: one that arrives while maxInterim wait unread is
+// dropped, never the final response.
+func TestH2Interim(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		for i := range n {
+			w.Header().Set("Link", fmt.Sprintf("</%d.css>", i))
+			w.WriteHeader(http.StatusEarlyHints)
+		}
+		w.Header().Del("Link")
+		io.WriteString(w, "ok")
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	tr := &Transport{
+		Key: func(*http.Request) string { return "k" },
+		Dial: func(ctx context.Context, _ *http.Request) (*Conn, error) {
+			c, err := (&tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}}).DialContext(ctx, "tcp", srv.Listener.Addr().String())
+			if err != nil {
+				return nil, err
+			}
+			return &Conn{Conn: c, Proto: c.(*tls.Conn).ConnectionState().NegotiatedProtocol}, nil
+		},
+	}
+	defer tr.Close()
+	for _, n := range []int{1, maxInterim, 10} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			rec := &interimRecorder{}
+			req, _ := http.NewRequest(http.MethodGet, srv.URL+"/?n="+strconv.Itoa(n), nil)
+			req = req.WithContext(context.WithValue(req.Context(), InterimKey{}, Interim(rec)))
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || string(body) != "ok" || resp.ProtoMajor != 2 {
+				t.Fatalf("final response %s %d %q", resp.Proto, resp.StatusCode, body)
+			}
+			if got := len(rec.got); got < min(n, maxInterim) || got > n || n <= maxInterim && got != n {
+				t.Fatalf("%d of %d interim responses passed on", got, n)
+			}
+			last := -1
+			for _, r := range rec.got {
+				var i int
+				if _, err := fmt.Sscanf(r.Header.Get("Link"), "</%d.css>", &i); err != nil || r.StatusCode != http.StatusEarlyHints || i <= last {
+					t.Errorf("interim %d %v after the one of %d", r.StatusCode, r.Header, last)
+				}
+				last = i
+			}
+		})
+	}
 }
