@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 
 	"github.com/elazarl/goproxy"
 
@@ -54,23 +53,6 @@ func (s *Server) newGoproxy() *goproxy.ProxyHttpServer {
 		return r, nil
 	})
 	return gp
-}
-
-// dropConnectionOptions removes the headers that h's Connection names:
-// they are for the client's hop only (RFC 9110 7.6.1), such as an h2c
-// upgrade's Upgrade and HTTP2-Settings. A WebSocket handshake keeps its
-// Upgrade, which goes on with the Connection goproxy keeps for it.
-func dropConnectionOptions(h http.Header) {
-	ws := webSocketHandshake(h)
-	for _, v := range h["Connection"] {
-		for tok := range strings.SplitSeq(v, ",") {
-			name := http.CanonicalHeaderKey(strings.TrimSpace(tok))
-			if name == "" || name == "Connection" || name == "Upgrade" && ws {
-				continue
-			}
-			delete(h, name)
-		}
-	}
 }
 
 // serveProxy is the proxy's outermost handler: client authentication and the

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/elazarl/goproxy"
-	"golang.org/x/net/http/httpguts"
 
 	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/proxy/record"
@@ -360,13 +359,6 @@ func (s *Server) send(req *http.Request, sess *sessionpool.Session) (*http.Respo
 
 // errUnrelayable: the origin answered in a way the proxy cannot pass on.
 var errUnrelayable = errors.New("proxy: unrelayable response")
-
-// webSocketHandshake reports whether h asks for a WebSocket (Connection:
-// upgrade, Upgrade: websocket): the one switch of protocols relayed.
-func webSocketHandshake(h http.Header) bool {
-	return httpguts.HeaderValuesContainsToken(h["Connection"], "upgrade") &&
-		httpguts.HeaderValuesContainsToken(h["Upgrade"], "websocket")
-}
 
 // decideWhileStreaming lets resp's body stream to the client while a copy of
 // its first body_limit bytes is kept; the rules decide the session's fate

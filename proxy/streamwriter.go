@@ -137,23 +137,6 @@ func (w *streamWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 func (w *streamWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// hopByHop are the header fields of one connection's hop (RFC 9110 7.6.1),
-// and the proxy's own: never passed on.
-var hopByHop = [...]string{"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "Proxy-Authenticate", "Proxy-Authorization"}
-
-// interimHeader returns the lines of an interim response's header h that go
-// on to the client: a copy without those of the origin's hop (the ones its
-// Connection names, and hopByHop). HTTP/2 clients take a message that has
-// them for malformed.
-func interimHeader(h http.Header) http.Header {
-	out := h.Clone()
-	dropConnectionOptions(out)
-	for _, name := range hopByHop {
-		delete(out, name)
-	}
-	return out
-}
-
 // streams reports whether a response streams, and so is flushed to the
 // client after every write, as httputil.ReverseProxy does: its length is
 // unknown (-1), or it is server-sent events.
