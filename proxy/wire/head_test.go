@@ -2,7 +2,6 @@ package wire
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -127,16 +126,7 @@ func TestH2Interim(t *testing.T) {
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
 	defer srv.Close()
-	tr := &Transport{
-		Key: func(*http.Request) string { return "k" },
-		Dial: func(ctx context.Context, _ *http.Request) (*Conn, error) {
-			c, err := (&tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}}).DialContext(ctx, "tcp", srv.Listener.Addr().String())
-			if err != nil {
-				return nil, err
-			}
-			return &Conn{Conn: c, Proto: c.(*tls.Conn).ConnectionState().NegotiatedProtocol}, nil
-		},
-	}
+	tr := h2TLSTransport(srv.Listener.Addr().String())
 	defer tr.Close()
 	for _, n := range []int{1, maxInterim, 10} {
 		t.Run(strconv.Itoa(n), func(t *testing.T) {

@@ -412,6 +412,21 @@ func TestH2AgainstNetHTTP(t *testing.T) {
 	}
 }
 
+// h2TLSTransport is a Transport of one key that dials addr with TLS,
+// offering h2 alone (the test servers' certificates are not checked).
+func h2TLSTransport(addr string) *Transport {
+	return &Transport{
+		Key: func(*http.Request) string { return "k" },
+		Dial: func(ctx context.Context, _ *http.Request) (*Conn, error) {
+			c, err := (&tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}}).DialContext(ctx, "tcp", addr)
+			if err != nil {
+				return nil, err
+			}
+			return &Conn{Conn: c, Proto: c.(*tls.Conn).ConnectionState().NegotiatedProtocol}, nil
+		},
+	}
+}
+
 // TestH2Trailers: a response's trailers arrive in resp.Trailer once the
 // body has been read.
 func TestH2Trailers(t *testing.T) {
@@ -423,16 +438,7 @@ func TestH2Trailers(t *testing.T) {
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
 	defer srv.Close()
-	tr := &Transport{
-		Key: func(*http.Request) string { return "k" },
-		Dial: func(ctx context.Context, _ *http.Request) (*Conn, error) {
-			c, err := (&tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}}).DialContext(ctx, "tcp", srv.Listener.Addr().String())
-			if err != nil {
-				return nil, err
-			}
-			return &Conn{Conn: c, Proto: "h2"}, nil
-		},
-	}
+	tr := h2TLSTransport(srv.Listener.Addr().String())
 	defer tr.Close()
 	req, _ := http.NewRequest("GET", srv.URL+"/", nil)
 	resp, err := tr.RoundTrip(req)
