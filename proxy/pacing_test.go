@@ -299,8 +299,11 @@ func TestPacingSharedOnRedis(t *testing.T) {
 		if len(at) != 2 {
 			t.Fatalf("origin saw %d requests", len(at))
 		}
-		if d := at[1].Sub(at[0]); d < 500*time.Millisecond {
-			t.Errorf("alice's request through the second instance came %v after the first's, want at least the delay 500ms", d)
+		// The delay is counted from when the proxy sends each request
+		// (README); the origin sees them a dial later each, which may
+		// differ by a few milliseconds: 10% of slack, as TestPacingDelay.
+		if d := at[1].Sub(at[0]); d < 450*time.Millisecond {
+			t.Errorf("alice's request through the second instance came %v after the first's, want about the delay 500ms (450ms at least)", d)
 		}
 	})
 }
