@@ -67,7 +67,9 @@ func (o *headOrderer) write(p []byte, w func([]byte) (int, error)) (int, error) 
 			return n, nil // the rest of the head is still to come
 		case end < 0: // too large to hold: as written
 			o.names = nil
-			if err := o.flush(w, o.held); err != nil {
+			_, err := w(o.held)
+			o.release()
+			if err != nil {
 				return 0, err
 			}
 		case isContinue(o.held):
@@ -98,13 +100,6 @@ func (o *headOrderer) write(p []byte, w func([]byte) (int, error)) (int, error) 
 		}
 	}
 	return n, nil
-}
-
-// flush writes b, held, through w and lets the held buffer go.
-func (o *headOrderer) flush(w func([]byte) (int, error), b []byte) error {
-	_, err := w(b)
-	o.release()
-	return err
 }
 
 // release returns the held buffer.
