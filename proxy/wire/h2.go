@@ -160,16 +160,16 @@ type h2Stream struct {
 	id       uint32
 	c        *H2Conn
 	req      *http.Request
-	resp     chan *http.Response // interim heads (at most maxInterim), then the response head
-	gotResp  bool                // guarded by c.mu
-	sendWin  int32               // guarded by c.mu
-	recvWin  int32               // DATA the server may still send on it; guarded by c.mu
-	body     pipe                // the response body
-	recvDone bool                // END_STREAM received; guarded by c.mu
-	sendDone bool                // END_STREAM sent; guarded by c.mu
-	reset    bool                // reset by either side; guarded by c.mu
-	err      error               // why it ended early; guarded by c.mu
-	ended    chan struct{}       // closed when the stream is forgotten
+	resp     chan h2Head   // interim heads (at most maxInterim), then the response head
+	gotResp  bool          // guarded by c.mu
+	sendWin  int32         // guarded by c.mu
+	recvWin  int32         // DATA the server may still send on it; guarded by c.mu
+	body     pipe          // the response body
+	recvDone bool          // END_STREAM received; guarded by c.mu
+	sendDone bool          // END_STREAM sent; guarded by c.mu
+	reset    bool          // reset by either side; guarded by c.mu
+	err      error         // why it ended early; guarded by c.mu
+	ended    chan struct{} // closed when the stream is forgotten
 }
 
 // RoundTrip sends req on a new stream, its headers in the Order its
@@ -199,7 +199,7 @@ func (c *H2Conn) RoundTrip(req *http.Request, headTimeout time.Duration) (*http.
 		c.wmu.Unlock()
 		return nil, errStreamsFull
 	}
-	s := &h2Stream{id: c.nextID, c: c, req: req, resp: make(chan *http.Response, maxInterim+1), sendWin: c.peerWin,
+	s := &h2Stream{id: c.nextID, c: c, req: req, resp: make(chan h2Head, maxInterim+1), sendWin: c.peerWin,
 		recvWin: c.ourWin, ended: make(chan struct{}), sendDone: !hasBody}
 	s.body = pipe{c: c, s: s, trailer: http.Header{}, buf: dataBuffer{pool: &c.bufs.chunks}}
 	c.nextID += 2
@@ -228,13 +228,13 @@ func (c *H2Conn) RoundTrip(req *http.Request, headTimeout time.Duration) (*http.
 		defer timer.Stop()
 		timeout = timer.C
 	}
-	var resp *http.Response
+	var resp h2Head
 wait:
 	for {
 		select {
 		case r := <-s.resp:
-			if r.StatusCode < 200 {
-				passInterim(req, r, nil)
+			if r.resp.StatusCode < 200 {
+				passInterim(req, r.resp, r.names)
 				continue
 			}
 			resp = r
@@ -247,7 +247,7 @@ wait:
 		}
 		break wait
 	}
-	if resp == nil {
+	if resp.resp == nil {
 		stop()
 		c.mu.Lock()
 		err := s.err
@@ -257,26 +257,34 @@ wait:
 		}
 		return nil, err
 	}
-	resp.Body = &h2Body{s: s, stop: stop}
-	return resp, nil
+	resp.resp.Body = &h2Body{s: s, stop: stop, names: resp.names}
+	return resp.resp, nil
+}
+
+// h2Head is a response head a stream received: the response, its body
+// not yet set, and its header field names as the server sent them, in
+// order (lower case, as HTTP/2 has them).
+type h2Head struct {
+	resp  *http.Response
+	names []string
 }
 
 // maxInterim bounds the interim heads a stream keeps for its caller; the
 // server's further ones are dropped.
 const maxInterim = 4
 
-// finalHead returns the response head the stream has received, nil for
-// none, once it has ended; interim heads before it are passed on.
-func (s *h2Stream) finalHead() *http.Response {
+// finalHead returns the response head the stream has received, none (a
+// nil resp) once it has ended; interim heads before it are passed on.
+func (s *h2Stream) finalHead() h2Head {
 	for {
 		select {
 		case r := <-s.resp:
-			if r.StatusCode >= 200 {
+			if r.resp.StatusCode >= 200 {
 				return r
 			}
-			passInterim(s.req, r, nil)
+			passInterim(s.req, r.resp, r.names)
 		default:
-			return nil
+			return h2Head{}
 		}
 	}
 }

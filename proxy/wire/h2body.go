@@ -78,7 +78,10 @@ type h2Body struct {
 	s      *h2Stream
 	stop   func() bool // stops the watch on the request's context
 	closed bool
+	names  []string // the head's field names (ResponseNames); immutable
 }
+
+func (b *h2Body) headNames() []string { return b.names }
 
 func (b *h2Body) Read(p []byte) (int, error) {
 	if b.closed {

@@ -169,7 +169,8 @@ func (c *H2Conn) onHeaders(f *http2.MetaHeadersFrame) {
 			}
 			return
 		}
-		resp := responseHead(s.req, f, status)
+		head := responseHead(s.req, f, status)
+		resp := head.resp
 		if cl := resp.Header.Get("Content-Length"); cl != "" {
 			// Digits only, as x/net/http2's transport reads it; anything
 			// else leaves the length unknown (DATA frames frame the body).
@@ -182,7 +183,7 @@ func (c *H2Conn) onHeaders(f *http2.MetaHeadersFrame) {
 		}
 		resp.Trailer = s.body.trailer
 		s.gotResp = true
-		s.resp <- resp
+		s.resp <- head
 	}
 	if f.StreamEnded() {
 		s.recvDone = true
@@ -192,17 +193,20 @@ func (c *H2Conn) onHeaders(f *http2.MetaHeadersFrame) {
 }
 
 // responseHead is the response to req that a HEADERS frame with this status
-// carries, its length not yet known.
-func responseHead(req *http.Request, f *http2.MetaHeadersFrame, status int) *http.Response {
+// carries, its length not yet known, with the frame's field names.
+func responseHead(req *http.Request, f *http2.MetaHeadersFrame, status int) h2Head {
+	fields := f.RegularFields()
 	resp := &http.Response{
 		Status: strconv.Itoa(status) + " " + http.StatusText(status), StatusCode: status,
-		Proto: "HTTP/2.0", ProtoMajor: 2, Header: make(http.Header, len(f.Fields)),
+		Proto: "HTTP/2.0", ProtoMajor: 2, Header: make(http.Header, len(fields)),
 		ContentLength: -1, Request: req,
 	}
-	for _, hf := range f.RegularFields() {
+	names := make([]string, len(fields))
+	for i, hf := range fields {
 		resp.Header.Add(http.CanonicalHeaderKey(hf.Name), hf.Value)
+		names[i] = hf.Name
 	}
-	return resp
+	return h2Head{resp: resp, names: names}
 }
 
 // onData takes a DATA frame: into its stream's body, flow-controlled. A

@@ -52,9 +52,10 @@ func HeadEnd(b []byte) int {
 }
 
 // ResponseNames returns the header names of resp's head as the origin sent
-// them: one per line, in order and case (HeadNames). It knows them for an
-// HTTP/1.x response whose Body is still the one RoundTrip returned;
-// otherwise nil.
+// them, in order and case: one per line of an HTTP/1.x head (HeadNames),
+// one per field of an HTTP/2 one (lower case, its pseudo-headers left
+// out). It knows them for a response whose Body is still the one RoundTrip
+// returned; otherwise nil.
 func ResponseNames(resp *http.Response) []string {
 	if n, ok := resp.Body.(interface{ headNames() []string }); ok {
 		return n.headNames()

@@ -1,15 +1,20 @@
 package wire
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 func TestHeadNames(t *testing.T) {
@@ -154,5 +159,59 @@ func TestH2Interim(t *testing.T) {
 				last = i
 			}
 		})
+	}
+}
+
+// namesRecorder is an Interim that keeps the names it is given.
+type namesRecorder struct{ got [][]string }
+
+func (r *namesRecorder) Interim(_ *http.Response, names []string) { r.got = append(r.got, names) }
+
+// TestResponseNamesH2: an HTTP/2 response's names are its fields' in the
+// order the server sent them, repeats kept, pseudo-headers left out; an
+// interim response's reach the request's Interim with it.
+func TestResponseNamesH2(t *testing.T) {
+	field := func(enc *hpack.Encoder, kv ...string) {
+		for i := 0; i < len(kv); i += 2 {
+			enc.WriteField(hpack.HeaderField{Name: kv[i], Value: kv[i+1]})
+		}
+	}
+	addr, seen := hostileH2(t, nil, func(fr *http2.Framer, id uint32) {
+		var block bytes.Buffer
+		enc := hpack.NewEncoder(&block)
+		field(enc, ":status", "103", "link", "</a.css>", "x-hint", "1")
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block.Bytes(), EndHeaders: true})
+		block.Reset()
+		field(enc, ":status", "200", "x-b", "1", "set-cookie", "a=1", "content-type", "text/plain", "x-a", "2", "set-cookie", "b=2")
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block.Bytes(), EndHeaders: true})
+		fr.WriteData(id, true, []byte("ok"))
+	})
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewH2Conn(nc, Preface{}, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rec := &namesRecorder{}
+	req, _ := http.NewRequest("GET", "https://origin.test/", nil)
+	req = req.WithContext(context.WithValue(req.Context(), InterimKey{}, Interim(rec)))
+	resp, err := c.RoundTrip(req, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-seen
+	got := ResponseNames(resp)
+	if b, _ := io.ReadAll(resp.Body); string(b) != "ok" {
+		t.Errorf("body %q", b)
+	}
+	resp.Body.Close()
+	if want := []string{"x-b", "set-cookie", "content-type", "x-a", "set-cookie"}; !slices.Equal(got, want) {
+		t.Errorf("ResponseNames = %q, want %q", got, want)
+	}
+	if want := [][]string{{"link", "x-hint"}}; len(rec.got) != 1 || !slices.Equal(rec.got[0], want[0]) {
+		t.Errorf("interim names %q, want %q", rec.got, want)
 	}
 }
