@@ -69,7 +69,7 @@ func (c *coalescingConn) disable() {
 }
 
 func (c *coalescingConn) Write(p []byte) (int, error) {
-	if c.respHeads.armed() {
+	if string(p) != continueHead && c.respHeads.armed() {
 		return c.respHeads.write(p, c.write)
 	}
 	return c.write(p)

@@ -116,7 +116,7 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 	} else {
 		x.t.client = info
 		x.w.ResponseWriter = w
-		x.w.http11 = r.ProtoAtLeast(1, 1)
+		x.w.interim = r.ProtoAtLeast(1, 1) && !expectsContinue(r)
 		if conn != nil {
 			x.w.order = &conn.respHeads
 		}

@@ -31,7 +31,8 @@ func newHeldBuffers() *sync.Pool {
 // for the next. A head larger than a held buffer goes as written.
 //
 // It is used by the goroutine that writes the client's responses, one at a
-// time; the zero value passes every write through.
+// time; the zero value passes every write through. A write of continueHead
+// alone may come from another goroutine: the connection passes it by.
 type headOrderer struct {
 	buffers *sync.Pool // of *[heldSize]byte; nil: the orderer never arms
 	names   []string   // the next response's names, nil when not armed
@@ -109,6 +110,13 @@ func (o *headOrderer) release() {
 		o.held = nil
 	}
 }
+
+// continueHead is a 100 Continue as net/http's server and goproxy (in
+// tunnels) write it: whole, in one write, from the goroutine that reads the
+// request's body. While a body streams to an HTTP/2 origin, that goroutine
+// runs beside the one that owns the connection's orderer, so the
+// connection writes it without asking the orderer.
+const continueHead = "HTTP/1.1 100 Continue\r\n\r\n"
 
 // isContinue reports whether head is a 100 Continue's.
 func isContinue(head []byte) bool {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 
 	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/proxy/wire"
@@ -446,4 +450,135 @@ func TestInterimFromHTTP2Origin(t *testing.T) {
 			t.Errorf("the interim response's Link is on the final one: %v", resp.Header)
 		}
 	})
+}
+
+// rawH2Origin starts an HTTPS origin that speaks HTTP/2 itself, frame by
+// frame: on each request's HEADERS it sends a 103 with a link, then a 200
+// whose fields come in the order fields gives (an order no sorting gives),
+// and "ok" ending the stream, without waiting for a request body.
+func rawH2Origin(t *testing.T, fields ...string) *httptest.Server {
+	origin := httptest.NewUnstartedServer(http.NotFoundHandler())
+	origin.EnableHTTP2 = true
+	origin.Config.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){
+		"h2": func(_ *http.Server, c *tls.Conn, _ http.Handler) { serveRawH2(c, fields) },
+	}
+	origin.StartTLS()
+	t.Cleanup(origin.Close)
+	return origin
+}
+
+// serveRawH2 is rawH2Origin's side of one connection, until it ends.
+func serveRawH2(c net.Conn, fields []string) {
+	if _, err := io.ReadFull(c, make([]byte, len(http2.ClientPreface))); err != nil {
+		return
+	}
+	fr := http2.NewFramer(c, c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	fr.WriteSettings()
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	head := func(id uint32, kv ...string) {
+		block.Reset()
+		for i := 0; i+1 < len(kv); i += 2 {
+			enc.WriteField(hpack.HeaderField{Name: kv[i], Value: kv[i+1]})
+		}
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block.Bytes(), EndHeaders: true})
+	}
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				fr.WriteSettingsAck()
+			}
+		case *http2.MetaHeadersFrame:
+			head(f.StreamID, ":status", "103", "link", "</a.css>; rel=preload", "x-hint", "1")
+			head(f.StreamID, append([]string{":status", "200"}, fields...)...)
+			fr.WriteData(f.StreamID, true, []byte("ok"))
+		}
+	}
+}
+
+// TestResponseHeadOrderFromHTTP2Origin: an HTTP/1.1 client in a tunnel,
+// answered by an HTTP/2 origin (its session has a browser's profile, which
+// offers h2), gets the origin's header lines in the origin's order and
+// case (HTTP/2's lower case), an interim response's too, the framing the
+// proxy adds and its X-Session-* lines after them; so does a plain-HTTP
+// client that sends an https:// URL to the proxy. Also when the client
+// asked for a 100 Continue, which goproxy and net/http write from the
+// goroutine that sends the body while the response is on its way (-race
+// checks the two writers); net/http's server takes no lock for a 1xx
+// beside it, so a plain-HTTP client that waits for one gets no 103.
+func TestResponseHeadOrderFromHTTP2Origin(t *testing.T) {
+	fields := []string{"x-b", "1", "set-cookie", "a=1; Path=/", "content-type", "text/plain", "x-a", "2", "set-cookie", "b=2; Path=/"}
+	origin := rawH2Origin(t, fields...)
+	cfg := testConfig(t)
+	cfg.Fingerprint = config.FingerprintChrome
+	cfg.Retry.MaxAttempts = 0 // a request body streams: goproxy's 100 Continue comes from the goroutine that sends it
+	trustOrigin(t, cfg, origin)
+	h := startProxy(t, cfg)
+	var wantNames []string
+	for i := 0; i < len(fields); i += 2 {
+		wantNames = append(wantNames, fields[i])
+	}
+	target := origin.Listener.Addr().String()
+	check := func(t *testing.T, br *bufio.Reader, wantContinue bool, wantHints int) {
+		t.Helper()
+		var head []string
+		hints := 0
+		for head = readHead(t, br); strings.HasPrefix(head[0], "HTTP/1.1 1"); head = readHead(t, br) {
+			switch {
+			case wantContinue && len(head) == 1 && head[0] == "HTTP/1.1 100 Continue":
+				wantContinue = false // one, before or after the 103
+			case strings.HasPrefix(head[0], "HTTP/1.1 103 ") && slices.Equal(namesOf(head), []string{"link", "x-hint"}):
+				hints++
+			default:
+				t.Fatalf("interim head %q, want the origin's 103 with its lines as sent", head)
+			}
+		}
+		if hints != wantHints || head[0] != "HTTP/1.1 200 OK" {
+			t.Fatalf("final head %q after %d hints", head, hints)
+		}
+		names := namesOf(head)
+		if len(names) < len(wantNames) || !slices.Equal(names[:len(wantNames)], wantNames) {
+			t.Fatalf("header lines\n%q\nwant the origin's first: %q", head, wantNames)
+		}
+		for _, name := range names[len(wantNames):] {
+			if !strings.HasPrefix(name, "X-Session-") && name != "Content-Length" && name != "Transfer-Encoding" {
+				t.Errorf("line %q added after the origin's", name)
+			}
+		}
+		if !slices.Contains(head, "set-cookie: a=1; Path=/") {
+			t.Errorf("the origin's first cookie line changed: %q", head)
+		}
+	}
+
+	for _, via := range []string{"tunnel", "plain"} {
+		conn := func(t *testing.T) (c net.Conn, path string) {
+			if via == "plain" { // an absolute https:// URL, sent to the proxy as it is
+				return dialProxy(t, h), origin.URL + "/x"
+			}
+			tc := tunnelTo(t, h.proxyURL.Host, target, h.caPool)
+			t.Cleanup(func() { tc.Close() })
+			return tc, "/x"
+		}
+		t.Run(via+"/GET", func(t *testing.T) {
+			c, path := conn(t)
+			fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", path, target)
+			check(t, bufio.NewReader(c), false, 1)
+		})
+		t.Run(via+"/Expect: 100-continue", func(t *testing.T) {
+			c, path := conn(t)
+			fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n", path, target)
+			go io.WriteString(c, "body") // whenever it is asked for; the origin does not wait
+			hints := 1
+			if via == "plain" {
+				hints = 0 // see streamWriter.Interim
+			}
+			check(t, bufio.NewReader(c), true, hints)
+		})
+	}
 }

@@ -49,3 +49,9 @@ func webSocketHandshake(h http.Header) bool {
 	return httpguts.HeaderValuesContainsToken(h["Connection"], "upgrade") &&
 		httpguts.HeaderValuesContainsToken(h["Upgrade"], "websocket")
 }
+
+// expectsContinue reports whether the client of req waits for a 100
+// Continue before it sends the body, as net/http's server takes it.
+func expectsContinue(req *http.Request) bool {
+	return req.ContentLength != 0 && httpguts.HeaderValuesContainsToken(req.Header["Expect"], "100-continue")
+}

@@ -90,11 +90,7 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 		return t.w.handOver(resp, end.names), nil
 	}
 	if t.mitm != nil && req.ProtoMajor == 1 && end.names != nil {
-		// goproxy writes the response next. Only an HTTP/1.x origin's
-		// response has names, and its request's body went in this
-		// goroutine: no 100 Continue is being written to the client
-		// meanwhile, as one may be while an HTTP/2 origin's is sent.
-		t.mitm.respHeads.expect(end.names)
+		t.mitm.respHeads.expect(end.names) // goproxy writes the response next
 	}
 	return resp, nil
 }

@@ -29,14 +29,16 @@ type streamWriter struct {
 	body    flushBeforeWait
 	order   *headOrderer // the client connection's; nil when it has none
 	names   []string     // the origin's header names, for order
-	http11  bool         // the client speaks HTTP/1.1 or later: it may get interim responses
+	interim bool         // the client may get interim responses (Interim)
 }
 
 // Interim passes an origin's interim response (103 Early Hints) on to the
 // client, ahead of the final one; not to an HTTP/1.0 client, which knows
-// none.
+// none, nor to one that waits for a 100 Continue: net/http's server writes
+// that from the goroutine that reads the body, and a 1xx of the handler's
+// beside it, with no lock between them.
 func (w *streamWriter) Interim(resp *http.Response, names []string) {
-	if w.decided || !w.http11 {
+	if w.decided || !w.interim {
 		return
 	}
 	if w.order != nil {

@@ -131,7 +131,7 @@ func (c *mitmConn) Write(p []byte) (int, error) {
 	if pc == nil {
 		return c.Conn.Write(p)
 	}
-	if c.respHeads.armed() {
+	if string(p) != continueHead && c.respHeads.armed() {
 		return c.respHeads.write(p, c.writePlain)
 	}
 	return c.writePlain(p)
