@@ -89,8 +89,12 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 	if t.w != nil {
 		return t.w.handOver(resp, end.names), nil
 	}
-	if t.mitm != nil && req.ProtoMajor == 1 && end.names != nil {
-		t.mitm.respHeads.expect(end.names) // goproxy writes the response next
+	if t.mitm != nil && end.names != nil {
+		if req.ProtoMajor == 1 {
+			t.mitm.respHeads.expect(end.names) // goproxy writes the response next
+		} else if cs, ok := req.Context().Value(wire.InterimKey{}).(*clientStream); ok {
+			cs.names = end.names // serveTunnelStream writes the response next
+		}
 	}
 	return resp, nil
 }

@@ -79,6 +79,7 @@ type Server struct {
 	names        *cache.Cache // session name -> namesake: what a named session takes to a new site
 	rec          *record.Recorder
 	pacer        *sites.Pacer // sites and pacing.max_wait, bound at start
+	orderField   string       // the field an HTTP/2 client's response head names its order in (h2Orderer)
 
 	cfg atomic.Pointer[config.Config] // replaced whole on reload
 
@@ -117,12 +118,13 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		now = time.Now
 	}
 	s := &Server{
-		log:      logger,
-		now:      now,
-		clients:  cache.New(cfg.ClientIdle, 0), // janitor off: the maintenance loop sweeps it
-		names:    cache.New(cfg.Pool.Session.MaxAge, 0),
-		stop:     make(chan struct{}),
-		loopDone: make(chan struct{}),
+		log:        logger,
+		now:        now,
+		clients:    cache.New(cfg.ClientIdle, 0), // janitor off: the maintenance loop sweeps it
+		names:      cache.New(cfg.Pool.Session.MaxAge, 0),
+		stop:       make(chan struct{}),
+		loopDone:   make(chan struct{}),
+		orderField: newOrderMarker(),
 	}
 	s.cfg.Store(cfg)
 	s.rec = s.newRecorder(now)

@@ -22,6 +22,9 @@ import (
 func (s *Server) serveTunnelH2(conn net.Conn, t *tunnel) {
 	cfg := s.cfg.Load()
 	srv := &http2.Server{}
+	// A block holds an origin's head (max_header_bytes at most) and the
+	// proxy's few fields.
+	conn = h2OrderedConn{Conn: conn, o: newH2Orderer(s.orderField, 2*cfg.MaxHeaderBytes+64<<10)}
 	srv.ServeConn(conn, &http2.ServeConnOpts{
 		Context:    context.Background(),
 		BaseConfig: &http.Server{MaxHeaderBytes: cfg.MaxHeaderBytes},
@@ -52,7 +55,8 @@ func (s *Server) serveTunnelStream(w http.ResponseWriter, r *http.Request, t *tu
 	if r.ContentLength == 0 {
 		r.Body = http.NoBody
 	}
-	r = r.WithContext(context.WithValue(r.Context(), wire.InterimKey{}, streamInterim{w}))
+	cs := &clientStream{w: w, orderField: s.orderField}
+	r = r.WithContext(context.WithValue(r.Context(), wire.InterimKey{}, cs))
 	ctx := &goproxy.ProxyCtx{Req: r, UserData: t, Proxy: s.gp}
 	resp, err := t.mitm.countRequests(s.roundTrip)(r, ctx)
 	if err != nil { // roundTrip answers every failure itself; kept for the contract
@@ -69,6 +73,9 @@ func (s *Server) serveTunnelStream(w http.ResponseWriter, r *http.Request, t *tu
 		// 8.6): over HTTP/1.1 the framing hides one an origin sent
 		// anyway, but an HTTP/2 client takes it for a malformed stream.
 		delete(h, "Content-Length")
+	}
+	if cs.names != nil {
+		h[s.orderField] = []string{orderValue(cs.names)}
 	}
 	var announced map[string]bool // the trailers known before the body: declared
 	for k := range resp.Trailer {
@@ -92,11 +99,21 @@ func (s *Server) serveTunnelStream(w http.ResponseWriter, r *http.Request, t *tu
 	}
 }
 
-// streamInterim passes an origin's interim responses (103 Early Hints) on
-// to an HTTP/2 client's stream, ahead of the final response.
-type streamInterim struct{ w http.ResponseWriter }
+// clientStream is an HTTP/2 client's stream as the request path sees it:
+// where an origin's interim responses (103 Early Hints) go, ahead of the
+// final response, and where the final response's names are left.
+type clientStream struct {
+	w          http.ResponseWriter
+	orderField string   // Server.orderField
+	names      []string // the final response's names as the origin sent them; set by roundTrip
+}
 
-func (s streamInterim) Interim(resp *http.Response, _ []string) { writeInterim(s.w, resp) }
+func (s *clientStream) Interim(resp *http.Response, names []string) {
+	if names != nil {
+		s.w.Header()[s.orderField] = []string{orderValue(names)} // cleared with the rest
+	}
+	writeInterim(s.w, resp)
+}
 
 // copyStream copies a response body to w, flushing after every write when
 // the response streams.
