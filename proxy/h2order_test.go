@@ -1,18 +1,15 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
-	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
-	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -211,20 +208,8 @@ func FuzzH2Orderer(f *testing.F) {
 // the order they came (h2Read's lines) once the stream has ended.
 func h2Heads(t *testing.T, h *harness, target, path string) [][]string {
 	t.Helper()
-	conn := dialProxy(t, h)
-	fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
-	br := bufio.NewReader(conn)
-	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("CONNECT: %v %v", resp, err)
-	}
-	tc := tls.Client(conn, &tls.Config{RootCAs: h.caPool, ServerName: "127.0.0.1", NextProtos: []string{"h2"}})
-	if err := tc.Handshake(); err != nil || tc.ConnectionState().NegotiatedProtocol != "h2" {
-		t.Fatalf("tunnel handshake: %v, protocol %q", err, tc.ConnectionState().NegotiatedProtocol)
-	}
-	io.WriteString(tc, http2.ClientPreface)
-	fr := http2.NewFramer(tc, tc)
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	fr.WriteSettings()
+	tc, fr := h2Tunnel(t, h, target)
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
 	var block bytes.Buffer
 	enc := hpack.NewEncoder(&block)
 	for _, kv := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", target}, {":path", path}} {

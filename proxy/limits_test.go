@@ -51,6 +51,22 @@ func connectRaw(t testing.TB, h *harness, target string) net.Conn {
 	return conn
 }
 
+// h2Tunnel opens an intercepted tunnel of h's proxy to target and speaks
+// HTTP/2 in it, the preface and an empty SETTINGS sent; its framer reads
+// header blocks whole.
+func h2Tunnel(t testing.TB, h *harness, target string) (*tls.Conn, *http2.Framer) {
+	t.Helper()
+	tc := tls.Client(connectRaw(t, h, target), &tls.Config{RootCAs: h.caPool, ServerName: "127.0.0.1", NextProtos: []string{"h2"}})
+	if err := tc.Handshake(); err != nil || tc.ConnectionState().NegotiatedProtocol != "h2" {
+		t.Fatalf("tunnel handshake: %v, ALPN %q", err, tc.ConnectionState().NegotiatedProtocol)
+	}
+	io.WriteString(tc, http2.ClientPreface)
+	fr := http2.NewFramer(tc, tc)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	fr.WriteSettings()
+	return tc, fr
+}
+
 // plainConn opens a connection to the proxy's listener.
 func plainConn(t testing.TB, h *harness) (net.Conn, *bufio.Reader) {
 	t.Helper()
@@ -183,14 +199,7 @@ func TestHeadSizeLimitHTTP2(t *testing.T) {
 	trustOrigin(t, cfg, origin)
 	h := startProxy(t, cfg)
 	target := strings.TrimPrefix(origin.URL, "https://")
-	tc := tls.Client(connectRaw(t, h, target), &tls.Config{RootCAs: h.caPool, ServerName: "127.0.0.1", NextProtos: []string{"h2"}})
-	if err := tc.Handshake(); err != nil || tc.ConnectionState().NegotiatedProtocol != "h2" {
-		t.Fatalf("tunnel handshake: %v, ALPN %q", err, tc.ConnectionState().NegotiatedProtocol)
-	}
-	io.WriteString(tc, http2.ClientPreface)
-	fr := http2.NewFramer(tc, tc)
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	fr.WriteSettings()
+	tc, fr := h2Tunnel(t, h, target)
 	var block bytes.Buffer
 	enc := hpack.NewEncoder(&block)
 	statuses := map[uint32]string{}
@@ -354,11 +363,7 @@ func TestTunnelsTimeOut(t *testing.T) {
 		}
 	})
 	t.Run("HTTP/2", func(t *testing.T) {
-		tc := tls.Client(connectRaw(t, h, target), &tls.Config{RootCAs: h.caPool, ServerName: "127.0.0.1", NextProtos: []string{"h2"}})
-		if err := tc.Handshake(); err != nil || tc.ConnectionState().NegotiatedProtocol != "h2" {
-			t.Fatalf("h2 handshake: %v %q", err, tc.ConnectionState().NegotiatedProtocol)
-		}
-		io.WriteString(tc, http2.ClientPreface+"\x00\x00\x00\x04\x00\x00\x00\x00\x00") // and an empty SETTINGS frame
+		tc, _ := h2Tunnel(t, h, target)
 		closedWithin(t, tc, tc, limit)
 	})
 	t.Run("slow head", func(t *testing.T) {
