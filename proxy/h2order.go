@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"unsafe"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -19,6 +20,19 @@ const h2FrameHeader = 9
 // (SETTINGS_MAX_FRAME_SIZE is at least this): rewritten header blocks are
 // cut to it.
 const h2MinFrame = 16384
+
+// h2KeptBuffer is the largest buffer an h2Orderer keeps from one use to
+// the next: one that a large block grew beyond it goes back to the GC.
+const h2KeptBuffer = 64 << 10
+
+// kept returns b emptied for reuse, or nil when it grew beyond
+// h2KeptBuffer.
+func kept[T any](b []T) []T {
+	if cap(b)*int(unsafe.Sizeof(*new(T))) > h2KeptBuffer {
+		return nil
+	}
+	return b[:0]
+}
 
 // newOrderMarker returns the name of the field through which an HTTP/2
 // client stream's handler tells the connection's h2Orderer the origin's
@@ -149,7 +163,9 @@ func (o *h2Orderer) write(p []byte, w func([]byte) (int, error)) (int, error) {
 		}
 	}
 	if len(o.out) > 0 {
-		if _, err := w(o.out); err != nil {
+		_, err := w(o.out)
+		o.out = kept(o.out)
+		if err != nil {
 			return 0, err
 		}
 	}
@@ -215,13 +231,14 @@ func (o *h2Orderer) frameDone() error {
 			}
 			frag = frag[5:]
 		}
-		o.block = append(o.block[:0], frag...)
+		o.block = append(kept(o.block), frag...)
 		o.blockID, o.endStr, o.inBlock = id, flags.Has(http2.FlagHeadersEndStream), true
 	case typ == http2.FrameContinuation && o.inBlock && id == o.blockID:
 		o.block = append(o.block, frag...)
 	default:
 		return fmt.Errorf("%w: %v frame on stream %d inside a block of stream %d", errH2Block, typ, id, o.blockID)
 	}
+	o.frame = kept(o.frame)
 	if !flags.Has(http2.FlagHeadersEndHeaders) { // the same bit as CONTINUATION's
 		return nil
 	}
@@ -232,20 +249,22 @@ func (o *h2Orderer) frameDone() error {
 // rewrite decodes the gathered block, puts its fields in order and appends
 // it to o.out, encoded again, in HEADERS and CONTINUATION frames.
 func (o *h2Orderer) rewrite() error {
-	o.fields = o.fields[:0]
 	if _, err := o.dec.Write(o.block); err != nil {
 		return fmt.Errorf("%w: %w", errH2Block, err)
 	}
 	if err := o.dec.Close(); err != nil {
 		return fmt.Errorf("%w: %w", errH2Block, err)
 	}
-	o.enced = o.enced[:0]
 	for _, f := range o.orderFields() {
 		o.enc.WriteField(f)
 		if len(o.enced) > o.maxBlock {
 			return fmt.Errorf("%w: over %d bytes", errH2Block, o.maxBlock)
 		}
 	}
+	// The fields hold the block's values: cleared, so that they go.
+	clear(o.fields)
+	clear(o.ordered)
+	o.fields, o.ordered, o.block = kept(o.fields), kept(o.ordered), kept(o.block)
 	b, typ := o.enced, http2.FrameHeaders
 	for {
 		k := min(len(b), h2MinFrame)
@@ -260,6 +279,7 @@ func (o *h2Orderer) rewrite() error {
 		o.out = binary.BigEndian.AppendUint32(o.out, o.blockID)
 		o.out = append(o.out, b[:k]...)
 		if b = b[k:]; len(b) == 0 {
+			o.enced = kept(o.enced)
 			return nil
 		}
 		typ = http2.FrameContinuation

@@ -327,3 +327,38 @@ func BenchmarkH2Orderer(b *testing.B) {
 		})
 	}
 }
+
+// TestH2OrdererKeepsNoLargeBuffer: after a large header block the orderer
+// keeps no buffer beyond h2KeptBuffer, nor the block's values.
+func TestH2OrdererKeepsNoLargeBuffer(t *testing.T) {
+	var in, block bytes.Buffer
+	fr := http2.NewFramer(&in, nil)
+	enc := hpack.NewEncoder(&block)
+	enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
+	for i := range 20 {
+		enc.WriteField(hpack.HeaderField{Name: "x-big-" + strconv.Itoa(i), Value: strings.Repeat("v", 10000)})
+	}
+	frag := block.Bytes()
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: frag[:16000]})
+	for frag = frag[16000:]; len(frag) > 0; frag = frag[min(len(frag), 16000):] {
+		fr.WriteContinuation(1, len(frag) <= 16000, frag[:min(len(frag), 16000)])
+	}
+	o := newH2Orderer("x-order-test", 1<<20)
+	var out bytes.Buffer
+	if _, err := o.write(in.Bytes(), out.Write); err != nil {
+		t.Fatal(err)
+	}
+	if heads, _ := h2Read(t, out.Bytes()); len(heads) != 1 || len(heads[0]) != 22 {
+		t.Fatalf("the block did not come through whole: %d heads", len(heads))
+	}
+	for name, c := range map[string]int{"out": cap(o.out), "frame": cap(o.frame), "block": cap(o.block), "enced": cap(o.enced)} {
+		if c > h2KeptBuffer {
+			t.Errorf("%s keeps %d bytes", name, c)
+		}
+	}
+	for _, f := range o.fields[:cap(o.fields)] {
+		if f.Value != "" {
+			t.Fatalf("a field's value is kept: %.20q…", f.Value)
+		}
+	}
+}
