@@ -21,6 +21,11 @@ const h2FrameHeader = 9
 // cut to it.
 const h2MinFrame = 16384
 
+// h2ServerTable is the largest dynamic table x/net's server encodes with
+// (its MaxEncoderHeaderTableSize, left at the default), whatever table the
+// client allows.
+const h2ServerTable = 4096
+
 // h2KeptBuffer is the largest buffer an h2Orderer keeps from one use to
 // the next: one that a large block grew beyond it goes back to the GC.
 const h2KeptBuffer = 64 << 10
@@ -102,7 +107,7 @@ type h2Orderer struct {
 // can name a large entry many times over).
 func newH2Orderer(marker string, maxBlock int) *h2Orderer {
 	o := &h2Orderer{marker: marker, maxBlock: maxBlock}
-	o.dec = hpack.NewDecoder(4096, func(f hpack.HeaderField) { o.fields = append(o.fields, f) })
+	o.dec = hpack.NewDecoder(h2ServerTable, func(f hpack.HeaderField) { o.fields = append(o.fields, f) })
 	o.enc = hpack.NewEncoder(sliceWriter{&o.enced})
 	o.enc.SetMaxDynamicTableSizeLimit(0)
 	return o
@@ -249,7 +254,11 @@ func (o *h2Orderer) frameDone() error {
 // rewrite decodes the gathered block, puts its fields in order and appends
 // it to o.out, encoded again, in HEADERS and CONTINUATION frames.
 func (o *h2Orderer) rewrite() error {
-	if _, err := o.dec.Write(o.block); err != nil {
+	block, err := o.takeSizeUpdates(o.block)
+	if err != nil {
+		return err
+	}
+	if _, err := o.dec.Write(block); err != nil {
 		return fmt.Errorf("%w: %w", errH2Block, err)
 	}
 	if err := o.dec.Close(); err != nil {
@@ -284,6 +293,36 @@ func (o *h2Orderer) rewrite() error {
 		}
 		typ = http2.FrameContinuation
 	}
+}
+
+// takeSizeUpdates applies the dynamic table size updates at the start of
+// block to the decoder and returns the rest. RFC 7541 allows two there
+// (x/net's server sends the smallest size the client set since the last
+// block, then the newest); Go's decoder takes a second only when the first
+// emptied the table.
+func (o *h2Orderer) takeSizeUpdates(block []byte) ([]byte, error) {
+	for len(block) > 0 && block[0]&0xe0 == 0x20 { // 001xxxxx: a size update, a 5-bit prefix
+		v, n := uint64(block[0]&0x1f), 1
+		if v == 0x1f {
+			for shift := uint(0); ; shift += 7 {
+				if n == len(block) || shift > 28 {
+					return nil, fmt.Errorf("%w: a table size update cut short or too long", errH2Block)
+				}
+				c := block[n]
+				n++
+				v += uint64(c&0x7f) << shift
+				if c&0x80 == 0 {
+					break
+				}
+			}
+		}
+		if v > h2ServerTable {
+			return nil, fmt.Errorf("%w: a table size update to %d, over %d", errH2Block, v, h2ServerTable)
+		}
+		o.dec.SetMaxDynamicTableSize(uint32(v))
+		block = block[n:]
+	}
+	return block, nil
 }
 
 // orderFields returns the decoded block's fields in the order its marker

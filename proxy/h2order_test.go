@@ -183,8 +183,9 @@ func largeEntryBlock() []byte {
 	return append(b.Bytes(), bytes.Repeat([]byte{0x80 | 62}, 1000)...) // indexed: the newest entry
 }
 
-// FuzzH2Orderer: any bytes, cut anywhere, give frames the client can read
-// or errH2Block; never a panic.
+// FuzzH2Orderer: any bytes, cut anywhere, give errH2Block or frames whose
+// header blocks the client decodes, each in turn with one decoder (its
+// state in step with the orderer's encoder); never a panic.
 func FuzzH2Orderer(f *testing.F) {
 	f.Add(h2ServerWrites(&testing.T{}, "x-order-test"), 5)
 	f.Add([]byte{0, 0, 1, 1, 4, 0, 0, 0, 1, 0x88}, 3)
@@ -199,6 +200,25 @@ func FuzzH2Orderer(f *testing.F) {
 				}
 				return
 			}
+		}
+		client := hpack.NewDecoder(4096, nil)
+		var block []byte
+		for b := out.Bytes(); len(b) >= h2FrameHeader; {
+			n := int(b[0])<<16 | int(b[1])<<8 | int(b[2])
+			typ, flags := http2.FrameType(b[3]), http2.Flags(b[4])
+			if len(b) < h2FrameHeader+n {
+				break // a frame that passed through as it is, cut short by the input's end
+			}
+			if typ == http2.FrameHeaders || typ == http2.FrameContinuation {
+				block = append(block, b[h2FrameHeader:h2FrameHeader+n]...)
+				if flags.Has(http2.FlagHeadersEndHeaders) {
+					if _, err := client.DecodeFull(block); err != nil {
+						t.Fatalf("the client cannot decode a block the orderer wrote: %v", err)
+					}
+					block = block[:0]
+				}
+			}
+			b = b[h2FrameHeader+n:]
 		}
 	})
 }
@@ -360,5 +380,105 @@ func TestH2OrdererKeepsNoLargeBuffer(t *testing.T) {
 		if f.Value != "" {
 			t.Fatalf("a field's value is kept: %.20q…", f.Value)
 		}
+	}
+}
+
+// TestH2OrdererTableSizeUpdates: a block that starts with two dynamic
+// table size updates, as x/net's server sends when the client lowered its
+// table and raised it again (RFC 7541 4.2), is read, and so is the block
+// after it; updates beyond the server's table or cut short fail.
+func TestH2OrdererTableSizeUpdates(t *testing.T) {
+	var in, block bytes.Buffer
+	fr := http2.NewFramer(&in, nil)
+	enc := hpack.NewEncoder(&block) // as x/net's server's: a 4096-byte limit
+	head := func(id uint32, kv ...string) {
+		block.Reset()
+		for i := 0; i < len(kv); i += 2 {
+			enc.WriteField(hpack.HeaderField{Name: kv[i], Value: kv[i+1]})
+		}
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true})
+	}
+	head(1, ":status", "200", "vary", "a", "x-b", "1")
+	enc.SetMaxDynamicTableSize(100) // the smallest since the last block, then the newest
+	enc.SetMaxDynamicTableSize(8192)
+	head(3, ":status", "200", "vary", "a", "x-b", "1")
+	head(5, ":status", "204", "vary", "a", "x-b", "1")
+	o := newH2Orderer("x-order-test", 1<<20)
+	var out bytes.Buffer
+	if _, err := o.write(in.Bytes(), out.Write); err != nil {
+		t.Fatalf("the orderer fails a valid block: %v", err)
+	}
+	heads, _ := h2Read(t, out.Bytes())
+	want := [][]string{
+		{"1 end=true", ":status: 200", "vary: a", "x-b: 1"},
+		{"3 end=true", ":status: 200", "vary: a", "x-b: 1"},
+		{"5 end=true", ":status: 204", "vary: a", "x-b: 1"},
+	}
+	if !slices.EqualFunc(heads, want, slices.Equal) {
+		t.Errorf("heads %q, want %q", heads, want)
+	}
+
+	for _, bad := range [][]byte{
+		{0x3f, 0xe1, 0x3f}, // 8192: beyond the server's table
+		{0x3f, 0xe1},       // a length that does not end
+	} {
+		var in bytes.Buffer
+		http2.NewFramer(&in, nil).WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: bad, EndHeaders: true})
+		o := newH2Orderer("x-order-test", 1<<20)
+		if _, err := o.write(in.Bytes(), io.Discard.Write); !errors.Is(err, errH2Block) {
+			t.Errorf("update % x: %v, want errH2Block", bad, err)
+		}
+	}
+}
+
+// TestH2ClientChangesTableSize: an HTTP/2 client that lowers its HPACK
+// table and raises it again between two requests gets both answers on one
+// connection.
+func TestH2ClientChangesTableSize(t *testing.T) {
+	origin := httptest.NewUnstartedServer(rawOriginOf("HTTP/1.1 200 OK\r\nX-B: 1\r\nX-A: 2\r\nContent-Length: 2\r\n\r\nok"))
+	origin.StartTLS()
+	t.Cleanup(origin.Close)
+	cfg := testConfig(t)
+	trustOrigin(t, cfg, origin)
+	h := startProxy(t, cfg)
+	target := origin.Listener.Addr().String()
+	tc, fr := h2Tunnel(t, h, target)
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	get := func(id uint32) []string {
+		block.Reset()
+		for _, kv := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", target}, {":path", "/"}} {
+			enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+		}
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true})
+		var names []string
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatalf("stream %d: %v", id, err)
+			}
+			switch f := f.(type) {
+			case *http2.SettingsFrame:
+				if !f.IsAck() {
+					fr.WriteSettingsAck()
+				}
+			case *http2.GoAwayFrame:
+				t.Fatalf("GOAWAY %v", f.ErrCode)
+			case *http2.MetaHeadersFrame:
+				for _, hf := range f.RegularFields() {
+					names = append(names, hf.Name)
+				}
+			}
+			if f.Header().StreamID == id && f.Header().Flags.Has(http2.FlagDataEndStream) {
+				return names
+			}
+		}
+	}
+	get(1)
+	fr.WriteSettings(http2.Setting{ID: http2.SettingHeaderTableSize, Val: 1024})
+	fr.WriteSettings(http2.Setting{ID: http2.SettingHeaderTableSize, Val: 65536})
+	if names := get(3); len(names) < 2 || names[0] != "x-b" || names[1] != "x-a" {
+		t.Errorf("second answer's fields %q, want x-b, x-a first", names)
 	}
 }
