@@ -223,30 +223,48 @@ func FuzzH2Orderer(f *testing.F) {
 	})
 }
 
-// h2Heads sends GET path over HTTP/2 in an intercepted tunnel of h's proxy
-// to target, frame by frame, and returns the header blocks of stream 1 in
-// the order they came (h2Read's lines) once the stream has ended.
-func h2Heads(t *testing.T, h *harness, target, path string) [][]string {
+// h2Client speaks HTTP/2 to the proxy in an intercepted tunnel, frame by
+// frame.
+type h2Client struct {
+	fr    *http2.Framer
+	enc   *hpack.Encoder // the connection's HPACK state, into block
+	block bytes.Buffer
+}
+
+// newH2Client opens an intercepted tunnel of h's proxy to target and
+// speaks HTTP/2 in it.
+func newH2Client(t *testing.T, h *harness, target string) *h2Client {
 	t.Helper()
 	tc, fr := h2Tunnel(t, h, target)
 	tc.SetDeadline(time.Now().Add(10 * time.Second))
-	var block bytes.Buffer
-	enc := hpack.NewEncoder(&block)
+	c := &h2Client{fr: fr}
+	c.enc = hpack.NewEncoder(&c.block)
+	return c
+}
+
+// get sends GET path to target on stream id and returns the stream's
+// header blocks in the order they came, a "name: value" line a field,
+// once the stream has ended.
+func (c *h2Client) get(t *testing.T, target, path string, id uint32) [][]string {
+	t.Helper()
+	c.block.Reset()
 	for _, kv := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", target}, {":path", path}} {
-		enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
+		c.enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
 	}
-	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true})
+	c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: c.block.Bytes(), EndStream: true, EndHeaders: true})
 	var heads [][]string
 	for {
-		f, err := fr.ReadFrame()
+		f, err := c.fr.ReadFrame()
 		if err != nil {
-			t.Fatalf("reading the answer: %v (after %q)", err, heads)
+			t.Fatalf("reading stream %d: %v (after %q)", id, err, heads)
 		}
 		switch f := f.(type) {
 		case *http2.SettingsFrame:
 			if !f.IsAck() {
-				fr.WriteSettingsAck()
+				c.fr.WriteSettingsAck()
 			}
+		case *http2.GoAwayFrame:
+			t.Fatalf("GOAWAY %v", f.ErrCode)
 		case *http2.MetaHeadersFrame:
 			lines := []string{}
 			for _, hf := range f.Fields {
@@ -254,7 +272,7 @@ func h2Heads(t *testing.T, h *harness, target, path string) [][]string {
 			}
 			heads = append(heads, lines)
 		}
-		if f.Header().StreamID == 1 && f.Header().Flags.Has(http2.FlagDataEndStream) {
+		if f.Header().StreamID == id && f.Header().Flags.Has(http2.FlagDataEndStream) {
 			return heads
 		}
 	}
@@ -278,7 +296,8 @@ func TestResponseHeadOrderToHTTP2Client(t *testing.T) {
 	want := []string{"x-b: 1", "set-cookie: a=1; Path=/", "content-type: text/plain", "x-a: 2", "set-cookie: b=2; Path=/"}
 	for name, origin := range map[string]*httptest.Server{"HTTP/1.1 origin": h1, "HTTP/2 origin": h2} {
 		t.Run(name, func(t *testing.T) {
-			heads := h2Heads(t, h, origin.Listener.Addr().String(), "/x")
+			target := origin.Listener.Addr().String()
+			heads := newH2Client(t, h, target).get(t, target, "/x", 1)
 			if len(heads) != 2 {
 				t.Fatalf("header blocks %q, want a 103's and the response's", heads)
 			}
@@ -442,43 +461,11 @@ func TestH2ClientChangesTableSize(t *testing.T) {
 	trustOrigin(t, cfg, origin)
 	h := startProxy(t, cfg)
 	target := origin.Listener.Addr().String()
-	tc, fr := h2Tunnel(t, h, target)
-	tc.SetDeadline(time.Now().Add(10 * time.Second))
-	var block bytes.Buffer
-	enc := hpack.NewEncoder(&block)
-	get := func(id uint32) []string {
-		block.Reset()
-		for _, kv := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", target}, {":path", "/"}} {
-			enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
-		}
-		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true})
-		var names []string
-		for {
-			f, err := fr.ReadFrame()
-			if err != nil {
-				t.Fatalf("stream %d: %v", id, err)
-			}
-			switch f := f.(type) {
-			case *http2.SettingsFrame:
-				if !f.IsAck() {
-					fr.WriteSettingsAck()
-				}
-			case *http2.GoAwayFrame:
-				t.Fatalf("GOAWAY %v", f.ErrCode)
-			case *http2.MetaHeadersFrame:
-				for _, hf := range f.RegularFields() {
-					names = append(names, hf.Name)
-				}
-			}
-			if f.Header().StreamID == id && f.Header().Flags.Has(http2.FlagDataEndStream) {
-				return names
-			}
-		}
-	}
-	get(1)
-	fr.WriteSettings(http2.Setting{ID: http2.SettingHeaderTableSize, Val: 1024})
-	fr.WriteSettings(http2.Setting{ID: http2.SettingHeaderTableSize, Val: 65536})
-	if names := get(3); len(names) < 2 || names[0] != "x-b" || names[1] != "x-a" {
-		t.Errorf("second answer's fields %q, want x-b, x-a first", names)
+	c := newH2Client(t, h, target)
+	c.get(t, target, "/", 1)
+	c.fr.WriteSettings(http2.Setting{ID: http2.SettingHeaderTableSize, Val: 1024})
+	c.fr.WriteSettings(http2.Setting{ID: http2.SettingHeaderTableSize, Val: 65536})
+	if heads := c.get(t, target, "/", 3); len(heads) != 1 || len(heads[0]) < 3 || heads[0][1] != "x-b: 1" || heads[0][2] != "x-a: 2" {
+		t.Errorf("second answer %q, want x-b, x-a first", heads)
 	}
 }
