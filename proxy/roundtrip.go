@@ -92,12 +92,18 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 	if t.mitm != nil && end.names != nil {
 		if req.ProtoMajor == 1 {
 			t.mitm.respHeads.expect(end.names) // goproxy writes the response next
-		} else if cs, ok := req.Context().Value(wire.InterimKey{}).(*clientStream); ok {
-			cs.names = end.names // serveTunnelStream writes the response next
+		} else if st, ok := req.Context().Value(wire.InterimKey{}).(namesTaker); ok {
+			st.takeNames(end.names) // an HTTP/2 client's stream: serveTunnelStream writes the response next
 		}
 	}
 	return resp, nil
 }
+
+// namesTaker is what writes a response after roundTrip has returned it
+// and wants the names of its head as the origin sent them
+// (wire.ResponseNames) for their order: an HTTP/2 client's stream
+// (clientStream), found where its interim responses go.
+type namesTaker interface{ takeNames(names []string) }
 
 // nothingAdded returns h, or a copy of it naming Content-Type and Date with
 // no value where h lacks them. The servers that write the response to the

@@ -105,8 +105,10 @@ func (s *Server) serveTunnelStream(w http.ResponseWriter, r *http.Request, t *tu
 type clientStream struct {
 	w          http.ResponseWriter
 	orderField string   // Server.orderField
-	names      []string // the final response's names as the origin sent them; set by roundTrip
+	names      []string // the final response's names as the origin sent them; from roundTrip (namesTaker)
 }
+
+func (s *clientStream) takeNames(names []string) { s.names = names }
 
 func (s *clientStream) Interim(resp *http.Response, names []string) {
 	if names != nil {
