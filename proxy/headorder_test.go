@@ -24,6 +24,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/sessionproxy/sessionproxy/proxy/config"
+	"github.com/sessionproxy/sessionproxy/proxy/proxytest"
 	"github.com/sessionproxy/sessionproxy/proxy/wire"
 )
 
@@ -471,12 +472,10 @@ func rawH2Origin(t *testing.T, fields ...string) *httptest.Server {
 
 // serveRawH2 is rawH2Origin's side of one connection, until it ends.
 func serveRawH2(c net.Conn, fields []string) {
-	if _, err := io.ReadFull(c, make([]byte, len(http2.ClientPreface))); err != nil {
+	fr, err := proxytest.H2ServerFramer(c)
+	if err != nil {
 		return
 	}
-	fr := http2.NewFramer(c, c)
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	fr.WriteSettings()
 	var block bytes.Buffer
 	enc := hpack.NewEncoder(&block)
 	head := func(id uint32, kv ...string) {

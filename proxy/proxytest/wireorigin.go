@@ -128,13 +128,8 @@ func (o *WireOrigin) record(rec WireRecord) {
 // serveH2 reads an HTTP/2 client's frames up to its first request and
 // answers it.
 func (o *WireOrigin) serveH2(c net.Conn, rec WireRecord) {
-	magic := make([]byte, len(http2.ClientPreface))
-	if _, err := io.ReadFull(c, magic); err != nil || string(magic) != http2.ClientPreface {
-		return
-	}
-	fr := http2.NewFramer(c, c)
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	if fr.WriteSettings() != nil {
+	fr, err := H2ServerFramer(c)
+	if err != nil {
 		return
 	}
 	var settings, prios []string
@@ -277,4 +272,20 @@ func HelloShape(t testing.TB, hello []byte) string {
 	}
 	slices.Sort(exts)
 	return "suites " + strings.Join(suites, ",") + "\n" + strings.Join(exts, "\n")
+}
+
+// H2ServerFramer starts the server's side of an HTTP/2 connection on c:
+// it reads the client's preface and sends settings. The framer it returns
+// reads header blocks whole (MetaHeadersFrame).
+func H2ServerFramer(c net.Conn, settings ...http2.Setting) (*http2.Framer, error) {
+	preface := make([]byte, len(http2.ClientPreface))
+	if _, err := io.ReadFull(c, preface); err != nil {
+		return nil, err
+	}
+	if string(preface) != http2.ClientPreface {
+		return nil, fmt.Errorf("proxytest: not an HTTP/2 client preface: %q", preface)
+	}
+	fr := http2.NewFramer(c, c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	return fr, fr.WriteSettings(settings...)
 }

@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/sessionproxy/sessionproxy/proxy/proxytest"
 )
 
 // hostileH2 serves one HTTP/2 connection on loopback: it sends settings,
@@ -47,12 +49,10 @@ func hostileH2(t *testing.T, settings []http2.Setting, act func(fr *http2.Framer
 
 // serveHostile is hostileH2's side of the connection c.
 func serveHostile(c net.Conn, settings []http2.Setting, act func(fr *http2.Framer, id uint32)) (s hostileSeen) {
-	if _, err := io.ReadFull(c, make([]byte, len(http2.ClientPreface))); err != nil {
+	fr, err := proxytest.H2ServerFramer(c, settings...)
+	if err != nil {
 		return s
 	}
-	fr := http2.NewFramer(c, c)
-	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	fr.WriteSettings(settings...)
 	acted := false
 	for {
 		f, err := fr.ReadFrame()

@@ -20,6 +20,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/sessionproxy/sessionproxy/proxy/proxytest"
 )
 
 // rawH1 is an HTTP/1.1 server that keeps each request head as it came and
@@ -195,13 +197,10 @@ func startH2Recorder(t *testing.T, answer bool) *h2Recorder {
 			return
 		}
 		defer c.Close()
-		pre := make([]byte, len(http2.ClientPreface))
-		if _, err := io.ReadFull(c, pre); err != nil {
+		fr, err := proxytest.H2ServerFramer(c)
+		if err != nil {
 			return
 		}
-		fr := http2.NewFramer(c, c)
-		fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-		fr.WriteSettings()
 		var enc bytes.Buffer
 		henc := hpack.NewEncoder(&enc)
 		for {
@@ -470,10 +469,10 @@ func TestH2GoAwayRetries(t *testing.T) {
 			n := conns.Add(1)
 			go func() {
 				defer c.Close()
-				io.ReadFull(c, make([]byte, len(http2.ClientPreface)))
-				fr := http2.NewFramer(c, c)
-				fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-				fr.WriteSettings()
+				fr, err := proxytest.H2ServerFramer(c)
+				if err != nil {
+					return
+				}
 				for {
 					f, err := fr.ReadFrame()
 					if err != nil {
