@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sessionproxy/sessionproxy/proxy/config"
+	"github.com/sessionproxy/sessionproxy/proxy/rules"
 	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
@@ -380,6 +381,30 @@ func TestDeadUpstream(t *testing.T) {
 		if got := stateOf(t, h, "doomed").ErrorScore; got != float64(i+1) {
 			t.Errorf("%s: error score %v, want %d", o, got, i+1)
 		}
+	}
+}
+
+// TestDeadUpstreamWhateverDefaultAction: default_action speaks for
+// responses no rule matched; an upstream failure no rule matched is bad
+// whatever it says.
+func TestDeadUpstreamWhateverDefaultAction(t *testing.T) {
+	for _, def := range []rules.Action{rules.ActionGood, rules.ActionNone, rules.ActionRetire, rules.ActionBad} {
+		t.Run(string(def), func(t *testing.T) {
+			cfg := testConfig(t)
+			rs, err := rules.Compile([]rules.Spec{{Name: "blocked", Status: []string{"403"}, Action: rules.ActionRetire}}, def)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Rules, cfg.DefaultAction = rs, def
+			h := startProxy(t, cfg)
+			resp, _ := get(t, h.client("", ""), "http://"+closedPort(t)+"/", "down")
+			if resp.StatusCode != http.StatusBadGateway {
+				t.Fatalf("status %d, want 502", resp.StatusCode)
+			}
+			if st := stateOf(t, h, "down"); st.ErrorScore != 1 || st.UsageCount != 1 {
+				t.Errorf("after a refused connection: error score %v, uses %d; want 1 and 1 (bad)", st.ErrorScore, st.UsageCount)
+			}
+		})
 	}
 }
 

@@ -106,10 +106,7 @@ func (s *Server) finish(e *ending, req *http.Request, cut error) {
 		uerr := upstream.Classify(cut, sess.ProxyURL(), req.URL.Host)
 		s.rec.UpstreamFailed(uerr)
 		s.log.Warn("response cut off", "session", sess.ID(), "host", host, "status", status, "error", uerr.Error())
-		v = cfg.Rules.Decide(&rules.Outcome{Host: host, ErrKind: uerr.Kind})
-		if v.Rule == nil && cfg.DefaultAction == "" {
-			v.Action = rules.ActionBad // no rule spoke: a failed upstream is still the session's fault
-		}
+		v = failureVerdict(cfg, host, uerr.Kind)
 		ev.Outcome, ev.Rule = record.OutcomeError, verdictRule(v)
 		errText = uerr.Error()
 	}

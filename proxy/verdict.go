@@ -39,14 +39,9 @@ func (s *Server) apply(sess *sessionpool.Session, v rules.Verdict, host string, 
 }
 
 // failureVerdict is the rules' verdict on an upstream failure of kind on
-// the way to host: when no rule spoke (and no default_action), bad, since a
-// failed upstream is still the session's fault.
+// the way to host (bad when no rule spoke).
 func failureVerdict(cfg *config.Config, host string, kind upstream.ErrorKind) rules.Verdict {
-	v := cfg.Rules.Decide(&rules.Outcome{Host: host, ErrKind: kind})
-	if v.Rule == nil && cfg.DefaultAction == "" {
-		v.Action = rules.ActionBad
-	}
-	return v
+	return cfg.Rules.Decide(&rules.Outcome{Host: host, ErrKind: kind})
 }
 
 // verdictRule is the name of the rule behind a verdict, "" when none matched.

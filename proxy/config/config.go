@@ -50,7 +50,7 @@ type Config struct {
 	Upstreams           []*url.URL    // upstream proxies (http, https, socks5, socks5h); nil = direct
 	BodyLimit           int64         // bytes of a body inspected by body rules; default 65536
 	Retry               Retry         // retries of blocked requests
-	DefaultAction       rules.Action  // action when no rule matches; "" = good below 400, else none
+	DefaultAction       rules.Action  // action for a response no rule matches; "" = good below 400, else none
 	Rules               *rules.Set    // compiled rules; rules.Defaults() when the rules key is absent
 	Sites               []Site        // pacing per site, first matching host glob wins; nil = none
 	Pacing              Pacing        // limits of waiting for a site

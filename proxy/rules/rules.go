@@ -354,11 +354,11 @@ type Verdict struct {
 }
 
 // Decide returns the verdict of the first rule whose conditions all hold.
-// When none holds: the default action if set; otherwise, for a response,
-// good when its status is below 400 (blocked codes 401, 403 and 429 are all
-// above), else none; for an upstream failure (ErrKind set, or Status 0),
-// none. A rule with an error condition matches only failures; a rule without
-// one only responses. Decide does not allocate (unless o.Host has upper-case
+// When none holds: for an upstream failure (ErrKind set, or Status 0), bad,
+// since a failed upstream is still the session's fault; for a response, the
+// default action if set, otherwise good when its status is below 400
+// (blocked codes 401, 403 and 429 are all above), else none. A rule with an
+// error condition matches only failures; a rule without one only responses. Decide does not allocate (unless o.Host has upper-case
 // letters and a rule has a complex host glob).
 func (rs *Set) Decide(o *Outcome) Verdict {
 	failed := o.failed()
@@ -383,11 +383,14 @@ func (rs *Set) Decide(o *Outcome) Verdict {
 			}
 			return Verdict{Rule: r, Action: r.Action, Retry: r.Retry}
 		}
-		if rs.defaultAction != "" {
+		if rs.defaultAction != "" && !failed {
 			return Verdict{Action: rs.defaultAction}
 		}
 	}
-	if !failed && o.Status < 400 {
+	switch {
+	case failed:
+		return Verdict{Action: ActionBad}
+	case o.Status < 400:
 		return Verdict{Action: ActionGood}
 	}
 	return Verdict{Action: ActionNone}
