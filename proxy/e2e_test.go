@@ -649,10 +649,26 @@ func TestWebSocketThroughTunnel(t *testing.T) {
 	ws.EnableHTTP2 = true // the origin offers h2 too
 	ws.StartTLS()
 	defer ws.Close()
-	for _, fp := range []config.Fingerprint{config.FingerprintMirror, config.FingerprintChrome, config.FingerprintFirefox} {
-		t.Run(string(fp), func(t *testing.T) {
+	captcha := rules.Spec{Name: "captcha", Body: "(?i)captcha", Action: rules.ActionRetire} // any status, 101 too
+	captchaRetry := captcha
+	captchaRetry.Retry = true
+	for _, tt := range []struct {
+		name  string
+		fp    config.Fingerprint
+		rules []rules.Spec // nil: the test config's
+	}{
+		{"mirror", config.FingerprintMirror, nil},
+		{"chrome", config.FingerprintChrome, nil},
+		{"firefox", config.FingerprintFirefox, nil},
+		{"mirror/body-rule", config.FingerprintMirror, []rules.Spec{captcha}},
+		{"mirror/body-rule-retry", config.FingerprintMirror, []rules.Spec{captchaRetry}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
 			cfg := testConfig(t)
-			cfg.Fingerprint = fp
+			if tt.rules != nil {
+				cfg = rulesConfig(t, tt.rules...)
+			}
+			cfg.Fingerprint = tt.fp
 			trustOrigin(t, cfg, ws)
 			h := startProxy(t, cfg)
 			before := upgrades.Load()

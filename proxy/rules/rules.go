@@ -427,9 +427,9 @@ func (r *Rule) headMatch(host string, status int, h http.Header) bool {
 // host and header conditions hold has a body condition. It is false when the
 // body cannot be inspected (content type not text-like, see IsTextLike, or a
 // Content-Encoding DecodePrefix does not know), since body conditions then
-// never match.
+// never match, and for a 101, whose "body" is the switched connection.
 func (rs *Set) NeedsBody(host string, status int, header http.Header) bool {
-	if !rs.HasBodyRules() || !inspectable(header) {
+	if !rs.HasBodyRules() || status == http.StatusSwitchingProtocols || !inspectable(header) {
 		return false
 	}
 	host = NormHost(host)

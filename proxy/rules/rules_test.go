@@ -236,7 +236,7 @@ func TestRuleNeedsBodyAndMayRetry(t *testing.T) {
 	html := hdr("Content-Type", "text/html; charset=utf-8")
 	rs := mustRules(t, "",
 		Spec{Name: "ok-fast", Status: []string{"2xx"}, Host: "static.example", Action: ActionGood},
-		Spec{Name: "captcha", Status: []string{"2xx", "403"}, Body: "captcha", Action: ActionRetire, Retry: true},
+		Spec{Name: "captcha", Status: []string{"101", "2xx", "403"}, Body: "captcha", Action: ActionRetire, Retry: true},
 		Spec{Name: "soft", Status: []string{"404"}, Body: "gone", Action: ActionBad},
 		Spec{Name: "blocked", Status: []string{"403"}, Action: ActionRetire, Retry: true},
 		Spec{Name: "cf", Header: map[string]string{"Server": "cloudflare"}, Status: []string{"503"}, Action: ActionRetire},
@@ -257,6 +257,7 @@ func TestRuleNeedsBodyAndMayRetry(t *testing.T) {
 		{"unknown encoding", "www.example", 200, hdr("Content-Type", "text/html", "Content-Encoding", "compress"), false, false},
 		{"known encoding", "www.example", 200, hdr("Content-Type", "text/html", "Content-Encoding", "br"), true, true},
 		{"no content type", "www.example", 200, http.Header{}, true, true},
+		{"switching protocols", "www.example", 101, http.Header{}, false, true},
 		{"nil header", "www.example", 200, nil, true, true},
 		{"403 body rule then retry rule", "www.example", 403, html, true, true},
 		{"403 binary: blocked decides, retry", "www.example", 403, hdr("Content-Type", "image/png"), false, true},
