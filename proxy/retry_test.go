@@ -79,6 +79,42 @@ func TestBodyRuleEncodings(t *testing.T) {
 	}
 }
 
+// TestBodyRuleEmptyBody: with a body rule that decides while the body
+// streams, a response without a body still has its verdict carried out,
+// before the client has it: one use, and its Set-Cookie in the jar.
+func TestBodyRuleEmptyBody(t *testing.T) {
+	mux := originMux()
+	mux.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Set-Cookie", "sid="+r.URL.Query().Get("sid")+"; Path=/")
+		w.Header().Set("Location", "/echo")
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(http.StatusFound)
+	})
+	mux.HandleFunc("/none", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Set-Cookie", "sid="+r.URL.Query().Get("sid")+"; Path=/")
+		w.WriteHeader(http.StatusNoContent)
+	})
+	origin := httptest.NewServer(mux)
+	defer origin.Close()
+	h := startProxy(t, rulesConfig(t, rules.Spec{Name: "captcha", Body: "(?i)captcha", Action: rules.ActionRetire}))
+	c := h.client("", "")
+	for _, path := range []string{"/login", "/none"} {
+		session := "s" + path[1:]
+		resp, _ := get(t, c, origin.URL+path+"?sid="+session, session)
+		if resp.Header.Get("Set-Cookie") == "" {
+			t.Fatalf("%s: the client got no Set-Cookie", path)
+		}
+		if st := stateOf(t, h, session); st.UsageCount != 1 || len(st.Cookies) != 1 {
+			t.Errorf("%s: session uses %d, cookies %d; want 1 use and the sid cookie in the jar", path, st.UsageCount, len(st.Cookies))
+		}
+		if _, body := get(t, c, origin.URL+"/echo", session); decodeSeen(t, body).Cookie != "sid="+session {
+			t.Errorf("%s: the next request carried Cookie %q, want sid=%s", path, decodeSeen(t, body).Cookie, session)
+		}
+	}
+}
+
 // TestBodyRuleNoDelay: a body rule without retry does not hold the response:
 // the client reads the first bytes while the origin is still waiting to send
 // the rest.

@@ -374,7 +374,7 @@ func (s *Server) decideWhileStreaming(resp *http.Response, c *call, sess *sessio
 	cfg, start := c.cfg, c.start
 	limit := cfg.BodyLimit
 	cookies := cookieCarrier(resp)
-	resp.Body = rules.InspectBody(resp.Body, int(limit), func(raw []byte) {
+	decide := func(raw []byte) {
 		o.Body = rules.DecodedBody(o.Header, raw, limit)
 		v := cfg.Rules.Decide(o)
 		c.end.judge(sess, v, o.Host, o.Status, cookies)
@@ -387,7 +387,12 @@ func (s *Server) decideWhileStreaming(resp *http.Response, c *call, sess *sessio
 			logged = c.answered(sess, resp)
 		}
 		c.end.setVerdict(record.Event{Outcome: record.Outcome(v.Action), Rule: verdictRule(v), Status: o.Status, Retries: attempt, Duration: time.Since(start), Request: logged})
-	})
+	}
+	if bodiless(resp) {
+		decide([]byte{}) // nothing to wait for: watchBody ends the request at once
+		return
+	}
+	resp.Body = rules.InspectBody(resp.Body, int(limit), decide)
 }
 
 // replayable is a request body kept so the request can be sent again.

@@ -188,12 +188,17 @@ func (s *Server) watchBody(req *http.Request, t *tunnel, resp *http.Response, e 
 	// failed read already makes goproxy close the tunnel mid-response.
 	abort := t.host == "" || req.ProtoMajor == 2
 	b := &watchedBody{rc: resp.Body, abort: abort, w: t.w, s: s, e: e, req: req}
+	if bodiless(resp) {
+		b.end(nil)
+	}
+	resp.Body = b
+}
+
+// bodiless reports whether resp has no body to stream.
+func bodiless(resp *http.Response) bool {
 	inner := resp.Body
 	if d, ok := inner.(*doneBody); ok { // the pacer's release (releaseWhenDone)
 		inner = d.ReadCloser
 	}
-	if inner == http.NoBody || resp.ContentLength == 0 {
-		b.end(nil)
-	}
-	resp.Body = b
+	return inner == http.NoBody || resp.ContentLength == 0
 }
