@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 
 	"github.com/elazarl/goproxy"
 
@@ -91,6 +92,10 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 	r.Header.Del("Proxy-Authorization")
 	if isOwnHost(r) {
 		s.own.ServeHTTP(w, r)
+		return
+	}
+	if r.URL.IsAbs() && r.URL.Scheme != "http" && r.URL.Scheme != "https" {
+		http.Error(w, "sessionproxy: unsupported scheme "+strconv.Quote(r.URL.Scheme)+" (http and https only)", http.StatusBadRequest)
 		return
 	}
 	if err := s.checkTargetHost(r.Context(), targetAddr(r), r.Method == http.MethodConnect); err != nil {

@@ -304,6 +304,33 @@ func TestBadConnectTargets(t *testing.T) {
 	}
 }
 
+// TestUnsupportedSchemes: an absolute-form request in a scheme other than
+// http or https gets 400 and goes nowhere (it used to go out as plain HTTP).
+func TestUnsupportedSchemes(t *testing.T) {
+	hits := make(chan string, 8)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits <- r.URL.String()
+	}))
+	defer origin.Close()
+	h := startProxy(t, testConfig(t))
+	addr := origin.Listener.Addr().String()
+	for _, scheme := range []string{"ftp", "ws", "wss", "gopher", "FTP"} {
+		conn, br := plainConn(t, h)
+		fmt.Fprintf(conn, "GET %s://%s/file HTTP/1.1\r\nHost: %s\r\n\r\n", scheme, addr, addr)
+		if got := statusOf(conn, br); got != http.StatusBadRequest {
+			t.Errorf("%s: status %d, want 400", scheme, got)
+		}
+	}
+	conn, br := plainConn(t, h) // the same request in http goes through
+	fmt.Fprintf(conn, "GET http://%s/file HTTP/1.1\r\nHost: %s\r\n\r\n", addr, addr)
+	if got := statusOf(conn, br); got != http.StatusOK {
+		t.Errorf("http: status %d, want 200", got)
+	}
+	if len(hits) != 1 {
+		t.Errorf("the origin got %d requests, want the http one alone", len(hits))
+	}
+}
+
 // closedWithin waits up to limit for the proxy to close conn (reading
 // through br) and returns how long it took; it fails the test if it did not.
 func closedWithin(t *testing.T, conn net.Conn, r io.Reader, limit time.Duration) time.Duration {
