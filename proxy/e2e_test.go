@@ -75,16 +75,20 @@ func TestCookieModes(t *testing.T) {
 	origin := httptest.NewServer(originMux())
 	defer origin.Close()
 	tests := []struct {
-		mode, clientCookie, want string
+		mode         string
+		clientCookie []string // the client's Cookie lines; nil: none
+		want         string
 	}{
-		{"merge", "", "a=session; b=session"},
-		{"merge", "a=client", "a=client; b=session"},
-		{"session", "a=client; z=1", "a=session; b=session"},
-		{"client", "a=client", "a=client"},
-		{"client", "", ""},
+		{"merge", nil, "a=session; b=session"},
+		{"merge", []string{"a=client"}, "a=client; b=session"},
+		{"merge", []string{""}, "a=session; b=session"},
+		{"merge", []string{" "}, "a=session; b=session"},
+		{"session", []string{"a=client; z=1"}, "a=session; b=session"},
+		{"client", []string{"a=client"}, "a=client"},
+		{"client", nil, ""},
 	}
 	for _, tt := range tests {
-		t.Run(tt.mode+"/"+tt.clientCookie, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/%q", tt.mode, tt.clientCookie), func(t *testing.T) {
 			cfg := testConfig(t)
 			cfg.Cookies = config.CookieMode(tt.mode)
 			h := startProxy(t, cfg)
@@ -93,8 +97,8 @@ func TestCookieModes(t *testing.T) {
 			get(t, c, origin.URL+"/set?name=b&value=session", "s1")
 			req, _ := http.NewRequest(http.MethodGet, origin.URL+"/echo", nil)
 			req.Header.Set("X-Session-Id", "s1")
-			if tt.clientCookie != "" {
-				req.Header.Set("Cookie", tt.clientCookie)
+			if tt.clientCookie != nil {
+				req.Header["Cookie"] = tt.clientCookie
 			}
 			resp, err := c.Do(req)
 			if err != nil {

@@ -526,12 +526,17 @@ func setCookies(req *http.Request, sess *sessionpool.Session, mode config.Cookie
 	// sends two); the session's cookies follow on its last one.
 	last := len(clientCookies) - 1
 	var b strings.Builder
-	b.WriteString(clientCookies[last])
+	sep := "" // an empty last line takes the session's cookies alone
+	if strings.TrimSpace(clientCookies[last]) != "" {
+		b.WriteString(clientCookies[last])
+		sep = "; "
+	}
 	for _, c := range own {
 		if clientHasCookie(clientCookies, c.Name) {
 			continue
 		}
-		b.WriteString("; ")
+		b.WriteString(sep)
+		sep = "; "
 		b.WriteString(c.Name)
 		b.WriteByte('=')
 		b.WriteString(c.Value)
