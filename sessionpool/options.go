@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/url"
 	"time"
+	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -180,7 +181,8 @@ type RedisOptions struct {
 // defaults (Options.SessionOptions), then the package defaults.
 type SessionOptions struct {
 	// ID of the session. "": "session_" + 10 random characters of
-	// [A-Za-z0-9], unique in the pool.
+	// [A-Za-z0-9], unique in the pool. Any other must be valid UTF-8, as
+	// must ProxyURL: the state document holds text.
 	ID string
 	// MaxAge sets ExpiresAt = CreatedAt + MaxAge. 0: 3000 s.
 	MaxAge time.Duration
@@ -250,6 +252,11 @@ func (o SessionOptions) validate(prefix string) []error {
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%w: %s%s", ErrInvalidOptions, prefix, fmt.Sprintf(format, args...)))
 	}
+	// The state document is JSON, which holds text: anything else would come
+	// back changed, or not at all.
+	if !utf8.ValidString(o.ID) {
+		bad("ID %q is not valid UTF-8", o.ID)
+	}
 	if o.MaxAge < 0 {
 		bad("MaxAge %v is negative", o.MaxAge)
 	}
@@ -267,6 +274,8 @@ func (o SessionOptions) validate(prefix string) []error {
 		switch {
 		case err != nil:
 			bad("ProxyURL does not parse") // the URL may hold credentials: not repeated
+		case !utf8.ValidString(o.ProxyURL):
+			bad("ProxyURL is not valid UTF-8")
 		case u.Scheme == "" || u.Host == "":
 			bad("ProxyURL %q has no scheme or host", u.Redacted())
 		}

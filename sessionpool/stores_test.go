@@ -267,6 +267,38 @@ func nested(depth int) map[string]any {
 	return map[string]any{"k": v}
 }
 
+// TestNamesAreText: an ID or ProxyURL that is not valid UTF-8 is refused
+// by AddSession, since the state document would bring it back changed (two
+// such IDs as one, and the pool would not open again); a valid one, any
+// script, persists and comes back whole.
+func TestNamesAreText(t *testing.T) {
+	ctx := context.Background()
+	st := NewMemoryStore()
+	p, err := Open(ctx, Options{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []SessionOptions{{ID: "a\xff"}, {ID: "a\xfe"}, {ProxyURL: "http://h\xff:1"}} {
+		if _, err := p.AddSession(ctx, o); !errors.Is(err, ErrInvalidOptions) {
+			t.Errorf("AddSession(ID %q, ProxyURL %q): %v, want ErrInvalidOptions", o.ID, o.ProxyURL, err)
+		}
+	}
+	if _, err := p.AddSession(ctx, SessionOptions{ID: "名前-é"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Teardown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Open(ctx, Options{Store: st})
+	if err != nil {
+		t.Fatalf("reopening from the pool's own document: %v", err)
+	}
+	defer again.Teardown(ctx)
+	if _, err := again.GetSessionByID(ctx, "名前-é"); err != nil {
+		t.Errorf("the session did not come back: %v", err)
+	}
+}
+
 // TestUserDataDepth: user data may nest MaxUserDataDepth levels, and such
 // a pool persists and opens again; deeper user data is refused by
 // AddSession and SetUserData, changing nothing, so that nothing is written
