@@ -327,7 +327,7 @@ func (j *jar) setCookies(u *url.URL, cs []*http.Cookie, now time.Time) {
 func (j *jar) insert(name, value string, e entry, now time.Time, secureOrigin bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	sameDomain, expired := 0, false
+	sameDomain, expired, twin := 0, false, -1
 	for i := range j.entries {
 		old := &j.entries[i]
 		if old.expired(now) {
@@ -343,27 +343,32 @@ func (j *jar) insert(name, value string, e entry, now time.Time, secureOrigin bo
 		if !secureOrigin && old.secure &&
 			(domainMatch(old.domain, e.domain) || domainMatch(e.domain, old.domain)) &&
 			pathMatch(e.path, old.path) {
-			return // RFC 6265bis: leave secure cookies alone
+			return // RFC 6265bis: leave secure cookies alone (any of them, so the loop goes on past a twin)
 		}
 		if old.domain == e.domain && old.path == e.path {
-			if old.value() == value && old.hostOnly == e.hostOnly && old.secure == e.secure &&
-				old.httpOnly == e.httpOnly && old.sameSite == e.sameSite {
-				if !old.expires.Equal(e.expires) {
-					old.expires = e.expires // all a same-valued cookie can change
-					j.noteLocked(old, false, !secureOrigin)
-				}
-				return
-			}
-			e.creation = old.creation
-			e.seq = old.seq
-			own(&e, name, value)
-			*old = e
-			j.noteLocked(old, false, !secureOrigin)
-			return
+			twin = i
+			continue
 		}
 		if old.domain == e.domain {
 			sameDomain++
 		}
+	}
+	if twin >= 0 {
+		old := &j.entries[twin]
+		if old.value() == value && old.hostOnly == e.hostOnly && old.secure == e.secure &&
+			old.httpOnly == e.httpOnly && old.sameSite == e.sameSite {
+			if !old.expires.Equal(e.expires) {
+				old.expires = e.expires // all a same-valued cookie can change
+				j.noteLocked(old, false, !secureOrigin)
+			}
+			return
+		}
+		e.creation = old.creation
+		e.seq = old.seq
+		own(&e, name, value)
+		*old = e
+		j.noteLocked(old, false, !secureOrigin)
+		return
 	}
 	own(&e, name, value)
 	e.creation = now
@@ -409,7 +414,7 @@ func (j *jar) evictLocked(domain string) {
 			continue
 		}
 		n++
-		if victim < 0 || olderThan(e, &j.entries[victim]) {
+		if victim < 0 || evictsBefore(e, &j.entries[victim]) {
 			victim = i
 		}
 	}
@@ -419,7 +424,7 @@ func (j *jar) evictLocked(domain string) {
 			return
 		}
 		for i := range j.entries {
-			if victim < 0 || olderThan(&j.entries[i], &j.entries[victim]) {
+			if victim < 0 || evictsBefore(&j.entries[i], &j.entries[victim]) {
 				victim = i
 			}
 		}
@@ -430,7 +435,13 @@ func (j *jar) evictLocked(domain string) {
 	}
 }
 
-func olderThan(a, b *entry) bool {
+// evictsBefore reports whether a goes before b when the jar makes room: a
+// cookie without Secure before one with it (RFC 6265bis, so that plain-HTTP
+// responses cannot push a Secure cookie out), then the older first.
+func evictsBefore(a, b *entry) bool {
+	if a.secure != b.secure {
+		return !a.secure
+	}
 	if c := a.creation.Compare(b.creation); c != 0 {
 		return c < 0
 	}

@@ -332,6 +332,18 @@ func TestJarSecure(t *testing.T) {
 			checks: []jarCheck{want("https://example.com/p/q", "c=1; a=1"), want("http://example.com/p/q", "")},
 		},
 		{
+			// The secure cookie comes after the http twin in the jar's
+			// order: every cookie of the name is looked at, not only
+			// those before the twin.
+			name: "http cannot replace its own cookie that a Secure one matches",
+			steps: []jarStep{
+				set("http://www.example.com", "a=0; Domain=example.com"),
+				set("https://www.example.com", "a=secret; Secure"),
+				set("http://www.example.com", "a=evil; Domain=example.com"),
+			},
+			checks: []jarCheck{want("https://www.example.com", "a=0; a=secret")},
+		},
+		{
 			name: "http may shadow a Secure cookie on an unrelated path",
 			steps: []jarStep{
 				set("https://example.com", "c=1; Secure; Path=/p"),
@@ -1010,6 +1022,16 @@ func TestJarLimits(t *testing.T) {
 	k.setFromResponse(u, []string{"new=1"}, jarT0.Add(time.Minute))
 	if got := string(k.appendCookieString(nil, u, jarT0.Add(time.Minute))); got != "keep=1; new=1" {
 		t.Fatalf("after expiry: %q", got)
+	}
+	// Cookies without Secure go first: responses over http cannot push
+	// a Secure cookie out, however many they set.
+	var sj jar
+	sj.setFromResponse(u, []string{"sid=secret; Secure"}, jarT0)
+	for i := range maxCookiesPerDomain + 20 {
+		sj.setFromResponse(mustURL(t, "http://example.com/"), []string{fmt.Sprintf("junk%d=x", i)}, jarT0.Add(time.Duration(i+1)*time.Second))
+	}
+	if got := string(sj.appendCookieString(nil, u, now)); !strings.HasPrefix(got, "sid=secret; ") || strings.Contains(got, "junk20=") || !strings.Contains(got, "junk21=") {
+		t.Fatalf("after %d cookies over http: %.60q...; want sid kept and junk0-20 evicted", maxCookiesPerDomain+20, got)
 	}
 	// The whole jar is bounded too.
 	var m jar
