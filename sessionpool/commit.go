@@ -36,14 +36,13 @@ const (
 // Without a Redis pool (or before such a pool holds the session) it is the
 // same as calling the methods in turn, and never fails.
 func (s *Session) Commit(ctx context.Context, resp *http.Response, m Mark) error {
+	if s.pool == nil {
+		return nil // the zero Session stores nothing
+	}
 	if resp != nil && resp.Request != nil && resp.Request.URL != nil {
 		if lines := resp.Header.Values("Set-Cookie"); len(lines) > 0 {
 			s.cold().jar.setFromResponse(resp.Request.URL, lines, s.clock())
 		}
-	}
-	if s.pool == nil {
-		s.applyLocal(m) // the zero Session
-		return nil
 	}
 	return s.pool.be.commit(ctx, s, m)
 }

@@ -288,8 +288,7 @@ func (s *Session) Retire() { s.commitDetached(Retire) }
 // context and return no error.
 func (s *Session) commitDetached(m Mark) {
 	if s.pool == nil {
-		s.applyLocal(m) // the zero Session
-		return
+		return // the zero Session stores nothing
 	}
 	s.pool.be.commitDetached(s, m)
 }

@@ -34,7 +34,10 @@ func TestZeroSession(t *testing.T) {
 	if got := s.UserData(); len(got) != 0 {
 		t.Errorf("zero session user data = %v, want none", got)
 	}
-	if st := s.State(); st.ID != "" || !st.Retired {
-		t.Errorf("zero session state = %+v, want no ID and retired", st)
+	if st := s.State(); st.ID != "" || st.Retired || st.UsageCount != 0 || st.ErrorScore != 0 {
+		t.Errorf("zero session state = %+v, want nothing: the marks are not stored", st)
+	}
+	if s.UsageCount() != 0 || s.ErrorScore() != 0 || s.Retired() {
+		t.Errorf("zero session after marks: usage %d, error score %v, retired %v; want nothing stored", s.UsageCount(), s.ErrorScore(), s.Retired())
 	}
 }
