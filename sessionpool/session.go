@@ -134,8 +134,11 @@ func (s *Session) ProxyURL() string { return s.cold().proxyURL }
 // server's error is returned (wrapping ErrStoreUnavailable), and the local
 // copy keeps the pause.
 func (s *Session) Pause(until time.Time) error {
-	if s.pool == nil {
-		return nil
+	if s.pool == nil || until.Before(minSessionTime) {
+		return nil // a time that long past pauses nothing
+	}
+	if until.After(maxSessionTime) {
+		until = maxSessionTime.Truncate(time.Microsecond) // the furthest a session holds, in every store
 	}
 	ns := until.UnixNano()
 	s.mu.Lock()

@@ -447,4 +447,12 @@ func testSessionPause(t *testing.T, b Backend) {
 	if !plain.PausedUntil().IsZero() || !MustGetByID(t, p, plain.ID()).PausedUntil().IsZero() {
 		t.Errorf("a session never paused is paused until %v", MustGetByID(t, p, plain.ID()).PausedUntil())
 	}
+	// Beyond what an int64 of nanoseconds holds (2262): as far as it goes.
+	far := time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := s.Pause(far); err != nil {
+		t.Fatal(err)
+	}
+	if got := MustGetByID(t, p, s.ID()).PausedUntil(); got.Before(time.Date(2262, 1, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("after Pause(%v): paused until %v, want the furthest time a session holds", far, got)
+	}
 }
