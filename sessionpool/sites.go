@@ -147,8 +147,12 @@ func (ss *Sites) load(ctx context.Context) error {
 		return fmt.Errorf("load %q: %w", ss.indexKey(), err)
 	}
 	var idx sitesIndex
-	if err := json.Unmarshal(data, &idx); err != nil || idx.Version != stateVersion {
-		return fmt.Errorf("load %q: %w: not a sites index of version %d", ss.indexKey(), ErrInvalidState, stateVersion)
+	d := &stateDecoder{data: data} // for its positions
+	if err := json.Unmarshal(data, &idx); err != nil {
+		return fmt.Errorf("load %q: %w", ss.indexKey(), d.jsonErr(err, 0, ""))
+	}
+	if idx.Version != stateVersion {
+		return fmt.Errorf("load %q: %w", ss.indexKey(), d.errAt(0, "not a sites index of version %d (got version %d)", stateVersion, idx.Version))
 	}
 	for _, site := range idx.Sites {
 		if _, err := ss.Pool(ctx, site); err != nil {

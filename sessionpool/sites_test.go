@@ -221,11 +221,13 @@ func TestSitesUnlistedSiteLoadsOnUse(t *testing.T) {
 func TestSitesBadState(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
-		name, key, value, want string
+		name, key, value string
+		want             []string // in the error
 	}{
-		{"index not JSON", "K.sites", "{", `"K.sites"`},
-		{"index of another version", "K.sites", `{"version":2,"sites":[]}`, `"K.sites"`},
-		{"site document", "K@a.test", `{"version":1,"sessions":[{"id":5}]}`, `"K@a.test"`},
+		{"index not JSON", "K.sites", "{", []string{`"K.sites"`, "1:2: unexpected end"}},
+		{"index of another version", "K.sites", `{"version":2,"sites":[]}`, []string{`"K.sites"`, "got version 2"}},
+		{"index with a site not a string", "K.sites", "{\"version\": 1,\n \"sites\": [\"a\", 7]}", []string{`"K.sites"`, "2:", "sites"}},
+		{"site document", "K@a.test", `{"version":1,"sessions":[{"id":5}]}`, []string{`"K@a.test"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			store := sessionpool.NewMemoryStore()
@@ -234,8 +236,13 @@ func TestSitesBadState(t *testing.T) {
 			}
 			store.Set(ctx, tc.key, []byte(tc.value))
 			_, err := sessionpool.OpenSites(ctx, sessionpool.Options{Store: store, PersistStateKey: "K"})
-			if !errors.Is(err, sessionpool.ErrInvalidState) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err = %v, want ErrInvalidState naming %s", err, tc.want)
+			if !errors.Is(err, sessionpool.ErrInvalidState) {
+				t.Fatalf("err = %v, want ErrInvalidState", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("err = %v, want it to say %s", err, w)
+				}
 			}
 			if got, _ := store.Get(ctx, tc.key); string(got) != tc.value {
 				t.Errorf("%s was rewritten: %q", tc.key, got)
