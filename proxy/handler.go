@@ -98,6 +98,10 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "sessionproxy: unsupported scheme "+strconv.Quote(r.URL.Scheme)+" (http and https only)", http.StatusBadRequest)
 		return
 	}
+	if r.URL.IsAbs() && r.URL.Hostname() == "" {
+		http.Error(w, "sessionproxy: no host in the request's URL", http.StatusBadRequest) // RFC 9110 4.2.1: reject it
+		return
+	}
 	if err := s.checkTargetHost(r.Context(), targetAddr(r), r.Method == http.MethodConnect); err != nil {
 		s.rec.Finish(record.Event{Outcome: record.OutcomeRejected, Status: http.StatusForbidden})
 		http.Error(w, "sessionproxy: refused: "+err.Error(), http.StatusForbidden)

@@ -305,7 +305,8 @@ func TestBadConnectTargets(t *testing.T) {
 }
 
 // TestUnsupportedSchemes: an absolute-form request in a scheme other than
-// http or https gets 400 and goes nowhere (it used to go out as plain HTTP).
+// http or https gets 400 and goes nowhere (it used to go out as plain HTTP),
+// and so does one whose URL has no host (it got a 403 for a dial to ":80").
 func TestUnsupportedSchemes(t *testing.T) {
 	hits := make(chan string, 8)
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -319,6 +320,13 @@ func TestUnsupportedSchemes(t *testing.T) {
 		fmt.Fprintf(conn, "GET %s://%s/file HTTP/1.1\r\nHost: %s\r\n\r\n", scheme, addr, addr)
 		if got := statusOf(conn, br); got != http.StatusBadRequest {
 			t.Errorf("%s: status %d, want 400", scheme, got)
+		}
+	}
+	for _, target := range []string{"http:///file", "https:///file", "http://:80/file"} { // no host: not the Host header's
+		conn, br := plainConn(t, h)
+		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, addr)
+		if got := statusOf(conn, br); got != http.StatusBadRequest {
+			t.Errorf("%s: status %d, want 400", target, got)
 		}
 	}
 	conn, br := plainConn(t, h) // the same request in http goes through
