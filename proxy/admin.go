@@ -355,6 +355,10 @@ func (s *Server) adminAddSession(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("id must be 1 to 128 letters, digits, '.', '_' or '-' (got %q)", req.ID))
 		return
 	}
+	if req.ID == newSessionName {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("id %q is taken by the session header: it asks for a fresh session, so a session of that name could never be reached", req.ID))
+		return
+	}
 	if req.Fingerprint != "" && !config.ValidFingerprint(req.Fingerprint) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("fingerprint must be one of %s (got %q)", config.FingerprintNames(), req.Fingerprint))
 		return

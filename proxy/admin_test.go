@@ -158,6 +158,7 @@ func TestAdminErrors(t *testing.T) {
 		{"POST", "/sessions", "application/json", `{"id": "x", "id": "y"}`, 400, []string{`field "id" given twice`}, ""},
 		{"POST", "/sessions", "application/json", `{"id": "bad id!"}`, 400, []string{"id must be", `"bad id!"`}, ""},
 		{"POST", "/sessions", "application/json", `{"id": 7}`, 400, []string{"id must be a string"}, ""},
+		{"POST", "/sessions", "application/json", `{"id": "new"}`, 400, []string{`id "new"`, "fresh session"}, ""},
 		{"POST", "/sessions", "application/json", `{"proxyUrl": "ftp://bob:hunter2@127.0.0.1:21"}`, 400, []string{"proxyUrl", "scheme must be one of"}, "hunter2"},
 		{"POST", "/sessions", "application/json", `{"proxyUrl": "127.0.0.1:3128"}`, 400, []string{"proxyUrl", "must be a URL like"}, ""},
 		{"POST", "/sessions", "application/json", `{"proxyUrl": "http://bob:hunter2@127.0.0.1"}`, 400, []string{"proxyUrl", "needs a port"}, "hunter2"},
