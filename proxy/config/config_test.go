@@ -341,6 +341,13 @@ func TestConfigSecretsNeverEchoed(t *testing.T) {
 		"auth: {users: {bob: true}}",
 		"auth: {users: {'bob:x': hunter2}}",
 		"auth: {users: {bob-session-1: hunter2}}",
+		// A value of the wrong shape: the secret given where a list or a
+		// mapping belongs.
+		"upstreams: http://bob:hunter2@10.0.0.1:3128",
+		"upstreams: 'http://bob:hunter2@10.0.0.1:3128'",
+		"auth: {users: 'bob:hunter2'}",
+		"auth: {users: bob:hunter2}",
+		"x: &u 'http://bob:hunter2@10.0.0.1:3128'\nupstreams: *u",
 	}
 	for _, src := range srcs {
 		_, err := Parse("s.yaml", []byte(src))

@@ -181,6 +181,15 @@ func got(n *yaml.Node) string {
 	return rules.ClipText(n.Value, 80)
 }
 
+// gotSecret describes a node that may hold a secret: its kind, never its
+// value.
+func gotSecret(n *yaml.Node) string {
+	if n = resolve(n); n != nil && n.Kind == yaml.ScalarNode {
+		return "a value, not shown"
+	}
+	return got(n)
+}
+
 // quote quotes s for a problem, shortening long values.
 func quote(s string) string { return strconv.Quote(rules.ClipText(s, 80)) }
 

@@ -344,7 +344,7 @@ func reservedHeader(name string) bool {
 // users decodes the mapping of user names to passwords; nil when empty.
 func (d *decoder) users(v *yaml.Node, p string) (map[string]string, bool) {
 	if v.Kind != yaml.MappingNode {
-		d.ps.add(v.Line, p, "must be a mapping of user name to password", got(v))
+		d.ps.add(v.Line, p, "must be a mapping of user name to password", gotSecret(v))
 		return nil, false
 	}
 	var users map[string]string
@@ -435,6 +435,10 @@ func (d *decoder) store(v *yaml.Node, p string) (Store, bool) {
 // upstreams decodes the list of upstream proxy URLs, secrets (only shown
 // redacted); nil when empty.
 func (d *decoder) upstreams(v *yaml.Node, p string) ([]*url.URL, bool) {
+	if v.Kind != yaml.SequenceNode {
+		d.ps.add(v.Line, p, "must be a list", gotSecret(v)) // a URL given alone holds its password
+		return nil, false
+	}
 	var out []*url.URL
 	d.list(v, p, func(_ int, it *yaml.Node, ip string) {
 		s, ok := d.str(it, ip, true)
