@@ -52,6 +52,13 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 
+	// SIGHUP re-reads the config file, as POST /reload does: caught from
+	// here on, so that one sent while the proxy starts is not Go's default
+	// (exit) but a reload once it runs.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	cfg := config.Default()
 	if *configPath != "" {
 		var err error
@@ -101,11 +108,7 @@ func run(args []string, stderr io.Writer) int {
 		}
 		return 1
 	}
-	// SIGHUP re-reads the config file, as POST /reload does. The goroutine
-	// ends with ctx, which stop() cancels when run returns.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	// The goroutine ends with ctx, which stop() cancels when run returns.
 	go reloadOnHUP(ctx, hup, srv, logger)
 	if err := srv.ListenAndServe(ctx); err != nil {
 		logger.Error("stopped with an error", "err", err)
@@ -199,6 +202,13 @@ func runRules(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sessionproxy rules: -host: %v\n", err)
 		return 2
 	}
+	// SIGHUP re-reads the config file, as POST /reload does: caught from
+	// here on, so that one sent while the proxy starts is not Go's default
+	// (exit) but a reload once it runs.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	cfg := config.Default()
 	if *configPath != "" {
 		if cfg, err = config.Load(*configPath); err != nil {

@@ -154,6 +154,73 @@ func TestSignals(t *testing.T) {
 	}
 }
 
+// TestHUPWhileStarting: a SIGHUP that comes while the proxy is still
+// reading its config does not kill it (Go's default for SIGHUP) but reloads
+// the config once it runs. The config is a FIFO: the instance opens it
+// after it has started listening for SIGHUP, so the signal goes exactly
+// then.
+func TestHUPWhileStarting(t *testing.T) {
+	if path := os.Getenv("SESSIONPROXY_TEST_HUP_CONFIG"); path != "" {
+		os.Exit(run([]string{"-config", path}, os.Stderr))
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.yaml")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := "listen: 127.0.0.1:0\nadmin_listen: \"\"\nlog_format: json\ndata_dir: " + filepath.Join(dir, "data") + "\n"
+	feed := func() { // blocks until the instance opens the FIFO to read it
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := io.WriteString(f, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHUPWhileStarting$")
+	cmd.Env = append(os.Environ(), "SESSIONPROXY_TEST_HUP_CONFIG="+path)
+	logs, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	f, err := os.OpenFile(path, os.O_WRONLY, 0) // the instance is reading its config now
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(f, cfg)
+	f.Close()
+	sc := bufio.NewScanner(logs)
+	listening := false
+	for !listening && sc.Scan() {
+		listening = strings.Contains(sc.Text(), "sessionproxy listening")
+	}
+	if !listening {
+		t.Fatalf("the instance did not start after a SIGHUP while it read its config: %v", cmd.Wait())
+	}
+	feed() // the reload the early SIGHUP asked for reads the config again
+	reloaded := false
+	for !reloaded && sc.Scan() {
+		reloaded = strings.Contains(sc.Text(), "config reloaded")
+	}
+	if !reloaded {
+		t.Errorf("no reload after the early SIGHUP")
+	}
+	go io.Copy(io.Discard, logs)
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("after SIGTERM: %v, want exit status 0", err)
+	}
+}
+
 // TestKilledInstanceLosesNothing: an instance on a Redis pool that is killed
 // (SIGKILL, no shutdown) while a request is in flight loses nothing it had
 // acknowledged: the pool on the server has every use and cookie of the
