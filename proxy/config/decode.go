@@ -38,11 +38,75 @@ func (d *decoder) syntax(data []byte, err error) {
 		line, _ = strconv.Atoi(m[1])
 		msg = m[2]
 	}
+	// The library counts its parser's lines from 0 and its scanner's from
+	// 1, and leaves out a line 0 (so: the first line, for either).
+	switch {
+	case yamlParserProblems[msg]:
+		line++
+	case line == 0 && (yamlScannerProblems[msg] || strings.HasPrefix(msg, "exceeded max depth")):
+		line = 1
+	}
+	// At the end of the stream the library is a line past the last.
+	last := lineCount(data)
+	if len(data) > 0 && data[len(data)-1] != '\n' && data[len(data)-1] != '\r' {
+		last++
+	}
+	line = min(line, max(last, 1))
 	got := ""
 	if line == 0 {
 		line, got = lineOf(data, msg)
 	}
 	d.ps.add(line, "", "invalid YAML: "+msg, got)
+}
+
+// yamlParserProblems are the messages of the YAML library's parser
+// (gopkg.in/yaml.v3's parserc.go), whose lines it counts from 0.
+var yamlParserProblems = map[string]bool{
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected <document start>": true,
+	"did not find expected <stream-start>":   true,
+	"did not find expected key":              true,
+	"did not find expected node content":     true,
+	"found duplicate %TAG directive":         true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found undefined tag handle":             true,
+}
+
+// yamlScannerProblems are the messages of the library's scanner
+// (scannerc.go), whose lines it counts from 1 (but for the first).
+var yamlScannerProblems = map[string]bool{
+	"block sequence entries are not allowed in this context":       true,
+	"could not find expected ':'":                                  true,
+	"could not find expected directive name":                       true,
+	"did not find URI escaped octet":                               true,
+	"did not find expected '!'":                                    true,
+	"did not find expected alphabetic or numeric character":        true,
+	"did not find expected comment or line break":                  true,
+	"did not find expected digit or '.' character":                 true,
+	"did not find expected hexdecimal number":                      true,
+	"did not find expected tag URI":                                true,
+	"did not find expected version number":                         true,
+	"did not find expected whitespace or line break":               true,
+	"did not find expected whitespace":                             true,
+	"did not find the expected '>'":                                true,
+	"found a tab character that violates indentation":              true,
+	"found a tab character where an indentation space is expected": true,
+	"found an incorrect leading UTF-8 octet":                       true,
+	"found an incorrect trailing UTF-8 octet":                      true,
+	"found an indentation indicator equal to 0":                    true,
+	"found character that cannot start any token":                  true,
+	"found extremely long version number":                          true,
+	"found invalid Unicode character escape code":                  true,
+	"found unexpected document indicator":                          true,
+	"found unexpected end of stream":                               true,
+	"found unexpected non-alphabetical character":                  true,
+	"found unknown directive name":                                 true,
+	"found unknown escape character":                               true,
+	"mapping keys are not allowed in this context":                 true,
+	"mapping values are not allowed in this context":               true,
 }
 
 // unknownAnchorRE reads the YAML library's error for an alias of no anchor.
@@ -54,11 +118,15 @@ var unknownAnchorRE = regexp.MustCompile(`^unknown anchor '(.*)' referenced$`)
 // or inside a scalar). 0 when it cannot tell.
 func lineOf(data []byte, msg string) (line int, got string) {
 	at := -1
-	if strings.Contains(msg, "UTF-8") {
+	if strings.Contains(msg, "UTF-8") || msg == "control characters are not allowed" || msg == "invalid Unicode character" {
 		for i := 0; i < len(data); {
 			r, size := utf8.DecodeRune(data[i:])
 			if r == utf8.RuneError && size <= 1 {
 				at, got = i, fmt.Sprintf("byte 0x%02x", data[i])
+				break
+			}
+			if !yamlPrintable(r) {
+				at, got = i, fmt.Sprintf("%U", r)
 				break
 			}
 			i += size
@@ -81,6 +149,20 @@ func lineOf(data []byte, msg string) (line int, got string) {
 		return 0, ""
 	}
 	return lineCount(data[:at]) + 1, got
+}
+
+// yamlPrintable reports whether YAML allows r in a document (YAML 1.2,
+// 5.1: c-printable, as the library's reader checks it).
+func yamlPrintable(r rune) bool {
+	switch {
+	case r == '\t', r == '\n', r == '\r', r == 0x85:
+		return true
+	case r < 0x20 || r == 0x7f:
+		return false
+	case r < 0xa0:
+		return r <= 0x7e
+	}
+	return r <= 0xd7ff || 0xe000 <= r && r <= 0xfffd || 0x10000 <= r && r <= 0x10ffff
 }
 
 // isAlias reports whether data[start:end], "*name", is an alias node: it
