@@ -20,10 +20,10 @@ import (
 
 // decoder walks a yaml.Node tree into a Config, collecting problems.
 type decoder struct {
-	ps        problems
-	at        map[string]*yaml.Node // the value of each key that was taken, by path, for checks across keys
-	specs     []rules.Spec          // the rules as decoded, compiled last
-	ruleLines []map[string]int      // for each of specs, the line of each of its keys ("" = the rule)
+	ps       problems
+	at       map[string]*yaml.Node // the value of each key that was taken, by path, for checks across keys
+	specs    []rules.Spec          // the rules as decoded, compiled last
+	ruleSrcs []ruleSource          // for each of specs, where it stands in the file
 }
 
 // yamlErrorRE reads the YAML library's syntax errors, which are text only:

@@ -174,7 +174,7 @@ func (d *decoder) top(root *yaml.Node, c *Config) {
 	if d.at["rules"] == nil {
 		specs = rules.DefaultSpecs()
 	}
-	d.compileRules(c, specs, d.ruleLines)
+	d.compileRules(c, specs, d.ruleSrcs)
 }
 
 // section walks n, the mapping of the keys under path in keys, into c:

@@ -9,9 +9,17 @@ import (
 	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 )
 
+// ruleSource is where one decoded rule stands in the file: its index in the
+// rules list (items that are no rule at all are not decoded, so it may be
+// larger than the spec's) and the line of each of its keys ("" = the rule).
+type ruleSource struct {
+	index int
+	lines map[string]int
+}
+
 // compileRules compiles the decoded rules into c.Rules, reporting each
-// problem at the line of the key it is about, or else of its rule.
-func (d *decoder) compileRules(c *Config, specs []rules.Spec, lines []map[string]int) {
+// problem at the path and line of the key it is about, or else of its rule.
+func (d *decoder) compileRules(c *Config, specs []rules.Spec, srcs []ruleSource) {
 	rs, err := rules.Compile(specs, c.DefaultAction)
 	if err == nil {
 		c.Rules = rs
@@ -24,34 +32,36 @@ func (d *decoder) compileRules(c *Config, specs []rules.Spec, lines []map[string
 	}
 	for _, p := range re.Problems {
 		line := 0
-		if p.Rule >= 0 && p.Rule < len(lines) {
-			line = lines[p.Rule][p.Field]
+		if p.Rule >= 0 && p.Rule < len(srcs) {
+			src := srcs[p.Rule]
+			line = src.lines[p.Field]
 			if line == 0 {
-				line = lines[p.Rule][""]
+				line = src.lines[""]
 			}
+			p.Rule = src.index
 		}
 		d.ps.add(line, p.Path(), p.Msg, p.Got)
 	}
 }
 
-// rulesKey decodes the rules key into d.specs and d.ruleLines.
+// rulesKey decodes the rules key into d.specs and d.ruleSrcs.
 func (d *decoder) rulesKey(v *yaml.Node, p string, _ *Config) bool {
-	d.specs, d.ruleLines = d.rules(v, p)
+	d.specs, d.ruleSrcs = d.rules(v, p)
 	return true
 }
 
-// rules decodes the rules list into specs, with the line of each field
-// ("" = the rule itself) for problems found when compiling.
-func (d *decoder) rules(n *yaml.Node, path string) ([]rules.Spec, []map[string]int) {
+// rules decodes the rules list into specs, with where each stands in the
+// file for problems found when compiling.
+func (d *decoder) rules(n *yaml.Node, path string) ([]rules.Spec, []ruleSource) {
 	var specs []rules.Spec
-	var lines []map[string]int
-	d.list(n, path, func(_ int, it *yaml.Node, rp string) {
+	var srcs []ruleSource
+	d.list(n, path, func(i int, it *yaml.Node, rp string) {
 		if s, ln, ok := d.rule(it, rp); ok {
 			specs = append(specs, s)
-			lines = append(lines, ln)
+			srcs = append(srcs, ruleSource{index: i, lines: ln})
 		}
 	})
-	return specs, lines
+	return specs, srcs
 }
 
 // rule decodes one rule of the list at path into its spec and the line of
