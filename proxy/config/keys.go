@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"path"
 	"reflect"
 	"slices"
 	"strconv"
@@ -384,15 +383,9 @@ func (d *decoder) users(v *yaml.Node, p string) (map[string]string, bool) {
 func (d *decoder) hostGlobs(v *yaml.Node, p string) ([]string, bool) {
 	var out []string
 	d.list(v, p, func(_ int, it *yaml.Node, ip string) {
-		s, ok := d.nonEmpty(it, ip)
-		if !ok {
-			return
+		if g, ok := d.hostGlob(it, ip); ok {
+			out = append(out, g)
 		}
-		if _, err := path.Match(s, ""); err != nil {
-			d.ps.add(it.Line, ip, "invalid glob", got(it))
-			return
-		}
-		out = append(out, strings.ToLower(s))
 	})
 	return out, true
 }

@@ -1,11 +1,12 @@
 package config
 
 import (
-	"path"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/sessionproxy/sessionproxy/proxy/rules"
 )
 
 // Scope says whether the pool is one for every site or one per site.
@@ -75,8 +76,8 @@ func (d *decoder) hostGlob(v *yaml.Node, p string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	if _, err := path.Match(strings.ToLower(s), ""); err != nil {
-		d.ps.add(v.Line, p, "invalid glob", got(v))
+	if msg := rules.HostGlobProblem(s); msg != "" {
+		d.ps.add(v.Line, p, msg, got(v))
 		return "", false
 	}
 	return strings.ToLower(s), true

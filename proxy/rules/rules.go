@@ -11,6 +11,7 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"path"
 	"regexp"
@@ -55,6 +56,23 @@ type Rule struct {
 type headerCond struct {
 	name string // canonical
 	re   *regexp.Regexp
+}
+
+// HostGlobProblem says what is wrong with a host glob as rules, sites and
+// mitm.skip_hosts take it, "" when nothing: a pattern path.Match refuses,
+// or a scheme, path or port, which the host it is matched with never has
+// (it would never match).
+func HostGlobProblem(glob string) string {
+	if _, err := path.Match(strings.ToLower(glob), ""); err != nil {
+		return "invalid glob"
+	}
+	if strings.Contains(glob, "/") {
+		return "must be a host or a glob of hosts, without a scheme or path"
+	}
+	if _, port, err := net.SplitHostPort(glob); err == nil && port != "" {
+		return "must be a host or a glob of hosts, without a port (hosts are matched without theirs)"
+	}
+	return ""
 }
 
 // hostGlob matches a host against a lower-case glob (path.Match syntax),
@@ -208,8 +226,8 @@ func compileRule(i int, s Spec, report reportFunc) *Rule {
 		}
 	}
 	if s.Host != "" {
-		if _, err := path.Match(strings.ToLower(s.Host), ""); err != nil {
-			report(i, "host", "invalid glob", strconv.Quote(s.Host))
+		if msg := HostGlobProblem(s.Host); msg != "" {
+			report(i, "host", msg, strconv.Quote(s.Host))
 		} else {
 			r.host = newHostGlob(s.Host)
 		}
