@@ -238,6 +238,19 @@ func TestConfigAliases(t *testing.T) {
 	if c.Pool.Session.MaxAge != 2*time.Minute || c.Listen != "127.0.0.1:1" || len(c.Rules.Rules()) != 1 {
 		t.Errorf("got %+v", c)
 	}
+	// Aliases within the bound on the expanded document (maxValues): 200
+	// rules that each take one list of 100 statuses.
+	var b strings.Builder
+	b.WriteString("mitm:\n  skip_hosts: &codes [" + strings.TrimSuffix(strings.Repeat("400,", 100), ",") + "]\nrules:\n")
+	for range 200 {
+		b.WriteString("  - {action: bad, status: *codes}\n")
+	}
+	b.WriteString("x: 1\n") // one problem, so that the rules are walked but not kept
+	_, err = Parse("a.yaml", []byte(b.String()))
+	var ce *Error
+	if !errors.As(err, &ce) || len(ce.Problems) != 1 || !strings.Contains(err.Error(), "x: unknown key") {
+		t.Errorf("a document within the bound on aliases: %v", err)
+	}
 }
 
 func TestConfigRulesDecoded(t *testing.T) {

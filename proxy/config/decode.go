@@ -229,8 +229,38 @@ func (d *decoder) parse(data []byte) *Config {
 	if isNull(root) {
 		return c
 	}
+	if expandedSize(root, map[*yaml.Node]int{}, maxValues) > maxValues {
+		d.ps.add(root.Line, "", fmt.Sprintf("the document's aliases expand it beyond %d values", maxValues), "")
+		return c
+	}
 	d.top(root, c)
 	return c
+}
+
+// maxValues bounds the values of a document with its aliases expanded: the
+// walk (and its problems) would otherwise grow as the product of a few
+// aliases of large anchors. A real configuration holds a few thousand.
+const maxValues = 100_000
+
+// expandedSize counts the nodes of n with every alias expanded, stopping
+// past limit. memo holds the size of each node counted (0 while it is
+// being counted: an alias to a node that holds it counts one).
+func expandedSize(n *yaml.Node, memo map[*yaml.Node]int, limit int) int {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if size, ok := memo[n]; ok {
+		return max(size, 1)
+	}
+	memo[n] = 0
+	size := 1
+	for _, c := range n.Content {
+		if size += expandedSize(c, memo, limit); size > limit {
+			break
+		}
+	}
+	memo[n] = size
+	return size
 }
 
 // resolve follows aliases.
