@@ -271,6 +271,19 @@ func resolve(n *yaml.Node) *yaml.Node {
 	return n
 }
 
+// resolveHere follows aliases, but a value taken through an alias keeps the
+// alias's place: a problem with it is where it is used, not where its
+// anchor is (what lies inside it stays where it is written).
+func resolveHere(n *yaml.Node) *yaml.Node {
+	r := resolve(n)
+	if r == n || r == nil {
+		return r
+	}
+	here := *r
+	here.Line, here.Column = n.Line, n.Column
+	return &here
+}
+
 func isNull(n *yaml.Node) bool {
 	return n == nil || n.Kind == 0 || (n.Kind == yaml.ScalarNode && n.Tag == "!!null")
 }
@@ -360,7 +373,7 @@ func (d *decoder) mapping(n *yaml.Node, path string, fields []field) {
 func (d *decoder) pairs(n *yaml.Node, path, badKey string, fn func(k, v *yaml.Node, keyPath string)) {
 	seen := make(map[string]int, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := resolve(n.Content[i]), resolve(n.Content[i+1])
+		k, v := resolve(n.Content[i]), resolveHere(n.Content[i+1])
 		if k.Kind != yaml.ScalarNode {
 			d.ps.add(k.Line, path, badKey, got(k))
 			continue
@@ -601,7 +614,7 @@ func (d *decoder) list(n *yaml.Node, path string, fn func(i int, item *yaml.Node
 		return
 	}
 	for i, it := range n.Content {
-		fn(i, resolve(it), fmt.Sprintf("%s[%d]", path, i))
+		fn(i, resolveHere(it), fmt.Sprintf("%s[%d]", path, i))
 	}
 }
 
