@@ -58,8 +58,8 @@ func TestUnusableConfigFilesExitTwo(t *testing.T) {
 	}
 	missing := filepath.Join(dir, "typo")
 	path := filepath.Join(dir, "files.yaml")
-	cfg := fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: \"\"\ndata_dir: %s\nmitm:\n  upstream_ca: [%s]\n  ca_cert: %s\n  ca_key: %s\n",
-		filepath.Join(dir, "data"), notPEM, filepath.Join(missing, "ca.pem"), filepath.Join(missing, "ca-key.pem"))
+	cfg := fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: \"\"\ndata_dir: %s\nmitm:\n  upstream_ca: [%s, %s]\n  ca_cert: %s\n  ca_key: %s\n",
+		filepath.Join(dir, "data"), notPEM, filepath.Join(missing, "upstream.pem"), filepath.Join(missing, "ca.pem"), filepath.Join(missing, "ca-key.pem"))
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestUnusableConfigFilesExitTwo(t *testing.T) {
 	if code := run([]string{"-config", path}, &stderr); code != 2 {
 		t.Fatalf("exit status %d, want 2; stderr:\n%s", code, stderr.String())
 	}
-	for _, want := range []string{notPEM, filepath.Join(missing, "ca.pem")} {
+	for _, want := range []string{notPEM, filepath.Join(missing, "upstream.pem"), filepath.Join(missing, "ca.pem"), filepath.Join(missing, "ca-key.pem")} { // each of them
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("stderr does not name %s:\n%s", want, stderr.String())
 		}

@@ -134,14 +134,18 @@ func Load(certPath, keyPath string, now func() time.Time) (*CA, error) {
 	if now == nil {
 		now = time.Now
 	}
+	var errs []error // each file's problem
 	for _, p := range []string{certPath, keyPath} {
 		ok, err := fileExists(p)
-		if err != nil {
-			return nil, err
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case !ok:
+			errs = append(errs, fmt.Errorf("%w: %s", ErrCANotFound, p))
 		}
-		if !ok {
-			return nil, fmt.Errorf("%w: %s", ErrCANotFound, p)
-		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return loadCA(certPath, keyPath, now)
 }

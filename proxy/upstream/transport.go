@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -88,7 +89,7 @@ func (o Options) dialer() *net.Dialer {
 // LoadRootCAs returns the system roots plus the PEM certificates in files.
 // No files gives nil (meaning the system roots to Options). A file
 // that cannot be read, holds a malformed certificate or no certificate at
-// all is an error naming it.
+// all is an error naming it; every such file is named.
 func LoadRootCAs(files []string) (*x509.CertPool, error) {
 	if len(files) == 0 {
 		return nil, nil
@@ -97,33 +98,45 @@ func LoadRootCAs(files []string) (*x509.CertPool, error) {
 	if err != nil || pool == nil {
 		pool = x509.NewCertPool()
 	}
+	var errs []error // each file's problem, all of them
 	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("%w %s: %w", ErrRootCAs, f, err)
-		}
-		n := 0
-		for rest := data; ; {
-			var block *pem.Block
-			block, rest = pem.Decode(rest)
-			if block == nil {
-				break
-			}
-			if block.Type != "CERTIFICATE" {
-				continue
-			}
-			cert, err := x509.ParseCertificate(block.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("%w %s: certificate %d: %v", ErrRootCAs, f, n+1, err)
-			}
-			pool.AddCert(cert)
-			n++
-		}
-		if n == 0 {
-			return nil, fmt.Errorf("%w %s: no PEM CERTIFICATE block", ErrRootCAs, f)
+		if err := addRootCAs(pool, f); err != nil {
+			errs = append(errs, err)
 		}
 	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
 	return pool, nil
+}
+
+// addRootCAs adds the PEM certificates of file f to pool.
+func addRootCAs(pool *x509.CertPool, f string) error {
+	data, err := os.ReadFile(f)
+	if err != nil {
+		return fmt.Errorf("%w %s: %w", ErrRootCAs, f, err)
+	}
+	n := 0
+	for rest := data; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return fmt.Errorf("%w %s: certificate %d: %v", ErrRootCAs, f, n+1, err)
+		}
+		pool.AddCert(cert)
+		n++
+	}
+	if n == 0 {
+		return fmt.Errorf("%w %s: no PEM CERTIFICATE block", ErrRootCAs, f)
+	}
+	return nil
 }
 
 // Transports hands out one transport per session ID, each with its own
