@@ -169,9 +169,9 @@ func TestConfigValues(t *testing.T) {
 		{"pool: {strategy: use-until-failure}", func(c *Config) bool { return c.Pool.Strategy == sessionpool.UseUntilFailure }},
 		{"pool: {store: 'redis://u:p@127.0.0.1:6379/2'}", func(c *Config) bool { return c.Pool.Store == "redis://u:p@127.0.0.1:6379/2" }},
 		{"pool: {store: 'rediss://127.0.0.1:6380'}", func(c *Config) bool { return c.Pool.Store == "rediss://127.0.0.1:6380" }},
-		{"pool: {session: {max_age: 1h, max_usage_count: 7, max_error_score: 2.5, error_score_decrement: 0}}", func(c *Config) bool {
+		{"pool: {session: {max_age: 1h, max_usage_count: 7, max_error_score: 2.5, error_score_decrement: 0.25}}", func(c *Config) bool {
 			s := c.Pool.Session
-			return s.MaxAge == time.Hour && s.MaxUsageCount == 7 && s.MaxErrorScore == 2.5 && s.ErrorScoreDecrement == 0
+			return s.MaxAge == time.Hour && s.MaxUsageCount == 7 && s.MaxErrorScore == 2.5 && s.ErrorScoreDecrement == 0.25
 		}},
 		{"upstreams: ['http://u:p@127.0.0.1:3128', 'HTTPS://h.example:443/', 'socks5://127.0.0.1:1080', 'socks5h://h:1']", func(c *Config) bool {
 			if len(c.Upstreams) != 4 {

@@ -96,7 +96,7 @@ func table() []key {
 		keyOf("pool.session.max_error_score", onRestart, func(c *Config) *float64 { return &c.Pool.Session.MaxErrorScore },
 			number(true)),
 		keyOf("pool.session.error_score_decrement", onRestart, func(c *Config) *float64 { return &c.Pool.Session.ErrorScoreDecrement },
-			number(false)),
+			number(true)), // the pool reads 0 as its default, 0.5
 		// Per-site pools and pacing (issue 13): bound at start.
 		keyOf("pool.scope", onRestart, func(c *Config) *Scope { return &c.Pool.Scope }, choice(ScopeSite, ScopeGlobal)),
 		keyOf("pool.exclusive", onRestart, func(c *Config) *bool { return &c.Pool.Exclusive }, (*decoder).boolean),
