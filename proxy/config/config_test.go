@@ -40,55 +40,6 @@ func TestConfigExampleMatchesDefault(t *testing.T) {
 	}
 }
 
-// TestConfigExampleHasEveryKey: every key the decoder knows appears in the
-// example file (so documentation cannot fall behind).
-func TestConfigExampleHasEveryKey(t *testing.T) {
-	data, err := os.ReadFile("../../config.example.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Each key, when misspelled, is reported with a suggestion naming it;
-	// here we only check the example mentions each known key.
-	for _, k := range []string{"listen", "log_format", "log_level", "admin_listen", "admin_token",
-		"data_dir", "session_header", "affinity", "fingerprint", "client_idle", "cookies", "max_header_bytes", "idle_timeout", "read_header_timeout",
-		"tls_handshake_timeout", "auth", "users",
-		"challenge", "mitm", "enabled", "ca_cert", "ca_key", "skip_hosts", "upstream_ca",
-		"insecure_skip_verify", "pool", "max_pool_size", "strategy", "store", "persist_state_key",
-		"persist_interval", "session", "max_age", "max_usage_count", "max_error_score",
-		"error_score_decrement", "upstreams", "body_limit", "retry", "max_attempts",
-		"default_action", "rules", "scope", "exclusive", "sites", "pacing", "max_wait"} {
-		if !strings.Contains(string(data), "\n"+k+":") && !strings.Contains(string(data), " "+k+":") {
-			t.Errorf("config.example.yaml lacks key %s", k)
-		}
-		// and the key is known to the decoder
-		if _, err := Parse("k.yaml", []byte(placeKey(k))); err != nil && strings.Contains(err.Error(), "unknown key") {
-			t.Errorf("key %s is unknown to Parse: %v", k, err)
-		}
-	}
-}
-
-// placeKey returns YAML that sets key k at its place with a null value.
-func placeKey(k string) string {
-	parents := map[string]string{
-		"users": "auth", "challenge": "auth",
-		"enabled": "mitm", "ca_cert": "mitm", "ca_key": "mitm", "skip_hosts": "mitm",
-		"upstream_ca": "mitm", "insecure_skip_verify": "mitm",
-		"max_pool_size": "pool", "strategy": "pool", "store": "pool", "persist_state_key": "pool",
-		"persist_interval": "pool", "session": "pool",
-		"max_age": "pool.session", "max_usage_count": "pool.session", "max_error_score": "pool.session",
-		"error_score_decrement": "pool.session", "max_attempts": "retry",
-		"scope": "pool", "exclusive": "pool", "max_wait": "pacing",
-	}
-	p, ok := parents[k]
-	if !ok {
-		return k + ":\n"
-	}
-	if p == "pool.session" {
-		return "pool:\n  session:\n    " + k + ":\n"
-	}
-	return p + ":\n  " + k + ":\n"
-}
-
 func ruleSpecs(rs *rules.Set) []rules.Spec {
 	var out []rules.Spec
 	for _, r := range rs.Rules() {
