@@ -160,44 +160,30 @@ func TestSignals(t *testing.T) {
 // after it has started listening for SIGHUP, so the signal goes exactly
 // then.
 func TestHUPWhileStarting(t *testing.T) {
-	if path := os.Getenv("SESSIONPROXY_TEST_HUP_CONFIG"); path != "" {
-		os.Exit(run([]string{"-config", path}, os.Stderr))
-	}
+	runAsInstance()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "config.yaml")
 	if err := syscall.Mkfifo(path, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg := "listen: 127.0.0.1:0\nadmin_listen: \"\"\nlog_format: json\ndata_dir: " + filepath.Join(dir, "data") + "\n"
-	feed := func() { // blocks until the instance opens the FIFO to read it
-		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	cmd, logs := startInstance(t, "TestHUPWhileStarting", path)
+	feed := func(hup bool) {
+		f, err := os.OpenFile(path, os.O_WRONLY, 0) // returns once the instance opens the FIFO to read it
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer f.Close()
+		if hup {
+			if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if _, err := io.WriteString(f, cfg); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHUPWhileStarting$")
-	cmd.Env = append(os.Environ(), "SESSIONPROXY_TEST_HUP_CONFIG="+path)
-	logs, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	f, err := os.OpenFile(path, os.O_WRONLY, 0) // the instance is reading its config now
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(f, cfg)
-	f.Close()
+	feed(true)
 	sc := bufio.NewScanner(logs)
 	listening := false
 	for !listening && sc.Scan() {
@@ -206,7 +192,7 @@ func TestHUPWhileStarting(t *testing.T) {
 	if !listening {
 		t.Fatalf("the instance did not start after a SIGHUP while it read its config: %v", cmd.Wait())
 	}
-	feed() // the reload the early SIGHUP asked for reads the config again
+	feed(false) // the reload the early SIGHUP asked for reads the config again
 	reloaded := false
 	for !reloaded && sc.Scan() {
 		reloaded = strings.Contains(sc.Text(), "config reloaded")
@@ -226,9 +212,7 @@ func TestHUPWhileStarting(t *testing.T) {
 // acknowledged: the pool on the server has every use and cookie of the
 // responses its clients received.
 func TestKilledInstanceLosesNothing(t *testing.T) {
-	if path := os.Getenv("SESSIONPROXY_TEST_CHILD_CONFIG"); path != "" {
-		os.Exit(run([]string{"-config", path}, os.Stderr)) // the instance to kill
-	}
+	runAsInstance() // the instance to kill
 	rs := sessionpooltest.Start(t)
 	entered, release := make(chan struct{}), make(chan struct{})
 	mux := http.NewServeMux()
@@ -253,16 +237,7 @@ func TestKilledInstanceLosesNothing(t *testing.T) {
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestKilledInstanceLosesNothing$")
-	cmd.Env = append(os.Environ(), "SESSIONPROXY_TEST_CHILD_CONFIG="+path)
-	logs, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	cmd, logs := startInstance(t, "TestKilledInstanceLosesNothing", path)
 	sc := bufio.NewScanner(logs)
 	var addr string
 	for addr == "" && sc.Scan() {
@@ -611,6 +586,37 @@ func TestHeapFloor(t *testing.T) {
 // startRun runs the program on the config file at path in a goroutine:
 // its logs come through sc (pr is the pipe sc reads), its exit status
 // through done.
+// instanceConfigEnv names the config of a test binary run again as a
+// proxy instance (startInstance).
+const instanceConfigEnv = "SESSIONPROXY_TEST_INSTANCE_CONFIG"
+
+// startInstance runs the test binary again, as a proxy instance of its own
+// on the config at path: the child runs test alone, whose first line is
+// runAsInstance. It returns the instance and its log; the instance is
+// killed when the test ends.
+func startInstance(t *testing.T, test, path string) (*exec.Cmd, io.Reader) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$")
+	cmd.Env = append(os.Environ(), instanceConfigEnv+"="+path)
+	logs, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return cmd, logs
+}
+
+// runAsInstance makes the test binary, run by startInstance, a proxy
+// instance: it runs the proxy and exits with its status.
+func runAsInstance() {
+	if path := os.Getenv(instanceConfigEnv); path != "" {
+		os.Exit(run([]string{"-config", path}, os.Stderr))
+	}
+}
+
 func startRun(path string) (sc *bufio.Scanner, pr *io.PipeReader, done <-chan int) {
 	pr, pw := io.Pipe()
 	exit := make(chan int, 1)
