@@ -213,13 +213,13 @@ func (j *jar) setFromResponse(u *url.URL, setCookieLines []string, now time.Time
 		switch {
 		case pc.hasMaxAge:
 			if pc.maxAge <= 0 {
-				j.remove(pc.name, domain, path, secureOrigin)
+				j.remove(pc.name, domain, path, secureOrigin, now)
 				continue
 			}
 			expires = now.Add(time.Duration(min(pc.maxAge, maxAgeCap)) * time.Second)
 		case pc.hasExpires:
 			if !now.Before(pc.expires) {
-				j.remove(pc.name, domain, path, secureOrigin)
+				j.remove(pc.name, domain, path, secureOrigin, now)
 				continue
 			}
 			expires = pc.expires
@@ -296,7 +296,7 @@ func (j *jar) setCookies(u *url.URL, cs []*http.Cookie, now time.Time) {
 		var expires time.Time
 		switch {
 		case c.MaxAge < 0:
-			j.remove(c.Name, domain, path, true)
+			j.remove(c.Name, domain, path, true, now)
 			continue
 		case c.MaxAge > 0:
 			expires = now.Add(time.Duration(min(int64(c.MaxAge), maxAgeCap)) * time.Second)
@@ -327,6 +327,9 @@ func (j *jar) setCookies(u *url.URL, cs []*http.Cookie, now time.Time) {
 func (j *jar) insert(name, value string, e entry, now time.Time, secureOrigin bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if !secureOrigin && j.secureShieldsLocked(name, e.domain, e.path, now) {
+		return
+	}
 	sameDomain, expired, twin := 0, false, -1
 	for i := range j.entries {
 		old := &j.entries[i]
@@ -339,11 +342,6 @@ func (j *jar) insert(name, value string, e entry, now time.Time, secureOrigin bo
 				sameDomain++
 			}
 			continue
-		}
-		if !secureOrigin && old.secure &&
-			(domainMatch(old.domain, e.domain) || domainMatch(e.domain, old.domain)) &&
-			pathMatch(e.path, old.path) {
-			return // RFC 6265bis: leave secure cookies alone (any of them, so the loop goes on past a twin)
 		}
 		if old.domain == e.domain && old.path == e.path {
 			twin = i
@@ -452,15 +450,15 @@ func evictsBefore(a, b *entry) bool {
 // request is not secure and the cookie is (leave secure cookies alone). A
 // tracked jar records the deletion even when it does not hold the cookie:
 // it is a copy, and the server may hold it (set by another copy).
-func (j *jar) remove(name, domain, path string, secureOrigin bool) {
+func (j *jar) remove(name, domain, path string, secureOrigin bool, now time.Time) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if !secureOrigin && j.secureShieldsLocked(name, domain, path, now) {
+		return
+	}
 	for i := range j.entries {
 		e := &j.entries[i]
 		if e.name() == name && e.domain == domain && e.path == path {
-			if e.secure && !secureOrigin {
-				return
-			}
 			j.noteLocked(e, true, !secureOrigin)
 			j.entries = slices.Delete(j.entries, i, i+1)
 			return
@@ -470,6 +468,23 @@ func (j *jar) remove(name, domain, path string, secureOrigin bool) {
 		e := entry{nv: name + "=", nameLen: len(name), domain: domain, path: path}
 		j.noteLocked(&e, true, !secureOrigin)
 	}
+}
+
+// secureShieldsLocked reports whether a Secure cookie of the jar keeps a
+// cookie (name, domain, path) set or deleted by a response that did not
+// come over a secure channel out: RFC 6265bis' "leave secure cookies
+// alone" (5.7), for a Secure cookie of the same name, whose domain and the
+// new one's match either way, and whose path the new one's path-matches.
+// Cookies expired at now do not count.
+func (j *jar) secureShieldsLocked(name, domain, path string, now time.Time) bool {
+	for i := range j.entries {
+		old := &j.entries[i]
+		if old.secure && old.name() == name && !old.expired(now) &&
+			(domainMatch(old.domain, domain) || domainMatch(domain, old.domain)) && pathMatch(path, old.path) {
+			return true
+		}
+	}
+	return false
 }
 
 // removeExpiredLocked drops every cookie expired at now. A tracked jar does

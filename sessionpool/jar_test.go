@@ -344,6 +344,25 @@ func TestJarSecure(t *testing.T) {
 			checks: []jarCheck{want("https://www.example.com", "a=0; a=secret")},
 		},
 		{
+			// Nor delete it: a deletion is a cookie set to expire.
+			name: "http cannot delete its own cookie that a Secure one matches",
+			steps: []jarStep{
+				set("http://www.example.com", "a=0; Domain=example.com"),
+				set("https://www.example.com", "a=secret; Secure"),
+				set("http://www.example.com", "a=; Domain=example.com; Max-Age=0"),
+			},
+			checks: []jarCheck{want("https://www.example.com", "a=0; a=secret")},
+		},
+		{
+			name: "http deletes its own cookie when no Secure one matches",
+			steps: []jarStep{
+				set("http://www.example.com", "a=0; Domain=example.com"),
+				set("https://other.example", "a=secret; Secure"),
+				set("http://www.example.com", "a=; Domain=example.com; Max-Age=0"),
+			},
+			checks: []jarCheck{want("https://www.example.com", ""), want("https://other.example", "a=secret")},
+		},
+		{
 			name: "http may shadow a Secure cookie on an unrelated path",
 			steps: []jarStep{
 				set("https://example.com", "c=1; Secure; Path=/p"),
