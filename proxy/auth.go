@@ -31,19 +31,6 @@ func bearerToken(h string) (token string, ok bool) {
 	return h[len(prefix):], true
 }
 
-// splitProxyUser splits a proxy username into the account name and the
-// session name it carries: "session-<id>" is ("", id), "<user>-session-<id>"
-// is (user, id), and anything else is (username, "").
-func splitProxyUser(username string) (user, session string) {
-	if rest, ok := strings.CutPrefix(username, "session-"); ok {
-		return "", rest
-	}
-	if i := strings.Index(username, "-session-"); i >= 0 {
-		return username[:i], username[i+len("-session-"):]
-	}
-	return username, ""
-}
-
 // validSessionName reports whether a client-chosen session name is usable as
 // a session ID: 1 to 128 characters of letters, digits and "._-".
 func validSessionName(name string) bool {

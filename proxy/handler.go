@@ -69,7 +69,7 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 	user, pass, hasCreds := proxyBasicAuth(r.Header.Get("Proxy-Authorization"))
 	switch {
 	case len(cfg.Auth.Users) > 0:
-		name, sessionName := splitProxyUser(user)
+		name, sessionName := config.SplitProxyUser(user)
 		want, known := cfg.Auth.Users[name]
 		if !hasCreds || !known || !constantTimeEqual(want, pass) {
 			s.rec.AuthFailed()
@@ -82,7 +82,7 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 		if hasCreds {
-			_, info.sessionName = splitProxyUser(user)
+			_, info.sessionName = config.SplitProxyUser(user)
 		}
 	}
 	if info.sessionName != "" && !validSessionName(info.sessionName) {

@@ -355,8 +355,8 @@ func (d *decoder) users(v *yaml.Node, p string) (map[string]string, bool) {
 		case strings.ContainsAny(k.Value, ":") || hasCtl(k.Value):
 			d.ps.add(k.Line, up, "user name must not contain a colon or control characters", "")
 			return
-		case strings.Contains(k.Value, "-session-"):
-			d.ps.add(k.Line, up, `user name must not contain "-session-" (it starts the session name)`, "")
+		case !usableUserName(k.Value):
+			d.ps.add(k.Line, up, `user name must not be "session", start with "session-", end with "-session" or contain "-session-" (a proxy username carries the session name that way)`, "")
 			return
 		}
 		if isNull(pw) {
