@@ -165,6 +165,20 @@ func (b *labelBound) rank() {
 	b.mu.Lock()
 	b.labeled.Store(&next)
 	b.mu.Unlock()
+	// The counts of the least used go, so that they stay bounded too: a
+	// site among them starts again from its next use.
+	for _, u := range uses[min(len(uses), countedPerLabel*b.max):] {
+		b.counts.Delete(u.v)
+	}
+}
+
+// countedPerLabel is how many values' uses a labelBound counts for each
+// label it gives, past a scrape.
+const countedPerLabel = 16
+
+// hasLabel reports whether v, a label value, is one of the bound's now.
+func (b *labelBound) hasLabel(v string) bool {
+	return v == labelNone || v == labelOther || b.kept[v] || (*b.labeled.Load())[v]
 }
 
 // newMetrics builds the collectors on a fresh registry. usable and retired
@@ -247,10 +261,37 @@ func newMetrics(usable, retired func() int, sites *labelBound) *metrics {
 		Timeout:             10 * time.Second,
 	})
 	m.handle = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		m.sites.rank() // the busiest sites so far have the labels from now on
 		prom.ServeHTTP(w, r)
+		// Then the busiest sites so far have the labels from now on; a
+		// site that lost its label had its last count in this scrape.
+		m.sites.rank()
+		m.dropUnlabeled()
 	})
 	return m
+}
+
+// dropUnlabeled deletes the request series of the sites that no longer have
+// a label (their requests count under other from now on), so that the
+// series stay bounded while the busiest sites change. A series a request
+// made again meanwhile goes at the next scrape.
+func (m *metrics) dropUnlabeled() {
+	m.reqMu.Lock()
+	defer m.reqMu.Unlock()
+	cur := *m.reqs.Load()
+	var next map[reqKey]prometheus.Counter
+	for k := range cur {
+		if m.sites.hasLabel(k.site) {
+			continue
+		}
+		if next == nil {
+			next = maps.Clone(cur)
+		}
+		delete(next, k)
+		m.reqVec.DeleteLabelValues(string(k.outcome), k.rule, k.class, k.site)
+	}
+	if next != nil {
+		m.reqs.Store(&next)
+	}
 }
 
 // handler serves the registry in the Prometheus exposition formats.

@@ -360,8 +360,9 @@ func BenchmarkObserveRequest(b *testing.B) {
 
 // TestMetricsSiteLabel: configured sites always have their label; other
 // sites have theirs while fewer than the bound do, then "other"; each
-// scrape gives the labels to the sites with the most requests so far; no
-// site is "none".
+// scrape gives the labels to the sites with the most requests so far, and a
+// site that lost its label loses its series (shown one last time in the
+// scrape that took it); no site is "none".
 func TestMetricsSiteLabel(t *testing.T) {
 	r := New(Options{Sites: []string{"*.shop.example"}, MaxSiteLabels: 2})
 	finish := func(sites ...string) {
@@ -382,5 +383,42 @@ func TestMetricsSiteLabel(t *testing.T) {
 	check("first scrape", map[string]float64{"a.example": 2, "b.example": 1, "other": 2, "*.shop.example": 1, "none": 1, "c.example": -1})
 	// c.example (2 so far) is busier than b.example (1): it has the label now.
 	finish("c.example", "b.example")
-	check("second scrape", map[string]float64{"a.example": 2, "b.example": 1, "other": 3, "c.example": 1})
+	check("second scrape", map[string]float64{"a.example": 2, "b.example": -1, "other": 3, "c.example": 1})
+}
+
+// TestMetricsSiteLabelsBounded: a client moving on to ever busier sites
+// does not grow the site label's values past the bound (and other and
+// none), scrape after scrape.
+func TestMetricsSiteLabelsBounded(t *testing.T) {
+	r := New(Options{MaxSiteLabels: 2})
+	hit := func(site string, n int) {
+		for range n {
+			r.Finish(Event{Outcome: OutcomeGood, Status: 200, Site: site})
+		}
+	}
+	for round := 1; round <= 10; round++ { // each round's sites busier than any before
+		a, b := fmt.Sprintf("a%d.example", round), fmt.Sprintf("b%d.example", round)
+		hit(a, 2*round)
+		hit(b, 2*round)
+		scrapeRecorder(t, r)
+		hit(a, 1)
+		hit(b, 1)
+	}
+	fams, _ := scrapeRecorder(t, r)
+	sites := map[string]bool{}
+	for _, f := range fams {
+		if f.GetName() != "sessionproxy_requests_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "site" {
+					sites[l.GetValue()] = true
+				}
+			}
+		}
+	}
+	if len(sites) > 3 {
+		t.Errorf("%d site label values with MaxSiteLabels 2: %v", len(sites), sites)
+	}
 }
