@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -146,12 +148,23 @@ func dialConnect(ctx context.Context, u *url.URL, addr string, opts Options) (ne
 	// exchange through the connection's deadline.
 	conn.SetDeadline(time.Now().Add(opts.ResponseHeaderTimeout))
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(aLongTimeAgo) })
-	br := bufio.NewReader(conn)
+	// The answer's head is read through a limit, lifted for the tunnel's
+	// bytes after it, as net/http's CONNECT does.
+	limit := opts.MaxResponseHeaderBytes
+	if limit <= 0 {
+		limit = 10 << 20 // net/http's default
+	}
+	lr := &io.LimitedReader{R: conn, N: limit}
+	br := bufio.NewReader(lr)
 	err = req.Write(conn)
 	var resp *http.Response
 	if err == nil {
 		resp, err = http.ReadResponse(br, req)
 	}
+	if err != nil && lr.N == 0 {
+		err = fmt.Errorf("head over %d bytes: %w", limit, err)
+	}
+	lr.N = math.MaxInt64
 	if !stop() {
 		conn.Close()
 		return nil, errorKind(ctx.Err()), ctx.Err()
@@ -183,3 +196,13 @@ type bufferedConn struct {
 }
 
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// CloseWrite half-closes the connection underneath (a relay's half-close
+// must reach the upstream whether or not bytes came with its answer), or
+// closes it when it cannot be half-closed.
+func (c *bufferedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Conn.Close()
+}

@@ -743,7 +743,8 @@ func TestDialUpstreamBadInput(t *testing.T) {
 }
 
 // TestUpstreamDialBufferedBytes: bytes an upstream sends right after its
-// CONNECT answer reach the caller.
+// CONNECT answer reach the caller, and the connection still half-closes
+// (a relay's client that ends its side waits for the rest of the answer).
 func TestUpstreamDialBufferedBytes(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -758,22 +759,69 @@ func TestUpstreamDialBufferedBytes(t *testing.T) {
 			return
 		}
 		defer c.Close()
-		req, err := http.ReadRequest(bufio.NewReader(c))
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
 		if err != nil || req.Method != http.MethodConnect {
 			return
 		}
 		io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\nSSH-2.0-banner\r\n")
+		got, _ := io.ReadAll(br) // until the caller half-closes
+		fmt.Fprintf(c, "got %q\n", got)
 	}()
 	conn, err := Dial(context.Background(), "http://"+ln.Addr().String(), "tcp", "example.com:22", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	line, err := bufio.NewReader(conn).ReadString('\n')
+	br := bufio.NewReader(conn)
+	line, err := br.ReadString('\n')
 	if err != nil || line != "SSH-2.0-banner\r\n" {
 		t.Errorf("read %q, %v", line, err)
 	}
+	io.WriteString(conn, "hello")
+	cw, ok := conn.(interface{ CloseWrite() error })
+	if !ok {
+		t.Fatalf("%T cannot half-close", conn)
+	}
+	if err := cw.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if rest, err := io.ReadAll(br); err != nil || string(rest) != "got \"hello\"\n" {
+		t.Errorf("after the half-close: %q, %v", rest, err)
+	}
 	<-done
+}
+
+// TestUpstreamDialHeadBounded: an upstream's answer to CONNECT is read up to
+// MaxResponseHeaderBytes, not for as long as it writes.
+func TestUpstreamDialHeadBounded(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Pad: ")
+		pad := []byte(strings.Repeat("a", 32<<10))
+		for {
+			if _, err := c.Write(pad); err != nil {
+				return // the caller gave up
+			}
+		}
+	}()
+	_, err = Dial(context.Background(), "http://"+ln.Addr().String(), "tcp", "example.com:443",
+		Options{MaxResponseHeaderBytes: 64 << 10, ResponseHeaderTimeout: time.Minute})
+	if err == nil || !strings.Contains(err.Error(), "head over 65536 bytes") {
+		t.Fatalf("Dial: %v; want the head refused past 65536 bytes", err)
+	}
 }
 
 // TestUpstreamErrorMessage: Error() names the kind and the hop, then the
