@@ -53,6 +53,7 @@ const (
 	leafValidity      = 90 * 24 * time.Hour
 	leafBackdate      = time.Hour
 	leafCacheTTL      = 24 * time.Hour
+	maxLeaves         = 10_000 // leaves cached, about 4 KiB each
 	leafSweepInterval = 10 * time.Minute
 	// A cached leaf is not served when it expires within this margin.
 	leafExpiryMargin = time.Hour
@@ -74,8 +75,9 @@ type CA struct {
 	spki    string
 	now     func() time.Time
 
-	leaves *cache.Cache       // host -> *leafEntry; janitor off, swept by sweepDue's callers
-	making singleflight.Group // one leaf generation per host at a time
+	leaves    *cache.Cache       // host -> *leafEntry; janitor off, swept by sweepDue's callers
+	maxLeaves int                // the most leaves cached (maxLeaves)
+	making    singleflight.Group // one leaf generation per host at a time
 
 	mu        sync.Mutex // guards the fields below
 	lastSweep time.Time
@@ -336,13 +338,14 @@ func randomSerial() (*big.Int, error) {
 func newCA(cert *x509.Certificate, key crypto.Signer, now func() time.Time) *CA {
 	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
 	return &CA{
-		cert:    cert,
-		certDER: cert.Raw,
-		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}),
-		key:     key,
-		spki:    base64.StdEncoding.EncodeToString(sum[:]),
-		now:     now,
-		leaves:  cache.New(leafCacheTTL, 0),
+		cert:      cert,
+		certDER:   cert.Raw,
+		certPEM:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}),
+		key:       key,
+		spki:      base64.StdEncoding.EncodeToString(sum[:]),
+		now:       now,
+		leaves:    cache.New(leafCacheTTL, 0),
+		maxLeaves: maxLeaves,
 	}
 }
 
@@ -447,6 +450,11 @@ func (ca *CA) leaf(name string) (*leafEntry, error) {
 		ca.mu.Lock()
 		defer ca.mu.Unlock()
 		if ttl := min(leafCacheTTL, e.notAfter.Sub(now)-leafExpiryMargin); ttl > 0 && !ca.closed {
+			if ca.leaves.ItemCount() >= ca.maxLeaves {
+				// A client naming ever new hosts: the cache starts over
+				// (a leaf is a key and a signature to make again).
+				ca.leaves.Flush()
+			}
 			ca.leaves.Set(name, e, ttl)
 		}
 		return e, nil

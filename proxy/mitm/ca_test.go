@@ -14,6 +14,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -591,6 +592,31 @@ func TestCALeafCaches(t *testing.T) {
 		t.Error("Close kept the cached leaf")
 	}
 	verifyLeaf(t, again, ca.CertDER(), "cache.example", clock.Now())
+}
+
+// TestCALeafCacheBounded: a client naming ever new hosts does not grow the
+// leaf cache past its bound; a host cached and then pushed out gets a leaf
+// again that verifies.
+func TestCALeafCacheBounded(t *testing.T) {
+	clock := &caClock{t: caEpoch}
+	ca, _, _ := newFileCA(t, clock.Now)
+	ca.maxLeaves = 8
+	for i := range 30 {
+		if _, err := ca.TLSConfigForHost(fmt.Sprintf("h%d.example", i)); err != nil {
+			t.Fatal(err)
+		}
+		if n := ca.leaves.ItemCount(); n > ca.maxLeaves {
+			t.Fatalf("after %d hosts the cache holds %d leaves, over its bound of %d", i+1, n, ca.maxLeaves)
+		}
+	}
+	first, err := ca.TLSConfigForHost("h0.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifyLeaf(t, first, ca.CertDER(), "h0.example", clock.Now())
+	if ca.maxLeaves != 8 || newCA(ca.cert, ca.key, ca.now).maxLeaves != maxLeaves {
+		t.Errorf("a CA's bound is %d, want %d", newCA(ca.cert, ca.key, ca.now).maxLeaves, maxLeaves)
+	}
 }
 
 func TestCALeafCappedByCAExpiry(t *testing.T) {
