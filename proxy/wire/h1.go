@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -152,8 +153,11 @@ func (c *H1Conn) RoundTrip(req *http.Request, target string, extra []string, don
 			return nil, fmt.Errorf("wire: read response: server closed the idle connection: %w", err)
 		}
 	}
+	// The head limit counts every head up to the final one but those
+	// handed on (as net/http's), and the head timeout runs until the final
+	// head has come.
+	c.lr.left = c.lr.max
 	for {
-		c.lr.left = c.lr.max
 		names, large := peekNames(c.br)
 		if large != nil { // a head longer than the buffer: its rest, as it is read
 			c.lr.tee = &large
@@ -162,6 +166,15 @@ func (c *H1Conn) RoundTrip(req *http.Request, target string, extra []string, don
 		if c.lr.tee != nil {
 			c.lr.tee = nil
 			names = HeadNames(string(large))
+		}
+		if err == nil && badStatusLine(resp.Status) {
+			err = fmt.Errorf("malformed status line %q", resp.Status)
+		}
+		if err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+			if passInterim(req, resp, names) {
+				c.lr.left = c.lr.max
+			}
+			continue
 		}
 		c.lr.left = -1
 		if c.headTimeout > 0 && err == nil && !c.bodyBuffered(resp) {
@@ -177,14 +190,10 @@ func (c *H1Conn) RoundTrip(req *http.Request, target string, extra []string, don
 			}
 			return nil, fmt.Errorf("wire: read response: %w", err)
 		}
-		switch {
-		case resp.StatusCode == http.StatusSwitchingProtocols:
+		if resp.StatusCode == http.StatusSwitchingProtocols {
 			br := c.detach() // the connection is the body's now
 			resp.Body = &upgraded{Conn: c.conn, br: br, done: done, names: names}
 			return resp, nil
-		case resp.StatusCode >= 100 && resp.StatusCode < 200:
-			passInterim(req, resp, names)
-			continue
 		}
 		left := resp.ContentLength
 		if resp.Body == http.NoBody {
@@ -193,6 +202,14 @@ func (c *H1Conn) RoundTrip(req *http.Request, target string, extra []string, don
 		resp.Body = &h1Body{body: resp.Body, c: c, exchange: exchange, reusable: !resp.Close && !req.Close, done: done, left: left, names: names}
 		return resp, nil
 	}
+}
+
+// badStatusLine reports whether a response's status (code and reason
+// phrase) holds a control character, a bare CR above all: RFC 9112 allows
+// none, and a client that ends a line at a CR would read a header the
+// origin put there.
+func badStatusLine(status string) bool {
+	return strings.ContainsFunc(status, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f })
 }
 
 // bodyBuffered reports whether resp's whole body, of a known length, is in

@@ -79,14 +79,16 @@ type Interim interface {
 type InterimKey struct{}
 
 // passInterim gives resp, an interim response to req, to req's Interim;
-// 100 Continue and 101 never.
-func passInterim(req *http.Request, resp *http.Response, names []string) {
+// 100 Continue and 101 never. It reports whether resp was handed on.
+func passInterim(req *http.Request, resp *http.Response, names []string) (passed bool) {
 	if resp.StatusCode == http.StatusContinue || resp.StatusCode == http.StatusSwitchingProtocols {
-		return
+		return false
 	}
 	if i, ok := req.Context().Value(InterimKey{}).(Interim); ok {
 		i.Interim(resp, names)
+		return true
 	}
+	return false
 }
 
 // peekNames returns the header names of the response head at the start of

@@ -1,8 +1,10 @@
 package wire
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -214,4 +218,116 @@ func TestResponseNamesH2(t *testing.T) {
 	if want := [][]string{{"link", "x-hint"}}; len(rec.got) != 1 || !slices.Equal(rec.got[0], want[0]) {
 		t.Errorf("interim names %q, want %q", rec.got, want)
 	}
+}
+
+// pipeTransport is a Transport whose one connection is c, with a response
+// head timeout and limit (0: none, the default).
+func pipeTransport(c net.Conn, headTimeout time.Duration, maxHead int64) *Transport {
+	return &Transport{
+		Key:                    func(*http.Request) string { return "k" },
+		Dial:                   func(context.Context, *http.Request) (*Conn, error) { return &Conn{Conn: c}, nil },
+		ResponseHeaderTimeout:  headTimeout,
+		MaxResponseHeaderBytes: maxHead,
+	}
+}
+
+// answerOnPipe reads one request on server, writes heads, then waits for
+// the client to go.
+func answerOnPipe(server net.Conn, heads ...string) {
+	defer server.Close()
+	if _, err := http.ReadRequest(bufio.NewReader(server)); err != nil {
+		return
+	}
+	for _, h := range heads {
+		if _, err := io.WriteString(server, h); err != nil {
+			return
+		}
+	}
+	io.Copy(io.Discard, server)
+}
+
+// TestInterimKeepsHeadTimeout: the response head timeout runs until the
+// final head, whatever interim responses came before it.
+func TestInterimKeepsHeadTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		client, server := net.Pipe()
+		defer client.Close()
+		go answerOnPipe(server, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n") // then silence
+		tr := pipeTransport(client, 100*time.Millisecond, 0)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+		defer cancel()
+		start := time.Now()
+		_, err := tr.RoundTrip(httptest.NewRequest(http.MethodGet, "http://origin.test/", nil).WithContext(ctx))
+		var ne net.Error
+		if took := time.Since(start); took != 100*time.Millisecond || !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("RoundTrip returned after %v with %v; want a head timeout after 100ms", took, err)
+		}
+	})
+}
+
+// TestInterimHeadsCountTowardsLimit: interim heads that are not handed on
+// count towards MaxResponseHeaderBytes with the final head (an origin cannot
+// stream them without end); each one handed on starts the count again.
+func TestInterimHeadsCountTowardsLimit(t *testing.T) {
+	continues := strings.Repeat("HTTP/1.1 100 Continue\r\n\r\n", 1000) // 25 KB
+	hints := strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n", 1000)
+	for _, tc := range []struct {
+		name, heads string
+		interim     bool // an Interim takes the 1xx
+		ok          bool
+	}{
+		{"100 Continue flood", continues, false, false},
+		{"103 flood, dropped", hints, false, false},
+		{"103s handed on", hints, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			client, server := net.Pipe()
+			defer client.Close()
+			go answerOnPipe(server, tc.heads, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			tr := pipeTransport(client, 0, 4096)
+			req := httptest.NewRequest(http.MethodGet, "http://origin.test/", nil)
+			rec := &interimRecorder{}
+			if tc.interim {
+				req = req.WithContext(context.WithValue(req.Context(), InterimKey{}, rec))
+			}
+			resp, err := tr.RoundTrip(req)
+			if err == nil {
+				resp.Body.Close()
+			}
+			if (err == nil) != tc.ok {
+				t.Fatalf("RoundTrip: %v (%d interim handed on); want ok %v", err, len(rec.got), tc.ok)
+			}
+		})
+	}
+}
+
+// TestBadStatusLine: a status line with a control character in it (a bare
+// CR above all, which a client may read as the end of the line) is a
+// malformed response, never passed on.
+func TestBadStatusLine(t *testing.T) {
+	for _, head := range []string{
+		"HTTP/1.1 200 OK\rSet-Cookie: injected=1\r\nContent-Length: 2\r\n\r\nok",
+		"HTTP/1.1 103 Hints\rSet-Cookie: injected=1\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+		"HTTP/1.1 200 O\x00K\r\nContent-Length: 2\r\n\r\nok",
+	} {
+		client, server := net.Pipe()
+		go answerOnPipe(server, head)
+		resp, err := pipeTransport(client, 0, 0).RoundTrip(httptest.NewRequest(http.MethodGet, "http://origin.test/", nil))
+		if err == nil {
+			resp.Body.Close()
+			t.Errorf("%q: got %q, want an error", head, resp.Status)
+		} else if !strings.Contains(err.Error(), "malformed status line") {
+			t.Errorf("%q: %v, want a malformed status line", head, err)
+		}
+		client.Close()
+	}
+	// A tab is allowed in a reason phrase.
+	client, server := net.Pipe()
+	defer client.Close()
+	go answerOnPipe(server, "HTTP/1.1 200 All\tgood\r\nContent-Length: 2\r\n\r\nok")
+	resp, err := pipeTransport(client, 0, 0).RoundTrip(httptest.NewRequest(http.MethodGet, "http://origin.test/", nil))
+	if err != nil {
+		t.Fatalf("a tab in the reason phrase: %v", err)
+	}
+	resp.Body.Close()
 }
