@@ -124,17 +124,24 @@ func (s *headScanner) headBytes(p []byte) []byte {
 	return rest
 }
 
-// body notes the head's names and how its body is framed.
+// body notes the head's names and how its body is framed, as net/http's
+// server reads them.
 func (s *headScanner) body(head []byte) {
 	lines := string(head) // one copy: the names are substrings of it
 	names := wire.HeadNames(lines)
-	s.heads.keep(names)
+	if !bytes.HasPrefix(head, []byte("OPTIONS * ")) { // net/http answers that itself: no handler takes its names
+		s.heads.keep(names)
+	}
 	if bytes.HasPrefix(head, []byte("CONNECT ")) {
 		s.stopped = true
 		return
 	}
+	requestLine, _, _ := strings.Cut(lines, "\n")
+	http10 := strings.HasSuffix(strings.TrimRight(requestLine, "\r"), " HTTP/1.0")
 	for _, name := range names {
 		switch {
+		case strings.EqualFold(name, "Transfer-Encoding") && http10:
+			// net/http reads an HTTP/1.0 body by its Content-Length alone.
 		case strings.EqualFold(name, "Transfer-Encoding"):
 			v := fieldValue(lines, name)
 			s.chunked = strings.HasSuffix(strings.ToLower(strings.TrimSpace(v)), "chunked")

@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -365,5 +367,57 @@ func TestMirrorSharesConnectionsOnlyForTheSameHello(t *testing.T) {
 		if _, got := get(t, client(c), srv.URL+"/", "s"); got != fmt.Sprint([]tls.CurveID{c}) {
 			t.Errorf("a client offering %v reached the origin with a hello offering %s", c, got)
 		}
+	}
+}
+
+// TestRequestOrderAfterUnforwarded: a request that never reaches an origin
+// (net/http's own answer to OPTIONS *, a target refused inside a tunnel)
+// or whose framing net/http reads its own way (HTTP/1.0 with
+// Transfer-Encoding) leaves the next request of the connection its own
+// header order.
+func TestRequestOrderAfterUnforwarded(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		tunnel bool
+		first  func(origin, proxy string) string // the request before; %s none
+		status int                               // its answer's
+	}{
+		{"OPTIONS *", false, func(o, _ string) string {
+			return "OPTIONS * HTTP/1.1\r\nHost: " + o + "\r\nzzz-first: 1\r\naaa-second: 2\r\n\r\n"
+		}, http.StatusOK},
+		{"HTTP/1.0 with Transfer-Encoding", false, func(o, _ string) string {
+			return "POST http://" + o + "/first HTTP/1.0\r\nHost: " + o + "\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\nhello"
+		}, http.StatusOK},
+		{"refused inside a tunnel", true, func(_, p string) string {
+			return "GET /refused HTTP/1.1\r\nHost: " + p + "\r\nzzz-first: 1\r\naaa-second: 2\r\n\r\n"
+		}, http.StatusForbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			origin := proxytest.StartWireOrigin(t, !tc.tunnel)
+			h, _ := identityProxy(t, origin, config.FingerprintMirror)
+			var conn net.Conn
+			var br *bufio.Reader
+			target := "http://" + origin.Addr + "/p"
+			if tc.tunnel {
+				conn, br = dialTunnel(t, h, origin.Addr)
+				target = "/p"
+			} else {
+				conn, br = plainConn(t, h)
+			}
+			io.WriteString(conn, tc.first(origin.Addr, h.proxyURL.Host))
+			if st := statusOf(conn, br); st != tc.status {
+				t.Fatalf("the first request: status %d, want %d", st, tc.status)
+			}
+			if tc.status == http.StatusOK && !strings.HasPrefix(tc.first(origin.Addr, ""), "OPTIONS") {
+				origin.Next()
+			}
+			fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nx-b: 1\r\nx-a: 2\r\n\r\n", target, origin.Addr)
+			if st := statusOf(conn, br); st != http.StatusOK {
+				t.Fatalf("the next request: status %d", st)
+			}
+			if head := origin.Next().Head; !strings.Contains(head, "\r\nx-b: 1\r\nx-a: 2\r\n") {
+				t.Errorf("the origin got\n%s\nwant the client's lines x-b, x-a in its order and case", head)
+			}
+		})
 	}
 }

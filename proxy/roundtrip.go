@@ -46,6 +46,7 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 	}
 	cfg := s.cfg.Load()
 	if !s.inflight.enter() {
+		t.skipOrder(req)
 		resp := textResponse(req, http.StatusServiceUnavailable, "sessionproxy: shutting down")
 		resp.Close = true
 		s.rec.Finish(record.Event{Outcome: record.OutcomeRejected, Status: resp.StatusCode})
@@ -57,6 +58,7 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 		// since through an upstream no dialer checks it.
 		if err := s.checkTargetHost(req.Context(), targetAddr(req), false); err != nil {
 			s.inflight.leave()
+			t.skipOrder(req)
 			resp := refusedTarget(req, err)
 			s.rec.Finish(record.Event{Outcome: record.OutcomeRejected, Status: resp.StatusCode})
 			return resp, nil

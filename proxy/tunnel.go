@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net"
+	"net/http"
 	"sync"
 )
 
@@ -54,4 +55,13 @@ func hostOnly(hostport string) string {
 		return h
 	}
 	return hostport
+}
+
+// skipOrder takes req's header order from the tunnel's reader and drops
+// it, for a request answered before identify takes it: the next request
+// gets its own.
+func (t *tunnel) skipOrder(req *http.Request) {
+	if t.mitm != nil {
+		t.mitm.order(req)
+	}
 }
