@@ -121,7 +121,7 @@ func (s *Server) adminListSessions(w http.ResponseWriter, r *http.Request) {
 	}
 	pools := s.knownPools(r.Context())
 	if r.URL.Query().Has("site") {
-		site := r.URL.Query().Get("site")
+		site := sites.Of(r.URL.Query().Get("site")) // as POST /sessions names it
 		pools = slices.DeleteFunc(pools, func(p *sessionpool.Pool) bool { return p.Site() != site })
 	}
 	// Each session's state and usability are read together, with the
@@ -265,7 +265,7 @@ func (s *Server) sessionOr404(w http.ResponseWriter, r *http.Request) *sessionpo
 // ?site= names or on every site, or answers 404 when there are none.
 func (s *Server) sessionsOr404(w http.ResponseWriter, r *http.Request) []*sessionpool.Session {
 	id := r.PathValue("id")
-	site, onSite := r.URL.Query().Get("site"), r.URL.Query().Has("site")
+	site, onSite := sites.Of(r.URL.Query().Get("site")), r.URL.Query().Has("site")
 	held := s.heldSessions(id, site, onSite)
 	if len(held) == 0 {
 		msg := fmt.Sprintf("session not held: %q", id)

@@ -661,3 +661,25 @@ func TestAdminBodyStalls(t *testing.T) {
 		t.Errorf("a whole body: %d, want 201", r2.StatusCode)
 	}
 }
+
+// TestAdminSiteQueryNamesTheSite: ?site= takes a host as POST /sessions'
+// site does (its registrable domain, case aside).
+func TestAdminSiteQueryNamesTheSite(t *testing.T) {
+	h := startAdminProxy(t)
+	if r := h.admin(http.MethodPost, "/sessions", "application/json", `{"id": "s1", "site": "www.Example.com"}`); r.status != http.StatusCreated {
+		t.Fatalf("POST: %d %s", r.status, r.body)
+	}
+	for _, q := range []string{"example.com", "www.Example.com", "EXAMPLE.COM"} {
+		if g := h.admin(http.MethodGet, "/sessions/s1?site="+q, "", ""); g.status != http.StatusOK {
+			t.Errorf("GET /sessions/s1?site=%s: %d %s, want 200", q, g.status, g.body)
+		}
+		var list struct{ Sessions []struct{ ID string } }
+		h.admin(http.MethodGet, "/sessions?site="+q, "", "").decode(t, &list)
+		if len(list.Sessions) != 1 {
+			t.Errorf("GET /sessions?site=%s lists %d sessions, want 1", q, len(list.Sessions))
+		}
+	}
+	if g := h.admin(http.MethodGet, "/sessions/s1?site=other.example", "", ""); g.status != http.StatusNotFound {
+		t.Errorf("GET /sessions/s1?site=other.example: %d, want 404", g.status)
+	}
+}
