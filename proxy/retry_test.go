@@ -350,6 +350,34 @@ func TestUpstreamRefusesCredentials(t *testing.T) {
 	}
 }
 
+// TestOrigin407ThroughATunnel: a 407 that can only be the origin's (an
+// https origin through an upstream's CONNECT, anything through SOCKS5)
+// reaches the client as the origin sent it; it is no upstream failure.
+func TestOrigin407ThroughATunnel(t *testing.T) {
+	socks, _ := startSOCKS5(t, "", "")
+	httpUp, _ := startGoproxyUpstream(t, "", "")
+	plain, secure, _ := origins(t, originMux())
+	for _, tc := range []struct{ name, up, origin string }{
+		{"socks5, https origin", "socks5://u:pw-secret@" + socks, secure.URL},
+		{"socks5, http origin", "socks5://u:pw-secret@" + socks, plain.URL},
+		{"http upstream, https origin", httpUp, secure.URL},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, cfg := origins(t, originMux())
+			trustOrigin(t, cfg, secure)
+			cfg.Upstreams = []*url.URL{mustURL(t, tc.up)}
+			h := startProxy(t, cfg)
+			resp, body := get(t, h.client("", ""), tc.origin+"/status?code=407", "s")
+			if resp.StatusCode != http.StatusProxyAuthRequired {
+				t.Errorf("client got %d %q, want the origin's 407", resp.StatusCode, body)
+			}
+			if st := stateOf(t, h, "s"); st.ErrorScore != 0 {
+				t.Errorf("error score %v: the origin's answer counted as an upstream failure", st.ErrorScore)
+			}
+		})
+	}
+}
+
 // TestRetirementLogLine: each retirement logs one structured line with the
 // session, rule, status and host, and never the upstream's credentials.
 func TestRetirementLogLine(t *testing.T) {

@@ -355,10 +355,12 @@ func (s *Server) send(req *http.Request, sess *sessionpool.Session) (*http.Respo
 		resp.Body.Close()
 		return nil, fmt.Errorf("%w: the origin switched protocols (to %q) on a request that was no WebSocket handshake", errUnrelayable, resp.Header.Get("Upgrade"))
 	}
-	if err == nil && resp.StatusCode == http.StatusProxyAuthRequired && sess.ProxyURL() != "" {
-		// Over plain HTTP an upstream that refuses the session's
+	if err == nil && resp.StatusCode == http.StatusProxyAuthRequired && req.URL.Scheme == "http" &&
+		(strings.HasPrefix(sess.ProxyURL(), "http://") || strings.HasPrefix(sess.ProxyURL(), "https://")) {
+		// Over plain HTTP an http(s) upstream that refuses the session's
 		// credentials answers 407 itself; that is the upstream failing,
-		// not the origin answering.
+		// not the origin answering. Through a tunnel (https, SOCKS5) the
+		// 407 can only be the origin's.
 		discard(resp.Body)
 		return nil, fmt.Errorf("%w: %s", upstream.ErrConnectRefused, resp.Status)
 	}
