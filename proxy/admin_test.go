@@ -683,3 +683,15 @@ func TestAdminSiteQueryNamesTheSite(t *testing.T) {
 		t.Errorf("GET /sessions/s1?site=other.example: %d, want 404", g.status)
 	}
 }
+
+// TestAdminSiteTooLongToStore: a site whose pool's file name would be too
+// long is a bad request (400), not the store failing (503), and the answer
+// names no path of the server's.
+func TestAdminSiteTooLongToStore(t *testing.T) {
+	h := startAdminProxy(t)
+	long := strings.Repeat("a", 250) + ".com"
+	r := h.admin(http.MethodPost, "/sessions", "application/json", `{"site": "`+long+`"}`)
+	if r.status != http.StatusBadRequest || strings.Contains(string(r.body), "/") {
+		t.Errorf("POST /sessions with a site of %d bytes: %d %.120s; want 400 naming no path", len(long), r.status, r.body)
+	}
+}

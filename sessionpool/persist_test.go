@@ -416,7 +416,15 @@ func TestFileStore(t *testing.T) {
 	if _, err := fs.Get(ctx, "k"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Get after Delete: %v", err)
 	}
-	for _, key := range []string{"", "a/b", `a\b`, "..", "a..b", "../x", "a\x00b"} {
+	// The longest key there is makes files the file system takes.
+	longest := strings.Repeat("k", maxKeyLen)
+	if err := fs.Set(ctx, longest, []byte("x")); err != nil {
+		t.Errorf("Set with a key of %d bytes: %v", len(longest), err)
+	}
+	if err := fs.Delete(ctx, longest); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"", "a/b", `a\b`, "..", "a..b", "../x", "a\x00b", longest + "k"} {
 		if err := fs.Set(ctx, key, []byte("x")); !errors.Is(err, ErrInvalidKey) {
 			t.Errorf("Set(%q): %v, want ErrInvalidKey", key, err)
 		}

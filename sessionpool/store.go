@@ -91,9 +91,15 @@ func keyProblem(key string) string {
 		return fmt.Sprintf("%q holds a path separator or NUL", key)
 	case strings.Contains(key, ".."):
 		return fmt.Sprintf("%q holds \"..\"", key)
+	case len(key) > maxKeyLen:
+		return fmt.Sprintf("%.40q... is %d bytes, over the %d of a file name with its suffixes", key, len(key), maxKeyLen)
 	}
 	return ""
 }
+
+// maxKeyLen is the longest key whose files (".KEY.json.tmp-" and 26
+// characters, the longest) have names a file system takes (255 bytes).
+const maxKeyLen = 255 - len("..json.tmp-") - 26
 
 func (s *FileStore) path(key string) (string, error) {
 	if err := checkKey(key); err != nil {
