@@ -202,13 +202,6 @@ func runRules(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sessionproxy rules: -host: %v\n", err)
 		return 2
 	}
-	// SIGHUP re-reads the config file, as POST /reload does: caught from
-	// here on, so that one sent while the proxy starts is not Go's default
-	// (exit) but a reload once it runs.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-
 	cfg := config.Default()
 	if *configPath != "" {
 		if cfg, err = config.Load(*configPath); err != nil {
