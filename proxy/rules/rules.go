@@ -376,8 +376,9 @@ type Verdict struct {
 // since a failed upstream is still the session's fault; for a response, the
 // default action if set, otherwise good when its status is below 400
 // (blocked codes 401, 403 and 429 are all above), else none. A rule with an
-// error condition matches only failures; a rule without one only responses. Decide does not allocate (unless o.Host has upper-case
-// letters and a rule has a complex host glob).
+// error condition matches only failures; a rule without one only
+// responses. Decide does not allocate (unless o.Host has upper-case letters
+// and a rule has a complex host glob).
 func (rs *Set) Decide(o *Outcome) Verdict {
 	failed := o.failed()
 	host := ""
