@@ -373,10 +373,12 @@ func (ca *CA) Close() {
 }
 
 // TLSConfigForHost returns a server TLS configuration for intercepting host
-// (a port, if any, is ignored; an IP gets an IP SAN). The leaf certificate
-// has a fresh ECDSA P-256 key, is valid from an hour before now for 90 days
-// (never past the CA's expiry), and is cached per host; concurrent first
-// calls for one host generate it once. Each call returns a new *tls.Config
+// (a port, if any, is ignored; an IP gets an IP SAN). A client whose hello
+// names another server (SNI: one that connected to an IP, say) gets a leaf
+// for that name instead, as mitmproxy gives. The leaf certificate has a
+// fresh ECDSA P-256 key, is valid from an hour before now for 90 days
+// (never past the CA's expiry), and is cached per name; concurrent first
+// calls for one name generate it once. Each call returns a new *tls.Config
 // (MinVersion TLS 1.2, NextProtos empty) that the caller may modify.
 func (ca *CA) TLSConfigForHost(host string) (*tls.Config, error) {
 	name, err := certHostName(host)
@@ -389,7 +391,15 @@ func (ca *CA) TLSConfigForHost(host string) (*tls.Config, error) {
 	}
 	return &tls.Config{
 		Certificates: []tls.Certificate{*entry.cert},
-		MinVersion:   tls.VersionTLS12,
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) { // called for a hello with SNI
+			if sni, err := certHostName(hello.ServerName); err == nil && sni != name {
+				if e, err := ca.leaf(sni); err == nil {
+					return e.cert, nil
+				}
+			}
+			return entry.cert, nil // no SNI (or one no certificate can name): the CONNECT's host
+		},
+		MinVersion: tls.VersionTLS12,
 	}, nil
 }
 

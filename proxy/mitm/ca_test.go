@@ -538,6 +538,40 @@ func TestCALeafHandshake(t *testing.T) {
 	}
 }
 
+// TestCALeafFollowsSNI: a client that connected to one host but names
+// another in its hello (an IP and then a name, say) gets a leaf for the
+// name; without SNI, or with one no certificate can name, the CONNECT's.
+func TestCALeafFollowsSNI(t *testing.T) {
+	ca, _, _ := newFileCA(t, nil)
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca.CertPEM())
+	for _, tc := range []struct{ connect, sni, want string }{
+		{"127.0.0.1:443", "shop.example", "shop.example"},
+		{"127.0.0.1:443", "", "127.0.0.1"},
+		{"a.example:443", "B.Example", "b.example"},
+		{"a.example:443", "a.example", "a.example"},
+	} {
+		cfg, err := ca.TLSConfigForHost(tc.connect)
+		if err != nil {
+			t.Fatal(err)
+		}
+		server, client := net.Pipe()
+		go func() {
+			tls.Server(server, cfg).Handshake()
+			server.Close()
+		}()
+		c := tls.Client(client, &tls.Config{ServerName: tc.sni, InsecureSkipVerify: true})
+		if err := c.Handshake(); err != nil {
+			t.Fatalf("%s with SNI %q: %v", tc.connect, tc.sni, err)
+		}
+		leaf := c.ConnectionState().PeerCertificates[0]
+		client.Close()
+		if _, err := leaf.Verify(x509.VerifyOptions{DNSName: tc.want, Roots: roots}); err != nil {
+			t.Errorf("%s with SNI %q: the leaf does not verify for %s: %v", tc.connect, tc.sni, tc.want, err)
+		}
+	}
+}
+
 func TestCALeafCaches(t *testing.T) {
 	clock := &caClock{t: caEpoch}
 	ca, _, _ := newFileCA(t, clock.Now)
