@@ -61,7 +61,7 @@ func (b *busySessions) acquire(ctx context.Context, key sessionRef) error {
 	defer b.mu.Unlock()
 	select {
 	case <-turn: // handed over meanwhile: pass it on
-		b.releaseLocked(key, "")
+		b.releaseLocked(key)
 	default:
 		if q, held := b.held[key]; held {
 			b.held[key] = slices.DeleteFunc(q, func(c chan struct{}) bool { return c == turn })
@@ -70,25 +70,24 @@ func (b *busySessions) acquire(ctx context.Context, key sessionRef) error {
 	return ctx.Err()
 }
 
-// release frees the session key names (of site): the first request waiting
-// for it gets it, else the requests waiting for any session of site are
-// told.
-func (b *busySessions) release(key sessionRef, site string) {
+// release frees the session key names: the first request waiting for it
+// gets it, else the requests waiting for any session of its site are told.
+func (b *busySessions) release(key sessionRef) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.releaseLocked(key, site)
+	b.releaseLocked(key)
 }
 
-func (b *busySessions) releaseLocked(key sessionRef, site string) {
+func (b *busySessions) releaseLocked(key sessionRef) {
 	if q := b.held[key]; len(q) > 0 {
 		close(q[0])
 		b.held[key] = q[1:]
 		return
 	}
 	delete(b.held, key)
-	if ch, ok := b.freed[site]; ok {
+	if ch, ok := b.freed[key.site]; ok {
 		close(ch)
-		delete(b.freed, site)
+		delete(b.freed, key.site)
 	}
 }
 

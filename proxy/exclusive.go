@@ -20,11 +20,11 @@ const sharedPoll = 50 * time.Millisecond
 // instance, and on a Redis pool in any (sessionpool.Sites.TryHold). It
 // returns the release.
 func (s *Server) hold(ctx context.Context, sess *sessionpool.Session) (func(), bool) {
-	key, site := refOf(sess), sess.Site()
+	key := refOf(sess)
 	if !s.busy.tryAcquire(key) {
 		return nil, false
 	}
-	local := func() { s.busy.release(key, site) }
+	local := func() { s.busy.release(key) }
 	shared, ok, err := s.holdShared(ctx, sess)
 	if err != nil || !ok {
 		local()

@@ -136,6 +136,63 @@ func TestExclusivePinned(t *testing.T) {
 	}
 }
 
+// TestExclusiveWaiterAfterRetirement: a request waiting for its named
+// session while another request of it is retired goes out on a fresh
+// session of that name, not the retired one with its cookies.
+func TestExclusiveWaiterAfterRetirement(t *testing.T) {
+	var mu sync.Mutex
+	var cookies []string
+	release := make(chan struct{})
+	entered := make(chan struct{}, 4)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/set":
+			http.SetCookie(w, &http.Cookie{Name: "c", Value: "old", Path: "/"})
+		case "/block":
+			entered <- struct{}{}
+			<-release
+			w.WriteHeader(http.StatusForbidden) // the default rules retire on 403
+		default:
+			mu.Lock()
+			cookies = append(cookies, r.Header.Get("Cookie"))
+			mu.Unlock()
+		}
+	}))
+	t.Cleanup(origin.Close)
+	cfg := testConfig(t)
+	cfg.Pool.Exclusive = true
+	cfg.Retry.MaxAttempts = 0
+	h := startProxy(t, cfg)
+	queued := make(chan sessionRef, 4)
+	h.srv.busy.mu.Lock()
+	h.srv.busy.queued = func(key sessionRef) { queued <- key }
+	h.srv.busy.mu.Unlock()
+	c := h.client("", "")
+	get(t, c, origin.URL+"/set", "alice")
+
+	blocked := make(chan *http.Response, 1)
+	go func() { resp, _ := get(t, c, origin.URL+"/block", "alice"); blocked <- resp }()
+	<-entered
+	second := make(chan *http.Response, 1)
+	go func() { resp, _ := get(t, c, origin.URL+"/page", "alice"); second <- resp }()
+	<-queued // the second request waits for alice
+	close(release)
+	if r := <-blocked; r.StatusCode != http.StatusForbidden {
+		t.Fatalf("the first request: %d, want the origin's 403", r.StatusCode)
+	}
+	if r := <-second; r.StatusCode != http.StatusOK {
+		t.Fatalf("the second request: %d", r.StatusCode)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(cookies) != 1 || cookies[0] != "" {
+		t.Errorf("the request after alice's retirement went out with Cookie %q: as the retired alice, not a fresh one", cookies)
+	}
+	if _, err := h.pool().GetSessionByID(t.Context(), "alice"); err != nil {
+		t.Errorf("no usable alice after her next request: %v", err)
+	}
+}
+
 // TestBusySessionsOrder: a freed session goes to the requests waiting for
 // it in arrival order; one that gives up leaves its place; a release with
 // nobody waiting tells the site's waiters.
@@ -164,16 +221,16 @@ func TestBusySessionsOrder(t *testing.T) {
 	if err := <-gaveUp; err == nil {
 		t.Fatal("a canceled wait took the session")
 	}
-	b.release(k, "site")
+	b.release(k)
 	if got := <-order; got != "second" {
 		t.Fatalf("first served: %s, want second (the one that gave up left its place)", got)
 	}
-	b.release(k, "site")
+	b.release(k)
 	if got := <-order; got != "third" {
 		t.Fatalf("then: %s, want third", got)
 	}
 	freed := b.freedAt("site")
-	b.release(k, "site")
+	b.release(k)
 	select {
 	case <-freed:
 	default:
@@ -182,6 +239,40 @@ func TestBusySessionsOrder(t *testing.T) {
 	if !b.tryAcquire(k) {
 		t.Fatal("the session is not free after its last release")
 	}
+}
+
+// TestBusySessionsHandOverOnCancel: a waiter handed the session just as
+// its request ends passes it on; with nobody else waiting for it, the
+// requests waiting for any session of its site are told.
+func TestBusySessionsHandOverOnCancel(t *testing.T) {
+	key := sessionRef{site: "example.com", id: "alice", created: 1}
+	for range 200 { // select picks the turn or the cancel at random: until the cancel
+		var b busySessions
+		if !b.tryAcquire(key) {
+			t.Fatal("a free session was not taken")
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		b.queued = func(sessionRef) {
+			b.release(key) // hands the session to the waiter...
+			cancel()       // ...whose request ends at the same moment
+		}
+		freed := b.freedAt(key.site)
+		err := b.acquire(ctx, key)
+		cancel()
+		if err == nil {
+			continue // the waiter took its turn: not the case under test
+		}
+		if !b.tryAcquire(key) {
+			t.Fatal("the session was left held")
+		}
+		select {
+		case <-freed:
+		default:
+			t.Fatalf("the session of %q was handed back but its site's waiters were not told", key.site)
+		}
+		return
+	}
+	t.Fatal("in 200 tries the waiter never took the cancel") // 2^-200
 }
 
 // TestExclusiveRedis: on a Redis pool a session busy on one instance is

@@ -83,15 +83,20 @@ func (s *Server) pickOnce(ctx context.Context, cfg *config.Config, name, site st
 		}
 		return sel, nil
 	default:
-		sess, err := s.namedSession(ctx, pool, name)
-		if err != nil || !s.exclusive {
-			return selection{sess: sess, pinned: true}, err
+		for {
+			sess, err := s.namedSession(ctx, pool, name)
+			if err != nil || !s.exclusive {
+				return selection{sess: sess, pinned: true}, err
+			}
+			free, err := s.waitFor(ctx, cfg, sess)
+			if err != nil {
+				return selection{}, err
+			}
+			if sess.IsUsable() {
+				return selection{sess: sess, pinned: true, free: free}, nil
+			}
+			free() // spent by the request it waited for: the name goes to a fresh session
 		}
-		free, err := s.waitFor(ctx, cfg, sess)
-		if err != nil {
-			return selection{}, err
-		}
-		return selection{sess: sess, pinned: true, free: free}, nil
 	}
 
 	switch cfg.Affinity {
@@ -165,14 +170,14 @@ func (s *Server) waitFor(ctx context.Context, cfg *config.Config, sess *sessionp
 	tooLong := func() error {
 		return fmt.Errorf("%w: waited pacing.max_wait %v for session %q", errBusy, cfg.Pacing.MaxWait, sess.ID())
 	}
-	key, site := refOf(sess), sess.Site()
+	key := refOf(sess)
 	if err := s.busy.acquire(wctx, key); err != nil {
 		if ctx.Err() == nil {
 			return nil, tooLong()
 		}
 		return nil, err
 	}
-	local := func() { s.busy.release(key, site) }
+	local := func() { s.busy.release(key) }
 	for {
 		shared, ok, err := s.holdShared(wctx, sess)
 		if err == nil && ok {
