@@ -98,7 +98,7 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "sessionproxy: unsupported scheme "+strconv.Quote(r.URL.Scheme)+" (http and https only)", http.StatusBadRequest)
 		return
 	}
-	if r.URL.IsAbs() && r.URL.Hostname() == "" {
+	if r.URL.IsAbs() && namesNoHost(r.URL.Host) {
 		http.Error(w, "sessionproxy: no host in the request's URL", http.StatusBadRequest) // RFC 9110 4.2.1: reject it
 		return
 	}

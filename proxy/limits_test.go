@@ -290,6 +290,7 @@ func TestBadConnectTargets(t *testing.T) {
 		strings.Repeat("a", 5000) + ".com:443", // too long
 		"exa mple.com:443",                     // not a name
 		"exa\x01mple.com:443",
+		".:443", "...:443", // dots alone name no site
 	} {
 		conn, br := plainConn(t, h)
 		fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
@@ -306,7 +307,9 @@ func TestBadConnectTargets(t *testing.T) {
 
 // TestUnsupportedSchemes: an absolute-form request in a scheme other than
 // http or https gets 400 and goes nowhere (it used to go out as plain HTTP),
-// and so does one whose URL has no host (it got a 403 for a dial to ":80").
+// and so does one whose URL has no host (it got a 403 for a dial to ":80"),
+// or dots alone for a host, which name no site (they took sessions from the
+// pool that serves every site).
 func TestUnsupportedSchemes(t *testing.T) {
 	hits := make(chan string, 8)
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -322,7 +325,7 @@ func TestUnsupportedSchemes(t *testing.T) {
 			t.Errorf("%s: status %d, want 400", scheme, got)
 		}
 	}
-	for _, target := range []string{"http:///file", "https:///file", "http://:80/file"} { // no host: not the Host header's
+	for _, target := range []string{"http:///file", "https:///file", "http://:80/file", "http://./file", "http://...:80/file"} { // no host: not the Host header's
 		conn, br := plainConn(t, h)
 		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, addr)
 		if got := statusOf(conn, br); got != http.StatusBadRequest {
@@ -336,6 +339,15 @@ func TestUnsupportedSchemes(t *testing.T) {
 	}
 	if len(hits) != 1 {
 		t.Errorf("the origin got %d requests, want the http one alone", len(hits))
+	}
+	// Inside a tunnel, a Host of dots alone.
+	tc, tbr := dialTunnel(t, h, addr)
+	fmt.Fprintf(tc, "GET /file HTTP/1.1\r\nHost: .\r\n\r\n")
+	if got := statusOf(tc, tbr); got != http.StatusBadRequest {
+		t.Errorf("Host \".\" in a tunnel: status %d, want 400", got)
+	}
+	if p := h.srv.Sites().Lookup(""); p != nil && len(p.Sessions()) > 0 {
+		t.Errorf("the pool of sessions that serve every site holds %d sessions made by these requests", len(p.Sessions()))
 	}
 }
 

@@ -404,6 +404,9 @@ func checkConnectTarget(target string) error {
 	if host == "" || len(host) > 253 {
 		return errors.New("host must be 1 to 253 characters")
 	}
+	if namesNoHost(host) {
+		return errors.New("host must name something, not dots alone")
+	}
 	if net.ParseIP(host) != nil {
 		return nil
 	}
