@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sessionproxy/sessionproxy/proxy/config"
+	"github.com/sessionproxy/sessionproxy/proxy/rules"
 	"github.com/sessionproxy/sessionproxy/sessionpool/sessionpooltest"
 )
 
@@ -186,6 +187,28 @@ func TestRetryAfterPausesPinned(t *testing.T) {
 	}
 }
 
+// TestRetryAfterNotInherited: a named session retired by a 429 with
+// Retry-After is made afresh under its name by the next request, which goes
+// out at once: the pause was the spent session's, not the name's.
+func TestRetryAfterNotInherited(t *testing.T) {
+	a, origin := retryAfterOrigin(t, "30")
+	cfg := rulesConfig(t, rules.Spec{Name: "retire-429", Status: []string{"429"}, Action: rules.ActionRetire})
+	cfg.Pacing.MaxWait = 5 * time.Second
+	h := startProxy(t, cfg)
+	c := h.client("", "")
+	first, _ := get(t, c, origin.URL+"/?s=alice", "alice")
+	if first.StatusCode != http.StatusTooManyRequests || first.Header.Get("X-Session-Rule") != "retire-429" {
+		t.Fatalf("first: status %d rule %q", first.StatusCode, first.Header.Get("X-Session-Rule"))
+	}
+	resp, body := get(t, c, origin.URL+"/?s=alice", "alice")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the fresh alice: status %d (%q), want 200 at once", resp.StatusCode, body)
+	}
+	if n := len(a.times("alice")); n != 2 {
+		t.Errorf("the origin saw %d requests, want 2", n)
+	}
+}
+
 // TestRetryAfterUnpinnedMoves: an unpinned request answered 429 with
 // Retry-After goes again on another session at once; the paused session is
 // neither marked nor retired, and later unpinned requests do not wait for it.
@@ -205,7 +228,7 @@ func TestRetryAfterUnpinnedMoves(t *testing.T) {
 		if !sess.IsUsable() || sess.ErrorScore() != 0 {
 			t.Errorf("session %s usable %v, error score %v", sess.ID(), sess.IsUsable(), sess.ErrorScore())
 		}
-		if !h.srv.pacer.PausedUntil("127.0.0.1", sess.ID()).IsZero() {
+		if !h.srv.pacer.PausedUntil("127.0.0.1", paceKey(sess)).IsZero() {
 			paused++
 		}
 	}

@@ -617,17 +617,17 @@ func (s *Server) pace(c *call, sel selection, attempt int) (func(), *http.Respon
 		// A pause kept with the session (a restart, another instance) holds
 		// here too.
 		if until := sess.PausedUntil(); !until.IsZero() {
-			s.pacer.Pause(c.host, sess.ID(), until)
+			s.pacer.Pause(c.host, paceKey(sess), until)
 		}
 	}
-	if !sel.pinned && attempt < c.cfg.Retry.MaxAttempts && !s.pacer.PausedUntil(c.host, sess.ID()).IsZero() {
+	if !sel.pinned && attempt < c.cfg.Retry.MaxAttempts && !s.pacer.PausedUntil(c.host, paceKey(sess)).IsZero() {
 		return nil, nil, record.Event{}
 	}
 	start := time.Now()
-	release, err := s.pacer.Wait(c.req.Context(), c.host, sess.ID())
+	release, err := s.pacer.Wait(c.req.Context(), c.host, paceKey(sess))
 	if err == nil && s.sites.Shared() {
 		var shared func()
-		if shared, err = s.paceShared(c.req.Context(), c.host, c.site, sess.ID(), c.cfg.Pacing.MaxWait, start); err == nil {
+		if shared, err = s.paceShared(c.req.Context(), c.host, c.site, paceKey(sess), c.cfg.Pacing.MaxWait, start); err == nil {
 			local := release
 			release = func() { local(); shared() }
 		} else {
@@ -674,7 +674,7 @@ func (s *Server) pauseOnRetryAfter(host string, sess *sessionpool.Session, resp 
 	}
 	now := time.Now() // the pacer's clock
 	if d, ok := sites.RetryAfter(resp.Header, now); ok && d > 0 {
-		s.pacer.Pause(host, sess.ID(), now.Add(d))
+		s.pacer.Pause(host, paceKey(sess), now.Add(d))
 		if sess.Site() != "" {
 			// The session is this site's alone: its pause is kept with it,
 			// for a restart and for the other instances on a Redis pool.

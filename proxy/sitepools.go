@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"strconv"
 
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
@@ -37,6 +38,13 @@ type sessionRef struct {
 // refOf is sess's sessionRef.
 func refOf(sess *sessionpool.Session) sessionRef {
 	return sessionRef{sess.Site(), sess.ID(), sess.CreatedAt().UnixNano()}
+}
+
+// paceKey names sess to the pacer: its ID and when it was made, so that a
+// session made afresh under a name does not inherit the pause or the turn
+// of the spent one.
+func paceKey(sess *sessionpool.Session) string {
+	return sess.ID() + "@" + strconv.FormatInt(sess.CreatedAt().UnixNano(), 36)
 }
 
 // sessionHeld reports whether the session ref names is still usable in its
