@@ -216,14 +216,25 @@ return {redis.call('GET', KEYS[1]), redis.call('HGETALL', KEYS[2])}
 
 // userDataScript replaces a held session's user data (ARGV[1], "" for
 // none, followed by its fingerprint and pause lines, recordTail): the record from
-// its third line on. It does nothing when the session is gone
-// or its record has no such line.
+// its third line on. A pause is only ever extended: a stored one that ends
+// later stands (the caller's copy of the session may not know of it, set
+// by another instance). It does nothing when the session is gone or its
+// record has no such line.
 var userDataScript = redis.NewScript(`
 local raw = redis.call('GET', KEYS[1])
 if not raw then return 0 end
 local head = string.match(raw, '^[^\n]*\n[^\n]*\n')
 if not head then return 0 end
-redis.call('SET', KEYS[1], head .. ARGV[1], 'KEEPTTL')
+local tail = ARGV[1]
+local function pause(t)
+  return tonumber(string.match(t, '^[^\n]*\n[^\n]*\n(%d+)$') or '0')
+end
+local kept = pause(string.sub(raw, #head + 1))
+if kept > pause(tail) then
+  local ud, fp = string.match(tail, '^([^\n]*)\n?([^\n]*)')
+  tail = ud .. '\n' .. fp .. '\n' .. string.format('%.0f', kept)
+end
+redis.call('SET', KEYS[1], head .. tail, 'KEEPTTL')
 return 1
 `)
 

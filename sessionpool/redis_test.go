@@ -961,3 +961,45 @@ func TestRedisRestartUnderLoad(t *testing.T) {
 		t.Errorf("after the load the pool holds %d sessions, want 1..20", n)
 	}
 }
+
+// TestRedisPauseOnlyExtended: on a Redis pool a pause is only ever extended,
+// whatever another instance's copy of the session knew: a shorter pause, or
+// user data set through a copy that never saw the pause, leaves it.
+func TestRedisPauseOnlyExtended(t *testing.T) {
+	for _, later := range []string{"a shorter pause", "user data"} {
+		t.Run(later, func(t *testing.T) {
+			ps := redisPools(t, 2, sessionpool.Options{})
+			ctx := t.Context()
+			a, err := ps[0].AddSession(ctx, sessionpool.SessionOptions{ID: "alice"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := ps[1].GetSessionByID(ctx, "alice") // taken before the pause
+			if err != nil {
+				t.Fatal(err)
+			}
+			long := time.Now().Add(time.Hour).Truncate(time.Microsecond)
+			if err := a.Pause(long); err != nil {
+				t.Fatal(err)
+			}
+			if later == "user data" {
+				err = b.SetUserData(map[string]any{"k": 1})
+			} else {
+				err = b.Pause(time.Now().Add(time.Second))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := ps[0].GetSessionByID(ctx, "alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !got.PausedUntil().Equal(long) {
+				t.Errorf("after %s through another copy: paused until %v, want %v", later, got.PausedUntil(), long)
+			}
+			if later == "user data" && got.UserData()["k"] != 1.0 {
+				t.Errorf("the user data set through the other copy: %v", got.UserData())
+			}
+		})
+	}
+}
