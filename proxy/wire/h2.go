@@ -201,7 +201,7 @@ func (c *H2Conn) RoundTrip(req *http.Request, headTimeout time.Duration) (*http.
 	}
 	s := &h2Stream{id: c.nextID, c: c, req: req, resp: make(chan h2Head, maxInterim+1), sendWin: c.peerWin,
 		recvWin: c.ourWin, ended: make(chan struct{}), sendDone: !hasBody}
-	s.body = pipe{c: c, s: s, trailer: http.Header{}, buf: dataBuffer{pool: &c.bufs.chunks}}
+	s.body = pipe{c: c, s: s, buf: dataBuffer{pool: &c.bufs.chunks}}
 	c.nextID += 2
 	c.streams[s.id] = s
 	maxFrame := int(c.maxFrame)

@@ -19,9 +19,10 @@ type pipe struct {
 	c       *H2Conn
 	s       *h2Stream
 	buf     dataBuffer
-	err     error       // io.EOF at END_STREAM; returned once buf is drained
-	trailer http.Header // filled by trailing HEADERS before io.EOF
-	unacked int32       // bytes of the stream consumed, not yet given back
+	err     error          // io.EOF at END_STREAM; returned once buf is drained
+	trailer http.Header    // filled by the trailing HEADERS, before io.EOF
+	resp    *http.Response // the response whose Trailer the reader fills at io.EOF
+	unacked int32          // bytes of the stream consumed, not yet given back
 }
 
 // writeLocked appends data from a DATA frame.
@@ -54,6 +55,12 @@ func (p *pipe) read(b []byte) (int, error) {
 			err = s.err
 		default:
 			err = c.err
+		}
+		if err == io.EOF && p.trailer != nil && p.resp != nil {
+			// The trailers go to the response now, in the reader's
+			// goroutine (as net/http's do): the read loop never writes
+			// a map the caller reads.
+			p.resp.Trailer, p.trailer = p.trailer, nil
 		}
 		c.mu.Unlock()
 		return 0, err

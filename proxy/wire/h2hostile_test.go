@@ -88,6 +88,57 @@ func writeStatus(fr *http2.Framer, id uint32, endStream bool) {
 	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block.Bytes(), EndHeaders: true, EndStream: endStream})
 }
 
+// writeFields sends a HEADERS frame of the fields kv (name, value, ...) on
+// id.
+func writeFields(fr *http2.Framer, id uint32, endStream bool, kv ...string) {
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	for i := 0; i+1 < len(kv); i += 2 {
+		enc.WriteField(hpack.HeaderField{Name: kv[i], Value: kv[i+1]})
+	}
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block.Bytes(), EndHeaders: true, EndStream: endStream})
+}
+
+// TestH2TrailersAtEOF: a response's trailers reach resp.Trailer when its
+// body is read to its end, by the reader, and not before: the connection's
+// read loop never writes a map the caller may be reading (as an HTTP/2
+// client's stream does, announcing them).
+func TestH2TrailersAtEOF(t *testing.T) {
+	addr, seen := hostileH2(t, nil, func(fr *http2.Framer, id uint32) {
+		writeStatus(fr, id, false)
+		fr.WriteData(id, false, []byte("ok"))
+		writeFields(fr, id, true, "x-sum", "42")
+	})
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewH2Conn(nc, Preface{}, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req, _ := http.NewRequest("GET", "https://origin.test/", nil)
+	resp, err := c.RoundTrip(req, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := <-seen; !got.acked { // the read loop has taken the trailers
+		t.Fatal("the connection did not live")
+	}
+	if len(resp.Trailer) != 0 {
+		t.Errorf("trailers before the body was read: %v", resp.Trailer)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || string(body) != "ok" {
+		t.Fatalf("body %q, %v", body, err)
+	}
+	if got := resp.Trailer.Get("X-Sum"); got != "42" {
+		t.Errorf("trailers after the body: %v, want X-Sum: 42", resp.Trailer)
+	}
+}
+
 // writeData sends n bytes of DATA on id in frames of the default size.
 func writeData(fr *http2.Framer, id uint32, n int) {
 	chunk := make([]byte, defaultMaxFrame)
@@ -147,6 +198,19 @@ func TestH2HostileServer(t *testing.T) {
 		{
 			name: "DATA before the response head",
 			act:  func(fr *http2.Framer, id uint32) { fr.WriteData(id, true, []byte("early")) },
+			code: http2.ErrCodeProtocol, stream: true,
+		},
+		{
+			name: "HEADERS after the head that do not end the stream",
+			act: func(fr *http2.Framer, id uint32) {
+				writeStatus(fr, id, false)
+				writeFields(fr, id, false, "x-sum", "42")
+			},
+			code: http2.ErrCodeProtocol, stream: true,
+		},
+		{
+			name: "an interim response that ends the stream",
+			act:  func(fr *http2.Framer, id uint32) { writeFields(fr, id, true, ":status", "103", "link", "</a.css>") },
 			code: http2.ErrCodeProtocol, stream: true,
 		},
 		{

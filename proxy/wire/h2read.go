@@ -146,13 +146,24 @@ func (c *H2Conn) applySettings(f *http2.SettingsFrame) error {
 // onHeaders takes a response head, an interim one (kept for the caller, up
 // to maxInterim) or trailers.
 func (c *H2Conn) onHeaders(f *http2.MetaHeadersFrame) {
+	var malformed string // a stream error, sent once mu is let go
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	s := c.streams[f.StreamID]
+	defer func() {
+		c.mu.Unlock()
+		if malformed != "" {
+			s.cancel(http2.ErrCodeProtocol, fmt.Errorf("wire: stream %d: %s: %w", s.id, malformed, http2.StreamError{StreamID: s.id, Code: http2.ErrCodeProtocol}))
+		}
+	}()
 	if s == nil {
 		return
 	}
-	if s.gotResp { // trailers
+	if s.gotResp { // trailers: one block, which ends the stream (RFC 9113 8.1)
+		if !f.StreamEnded() || s.body.trailer != nil {
+			malformed = "HEADERS after the response head that are no trailers ending the stream"
+			return
+		}
+		s.body.trailer = http.Header{}
 		for _, hf := range f.RegularFields() {
 			s.body.trailer.Add(http.CanonicalHeaderKey(hf.Name), hf.Value)
 		}
@@ -164,6 +175,10 @@ func (c *H2Conn) onHeaders(f *http2.MetaHeadersFrame) {
 			return
 		}
 		if status < 200 {
+			if f.StreamEnded() { // no final response can follow
+				malformed = fmt.Sprintf("ended with an interim response (%d)", status)
+				return
+			}
 			if status != http.StatusContinue && len(s.resp) < maxInterim {
 				s.resp <- responseHead(s.req, f, status)
 			}
@@ -181,7 +196,7 @@ func (c *H2Conn) onHeaders(f *http2.MetaHeadersFrame) {
 		if f.StreamEnded() || s.req.Method == http.MethodHead {
 			resp.ContentLength = max(resp.ContentLength, 0)
 		}
-		resp.Trailer = s.body.trailer
+		s.body.resp = resp // its Trailer filled by the body's reader at io.EOF
 		s.gotResp = true
 		s.resp <- head
 	}
