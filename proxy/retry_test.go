@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,8 +11,12 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 
 	"github.com/sessionproxy/sessionproxy/proxy/config"
 	"github.com/sessionproxy/sessionproxy/proxy/proxytest"
@@ -428,4 +433,88 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestRetryBodyWholeOverHTTP2: a request retried on a fresh session after an
+// HTTP/2 origin blocked it before taking its whole body sends the retry's
+// origin the client's body whole: the first attempt's stream never reads
+// the body the retry was given.
+func TestRetryBodyWholeOverHTTP2(t *testing.T) {
+	const size = 900 << 10
+	body := make([]byte, size)
+	for i := range body {
+		body[i] = byte(i / 4093)
+	}
+	var conns atomic.Int32
+	got := make(chan []byte, 1)
+	origin := httptest.NewUnstartedServer(http.NotFoundHandler())
+	origin.EnableHTTP2 = true
+	origin.Config.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){
+		"h2": func(_ *http.Server, c *tls.Conn, _ http.Handler) {
+			n := conns.Add(1) // one connection a session: the first is the blocked one
+			fr, err := proxytest.H2ServerFramer(c)
+			if err != nil {
+				return
+			}
+			var enc bytes.Buffer
+			head := func(id uint32, status string, end bool) {
+				enc.Reset()
+				hpack.NewEncoder(&enc).WriteField(hpack.HeaderField{Name: ":status", Value: status})
+				fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: enc.Bytes(), EndHeaders: true, EndStream: end})
+			}
+			var recv []byte
+			for {
+				f, err := fr.ReadFrame()
+				if err != nil {
+					return
+				}
+				switch f := f.(type) {
+				case *http2.SettingsFrame:
+					if !f.IsAck() {
+						fr.WriteSettingsAck()
+					}
+				case *http2.MetaHeadersFrame:
+					if n == 1 { // blocked at once, the body still coming
+						head(f.StreamID, "403", false)
+						fr.WriteData(f.StreamID, true, []byte("blocked"))
+					}
+				case *http2.DataFrame:
+					if k := uint32(len(f.Data())); k > 0 { // taken, slowly by the first
+						if n == 1 {
+							time.Sleep(2 * time.Millisecond)
+						}
+						fr.WriteWindowUpdate(0, k)
+						fr.WriteWindowUpdate(f.StreamID, k)
+					}
+					if n != 1 {
+						recv = append(recv, f.Data()...)
+						if f.StreamEnded() {
+							got <- recv
+							head(f.StreamID, "200", true)
+						}
+					}
+				}
+			}
+		},
+	}
+	origin.StartTLS()
+	t.Cleanup(origin.Close)
+	cfg := rulesConfig(t, rules.Spec{Name: "forbidden", Status: []string{"403"}, Action: rules.ActionBad, Retry: true})
+	trustOrigin(t, cfg, origin)
+	h := startProxy(t, cfg)
+	req, _ := http.NewRequest(http.MethodPost, origin.URL+"/upload", bytes.NewReader(body))
+	c := h.client("", "")
+	c.Transport.(*http.Transport).ForceAttemptHTTP2 = true
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Session-Retries") != "1" {
+		t.Fatalf("status %d, retries %q; want 200 after one retry", resp.StatusCode, resp.Header.Get("X-Session-Retries"))
+	}
+	if second := <-got; !bytes.Equal(second, body) {
+		t.Errorf("the retry's origin got %d bytes (equal: false), want the client's %d", len(second), size)
+	}
 }

@@ -219,7 +219,9 @@ func (c *H2Conn) RoundTrip(req *http.Request, headTimeout time.Duration) (*http.
 		return nil, err // s.err is nil when the stream had ended before: a server may answer before the request
 	}
 	if hasBody {
-		go s.writeBody() // ends with the body, or with the stream
+		// The body as it is now: a retry of the request on another
+		// stream may give req another while this one still writes.
+		go s.writeBody(req.Body) // ends with the body, or with the stream
 	}
 	stop := context.AfterFunc(req.Context(), func() { s.cancel(http2.ErrCodeCancel, req.Context().Err()) })
 	var timeout <-chan time.Time
@@ -342,12 +344,12 @@ func (c *H2Conn) writeHeaders(s *h2Stream, req *http.Request, endStream bool, ma
 
 // writeBody sends the request body in DATA frames as the send windows
 // allow, then END_STREAM (with trailers, when the request has them).
-func (s *h2Stream) writeBody() {
+func (s *h2Stream) writeBody(body io.ReadCloser) {
 	c, req := s.c, s.req
-	defer req.Body.Close()
+	defer body.Close()
 	buf := make([]byte, defaultMaxFrame)
 	for {
-		n, rerr := req.Body.Read(buf)
+		n, rerr := body.Read(buf)
 		for data := buf[:n]; len(data) > 0; {
 			k, err := s.awaitWindow(len(data))
 			if err != nil {

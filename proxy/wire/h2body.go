@@ -101,7 +101,8 @@ func (b *h2Body) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Close ends the stream: one whose response has not all come is reset
+// Close ends the stream: one whose response has not all come, or whose
+// request body has not all gone (the server answered first), is reset
 // (CANCEL), and what was buffered and not read is given back.
 func (b *h2Body) Close() error {
 	if b.closed {
@@ -114,7 +115,7 @@ func (b *h2Body) Close() error {
 	unread := int32(s.body.buf.Len())
 	s.body.buf.Reset()
 	c.recvUnack += unread
-	done := s.recvDone
+	done := s.recvDone && s.sendDone
 	c.mu.Unlock()
 	if !done {
 		s.cancel(http2.ErrCodeCancel, errBodyClosed)

@@ -266,3 +266,82 @@ func TestH2HostileServer(t *testing.T) {
 		})
 	}
 }
+
+// TestH2EarlyResponseEndsStream: a server that answers before the request's
+// body has all gone gets the stream reset when the response's body is
+// closed; the connection forgets the stream and can go idle, and the body's
+// writer ends.
+func TestH2EarlyResponseEndsStream(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	resets := make(chan http2.ErrCode, 1)
+	go func() {
+		srv, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer srv.Close()
+		fr, err := proxytest.H2ServerFramer(srv, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+		if err != nil {
+			return
+		}
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				return
+			}
+			switch f := f.(type) {
+			case *http2.MetaHeadersFrame:
+				writeStatus(fr, f.StreamID, true) // the whole answer, before the body
+			case *http2.RSTStreamFrame:
+				resets <- f.ErrCode
+				return
+			}
+		}
+	}()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewH2Conn(nc, Preface{}, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pr, pw := io.Pipe() // a client still sending its body
+	body := &closeNotingBody{Reader: pr, closed: make(chan struct{})}
+	req, _ := http.NewRequest("POST", "https://origin.test/", body)
+	resp, err := c.RoundTrip(req, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	select {
+	case code := <-resets:
+		if code != http2.ErrCodeCancel {
+			t.Errorf("the server got RST_STREAM %v, want CANCEL", code)
+		}
+	case <-time.After(10 * time.Second): // a failure's guard, not a wait
+		t.Fatal("the stream was never reset")
+	}
+	pw.Close()    // the client's body ends...
+	<-body.closed // ...and so does the writer of the reset stream
+	c.mu.Lock()
+	open := len(c.streams)
+	c.mu.Unlock()
+	if open != 0 || c.idleFor() == 0 {
+		t.Errorf("after the response's body was closed: %d streams open, idle for %v; want none, and idle", open, c.idleFor())
+	}
+}
+
+// closeNotingBody is a request body that closes closed when it is closed.
+type closeNotingBody struct {
+	io.Reader
+	closed chan struct{}
+}
+
+func (b *closeNotingBody) Close() error { close(b.closed); return nil }
