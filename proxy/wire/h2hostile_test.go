@@ -83,9 +83,7 @@ type hostileSeen struct {
 }
 
 func writeStatus(fr *http2.Framer, id uint32, endStream bool) {
-	var block bytes.Buffer
-	hpack.NewEncoder(&block).WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
-	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block.Bytes(), EndHeaders: true, EndStream: endStream})
+	writeFields(fr, id, endStream, ":status", "200")
 }
 
 // writeFields sends a HEADERS frame of the fields kv (name, value, ...) on

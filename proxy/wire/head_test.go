@@ -2,7 +2,6 @@ package wire
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,7 +17,6 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 func TestHeadNames(t *testing.T) {
@@ -175,19 +173,9 @@ func (r *namesRecorder) Interim(_ *http.Response, names []string) { r.got = appe
 // order the server sent them, repeats kept, pseudo-headers left out; an
 // interim response's reach the request's Interim with it.
 func TestResponseNamesH2(t *testing.T) {
-	field := func(enc *hpack.Encoder, kv ...string) {
-		for i := 0; i < len(kv); i += 2 {
-			enc.WriteField(hpack.HeaderField{Name: kv[i], Value: kv[i+1]})
-		}
-	}
 	addr, seen := hostileH2(t, nil, func(fr *http2.Framer, id uint32) {
-		var block bytes.Buffer
-		enc := hpack.NewEncoder(&block)
-		field(enc, ":status", "103", "link", "</a.css>", "x-hint", "1")
-		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block.Bytes(), EndHeaders: true})
-		block.Reset()
-		field(enc, ":status", "200", "x-b", "1", "set-cookie", "a=1", "content-type", "text/plain", "x-a", "2", "set-cookie", "b=2")
-		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block.Bytes(), EndHeaders: true})
+		writeFields(fr, id, false, ":status", "103", "link", "</a.css>", "x-hint", "1")
+		writeFields(fr, id, false, ":status", "200", "x-b", "1", "set-cookie", "a=1", "content-type", "text/plain", "x-a", "2", "set-cookie", "b=2")
 		fr.WriteData(id, true, []byte("ok"))
 	})
 	nc, err := net.Dial("tcp", addr)
