@@ -86,6 +86,22 @@ func writeStatus(fr *http2.Framer, id uint32, endStream bool) {
 	writeFields(fr, id, endStream, ":status", "200")
 }
 
+// dialH2 opens an H2Conn with the default preface to the server at addr,
+// closed when the test ends.
+func dialH2(t *testing.T, addr string) *H2Conn {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewH2Conn(nc, Preface{}, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // writeFields sends a HEADERS frame of the fields kv (name, value, ...) on
 // id.
 func writeFields(fr *http2.Framer, id uint32, endStream bool, kv ...string) {
@@ -107,15 +123,7 @@ func TestH2TrailersAtEOF(t *testing.T) {
 		fr.WriteData(id, false, []byte("ok"))
 		writeFields(fr, id, true, "x-sum", "42")
 	})
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := NewH2Conn(nc, Preface{}, 0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialH2(t, addr)
 	req, _ := http.NewRequest("GET", "https://origin.test/", nil)
 	resp, err := c.RoundTrip(req, 0)
 	if err != nil {
@@ -300,15 +308,7 @@ func TestH2EarlyResponseEndsStream(t *testing.T) {
 			}
 		}
 	}()
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := NewH2Conn(nc, Preface{}, 0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialH2(t, ln.Addr().String())
 	pr, pw := io.Pipe() // a client still sending its body
 	body := &closeNotingBody{Reader: pr, closed: make(chan struct{})}
 	req, _ := http.NewRequest("POST", "https://origin.test/", body)

@@ -178,15 +178,7 @@ func TestResponseNamesH2(t *testing.T) {
 		writeFields(fr, id, false, ":status", "200", "x-b", "1", "set-cookie", "a=1", "content-type", "text/plain", "x-a", "2", "set-cookie", "b=2")
 		fr.WriteData(id, true, []byte("ok"))
 	})
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := NewH2Conn(nc, Preface{}, 0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialH2(t, addr)
 	rec := &namesRecorder{}
 	req, _ := http.NewRequest("GET", "https://origin.test/", nil)
 	req = req.WithContext(context.WithValue(req.Context(), InterimKey{}, Interim(rec)))
