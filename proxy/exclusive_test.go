@@ -101,10 +101,7 @@ func TestExclusivePinned(t *testing.T) {
 	cfg.Pool.Exclusive = true
 	cfg.Pacing.MaxWait = 200 * time.Millisecond
 	h := startProxy(t, cfg)
-	queued := make(chan sessionRef, 4)
-	h.srv.busy.mu.Lock()
-	h.srv.busy.queued = func(key sessionRef) { queued <- key }
-	h.srv.busy.mu.Unlock()
+	queued := queuedOf(h)
 	c := h.client("", "")
 
 	first := make(chan *http.Response, 1)
@@ -163,10 +160,7 @@ func TestExclusiveWaiterAfterRetirement(t *testing.T) {
 	cfg.Pool.Exclusive = true
 	cfg.Retry.MaxAttempts = 0
 	h := startProxy(t, cfg)
-	queued := make(chan sessionRef, 4)
-	h.srv.busy.mu.Lock()
-	h.srv.busy.queued = func(key sessionRef) { queued <- key }
-	h.srv.busy.mu.Unlock()
+	queued := queuedOf(h)
 	c := h.client("", "")
 	get(t, c, origin.URL+"/set", "alice")
 
@@ -191,6 +185,16 @@ func TestExclusiveWaiterAfterRetirement(t *testing.T) {
 	if _, err := h.pool().GetSessionByID(t.Context(), "alice"); err != nil {
 		t.Errorf("no usable alice after her next request: %v", err)
 	}
+}
+
+// queuedOf returns a channel that gets the session of each request of h
+// that starts to wait for a session another request holds.
+func queuedOf(h *harness) <-chan sessionRef {
+	queued := make(chan sessionRef, 4)
+	h.srv.busy.mu.Lock()
+	h.srv.busy.queued = func(key sessionRef) { queued <- key }
+	h.srv.busy.mu.Unlock()
+	return queued
 }
 
 // TestBusySessionsOrder: a freed session goes to the requests waiting for
