@@ -613,21 +613,22 @@ func discard(body io.ReadCloser) {
 // while the request may have another session: pace then returns neither.
 func (s *Server) pace(c *call, sel selection, attempt int) (func(), *http.Response, record.Event) {
 	sess := sel.sess
+	key := paceKey(sess) // made once: it is a string built per request
 	if sess.Site() != "" {
 		// A pause kept with the session (a restart, another instance) holds
 		// here too.
 		if until := sess.PausedUntil(); !until.IsZero() {
-			s.pacer.Pause(c.host, paceKey(sess), until)
+			s.pacer.Pause(c.host, key, until)
 		}
 	}
-	if !sel.pinned && attempt < c.cfg.Retry.MaxAttempts && !s.pacer.PausedUntil(c.host, paceKey(sess)).IsZero() {
+	if !sel.pinned && attempt < c.cfg.Retry.MaxAttempts && !s.pacer.PausedUntil(c.host, key).IsZero() {
 		return nil, nil, record.Event{}
 	}
 	start := time.Now()
-	release, err := s.pacer.Wait(c.req.Context(), c.host, paceKey(sess))
+	release, err := s.pacer.Wait(c.req.Context(), c.host, key)
 	if err == nil && s.sites.Shared() {
 		var shared func()
-		if shared, err = s.paceShared(c.req.Context(), c.host, c.site, paceKey(sess), c.cfg.Pacing.MaxWait, start); err == nil {
+		if shared, err = s.paceShared(c.req.Context(), c.host, c.site, key, c.cfg.Pacing.MaxWait, start); err == nil {
 			local := release
 			release = func() { local(); shared() }
 		} else {
