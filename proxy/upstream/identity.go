@@ -162,13 +162,20 @@ func (t *identityTransport) handshake(ctx context.Context, req *http.Request, ad
 	}
 	hctx, cancel := context.WithTimeout(ctx, t.opts.TLSHandshakeTimeout)
 	defer cancel()
-	uc, err := profile.Handshake(hctx, conn, hello, &utls.Config{
+	cfg := &utls.Config{
 		ServerName:         req.URL.Hostname(),
 		RootCAs:            t.opts.RootCAs,
 		InsecureSkipVerify: t.opts.InsecureSkipVerify,
 		ClientSessionCache: t.tickets,
 		NextProtos:         protos,
-	})
+	}
+	if t.opts.verified != nil {
+		// The shared cache verifies, as uTLS would; uTLS is told to skip
+		// its own, which also leaves the hello untouched.
+		cfg.InsecureSkipVerify = true
+		cfg.VerifyConnection = t.opts.verified.verifyConnection(cfg.ServerName)
+	}
+	uc, err := profile.Handshake(hctx, conn, hello, cfg)
 	if err != nil {
 		conn.Close()
 		kind := KindTLS

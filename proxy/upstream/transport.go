@@ -63,7 +63,8 @@ type Options struct {
 	// head. Zero means net/http's default (10 MiB).
 	MaxResponseHeaderBytes int64
 
-	buffers *wire.Buffers // what the sessions' exchanges borrow their buffers from; see NewTransports
+	buffers  *wire.Buffers // what the sessions' exchanges borrow their buffers from; see NewTransports
+	verified *verifyCache  // the origin chains the sessions' identities verified; nil: each handshake verifies its own
 }
 
 func (o Options) withDefaults() Options {
@@ -177,6 +178,9 @@ type roundTripCloser interface {
 func NewTransports[K comparable](opts Options) *Transports[K] {
 	opts = opts.withDefaults()
 	opts.buffers = wire.NewBuffers() // one for every session: an idle connection holds none
+	if !opts.InsecureSkipVerify {
+		opts.verified = newVerifyCache(opts.RootCAs)
+	}
 	return &Transports[K]{opts: opts, profiles: profile.Profiles(), m: make(map[K]sessionTransport)}
 }
 
