@@ -130,18 +130,31 @@ func (c *H1Conn) RoundTrip(req *http.Request, target string, extra []string, don
 	// whatever waits on it, until the exchange ends.
 	c.unwatch = context.AfterFunc(req.Context(), c.closeConn)
 	c.mu.Unlock()
-	if err := c.writeRequest(req, target, extra); err != nil {
+	writeErr := c.writeRequest(req, target, extra)
+	var readErr *bodyReadError
+	if writeErr != nil && (errors.As(writeErr, &readErr) || req.Context().Err() != nil) {
+		c.end(false, done)
+		return nil, fmt.Errorf("wire: write request: %w", writeErr)
+	}
+	// A write the connection refused may have met an answer sent early,
+	// before the body was read (a 413 to an upload too large): it is
+	// looked for, and the write's error returned when there is none.
+	failed := func() (*http.Response, error) {
 		c.end(false, done)
 		if reused && req.Context().Err() == nil {
 			// The server closed the idle connection: it got no request.
-			return nil, fmt.Errorf("wire: write request: %w: %w", ErrRetryable, err)
+			return nil, fmt.Errorf("wire: write request: %w: %w", ErrRetryable, writeErr)
 		}
-		return nil, fmt.Errorf("wire: write request: %w", err)
+		return nil, fmt.Errorf("wire: write request: %w", writeErr)
 	}
 	if c.headTimeout > 0 {
 		c.conn.SetReadDeadline(time.Now().Add(c.headTimeout))
 	}
-	if reused {
+	if writeErr != nil {
+		if _, err := c.br.Peek(1); err != nil {
+			return failed()
+		}
+	} else if reused {
 		if _, err := c.br.Peek(1); err != nil && closedIdle(err) && req.Context().Err() == nil {
 			// The server closed the connection before a byte of an
 			// answer: as net/http does, send it again when repeating it
@@ -183,6 +196,9 @@ func (c *H1Conn) RoundTrip(req *http.Request, target string, extra []string, don
 			// its deadline stays until the next request sets its own.
 			c.conn.SetReadDeadline(time.Time{})
 		}
+		if err != nil && writeErr != nil {
+			return failed()
+		}
 		if err != nil {
 			c.end(false, done)
 			if ctxErr := req.Context().Err(); ctxErr != nil {
@@ -199,7 +215,8 @@ func (c *H1Conn) RoundTrip(req *http.Request, target string, extra []string, don
 		if resp.Body == http.NoBody {
 			left = 0
 		}
-		resp.Body = &h1Body{body: resp.Body, c: c, exchange: exchange, reusable: !resp.Close && !req.Close, done: done, left: left, names: names}
+		reusable := !resp.Close && !req.Close && writeErr == nil
+		resp.Body = &h1Body{body: resp.Body, c: c, exchange: exchange, reusable: reusable, done: done, left: left, names: names}
 		return resp, nil
 	}
 }
@@ -330,18 +347,38 @@ func (c *H1Conn) writeRequest(req *http.Request, target string, extra []string) 
 	return w.Flush()
 }
 
-// writeBody writes req's body, chunked when its framing is.
+// bodyReadError is a failure to read a request's body (the client's side),
+// as against one to write it to the connection.
+type bodyReadError struct{ err error }
+
+func (e *bodyReadError) Error() string { return e.err.Error() }
+func (e *bodyReadError) Unwrap() error { return e.err }
+
+// bodyReader reads a request's body, its failures bodyReadErrors.
+type bodyReader struct{ r io.Reader }
+
+func (b bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &bodyReadError{err}
+	}
+	return n, err
+}
+
+// writeBody writes req's body, chunked when its framing is. A failure to
+// read the body is a *bodyReadError.
 func writeBody(w *bufio.Writer, req *http.Request) error {
 	defer req.Body.Close()
+	body := bodyReader{req.Body}
 	if !chunked(req) {
-		n, err := io.Copy(w, req.Body)
+		n, err := io.Copy(w, body)
 		if err == nil && req.ContentLength > 0 && n != req.ContentLength {
-			err = fmt.Errorf("body of %d bytes, not the %d announced", n, req.ContentLength)
+			err = &bodyReadError{fmt.Errorf("body of %d bytes, not the %d announced", n, req.ContentLength)}
 		}
 		return err
 	}
 	cw := httputil.NewChunkedWriter(w)
-	if _, err := io.Copy(cw, req.Body); err != nil {
+	if _, err := io.Copy(cw, body); err != nil {
 		return err
 	}
 	if err := cw.Close(); err != nil {
