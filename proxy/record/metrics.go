@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -94,6 +95,7 @@ type labelBound struct {
 	kept    map[string]bool // immutable
 	max     int
 	counts  sync.Map                        // value -> *atomic.Int64, its uses
+	counted atomic.Int64                    // the values in counts
 	labeled atomic.Pointer[map[string]bool] // the values with a label now; replaced whole under mu
 	mu      sync.Mutex
 }
@@ -111,18 +113,25 @@ func siteBound(opts Options) *labelBound {
 	return b
 }
 
-// label counts one use of v and returns its label: v, or "other"; "none"
-// for "".
+// label counts one use of v and returns its label: v (made valid UTF-8),
+// or "other"; "none" for "". Between scrapes the counts are ranked, and
+// the least used dropped, whenever they reach countedPerLabel a label.
 func (b *labelBound) label(v string) string {
+	v = labelValue(v)
 	switch {
 	case v == "":
 		return labelNone
 	case b.kept[v]:
 		return v
+	case b.max < 0:
+		return labelOther
 	}
 	c, ok := b.counts.Load(v)
 	if !ok {
-		c, _ = b.counts.LoadOrStore(v, new(atomic.Int64))
+		var loaded bool
+		if c, loaded = b.counts.LoadOrStore(v, new(atomic.Int64)); !loaded && b.counted.Add(1) > int64(b.limit()) {
+			b.rankKeeping(b.limit() / 2)
+		}
 	}
 	c.(*atomic.Int64).Add(1)
 	if (*b.labeled.Load())[v] {
@@ -143,8 +152,14 @@ func (b *labelBound) label(v string) string {
 	return v
 }
 
+// limit is how many values' uses b counts at most.
+func (b *labelBound) limit() int { return countedPerLabel * max(b.max, 1) }
+
 // rank gives the labels to the max values used most so far.
-func (b *labelBound) rank() {
+func (b *labelBound) rank() { b.rankKeeping(b.limit()) }
+
+// rankKeeping is rank, keeping the counts of the keep values used most.
+func (b *labelBound) rankKeeping(keep int) {
 	type use struct {
 		v string
 		n int64
@@ -154,12 +169,12 @@ func (b *labelBound) rank() {
 		uses = append(uses, use{k.(string), c.(*atomic.Int64).Load()})
 		return true
 	})
-	if len(uses) <= b.max {
+	if len(uses) <= max(b.max, 0) {
 		return // every value has its label already
 	}
 	slices.SortFunc(uses, func(x, y use) int { return cmp.Compare(y.n, x.n) })
-	next := make(map[string]bool, b.max)
-	for _, u := range uses[:b.max] {
+	next := make(map[string]bool, max(b.max, 0))
+	for _, u := range uses[:max(b.max, 0)] {
 		next[u.v] = true
 	}
 	b.mu.Lock()
@@ -167,9 +182,20 @@ func (b *labelBound) rank() {
 	b.mu.Unlock()
 	// The counts of the least used go, so that they stay bounded too: a
 	// site among them starts again from its next use.
-	for _, u := range uses[min(len(uses), countedPerLabel*b.max):] {
-		b.counts.Delete(u.v)
+	for _, u := range uses[min(len(uses), keep):] {
+		if _, ok := b.counts.LoadAndDelete(u.v); ok {
+			b.counted.Add(-1)
+		}
 	}
+}
+
+// labelValue is v as a label value may be: Prometheus refuses (panics on)
+// one that is not UTF-8, and v may come from a client (a request's host).
+func labelValue(v string) string {
+	if utf8.ValidString(v) {
+		return v
+	}
+	return strings.ToValidUTF8(v, "\uFFFD")
 }
 
 // countedPerLabel is how many values' uses a labelBound counts for each
@@ -408,7 +434,7 @@ func splitHop(hop string) (which, host string) {
 	default:
 		which, host = labelOther, hop
 	}
-	host = strings.TrimSpace(host)
+	host = labelValue(strings.TrimSpace(host))
 	if i := strings.LastIndex(host, "@"); i >= 0 {
 		host = host[i+1:]
 	}

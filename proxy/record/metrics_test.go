@@ -15,6 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sessionproxy/sessionproxy/proxy/record/recordtest"
+	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 )
 
 // scrapeHandler serves m's handler on a test server and scrapes it once.
@@ -420,5 +421,44 @@ func TestMetricsSiteLabelsBounded(t *testing.T) {
 	}
 	if len(sites) > 3 {
 		t.Errorf("%d site label values with MaxSiteLabels 2: %v", len(sites), sites)
+	}
+}
+
+// TestMetricsBadLabelValues: a host or site that is not UTF-8 (a client's
+// request line may carry one) is counted under a label made valid, where
+// Prometheus panicked on it in the request's goroutine; a negative
+// MaxSiteLabels puts every site under "other", scrape after scrape.
+func TestMetricsBadLabelValues(t *testing.T) {
+	r := New(Options{})
+	r.UpstreamFailed(&upstream.Error{Hop: "origin \xff.invalid:80", Kind: upstream.KindConnect})
+	r.Finish(Event{Outcome: OutcomeError, Status: 502, Site: "\xff.invalid"})
+	fams, _ := scrapeRecorder(t, r)
+	if got := recordtest.Value(fams, "sessionproxy_requests_total", recordtest.RequestLabels("error", "none", "5xx", "\uFFFD.invalid")); got != 1 {
+		t.Errorf("the site not UTF-8: %v requests under its label made valid, want 1", got)
+	}
+
+	r = New(Options{MaxSiteLabels: -1})
+	for range 2 {
+		r.Finish(Event{Outcome: OutcomeGood, Status: 200, Site: "a.example"})
+		fams, _ := scrapeRecorder(t, r)
+		if got := recordtest.Value(fams, "sessionproxy_requests_total", recordtest.RequestLabels("good", "none", "2xx", "other")); got < 1 {
+			t.Errorf("MaxSiteLabels -1: %v requests under other, want them all", got)
+		}
+	}
+}
+
+// TestMetricsSiteCountsBoundedUnscraped: the uses counted to rank the
+// sites stay within countedPerLabel a label when nobody scrapes.
+func TestMetricsSiteCountsBoundedUnscraped(t *testing.T) {
+	const maxLabels = 10
+	r := New(Options{MaxSiteLabels: maxLabels})
+	for i := range 5000 {
+		r.Finish(Event{Outcome: OutcomeGood, Status: 200, Site: fmt.Sprintf("s%d.example", i)})
+	}
+	n := 0
+	r.metrics.sites.counts.Range(func(any, any) bool { n++; return true })
+	if bound := countedPerLabel * maxLabels; n > bound || int(r.metrics.sites.counted.Load()) != n {
+		t.Errorf("%d sites counted (the count says %d) after 5,000 sites and no scrape, want at most %d",
+			n, r.metrics.sites.counted.Load(), bound)
 	}
 }
