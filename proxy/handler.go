@@ -98,9 +98,11 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "sessionproxy: unsupported scheme "+strconv.Quote(r.URL.Scheme)+" (http and https only)", http.StatusBadRequest)
 		return
 	}
-	if r.URL.IsAbs() && namesNoHost(r.URL.Host) {
-		http.Error(w, "sessionproxy: no host in the request's URL", http.StatusBadRequest) // RFC 9110 4.2.1: reject it
-		return
+	if r.URL.IsAbs() {
+		if err := checkHostName(r.URL.Hostname()); err != nil {
+			http.Error(w, "sessionproxy: bad host in the request's URL: "+err.Error(), http.StatusBadRequest) // RFC 9110 4.2.1: reject it
+			return
+		}
 	}
 	if err := s.checkTargetHost(r.Context(), targetAddr(r), r.Method == http.MethodConnect); err != nil {
 		s.rec.Finish(record.Event{Outcome: record.OutcomeRejected, Status: http.StatusForbidden})

@@ -325,7 +325,8 @@ func TestUnsupportedSchemes(t *testing.T) {
 			t.Errorf("%s: status %d, want 400", scheme, got)
 		}
 	}
-	for _, target := range []string{"http:///file", "https:///file", "http://:80/file", "http://./file", "http://...:80/file"} { // no host: not the Host header's
+	for _, target := range []string{"http:///file", "https:///file", "http://:80/file", "http://./file", "http://...:80/file", // no host: not the Host header's
+		"http://\xff.invalid/file", "http://a%2Fb/file", "http://a\x7fb/file"} { // no name: a byte of no UTF-8 made Prometheus panic (no answer at all)
 		conn, br := plainConn(t, h)
 		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, addr)
 		if got := statusOf(conn, br); got != http.StatusBadRequest {
@@ -340,11 +341,13 @@ func TestUnsupportedSchemes(t *testing.T) {
 	if len(hits) != 1 {
 		t.Errorf("the origin got %d requests, want the http one alone", len(hits))
 	}
-	// Inside a tunnel, a Host of dots alone.
-	tc, tbr := dialTunnel(t, h, addr)
-	fmt.Fprintf(tc, "GET /file HTTP/1.1\r\nHost: .\r\n\r\n")
-	if got := statusOf(tc, tbr); got != http.StatusBadRequest {
-		t.Errorf("Host \".\" in a tunnel: status %d, want 400", got)
+	// Inside a tunnel, a Host of dots alone, or of bytes that name nothing.
+	for _, host := range []string{".", "\xff.test"} {
+		tc, tbr := dialTunnel(t, h, addr)
+		fmt.Fprintf(tc, "GET /file HTTP/1.1\r\nHost: %s\r\n\r\n", host)
+		if got := statusOf(tc, tbr); got != http.StatusBadRequest {
+			t.Errorf("Host %q in a tunnel: status %d, want 400", host, got)
+		}
 	}
 	if p := h.srv.Sites().Lookup(""); p != nil && len(p.Sessions()) > 0 {
 		t.Errorf("the pool of sessions that serve every site holds %d sessions made by these requests", len(p.Sessions()))

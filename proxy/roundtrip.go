@@ -56,10 +56,10 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 		// Inside a tunnel each request names its own target (its Host),
 		// which need not be the CONNECT's: checked as a plain request's,
 		// since through an upstream no dialer checks it.
-		if namesNoHost(req.URL.Host) {
+		if err := checkHostName(req.URL.Hostname()); err != nil {
 			s.inflight.leave()
 			t.skipOrder(req)
-			return textResponse(req, http.StatusBadRequest, "sessionproxy: no host in the request"), nil
+			return textResponse(req, http.StatusBadRequest, "sessionproxy: bad host in the request: "+err.Error()), nil
 		}
 		if err := s.checkTargetHost(req.Context(), targetAddr(req), false); err != nil {
 			s.inflight.leave()

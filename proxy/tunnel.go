@@ -3,7 +3,6 @@ package proxy
 import (
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 )
 
@@ -56,13 +55,6 @@ func hostOnly(hostport string) string {
 		return h
 	}
 	return hostport
-}
-
-// namesNoHost reports whether a host (a port, if any, aside) names nothing:
-// empty, or dots alone, which no site is made of (sites.Of gives "", the
-// pool of sessions that serve every site).
-func namesNoHost(host string) bool {
-	return strings.Trim(hostOnly(host), ".") == ""
 }
 
 // skipOrder takes req's header order from the tunnel's reader and drops

@@ -391,8 +391,7 @@ func (s *Server) limits() connLimits {
 }
 
 // checkConnectTarget reports what is wrong with a CONNECT's host:port, or
-// nil: a host of at most 253 characters that is an IP address or a DNS-like
-// name, and a port from 1 to 65535.
+// nil: a host checkHostName takes, and a port from 1 to 65535.
 func checkConnectTarget(target string) error {
 	host, port, err := net.SplitHostPort(target)
 	if err != nil {
@@ -401,10 +400,21 @@ func checkConnectTarget(target string) error {
 	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
 		return errors.New("port must be 1 to 65535")
 	}
+	return checkHostName(host)
+}
+
+// checkHostName reports what is wrong with a request's target host (its
+// port and brackets aside), or nil: an IP address, or a DNS-like name of
+// at most 253 letters, digits, '-', '.' and '_' that is not dots alone
+// (dots alone name no site: sites.Of gives "", the pool of sessions that
+// serve every site). Any other byte (a space, a control character, a
+// byte of no UTF-8) names nothing a resolver finds, and would go on into
+// the logs and metrics.
+func checkHostName(host string) error {
 	if host == "" || len(host) > 253 {
 		return errors.New("host must be 1 to 253 characters")
 	}
-	if namesNoHost(host) {
+	if strings.Trim(host, ".") == "" {
 		return errors.New("host must name something, not dots alone")
 	}
 	if net.ParseIP(host) != nil {
