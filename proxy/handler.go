@@ -217,6 +217,21 @@ func (s *Server) plainTunnel(req *http.Request, client net.Conn, ctx *goproxy.Pr
 	defer client.Close()
 	t := ctx.UserData.(*tunnel)
 	cfg := s.cfg.Load()
+	// Until it relays, the tunnel is a request in flight: Shutdown waits
+	// for its dial and the mark a failed one gives, before the pool's last
+	// save. Relaying, its connections are closed with the others.
+	if !s.inflight.enter() {
+		resp := textResponse(req, http.StatusServiceUnavailable, "sessionproxy: shutting down")
+		s.rec.Finish(record.Event{Outcome: record.OutcomeRejected, Status: resp.StatusCode})
+		writeRawResponse(client, req, resp)
+		return
+	}
+	inFlight := true
+	defer func() {
+		if inFlight {
+			s.inflight.leave()
+		}
+	}()
 	name, err := s.sessionName(req, t, cfg)
 	var tried []string
 	for attempt := 0; err == nil; attempt++ {
@@ -229,6 +244,10 @@ func (s *Server) plainTunnel(req *http.Request, client net.Conn, ctx *goproxy.Pr
 		}
 		upConn, derr := upstream.Dial(req.Context(), sel.sess.ProxyURL(), "tcp", t.host, s.tlsOpts)
 		if derr == nil {
+			s.conns.hold(upConn)
+			defer s.conns.release(upConn)
+			inFlight = false
+			s.inflight.leave()
 			s.relay(client, upConn, sel, cfg, attempt)
 			return
 		}

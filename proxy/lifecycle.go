@@ -60,10 +60,32 @@ func (d *drain) close() <-chan struct{} {
 }
 
 // connTracker remembers every open proxy connection so that Shutdown can
-// close hijacked ones (tunnels), which http.Server forgets about.
+// close hijacked ones (tunnels), which http.Server forgets about, and the
+// connections plain tunnels relay to, which closing their clients does not
+// end.
 type connTracker struct {
-	mu    sync.Mutex
-	conns map[*trackedConn]struct{}
+	mu      sync.Mutex // guards the fields below
+	conns   map[*trackedConn]struct{}
+	relayed map[net.Conn]struct{}
+}
+
+// hold adds c, a connection a plain tunnel relays to, to those closeAll
+// closes. A tunnel holds its connection before it leaves the drain, so
+// that closeAll, which comes after the drain, finds it.
+func (t *connTracker) hold(c net.Conn) {
+	t.mu.Lock()
+	if t.relayed == nil {
+		t.relayed = make(map[net.Conn]struct{})
+	}
+	t.relayed[c] = struct{}{}
+	t.mu.Unlock()
+}
+
+// release forgets c, held by hold.
+func (t *connTracker) release(c net.Conn) {
+	t.mu.Lock()
+	delete(t.relayed, c)
+	t.mu.Unlock()
 }
 
 func (t *connTracker) wrap(ln net.Listener) net.Listener {
@@ -91,7 +113,14 @@ func (t *connTracker) closeAll() {
 	for c := range t.conns {
 		conns = append(conns, c)
 	}
+	relayed := make([]net.Conn, 0, len(t.relayed))
+	for c := range t.relayed {
+		relayed = append(relayed, c)
+	}
 	t.mu.Unlock()
+	for _, c := range relayed {
+		c.Close()
+	}
 	// At once: each Close may first write what its connection held back,
 	// for at most closeFlushMax when the client does not read.
 	var wg sync.WaitGroup
