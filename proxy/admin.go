@@ -558,8 +558,7 @@ func (s *Server) adminPersist(w http.ResponseWriter, r *http.Request) {
 	for _, p := range s.knownPools(r.Context()) {
 		n += len(p.Sessions())
 	}
-	if err := s.sites.PersistState(r.Context()); err != nil {
-		s.log.Warn("persist by the admin API failed", "err", err)
+	if err := s.sites.PersistState(r.Context()); err != nil { // logged by persisted
 		status := http.StatusInternalServerError
 		if errors.Is(err, sessionpool.ErrPoolClosed) {
 			status = http.StatusServiceUnavailable

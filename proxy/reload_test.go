@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/sessionproxy/sessionproxy/proxy/config"
+	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
 // writeConfig writes a config file and returns its path.
@@ -188,5 +192,54 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 	}
 	if err := <-stopped; err != nil {
 		t.Errorf("Shutdown: %v", err)
+	}
+}
+
+// failingStore is a sessionpool.Store that holds nothing and refuses every
+// write.
+type failingStore struct{}
+
+func (failingStore) Get(_ context.Context, key string) ([]byte, error) {
+	return nil, fmt.Errorf("get %q: %w", key, sessionpool.ErrNotFound)
+}
+func (failingStore) Set(context.Context, string, []byte) error { return errors.New("disk full") }
+func (failingStore) Delete(context.Context, string) error      { return nil }
+
+// TestPersistFailureReportedOnce: a failed save is logged once for each
+// write that failed, POST /persist's as well (it also answers 500), and
+// not at all for Shutdown's last save, whose failure Shutdown returns
+// (and main logs).
+func TestPersistFailureReportedOnce(t *testing.T) {
+	var buf syncBuffer
+	srv, err := Open(context.Background(), Options{Config: testConfig(t), Logger: slog.New(slog.NewJSONHandler(&buf, nil)), Store: failingStore{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Sites().Pool(context.Background(), originSite); err != nil {
+		t.Fatal(err)
+	}
+	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.ServeAdmin(adminLn)
+	resp, err := http.Post("http://"+adminLn.Addr().String()+"/persist", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("POST /persist: %d, want 500", resp.StatusCode)
+	}
+	// Two writes failed: the site's state and the sites index.
+	if n := strings.Count(buf.String(), "disk full"); n != 2 {
+		t.Errorf("POST /persist's failure logged in %d lines, want one for each of the 2 writes:\n%s", n, buf.String())
+	}
+	before := buf.String()
+	if err := srv.Shutdown(context.Background()); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("Shutdown: %v, want the last save's failure", err)
+	}
+	if after := strings.TrimPrefix(buf.String(), before); strings.Contains(after, "disk full") {
+		t.Errorf("Shutdown returned the last save's failure and it was logged too:\n%s", after)
 	}
 }

@@ -87,6 +87,8 @@ type Server struct {
 
 	inflight drain // requests whose response is not yet closed; closed by Shutdown
 
+	lastSave atomic.Bool // Shutdown's save is under way: its failure is Shutdown's to return
+
 	conns connTracker // every accepted proxy connection, hijacked ones too
 
 	listening listenAddrs // the proxy's and the admin API's listeners, never a target (targets.go)
@@ -246,10 +248,12 @@ func (s *Server) createSession(_ context.Context, p *sessionpool.Pool, opts sess
 }
 
 // persisted is the pool's OnPersist: every persist is measured, and the
-// failures of periodic ones, which have no caller, are logged here.
+// failures are logged here (those of the periodic ones have no caller;
+// POST /persist answers with its failure too), but for Shutdown's last
+// save, whose failure Shutdown returns.
 func (s *Server) persisted(took time.Duration, err error) {
 	s.rec.Persisted(took, err)
-	if err != nil {
+	if err != nil && !s.lastSave.Load() {
 		s.log.Error("persisting the pool failed", "err", err, "took", took.String())
 	}
 }
@@ -376,6 +380,7 @@ func (s *Server) shutdownOnce(ctx context.Context) error {
 	// pool's state is the one thing that must not be lost.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	s.lastSave.Store(true)
 	if err := s.sites.Teardown(pctx); err != nil {
 		errs = append(errs, fmt.Errorf("proxy: persist pool: %w", err))
 	}
