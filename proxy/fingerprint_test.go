@@ -1,11 +1,13 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -170,5 +172,37 @@ func TestFingerprintRedis(t *testing.T) {
 		if got := stateOf(t, b, id).Fingerprint; got != want || want == "go" {
 			t.Errorf("session %s: B shows %q, A drew %q", id, got, want)
 		}
+	}
+}
+
+// TestFingerprintSessionModeUnderGo: a session keeps its own mode when the
+// configured one is go (made before a reload to go, or by POST /sessions):
+// a mirror session sends its client's own hello, where it sent the
+// fallback profile's (Chrome's, with GREASE, which Go's client never
+// sends) because the request carried nothing of its client.
+func TestFingerprintSessionModeUnderGo(t *testing.T) {
+	suites := make(chan []uint16, 4)
+	origin := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+	origin.TLS = &tls.Config{GetConfigForClient: func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
+		suites <- slices.Clone(hi.CipherSuites)
+		return nil, nil
+	}}
+	origin.StartTLS()
+	defer origin.Close()
+	cfg := testConfig(t)
+	cfg.Pool.Scope = config.ScopeGlobal
+	cfg.Fingerprint = config.FingerprintGo
+	trustOrigin(t, cfg, origin)
+	h := startProxy(t, cfg)
+	if st := h.addSession(`{"id": "m", "fingerprint": "mirror"}`); st.Fingerprint != "mirror" {
+		t.Fatalf("session made with %q", st.Fingerprint)
+	}
+	resp, body := get(t, h.client("", ""), origin.URL+"/", "m") // a Go client: no GREASE
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Session-Id") != "m" {
+		t.Fatalf("%d %q, session %q", resp.StatusCode, body, resp.Header.Get("X-Session-Id"))
+	}
+	got := <-suites
+	if slices.ContainsFunc(got, func(s uint16) bool { return s&0x0f0f == 0x0a0a && s>>8 == s&0xff }) {
+		t.Errorf("the mirror session's origin got GREASE cipher suites (%x): the fallback's hello, not the Go client's own", got)
 	}
 }

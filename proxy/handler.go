@@ -110,9 +110,10 @@ func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x := &exchange{Context: r.Context(), client: info}
-	if r.Method != http.MethodConnect && cfg.Fingerprint != config.FingerprintGo {
+	if r.Method != http.MethodConnect {
 		// The order in which a plain-HTTP request goes on (inside tunnels,
-		// identify takes it from the tunnel's reader).
+		// identify takes it from the tunnel's reader), whatever the
+		// configured mode: a session may have its own.
 		x.order, x.hasOrder = wire.Order{Names: withCookieSlot(names, r.Header.Get("User-Agent"), s.beforeCookie)}, true
 	}
 	r = r.WithContext(x) // one copy of r for all

@@ -22,7 +22,7 @@ import (
 // mode. A plain-HTTP request has its order already (serveProxy). An
 // HTTP/1.1 client's request also gets where the origin's interim responses
 // go: the tunnel (an HTTP/2 client's stream has its own, serveTunnelStream).
-func identify(req *http.Request, t *tunnel, cfg *config.Config, before map[string][]string) *http.Request {
+func identify(req *http.Request, t *tunnel, before map[string][]string) *http.Request {
 	if t.mitm == nil {
 		return req
 	}
@@ -31,13 +31,10 @@ func identify(req *http.Request, t *tunnel, cfg *config.Config, before map[strin
 	if t.mitm.h1 != nil && req.ProtoAtLeast(1, 1) {
 		ctx = context.WithValue(ctx, wire.InterimKey{}, wire.Interim(t.mitm))
 	}
-	if cfg.Fingerprint != config.FingerprintGo {
-		o.Names = withCookieSlot(o.Names, req.Header.Get("User-Agent"), before)
-		ctx = profile.WithClient(wire.WithOrder(ctx, o), t.mitm.who)
-	}
-	if ctx == req.Context() {
-		return req
-	}
+	// Whatever the configured mode: a session keeps its own (made before
+	// a reload, or named by the admin API), which may need them.
+	o.Names = withCookieSlot(o.Names, req.Header.Get("User-Agent"), before)
+	ctx = profile.WithClient(wire.WithOrder(ctx, o), t.mitm.who)
 	return req.WithContext(ctx)
 }
 

@@ -76,7 +76,7 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 		// never turns: every write would wait out coalesceDelay.
 		t.out.enable()
 	}
-	req = identify(req, t, cfg, s.beforeCookie)
+	req = identify(req, t, s.beforeCookie)
 	resp, end := s.attempts(req, t, cfg)
 	resp.Header = nothingAdded(resp.Header)
 	if resp.StatusCode == http.StatusSwitchingProtocols && t.out != nil {
