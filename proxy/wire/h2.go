@@ -44,11 +44,12 @@ var ErrRetryable = errors.New("wire: request not processed")
 var errStreamsFull = fmt.Errorf("%w: connection at its stream limit", ErrConnUnusable)
 
 const (
-	defaultWindow    = 65535
-	defaultMaxFrame  = 16384
-	maxHeaderList    = 1 << 20 // a response head's bound when not told
-	maxWindow        = 1<<31 - 1
-	windowUpdateSize = 1 << 15 // received bytes worth a WINDOW_UPDATE
+	defaultWindow      = 65535
+	defaultMaxFrame    = 16384
+	maxHeaderList      = 1 << 20 // a response head's bound when not told
+	initialHeaderTable = 4096    // SETTINGS_HEADER_TABLE_SIZE when not sent
+	maxWindow          = 1<<31 - 1
+	windowUpdateSize   = 1 << 15 // received bytes worth a WINDOW_UPDATE
 )
 
 // H2Conn is an HTTP/2 client connection. Make one with NewH2Conn; it is
@@ -102,15 +103,23 @@ func NewH2Conn(conn net.Conn, p Preface, maxHead uint32, bufs *Buffers) (*H2Conn
 		idleSince: time.Now(), done: make(chan struct{}),
 	}
 	c.cond = sync.NewCond(&c.mu)
-	c.fr = http2.NewFramer(conn, conn)
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	c.fr.MaxHeaderListSize = maxHead
-	c.henc = hpack.NewEncoder(&c.hbuf)
+	table := uint32(initialHeaderTable)
 	for _, s := range p.Settings {
-		if s.ID == http2.SettingInitialWindowSize && s.Val <= maxWindow {
+		switch {
+		case s.ID == http2.SettingInitialWindowSize && s.Val <= maxWindow:
 			c.ourWin = int32(s.Val)
+		case s.ID == http2.SettingHeaderTableSize:
+			table = s.Val
 		}
 	}
+	c.fr = http2.NewFramer(conn, conn)
+	// The server's encoder may grow its dynamic table up to what the
+	// preface advertised (RFC 7541 4.2), from its first header block on:
+	// the decoder allows it before the read loop starts, as x/net's
+	// Transport does with its own setting.
+	c.fr.ReadMetaHeaders = hpack.NewDecoder(table, nil)
+	c.fr.MaxHeaderListSize = maxHead
+	c.henc = hpack.NewEncoder(&c.hbuf)
 	c.wmu.Lock()
 	_, err := io.WriteString(conn, http2.ClientPreface)
 	if err == nil {

@@ -145,6 +145,65 @@ func TestH2TrailersAtEOF(t *testing.T) {
 	}
 }
 
+// TestH2AdvertisedHeaderTable: a preface that advertises
+// SETTINGS_HEADER_TABLE_SIZE 65536 (Chrome's and Firefox's profiles, and
+// every mirrored browser) lets the origin's HPACK encoder use a dynamic
+// table of up to 65536 bytes (RFC 7541 4.2, RFC 9113 6.5.2). An origin
+// that does so (Netty's encoder follows the peer's setting) starts its
+// first header block with a table size update to 65536; the client must
+// decode it. A preface that advertises none allows the default 4096, and
+// the same update is a COMPRESSION_ERROR.
+func TestH2AdvertisedHeaderTable(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		settings []http2.Setting
+		ok       bool
+	}{
+		{name: "advertised", settings: []http2.Setting{
+			{ID: http2.SettingHeaderTableSize, Val: 65536},
+			{ID: http2.SettingEnablePush, Val: 0},
+		}, ok: true},
+		{name: "not advertised"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, _ := hostileH2(t, nil, func(fr *http2.Framer, id uint32) {
+				var block bytes.Buffer
+				enc := hpack.NewEncoder(&block)
+				enc.SetMaxDynamicTableSizeLimit(65536)
+				enc.SetMaxDynamicTableSize(65536)
+				enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
+				enc.WriteField(hpack.HeaderField{Name: "x-big-table", Value: "yes"})
+				fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block.Bytes(), EndHeaders: true, EndStream: true})
+			})
+			nc, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := NewH2Conn(nc, Preface{Settings: tc.settings}, 0, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			req, _ := http.NewRequest(http.MethodGet, "https://origin.test/", nil)
+			resp, err := c.RoundTrip(req, 5*time.Second)
+			if !tc.ok {
+				var ce http2.ConnectionError
+				if !errors.As(err, &ce) || http2.ErrCode(ce) != http2.ErrCodeCompression {
+					t.Fatalf("a table beyond the default 4096 the client allowed: error %v, want a COMPRESSION_ERROR", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("the client advertised a 65536-byte table, the origin used it: %v", err)
+			}
+			resp.Body.Close()
+			if resp.Header.Get("X-Big-Table") != "yes" {
+				t.Errorf("header = %v", resp.Header)
+			}
+		})
+	}
+}
+
 // writeData sends n bytes of DATA on id in frames of the default size.
 func writeData(fr *http2.Framer, id uint32, n int) {
 	chunk := make([]byte, defaultMaxFrame)
