@@ -61,6 +61,12 @@ type H2Conn struct {
 	fr      *http2.Framer
 	preface Preface
 	ourWin  int32 // our initial stream window (from the preface's SETTINGS)
+	push    bool  // the preface left SETTINGS_ENABLE_PUSH on
+
+	// The read loop's own: the connection's HPACK decoder (the Framer's
+	// ReadMetaHeaders) and the last stream a PUSH_PROMISE reserved.
+	hdec         *hpack.Decoder
+	lastPromised uint32
 
 	wmu  sync.Mutex // the connection's write lock: held across frame writes, as a conn's own is
 	henc *hpack.Encoder
@@ -96,7 +102,7 @@ func NewH2Conn(conn net.Conn, p Preface, maxHead uint32, bufs *Buffers) (*H2Conn
 		bufs = NewBuffers()
 	}
 	c := &H2Conn{
-		conn: conn, bufs: bufs, preface: p, ourWin: defaultWindow,
+		conn: conn, bufs: bufs, preface: p, ourWin: defaultWindow, push: true,
 		streams: make(map[uint32]*h2Stream), nextID: 1,
 		maxStreams: 100, peerWin: defaultWindow, maxFrame: defaultMaxFrame, sendWin: defaultWindow,
 		recvWin:   int32(min(defaultWindow+int64(p.WindowUpdate), maxWindow)),
@@ -110,6 +116,8 @@ func NewH2Conn(conn net.Conn, p Preface, maxHead uint32, bufs *Buffers) (*H2Conn
 			c.ourWin = int32(s.Val)
 		case s.ID == http2.SettingHeaderTableSize:
 			table = s.Val
+		case s.ID == http2.SettingEnablePush:
+			c.push = s.Val != 0
 		}
 	}
 	c.fr = http2.NewFramer(conn, conn)
@@ -117,7 +125,8 @@ func NewH2Conn(conn net.Conn, p Preface, maxHead uint32, bufs *Buffers) (*H2Conn
 	// preface advertised (RFC 7541 4.2), from its first header block on:
 	// the decoder allows it before the read loop starts, as x/net's
 	// Transport does with its own setting.
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(table, nil)
+	c.hdec = hpack.NewDecoder(table, nil)
+	c.fr.ReadMetaHeaders = c.hdec
 	c.fr.MaxHeaderListSize = maxHead
 	c.henc = hpack.NewEncoder(&c.hbuf)
 	c.wmu.Lock()

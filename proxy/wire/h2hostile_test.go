@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -204,6 +205,77 @@ func TestH2AdvertisedHeaderTable(t *testing.T) {
 	}
 }
 
+// TestH2PushPromiseRefused: a preface without SETTINGS_ENABLE_PUSH 0 (a
+// mirrored client that leaves push on, as Node's http2 client does; the
+// zero Preface) lets the origin push. A PUSH_PROMISE carries a header
+// block that changes the HPACK dynamic table (RFC 9113 4.3: every header
+// block must be decoded, or the connection's compression state is lost);
+// the response that follows refers to an entry the promise added. The
+// client must read it right, whether the promise's block comes in one
+// frame or with CONTINUATIONs, and refuse the promised stream.
+func TestH2PushPromiseRefused(t *testing.T) {
+	for _, split := range []int{0, 7} { // the bytes of the block in the PUSH_PROMISE itself; 0: all of it
+		t.Run(fmt.Sprintf("split %d", split), func(t *testing.T) {
+			addr, seen := hostileH2(t, nil, func(fr *http2.Framer, id uint32) {
+				var block bytes.Buffer
+				enc := hpack.NewEncoder(&block) // the server's one encoder for the connection
+				for _, f := range []hpack.HeaderField{{Name: ":method", Value: "GET"}, {Name: ":scheme", Value: "https"},
+					{Name: ":authority", Value: "origin.test"}, {Name: ":path", Value: "/pushed.css"},
+					{Name: "x-shared", Value: "added-by-the-promise"}} {
+					enc.WriteField(f)
+				}
+				writePromise(fr, id, 2, block.Bytes(), split)
+				block.Reset()
+				enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
+				enc.WriteField(hpack.HeaderField{Name: "x-shared", Value: "added-by-the-promise"}) // indexed: one byte
+				fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block.Bytes(), EndHeaders: true, EndStream: true})
+			})
+			c := dialH2(t, addr) // the zero Preface: push not disabled
+			req, _ := http.NewRequest(http.MethodGet, "https://origin.test/", nil)
+			resp, err := c.RoundTrip(req, 5*time.Second)
+			if err != nil {
+				t.Fatalf("RoundTrip: %v", err)
+			}
+			resp.Body.Close()
+			if got := resp.Header.Get("X-Shared"); got != "added-by-the-promise" {
+				t.Errorf("x-shared = %q (header %v): the promise's header block was not decoded", got, resp.Header)
+			}
+			if got := <-seen; !got.acked || len(got.resets) != 1 || got.resets[0] != http2.ErrCodeRefusedStream {
+				t.Errorf("the server saw resets %v, ping acked %v; want the promised stream refused on a live connection", got.resets, got.acked)
+			}
+		})
+	}
+}
+
+// writePromise sends a PUSH_PROMISE of stream promised on id with the
+// header block block: its first split bytes in the PUSH_PROMISE, the rest
+// in CONTINUATIONs of up to split bytes (split 0: all in the PUSH_PROMISE).
+func writePromise(fr *http2.Framer, id, promised uint32, block []byte, split int) {
+	if split <= 0 {
+		split = len(block)
+	}
+	first := block[:min(split, len(block))]
+	block = block[len(first):]
+	fr.WritePushPromise(http2.PushPromiseParam{StreamID: id, PromiseID: promised, BlockFragment: first, EndHeaders: len(block) == 0})
+	for len(block) > 0 {
+		frag := block[:min(split, len(block))]
+		block = block[len(frag):]
+		fr.WriteContinuation(id, len(block) == 0, frag)
+	}
+}
+
+// promiseBlock is the header block of a PUSH_PROMISE of a request for
+// path, its own encoder's.
+func promiseBlock(path string) []byte {
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	for _, f := range []hpack.HeaderField{{Name: ":method", Value: "GET"}, {Name: ":scheme", Value: "https"},
+		{Name: ":authority", Value: "origin.test"}, {Name: ":path", Value: path}} {
+		enc.WriteField(f)
+	}
+	return block.Bytes()
+}
+
 // writeData sends n bytes of DATA on id in frames of the default size.
 func writeData(fr *http2.Framer, id uint32, n int) {
 	chunk := make([]byte, defaultMaxFrame)
@@ -277,6 +349,45 @@ func TestH2HostileServer(t *testing.T) {
 			name: "an interim response that ends the stream",
 			act:  func(fr *http2.Framer, id uint32) { writeFields(fr, id, true, ":status", "103", "link", "</a.css>") },
 			code: http2.ErrCodeProtocol, stream: true,
+		},
+		{
+			name:    "PUSH_PROMISE with push disabled",
+			preface: Preface{Settings: []http2.Setting{{ID: http2.SettingEnablePush, Val: 0}}},
+			act:     func(fr *http2.Framer, id uint32) { writePromise(fr, id, 2, promiseBlock("/a.css"), 0) },
+			code:    http2.ErrCodeProtocol,
+		},
+		{
+			name: "PUSH_PROMISE on a stream the client did not open",
+			act:  func(fr *http2.Framer, id uint32) { writePromise(fr, id+2, 2, promiseBlock("/a.css"), 0) },
+			code: http2.ErrCodeProtocol,
+		},
+		{
+			name: "another frame within a PUSH_PROMISE's header block",
+			act: func(fr *http2.Framer, id uint32) {
+				block := promiseBlock("/a.css")
+				fr.WritePushPromise(http2.PushPromiseParam{StreamID: id, PromiseID: 2, BlockFragment: block[:3]})
+				writeStatus(fr, id, true)
+			},
+			code: http2.ErrCodeProtocol,
+		},
+		{
+			name: "PUSH_PROMISE header block beyond the head's bound",
+			act: func(fr *http2.Framer, id uint32) {
+				var block bytes.Buffer
+				enc := hpack.NewEncoder(&block)
+				big := hpack.HeaderField{Name: "x-big", Value: string(make([]byte, defaultMaxFrame-100))}
+				fr.WritePushPromise(http2.PushPromiseParam{StreamID: id, PromiseID: 2, BlockFragment: promiseBlock("/a.css")})
+				last := maxHeaderList/int(big.Size()) + 1 // the CONTINUATION past the bound
+				for n := 0; n <= last; n++ {
+					block.Reset()
+					enc.WriteField(big)
+					if fr.WriteContinuation(id, n == last, block.Bytes()) != nil {
+						return // the client hung up
+					}
+				}
+				writeStatus(fr, id, true) // a client that took it all would have its answer
+			},
+			code: http2.ErrCodeProtocol,
 		},
 		{
 			name:     "SETTINGS_MAX_FRAME_SIZE of zero",

@@ -3,10 +3,12 @@ package wire
 import (
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // readLoop reads the server's frames until the connection ends.
@@ -70,6 +72,8 @@ func (c *H2Conn) handle(f http2.Frame) error {
 		}
 	case *http2.MetaHeadersFrame:
 		c.onHeaders(f)
+	case *http2.PushPromiseFrame:
+		return c.onPushPromise(f)
 	case *http2.DataFrame:
 		return c.onData(f)
 	case *http2.RSTStreamFrame:
@@ -205,6 +209,93 @@ func (c *H2Conn) onHeaders(f *http2.MetaHeadersFrame) {
 		s.body.closeLocked(io.EOF)
 		c.forgetIfDone(s)
 	}
+}
+
+// onPushPromise takes a PUSH_PROMISE. With push disabled in the preface
+// it is a connection error (RFC 9113 8.4; the ack of the SETTINGS need not
+// be awaited: the promise rides on a stream opened after them, as x/net's
+// Transport has it). Else its header block is decoded, as every header
+// block must be to keep the connection's HPACK state (RFC 9113 4.3), and
+// the promised stream is refused, as a client that wants no pushes does.
+func (c *H2Conn) onPushPromise(f *http2.PushPromiseFrame) error {
+	if !c.push {
+		return fmt.Errorf("wire: PUSH_PROMISE on stream %d with push disabled: %w", f.StreamID, http2.ConnectionError(http2.ErrCodeProtocol))
+	}
+	c.mu.Lock()
+	opened := f.StreamID%2 == 1 && f.StreamID < c.nextID
+	c.mu.Unlock()
+	if !opened || f.PromiseID%2 != 0 || f.PromiseID <= c.lastPromised {
+		return fmt.Errorf("wire: PUSH_PROMISE of stream %d on stream %d: %w", f.PromiseID, f.StreamID, http2.ConnectionError(http2.ErrCodeProtocol))
+	}
+	c.lastPromised = f.PromiseID
+	if err := c.decodePromise(f); err != nil {
+		return err
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.fr.WriteRSTStream(f.PromiseID, http2.ErrCodeRefusedStream)
+}
+
+// decodePromise feeds a PUSH_PROMISE's header block, and the CONTINUATIONs
+// that carry the rest of it, through the connection's HPACK decoder, its
+// fields dropped; it is bounded as the Framer bounds a HEADERS block
+// (readMetaFrame): past the head's bound, a fragment larger than twice
+// what is left is a connection error. The Framer assembles only HEADERS
+// blocks, and its check of the frame order knows no PUSH_PROMISE: it
+// would take the promise's CONTINUATIONs for stray ones. So they are read
+// here with AllowIllegalReads on (never while a HEADERS frame is read:
+// the two are incompatible), and the order is checked here.
+func (c *H2Conn) decodePromise(f *http2.PushPromiseFrame) error {
+	d, remain := c.hdec, c.fr.MaxHeaderListSize
+	d.SetEmitEnabled(true)
+	d.SetMaxStringLength(int(min(remain, math.MaxInt32)))
+	d.SetEmitFunc(func(hf hpack.HeaderField) {
+		if hf.Size() > remain {
+			remain = 0
+			d.SetEmitEnabled(false)
+			return
+		}
+		remain -= hf.Size()
+	})
+	defer d.SetEmitFunc(func(hpack.HeaderField) {})
+	if !f.HeadersEnded() {
+		c.fr.AllowIllegalReads = true
+		defer func() { c.fr.AllowIllegalReads = false }()
+	}
+	var hc interface {
+		HeaderBlockFragment() []byte
+		HeadersEnded() bool
+	} = f
+	for {
+		frag := hc.HeaderBlockFragment()
+		if int64(len(frag)) > 2*int64(remain) {
+			return fmt.Errorf("wire: PUSH_PROMISE of stream %d: header block beyond %d bytes: %w",
+				f.PromiseID, c.fr.MaxHeaderListSize, http2.ConnectionError(http2.ErrCodeProtocol))
+		}
+		if _, err := d.Write(frag); err != nil {
+			return fmt.Errorf("wire: PUSH_PROMISE of stream %d: %v: %w", f.PromiseID, err, http2.ConnectionError(http2.ErrCodeCompression))
+		}
+		if hc.HeadersEnded() {
+			break
+		}
+		fh, err := c.fr.ReadFrameHeader()
+		if err != nil {
+			return fmt.Errorf("wire: read frame: %w", err)
+		}
+		if fh.Type != http2.FrameContinuation || fh.StreamID != f.StreamID {
+			return fmt.Errorf("wire: %v on stream %d within the header block of a PUSH_PROMISE on stream %d: %w",
+				fh.Type, fh.StreamID, f.StreamID, http2.ConnectionError(http2.ErrCodeProtocol))
+		}
+		next, err := c.fr.ReadFrameForHeader(fh)
+		if err != nil {
+			return fmt.Errorf("wire: read frame: %w", err)
+		}
+		hc = next.(*http2.ContinuationFrame)
+	}
+	if err := d.Close(); err != nil {
+		return fmt.Errorf("wire: PUSH_PROMISE of stream %d: %v: %w", f.PromiseID, err, http2.ConnectionError(http2.ErrCodeCompression))
+	}
+	return nil
 }
 
 // responseHead is the response to req that a HEADERS frame with this status
