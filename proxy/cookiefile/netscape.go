@@ -65,9 +65,9 @@ func netscapeExpiry(t time.Time) int64 {
 
 // parseNetscape reads a cookies.txt file: one cookie per line as seven
 // tab-separated fields (domain, include-subdomains TRUE/FALSE, path,
-// secure TRUE/FALSE, expiry in Unix seconds with 0 or less for a session
-// cookie, name, value); six fields mean an empty value, as in curl. A
-// "#HttpOnly_" prefix marks an HttpOnly cookie; other lines starting with
+// secure TRUE/FALSE, expiry in Unix seconds with 0 or less, or nothing, for
+// a session cookie, name, value); six fields mean an empty value, as in
+// curl. A "#HttpOnly_" prefix marks an HttpOnly cookie; other lines starting with
 // '#' and blank lines are skipped; CRLF line ends are accepted. The
 // include-subdomains field decides between a domain cookie and a host-only
 // one; a leading dot on the domain is dropped either way.
@@ -136,9 +136,12 @@ func netscapeLine(text string) (sessionpool.Cookie, error) {
 	if !ok {
 		return sessionpool.Cookie{}, fmt.Errorf("secure must be TRUE or FALSE (got %q)", f[3])
 	}
-	exp, err := strconv.ParseInt(f[4], 10, 64)
-	if err != nil {
-		return sessionpool.Cookie{}, fmt.Errorf("expiry must be whole Unix seconds (got %q)", f[4])
+	var exp int64
+	if f[4] != "" { // empty: a session cookie, as Python's MozillaCookieJar and yt-dlp write it
+		var err error
+		if exp, err = strconv.ParseInt(f[4], 10, 64); err != nil {
+			return sessionpool.Cookie{}, fmt.Errorf("expiry must be whole Unix seconds (got %q)", f[4])
+		}
 	}
 	if exp > maxExpiresUnix {
 		return sessionpool.Cookie{}, fmt.Errorf("expiry %d is after year 9999", exp)
