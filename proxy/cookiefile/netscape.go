@@ -67,8 +67,9 @@ func netscapeExpiry(t time.Time) int64 {
 // tab-separated fields (domain, include-subdomains TRUE/FALSE, path,
 // secure TRUE/FALSE, expiry in Unix seconds with 0 or less, or nothing, for
 // a session cookie, name, value); six fields mean an empty value, as in
-// curl. A "#HttpOnly_" prefix marks an HttpOnly cookie; other lines starting with
-// '#' and blank lines are skipped; CRLF line ends are accepted. The
+// curl. A "#HttpOnly_" prefix, after any spaces and tabs, marks an
+// HttpOnly cookie; other lines whose first non-blank character is '#' and
+// blank lines are skipped; CRLF line ends are accepted. The
 // include-subdomains field decides between a domain cookie and a host-only
 // one; a leading dot on the domain is dropped either way.
 func parseNetscape(data []byte) ([]Cookie, error) {
@@ -91,10 +92,13 @@ func parseNetscape(data []byte) ([]Cookie, error) {
 			errs.add(line, "not valid UTF-8")
 			continue
 		}
+		// Blanks before a '#' are skipped, as curl's cookie_load skips
+		// them before it looks for "#HttpOnly_" or a comment.
 		httpOnly := false
-		if rest, ok := strings.CutPrefix(text, "#HttpOnly_"); ok {
+		lead := strings.TrimLeft(text, " \t")
+		if rest, ok := strings.CutPrefix(lead, "#HttpOnly_"); ok {
 			text, httpOnly = rest, true
-		} else if strings.HasPrefix(text, "#") || strings.TrimSpace(text) == "" {
+		} else if strings.HasPrefix(lead, "#") || strings.TrimSpace(text) == "" {
 			continue
 		}
 		c, err := netscapeLine(text)

@@ -22,6 +22,9 @@ func TestNetscapeParse(t *testing.T) {
 			"# http://curl.haxx.se/rfc/cookie_spec.html\n# This is a generated file!  Do not edit.\n\n" +
 			".example.com\tTRUE\t/\tFALSE\t\tsid\tabc\n",
 			want: "5:sid=abc dom=example.com path=/ host=false sec=false http=false ss= exp=session\n"},
+		{name: "indented comments, as curl and Python skip them", in: "# Netscape HTTP Cookie File\n  # cookies for example.com\n" +
+			"\t#x\n \t#HttpOnly_example.com\tFALSE\t/\tFALSE\t0\ta\t1\n",
+			want: "4:a=1 dom=example.com path=/ host=true sec=false http=true ss= exp=session\n"},
 		{name: "empty", in: "", want: ""},
 		{name: "spaces, not tabs", in: "\nexample.com FALSE / FALSE 0 a 1\n", wantErr: []string{"line 2:", "separated by tabs"}},
 		{name: "too many fields", in: "example.com\tFALSE\t/\tFALSE\t0\ta\t1\tx\n", wantErr: []string{"line 1:", "got 8"}},
