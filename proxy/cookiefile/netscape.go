@@ -65,9 +65,11 @@ func netscapeExpiry(t time.Time) int64 {
 
 // parseNetscape reads a cookies.txt file: one cookie per line as seven
 // tab-separated fields (domain, include-subdomains TRUE/FALSE, path,
-// secure TRUE/FALSE, expiry in Unix seconds with 0 or less, or nothing, for
-// a session cookie, name, value); six fields mean an empty value, as in
-// curl. A "#HttpOnly_" prefix, after any spaces and tabs, marks an
+// secure TRUE/FALSE, expiry in Unix seconds with 0 or nothing for a
+// session cookie, name, value); six fields mean an empty value, as in
+// curl. A negative expiry is a time long past (curl refuses the line,
+// Python's MozillaCookieJar drops the cookie as expired): the cookie has
+// expired at 1969-12-31T23:59:59Z, and Live drops it. A "#HttpOnly_" prefix, after any spaces and tabs, marks an
 // HttpOnly cookie; other lines whose first non-blank character is '#' and
 // blank lines are skipped; CRLF line ends are accepted. The
 // include-subdomains field decides between a domain cookie and a host-only
@@ -158,8 +160,11 @@ func netscapeLine(text string) (sessionpool.Cookie, error) {
 		HostOnly: !sub,
 		Secure:   secure,
 	}
-	if exp > 0 {
+	switch {
+	case exp > 0:
 		c.Expires = time.Unix(exp, 0).UTC()
+	case exp < 0:
+		c.Expires = time.Unix(-1, 0).UTC() // one past time for all, even before year 1
 	}
 	return c, nil
 }

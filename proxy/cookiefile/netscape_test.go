@@ -13,7 +13,11 @@ func TestNetscapeParse(t *testing.T) {
 			"127.0.0.1\tFALSE\t/\tFALSE\t-1\tc\n",
 			want: "4:a=1 dom=example.com path=/ host=false sec=false http=false ss= exp=2030-01-02T03:04:05Z\n" +
 				"5:b=x y dom=www.example.com path=/p host=true sec=true http=true ss= exp=session\n" +
-				"6:c= dom=127.0.0.1 path=/ host=true sec=false http=false ss= exp=session\n"},
+				"6:c= dom=127.0.0.1 path=/ host=true sec=false http=false ss= exp=1969-12-31T23:59:59Z\n"},
+		{name: "negative expiry: long past", in: "example.com\tFALSE\t/\tFALSE\t-62135596800\ta\t1\n" +
+			"example.com\tFALSE\t/\tFALSE\t-9223372036854775808\tb\t1\n",
+			want: "1:a=1 dom=example.com path=/ host=true sec=false http=false ss= exp=1969-12-31T23:59:59Z\n" +
+				"2:b=1 dom=example.com path=/ host=true sec=false http=false ss= exp=1969-12-31T23:59:59Z\n"},
 		{name: "flag decides, dot dropped", in: ".example.com\tfalse\t\tfalse\t0\ta\t1",
 			want: "1:a=1 dom=example.com path=/ host=true sec=false http=false ss= exp=session\n"},
 		{name: "byte order mark", in: "\xef\xbb\xbf# Netscape HTTP Cookie File\nexample.com\tFALSE\t/\tFALSE\t0\ta\t1\n",
@@ -45,6 +49,26 @@ func TestNetscapeParse(t *testing.T) {
 			wantErr: []string{"line 1:", "line 2:"}},
 		{name: "many problems cut short", in: strings.Repeat("x\n", 15), wantErr: []string{"line 10:", "and 5 more"}},
 	})
+}
+
+// TestNetscapeNegativeExpiryExpired: a negative expiry is skipped as
+// expired, as Python's MozillaCookieJar drops it (curl refuses the line);
+// 0 and nothing stay session cookies.
+func TestNetscapeNegativeExpiryExpired(t *testing.T) {
+	cs, err := parseNetscape([]byte("example.com\tFALSE\t/\tFALSE\t-1\tgone\t1\n" +
+		"example.com\tFALSE\t/\tFALSE\t0\tzero\t1\n" +
+		"example.com\tFALSE\t/\tFALSE\t\tempty\t1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, expired := Live(cs, cookieTestNow)
+	var names []string
+	for _, c := range kept {
+		names = append(names, c.Name)
+	}
+	if strings.Join(names, ",") != "zero,empty" || expired != 1 {
+		t.Errorf("kept %v, skipped as expired %d; want [zero empty], 1", names, expired)
+	}
 }
 
 func FuzzParseNetscape(f *testing.F) {
