@@ -3,6 +3,7 @@ package cookiefile
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -24,21 +25,23 @@ func checkCookie(c *sessionpool.Cookie) error {
 	switch {
 	case c.Name == "":
 		return errors.New("the name is empty or missing")
+	case strings.Contains(c.Name, "="):
+		return fmt.Errorf("name %s holds '='", quoteName(c.Name))
 	case !utf8.ValidString(c.Name) || !cookieText(c.Name, true):
-		return fmt.Errorf("name %q has a control character, ';', '=' or invalid UTF-8", c.Name)
+		return fmt.Errorf("name %s has a control character, ';' or invalid UTF-8", quoteName(c.Name))
 	case !utf8.ValidString(c.Value) || !cookieText(c.Value, false):
-		return fmt.Errorf("value of %q has a control character, ';' or invalid UTF-8", c.Name)
+		return fmt.Errorf("value of %s has a control character, ';' or invalid UTF-8", quoteName(c.Name))
 	case len(c.Name)+len(c.Value) > 4096:
-		return fmt.Errorf("name and value of %q are longer than 4096 bytes", c.Name)
+		return fmt.Errorf("name and value of %s are longer than 4096 bytes", quoteName(c.Name))
 	}
 	if err := checkDomain(c.Domain); err != nil {
-		return fmt.Errorf("cookie %q: %w", c.Name, err)
+		return fmt.Errorf("cookie %s: %w", quoteName(c.Name), err)
 	}
 	if c.Path == "" {
 		c.Path = "/"
 	}
 	if c.Path[0] != '/' || len(c.Path) > 1024 || !utf8.ValidString(c.Path) || !cookieText(c.Path, false) {
-		return fmt.Errorf("cookie %q: path %q must start with '/' and have no control character or ';'", c.Name, c.Path)
+		return fmt.Errorf("cookie %s: path %q must start with '/' and have no control character or ';'", quoteName(c.Name), c.Path)
 	}
 	switch {
 	case c.SameSite == "":
@@ -49,20 +52,31 @@ func checkCookie(c *sessionpool.Cookie) error {
 	case strings.EqualFold(c.SameSite, "none"):
 		c.SameSite = "None"
 	default:
-		return fmt.Errorf("cookie %q: sameSite must be Lax, Strict or None (got %q)", c.Name, c.SameSite)
+		return fmt.Errorf("cookie %s: sameSite must be Lax, Strict or None (got %q)", quoteName(c.Name), c.SameSite)
 	}
 	if !c.Expires.IsZero() && c.Expires.Unix() > maxExpiresUnix {
-		return fmt.Errorf("cookie %q: expiry after year 9999", c.Name)
+		return fmt.Errorf("cookie %s: expiry after year 9999", quoteName(c.Name))
 	}
 	// The prefixes are matched ignoring case, as the jar matches them.
 	const securePrefix, hostPrefix = "__Secure-", "__Host-"
 	switch {
 	case strings.EqualFold(c.Name[:min(len(c.Name), len(securePrefix))], securePrefix) && !c.Secure:
-		return fmt.Errorf("cookie %q: a __Secure- cookie must be secure", c.Name)
+		return fmt.Errorf("cookie %s: a __Secure- cookie must be secure", quoteName(c.Name))
 	case strings.EqualFold(c.Name[:min(len(c.Name), len(hostPrefix))], hostPrefix) && (!c.Secure || !c.HostOnly || c.Path != "/"):
-		return fmt.Errorf("cookie %q: a __Host- cookie must be secure, host-only and have path \"/\"", c.Name)
+		return fmt.Errorf("cookie %s: a __Host- cookie must be secure, host-only and have path \"/\"", quoteName(c.Name))
 	}
 	return nil
+}
+
+// quoteName quotes a cookie name for an error message. A name holding '='
+// is most likely a "name=value" pasted whole, and a value is a secret that
+// no error may show: only what comes before the first '=' is shown, then
+// "=…".
+func quoteName(name string) string {
+	if before, _, ok := strings.Cut(name, "="); ok {
+		return strconv.Quote(before + "=…")
+	}
+	return strconv.Quote(name)
 }
 
 // cookieText reports whether s has no control character and no ';' (nor

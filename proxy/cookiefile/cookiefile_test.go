@@ -111,6 +111,40 @@ func TestCookieFormatExport(t *testing.T) {
 	}
 }
 
+// TestCookieFormatErrorsHideValues: a cookie value is a secret and no
+// error shows it (the admin API answers 400 with the error), not even
+// when a "name=value" is pasted whole where the name goes.
+func TestCookieFormatErrorsHideValues(t *testing.T) {
+	const secret = "S3CR3T-TOKEN-4242"
+	for _, tt := range []struct {
+		name    string
+		format  Format
+		in      string
+		wantErr string
+	}{
+		// Six fields: the value is empty, the name holds "name=value".
+		{"netscape name=value", Netscape, "example.com\tFALSE\t/\tFALSE\t0\tsid=" + secret + "\n", `line 1: name "sid=…" holds '='`},
+		{"netscape name=value and a value", Netscape, "example.com\tFALSE\t/\tFALSE\t0\tsid=" + secret + "\tx;y\n", `name "sid=…" holds '='`},
+		{"netscape name=value with a control character", Netscape, "example.com\tFALSE\t/\tFALSE\t0\tsid=" + secret + "\x01\n", `name "sid=…" holds '='`},
+		{"json name=value", JSON, `[{"name":"sid=` + secret + `","domain":"example.com"}]`, `line 1: name "sid=…" holds '='`},
+		{"json name=value, bad expires", JSON, `[{"name":"sid=` + secret + `","domain":"example.com","expires":"soon"}]`,
+			`cookie "sid=…": expires must be an RFC 3339 time`},
+		{"playwright name=value", Playwright, `{"cookies":[{"name":"sid=` + secret + `","domain":"example.com"}]}`, `name "sid=…" holds '='`},
+		{"playwright name=value, bad expires", Playwright, `{"cookies":[{"name":"sid=` + secret + `","domain":"example.com","expires":"soon"}]}`,
+			`cookie "sid=…": expires must be Unix seconds`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse(tt.format, []byte(tt.in))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error %q: want one with %q and without the value", err, tt.wantErr)
+			}
+		})
+	}
+}
+
 // parsed is what a parser returned, for comparison in tables.
 func parsed(cs []Cookie) string {
 	var b strings.Builder

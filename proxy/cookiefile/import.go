@@ -44,9 +44,9 @@ func CheckWithJar(p *sessionpool.Pool, cs []Cookie) ([]Cookie, error) {
 		got := scratch.State().Cookies
 		switch {
 		case len(got) != 1:
-			errs.add(c.Line, "cookie %q: the cookie jar refuses domain %q", c.Name, c.Domain)
+			errs.add(c.Line, "cookie %s: the cookie jar refuses domain %q", quoteName(c.Name), c.Domain)
 		case got[0].HostOnly != c.HostOnly:
-			errs.add(c.Line, "cookie %q: %q is a public suffix or an IP address and cannot have domain cookies (make it host-only)", c.Name, c.Domain)
+			errs.add(c.Line, "cookie %s: %q is a public suffix or an IP address and cannot have domain cookies (make it host-only)", quoteName(c.Name), c.Domain)
 		default:
 			c.Domain = got[0].Domain
 			out = append(out, c)

@@ -85,7 +85,7 @@ func (d *JSONReader) cookieList(what string) ([]Cookie, error) {
 		if jc.Expires != nil && *jc.Expires != "" {
 			t, err := time.Parse(time.RFC3339Nano, *jc.Expires)
 			if err != nil {
-				errs.add(line, "cookie %q: expires must be an RFC 3339 time (got %q)", c.Name, *jc.Expires)
+				errs.add(line, "cookie %s: expires must be an RFC 3339 time (got %q)", quoteName(c.Name), *jc.Expires)
 				return nil
 			}
 			if !t.IsZero() {

@@ -37,7 +37,7 @@ func TestNetscapeParse(t *testing.T) {
 		{name: "bad expiry", in: "example.com\tTRUE\t/\tFALSE\t12.5\ta\t1\n", wantErr: []string{"line 1:", "whole Unix seconds"}},
 		{name: "expiry too late", in: "example.com\tTRUE\t/\tFALSE\t999999999999\ta\t1\n", wantErr: []string{"line 1:", "after year 9999"}},
 		{name: "empty name", in: "example.com\tTRUE\t/\tFALSE\t0\t\t1\n", wantErr: []string{"line 1:", "name is empty"}},
-		{name: "name with =", in: "example.com\tTRUE\t/\tFALSE\t0\ta=b\t1\n", wantErr: []string{"line 1:", `name "a=b"`}},
+		{name: "name with =", in: "example.com\tTRUE\t/\tFALSE\t0\ta=b\t1\n", wantErr: []string{"line 1:", `name "a=…" holds '='`}},
 		{name: "value with ;", in: "example.com\tTRUE\t/\tFALSE\t0\ta\t1;2\n", wantErr: []string{"line 1:", "value of \"a\""}},
 		{name: "empty domain", in: "\tTRUE\t/\tFALSE\t0\ta\t1\n", wantErr: []string{"line 1:", "domain is empty"}},
 		{name: "bad domain", in: "exa mple.com\tTRUE\t/\tFALSE\t0\ta\t1\n", wantErr: []string{"line 1:", "domain \"exa mple.com\""}},

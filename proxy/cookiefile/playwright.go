@@ -141,7 +141,7 @@ func (d *JSONReader) playwrightCookie(line int, errs *problems) (c sessionpool.C
 	if len(pc.Expires) > 0 && string(pc.Expires) != "null" {
 		exp, err := parsePlaywrightExpires(string(pc.Expires))
 		if err != nil {
-			errs.add(line, "cookie %q: %v", c.Name, err)
+			errs.add(line, "cookie %s: %v", quoteName(c.Name), err)
 			return c, false, nil
 		}
 		c.Expires = exp
