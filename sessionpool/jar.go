@@ -37,10 +37,16 @@ type Cookie struct {
 // then the oldest cookie (earliest creation) of the same domain, or of the
 // whole jar.
 const (
-	maxCookiesPerDomain = 180  // per cookie domain, as browsers
-	maxCookiesPerJar    = 3000 // per session, as browsers
-	maxNameValueBytes   = 4096 // name plus value (RFC 6265bis)
-	maxAttrValueBytes   = 1024 // a longer Domain or Path value is ignored (RFC 6265bis)
+	// MaxCookiesPerDomain is how many cookies a session's jar holds for
+	// one cookie domain (host-only and domain cookies together), as
+	// browsers; one more evicts one. An import checks against it.
+	MaxCookiesPerDomain = 180
+	// MaxCookiesPerJar is how many cookies a session's jar holds in all,
+	// as browsers; one more evicts one. An import checks against it.
+	MaxCookiesPerJar = 3000
+
+	maxNameValueBytes = 4096 // name plus value (RFC 6265bis)
+	maxAttrValueBytes = 1024 // a longer Domain or Path value is ignored (RFC 6265bis)
 )
 
 // jar is one session's cookie jar with the semantics of RFC 6265 (and, where
@@ -77,7 +83,7 @@ const (
 //     notion of the site that initiated a request.
 //   - Only the http, https, ws and wss schemes get or set cookies.
 //
-// The jar is bounded: see maxCookiesPerDomain and maxCookiesPerJar.
+// The jar is bounded: see MaxCookiesPerDomain and MaxCookiesPerJar.
 //
 // The zero value is an empty jar ready to use and holds no memory beyond the
 // struct. A jar is safe for concurrent use by multiple goroutines.
@@ -375,7 +381,7 @@ func (j *jar) insert(name, value string, e entry, now time.Time, secureOrigin bo
 	if expired {
 		j.removeExpiredLocked(now)
 	}
-	if sameDomain >= maxCookiesPerDomain || len(j.entries) >= maxCookiesPerJar {
+	if sameDomain >= MaxCookiesPerDomain || len(j.entries) >= MaxCookiesPerJar {
 		j.evictLocked(e.domain)
 	}
 	// The first entry that sorts after e (a binary search written out so
@@ -416,9 +422,9 @@ func (j *jar) evictLocked(domain string) {
 			victim = i
 		}
 	}
-	if n < maxCookiesPerDomain {
+	if n < MaxCookiesPerDomain {
 		victim = -1
-		if len(j.entries) < maxCookiesPerJar {
+		if len(j.entries) < MaxCookiesPerJar {
 			return
 		}
 		for i := range j.entries {

@@ -1021,21 +1021,21 @@ func TestJarLoadErrors(t *testing.T) {
 func TestJarLimits(t *testing.T) {
 	u := mustURL(t, "https://example.com/")
 	var j jar
-	for i := range maxCookiesPerDomain + 1 {
+	for i := range MaxCookiesPerDomain + 1 {
 		j.setFromResponse(u, []string{fmt.Sprintf("c%d=1", i)}, jarT0.Add(time.Duration(i)*time.Second))
 	}
 	now := jarT0.Add(time.Hour)
-	if got := len(j.export(now)); got != maxCookiesPerDomain {
-		t.Fatalf("len = %d, want %d", got, maxCookiesPerDomain)
+	if got := len(j.export(now)); got != MaxCookiesPerDomain {
+		t.Fatalf("len = %d, want %d", got, MaxCookiesPerDomain)
 	}
 	s := string(j.appendCookieString(nil, u, now))
-	if strings.HasPrefix(s, "c0=") || !strings.HasPrefix(s, "c1=1; ") || !strings.HasSuffix(s, fmt.Sprintf("; c%d=1", maxCookiesPerDomain)) {
+	if strings.HasPrefix(s, "c0=") || !strings.HasPrefix(s, "c1=1; ") || !strings.HasSuffix(s, fmt.Sprintf("; c%d=1", MaxCookiesPerDomain)) {
 		t.Fatalf("oldest not evicted: %.40q...", s)
 	}
 	// Expired cookies are dropped before anything is evicted.
 	var k jar
 	k.setFromResponse(u, []string{"keep=1"}, jarT0)
-	for i := range maxCookiesPerDomain - 1 {
+	for i := range MaxCookiesPerDomain - 1 {
 		k.setFromResponse(u, []string{fmt.Sprintf("t%d=1; Max-Age=1", i)}, jarT0)
 	}
 	k.setFromResponse(u, []string{"new=1"}, jarT0.Add(time.Minute))
@@ -1046,19 +1046,19 @@ func TestJarLimits(t *testing.T) {
 	// a Secure cookie out, however many they set.
 	var sj jar
 	sj.setFromResponse(u, []string{"sid=secret; Secure"}, jarT0)
-	for i := range maxCookiesPerDomain + 20 {
+	for i := range MaxCookiesPerDomain + 20 {
 		sj.setFromResponse(mustURL(t, "http://example.com/"), []string{fmt.Sprintf("junk%d=x", i)}, jarT0.Add(time.Duration(i+1)*time.Second))
 	}
 	if got := string(sj.appendCookieString(nil, u, now)); !strings.HasPrefix(got, "sid=secret; ") || strings.Contains(got, "junk20=") || !strings.Contains(got, "junk21=") {
-		t.Fatalf("after %d cookies over http: %.60q...; want sid kept and junk0-20 evicted", maxCookiesPerDomain+20, got)
+		t.Fatalf("after %d cookies over http: %.60q...; want sid kept and junk0-20 evicted", MaxCookiesPerDomain+20, got)
 	}
 	// The whole jar is bounded too.
 	var m jar
-	for i := range maxCookiesPerJar + 1 {
+	for i := range MaxCookiesPerJar + 1 {
 		m.setFromResponse(mustURL(t, fmt.Sprintf("https://h%d.example/", i)), []string{"a=1"}, jarT0.Add(time.Duration(i)*time.Millisecond))
 	}
-	if got := len(m.export(now)); got != maxCookiesPerJar {
-		t.Fatalf("jar len = %d, want %d", got, maxCookiesPerJar)
+	if got := len(m.export(now)); got != MaxCookiesPerJar {
+		t.Fatalf("jar len = %d, want %d", got, MaxCookiesPerJar)
 	}
 	if got := string(m.appendCookieString(nil, mustURL(t, "https://h0.example/"), now)); got != "" {
 		t.Fatalf("oldest of the jar not evicted: %q", got)

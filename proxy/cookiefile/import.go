@@ -29,9 +29,13 @@ func Live(cs []Cookie, now time.Time) ([]Cookie, int) {
 // never held) and compares. It catches what only the jar knows (a public
 // suffix or an IP address as the domain of a domain cookie, a domain it
 // cannot canonicalise) and returns the cookies with their domains in the
-// jar's canonical form (lowercase, punycode). The cookies refused are
-// listed, with their lines, in an *Error wrapping ErrBadCookies; a scratch
-// session p cannot build is another error.
+// jar's canonical form (lowercase, punycode). It also refuses more
+// cookies than a session's jar holds, for one domain
+// (sessionpool.MaxCookiesPerDomain) or in all
+// (sessionpool.MaxCookiesPerJar): Apply would have the jar evict the
+// first ones. The cookies refused are listed, with their lines, in an
+// *Error wrapping ErrBadCookies; a scratch session p cannot build is
+// another error.
 func CheckWithJar(p *sessionpool.Pool, cs []Cookie) ([]Cookie, error) {
 	var errs problems
 	out := make([]Cookie, 0, len(cs))
@@ -52,10 +56,54 @@ func CheckWithJar(p *sessionpool.Pool, cs []Cookie) ([]Cookie, error) {
 			out = append(out, c)
 		}
 	}
+	checkRoom(out, &errs)
 	if err := errs.err(); err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// checkRoom records in errs each domain of cs that has more cookies than
+// a session's jar holds for one domain, and cs having more than the jar
+// holds in all, each at the line of the first cookie over the bound. A
+// cookie that replaces an earlier one (same name, domain and path, as the
+// jar matches them) takes no room.
+func checkRoom(cs []Cookie, errs *problems) {
+	type key struct{ name, domain, path string }
+	seen := make(map[key]bool, len(cs))
+	type count struct{ n, overLine int }
+	domains := map[string]*count{}
+	var order []string // domains as they come, for a stable report
+	total := count{}
+	for _, c := range cs {
+		k := key{c.Name, c.Domain, c.Path}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		d := domains[c.Domain]
+		if d == nil {
+			d = &count{}
+			domains[c.Domain] = d
+			order = append(order, c.Domain)
+		}
+		if d.n++; d.n == sessionpool.MaxCookiesPerDomain+1 {
+			d.overLine = c.Line
+		}
+		if total.n++; total.n == sessionpool.MaxCookiesPerJar+1 {
+			total.overLine = c.Line
+		}
+	}
+	for _, name := range order {
+		if d := domains[name]; d.overLine > 0 {
+			errs.add(d.overLine, "domain %q has %d cookies, more than the %d a session keeps for one domain (this one is the first over)",
+				name, d.n, sessionpool.MaxCookiesPerDomain)
+		}
+	}
+	if total.overLine > 0 {
+		errs.add(total.overLine, "%d cookies in all, more than the %d a session keeps (this one is the first over)",
+			total.n, sessionpool.MaxCookiesPerJar)
+	}
 }
 
 // Apply stores cookies that CheckWithJar returned in sess, in order, one
