@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	utls "github.com/refraction-networking/utls"
 
@@ -24,9 +25,21 @@ type Client struct {
 	// before that, or when the client speaks HTTP/1.x. Nil means never.
 	H2 func() (p wire.Preface, ok bool)
 
-	once sync.Once
-	key  string
+	once        sync.Once
+	key         string
+	unbuildable atomic.Bool // uTLS read the hello but could not build it again
 }
+
+// Unusable reports whether the client's hello cannot be sent again: it
+// has none, uTLS cannot read it (Key is UnusableKey), or uTLS read it but
+// could not build it (SetUnbuildable).
+func (c *Client) Unusable() bool {
+	return c.Hello == nil || c.Key() == UnusableKey || c.unbuildable.Load()
+}
+
+// SetUnbuildable records that a handshake could not build the client's
+// hello (Handshake's ErrHello): Unusable reports true from now on.
+func (c *Client) SetUnbuildable() { c.unbuildable.Store(true) }
 
 type clientKey struct{}
 

@@ -127,7 +127,7 @@ func (t *identityTransport) dial(ctx context.Context, req *http.Request) (*wire.
 		}
 		return &wire.Conn{Conn: conn}, nil
 	}
-	hello, preface := t.identity(req)
+	hello, preface, client := t.identity(req)
 	var protos []string // nil: the hello's own ALPN
 	if wire.Upgrading(req) {
 		// A WebSocket needs HTTP/1.1, and a browser opens its connection
@@ -135,6 +135,14 @@ func (t *identityTransport) dial(ctx context.Context, req *http.Request) (*wire.
 		protos = []string{"http/1.1"}
 	}
 	uc, err := t.handshake(ctx, req, addr, hello, protos)
+	if client != nil && errors.Is(err, profile.ErrHello) {
+		// uTLS read the client's hello but cannot build it (a key share
+		// of a group it lacks): the fallback's goes instead, as for a
+		// hello it cannot read, from now on for this client.
+		client.SetUnbuildable()
+		hello, preface, _ = t.identity(req)
+		uc, err = t.handshake(ctx, req, addr, hello, protos)
+	}
 	if err != nil && strings.Contains(err.Error(), "no application protocol") {
 		// The client offered only protocols the origin does not speak
 		// (say, h2 alone to an HTTP/1.1 origin): a browser would have
@@ -191,14 +199,15 @@ func (t *identityTransport) handshake(ctx context.Context, req *http.Request, ad
 // the profile's, or the client's own when mirroring (the fallback
 // profile's for a client that showed none, such as one that sent an
 // https URL in a plain-HTTP request, or one whose hello uTLS cannot
-// rebuild: the session is not to fail for it).
-func (t *identityTransport) identity(req *http.Request) ([]byte, func() wire.Preface) {
+// rebuild: the session is not to fail for it). client is the client whose
+// hello it is, or nil.
+func (t *identityTransport) identity(req *http.Request) (hello []byte, preface func() wire.Preface, client *profile.Client) {
 	if t.prof != nil {
-		return t.prof.Hello, func() wire.Preface { return t.prof.H2 }
+		return t.prof.Hello, func() wire.Preface { return t.prof.H2 }, nil
 	}
 	c := profile.ClientFrom(req.Context())
-	if c == nil || c.Hello == nil || c.Key() == profile.UnusableKey {
-		return t.fallback.Hello, func() wire.Preface { return t.fallback.H2 }
+	if c == nil || c.Unusable() {
+		return t.fallback.Hello, func() wire.Preface { return t.fallback.H2 }, nil
 	}
 	return c.Hello, func() wire.Preface {
 		if c.H2 != nil {
@@ -207,7 +216,7 @@ func (t *identityTransport) identity(req *http.Request) ([]byte, func() wire.Pre
 			}
 		}
 		return t.fallback.H2
-	}
+	}, c
 }
 
 // dialProxy connects to the http(s) upstream proxy itself, for plain-HTTP

@@ -1,7 +1,9 @@
 package upstream
 
 import (
+	"crypto/tls"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -84,5 +86,71 @@ func TestIdentityPoolKey(t *testing.T) {
 		if got := tc.tr.key(tc.req); got != tc.want {
 			t.Errorf("key(%s, client %v) = %q, want %q", tc.req.URL, profile.ClientFrom(tc.req.Context()) != nil, got, tc.want)
 		}
+	}
+}
+
+// goHello returns the ClientHello record a Go crypto/tls client sends
+// with cfg.
+func goHello(t *testing.T, cfg *tls.Config) []byte {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan []byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer c.Close()
+		head := make([]byte, 5)
+		if _, err := io.ReadFull(c, head); err != nil {
+			got <- nil
+			return
+		}
+		body := make([]byte, int(head[3])<<8|int(head[4]))
+		io.ReadFull(c, body)
+		got <- append(head, body...)
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	go tls.Client(c, cfg).Handshake()
+	defer c.Close()
+	return <-got
+}
+
+// TestMirrorUnbuildableHello: a hello uTLS reads but cannot build again
+// (a Go client preferring SecP256r1MLKEM768 sends a key share of a group
+// uTLS lacks) goes out as the fallback's, as one it cannot read does,
+// and the client is remembered as such; the request failed with a TLS
+// error, and its session was marked bad for it.
+func TestMirrorUnbuildableHello(t *testing.T) {
+	hello := goHello(t, &tls.Config{ServerName: "origin.test", InsecureSkipVerify: true,
+		CurvePreferences: []tls.CurveID{tls.SecP256r1MLKEM768, tls.CurveP256}})
+	c := &profile.Client{Hello: hello}
+	if c.Key() == profile.UnusableKey {
+		t.Fatal("uTLS cannot read the hello: not the case under test")
+	}
+	var n atomic.Int64
+	srv, roots := proxytest.StartTLSOrigin(t, helloHandler(&n))
+	ts := newTestTransports(t, Options{RootCAs: roots})
+	tr, err := ts.Get("s", "", profile.Mirror)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
+	req = req.WithContext(profile.WithClient(req.Context(), c))
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("mirrored request with a readable but unbuildable hello: %v", err)
+	}
+	resp.Body.Close()
+	if !c.Unusable() {
+		t.Error("the client whose hello could not be built is not remembered as unusable")
 	}
 }
