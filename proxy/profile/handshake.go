@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 
 	utls "github.com/refraction-networking/utls"
 )
@@ -35,11 +36,7 @@ func Handshake(ctx context.Context, conn net.Conn, hello []byte, cfg *utls.Confi
 	}
 	resumable(spec)
 	if cfg.NextProtos != nil {
-		for _, e := range spec.Extensions {
-			if alpn, ok := e.(*utls.ALPNExtension); ok {
-				alpn.AlpnProtocols = cfg.NextProtos
-			}
-		}
+		withProtocols(spec, cfg.NextProtos)
 	}
 	cfg = cfg.Clone()
 	cfg.OmitEmptyPsk = true // no session in the cache: no pre_shared_key
@@ -61,6 +58,29 @@ func Handshake(ctx context.Context, conn net.Conn, hello []byte, cfg *utls.Confi
 	}
 	forgetHandshake(uc)
 	return uc, nil
+}
+
+// withProtocols makes spec's ALPN offer protos, and its ALPS (application
+// settings, Chrome's) only those of them it offered before, without the
+// extension when none is left: Chrome offers ALPS for protocols of its
+// ALPN alone (a WebSocket's http/1.1 connection has none).
+func withProtocols(spec *utls.ClientHelloSpec, protos []string) {
+	keep := func(ps []string) []string {
+		return slices.DeleteFunc(slices.Clone(ps), func(p string) bool { return !slices.Contains(protos, p) })
+	}
+	spec.Extensions = slices.DeleteFunc(spec.Extensions, func(e utls.TLSExtension) bool {
+		switch e := e.(type) {
+		case *utls.ALPNExtension:
+			e.AlpnProtocols = protos
+		case *utls.ApplicationSettingsExtension:
+			e.SupportedProtocols = keep(e.SupportedProtocols)
+			return len(e.SupportedProtocols) == 0
+		case *utls.ApplicationSettingsExtensionNew:
+			e.SupportedProtocols = keep(e.SupportedProtocols)
+			return len(e.SupportedProtocols) == 0
+		}
+		return false
+	})
 }
 
 // sharesX25519 reports whether hello offers an X25519MLKEM768 key share

@@ -398,3 +398,45 @@ func TestReadHelloRefusesWhatUTLSCannotBuild(t *testing.T) {
 		})
 	}
 }
+
+// TestHandshakeALPSFollowsALPN: protocols given for the ALPN (a
+// WebSocket's http/1.1 alone) leave Chrome's ALPS (application settings)
+// only for those of them it offered, and the extension out when none is
+// left: Chrome offers ALPS for protocols of its ALPN alone.
+func TestHandshakeALPSFollowsALPN(t *testing.T) {
+	for _, tc := range []struct {
+		protos, wantALPS []string
+	}{
+		{[]string{"http/1.1"}, nil},
+		{[]string{"h2", "http/1.1"}, []string{"h2"}},
+	} {
+		addr, cfg, got := captureHello(t)
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.NextProtos = tc.protos
+		if _, err := Handshake(context.Background(), conn, hello("chrome"), cfg); err != nil {
+			t.Fatalf("%q: Handshake: %v", tc.protos, err)
+		}
+		conn.Close()
+		spec, err := readHello(<-got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var alpn, alps []string
+		for _, e := range spec.Extensions {
+			switch e := e.(type) {
+			case *utls.ALPNExtension:
+				alpn = e.AlpnProtocols
+			case *utls.ApplicationSettingsExtensionNew:
+				alps = e.SupportedProtocols
+			case *utls.ApplicationSettingsExtension:
+				alps = e.SupportedProtocols
+			}
+		}
+		if !slices.Equal(alpn, tc.protos) || !slices.Equal(alps, tc.wantALPS) {
+			t.Errorf("ALPN %q: the hello offers ALPN %q and ALPS %q, want ALPS %q", tc.protos, alpn, alps, tc.wantALPS)
+		}
+	}
+}
