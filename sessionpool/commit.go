@@ -29,8 +29,9 @@ const (
 // never held it, except a Secure cookie deleted by a response over plain
 // http. After an error the cookie changes are sent again with the copy's
 // next change; the mark is not (it may have been counted). When the server
-// no longer holds the session, Commit returns nil and the copy becomes
-// unusable, firing nothing. The copy's counters are the server's after the
+// no longer holds the session (its ID may be held by a new session since,
+// which is left alone), Commit returns nil and the copy becomes unusable,
+// firing nothing. The copy's counters are the server's after the
 // run, other processes' marks included. ctx bounds the round trip.
 //
 // Without a Redis pool (or before such a pool holds the session) it is the

@@ -60,25 +60,31 @@ func requeueDelta(j *jar, failed []cookieDelta) {
 
 // commit sends s's cookie changes and the mark m in one script run and
 // updates s with the server's answer. A session not on the server yet is
-// changed locally.
+// changed locally. Retire on a copy that is retired sends no mark: it
+// changes nothing. The script applies the commit only to the session the
+// copy came from, not to a later one that took its spent ID.
 func (b *redisBackend) commit(ctx context.Context, s *Session, m Mark) error {
 	if !onServer(s) {
 		s.applyLocal(m)
 		return nil
+	}
+	if m == Retire && s.Retired() {
+		m = NoMark
 	}
 	delta := s.jar.takeDelta()
 	if m == NoMark && len(delta) == 0 {
 		return nil
 	}
 	p := s.pool
-	args := make([]any, 0, 5+2*len(delta))
-	args = append(args, m.code(), micros(p.nowNanos()), b.channel, b.origin, s.id)
+	args := make([]any, 0, 6+2*len(delta))
+	args = append(args, m.code(), micros(p.nowNanos()), b.channel, b.origin, s.id, micros(s.created))
 	args = deltaArgs(args, delta)
 	keys := []string{b.pfx + "s:" + s.id, b.pfx + "c:" + s.id, b.keys[2], b.keys[1]}
 	res, err := b.eval(ctx, commitScript, keys, args...).Slice()
 	if errors.Is(err, redis.Nil) {
-		// The session is gone from the server (evicted or expired): this
-		// copy is spent too. Nothing is fired: its retirement, if any, was.
+		// The session is gone from the server (evicted or expired, its ID
+		// perhaps taken by a new session since): this copy is spent too.
+		// Nothing is fired: its retirement, if any, was.
 		s.mu.Lock()
 		s.retired = true
 		s.publishLocked()
@@ -129,7 +135,8 @@ func (b *redisBackend) commitDetached(s *Session, m Mark) {
 }
 
 // setUserData stores s's user data on the server (nothing to do for a
-// session not on it yet).
+// session not on it yet, or no longer on it: a later session under its ID
+// is left alone).
 func (b *redisBackend) setUserData(s *Session, data []byte) error {
 	if !onServer(s) {
 		return nil
@@ -139,7 +146,7 @@ func (b *redisBackend) setUserData(s *Session, data []byte) error {
 	s.mu.Lock()
 	tail := recordTail(data, s.fprint, s.paused)
 	s.mu.Unlock()
-	if err := userDataScript.Run(ctx, b.c, []string{b.pfx + "s:" + s.id}, tail).Err(); err != nil {
+	if err := userDataScript.Run(ctx, b.c, []string{b.pfx + "s:" + s.id}, tail, micros(s.created)).Err(); err != nil {
 		return fmt.Errorf("session %q: %w", s.id, b.storeErr(err))
 	}
 	return nil

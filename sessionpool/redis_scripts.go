@@ -155,22 +155,26 @@ return insert()
 //
 // KEYS: s:ID, c:ID, retired, exp. ARGV: the mark (n: none, g: good, b: bad,
 // r: retire), now (µs), the event channel, this pool's origin tag, the ID,
-// then cookie field/value pairs: an empty value deletes, and a value
-// starting with '-' (a change received over plain http) neither replaces
-// nor deletes a stored Secure cookie (RFC 6265bis: leave secure cookies
-// alone; the copy that sends it may not know that cookie).
-// Reply: nil when the session is gone, {'bad', session record} when its
-// record does not parse (nothing is changed), else {uses, error score,
-// retired, version, fired}.
+// the session's creation (µs, as its copy has it), then cookie field/value
+// pairs: an empty value deletes, and a value starting with '-' (a change
+// received over plain http) neither replaces nor deletes a stored Secure
+// cookie (RFC 6265bis: leave secure cookies alone; the copy that sends it
+// may not know that cookie).
+// Reply: nil when the session is gone or the ID is held by a session
+// created at another time (the copy's session was spent and its name taken
+// again: nothing is changed), {'bad', session record} when its record does
+// not parse (nothing is changed), else {uses, error score, retired,
+// version, fired}.
 var commitScript = redis.NewScript(scriptParse + `
 local s, c = KEYS[1], KEYS[2]
 local raw = redis.call('GET', s)
 if not raw then return false end
 local h = parse(raw)
 if not h then return {'bad', raw} end
+if h.c ~= tonumber(ARGV[6]) then return false end
 local u, e, r, v = h.u, h.e, h.r == '1', h.v
-if #ARGV > 5 then
-  for i = 6, #ARGV, 2 do
+if #ARGV > 6 then
+  for i = 7, #ARGV, 2 do
     local field, val = ARGV[i], ARGV[i + 1]
     local guarded = string.sub(val, 1, 1) == '-'
     if guarded then val = string.sub(val, 2) end
@@ -218,11 +222,15 @@ return {redis.call('GET', KEYS[1]), redis.call('HGETALL', KEYS[2])}
 // none, followed by its fingerprint and pause lines, recordTail): the record from
 // its third line on. A pause is only ever extended: a stored one that ends
 // later stands (the caller's copy of the session may not know of it, set
-// by another instance). It does nothing when the session is gone or its
-// record has no such line.
+// by another instance). It does nothing when the session is gone, when the
+// ID is held by a session created at another time than ARGV[2] (µs: a
+// later session under the spent one's name), or when its record has no
+// such line.
 var userDataScript = redis.NewScript(`
 local raw = redis.call('GET', KEYS[1])
 if not raw then return 0 end
+local c = string.match(raw, '^%S+ %S+ %S+ %S+ %S+ %S+ %S+ (%S+) ')
+if tonumber(c) ~= tonumber(ARGV[2]) then return 0 end
 local head = string.match(raw, '^[^\n]*\n[^\n]*\n')
 if not head then return 0 end
 local tail = ARGV[1]
@@ -239,19 +247,20 @@ return 1
 `)
 
 // scriptParse defines parse(raw): the session record as a table (numbers
-// for the fields the scripts compute with; rest: the record from mu on,
-// which they never change), or false when it does not parse.
+// for the fields the scripts compute with, and its creation c, which tells
+// the session from a later one under the same ID; rest: the record from mu
+// on, which they never change), or false when it does not parse.
 const scriptParse = `
 local function finite(n)
   return n ~= nil and n == n and n > -math.huge and n < math.huge
 end
 
 local function parse(raw)
-  local v, u, e, r, rest, mu, me, ed, x = string.match(raw,
-    '^(%d+) (%d+) (%S+) ([01]) ((%d+) (%S+) (%S+) %-?%d+ (%-?%d+)\n.*)$')
+  local v, u, e, r, rest, mu, me, ed, c, x = string.match(raw,
+    '^(%d+) (%d+) (%S+) ([01]) ((%d+) (%S+) (%S+) (%-?%d+) (%-?%d+)\n.*)$')
   if not v then return false end
   local h = {v = tonumber(v), u = tonumber(u), e = tonumber(e), r = r, mu = tonumber(mu),
-    me = tonumber(me), ed = tonumber(ed), x = tonumber(x), rest = rest}
+    me = tonumber(me), ed = tonumber(ed), c = tonumber(c), x = tonumber(x), rest = rest}
   if not (finite(h.e) and finite(h.me) and finite(h.ed)) then return false end
   return h
 end

@@ -368,6 +368,38 @@ func TestRedisRetiredEventOncePerPool(t *testing.T) {
 	}
 }
 
+// TestRedisStaleCopyLeavesSuccessor: a spent session's name is free again,
+// and what a copy of the spent session does afterwards (a second Retire,
+// a mark, SetUserData) changes nothing on the server and fires nothing:
+// the new session under that name is another session.
+func TestRedisStaleCopyLeavesSuccessor(t *testing.T) {
+	ctx := context.Background()
+	ps := redisPools(t, 2, sessionpool.Options{MaxPoolSize: 10})
+	p, q := ps[0], ps[1]
+	events := logEvents(p)
+	old := sessionpooltest.AddSession(t, p, sessionpool.SessionOptions{ID: "acct-1"})
+	old.Retire()
+	if !old.Retired() || events.count("acct-1") != 1 {
+		t.Fatalf("old copy: retired %v, %d events, want true and 1", old.Retired(), events.count("acct-1"))
+	}
+	sessionpooltest.AddSession(t, q, sessionpool.SessionOptions{ID: "acct-1", UserData: map[string]any{"k": "fresh"}})
+	old.MarkBad()
+	old.Retire()
+	if err := old.SetUserData(map[string]any{"k": "old"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := events.count("acct-1"); n != 1 {
+		t.Errorf("the old copy fired %d events, want 1", n)
+	}
+	got, err := q.GetSessionByID(ctx, "acct-1")
+	if err != nil {
+		t.Fatalf("the new acct-1 was retired by the old copy: %v", err)
+	}
+	if got.UsageCount() != 0 || got.ErrorScore() != 0 || got.UserData()["k"] != "fresh" {
+		t.Errorf("the new acct-1 took the old copy's changes: uses %d, error score %v, user data %v", got.UsageCount(), got.ErrorScore(), got.UserData())
+	}
+}
+
 // TestRedisCookiesMerged: copies of one session commit different cookies at
 // once; the server keeps every one of them (merged per cookie, not per
 // jar), and deletes what any copy deletes.
