@@ -113,8 +113,9 @@ end
 // maximum pool size, the strategy (r, o: round robin, u), the operation,
 // then the candidate (see insert). The operation "get" runs the seed's flow;
 // "get:ID" (UseUntilFailure) first returns the session ID when it is usable;
-// "add" adds the candidate under its ID, evicting an unusable holder and,
-// when the pool is full, every unusable session.
+// "add" adds the candidate under its ID, evicting an unusable holder (and
+// the memberships left by one whose keys expired) and, when the pool is
+// full, every unusable session.
 // Replies: {'hit', id, session record, cookie hash}, {'new'} (the candidate
 // was added), {'taken'} (its ID is held: draw another), {'exists'} (add: a
 // usable session holds the ID), {'need'} (a session must be created and no
@@ -125,10 +126,9 @@ local op = ARGV[5]
 if op == 'add' then
   local h, raw = load(ARGV[6])
   if h == false then return bad(ARGV[6], raw) end
-  if h then
-    if usable(h) then return {'exists'} end
-    drop(ARGV[6])
-  end
+  if h and usable(h) then return {'exists'} end
+  -- an unusable holder, or what one whose keys expired left in the sets
+  drop(ARGV[6])
   if redis.call('SCARD', held) >= max then evict() end
   return insert()
 end

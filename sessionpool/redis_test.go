@@ -576,6 +576,44 @@ func TestRedisKeyExpiry(t *testing.T) {
 	}
 }
 
+// TestRedisReaddAfterKeysExpired: a retired session whose keys the server
+// dropped (their TTL ran out) leaves its ID in the pool's sets; a session
+// added later under that ID is usable, counted as usable, and survives the
+// eviction of the unusable sessions.
+func TestRedisReaddAfterKeysExpired(t *testing.T) {
+	ctx := context.Background()
+	p := redisPools(t, 1, sessionpool.Options{MaxPoolSize: 2})[0]
+	rc := redisClient(t, shared.Server(t).URL(0))
+	old := sessionpooltest.AddSession(t, p, sessionpool.SessionOptions{ID: "acct-1"})
+	old.Retire()
+	if err := rc.PExpireAt(ctx, sessionpool.RedisKey(p, "s:acct-1"), time.Unix(1, 0)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s := sessionpooltest.AddSession(t, p, sessionpool.SessionOptions{ID: "acct-1"})
+	if !s.IsUsable() {
+		t.Fatal("the new acct-1 is not usable")
+	}
+	if u, r := p.UsableSessionsCount(), p.RetiredSessionsCount(); u != 1 || r != 0 {
+		t.Errorf("after adding acct-1 again: usable %d retired %d, want 1 and 0", u, r)
+	}
+	// Fill the pool and spend the other session; get until it is picked
+	// and every unusable session evicted.
+	other := sessionpooltest.GetN(t, p, 1)[0]
+	other.Retire()
+	for i := 0; ; i++ {
+		sessionpooltest.GetN(t, p, 1)
+		if ok, _ := rc.SIsMember(ctx, sessionpool.RedisKey(p, "held"), other.ID()).Result(); !ok {
+			break
+		}
+		if i > 1000 {
+			t.Fatal("the retired session was never evicted")
+		}
+	}
+	if _, err := p.GetSessionByID(ctx, "acct-1"); err != nil {
+		t.Errorf("the usable acct-1 was evicted: %v", err)
+	}
+}
+
 // storeErrCheck checks an error of an unreachable server.
 func storeErrCheck(t *testing.T, what string, err error, addr, password string) {
 	t.Helper()
