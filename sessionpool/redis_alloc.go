@@ -111,8 +111,11 @@ func stamp(s *Session, now int64) {
 
 // alloc runs the allocation script for op ("get", "get:ID" or "add") with
 // the candidate s (nil: none; the script then replies 'need' when it would
-// create). When the script added s, s is stamped with the script's time.
-func (b *redisBackend) alloc(ctx context.Context, op string, s *Session) ([]any, error) {
+// create) and returns the kind of its reply and the reply. When the script
+// added s, s is stamped with the script's time. A reply of another shape
+// than the script's (see allocKind) is an error wrapping
+// ErrStoreUnavailable.
+func (b *redisBackend) alloc(ctx context.Context, op string, s *Session) (string, []any, error) {
 	p := b.p
 	now := micros(p.nowNanos())
 	args := []any{b.pfx, now, p.maxSize, strategyCode(p.strategy), op}
@@ -123,12 +126,54 @@ func (b *redisBackend) alloc(ctx context.Context, op string, s *Session) ([]any,
 	}
 	res, err := b.eval(ctx, allocScript, b.keys, args...).Slice()
 	if err != nil {
-		return nil, b.storeErr(err)
+		return "", nil, b.storeErr(err)
 	}
-	if kind, _ := res[0].(string); kind == "new" {
+	kind, ok := allocKind(res, s != nil)
+	if !ok {
+		return "", nil, b.unexpectedReply(res)
+	}
+	if kind == "new" {
 		stamp(s, now)
 	}
-	return res, nil
+	return kind, res, nil
+}
+
+// allocKind returns the kind of an allocation script's reply and whether
+// the reply has that kind's shape (see allocScript). 'new' and 'taken'
+// answer only a run that carried a candidate (cand).
+func allocKind(res []any, cand bool) (kind string, ok bool) {
+	if len(res) == 0 {
+		return "", false
+	}
+	kind, _ = res[0].(string)
+	switch kind {
+	case "hit", "bad":
+		return kind, len(res) == 4 && isSessionReply(res[1:])
+	case "new", "taken":
+		return kind, len(res) == 1 && cand
+	case "exists", "need":
+		return kind, len(res) == 1
+	}
+	return kind, false
+}
+
+// isSessionReply reports whether res is {id, session record, cookie hash},
+// the shape decodeReply takes.
+func isSessionReply(res []any) bool {
+	if len(res) != 3 {
+		return false
+	}
+	_, id := res[0].(string)
+	_, rec := res[1].(string)
+	_, cookies := res[2].([]any)
+	return id && rec && cookies
+}
+
+// unexpectedReply is the error of a script reply that does not have the
+// script's shape: the server (or something between) is not what the pool
+// expects.
+func (b *redisBackend) unexpectedReply(res any) error {
+	return fmt.Errorf("%w: %s: unexpected reply %s", ErrStoreUnavailable, b.name, clip(fmt.Sprint(res)))
 }
 
 func strategyCode(s Strategy) string {
@@ -164,13 +209,13 @@ func (b *redisBackend) getSession(ctx context.Context) (*Session, error) {
 		b.mu.Unlock()
 	}
 	for range 8 {
-		res, err := b.alloc(ctx, op, cand)
+		kind, res, err := b.alloc(ctx, op, cand)
 		if err != nil {
 			b.keep(cand)
 			return nil, err
 		}
 		var s *Session
-		switch kind, _ := res[0].(string); kind {
+		switch kind {
 		case "hit":
 			b.keep(cand)
 			if s, err = b.decodeReply(res[1:]); err != nil {
@@ -235,11 +280,11 @@ func (b *redisBackend) add(ctx context.Context, s *Session, named bool) (*Sessio
 		s.id = newID()
 	}
 	for range 8 {
-		res, err := b.alloc(ctx, "add", s)
+		kind, res, err := b.alloc(ctx, "add", s)
 		if err != nil {
 			return nil, err
 		}
-		switch kind, _ := res[0].(string); kind {
+		switch kind {
 		case "new":
 			s.rstate.Store(rheld)
 			return s, nil
@@ -266,10 +311,17 @@ func (b *redisBackend) getByID(ctx context.Context, id string) (*Session, error)
 	if err != nil {
 		return nil, b.storeErr(err)
 	}
+	if len(res) != 2 {
+		return nil, b.unexpectedReply(res)
+	}
 	if res[0] == nil {
 		return nil, nil
 	}
-	return b.decodeReply(append([]any{id}, res...))
+	reply := []any{id, res[0], res[1]}
+	if !isSessionReply(reply) {
+		return nil, b.unexpectedReply(res)
+	}
+	return b.decodeReply(reply)
 }
 
 // counts reads the counts on the server; errors go to RedisOptions.OnError
@@ -290,6 +342,9 @@ func (b *redisBackend) readCounts(ctx context.Context) (held, retired, expired i
 	res, err := countScript.Run(ctx, b.c, b.keys, micros(b.p.nowNanos())).Int64Slice()
 	if err != nil {
 		return 0, 0, 0, b.storeErr(err)
+	}
+	if len(res) != 3 {
+		return 0, 0, 0, b.unexpectedReply(res)
 	}
 	return int(res[0]), int(res[1]), int(res[2]), nil
 }

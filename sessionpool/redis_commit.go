@@ -96,20 +96,16 @@ func (b *redisBackend) commit(ctx context.Context, s *Session, m Mark) error {
 		return fmt.Errorf("session %q: %w", s.id, b.storeErr(err))
 	}
 	if len(res) == 2 {
-		if kind, _ := res[0].(string); kind == "bad" {
+		kind, _ := res[0].(string)
+		if rec, ok := res[1].(string); kind == "bad" && ok {
 			requeueDelta(&s.jar, delta)
-			return b.badSession([]any{s.id, res[1], []any{}})
+			return b.badSession([]any{s.id, rec, []any{}})
 		}
 	}
-	if len(res) != 5 {
-		return fmt.Errorf("%w: %s: unexpected reply to a mark", ErrStoreUnavailable, b.name)
+	u, v, r, fired, e, ok := markReply(res)
+	if !ok {
+		return fmt.Errorf("session %q: %w", s.id, b.unexpectedReply(res))
 	}
-	u, _ := res[0].(int64)
-	es, _ := res[1].(string)
-	e, _ := strconv.ParseFloat(es, 64)
-	r, _ := res[2].(int64)
-	v, _ := res[3].(int64)
-	fired, _ := res[4].(int64)
 	s.mu.Lock()
 	if v > s.ver {
 		s.usage, s.errScore, s.retired, s.ver = int(u), e, r == 1, v
@@ -120,6 +116,21 @@ func (b *redisBackend) commit(ctx context.Context, s *Session, m Mark) error {
 		p.fireRetired(s)
 	}
 	return nil
+}
+
+// markReply reads the commit script's reply {uses, error score, retired,
+// version, fired}; ok is false when it has another shape.
+func markReply(res []any) (u, v, r, fired int64, e float64, ok bool) {
+	if len(res) != 5 {
+		return 0, 0, 0, 0, 0, false
+	}
+	u, ok1 := res[0].(int64)
+	es, ok2 := res[1].(string)
+	r, ok3 := res[2].(int64)
+	v, ok4 := res[3].(int64)
+	fired, ok5 := res[4].(int64)
+	e, err := strconv.ParseFloat(es, 64)
+	return u, v, r, fired, e, ok1 && ok2 && ok3 && ok4 && ok5 && err == nil
 }
 
 // commitDetached is commit for the calls that take no context and return

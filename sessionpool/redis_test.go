@@ -1,6 +1,7 @@
 package sessionpool_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -801,6 +803,143 @@ func TestRedisTimeout(t *testing.T) {
 		}
 	default:
 		t.Error("nothing reached OnError")
+	}
+}
+
+// fakeRedis serves RESP2 on loopback until the end of the test: it
+// answers every EVALSHA and EVAL with the raw reply evalReply, and every
+// other command plausibly. It stands for a broken server, or a proxy in
+// front of one.
+func fakeRedis(t *testing.T, evalReply string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					args, err := readRESPCommand(r)
+					if err != nil {
+						return
+					}
+					reply := "+OK\r\n"
+					switch strings.ToUpper(args[0]) {
+					case "HELLO":
+						reply = "-ERR unknown command 'HELLO'\r\n"
+					case "PING":
+						reply = "+PONG\r\n"
+					case "SUBSCRIBE":
+						reply = fmt.Sprintf("*3\r\n$9\r\nsubscribe\r\n$%d\r\n%s\r\n:1\r\n", len(args[1]), args[1])
+					case "EVALSHA", "EVAL":
+						reply = evalReply
+					}
+					if _, err := io.WriteString(c, reply); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return "redis://" + l.Addr().String() + "/0"
+}
+
+// readRESPCommand reads one command: a RESP array of bulk strings.
+func readRESPCommand(r *bufio.Reader) ([]string, error) {
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return nil, err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "*")))
+	if err != nil || n < 1 || !strings.HasPrefix(line, "*") {
+		return nil, fmt.Errorf("not a command: %q", line)
+	}
+	args := make([]string, n)
+	for i := range args {
+		hdr, err := r.ReadString('\n')
+		if err != nil {
+			return nil, err
+		}
+		m, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(hdr, "$")))
+		if err != nil || m < 0 {
+			return nil, fmt.Errorf("not a bulk string: %q", hdr)
+		}
+		buf := make([]byte, m+2)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, err
+		}
+		args[i] = string(buf[:m])
+	}
+	return args, nil
+}
+
+// TestRedisUnexpectedReply: a script reply that does not have the
+// script's shape (too short, of other types, a new session where none was
+// offered) is an error wrapping ErrStoreUnavailable, never a panic.
+func TestRedisUnexpectedReply(t *testing.T) {
+	ctx := context.Background()
+	failCreate := func(context.Context, *sessionpool.Pool, sessionpool.SessionOptions) (*sessionpool.Session, error) {
+		return nil, errors.New("no upstream")
+	}
+	for name, tc := range map[string]struct {
+		reply  string
+		create func(context.Context, *sessionpool.Pool, sessionpool.SessionOptions) (*sessionpool.Session, error)
+		call   func(p *sessionpool.Pool, storeErrs chan error) error
+	}{
+		"GetSession/empty":             {reply: "*0\r\n"},
+		"GetSession/hit alone":         {reply: "*1\r\n$3\r\nhit\r\n"},
+		"GetSession/new without one":   {reply: "*1\r\n$3\r\nnew\r\n", create: failCreate},
+		"GetSession/taken without one": {reply: "*1\r\n$5\r\ntaken\r\n", create: failCreate},
+		"AddSession/empty": {reply: "*0\r\n", call: func(p *sessionpool.Pool, _ chan error) error {
+			_, err := p.AddSession(ctx, sessionpool.SessionOptions{})
+			return err
+		}},
+		"GetSessionByID/empty": {reply: "*0\r\n", call: func(p *sessionpool.Pool, _ chan error) error {
+			_, err := p.GetSessionByID(ctx, "x")
+			return err
+		}},
+		"GetSessionByID/record a number": {reply: "*2\r\n:1\r\n*0\r\n", call: func(p *sessionpool.Pool, _ chan error) error {
+			_, err := p.GetSessionByID(ctx, "x")
+			return err
+		}},
+		"UsableSessionsCount/short": {reply: "*1\r\n:1\r\n", call: func(p *sessionpool.Pool, storeErrs chan error) error {
+			p.UsableSessionsCount()
+			select {
+			case err := <-storeErrs:
+				return err
+			default:
+				return nil
+			}
+		}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			storeErrs := make(chan error, 10)
+			p, err := sessionpool.Open(ctx, sessionpool.Options{PersistStateKey: "fake", CreateSessionFunc: tc.create,
+				Redis: &sessionpool.RedisOptions{URL: fakeRedis(t, tc.reply), OnError: func(err error) { storeErrs <- err }}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Teardown(ctx)
+			call := tc.call
+			if call == nil {
+				call = func(p *sessionpool.Pool, _ chan error) error {
+					_, err := p.GetSession(ctx)
+					return err
+				}
+			}
+			err = call(p, storeErrs)
+			if !errors.Is(err, sessionpool.ErrStoreUnavailable) || !strings.Contains(err.Error(), "unexpected reply") {
+				t.Errorf("reply %q: %v, want ErrStoreUnavailable (unexpected reply)", tc.reply, err)
+			}
+		})
 	}
 }
 
