@@ -43,6 +43,10 @@ type backend interface {
 	// setUserData stores the new user data of s (a JSON object, or nil)
 	// where s is kept, before the session's copy is changed.
 	setUserData(s *Session, data []byte) error
+	// pause stores the end of the pause of s (an extension: a later end
+	// stored meanwhile stands) where s is kept, leaving its user data there
+	// as they are.
+	pause(s *Session) error
 	// retired is told, outside the session's lock, that a mark on this
 	// process's copy of s set its retired flag.
 	retired(s *Session)

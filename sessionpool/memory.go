@@ -275,6 +275,12 @@ func (m *memBackend) setUserData(*Session, []byte) error {
 	return nil
 }
 
+// pause has nothing to store either.
+func (m *memBackend) pause(*Session) error {
+	m.p.changed()
+	return nil
+}
+
 // retired moves the session to the table's retired list (if it is held).
 func (m *memBackend) retired(s *Session) {
 	m.p.mu.Lock()

@@ -145,19 +145,35 @@ func (b *redisBackend) commitDetached(s *Session, m Mark) {
 	b.report(b.commit(ctx, s, m))
 }
 
-// setUserData stores s's user data on the server (nothing to do for a
-// session not on it yet, or no longer on it: a later session under its ID
-// is left alone).
+// setUserData stores s's user data on the server, and its copy's pause
+// when that ends later than the server's.
 func (b *redisBackend) setUserData(s *Session, data []byte) error {
+	return b.setTail(s, string(data), true)
+}
+
+// pause extends the pause of s on the server to its copy's; the server's
+// user data stay as they are (the copy's may be stale).
+func (b *redisBackend) pause(s *Session) error {
+	return b.setTail(s, "", false)
+}
+
+// setTail runs the user data script for s: with its copy's pause and, when
+// withData, the user data data. There is nothing to do for a session not
+// on the server yet, or no longer on it (a later session under its ID is
+// left alone).
+func (b *redisBackend) setTail(s *Session, data string, withData bool) error {
 	if !onServer(s) {
 		return nil
 	}
 	ctx, cancel := b.detached()
 	defer cancel()
 	s.mu.Lock()
-	tail := recordTail(data, s.fprint, s.paused)
+	args := []any{micros(s.created), micros(s.paused)}
 	s.mu.Unlock()
-	if err := userDataScript.Run(ctx, b.c, []string{b.pfx + "s:" + s.id}, tail, micros(s.created)).Err(); err != nil {
+	if withData {
+		args = append(args, data)
+	}
+	if err := userDataScript.Run(ctx, b.c, []string{b.pfx + "s:" + s.id}, args...).Err(); err != nil {
 		return fmt.Errorf("session %q: %w", s.id, b.storeErr(err))
 	}
 	return nil

@@ -218,29 +218,33 @@ var readScript = redis.NewScript(`
 return {redis.call('GET', KEYS[1]), redis.call('HGETALL', KEYS[2])}
 `)
 
-// userDataScript replaces a held session's user data (ARGV[1], "" for
-// none, followed by its fingerprint and pause lines, recordTail): the record from
-// its third line on. A pause is only ever extended: a stored one that ends
-// later stands (the caller's copy of the session may not know of it, set
-// by another instance). It does nothing when the session is gone, when the
-// ID is held by a session created at another time than ARGV[2] (µs: a
-// later session under the spent one's name), or when its record has no
-// such line.
+// userDataScript changes a held session's user data and pause, the record
+// from its third line on (see recordTail). ARGV: the session's creation
+// (µs), the end of a pause (µs, 0 for none), then, optionally, the new user
+// data ("" for none). The pause is only ever extended: a stored one that
+// ends later stands (the caller's copy of the session may not know of it,
+// set by another instance). Without new user data the stored user data
+// stay; the fingerprint always does. It does nothing when the session is
+// gone, when the ID is held by a session created at another time (a later
+// session under the spent one's name), or when its record has no such
+// lines.
 var userDataScript = redis.NewScript(`
 local raw = redis.call('GET', KEYS[1])
 if not raw then return 0 end
 local c = string.match(raw, '^%S+ %S+ %S+ %S+ %S+ %S+ %S+ (%S+) ')
-if tonumber(c) ~= tonumber(ARGV[2]) then return 0 end
-local head = string.match(raw, '^[^\n]*\n[^\n]*\n')
+if tonumber(c) ~= tonumber(ARGV[1]) then return 0 end
+local head, d, fp, paused = string.match(raw, '^([^\n]*\n[^\n]*\n)([^\n]*)\n?([^\n]*)\n?([^\n]*)$')
 if not head then return 0 end
-local tail = ARGV[1]
-local function pause(t)
-  return tonumber(string.match(t, '^[^\n]*\n[^\n]*\n(%d+)$') or '0')
-end
-local kept = pause(string.sub(raw, #head + 1))
-if kept > pause(tail) then
-  local ud, fp = string.match(tail, '^([^\n]*)\n?([^\n]*)')
-  tail = ud .. '\n' .. fp .. '\n' .. string.format('%.0f', kept)
+if #ARGV > 2 then d = ARGV[3] end
+-- the later pause, compared as decimal strings: µs past 2^53 are not
+-- exact as Lua numbers
+paused = string.match(paused, '^%d+$') or '0'
+if #ARGV[2] > #paused or (#ARGV[2] == #paused and ARGV[2] > paused) then paused = ARGV[2] end
+local tail = d
+if paused ~= '0' then
+  tail = d .. '\n' .. fp .. '\n' .. paused
+elseif fp ~= '' then
+  tail = d .. '\n' .. fp
 end
 redis.call('SET', KEYS[1], head .. tail, 'KEEPTTL')
 return 1

@@ -1171,6 +1171,32 @@ func TestRedisRestartUnderLoad(t *testing.T) {
 	}
 }
 
+// TestRedisPauseKeepsUserData: Pause through one instance's copy stores
+// only the pause: user data another instance set since stay on the server.
+func TestRedisPauseKeepsUserData(t *testing.T) {
+	ctx := t.Context()
+	ps := redisPools(t, 2, sessionpool.Options{})
+	a := sessionpooltest.AddSession(t, ps[0], sessionpool.SessionOptions{UserData: map[string]any{"k": "old"}})
+	b := sessionpooltest.MustGetByID(t, ps[1], a.ID())
+	if err := b.SetUserData(map[string]any{"k": "new"}); err != nil {
+		t.Fatal(err)
+	}
+	until := time.Now().Add(time.Hour).Truncate(time.Microsecond)
+	if err := a.Pause(until); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ps[1].GetSessionByID(ctx, a.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.PausedUntil().Equal(until) {
+		t.Errorf("paused until %v, want %v", got.PausedUntil(), until)
+	}
+	if k := got.UserData()["k"]; k != "new" {
+		t.Errorf("after a Pause through a copy that held older user data: k = %v, want new", k)
+	}
+}
+
 // TestRedisPauseOnlyExtended: on a Redis pool a pause is only ever extended,
 // whatever another instance's copy of the session knew: a shorter pause, or
 // user data set through a copy that never saw the pause, leaves it.

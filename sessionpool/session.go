@@ -130,9 +130,10 @@ func (s *Session) ProxyURL() string { return s.cold().proxyURL }
 // sees it on its next copy of the session). The pool still hands a paused
 // session out: what a pause means is the caller's (the proxy does not send
 // it to the paused site until then). A pause is only ever extended: an
-// until before the current end changes nothing. With a Redis pool the
-// server's error is returned (wrapping ErrStoreUnavailable), and the local
-// copy keeps the pause.
+// until before the current end changes nothing. With a Redis pool only the
+// pause is stored (the session's user data on the server stay as they are,
+// whatever this copy holds), the server's error is returned (wrapping
+// ErrStoreUnavailable), and the local copy keeps the pause.
 func (s *Session) Pause(until time.Time) error {
 	if s.pool == nil || until.Before(minSessionTime) {
 		return nil // a time that long past pauses nothing
@@ -148,9 +149,8 @@ func (s *Session) Pause(until time.Time) error {
 		return nil
 	}
 	c.paused = ns
-	data := c.userData
 	s.mu.Unlock()
-	if err := s.pool.be.setUserData(s, data); err != nil {
+	if err := s.pool.be.pause(s); err != nil {
 		return fmt.Errorf("pause: %w", err)
 	}
 	return nil
