@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -362,6 +363,13 @@ func (b *redisBackend) sessions() []*Session {
 	return ss
 }
 
+// isWrongType reports whether err is the server's answer to a command on a
+// key of another type: bad data, not an outage.
+func isWrongType(err error) bool {
+	var rerr redis.Error
+	return errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "WRONGTYPE ")
+}
+
 // readSessions reads every held session, in no particular order. A session
 // that does not parse is left out, its error joined to the one returned.
 func (b *redisBackend) readSessions(ctx context.Context) ([]*Session, error) {
@@ -381,13 +389,20 @@ func (b *redisBackend) readSessions(ctx context.Context) ([]*Session, error) {
 		for i, id := range chunk {
 			cmds[i] = pair{pipe.Get(ctx, b.pfx+"s:"+id), pipe.HGetAll(ctx, b.pfx+"c:"+id)}
 		}
-		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) && !isWrongType(err) {
 			return nil, b.storeErr(err)
 		}
 		for i, id := range chunk {
 			rec, err := cmds[i].rec.Result()
 			if errors.Is(err, redis.Nil) {
 				continue // gone since SMEMBERS
+			}
+			if isWrongType(err) {
+				bad = append(bad, fmt.Errorf("%w: %s: session %q: %w", ErrInvalidState, b.name, id, err))
+				continue
+			}
+			if err != nil {
+				return nil, b.storeErr(err)
 			}
 			s, err := b.sessionFrom(id, rec, slices.Collect(maps.Values(cmds[i].cookies.Val())))
 			if err != nil {

@@ -173,8 +173,12 @@ func (b *redisBackend) setTail(s *Session, data string, withData bool) error {
 	if withData {
 		args = append(args, data)
 	}
-	if err := userDataScript.Run(ctx, b.c, []string{b.pfx + "s:" + s.id}, args...).Err(); err != nil {
+	res, err := userDataScript.Run(ctx, b.c, []string{b.pfx + "s:" + s.id}, args...).Result()
+	if err != nil {
 		return fmt.Errorf("session %q: %w", s.id, b.storeErr(err))
+	}
+	if bad, _ := res.([]any); len(bad) == 2 {
+		return b.badSession([]any{s.id, bad[1], []any{}})
 	}
 	return nil
 }

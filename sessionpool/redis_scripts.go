@@ -45,7 +45,7 @@ local pfx, now, max, strategy = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), A
 -- load returns the parsed session (false when it does not parse) and its
 -- record; nil when it is not held.
 local function load(id)
-  local raw = redis.call('GET', pfx .. 's:' .. id)
+  local raw = record(pfx .. 's:' .. id)
   if not raw then return nil, nil end
   return parse(raw), raw
 end
@@ -167,7 +167,7 @@ return insert()
 // version, fired}.
 var commitScript = redis.NewScript(scriptParse + `
 local s, c = KEYS[1], KEYS[2]
-local raw = redis.call('GET', s)
+local raw = record(s)
 if not raw then return false end
 local h = parse(raw)
 if not h then return {'bad', raw} end
@@ -214,8 +214,8 @@ return {u, string.format('%.17g', e), r and 1 or 0, v, fire}
 
 // readScript returns one session's record and cookies: {session record,
 // cookie hash}, the first false (nil) when the session is not held.
-var readScript = redis.NewScript(`
-return {redis.call('GET', KEYS[1]), redis.call('HGETALL', KEYS[2])}
+var readScript = redis.NewScript(scriptRecord + `
+return {record(KEYS[1]), redis.call('HGETALL', KEYS[2])}
 `)
 
 // userDataScript changes a held session's user data and pause, the record
@@ -225,16 +225,17 @@ return {redis.call('GET', KEYS[1]), redis.call('HGETALL', KEYS[2])}
 // ends later stands (the caller's copy of the session may not know of it,
 // set by another instance). Without new user data the stored user data
 // stay; the fingerprint always does. It does nothing when the session is
-// gone, when the ID is held by a session created at another time (a later
-// session under the spent one's name), or when its record has no such
-// lines.
-var userDataScript = redis.NewScript(`
-local raw = redis.call('GET', KEYS[1])
+// gone or the ID is held by a session created at another time (a later
+// session under the spent one's name). Reply: 1 when done, 0 when not,
+// {'bad', session record} when the record has not the lines it changes
+// (nothing is changed).
+var userDataScript = redis.NewScript(scriptRecord + `
+local raw = record(KEYS[1])
 if not raw then return 0 end
 local c = string.match(raw, '^%S+ %S+ %S+ %S+ %S+ %S+ %S+ (%S+) ')
-if tonumber(c) ~= tonumber(ARGV[1]) then return 0 end
 local head, d, fp, paused = string.match(raw, '^([^\n]*\n[^\n]*\n)([^\n]*)\n?([^\n]*)\n?([^\n]*)$')
-if not head then return 0 end
+if not (c and head) then return {'bad', raw} end
+if tonumber(c) ~= tonumber(ARGV[1]) then return 0 end
 if #ARGV > 2 then d = ARGV[3] end
 -- the later pause, compared as decimal strings: µs past 2^53 are not
 -- exact as Lua numbers
@@ -250,11 +251,27 @@ redis.call('SET', KEYS[1], head .. tail, 'KEEPTTL')
 return 1
 `)
 
-// scriptParse defines parse(raw): the session record as a table (numbers
+// scriptRecord defines record(key): the session record under key, false
+// when there is none. A key of another type (the hash an earlier version
+// of this backend kept a session in, say) reads as a record that does not
+// parse, naming the type, rather than failing the script: the scripts
+// then report that session's data as bad.
+const scriptRecord = `
+local function record(key)
+  local raw = redis.pcall('GET', key)
+  if type(raw) == 'table' then
+    return '(a Redis ' .. redis.call('TYPE', key).ok .. ')'
+  end
+  return raw
+end
+`
+
+// scriptParse defines record (scriptRecord) and parse(raw): the session
+// record as a table (numbers
 // for the fields the scripts compute with, and its creation c, which tells
 // the session from a later one under the same ID; rest: the record from mu
 // on, which they never change), or false when it does not parse.
-const scriptParse = `
+const scriptParse = scriptRecord + `
 local function finite(n)
   return n ~= nil and n == n and n > -math.huge and n < math.huge
 end

@@ -1041,6 +1041,48 @@ func TestRedisBadData(t *testing.T) {
 	}
 }
 
+// TestRedisOlderHashRecord: a session key of another type (the hash an
+// earlier version of this backend kept a session in) is bad data, as in
+// TestRedisBadData: an error wrapping ErrInvalidState that names the
+// session, not ErrStoreUnavailable (an outage), whichever call meets it.
+func TestRedisOlderHashRecord(t *testing.T) {
+	ctx := context.Background()
+	storeErrs := make(chan error, 100)
+	p := redisPools(t, 1, sessionpool.Options{MaxPoolSize: 1, Redis: &sessionpool.RedisOptions{OnError: func(err error) { storeErrs <- err }}})[0]
+	rc := redisClient(t, shared.Server(t).URL(0))
+	s := sessionpooltest.GetN(t, p, 1)[0]
+	key := sessionpool.RedisKey(p, "s:"+s.ID())
+	if err := rc.Del(ctx, key).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.HSet(ctx, key, "v", "1", "u", "0", "e", "0", "r", "0", "mu", "50", "me", "3", "ed", "0.5").Err(); err != nil {
+		t.Fatal(err)
+	}
+	badState := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, sessionpool.ErrInvalidState) || !strings.Contains(err.Error(), s.ID()) {
+			t.Errorf("%s: %v, want ErrInvalidState naming the session", what, err)
+		}
+	}
+	_, err := p.GetSessionByID(ctx, s.ID())
+	badState("GetSessionByID", err)
+	_, err = p.GetSession(ctx) // the pool is full: the pick is that session
+	badState("GetSession", err)
+	_, err = p.AddSession(ctx, sessionpool.SessionOptions{ID: s.ID()})
+	badState("AddSession with its ID", err)
+	badState("Commit", s.Commit(ctx, nil, sessionpool.Good))
+	badState("SetUserData", s.SetUserData(map[string]any{"k": 1}))
+	if ss := p.Sessions(); len(ss) != 0 {
+		t.Errorf("Sessions returned %d sessions", len(ss))
+	}
+	select {
+	case err := <-storeErrs:
+		badState("Sessions", err)
+	default:
+		t.Error("Sessions: nothing reached OnError")
+	}
+}
+
 // TestRedisOptions: the Redis options are validated with the others.
 func TestRedisOptions(t *testing.T) {
 	ctx := context.Background()

@@ -385,7 +385,8 @@ func (s *Session) UserData() map[string]any {
 // SetUserData replaces the session's user data with a copy of data (as
 // JSON). It fails, changing nothing, when data is not JSON-serialisable or
 // nests deeper than MaxUserDataDepth (or, with a Redis pool, when the
-// server cannot be reached).
+// server cannot be reached, or when its record of the session does not
+// parse: ErrInvalidState).
 func (s *Session) SetUserData(data map[string]any) error {
 	raw, err := encodeUserData(data)
 	if err != nil {
