@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"slices"
 
@@ -30,11 +31,24 @@ var ErrHello = errors.New("profile: unusable ClientHello")
 // caller closes conn on error. cfg is not changed; its NextProtos, when
 // set, replace the protocols of the hello's ALPN extension.
 func Handshake(ctx context.Context, conn net.Conn, hello []byte, cfg *utls.Config) (*utls.UConn, error) {
+	return handshake(ctx, conn, hello, cfg, false)
+}
+
+// Handshake is Handshake with p's hello, its extensions in a new order
+// when p.Permute says the browser sends them so.
+func (p *Profile) Handshake(ctx context.Context, conn net.Conn, cfg *utls.Config) (*utls.UConn, error) {
+	return handshake(ctx, conn, p.Hello, cfg, p.Permute)
+}
+
+func handshake(ctx context.Context, conn net.Conn, hello []byte, cfg *utls.Config, permute bool) (*utls.UConn, error) {
 	spec, err := readHello(hello)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrHello, err)
 	}
 	resumable(spec)
+	if permute {
+		permuteExtensions(spec.Extensions)
+	}
 	if cfg.NextProtos != nil {
 		withProtocols(spec, cfg.NextProtos)
 	}
@@ -214,6 +228,24 @@ func resumable(spec *utls.ClientHelloSpec) {
 	if modes {
 		spec.Extensions = append(spec.Extensions, &utls.UtlsPreSharedKeyExtension{})
 	}
+}
+
+// permuteExtensions puts exts in a new random order, as Chrome does on
+// every connection since version 110 (BoringSSL's extension
+// permutation): all but GREASE, padding and the pre-shared key, which
+// keep their places (the key must come last).
+func permuteExtensions(exts []utls.TLSExtension) {
+	var moved []int
+	for i, e := range exts {
+		switch e.(type) {
+		case *utls.UtlsGREASEExtension, *utls.UtlsPaddingExtension, *utls.UtlsPreSharedKeyExtension, utls.PreSharedKeyExtension:
+		default:
+			moved = append(moved, i)
+		}
+	}
+	mrand.Shuffle(len(moved), func(i, j int) {
+		exts[moved[i]], exts[moved[j]] = exts[moved[j]], exts[moved[i]]
+	})
 }
 
 // ALPN returns the protocols hello's ALPN extension offers; nil when it

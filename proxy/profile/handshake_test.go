@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 
 	utls "github.com/refraction-networking/utls"
@@ -438,5 +439,52 @@ func TestHandshakeALPSFollowsALPN(t *testing.T) {
 		if !slices.Equal(alpn, tc.protos) || !slices.Equal(alps, tc.wantALPS) {
 			t.Errorf("ALPN %q: the hello offers ALPN %q and ALPS %q, want ALPS %q", tc.protos, alpn, alps, tc.wantALPS)
 		}
+	}
+}
+
+// TestProfileHandshakePermutes: the chrome profile's connections send its
+// extensions in a new order each, as Chrome does since version 110: the
+// same extensions with the same data, GREASE and padding in their places;
+// a hello given to Handshake (a client's own) keeps its order.
+func TestProfileHandshakePermutes(t *testing.T) {
+	chrome := Profiles()[Chrome]
+	lines := func(s string) []string { return strings.Split(strings.TrimSpace(s), "\n") }
+	want := lines(shape(t, chrome.Hello))
+	fixed := func(l string) bool { return l == "*tls.UtlsGREASEExtension" || l == "*tls.UtlsPaddingExtension" }
+	send := func(permuted bool) []string {
+		addr, cfg, got := captureHello(t)
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if permuted {
+			_, err = chrome.Handshake(context.Background(), conn, cfg)
+		} else {
+			_, err = Handshake(context.Background(), conn, chrome.Hello, cfg)
+		}
+		if err != nil {
+			t.Fatalf("Handshake: %v", err)
+		}
+		return lines(shape(t, <-got))
+	}
+	if sent := send(false); !slices.Equal(sent, want) {
+		t.Errorf("a hello given as it is went out as\n%s\nwant\n%s", strings.Join(sent, "\n"), strings.Join(want, "\n"))
+	}
+	orders := map[string]bool{}
+	for range 4 {
+		sent := send(true)
+		orders[strings.Join(sent, "\n")] = true
+		if !slices.Equal(slices.Sorted(slices.Values(sent)), slices.Sorted(slices.Values(want))) {
+			t.Fatalf("the permuted hello is not the same extensions:\n%s\nwant\n%s", strings.Join(sent, "\n"), strings.Join(want, "\n"))
+		}
+		for i, l := range want {
+			if fixed(l) && sent[i] != l {
+				t.Errorf("extension %d: %q, want %q in its place", i, sent[i], l)
+			}
+		}
+	}
+	if len(orders) == 1 {
+		t.Error("four connections of the chrome profile sent one extension order")
 	}
 }

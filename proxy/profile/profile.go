@@ -39,6 +39,9 @@ type Profile struct {
 	Source string
 	// Hello is the ClientHello records the browser sent.
 	Hello []byte
+	// Permute says the browser sends Hello's extensions in a new order on
+	// every connection (Chrome since 110): Profile.Handshake does so too.
+	Permute bool
 	// H2 is the browser's HTTP/2 connection preface.
 	H2 wire.Preface
 	// Pseudo is its HTTP/2 pseudo-header order.
@@ -71,9 +74,10 @@ func hello(name string) []byte {
 
 func chromeProfile() *Profile {
 	return &Profile{
-		Name:   Chrome,
-		Source: "Chromium 156 (Debian), headless, navigating",
-		Hello:  hello("chrome"),
+		Name:    Chrome,
+		Source:  "Chromium 156 (Debian), headless, navigating",
+		Hello:   hello("chrome"),
+		Permute: true,
 		H2: wire.Preface{
 			Settings: []http2.Setting{
 				{ID: http2.SettingHeaderTableSize, Val: 65536},

@@ -127,28 +127,28 @@ func (t *identityTransport) dial(ctx context.Context, req *http.Request) (*wire.
 		}
 		return &wire.Conn{Conn: conn}, nil
 	}
-	hello, preface, client := t.identity(req)
+	id := t.identity(req)
 	var protos []string // nil: the hello's own ALPN
 	if wire.Upgrading(req) {
 		// A WebSocket needs HTTP/1.1, and a browser opens its connection
 		// offering http/1.1 alone; an origin offered h2 too would take it.
 		protos = []string{"http/1.1"}
 	}
-	uc, err := t.handshake(ctx, req, addr, hello, protos)
-	if client != nil && errors.Is(err, profile.ErrHello) {
+	uc, err := t.handshake(ctx, req, addr, id, protos)
+	if id.client != nil && errors.Is(err, profile.ErrHello) {
 		// uTLS read the client's hello but cannot build it (a key share
 		// of a group it lacks): the fallback's goes instead, as for a
 		// hello it cannot read, from now on for this client.
-		client.SetUnbuildable()
-		hello, preface, _ = t.identity(req)
-		uc, err = t.handshake(ctx, req, addr, hello, protos)
+		id.client.SetUnbuildable()
+		id = t.identity(req)
+		uc, err = t.handshake(ctx, req, addr, id, protos)
 	}
 	if err != nil && strings.Contains(err.Error(), "no application protocol") {
 		// The client offered only protocols the origin does not speak
 		// (say, h2 alone to an HTTP/1.1 origin): a browser would have
 		// offered http/1.1 too, and so does the session, once.
-		if protos := profile.ALPN(hello); protos != nil && !slices.Contains(protos, "http/1.1") {
-			uc, err = t.handshake(ctx, req, addr, hello, append(slices.Clip(protos), "http/1.1"))
+		if protos := profile.ALPN(id.hello); protos != nil && !slices.Contains(protos, "http/1.1") {
+			uc, err = t.handshake(ctx, req, addr, id, append(slices.Clip(protos), "http/1.1"))
 		}
 	}
 	if err != nil {
@@ -156,14 +156,14 @@ func (t *identityTransport) dial(ctx context.Context, req *http.Request) (*wire.
 	}
 	c := &wire.Conn{Conn: uc, Proto: uc.ConnectionState().NegotiatedProtocol}
 	if c.Proto == "h2" {
-		c.H2 = preface()
+		c.H2 = id.preface()
 	}
 	return c, nil
 }
 
-// handshake opens a tunnel to addr and makes TLS on it with hello (its
+// handshake opens a tunnel to addr and makes TLS on it as id (the hello's
 // ALPN replaced by protos when not nil).
-func (t *identityTransport) handshake(ctx context.Context, req *http.Request, addr string, hello []byte, protos []string) (*utls.UConn, error) {
+func (t *identityTransport) handshake(ctx context.Context, req *http.Request, addr string, id identity, protos []string) (*utls.UConn, error) {
 	conn, err := Dial(ctx, t.proxyURL, "tcp", addr, t.opts)
 	if err != nil {
 		return nil, err
@@ -183,7 +183,12 @@ func (t *identityTransport) handshake(ctx context.Context, req *http.Request, ad
 		cfg.InsecureSkipVerify = true
 		cfg.VerifyConnection = t.opts.verified.verifyConnection(cfg.ServerName)
 	}
-	uc, err := profile.Handshake(hctx, conn, hello, cfg)
+	var uc *utls.UConn
+	if id.prof != nil {
+		uc, err = id.prof.Handshake(hctx, conn, cfg)
+	} else {
+		uc, err = profile.Handshake(hctx, conn, id.hello, cfg)
+	}
 	if err != nil {
 		conn.Close()
 		kind := KindTLS
@@ -195,28 +200,36 @@ func (t *identityTransport) handshake(ctx context.Context, req *http.Request, ad
 	return uc, nil
 }
 
-// identity returns the ClientHello to send for req and its HTTP/2 preface:
-// the profile's, or the client's own when mirroring (the fallback
-// profile's for a client that showed none, such as one that sent an
-// https URL in a plain-HTTP request, or one whose hello uTLS cannot
-// rebuild: the session is not to fail for it). client is the client whose
-// hello it is, or nil.
-func (t *identityTransport) identity(req *http.Request) (hello []byte, preface func() wire.Preface, client *profile.Client) {
+// identity is what a connection to an origin is made as: a profile's
+// hello (prof), or a client's own (client).
+type identity struct {
+	hello   []byte              // the ClientHello: prof's, or client's
+	prof    *profile.Profile    // nil: client's own hello
+	client  *profile.Client     // the client whose hello it is, or nil
+	preface func() wire.Preface // the HTTP/2 preface, once the connection chose h2
+}
+
+// identity returns what to make req's connection as: the profile's, or
+// the client's own when mirroring (the fallback profile's for a client
+// that showed none, such as one that sent an https URL in a plain-HTTP
+// request, or one whose hello uTLS cannot rebuild: the session is not to
+// fail for it).
+func (t *identityTransport) identity(req *http.Request) identity {
 	if t.prof != nil {
-		return t.prof.Hello, func() wire.Preface { return t.prof.H2 }, nil
+		return identity{hello: t.prof.Hello, prof: t.prof, preface: func() wire.Preface { return t.prof.H2 }}
 	}
 	c := profile.ClientFrom(req.Context())
 	if c == nil || c.Unusable() {
-		return t.fallback.Hello, func() wire.Preface { return t.fallback.H2 }, nil
+		return identity{hello: t.fallback.Hello, prof: t.fallback, preface: func() wire.Preface { return t.fallback.H2 }}
 	}
-	return c.Hello, func() wire.Preface {
+	return identity{hello: c.Hello, client: c, preface: func() wire.Preface {
 		if c.H2 != nil {
 			if p, ok := c.H2(); ok {
 				return p
 			}
 		}
 		return t.fallback.H2
-	}, c
+	}}
 }
 
 // dialProxy connects to the http(s) upstream proxy itself, for plain-HTTP
