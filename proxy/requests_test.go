@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -125,6 +127,31 @@ func TestRequestLogBodies(t *testing.T) {
 		h.adminGet("/requests", "", &all)
 		if len(all.Requests) != 1 || all.Requests[0].Site != "127.0.0.1" {
 			t.Errorf("request logged with site %+v, want 127.0.0.1 (an IP is its own site)", all.Requests)
+		}
+	}
+}
+
+const urlSecret = "s3cr3t-in-url"
+
+// TestRequestLogHidesURLPassword: a password in an absolute-form URL's
+// user info stays out of the request log and the HAR export.
+func TestRequestLogHidesURLPassword(t *testing.T) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+	defer origin.Close()
+	h := startProxy(t, testConfig(t))
+	conn, br := plainConn(t, h)
+	host := origin.Listener.Addr().String()
+	fmt.Fprintf(conn, "GET http://ann:%s@%s/in HTTP/1.1\r\nHost: %s\r\n\r\n", urlSecret, host, host)
+	if got := statusOf(conn, br); got != http.StatusOK {
+		t.Fatalf("status %d, want 200", got)
+	}
+	for _, path := range []string{"/requests", "/requests.har"} {
+		var body json.RawMessage
+		if code := h.adminGet(path, "", &body); code != http.StatusOK {
+			t.Fatalf("GET %s: %d", path, code)
+		}
+		if !strings.Contains(string(body), "/in") || strings.Contains(string(body), urlSecret) {
+			t.Errorf("%s shows the URL's password, or not the request: %s", path, body)
 		}
 	}
 }

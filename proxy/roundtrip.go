@@ -196,7 +196,11 @@ func (s *Server) attempts(req *http.Request, t *tunnel, cfg *config.Config) (*ht
 	c.site = sites.Of(c.host)
 	c.end.site = s.siteLabel(c.host, c.site)
 	if s.rec.LogsRequests() {
-		c.log = &record.Request{Time: c.start, Client: t.client.addr, Method: req.Method, URL: req.URL.String(),
+		logURL := req.URL.String()
+		if req.URL.User != nil { // a password in the URL stays out of the log
+			logURL = upstream.Redact(logURL)
+		}
+		c.log = &record.Request{Time: c.start, Client: t.client.addr, Method: req.Method, URL: logURL,
 			Host: c.host, Path: req.URL.Path, Proto: req.Proto, Site: c.site}
 		if cfg.RequestLog.Bodies {
 			c.end.bodies = &loggedBodies{}
