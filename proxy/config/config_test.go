@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -201,6 +202,16 @@ func TestConfigAliases(t *testing.T) {
 	var ce *Error
 	if !errors.As(err, &ce) || len(ce.Problems) != 1 || !strings.Contains(err.Error(), "x: unknown key") {
 		t.Errorf("a document within the bound on aliases: %v", err)
+	}
+	// The bound is on what aliases add: a document of more values than
+	// that as written (25,000 rules, no alias) is taken.
+	b.Reset()
+	b.WriteString("rules:\n")
+	for i := range 25_000 {
+		fmt.Fprintf(&b, "  - {name: r%d, status: 403, action: bad}\n", i)
+	}
+	if c, err := Parse("a.yaml", []byte(b.String())); err != nil || len(c.Rules.Rules()) != 25_000 {
+		t.Errorf("25,000 rules written out: %v", err)
 	}
 }
 

@@ -229,18 +229,28 @@ func (d *decoder) parse(data []byte) *Config {
 	if isNull(root) {
 		return c
 	}
-	if expandedSize(root, map[*yaml.Node]int{}, maxValues) > maxValues {
-		d.ps.add(root.Line, "", fmt.Sprintf("the document's aliases expand it beyond %d values", maxValues), "")
+	if limit := writtenSize(root) + maxValues; expandedSize(root, map[*yaml.Node]int{}, limit) > limit {
+		d.ps.add(root.Line, "", fmt.Sprintf("the document's aliases expand it by more than %d values", maxValues), "")
 		return c
 	}
 	d.top(root, c)
 	return c
 }
 
-// maxValues bounds the values of a document with its aliases expanded: the
-// walk (and its problems) would otherwise grow as the product of a few
-// aliases of large anchors. A real configuration holds a few thousand.
+// maxValues bounds the values a document's aliases add to it when they
+// are expanded: the walk (and its problems) would otherwise grow as the
+// product of a few aliases of large anchors. A document as written, with
+// however many rules, is walked once whatever its size.
 const maxValues = 100_000
+
+// writtenSize counts the nodes of n as written, an alias one node.
+func writtenSize(n *yaml.Node) int {
+	size := 1
+	for _, c := range n.Content {
+		size += writtenSize(c)
+	}
+	return size
+}
 
 // expandedSize counts the nodes of n with every alias expanded, stopping
 // past limit. memo holds the size of each node counted (0 while it is
