@@ -22,19 +22,26 @@ var ErrNoConfigFile = errors.New("proxy: no config file to reload")
 // An invalid file changes nothing: the error is a *config.Error listing every
 // problem. Reload is safe for concurrent use.
 func (s *Server) Reload() (needRestart []string, err error) {
-	old := s.cfg.Load()
-	if old.Path == "" {
-		return nil, ErrNoConfigFile
+	var next *config.Config
+	for {
+		old := s.cfg.Load()
+		if old.Path == "" {
+			return nil, ErrNoConfigFile
+		}
+		if next, err = config.Load(old.Path); err != nil {
+			return nil, err
+		}
+		needRestart = config.RestartKeys(old, next)
+		// Keep what cannot change while running, so that what the server
+		// reports is what it does.
+		config.KeepRestartKeys(old, next)
+		// Another reload stored its config meanwhile (a SIGHUP and POST
+		// /reload at once): it may have read a later file than this one
+		// did, so this one reads the file again, no lock held across it.
+		if s.cfg.CompareAndSwap(old, next) {
+			break
+		}
 	}
-	next, err := config.Load(old.Path)
-	if err != nil {
-		return nil, err
-	}
-	needRestart = config.RestartKeys(old, next)
-	// Keep what cannot change while running, so that what the server
-	// reports is what it does.
-	config.KeepRestartKeys(old, next)
-	s.cfg.Store(next)
 	s.log.Info("config reloaded", "file", next.Path, "rules", len(next.Rules.Rules()),
 		"upstreams", len(next.Upstreams), "restart_needed_for", needRestart)
 	return needRestart, nil

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/sessionproxy/sessionproxy/proxy/config"
@@ -241,5 +242,76 @@ func TestPersistFailureReportedOnce(t *testing.T) {
 	}
 	if after := strings.TrimPrefix(buf.String(), before); strings.Contains(after, "disk full") {
 		t.Errorf("Shutdown returned the last save's failure and it was logged too:\n%s", after)
+	}
+}
+
+// TestReloadsAtOnce: of two reloads at once (a SIGHUP and POST /reload),
+// the one that read an older file and stores last does not leave the
+// server on it: it reads the file again. The file is a FIFO, a new one for
+// each reload, so that the test hands each its version: the first an
+// older one, slow to parse (8,000 rules), the second the later one.
+func TestReloadsAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sessionproxy.yaml")
+	fifo := func() { // a new FIFO at path; one opened before stays its reader's
+		tmp := filepath.Join(dir, "next")
+		if err := syscall.Mkfifo(tmp, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open := func() *os.File { // the FIFO at path, once a reload opens it
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			t.Error(err)
+		}
+		return f
+	}
+	write := func(f *os.File, body string) {
+		if _, err := io.WriteString(f, body); err != nil {
+			t.Error(err)
+		}
+		f.Close()
+	}
+	base := "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\ndata_dir: " + filepath.Join(dir, "data") + "\n"
+	cfg, err := config.Parse(path, []byte(base+"session_header: X-Start\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startProxy(t, cfg)
+	var older strings.Builder
+	older.WriteString(base + "session_header: X-Older\nrules:\n")
+	for i := range 8000 {
+		fmt.Fprintf(&older, "  - {name: r%d, status: 403, body: 'b%d[a-z]+', action: bad}\n", i, i)
+	}
+	later := base + "session_header: X-Later\n"
+
+	fifo()
+	slow := make(chan error, 1)
+	go func() { _, err := h.srv.Reload(); slow <- err }()
+	write(open(), older.String())
+	fifo()
+	fast := make(chan error, 1)
+	go func() { _, err := h.srv.Reload(); fast <- err }()
+	f := open()
+	fifo() // for the first, should it read the file again
+	write(f, later)
+	if err := <-fast; err != nil { // the later file, stored while the first parses
+		t.Fatal(err)
+	}
+	again := make(chan struct{})
+	go func() { write(open(), later); close(again) }()
+	if err := <-slow; err != nil {
+		t.Fatal(err)
+	}
+	// Unblock the last write if nobody read the file again.
+	if r, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
+		<-again
+		r.Close()
+	}
+	if got := h.srv.cfg.Load().SessionHeader; got != "X-Later" {
+		t.Errorf("after both reloads the server runs with session_header %q, want the later file's X-Later", got)
 	}
 }
