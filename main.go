@@ -98,8 +98,22 @@ func run(args []string, stderr io.Writer) int {
 		defer floor.Close()
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGINT or SIGTERM shuts down gracefully (the drain, then the last
+	// save); a second one stops the process at once, Go's default, which
+	// signal.Stop restores before the shutdown begins.
+	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(term)
+	go func() {
+		select {
+		case <-term:
+			signal.Stop(term)
+			stop()
+		case <-ctx.Done():
+		}
+	}()
 	srv, err := proxy.Open(ctx, proxy.Options{Config: cfg, Logger: logger})
 	if err != nil {
 		logger.Error("cannot start", "err", err)

@@ -633,3 +633,63 @@ func gcPercent() uint64 {
 	metrics.Read(s)
 	return s[0].Value.Uint64()
 }
+
+// TestSecondSignalStopsAtOnce: SIGTERM starts a graceful shutdown, which
+// waits for the request in flight; a second SIGTERM stops the process at
+// once (Go's default), where it was swallowed until the drain's timeout.
+func TestSecondSignalStopsAtOnce(t *testing.T) {
+	runAsInstance()
+	entered, release := make(chan struct{}), make(chan struct{})
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer origin.Close()
+	defer close(release)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c.yaml")
+	cfg := "listen: 127.0.0.1:0\nadmin_listen: \"\"\nlog_format: json\ndata_dir: " + filepath.Join(dir, "data") + "\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd, logs := startInstance(t, "TestSecondSignalStopsAtOnce", path)
+	msgs := make(chan string, 64)
+	proxyAddr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(logs)
+		for sc.Scan() {
+			var line struct{ Msg, Proxy string }
+			if json.Unmarshal(sc.Bytes(), &line) == nil {
+				if line.Msg == "sessionproxy listening" {
+					proxyAddr <- line.Proxy
+				}
+				select {
+				case msgs <- line.Msg:
+				default:
+				}
+			}
+		}
+		close(msgs)
+	}()
+	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: <-proxyAddr})}}
+	go client.Get(origin.URL + "/hang")
+	<-entered
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for msg := range msgs { // the graceful shutdown has begun: the drain waits for /hang
+		if msg == "shutting down" {
+			break
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
+		t.Errorf("after a second SIGTERM the instance ended with %v, want killed by SIGTERM", cmd.ProcessState)
+	}
+}
