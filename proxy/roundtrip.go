@@ -85,8 +85,8 @@ func (s *Server) roundTrip(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Resp
 	if resp.StatusCode == http.StatusSwitchingProtocols || resp.Body == nil {
 		// A WebSocket's body is the connection itself (an io.ReadWriter):
 		// it must reach goproxy unwrapped, and it is not a request to drain.
+		s.finish(end, req, nil) // its verdict before the drain may end: in the last save
 		s.inflight.leave()
-		s.finish(end, req, nil)
 		return resp, nil
 	}
 	if end.bodies != nil && resp.Body != http.NoBody {
