@@ -226,28 +226,3 @@ func refusedTarget(req *http.Request, err error) *http.Response {
 func targetRefused(err error) bool {
 	return errors.Is(err, upstream.ErrTargetRefused)
 }
-
-// checkHostName reports what is wrong with a request's target host (its
-// port and brackets aside), or nil: an IP address, or a DNS-like name of
-// at most 253 letters, digits, '-', '.' and '_' that is not dots alone
-// (dots alone name no site: sites.Of gives "", the pool of sessions that
-// serve every site). Any other byte (a space, a control character, a
-// byte of no UTF-8) names nothing a resolver finds, and would go on into
-// the logs and metrics.
-func checkHostName(host string) error {
-	if host == "" || len(host) > 253 {
-		return errors.New("host must be 1 to 253 characters")
-	}
-	if strings.Trim(host, ".") == "" {
-		return errors.New("host must name something, not dots alone")
-	}
-	if net.ParseIP(host) != nil {
-		return nil
-	}
-	for _, c := range []byte(host) {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_') {
-			return errors.New("host must be an IP address or a name of letters, digits, '-', '.' and '_'")
-		}
-	}
-	return nil
-}
