@@ -486,3 +486,26 @@ func TestBodiesThroughTunnelReader(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckHostName: the hosts real clients send pass (case, punycode, a
+// root dot, IPv6 with a zone, a 253-character name written absolute); bytes
+// no name has, dots alone and names too long do not.
+func TestCheckHostName(t *testing.T) {
+	label := strings.Repeat("a", 63)
+	name253 := strings.Join([]string{label, label, label, strings.Repeat("b", 61)}, ".")
+	for _, tc := range []struct {
+		host string
+		ok   bool
+	}{
+		{"EXAMPLE.COM", true}, {"example.com.", true}, {"xn--bcher-kva.example", true}, {"my_host", true},
+		{"::1", true}, {"2001:db8::1", true}, {"127.0.0.1", true}, {"fe80::1%eth0", true},
+		{name253, true}, {name253 + ".", true},
+		{name253 + "b", false}, {"", false}, {".", false}, {"..", false},
+		{"\xff.invalid", false}, {"exa mple.com", false}, {"a\x7fb", false}, {"bücher.example", false},
+		{"fe80::1%\xff", false}, {"fe80::1%a b", false},
+	} {
+		if err := checkHostName(tc.host); (err == nil) != tc.ok {
+			t.Errorf("checkHostName(%q) = %v, want ok %v", tc.host, err, tc.ok)
+		}
+	}
+}

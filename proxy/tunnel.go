@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 )
@@ -76,19 +77,27 @@ func (t *tunnel) skipOrder(req *http.Request) {
 // byte of no UTF-8) names nothing a resolver finds, and would go on into
 // the logs and metrics.
 func checkHostName(host string) error {
-	if host == "" || len(host) > 253 {
+	if a, err := netip.ParseAddr(host); err == nil && nameBytes(a.Zone()) { // an IPv6 address may have a zone (fe80::1%eth0)
+		return nil
+	}
+	if name := strings.TrimSuffix(host, "."); name == "" || len(name) > 253 { // the root's dot aside
 		return errors.New("host must be 1 to 253 characters")
 	}
 	if strings.Trim(host, ".") == "" {
 		return errors.New("host must name something, not dots alone")
 	}
-	if net.ParseIP(host) != nil {
-		return nil
-	}
-	for _, c := range []byte(host) {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_') {
-			return errors.New("host must be an IP address or a name of letters, digits, '-', '.' and '_'")
-		}
+	if !nameBytes(host) {
+		return errors.New("host must be an IP address or a name of letters, digits, '-', '.' and '_'")
 	}
 	return nil
+}
+
+// nameBytes reports whether s holds only letters, digits, '-', '.' and '_'.
+func nameBytes(s string) bool {
+	for _, c := range []byte(s) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
