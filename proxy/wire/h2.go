@@ -48,6 +48,7 @@ const (
 	defaultMaxFrame    = 16384
 	maxHeaderList      = 1 << 20 // a response head's bound when not told
 	initialHeaderTable = 4096    // SETTINGS_HEADER_TABLE_SIZE when not sent
+	maxHeaderTable     = 1 << 16 // the decoder's table at most (browsers advertise 65536): a larger one a client advertised would let an origin keep that much per connection
 	maxWindow          = 1<<31 - 1
 	windowUpdateSize   = 1 << 15 // received bytes worth a WINDOW_UPDATE
 )
@@ -115,7 +116,7 @@ func NewH2Conn(conn net.Conn, p Preface, maxHead uint32, bufs *Buffers) (*H2Conn
 		case s.ID == http2.SettingInitialWindowSize && s.Val <= maxWindow:
 			c.ourWin = int32(s.Val)
 		case s.ID == http2.SettingHeaderTableSize:
-			table = s.Val
+			table = min(s.Val, maxHeaderTable)
 		case s.ID == http2.SettingEnablePush:
 			c.push = s.Val != 0
 		}

@@ -158,20 +158,23 @@ func TestH2AdvertisedHeaderTable(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		settings []http2.Setting
+		used     uint32 // the table the origin's encoder takes
 		ok       bool
 	}{
 		{name: "advertised", settings: []http2.Setting{
 			{ID: http2.SettingHeaderTableSize, Val: 65536},
 			{ID: http2.SettingEnablePush, Val: 0},
-		}, ok: true},
-		{name: "not advertised"},
+		}, used: 65536, ok: true},
+		{name: "not advertised", used: 65536},
+		// A client's 1 GiB is not kept: the origin would hold that much.
+		{name: "beyond the cap", settings: []http2.Setting{{ID: http2.SettingHeaderTableSize, Val: 1 << 30}}, used: 1 << 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr, _ := hostileH2(t, nil, func(fr *http2.Framer, id uint32) {
 				var block bytes.Buffer
 				enc := hpack.NewEncoder(&block)
-				enc.SetMaxDynamicTableSizeLimit(65536)
-				enc.SetMaxDynamicTableSize(65536)
+				enc.SetMaxDynamicTableSizeLimit(tc.used)
+				enc.SetMaxDynamicTableSize(tc.used)
 				enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
 				enc.WriteField(hpack.HeaderField{Name: "x-big-table", Value: "yes"})
 				fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block.Bytes(), EndHeaders: true, EndStream: true})
@@ -190,7 +193,7 @@ func TestH2AdvertisedHeaderTable(t *testing.T) {
 			if !tc.ok {
 				var ce http2.ConnectionError
 				if !errors.As(err, &ce) || http2.ErrCode(ce) != http2.ErrCodeCompression {
-					t.Fatalf("a table beyond the default 4096 the client allowed: error %v, want a COMPRESSION_ERROR", err)
+					t.Fatalf("a table beyond what the client's decoder allows: error %v, want a COMPRESSION_ERROR", err)
 				}
 				return
 			}
