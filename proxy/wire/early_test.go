@@ -1,10 +1,12 @@
 package wire
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -73,5 +75,60 @@ func TestH1UploadFailsOnTheClientSide(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) || late != nil {
 			t.Errorf("%s: %v, want an error naming %q at once", tc.name, err, tc.want)
 		}
+	}
+}
+
+// TestH1IdleCloseWith408: a server that closes a kept connection while it
+// is idle, with a 408 (as nginx and Go's server may), makes the next
+// request's write fail: the 408 is not taken for that request's early
+// answer, and the request goes again on a new connection.
+func TestH1IdleCloseWith408(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	closed := make(chan struct{})
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err == nil {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+		}
+		c.Close()
+		close(closed)
+		if c, err = ln.Accept(); err != nil {
+			return
+		}
+		defer c.Close()
+		br = bufio.NewReader(c)
+		if req, err := http.ReadRequest(br); err == nil {
+			io.Copy(io.Discard, req.Body)
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok2")
+		}
+	}()
+	tr := plainTransport(ln.Addr().String())
+	defer tr.Close()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+"/", nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	<-closed
+	req, _ = http.NewRequest(http.MethodPost, "http://"+ln.Addr().String()+"/upload", bytes.NewReader(bytes.Repeat([]byte("x"), 16<<20)))
+	resp, err = tr.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("POST after the idle close: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != "ok2" {
+		t.Errorf("POST after the idle close: %d %q, want the new connection's 200", resp.StatusCode, body)
 	}
 }

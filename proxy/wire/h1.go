@@ -196,7 +196,9 @@ func (c *H1Conn) RoundTrip(req *http.Request, target string, extra []string, don
 			// its deadline stays until the next request sets its own.
 			c.conn.SetReadDeadline(time.Time{})
 		}
-		if err != nil && writeErr != nil {
+		if writeErr != nil && (err != nil || reused && resp.StatusCode == http.StatusRequestTimeout) {
+			// A 408 on a kept connection is the server closing it while
+			// idle, before the request came (net/http drops it too).
 			return failed()
 		}
 		if err != nil {
