@@ -22,17 +22,22 @@ type headQueue struct {
 	heads [][]string // oldest first
 }
 
-// maxHeadsKept bounds the lists a headQueue keeps for requests whose
-// handler never took them (refused by the server, or not proxied).
-const maxHeadsKept = 16
+// maxHeadsKept bounds the lists a headQueue keeps: requests read ahead of
+// their handlers (pipelined) and those whose handler never took them
+// (refused by the server, or not proxied).
+const maxHeadsKept = 64
 
-func (q *headQueue) keep(names []string) {
+// keep adds the names of the next request, or reports false when the
+// queue is full: dropping its oldest instead would give every request
+// after it the names of the one that follows it.
+func (q *headQueue) keep(names []string) bool {
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	if len(q.heads) == maxHeadsKept {
-		q.drop()
+		return false
 	}
 	q.heads = append(q.heads, names)
-	q.mu.Unlock()
+	return true
 }
 
 // take returns the names of the oldest request not yet taken, nil when
@@ -129,10 +134,15 @@ func (s *headScanner) headBytes(p []byte) []byte {
 func (s *headScanner) body(head []byte) {
 	lines := string(head) // one copy: the names are substrings of it
 	names := wire.HeadNames(lines)
-	if !bytes.HasPrefix(head, []byte("OPTIONS * ")) { // net/http answers that itself: no handler takes its names
-		s.heads.keep(names)
+	if !bytes.HasPrefix(head, []byte("OPTIONS * ")) && !s.heads.keep(names) { // net/http answers that itself: no handler takes its names
+		s.stopped = true // a full queue: the requests from here on go without their order
+		return
 	}
-	if bytes.HasPrefix(head, []byte("CONNECT ")) {
+	if bytes.HasPrefix(head, []byte("CONNECT ")) ||
+		bytes.Contains(head, []byte("\n ")) || bytes.Contains(head, []byte("\n\t")) {
+		// A tunnel follows; or a line folded onto the one before
+		// (obs-fold), which net/http takes, and which could hide how the
+		// body is framed from fieldValue: the scanner cannot follow.
 		s.stopped = true
 		return
 	}

@@ -421,3 +421,60 @@ func TestRequestOrderAfterUnforwarded(t *testing.T) {
 		})
 	}
 }
+
+// TestPipelinedPlainOrder: a client that pipelines more plain-HTTP
+// requests than the scanner keeps names for (net/http reads them in one
+// go) gets each its own order as far as the queue holds, and no other
+// request's after that; dropping the oldest gave each the next one's.
+func TestPipelinedPlainOrder(t *testing.T) {
+	origin := proxytest.StartWireOrigin(t, true)
+	h, _ := identityProxy(t, origin, config.FingerprintMirror)
+	conn, br := plainConn(t, h)
+	const n = maxHeadsKept + 5
+	lines := func(i int) string { // even requests: x-b first; odd: x-a first
+		if i%2 == 0 {
+			return "x-b: 1\r\nx-a: 2\r\n"
+		}
+		return "x-a: 2\r\nx-b: 1\r\n"
+	}
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "GET http://%s/p%d HTTP/1.1\r\nHost: %s\r\n%s\r\n", origin.Addr, i, origin.Addr, lines(i))
+	}
+	if _, err := io.WriteString(conn, b.String()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if st := statusOf(conn, br); st != http.StatusOK {
+			t.Fatalf("request %d: status %d", i, st)
+		}
+		head := origin.Next().Head
+		if i%2 == 1 && strings.Contains(head, "\r\nx-b: 1\r\nx-a: 2\r\n") || i < maxHeadsKept && !strings.Contains(head, "\r\n"+lines(i)) {
+			t.Errorf("request %d: the origin got\n%s\nwant the client's own lines %q (or, past the queue, none of another request's)", i, head, lines(i))
+		}
+	}
+}
+
+// TestFoldedFramingPlainOrder: a request whose Transfer-Encoding is folded
+// onto a second line (obs-fold, which net/http takes) stops the scanner,
+// which could no longer tell where its body ends: the requests after it
+// go without their order, never with another's.
+func TestFoldedFramingPlainOrder(t *testing.T) {
+	origin := proxytest.StartWireOrigin(t, true)
+	h, _ := identityProxy(t, origin, config.FingerprintMirror)
+	conn, br := plainConn(t, h)
+	fmt.Fprintf(conn, "GET http://%s/first HTTP/1.1\r\nHost: %s\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n", origin.Addr, origin.Addr)
+	if st := statusOf(conn, br); st != http.StatusOK {
+		t.Fatalf("the first request: status %d", st)
+	}
+	origin.Next()
+	for i, lines := range []string{"x-b: 1\r\nx-a: 2\r\n", "x-a: 2\r\nx-b: 1\r\n"} {
+		fmt.Fprintf(conn, "GET http://%s/p%d HTTP/1.1\r\nHost: %s\r\n%s\r\n", origin.Addr, i, origin.Addr, lines)
+		if st := statusOf(conn, br); st != http.StatusOK {
+			t.Fatalf("request %d: status %d", i, st)
+		}
+		if head := origin.Next().Head; i == 1 && strings.Contains(head, "\r\nx-b: 1\r\nx-a: 2\r\n") {
+			t.Errorf("request %d: the origin got\n%s\nwith the order of the request before it", i, head)
+		}
+	}
+}
