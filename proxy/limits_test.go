@@ -17,6 +17,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/sessionproxy/sessionproxy/proxy/proxytest"
 )
 
 // Limits and malformed input, the same inside intercepted tunnels as on the
@@ -506,6 +508,45 @@ func TestCheckHostName(t *testing.T) {
 	} {
 		if err := checkHostName(tc.host); (err == nil) != tc.ok {
 			t.Errorf("checkHostName(%q) = %v, want ok %v", tc.host, err, tc.ok)
+		}
+	}
+}
+
+// TestH2TunnelPingsDoNotKeepItOpen: an HTTP/2 client in a tunnel that
+// sends PINGs and no request is closed after idle_timeout; the PINGs kept
+// it open for ever, counted as use.
+func TestH2TunnelPingsDoNotKeepItOpen(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	origin := proxytest.StartWireOrigin(t, false)
+	cfg := testConfig(t)
+	cfg.IdleTimeout = idle
+	cfg.ReadHeaderTimeout = idle
+	trustCA(t, cfg, origin.CAPEM)
+	h := startProxy(t, cfg)
+	tc, fr := h2Tunnel(t, h, origin.Addr)
+	closed := make(chan error, 1)
+	go func() { // what the server sends, until the tunnel ends
+		for {
+			if _, err := fr.ReadFrame(); err != nil {
+				closed <- err
+				return
+			}
+		}
+	}()
+	ping := time.NewTicker(idle / 3)
+	defer ping.Stop()
+	deadline := time.After(20 * idle)
+	for {
+		select {
+		case <-closed:
+			return
+		case <-deadline:
+			t.Fatalf("a tunnel with no request for %v (idle_timeout %v) is still open: its PINGs keep it", 20*idle, idle)
+		case <-ping.C:
+			tc.SetWriteDeadline(time.Now().Add(time.Second))
+			if err := fr.WritePing(false, [8]byte{1}); err != nil {
+				return // closed
+			}
 		}
 	}
 }

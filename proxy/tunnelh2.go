@@ -21,7 +21,10 @@ import (
 // ends.
 func (s *Server) serveTunnelH2(conn net.Conn, t *tunnel) {
 	cfg := s.cfg.Load()
-	srv := &http2.Server{}
+	// IdleTimeout: a client that sends no request for idle_timeout is
+	// closed even if it sends PINGs, which the tunnel's own idle watch
+	// takes for use.
+	srv := &http2.Server{IdleTimeout: cfg.IdleTimeout}
 	// A block holds an origin's head (max_header_bytes at most) and the
 	// proxy's few fields.
 	conn = h2OrderedConn{Conn: conn, o: newH2Orderer(s.orderField, 2*cfg.MaxHeaderBytes+64<<10)}
