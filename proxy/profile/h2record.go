@@ -49,6 +49,11 @@ const maxRecordedFrame = 1 << 20
 // maxH2Requests bounds the requests kept for takers.
 const maxH2Requests = 64
 
+// maxOrderedFields bounds the fields of a request whose order is kept: a
+// block of one-byte indexed fields would otherwise keep a name (16 bytes
+// and more) for each byte sent.
+const maxOrderedFields = 1024
+
 // Write follows p, the next bytes the client sent. It never fails.
 func (r *H2Recorder) Write(p []byte) (int, error) {
 	n := len(p)
@@ -228,6 +233,12 @@ func (r *H2Recorder) decode() {
 	}
 	if req.Method == "" { // trailers
 		return
+	}
+	if len(fields) > maxOrderedFields {
+		// No browser sends so many; the server likely refuses the list
+		// (431), and no handler would take its order: what is kept for it
+		// stays small.
+		req.Order = wire.Order{}
 	}
 	r.mu.Lock()
 	if len(r.requests) == maxH2Requests {

@@ -88,3 +88,27 @@ func FuzzH2Recorder(f *testing.F) {
 		r.Take("GET", "/")
 	})
 }
+
+// TestH2RecorderHugeHeaderList: a request of more fields than any browser
+// sends (a block of one-byte indexed fields, which the server refuses with
+// 431) keeps its place but no order: a name for each byte sent, kept until
+// the recorder's bound of requests, held 17 MiB a MiB sent.
+func TestH2RecorderHugeHeaderList(t *testing.T) {
+	var b bytes.Buffer
+	b.WriteString(http2.ClientPreface)
+	fr := http2.NewFramer(&b, nil)
+	fr.WriteSettings()
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "h"}, {":path", "/p"}} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	block.Write(bytes.Repeat([]byte{0x80 | 16}, maxOrderedFields+1)) // accept-encoding, indexed, again and again
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true})
+	var r H2Recorder
+	r.Write(b.Bytes())
+	o, ok := r.Take("GET", "/p")
+	if !ok || len(o.Names) != 0 || len(o.Pseudo) != 0 {
+		t.Errorf("a request of %d fields: kept %v, %d names; want its place, without an order", maxOrderedFields+5, ok, len(o.Names))
+	}
+}
