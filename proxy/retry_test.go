@@ -518,3 +518,38 @@ func TestRetryBodyWholeOverHTTP2(t *testing.T) {
 		t.Errorf("the retry's origin got %d bytes (equal: false), want the client's %d", len(second), size)
 	}
 }
+
+// TestRetryNotHeldByStalledBlock: a blocked answer whose body stalls after
+// its head (a tarpit) does not hold the retry: the proxy read up to 64 KiB
+// of it first, without a bound in time.
+func TestRetryNotHeldByStalledBlock(t *testing.T) {
+	var n atomic.Int32
+	hang := make(chan struct{})
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			w.Header().Set("Content-Length", "100000")
+			w.WriteHeader(http.StatusForbidden)
+			io.WriteString(w, "blocked")
+			w.(http.Flusher).Flush()
+			select { // the rest of the body never comes
+			case <-hang:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		io.WriteString(w, "welcome")
+	}))
+	defer origin.Close()
+	defer close(hang)
+	h := startProxy(t, testConfig(t)) // the default rules: a 403 retires and retries
+	c := h.client("", "")
+	c.Timeout = 10 * time.Second
+	resp, err := c.Get(origin.URL + "/page")
+	if err != nil {
+		t.Fatalf("%v (the origin saw %d requests)", err, n.Load())
+	}
+	defer resp.Body.Close()
+	if body, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusOK || string(body) != "welcome" {
+		t.Errorf("%d %q, want the retry's 200", resp.StatusCode, body)
+	}
+}

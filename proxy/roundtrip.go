@@ -27,9 +27,6 @@ const (
 	// maxReplayBody is the largest request body the proxy buffers so that a
 	// blocked request can be sent again on another session.
 	maxReplayBody = 1 << 20
-	// drainLimit is how much of a discarded response the proxy reads so its
-	// connection can be reused.
-	drainLimit = 64 << 10
 
 	headerRule    = "X-Session-Rule"
 	headerRetries = "X-Session-Retries"
@@ -600,10 +597,11 @@ func (s *Server) selectErrorResponse(req *http.Request, err error) *http.Respons
 	return textResponse(req, http.StatusServiceUnavailable, "sessionproxy: session store: "+err.Error())
 }
 
-// discard reads a little of a response that will not be used, so its
-// connection can go back to the pool, and closes it.
+// discard closes a response that will not be used, without reading what
+// has not come: an origin that sends a block's head and stalls its body (a
+// tarpit) would hold the retry for as long. The proxy's own transport keeps
+// the connection when the rest has arrived already.
 func discard(body io.ReadCloser) {
-	io.CopyN(io.Discard, body, drainLimit)
 	body.Close()
 }
 
