@@ -298,8 +298,13 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 	s.pauseOnRetryAfter(c.host, sess, resp)
 	o := &rules.Outcome{Host: c.host, Status: resp.StatusCode, Header: resp.Header}
 	if cfg.Rules.NeedsBody(c.host, resp.StatusCode, resp.Header) {
+		// An event stream is never held for a rule to read its start:
+		// its events may come one a minute, and never add up to
+		// body_limit. Only its head can make it retried.
+		events := streams(0, resp.Header.Get("Content-Type"))
+		headDecides := cfg.Rules.HeadDecides(c.host, resp.StatusCode, resp.Header)
 		if !cfg.Rules.MayRetry(c.host, resp.StatusCode, resp.Header) ||
-			(!canRetry && !cfg.Rules.HeadDecides(c.host, resp.StatusCode, resp.Header)) {
+			((!canRetry || events) && !headDecides) {
 			// No rule with retry can match (a rule without retry never
 			// delays the response), or no retry can come of it and
 			// only a body rule can match: the body streams to the
@@ -312,7 +317,9 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 			s.decorate(resp, cfg, sess, rules.Verdict{}, attempt)
 			return resp, record.Event{}, false
 		}
-		o.Body = rules.DecodedBody(resp.Header, rules.HoldPrefix(resp, cfg.BodyLimit), cfg.BodyLimit)
+		if !events {
+			o.Body = rules.DecodedBody(resp.Header, rules.HoldPrefix(resp, cfg.BodyLimit), cfg.BodyLimit)
+		}
 	}
 	v := cfg.Rules.Decide(o)
 	if v.Retry && canRetry {

@@ -1,12 +1,15 @@
 package proxy
 
 import (
+	"bufio"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/sessionproxy/sessionproxy/proxy/rules"
 )
 
 // TestPlainBodyFlows: a plain-HTTP body that the origin sends in two parts,
@@ -67,5 +70,35 @@ func TestPlainBodyFlows(t *testing.T) {
 				t.Errorf("rest %q, %v; want %q", b, err, rest)
 			}
 		})
+	}
+}
+
+// TestEventStreamNotHeldByRetryBodyRule: a body rule with retry does not
+// hold an endless text/event-stream until body_limit bytes have come: its
+// first event reaches the client as it comes.
+func TestEventStreamNotHeldByRetryBodyRule(t *testing.T) {
+	stop := make(chan struct{})
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, "data: event 0\n\n")
+		w.(http.Flusher).Flush()
+		select { // the next event would come much later
+		case <-stop:
+		case <-r.Context().Done():
+		}
+	}))
+	defer origin.Close()
+	defer close(stop)
+	h := startProxy(t, rulesConfig(t, rules.Spec{Name: "captcha", Body: `(?i)captcha`, Action: rules.ActionRetire, Retry: true}))
+	c := h.client("", "")
+	c.Timeout = 10 * time.Second
+	resp, err := c.Get(origin.URL + "/events")
+	if err != nil {
+		t.Fatalf("the stream's head: %v", err)
+	}
+	defer resp.Body.Close()
+	if line, err := bufio.NewReader(resp.Body).ReadString('\n'); line != "data: event 0\n" {
+		t.Errorf("first line %q (%v), want the first event", line, err)
 	}
 }
