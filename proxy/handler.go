@@ -245,10 +245,14 @@ func (s *Server) plainTunnel(req *http.Request, client net.Conn, ctx *goproxy.Pr
 		}
 		upConn, derr := upstream.Dial(req.Context(), sel.sess.ProxyURL(), "tcp", t.host, s.tlsOpts)
 		if derr == nil {
-			s.conns.hold(upConn)
-			defer s.conns.release(upConn)
+			held := s.conns.hold(upConn)
 			inFlight = false
 			s.inflight.leave()
+			if !held { // Shutdown's drain timed out during the dial: it is over
+				sel.done()
+				return
+			}
+			defer s.conns.release(upConn)
 			s.relay(client, upConn, sel, cfg, attempt)
 			return
 		}

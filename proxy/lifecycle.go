@@ -67,18 +67,26 @@ type connTracker struct {
 	mu      sync.Mutex // guards the fields below
 	conns   map[*trackedConn]struct{}
 	relayed map[net.Conn]struct{}
+	closed  bool // closeAll has run: no more relayed connections are held
 }
 
 // hold adds c, a connection a plain tunnel relays to, to those closeAll
 // closes. A tunnel holds its connection before it leaves the drain, so
-// that closeAll, which comes after the drain, finds it.
-func (t *connTracker) hold(c net.Conn) {
+// that closeAll, which comes after the drain, finds it; one whose dial
+// outlived a drain that timed out finds closeAll done: hold closes c and
+// reports false.
+func (t *connTracker) hold(c net.Conn) bool {
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		c.Close()
+		return false
+	}
 	if t.relayed == nil {
 		t.relayed = make(map[net.Conn]struct{})
 	}
 	t.relayed[c] = struct{}{}
-	t.mu.Unlock()
+	return true
 }
 
 // release forgets c, held by hold.
@@ -109,6 +117,7 @@ func (t *connTracker) remove(c *trackedConn) {
 
 func (t *connTracker) closeAll() {
 	t.mu.Lock()
+	t.closed = true
 	conns := make([]*trackedConn, 0, len(t.conns))
 	for c := range t.conns {
 		conns = append(conns, c)

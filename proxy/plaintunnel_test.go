@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"testing"
+	"time"
 )
 
 // TestShutdownWaitsForPlainTunnelDial: a plain (not intercepted) CONNECT
@@ -115,5 +116,29 @@ func TestShutdownClosesRelayedConns(t *testing.T) {
 	}
 	if _, err := relayed[0].Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("after Shutdown, the tunnel's connection to its target reads %v, want it closed", err)
+	}
+}
+
+// TestConnTrackerHoldAfterCloseAll: a connection held once closeAll has
+// run (a tunnel whose dial outlived a drain that timed out) is closed at
+// once, not relayed after Shutdown has returned.
+func TestConnTrackerHoldAfterCloseAll(t *testing.T) {
+	var ct connTracker
+	before, peer := net.Pipe()
+	defer peer.Close()
+	if !ct.hold(before) {
+		t.Fatal("hold before closeAll refused")
+	}
+	ct.closeAll()
+	after, peer2 := net.Pipe()
+	defer peer2.Close()
+	if ct.hold(after) {
+		t.Error("hold after closeAll took the connection")
+	}
+	for name, c := range map[string]net.Conn{"held before": before, "held after": after} {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second)) // an open pipe would wait for ever
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.ErrClosedPipe) {
+			t.Errorf("%s closeAll: read %v, want it closed", name, err)
+		}
 	}
 }
