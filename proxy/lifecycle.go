@@ -77,16 +77,18 @@ type connTracker struct {
 // reports false.
 func (t *connTracker) hold(c net.Conn) bool {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		c.Close()
-		return false
+	closed := t.closed
+	if !closed {
+		if t.relayed == nil {
+			t.relayed = make(map[net.Conn]struct{})
+		}
+		t.relayed[c] = struct{}{}
 	}
-	if t.relayed == nil {
-		t.relayed = make(map[net.Conn]struct{})
+	t.mu.Unlock()
+	if closed {
+		c.Close() // outside the lock, as closeAll's
 	}
-	t.relayed[c] = struct{}{}
-	return true
+	return !closed
 }
 
 // release forgets c, held by hold.
