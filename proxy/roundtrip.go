@@ -301,10 +301,9 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 		// An event stream is never held for a rule to read its start:
 		// its events may come one a minute, and never add up to
 		// body_limit. Only its head can make it retried.
-		events := streams(0, resp.Header.Get("Content-Type"))
-		headDecides := cfg.Rules.HeadDecides(c.host, resp.StatusCode, resp.Header)
+		events := eventStream(resp.Header.Get("Content-Type"))
 		if !cfg.Rules.MayRetry(c.host, resp.StatusCode, resp.Header) ||
-			((!canRetry || events) && !headDecides) {
+			((!canRetry || events) && !cfg.Rules.HeadDecides(c.host, resp.StatusCode, resp.Header)) {
 			// No rule with retry can match (a rule without retry never
 			// delays the response), or no retry can come of it and
 			// only a body rule can match: the body streams to the

@@ -143,7 +143,13 @@ func (w *streamWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // client after every write, as httputil.ReverseProxy does: its length is
 // unknown (-1), or it is server-sent events.
 func streams(contentLength int64, contentType string) bool {
-	return contentLength < 0 || strings.HasPrefix(contentType, "text/event-stream")
+	return contentLength < 0 || eventStream(contentType)
+}
+
+// eventStream reports whether a response of contentType is an event
+// stream (server-sent events), whose events come as they happen.
+func eventStream(contentType string) bool {
+	return strings.HasPrefix(contentType, "text/event-stream")
 }
 
 // writerOnly hides a writer's ReadFrom from io.Copy.
