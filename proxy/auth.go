@@ -34,18 +34,7 @@ func bearerToken(h string) (token string, ok bool) {
 // validSessionName reports whether a client-chosen session name is usable as
 // a session ID: 1 to 128 characters of letters, digits and "._-".
 func validSessionName(name string) bool {
-	if name == "" || len(name) > 128 {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-', c == '.':
-		default:
-			return false
-		}
-	}
-	return true
+	return name != "" && len(name) <= 128 && nameBytes(name)
 }
 
 // constantTimeEqual compares two secrets without leaking their length or
