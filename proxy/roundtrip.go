@@ -317,7 +317,7 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 			return resp, record.Event{}, false
 		}
 		if !events {
-			o.Body = rules.DecodedBody(resp.Header, rules.HoldPrefix(resp, cfg.BodyLimit), cfg.BodyLimit)
+			o.Body = rules.HoldPrefix(resp, cfg.BodyLimit)
 		}
 	}
 	v := cfg.Rules.Decide(o)
@@ -383,15 +383,15 @@ func (s *Server) send(req *http.Request, sess *sessionpool.Session) (*http.Respo
 var errUnrelayable = errors.New("proxy: unrelayable response")
 
 // decideWhileStreaming lets resp's body stream to the client while a copy of
-// its first body_limit bytes is kept; the rules decide the session's fate
+// its start is kept until body_limit bytes of it have decoded; the rules decide the session's fate
 // when that copy is complete (or the body ends or is closed), and the
 // verdict is carried out when the body ends (Server.finish).
 func (s *Server) decideWhileStreaming(resp *http.Response, c *call, sess *sessionpool.Session, o *rules.Outcome, attempt int) {
 	cfg, start := c.cfg, c.start
 	limit := cfg.BodyLimit
 	cookies := cookieCarrier(resp)
-	decide := func(raw []byte) {
-		o.Body = rules.DecodedBody(o.Header, raw, limit)
+	decide := func(body []byte) {
+		o.Body = body
 		v := cfg.Rules.Decide(o)
 		c.end.judge(sess, v, o.Host, o.Status, cookies)
 		if v.Rule != nil {
@@ -408,7 +408,7 @@ func (s *Server) decideWhileStreaming(resp *http.Response, c *call, sess *sessio
 		decide([]byte{}) // nothing to wait for: watchBody ends the request at once
 		return
 	}
-	resp.Body = rules.InspectBody(resp.Body, int(limit), decide)
+	resp.Body = rules.InspectBody(resp.Body, o.Header, limit, decide)
 }
 
 // replayable is a request body kept so the request can be sent again.

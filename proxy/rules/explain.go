@@ -333,8 +333,8 @@ const DefaultBodyLimit = 65536
 // Explain reports what rs decides on resp (a response to a request for
 // host; "" is a valid host, it matches only host globs that match "") and
 // why. body is the body as received (Content-Encoding not undone, as from
-// ParseRawResponse); its first bodyLimit bytes are decoded (see
-// DecodePrefix) for body conditions, as the proxy does; bodyLimit <= 0 means
+// ParseRawResponse); its start is decoded (see DecodePrefix) to at most
+// bodyLimit bytes for body conditions, as the proxy does (see HoldPrefix); bodyLimit <= 0 means
 // the default, 65536. A body that fails to decode but looks like text is
 // taken as already decoded (curl --compressed keeps Content-Encoding but
 // saves the decoded body), and BodyReport.Note says so.
@@ -400,8 +400,8 @@ func Explain(rs *Set, host string, resp *http.Response, body []byte, bodyLimit i
 }
 
 // inspect fills e.Body and returns the decoded body the conditions see (nil
-// when not inspected), as the proxy would: the first bodyLimit bytes as
-// received, decoded up to bodyLimit bytes.
+// when not inspected), as the proxy would: the body's start decoded, up to
+// bodyLimit bytes (see HoldPrefix).
 func (e *Explanation) inspect(rs *Set, h http.Header, body []byte, limit int64) []byte {
 	switch {
 	case !rs.HasBodyRules():
@@ -414,10 +414,16 @@ func (e *Explanation) inspect(rs *Set, h http.Header, body []byte, limit int64) 
 	if e.Body.Why != "" {
 		return nil
 	}
+	// As HoldPrefix reads it: limit bytes, and more only if they decode
+	// to fewer than limit.
 	raw := body[:min(int64(len(body)), limit)]
 	decoded, err := DecodePrefix(e.ContentEncoding, raw, int(limit))
+	if max := rawLimit(h, limit); int64(len(decoded)) < limit && int64(len(body)) > limit && max > limit {
+		raw = body[:min(int64(len(body)), max)]
+		decoded, err = DecodePrefix(e.ContentEncoding, raw, int(limit))
+	}
 	if err != nil && looksLikeText(raw) {
-		decoded = raw
+		decoded = raw[:min(int64(len(raw)), limit)]
 		e.Body.Note = fmt.Sprintf("the body is not %s but looks like text: taken as already decoded (saved with curl --compressed?)", ClipText(e.ContentEncoding, 60))
 	} else if err != nil {
 		e.Body.DecodeError = err.Error()
