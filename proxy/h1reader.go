@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sessionproxy/sessionproxy/proxy/wire"
@@ -66,6 +67,41 @@ func (r *h1Reader) Read(p []byte) (int, error) {
 		} else {
 			r.err = r.readBody(len(p))
 		}
+	}
+}
+
+// watch reads ahead of the parser while a request without a body is under
+// way, as net/http's server does outside tunnels, so that a client that
+// resets its connection meanwhile ends its request: gone is called (from
+// another goroutine) when that read fails, but for a clean end of the
+// client's side (io.EOF: a half-close). Bytes it reads (a
+// request sent ahead) stay for the parser. stop ends the read and waits for
+// it; the reader must not be read until then. When the parser is not
+// between requests, watch does nothing.
+func (r *h1Reader) watch(gone func()) (stop func()) {
+	if r.src.pass || r.err != nil || r.read() != r.done || r.br.Buffered() > 0 ||
+		(r.body != nil && r.body != http.NoBody) {
+		return func() {}
+	}
+	r.body = nil // a bodiless request's body has nothing to parse
+	var stopping atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := r.br.Peek(1); err != nil && !stopping.Load() {
+			r.err = err // the next Read meets it where it happened
+			if !errors.Is(err, io.EOF) {
+				// A reset or a failed read; a clean end of the
+				// client's side (a half-close) lets the request run.
+				gone()
+			}
+		}
+	}()
+	return func() {
+		stopping.Store(true)
+		r.conn.SetReadDeadline(time.Unix(1, 0)) // ends the read; the TLS state survives a timeout
+		<-done
+		r.conn.SetReadDeadline(time.Time{})
 	}
 }
 

@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"context"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -329,4 +332,108 @@ func TestPacingSharedOnRedis(t *testing.T) {
 			t.Errorf("alice's request through the second instance came %v after the first's, want about the delay 500ms (450ms at least)", d)
 		}
 	})
+}
+
+// TestPacingTunnelClientGone: a client inside an intercepted HTTP/1.1
+// tunnel that resets its connection while its request waits for the
+// site's only slot gives its place up, as a plain-HTTP client does: its
+// request never reaches the origin. One that only ends its side (TLS
+// close_notify, a half-close) keeps its place and gets its answer.
+func TestPacingTunnelClientGone(t *testing.T) {
+	for _, reset := range []bool{true, false} {
+		name := map[bool]string{true: "reset", false: "half-close"}[reset]
+		t.Run(name, func(t *testing.T) { tunnelClientGoneWhileWaiting(t, reset) })
+	}
+}
+
+func tunnelClientGoneWhileWaiting(t *testing.T, reset bool) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	holderIn, releaseHolder := make(chan struct{}), make(chan struct{})
+	origin := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := r.URL.Query().Get("s")
+		mu.Lock()
+		seen[s]++
+		mu.Unlock()
+		if s == "holder" {
+			close(holderIn)
+			<-releaseHolder
+		}
+		w.Write([]byte("ok\n"))
+	}))
+	t.Cleanup(origin.Close)
+	cfg := testConfig(t)
+	trustOrigin(t, cfg, origin)
+	cfg.Sites = []config.Site{{Host: "127.0.0.1", Concurrency: 1}}
+	cfg.Pacing.MaxWait = 20 * time.Second
+	h := startProxy(t, cfg)
+	var release sync.Once
+	t.Cleanup(func() { release.Do(func() { close(releaseHolder) }) }) // before the proxy stops
+	waits := make(chan context.Context, 8)
+	h.srv.paceHook = func(ctx context.Context) { waits <- ctx }
+	deadline := time.After(20 * time.Second)
+	next := func(what string) context.Context {
+		t.Helper()
+		select {
+		case ctx := <-waits:
+			return ctx
+		case <-deadline:
+			t.Fatalf("%s: no request came to wait for its turn", what)
+			return nil
+		}
+	}
+
+	holderDone := make(chan struct{})
+	go func() {
+		defer close(holderDone)
+		get(t, h.client("", ""), origin.URL+"/?s=holder", "holder")
+	}()
+	next("holder")
+	select {
+	case <-holderIn:
+	case <-deadline:
+		t.Fatal("the holder's request did not reach the origin")
+	}
+
+	target := strings.TrimPrefix(origin.URL, "https://")
+	tc, br := dialTunnel(t, h, target)
+	fmt.Fprintf(tc, "GET /?s=waiter HTTP/1.1\r\nHost: %s\r\nX-Session-Id: waiter\r\n\r\n", target)
+	waiting := next("waiter")
+	if reset {
+		tc.NetConn().(*net.TCPConn).SetLinger(0) // Close sends a RST
+		tc.NetConn().Close()
+		select {
+		case <-waiting.Done():
+		case <-deadline:
+			t.Fatal("the wait of a client that reset its tunnel did not end")
+		}
+	} else {
+		if err := tc.CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		// Time for the proxy to read the close_notify (it reads it at
+		// once): a request its own host answers, paced by nothing.
+		get(t, h.client("", ""), "http://sessionproxy/ca.pem", "")
+		if err := waiting.Err(); err != nil {
+			t.Fatalf("the wait of a client that half-closed its tunnel ended: %v", err)
+		}
+	}
+
+	release.Do(func() { close(releaseHolder) })
+	<-holderDone
+	if !reset {
+		tc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("the half-closed client's answer: %v, %v", resp, err)
+		}
+	}
+	if resp, _ := get(t, h.client("", ""), origin.URL+"/?s=probe", "probe"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("probe: status %d", resp.StatusCode)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := map[bool]int{true: 0, false: 1}[reset]; seen["waiter"] != want {
+		t.Errorf("the waiting request reached the origin %d time(s), want %d", seen["waiter"], want)
+	}
 }

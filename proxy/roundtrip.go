@@ -632,11 +632,22 @@ func (s *Server) pace(c *call, sel selection, attempt int) (func(), *http.Respon
 	if !sel.pinned && attempt < c.cfg.Retry.MaxAttempts && !s.pacer.PausedUntil(c.host, key).IsZero() {
 		return nil, nil, record.Event{}
 	}
+	ctx := c.req.Context()
+	if r := s.pacer.Match(c.host); r.Delay > 0 || r.Concurrency > 0 || !s.pacer.PausedUntil(c.host, key).IsZero() {
+		// A wait may come: a client in a tunnel that goes away meanwhile
+		// ends it, as one over plain HTTP does.
+		var stop func()
+		ctx, stop = c.t.watchClient(ctx)
+		defer stop()
+		if s.paceHook != nil {
+			s.paceHook(ctx)
+		}
+	}
 	start := time.Now()
-	release, err := s.pacer.Wait(c.req.Context(), c.host, key)
+	release, err := s.pacer.Wait(ctx, c.host, key)
 	if err == nil && s.sites.Shared() {
 		var shared func()
-		if shared, err = s.paceShared(c.req.Context(), c.host, c.site, key, c.cfg.Pacing.MaxWait, start); err == nil {
+		if shared, err = s.paceShared(ctx, c.host, c.site, key, c.cfg.Pacing.MaxWait, start); err == nil {
 			local := release
 			release = func() { local(); shared() }
 		} else {

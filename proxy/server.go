@@ -80,6 +80,10 @@ type Server struct {
 	rec          *record.Recorder
 	pacer        *sites.Pacer // sites and pacing.max_wait, bound at start
 	orderField   string       // the field an HTTP/2 client's response head names its order in (h2Orderer)
+	// paceHook, when set (by a test, before any request), is called when
+	// a request may wait for its turn at a site, before it does, with the
+	// context the wait ends with.
+	paceHook func(context.Context)
 
 	cfg atomic.Pointer[config.Config] // replaced whole on reload
 

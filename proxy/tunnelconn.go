@@ -341,6 +341,22 @@ func (c *mitmConn) countRequests(rt goproxy.RoundTripperFunc) goproxy.RoundTripp
 	}
 }
 
+// watchClient returns a context that ends with ctx or, inside an
+// intercepted HTTP/1.1 tunnel, when the client resets its connection
+// (h1Reader.watch), and the stop to call before the tunnel is read or
+// written again. It is for the waits of a request nothing has been sent
+// of (a site's turn): goproxy's context of a request in a tunnel ends only
+// with the request, and nothing else reads the tunnel meanwhile. Over
+// plain HTTP, and for HTTP/2 clients, ctx ends with the client already.
+func (t *tunnel) watchClient(ctx context.Context) (context.Context, func()) {
+	if t == nil || t.mitm == nil || t.mitm.h1 == nil {
+		return ctx, func() {}
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	stop := t.mitm.h1.watch(cancel)
+	return wctx, func() { stop(); cancel() }
+}
+
 // connectHook carries what handleConnect decided about a CONNECT to the
 // hijack that follows it.
 type connectHook struct {
