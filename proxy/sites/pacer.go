@@ -111,6 +111,10 @@ type waiter struct {
 	cap     int           // 0 = not counted
 	granted bool          // set with ch closed, under the Pacer's lock
 	ch      chan struct{} // closed when the request may go
+	// wakeAt is when the waiter's timer wakes it to look again, the zero
+	// time when it is not set; under the Pacer's lock.
+	wakeAt time.Time
+	moved  chan struct{} // (1 buffered) its session's turn moved: set the timer again
 }
 
 // New returns a Pacer for opts. An invalid glob, or a negative Delay or
@@ -206,7 +210,7 @@ func (p *Pacer) Wait(ctx context.Context, host, session string) (release func(),
 		p.mu.Unlock()
 		return nil, &WaitError{Site: name, Wait: wait, MaxWait: p.maxWait}
 	}
-	w.ch = make(chan struct{})
+	w.ch, w.moved = make(chan struct{}), make(chan struct{}, 1)
 	s.queue = append(s.queue, w)
 	s.dispatch(now)
 	granted := w.granted
@@ -218,17 +222,20 @@ func (p *Pacer) Wait(ctx context.Context, host, session string) (release func(),
 }
 
 // await waits for w's turn: it wakes when w's session is due to let
-// dispatch look again, and gives up at the max wait or when ctx is done.
+// dispatch look again (dispatch tells it when that time has moved), and
+// gives up at the max wait or when ctx is done.
 func (p *Pacer) await(ctx context.Context, name string, s *site, w *waiter, start time.Time) (func(), error) {
 	deadline := time.NewTimer(p.maxWait)
 	defer deadline.Stop()
 	wake := time.NewTimer(time.Hour)
+	wake.Stop()
 	defer wake.Stop()
 	for {
 		p.mu.Lock()
 		now := p.now()
 		if pc := s.sessions[w.session]; pc != nil && !w.granted {
-			if at := pc.at(); at.After(now) {
+			if at := pc.at(); at.After(now) && !at.Equal(w.wakeAt) {
+				w.wakeAt = at
 				wake.Reset(at.Sub(now))
 			}
 		}
@@ -236,8 +243,10 @@ func (p *Pacer) await(ctx context.Context, name string, s *site, w *waiter, star
 		select {
 		case <-w.ch:
 			return p.releaser(name, s, w), nil
+		case <-w.moved: // look again at when the session is due
 		case <-wake.C:
 			p.mu.Lock()
+			w.wakeAt = time.Time{}
 			s.dispatch(p.now())
 			p.mu.Unlock()
 		case <-deadline.C:
@@ -300,9 +309,11 @@ func (p *Pacer) Pause(host, session string, until time.Time) {
 		s = &site{}
 		p.sites[name] = s
 	}
-	pc := s.pace(session, p.now())
+	now := p.now()
+	pc := s.pace(session, now)
 	if until.After(pc.paused) {
 		pc.paused = until
+		s.dispatch(now) // tells the session's waiters their new turn
 	}
 }
 

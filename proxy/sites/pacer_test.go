@@ -86,6 +86,67 @@ func TestPacerDelayQueued(t *testing.T) {
 	})
 }
 
+// TestPacerQueuedGoesWhenSessionTurnMoves: a request that waits for a slot
+// before its session has a turn, and whose session's turn then moves,
+// goes at that turn, not at max_wait: when the slot frees, the request of
+// its session ahead of it goes and starts the delay (delay), or a
+// Retry-After pauses its session meanwhile (pause).
+func TestPacerQueuedGoesWhenSessionTurnMoves(t *testing.T) {
+	tests := []struct {
+		name  string
+		delay time.Duration
+		pause time.Duration // paused while waiting, before the slot frees
+		ahead bool          // a request of the same session waits ahead of it
+		want  time.Duration // when the request goes
+	}{
+		{name: "delay", delay: time.Second, ahead: true, want: time.Second},
+		{name: "pause", pause: 2 * time.Second, want: 2 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := newPacer(t, Options{MaxWait: 60 * time.Second,
+					Rules: []Rule{{Host: "example.com", Delay: tt.delay, Concurrency: 1}}})
+				hold := wait(t, p, "example.com", "holder")
+				start := time.Now()
+				var wg sync.WaitGroup
+				if tt.ahead {
+					wg.Go(func() {
+						release, err := p.Wait(t.Context(), "example.com", "s1")
+						if err != nil {
+							t.Errorf("request of s1 ahead: %v", err)
+							return
+						}
+						release() // a quick response: the slot is free at once
+					})
+					synctest.Wait() // queued before the next arrives
+				}
+				type result struct {
+					err error
+					at  time.Duration
+				}
+				done := make(chan result, 1)
+				go func() {
+					release, err := p.Wait(t.Context(), "example.com", "s1")
+					if err == nil {
+						release()
+					}
+					done <- result{err, time.Since(start)}
+				}()
+				synctest.Wait()
+				if tt.pause > 0 {
+					p.Pause("example.com", "s1", start.Add(tt.pause)) // Retry-After
+				}
+				hold()
+				wg.Wait()
+				if r := <-done; r.err != nil || r.at != tt.want {
+					t.Fatalf("queued request of s1: err %v after %v, want to go after %v", r.err, r.at, tt.want)
+				}
+			})
+		})
+	}
+}
+
 func TestPacerConcurrency(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := newPacer(t, Options{Rules: []Rule{{Host: "*", Concurrency: 2}}})

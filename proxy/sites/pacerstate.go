@@ -31,13 +31,23 @@ func (s *site) due(session string, now time.Time, delay time.Duration) time.Dura
 
 // dispatch lets in the waiters whose session is due, in arrival order,
 // while slots are free: the first one due that finds no free slot stops
-// the rest.
+// the rest. A waiter passed over because its session is not due is told
+// when its session's turn has moved since it set its timer, so that it
+// wakes then.
 func (s *site) dispatch(now time.Time) {
 	for i := 0; i < len(s.queue); {
 		w := s.queue[i]
-		if pc := s.sessions[w.session]; pc != nil && pc.at().After(now) {
-			i++
-			continue
+		if pc := s.sessions[w.session]; pc != nil {
+			if at := pc.at(); at.After(now) {
+				if !at.Equal(w.wakeAt) {
+					select {
+					case w.moved <- struct{}{}:
+					default: // already told
+					}
+				}
+				i++
+				continue
+			}
 		}
 		if w.cap > 0 && s.inFlight >= w.cap {
 			return
