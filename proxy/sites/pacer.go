@@ -70,9 +70,11 @@ type Options struct {
 // requests in flight to a site by its Concurrency, and holds a session
 // back from a site while it is paused there. Waiting requests go in the
 // order in which they arrived (per site); one whose session is not due yet
-// lets those behind it pass. A Pacer is safe for concurrent use and runs
-// no goroutines of its own; the state of a site is dropped once nothing is
-// in flight, waiting, paused or delayed there.
+// lets those behind it pass, and one waiting for a slot holds up only
+// those behind it that take a slot too (a request under a rule without a
+// Concurrency, or no rule, takes none). A Pacer is safe for concurrent use
+// and runs no goroutines of its own; the state of a site is dropped once
+// nothing is in flight, waiting, paused or delayed there.
 type Pacer struct {
 	rules   []rule
 	maxWait time.Duration

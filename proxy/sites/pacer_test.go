@@ -272,6 +272,26 @@ func TestPacerCancelUnblocks(t *testing.T) {
 	})
 }
 
+// TestPacerUncappedNotHeldBySlots: a request under no Concurrency (here a
+// host no rule matches) takes no slot, so it does not wait behind another
+// host's request of the same site that waits for one.
+func TestPacerUncappedNotHeldBySlots(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newPacer(t, Options{MaxWait: 5 * time.Second,
+			Rules: []Rule{{Host: "api.example.com", Concurrency: 1}}})
+		hold := wait(t, p, "api.example.com", "holder") // a long download
+		defer hold()
+		go p.Wait(t.Context(), "api.example.com", "queued") //nolint:errcheck // waits behind hold
+		synctest.Wait()
+		start := time.Now()
+		release, err := p.Wait(t.Context(), "www.example.com", "s3")
+		if err != nil || time.Since(start) != 0 {
+			t.Fatalf("unpaced request to www.example.com: err %v after %v, want to go at once", err, time.Since(start))
+		}
+		release()
+	})
+}
+
 func TestPacerMaxWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := newPacer(t, Options{MaxWait: 5 * time.Second, Rules: []Rule{

@@ -30,11 +30,13 @@ func (s *site) due(session string, now time.Time, delay time.Duration) time.Dura
 }
 
 // dispatch lets in the waiters whose session is due, in arrival order,
-// while slots are free: the first one due that finds no free slot stops
-// the rest. A waiter passed over because its session is not due is told
-// when its session's turn has moved since it set its timer, so that it
-// wakes then.
+// while slots are free: the first counted one due that finds no free slot
+// holds up the counted ones behind it, not those under no cap (cap 0),
+// which take no slot. A waiter passed over because its session is not due
+// is told when its session's turn has moved since it set its timer, so
+// that it wakes then.
 func (s *site) dispatch(now time.Time) {
+	held := false // a counted waiter due found no free slot
 	for i := 0; i < len(s.queue); {
 		w := s.queue[i]
 		if pc := s.sessions[w.session]; pc != nil {
@@ -49,8 +51,10 @@ func (s *site) dispatch(now time.Time) {
 				continue
 			}
 		}
-		if w.cap > 0 && s.inFlight >= w.cap {
-			return
+		if w.cap > 0 && (held || s.inFlight >= w.cap) {
+			held = true
+			i++
+			continue
 		}
 		s.queue = append(s.queue[:i], s.queue[i+1:]...)
 		if len(s.queue) == 0 {
