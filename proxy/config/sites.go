@@ -1,12 +1,12 @@
 package config
 
 import (
-	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/sessionproxy/sessionproxy/proxy/rules"
+	"github.com/sessionproxy/sessionproxy/proxy/sites"
 )
 
 // Scope says whether the pool is one for every site or one per site.
@@ -21,7 +21,7 @@ const (
 // Site is one entry of the sites list: the pacing of the hosts its glob
 // matches. The zero Delay and Concurrency mean no delay and no cap.
 type Site struct {
-	Host        string        // path.Match glob on the request host (no port, lower case); required
+	Host        string        // path.Match glob on the request host (no port, lower case, as sites.HostGlob gives it); required
 	Delay       time.Duration // least time between two requests of one session to the site; 0 = none
 	Concurrency int           // most requests in flight to the site, all sessions together; 0 = no cap
 }
@@ -69,8 +69,9 @@ func (d *decoder) sites(v *yaml.Node, p string) ([]Site, bool) {
 	return out, true
 }
 
-// hostGlob decodes a host glob as the rules' host conditions take it,
-// lower-cased.
+// hostGlob decodes a host glob as the rules' host conditions take it, in
+// the form they compile it in (sites.HostGlob: lower-cased, "[::1]" as
+// "::1", "example.com." as "example.com").
 func (d *decoder) hostGlob(v *yaml.Node, p string) (string, bool) {
 	s, ok := d.nonEmpty(v, p)
 	if !ok {
@@ -80,7 +81,7 @@ func (d *decoder) hostGlob(v *yaml.Node, p string) (string, bool) {
 		d.ps.add(v.Line, p, msg, got(v))
 		return "", false
 	}
-	return strings.ToLower(s), true
+	return sites.HostGlob(s), true
 }
 
 // delay decodes a Go duration that may be 0.

@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sessionproxy/sessionproxy/proxy/sites"
 	"github.com/sessionproxy/sessionproxy/proxy/upstream"
 )
 
@@ -59,11 +60,16 @@ type headerCond struct {
 }
 
 // HostGlobProblem says what is wrong with a host glob as rules, sites and
-// mitm.skip_hosts take it, "" when nothing: a pattern path.Match refuses,
-// or a scheme, path or port, which the host it is matched with never has
-// (it would never match).
+// mitm.skip_hosts take it, "" when nothing: a pattern path.Match refuses
+// (in the form sites.HostGlob gives it, the form it is compiled in), no
+// host at all ("."), or a scheme, path or port, which the host it is
+// matched with never has (it would never match).
 func HostGlobProblem(glob string) string {
-	if _, err := path.Match(strings.ToLower(glob), ""); err != nil {
+	g := sites.HostGlob(glob)
+	if g == "" {
+		return "must name a host"
+	}
+	if _, err := path.Match(g, ""); err != nil {
 		return "invalid glob"
 	}
 	if strings.Contains(glob, "/") {
@@ -75,8 +81,9 @@ func HostGlobProblem(glob string) string {
 	return ""
 }
 
-// hostGlob matches a host against a lower-case glob (path.Match syntax),
-// with fast paths for literal hosts and "*.suffix" globs.
+// hostGlob matches a host (as NormHost gives it) against a glob (path.Match
+// syntax) in the form sites.HostGlob gives it, with fast paths for literal
+// hosts and "*.suffix" globs.
 type hostGlob struct {
 	pattern string // "" = no condition
 	literal bool   // pattern has no glob characters
@@ -84,7 +91,7 @@ type hostGlob struct {
 }
 
 func newHostGlob(p string) hostGlob {
-	p = strings.ToLower(p)
+	p = sites.HostGlob(p)
 	g := hostGlob{pattern: p}
 	switch {
 	case !hasGlobMeta(p):
@@ -516,27 +523,10 @@ func inspectable(h http.Header) bool {
 	return true
 }
 
-// NormHost returns host as host conditions see it: lower case, without a
-// port (an IPv6 literal without its brackets). It allocates only when host
-// has upper-case letters.
-func NormHost(h string) string {
-	if i := strings.LastIndexByte(h, ':'); i >= 0 {
-		switch {
-		case strings.HasPrefix(h, "["):
-			if j := strings.IndexByte(h, ']'); j > 0 {
-				h = h[1:j]
-			}
-		case strings.IndexByte(h, ':') == i: // one colon: name:port
-			h = h[:i]
-		}
-	}
-	for i := 0; i < len(h); i++ {
-		if c := h[i]; c >= 'A' && c <= 'Z' {
-			return strings.ToLower(h)
-		}
-	}
-	return h
-}
+// NormHost returns host as host conditions see it, the form sites.Host
+// gives: lower case, without a port, the brackets of an IP literal and
+// trailing dots. It allocates only when host has upper-case letters.
+func NormHost(h string) string { return sites.Host(h) }
 
 // ValidHeaderName reports whether s is an HTTP token (RFC 9110), as header
 // names are.

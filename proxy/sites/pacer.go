@@ -46,7 +46,8 @@ func (e *WaitError) Unwrap() error { return ErrWaitTooLong }
 type Rule struct {
 	// Host is a path.Match glob on the request host (see Host), matched
 	// case-insensitively: "*.example.com" matches a.example.com and
-	// a.b.example.com, not example.com.
+	// a.b.example.com, not example.com. It may be written the way the host
+	// appears in a URL ("[::1]", "example.com."): see HostGlob.
 	Host string
 	// Delay is the least time between the starts of two requests of one
 	// session to the site.
@@ -130,7 +131,7 @@ func New(opts Options) (*Pacer, error) {
 		p.now = time.Now
 	}
 	for i, r := range opts.Rules {
-		r.Host = strings.ToLower(r.Host)
+		r.Host = HostGlob(r.Host)
 		if _, err := path.Match(r.Host, ""); err != nil || r.Host == "" || r.Delay < 0 || r.Concurrency < 0 {
 			return nil, fmt.Errorf("compile rules[%d] (host %q, delay %v, concurrency %d): %w",
 				i, r.Host, r.Delay, r.Concurrency, ErrBadRule)

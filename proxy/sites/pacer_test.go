@@ -401,9 +401,31 @@ func TestPacerRules(t *testing.T) {
 			t.Errorf("Match(%q) = %+v, want %+v", tt.host, got, tt.want)
 		}
 	}
-	for _, bad := range []Rule{{Host: "[a-"}, {Host: ""}, {Host: "x", Delay: -1}, {Host: "x", Concurrency: -1}} {
+	for _, bad := range []Rule{{Host: "[a-"}, {Host: ""}, {Host: "."}, {Host: "x", Delay: -1}, {Host: "x", Concurrency: -1}} {
 		if _, err := New(Options{Rules: []Rule{bad}}); !errors.Is(err, ErrBadRule) {
 			t.Errorf("New(%+v): %v, want ErrBadRule", bad, err)
+		}
+	}
+}
+
+// TestPacerRuleHostAsWritten: a rule's host written the way the host
+// appears in a URL, an IPv6 literal in brackets or a fully qualified name
+// with its trailing dot, matches that host (HostGlob gives the glob the
+// form Host gives the host).
+func TestPacerRuleHostAsWritten(t *testing.T) {
+	tests := []struct{ glob, host, want string }{
+		{"[::1]", "[::1]:8443", "::1"},
+		{"[2001:DB8::1]", "[2001:db8::1]", "2001:db8::1"},
+		{"example.com.", "example.com.:443", "example.com"},
+		{"example.com.", "Example.com", "example.com"},
+		{"*.example.com.", "www.example.com.", "*.example.com"},
+		{"*.example.com.", "www.example.com", "*.example.com"},
+		{"[ab]c.example", "bc.example", "[ab]c.example"}, // a glob's class, not an IP literal
+	}
+	for _, tt := range tests {
+		p := newPacer(t, Options{Rules: []Rule{{Host: tt.glob, Concurrency: 1}}})
+		if got := p.Match(tt.host); got.Host != tt.want {
+			t.Errorf("rule %q: Match(%q) = %+v, want the rule as %q", tt.glob, tt.host, got, tt.want)
 		}
 	}
 }

@@ -54,3 +54,19 @@ func Host(host string) string {
 	}
 	return strings.ToLower(strings.TrimRight(h, "."))
 }
+
+// HostGlob returns the host glob glob in the form Host gives hosts, so
+// that a glob written the way the host appears in a URL matches it: glob
+// lower-cased, without the brackets around an IP literal ("[::1]" gives
+// "::1") and without trailing dots ("*.example.com." gives
+// "*.example.com"). The Pacer's rules, and the rules' host conditions,
+// compile their globs with it. HostGlob is safe for concurrent use.
+func HostGlob(glob string) string {
+	g := glob
+	if len(g) > 2 && g[0] == '[' && g[len(g)-1] == ']' {
+		if _, err := netip.ParseAddr(g[1 : len(g)-1]); err == nil {
+			g = g[1 : len(g)-1]
+		}
+	}
+	return strings.ToLower(strings.TrimRight(g, "."))
+}
