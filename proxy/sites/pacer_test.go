@@ -332,6 +332,29 @@ func TestPacerMaxWait(t *testing.T) {
 	})
 }
 
+// TestPacerFarPauseRefusedAtOnce: a pause too far off for a Duration (a
+// pausedUntil kept with a session, centuries ahead) with a request of the
+// session already waiting is still a wait longer than max_wait, refused at
+// once: the wait does not wrap around to a negative one.
+func TestPacerFarPauseRefusedAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newPacer(t, Options{MaxWait: 5 * time.Second,
+			Rules: []Rule{{Host: "example.com", Delay: time.Second}}})
+		wait(t, p, "example.com", "s1")()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go p.Wait(ctx, "example.com", "s1") //nolint:errcheck // waits for the delay, then the pause
+		synctest.Wait()
+		start := time.Now()
+		p.Pause("example.com", "s1", time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC))
+		_, err := p.Wait(t.Context(), "example.com", "s1")
+		var we *WaitError
+		if !errors.As(err, &we) || we.Wait < 5*time.Second || time.Since(start) != 0 {
+			t.Fatalf("Wait of a session paused for centuries: %v after %v, want a WaitError at once", err, time.Since(start))
+		}
+	})
+}
+
 func TestPacerPause(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := newPacer(t, Options{})

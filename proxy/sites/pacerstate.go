@@ -2,6 +2,7 @@ package sites
 
 import (
 	"maps"
+	"math"
 	"time"
 )
 
@@ -15,7 +16,8 @@ func (pc *pace) at() time.Time {
 
 // due returns how long a new request of session would wait for the
 // session to be due, counting the session's requests already waiting
-// (each one delay after the other).
+// (each one delay after the other). Like time.Time.Sub it gives the
+// largest Duration for a wait too long for one (a pause centuries ahead).
 func (s *site) due(session string, now time.Time, delay time.Duration) time.Duration {
 	var wait time.Duration
 	if pc := s.sessions[session]; pc != nil {
@@ -23,7 +25,9 @@ func (s *site) due(session string, now time.Time, delay time.Duration) time.Dura
 	}
 	for _, w := range s.queue {
 		if w.session == session {
-			wait += delay
+			if wait += delay; wait < 0 { // wrapped around: both were >= 0
+				return math.MaxInt64
+			}
 		}
 	}
 	return wait
