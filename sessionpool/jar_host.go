@@ -37,7 +37,10 @@ func isSecureScheme(s string) bool {
 // canonicalDomain lowercases a host name or cookie domain (no leading or
 // trailing dot, no port), converts a non-ASCII one to punycode and
 // validates it: only letters, digits, '-', '_' and '.' between non-empty
-// labels, or an IP address.
+// labels, or an IP address. A non-ASCII name is validated after its
+// conversion, which maps the ideographic and fullwidth full stops to '.':
+// what it returns is always its own canonical form, so a domain the jar
+// stores is one the state document's loader accepts.
 func canonicalDomain(s string) (domain string, isIP, ok bool) {
 	if s == "" {
 		return "", false, false
@@ -84,7 +87,9 @@ func canonicalDomain(s string) (domain string, isIP, ok bool) {
 				return "", false, false
 			}
 		}
-		s, upper = a, false
+		// "ä．．com" is "xn--4ca..com", "a。" is "a.": check the labels
+		// again, on ASCII this time (no further recursion).
+		return canonicalDomain(a)
 	}
 	if upper {
 		s = strings.ToLower(s)

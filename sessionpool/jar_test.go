@@ -194,6 +194,45 @@ func TestJarDomainMatching(t *testing.T) {
 	})
 }
 
+// TestJarIDNFullStops: internationalised names are validated after their
+// conversion to punycode, which maps the ideographic and fullwidth full
+// stops (U+3002, U+FF0E) to '.': a host or Domain that becomes one with an
+// empty label or a trailing dot sets nothing, one that becomes a valid
+// name is that name, and whatever is stored loads back (a domain the
+// loader refuses would make the whole state document fail to load).
+func TestJarIDNFullStops(t *testing.T) {
+	tests := []struct {
+		name, host, line string // a response from https://host/ sets line
+		check, want      string // the Cookie header for check
+	}{
+		{"empty label in host", "\u00e4\uff0e\uff0ecom", "a=1", "https://xn--4ca.com/", ""},
+		{"trailing full stop on host", "shop\u3002", "a=1", "https://shop/", ""},
+		{"ideographic full stop between labels", "shop\u3002example\uff0ecom", "a=1", "https://shop.example.com/", "a=1"},
+		{"empty label in Domain", "www.example.com", "a=1; Domain=example\uff0e\uff0ecom", "https://www.example.com/", ""},
+		{"trailing full stop on Domain", "www.example.com", "a=1; Domain=example.com\u3002", "https://www.example.com/", ""},
+		{"leading full stop on Domain", "www.example.com", "a=1; Domain=\u3002example.com", "https://www.example.com/", ""},
+		{"ideographic full stop in Domain", "www.example.com", "a=1; Domain=example\u3002com", "https://x.example.com/", "a=1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var j jar
+			j.setFromResponse(&url.URL{Scheme: "https", Host: tt.host, Path: "/"}, []string{tt.line}, jarT0)
+			if got := string(j.appendCookieString(nil, mustURL(t, tt.check), jarT0)); got != tt.want {
+				t.Errorf("for %s: got %q, want %q", tt.check, got, tt.want)
+			}
+			for _, c := range j.export(jarT0) {
+				if d, _, ok := canonicalDomain(c.Domain); !ok || d != c.Domain {
+					t.Errorf("stored domain %q is not canonical (%q, %v)", c.Domain, d, ok)
+				}
+			}
+			var k jar
+			if err := k.load(j.export(jarT0), jarT0); err != nil {
+				t.Fatalf("what the jar stored does not load back: %v", err)
+			}
+		})
+	}
+}
+
 func TestJarPublicSuffix(t *testing.T) {
 	runJarCases(t, []jarCase{
 		{
