@@ -69,7 +69,9 @@ const (
 //     127.0.0.0/8, ::1), and a non-secure origin cannot overwrite a Secure
 //     cookie of the same name ("leave secure cookies alone"). setCookies
 //     (imports) accepts Secure cookies from any scheme.
-//   - The __Secure- and __Host- name prefixes are enforced (RFC 6265bis).
+//   - The __Secure- and __Host- name prefixes are enforced (RFC 6265bis):
+//     a cookie that breaks its prefix's rules is ignored entirely, so it
+//     deletes nothing either (a subdomain cannot delete a __Host- cookie).
 //   - Max-Age wins over Expires; a Max-Age of zero or less, or an Expires
 //     not after now, deletes the cookie. A malformed Expires or Max-Age is
 //     ignored, not the cookie.
@@ -215,32 +217,30 @@ func (j *jar) setFromResponse(u *url.URL, setCookieLines []string, now time.Time
 		if !validAttrValue(path) {
 			continue // a default path from a URL too long (or odd) to be a Path attribute
 		}
-		var expires time.Time
-		switch {
-		case pc.hasMaxAge:
-			if pc.maxAge <= 0 {
-				j.remove(pc.name, domain, path, secureOrigin, now)
-				continue
-			}
-			expires = now.Add(time.Duration(min(pc.maxAge, maxAgeCap)) * time.Second)
-		case pc.hasExpires:
-			if !now.Before(pc.expires) {
-				j.remove(pc.name, domain, path, secureOrigin, now)
-				continue
-			}
-			expires = pc.expires
-		}
 		e := entry{
 			domain:   domain,
 			path:     path,
-			expires:  expires,
 			hostOnly: hostOnly,
 			secure:   pc.secure,
 			httpOnly: pc.httpOnly,
 			sameSite: pc.sameSite,
 		}
 		if !prefixOK(pc.name, &e) {
-			continue
+			continue // ignored entirely, a deletion too (RFC 6265bis 5.7)
+		}
+		switch {
+		case pc.hasMaxAge:
+			if pc.maxAge <= 0 {
+				j.remove(pc.name, domain, path, secureOrigin, now)
+				continue
+			}
+			e.expires = now.Add(time.Duration(min(pc.maxAge, maxAgeCap)) * time.Second)
+		case pc.hasExpires:
+			if !now.Before(pc.expires) {
+				j.remove(pc.name, domain, path, secureOrigin, now)
+				continue
+			}
+			e.expires = pc.expires
 		}
 		j.insert(pc.name, pc.value, e, now, secureOrigin)
 	}
@@ -299,27 +299,25 @@ func (j *jar) setCookies(u *url.URL, cs []*http.Cookie, now time.Time) {
 		if path == "" || path[0] != '/' || !validAttrValue(path) {
 			path = "/"
 		}
-		var expires time.Time
-		switch {
-		case c.MaxAge < 0:
-			j.remove(c.Name, domain, path, true, now)
-			continue
-		case c.MaxAge > 0:
-			expires = now.Add(time.Duration(min(int64(c.MaxAge), maxAgeCap)) * time.Second)
-		case now.Before(c.Expires):
-			expires = c.Expires.Round(0)
-		}
 		e := entry{
 			domain:   domain,
 			path:     path,
-			expires:  expires,
 			hostOnly: hostOnly,
 			secure:   c.Secure,
 			httpOnly: c.HttpOnly,
 			sameSite: sameSiteFromHTTP(c.SameSite),
 		}
 		if !prefixOK(c.Name, &e) {
+			continue // ignored entirely, a deletion too
+		}
+		switch {
+		case c.MaxAge < 0:
+			j.remove(c.Name, domain, path, true, now)
 			continue
+		case c.MaxAge > 0:
+			e.expires = now.Add(time.Duration(min(int64(c.MaxAge), maxAgeCap)) * time.Second)
+		case now.Before(c.Expires):
+			e.expires = c.Expires.Round(0)
 		}
 		j.insert(c.Name, value, e, now, true)
 	}

@@ -438,7 +438,61 @@ func TestJarPrefixes(t *testing.T) {
 				"__HOST-e=1; Path=/")},
 			checks: []jarCheck{want("https://www.example.com/", "__Host-a=1")},
 		},
+		// A cookie that breaks its prefix's rules is ignored entirely: it
+		// deletes nothing either (RFC 6265bis 5.7).
+		{
+			name: "__Host- with Domain from a subdomain: no overwrite",
+			steps: []jarStep{
+				set("https://example.com/", "__Host-id=secret; Secure; Path=/"),
+				set("https://evil.example.com/", "__Host-id=evil; Secure; Path=/; Domain=example.com"),
+			},
+			checks: []jarCheck{want("https://example.com/", "__Host-id=secret")},
+		},
+		{
+			name: "__Host- with Domain from a subdomain: no Max-Age=0 deletion",
+			steps: []jarStep{
+				set("https://example.com/", "__Host-id=secret; Secure; Path=/"),
+				set("https://evil.example.com/", "__Host-id=; Max-Age=0; Secure; Path=/; Domain=example.com"),
+			},
+			checks: []jarCheck{want("https://example.com/", "__Host-id=secret")},
+		},
+		{
+			name: "__Host- with Domain from a subdomain: no past Expires deletion",
+			steps: []jarStep{
+				set("https://example.com/", "__Host-id=secret; Secure; Path=/"),
+				set("https://evil.example.com/", "__Host-id=x; Expires="+httpDate(jarT0.Add(-time.Hour))+"; Secure; Path=/; Domain=example.com"),
+			},
+			checks: []jarCheck{want("https://example.com/", "__Host-id=secret")},
+		},
+		{
+			name: "__Secure- without Secure: no deletion",
+			steps: []jarStep{
+				set("https://example.com/", "__Secure-id=secret; Secure"),
+				set("https://example.com/", "__Secure-id=; Max-Age=0"),
+			},
+			checks: []jarCheck{want("https://example.com/", "__Secure-id=secret")},
+		},
+		{
+			name: "a deletion that keeps the rules deletes",
+			steps: []jarStep{
+				set("https://example.com/", "__Host-id=secret; Secure; Path=/", "__Secure-s=1; Secure"),
+				set("https://example.com/", "__Host-id=; Max-Age=0; Secure; Path=/", "__Secure-s=; Max-Age=0; Secure"),
+			},
+			checks: []jarCheck{want("https://example.com/", "")},
+		},
 	})
+	// The same for an import (setCookies): MaxAge < 0 on a cookie that
+	// breaks its prefix's rules deletes nothing.
+	u := mustURL(t, "https://example.com/")
+	var j jar
+	j.setFromResponse(u, []string{"__Host-id=secret; Secure; Path=/", "__Secure-s=1; Secure"}, jarT0)
+	j.setCookies(mustURL(t, "https://evil.example.com/"), []*http.Cookie{
+		{Name: "__Host-id", Domain: ".example.com", Path: "/", Secure: true, MaxAge: -1},
+		{Name: "__Secure-s", Domain: ".example.com", Path: "/", MaxAge: -1},
+	}, jarT0)
+	if got := string(j.appendCookieString(nil, u, jarT0)); got != "__Host-id=secret; __Secure-s=1" {
+		t.Errorf("after imported deletions that break the prefixes' rules: %q", got)
+	}
 }
 
 func TestJarExpiry(t *testing.T) {
