@@ -356,13 +356,17 @@ func (p *Pool) sessionRetired(s *Session) {
 }
 
 // discard closes a pool without a persist loop and without persisting (for
-// Sites whose opening failed).
+// Sites whose opening failed, and a site dropped as idle). Idempotent, and
+// safe after Teardown: what Teardown closed is not closed again.
 func (p *Pool) discard() {
 	p.mu.Lock()
+	first := !p.closed
 	p.closed, p.finished = true, true
 	p.mu.Unlock()
-	close(p.stop)
-	p.be.close()
+	if first {
+		close(p.stop)
+		p.be.close()
+	}
 }
 
 // Teardown stops periodic persistence, persists the state once more (with a

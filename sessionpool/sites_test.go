@@ -442,3 +442,36 @@ func TestSitesDropIdle(t *testing.T) {
 		t.Fatalf("alice on idle.test after the drop: %v", err)
 	}
 }
+
+// TestSitesDropIdleAfterPoolTeardown: a site's pool torn down by the
+// caller (Pool.Teardown) is dropped by DropIdle like any idle one, without
+// closing again what Teardown closed (a panic in the caller's sweeper),
+// and the site's next Pool is a fresh, open one.
+func TestSitesDropIdleAfterPoolTeardown(t *testing.T) {
+	ctx := context.Background()
+	ss := openSites(t, sessionpool.Options{})
+	if err := sitePool(t, ss, "a.test").Teardown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var dropped int
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				t.Fatalf("DropIdle of a site whose pool was torn down panicked: %v", r)
+			}
+		}()
+		for range 2 { // the first sweep sees the site, the second drops it
+			n, err := ss.DropIdle(ctx)
+			if err != nil {
+				t.Fatalf("DropIdle: %v", err)
+			}
+			dropped += n
+		}
+	}()
+	if dropped != 1 {
+		t.Fatalf("dropped %d sites, want a.test", dropped)
+	}
+	if _, err := sitePool(t, ss, "a.test").GetSession(ctx); err != nil {
+		t.Fatalf("GetSession on the site's next pool: %v", err)
+	}
+}
