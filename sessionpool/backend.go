@@ -28,6 +28,10 @@ type backend interface {
 	// counts returns the numbers of held sessions that are usable and that
 	// are not.
 	counts() (usable, unusable int)
+	// idleLocked reports, with Pool.mu held and without I/O, whether
+	// closing the pool now loses nothing a caller uses: no usable session
+	// held and no creation in flight.
+	idleLocked(now int64) bool
 	// sessions returns the held sessions, in no particular order.
 	sessions() []*Session
 	// prepare readies a session just built for this pool (NewSession),

@@ -247,6 +247,11 @@ func (m *memBackend) counts() (usable, unusable int) {
 	return len(m.t.all) - unusable, unusable
 }
 
+// idleLocked: no usable session held, none being created.
+func (m *memBackend) idleLocked(now int64) bool {
+	return len(m.t.all) == m.t.unusable(now) && m.t.pending == 0
+}
+
 func (m *memBackend) sessions() []*Session {
 	m.p.mu.Lock()
 	defer m.p.mu.Unlock()

@@ -356,17 +356,44 @@ func (p *Pool) sessionRetired(s *Session) {
 }
 
 // discard closes a pool without a persist loop and without persisting (for
-// Sites whose opening failed, and a site dropped as idle). Idempotent, and
-// safe after Teardown: what Teardown closed is not closed again.
+// Sites whose opening failed). Idempotent, and safe after Teardown: what
+// Teardown closed is not closed again.
 func (p *Pool) discard() {
 	p.mu.Lock()
 	first := !p.closed
 	p.closed, p.finished = true, true
 	p.mu.Unlock()
 	if first {
-		close(p.stop)
-		p.be.close()
+		p.shut()
 	}
+}
+
+// dropIfIdle closes the pool as discard does, but only if it is still
+// idle: no change since changes was read, no usable session, no creation
+// in flight. The decision and the closing are one critical section of the
+// pool's lock, so that no GetSession or AddSession gets a session from the
+// pool after it was found idle: one before it keeps the pool, one after it
+// fails with ErrPoolClosed. forget runs in that critical section too (Sites
+// forgets the site there, under its own lock, which the caller holds), so
+// that whoever finds the pool closed finds the site forgotten. When the
+// pool was dropped and first, the caller calls shut, outside its locks.
+func (p *Pool) dropIfIdle(changes uint64, forget func()) (dropped, first bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.changes.Load() != changes || !p.be.idleLocked(p.nowNanos()) {
+		return false, false
+	}
+	first = !p.closed
+	p.closed, p.finished = true, true
+	forget()
+	return true, first
+}
+
+// shut stops what a pool closed by discard or dropIfIdle runs (a pool
+// without a persist loop).
+func (p *Pool) shut() {
+	close(p.stop)
+	p.be.close()
 }
 
 // Teardown stops periodic persistence, persists the state once more (with a

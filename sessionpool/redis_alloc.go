@@ -327,6 +327,11 @@ func (b *redisBackend) getByID(ctx context.Context, id string) (*Session, error)
 
 // counts reads the counts on the server; errors go to RedisOptions.OnError
 // and make both 0.
+// idleLocked is always true: the sessions are on the server, and a
+// closed pool's copies lose none of them (the site's next pool reads them
+// there). Telling otherwise would take I/O under the pool's lock.
+func (b *redisBackend) idleLocked(int64) bool { return true }
+
 func (b *redisBackend) counts() (usable, unusable int) {
 	ctx, cancel := b.detached()
 	defer cancel()

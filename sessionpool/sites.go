@@ -263,10 +263,13 @@ func (ss *Sites) All(ctx context.Context) ([]*Pool, error) {
 
 // DropIdle closes and forgets the pools of the sites that hold no usable
 // session and did not change since the previous DropIdle (so idle for at
-// least the time between two calls); the site "" is kept. A later Pool of
-// a dropped site opens it afresh. With a Store, a dropped site's document is
-// deleted, and the next persist writes the index without it. It returns how
-// many sites it dropped, and the store's errors. Sites visited once no
+// least the time between two calls); the site "" is kept. The decision is
+// made again as the pool is closed, under its lock: a site whose pool gave
+// a session or began creating one meanwhile is kept. A caller that got a
+// dropped site's pool before the drop gets ErrPoolClosed from it; a later
+// Pool of the site opens it afresh. With a Store, a dropped site's document
+// is deleted, and the next persist writes the index without it. It returns
+// how many sites it dropped, and the store's errors. Sites visited once no
 // longer hold memory for as long as the process runs.
 func (ss *Sites) DropIdle(ctx context.Context) (int, error) {
 	ss.sweepMu.Lock()
@@ -284,20 +287,28 @@ func (ss *Sites) DropIdle(ctx context.Context) (int, error) {
 		if !idle {
 			return true
 		}
+		// Decided again under the pool's lock, which closes the pool and
+		// forgets the site in that same critical section: a session taken
+		// from the pool since the decision keeps the site.
 		ss.mu.Lock()
 		if ss.closed.Load() {
 			ss.mu.Unlock()
 			return false
 		}
-		dropped := ss.slots.CompareAndDelete(site, sl)
-		if dropped {
-			ss.gen++
+		dropped, first := false, false
+		if v, ok := ss.slots.Load(site); ok && v == sl {
+			dropped, first = sl.p.dropIfIdle(changes, func() {
+				ss.slots.Delete(site)
+				ss.gen++
+			})
 		}
 		ss.mu.Unlock()
 		if !dropped {
 			return true
 		}
-		sl.p.discard()
+		if first {
+			sl.p.shut()
+		}
 		if st := ss.opts.Store; st != nil {
 			if err := st.Delete(ctx, sl.p.key); err != nil {
 				errs = append(errs, fmt.Errorf("drop site %q: %w", site, err))
