@@ -50,6 +50,12 @@ func (p *Pool) persistOnce(ctx context.Context, always bool) (wrote bool, err er
 	}
 	defer func() { <-p.persistSem }()
 
+	p.mu.Lock()
+	dropped := p.dropped
+	p.mu.Unlock()
+	if dropped {
+		return false, nil // DropIdle deletes the document (deleteState)
+	}
 	// Read before the snapshot: a change made while it is taken makes the
 	// next persist write again.
 	changes := p.changes.Load()

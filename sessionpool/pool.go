@@ -30,12 +30,13 @@ type Pool struct {
 	be           backend // where the sessions are kept; set by Open
 	site         string  // the site of a Sites pool; "" otherwise
 
-	// mu guards closed, finished and, with the memory backend, its table:
-	// one lock, so that no session is added once Teardown has closed the
-	// pool.
+	// mu guards closed, finished, dropped and, with the memory backend, its
+	// table: one lock, so that no session is added once Teardown has closed
+	// the pool.
 	mu       sync.Mutex
 	closed   bool
 	finished bool // Teardown persisted and returned nil, or discard: nothing more to do
+	dropped  bool // dropped as idle (dropIfIdle): no persist writes its document again
 
 	subs subscribers // OnSessionRetired's
 
@@ -384,9 +385,24 @@ func (p *Pool) dropIfIdle(changes uint64, forget func()) (dropped, first bool) {
 		return false, false
 	}
 	first = !p.closed
-	p.closed, p.finished = true, true
+	p.closed, p.finished, p.dropped = true, true, true
 	forget()
 	return true, first
+}
+
+// deleteState deletes the pool's document once a persist in flight has
+// ended; called after dropIfIdle, so no later persist writes it again.
+func (p *Pool) deleteState(ctx context.Context) error {
+	select {
+	case p.persistSem <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("delete state %q: %w", p.key, ctx.Err())
+	}
+	defer func() { <-p.persistSem }()
+	if err := p.store.Delete(ctx, p.key); err != nil {
+		return fmt.Errorf("delete state %q: %w", p.key, err)
+	}
+	return nil
 }
 
 // shut stops what a pool closed by discard or dropIfIdle runs (a pool

@@ -55,6 +55,11 @@ type Sites struct {
 	listed  uint64        // guarded by mu: the gen of the index last written
 	indexMu chan struct{} // one index write at a time, in order
 	sweepMu sync.Mutex    // one DropIdle at a time; guards the slots' swept fields
+	// dropping holds, for each site whose document DropIdle is deleting, a
+	// channel closed once it is deleted: the site's next open waits for it,
+	// so that the deletion never takes the next pool's document. Guarded by
+	// mu; nil while no drop is in progress.
+	dropping map[string]chan struct{}
 
 	stop       chan struct{}      // closed by Teardown: stops the persist loop
 	stopCancel context.CancelFunc // cancels the persist loop's context
@@ -181,10 +186,11 @@ func (ss *Sites) Pool(ctx context.Context, site string) (*Pool, error) {
 		return nil, fmt.Errorf("open site %q: %w", site, ErrPoolClosed)
 	}
 	v, loaded := ss.slots.LoadOrStore(site, &siteSlot{ready: make(chan struct{})})
+	dropping := ss.dropping[site]
 	ss.mu.Unlock()
 	sl := v.(*siteSlot)
 	if !loaded {
-		ss.openSlot(ctx, site, sl)
+		ss.openSlot(ctx, site, sl, dropping)
 	}
 	select {
 	case <-sl.ready:
@@ -197,12 +203,24 @@ func (ss *Sites) Pool(ctx context.Context, site string) (*Pool, error) {
 	return sl.p, nil
 }
 
-// openSlot opens site's pool into sl. A failed open leaves the site
-// unopened, for the next use to try again.
-func (ss *Sites) openSlot(ctx context.Context, site string, sl *siteSlot) {
+// openSlot opens site's pool into sl, once the deletion of its previous
+// pool's document is done (dropping, when not nil, is closed then). A
+// failed open leaves the site unopened, for the next use to try again.
+func (ss *Sites) openSlot(ctx context.Context, site string, sl *siteSlot, dropping chan struct{}) {
 	opts := ss.opts
 	opts.PersistStateKey = ss.siteKey(site)
-	p, err := open(ctx, opts, site, false)
+	var err error
+	if dropping != nil {
+		select {
+		case <-dropping:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	var p *Pool
+	if err == nil {
+		p, err = open(ctx, opts, site, false)
+	}
 	if err != nil {
 		sl.err = fmt.Errorf("open site %q: %w", site, err)
 		ss.mu.Lock()
@@ -296,10 +314,18 @@ func (ss *Sites) DropIdle(ctx context.Context) (int, error) {
 			return false
 		}
 		dropped, first := false, false
+		var deleted chan struct{}
 		if v, ok := ss.slots.Load(site); ok && v == sl {
 			dropped, first = sl.p.dropIfIdle(changes, func() {
 				ss.slots.Delete(site)
 				ss.gen++
+				if ss.opts.Store != nil {
+					deleted = make(chan struct{})
+					if ss.dropping == nil {
+						ss.dropping = make(map[string]chan struct{})
+					}
+					ss.dropping[site] = deleted
+				}
 			})
 		}
 		ss.mu.Unlock()
@@ -309,10 +335,16 @@ func (ss *Sites) DropIdle(ctx context.Context) (int, error) {
 		if first {
 			sl.p.shut()
 		}
-		if st := ss.opts.Store; st != nil {
-			if err := st.Delete(ctx, sl.p.key); err != nil {
+		if deleted != nil {
+			// After a persist in flight (none starts again), and before
+			// the site's next pool loads.
+			if err := sl.p.deleteState(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("drop site %q: %w", site, err))
 			}
+			ss.mu.Lock()
+			delete(ss.dropping, site)
+			ss.mu.Unlock()
+			close(deleted)
 		}
 		n++
 		return true

@@ -2,6 +2,7 @@ package sessionpool
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -115,6 +116,125 @@ func TestDropIdleKeepsPoolInUse(t *testing.T) {
 			}
 			if ss.Lookup("shop.test") != p {
 				t.Fatal("the site's pool is not the one that made the session")
+			}
+		})
+	})
+}
+
+// gatedStore is a MemoryStore whose Set or Delete of one key waits, while
+// gate is not nil, until gate is closed (a slow store).
+type gatedStore struct {
+	*MemoryStore
+	key        string
+	setGate    chan struct{}
+	deleteGate chan struct{}
+}
+
+func (g *gatedStore) Set(ctx context.Context, key string, data []byte) error {
+	if key == g.key && g.setGate != nil {
+		<-g.setGate
+	}
+	return g.MemoryStore.Set(ctx, key, data)
+}
+
+func (g *gatedStore) Delete(ctx context.Context, key string) error {
+	if key == g.key && g.deleteGate != nil {
+		<-g.deleteGate
+	}
+	return g.MemoryStore.Delete(ctx, key)
+}
+
+// TestDropIdleDeletesDocumentLast: the document of a site DropIdle drops
+// is deleted after a persist of its pool already in flight (which would
+// otherwise write it again, for good: the site is no longer persisted nor
+// listed), and before the site's next pool loads and persists its own
+// (which the deletion would otherwise take).
+func TestDropIdleDeletesDocumentLast(t *testing.T) {
+	const key = DefaultPersistStateKey + "@shop.test"
+	// openIdle opens a Sites on store with the site shop.test persisted
+	// and seen once by DropIdle.
+	openIdle := func(t *testing.T, store Store) *Sites {
+		ctx := context.Background()
+		ss, err := OpenSites(ctx, Options{Store: store, PersistInterval: 24 * time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ss.Teardown(ctx) })
+		if _, err := ss.Pool(ctx, "shop.test"); err != nil {
+			t.Fatal(err)
+		}
+		if err := ss.PersistState(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := ss.DropIdle(ctx); n != 0 || err != nil {
+			t.Fatalf("first sweep: %d, %v", n, err)
+		}
+		return ss
+	}
+	t.Run("a persist in flight", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			ctx := context.Background()
+			store := &gatedStore{MemoryStore: NewMemoryStore(), key: key}
+			ss := openIdle(t, store)
+			store.setGate = make(chan struct{})
+			persisted := make(chan error, 1)
+			go func() { persisted <- ss.PersistState(ctx) }()
+			synctest.Wait() // the site's document is being written
+			type result struct {
+				n   int
+				err error
+			}
+			swept := make(chan result, 1)
+			go func() {
+				n, err := ss.DropIdle(ctx)
+				swept <- result{n, err}
+			}()
+			synctest.Wait()
+			close(store.setGate)
+			if err := <-persisted; err != nil {
+				t.Fatal(err)
+			}
+			if r := <-swept; r.n != 1 || r.err != nil {
+				t.Fatalf("DropIdle: %d, %v; want shop.test dropped", r.n, r.err)
+			}
+			if _, err := store.Get(ctx, key); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("the dropped site's document after the persist in flight ended: %v, want it deleted", err)
+			}
+		})
+	})
+	t.Run("the site's next pool", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			ctx := context.Background()
+			store := &gatedStore{MemoryStore: NewMemoryStore(), key: key}
+			ss := openIdle(t, store)
+			store.deleteGate = make(chan struct{})
+			swept := make(chan error, 1)
+			go func() {
+				_, err := ss.DropIdle(ctx)
+				swept <- err
+			}()
+			synctest.Wait() // the document is being deleted
+			used := make(chan error, 1)
+			go func() { // the site's next request, and a persist
+				p, err := ss.Pool(ctx, "shop.test")
+				if err == nil {
+					_, err = p.AddSession(ctx, SessionOptions{ID: "alice"})
+				}
+				if err == nil {
+					err = ss.PersistState(ctx)
+				}
+				used <- err
+			}()
+			synctest.Wait()
+			close(store.deleteGate)
+			if err := <-swept; err != nil {
+				t.Fatal(err)
+			}
+			if err := <-used; err != nil {
+				t.Fatal(err)
+			}
+			if data, err := store.Get(ctx, key); err != nil || !strings.Contains(string(data), `"alice"`) {
+				t.Fatalf("the site's next pool's document: %v %.80q, want alice in it", err, data)
 			}
 		})
 	})
