@@ -516,10 +516,11 @@ func (ss *Sites) closeRedis() error {
 
 // Teardown stops the persist loop and tears down every site's pool (each
 // persists once more), then writes the index (with a Store, always); later
-// calls of Pool fail with ErrPoolClosed. It returns every error met; the
-// sites are closed either way, and a later call tears down and writes
-// again (Pool.Teardown), so that a store that failed once still gets the
-// state. Idempotent once it has returned nil.
+// calls of Pool fail with ErrPoolClosed. It returns every error met, and
+// returns when ctx ends (with its error), even while a site is still being
+// opened; the sites are closed either way, and a later call tears down and
+// writes again (Pool.Teardown), so that a store that failed once still
+// gets the state. Idempotent once it has returned nil.
 func (ss *Sites) Teardown(ctx context.Context) error {
 	ss.mu.Lock()
 	if ss.ended {
@@ -550,7 +551,12 @@ func (ss *Sites) Teardown(ctx context.Context) error {
 	})
 	var errs []error
 	for _, sl := range slots {
-		<-sl.ready
+		select {
+		case <-sl.ready:
+		case <-ctx.Done():
+			// The open (a store stuck in I/O) is left to a later call.
+			return errors.Join(append(errs, fmt.Errorf("teardown: %w", ctx.Err()))...)
+		}
 		if sl.p != nil {
 			errs = append(errs, sl.p.Teardown(ctx))
 		}

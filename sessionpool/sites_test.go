@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sessionproxy/sessionproxy/sessionpool"
@@ -474,4 +475,56 @@ func TestSitesDropIdleAfterPoolTeardown(t *testing.T) {
 	if _, err := sitePool(t, ss, "a.test").GetSession(ctx); err != nil {
 		t.Fatalf("GetSession on the site's next pool: %v", err)
 	}
+}
+
+// stuckStore is a MemoryStore whose Get of one key waits until release is
+// closed, ignoring its context (a store stuck in I/O).
+type stuckStore struct {
+	*sessionpool.MemoryStore
+	key     string
+	release chan struct{}
+}
+
+func (s stuckStore) Get(ctx context.Context, key string) ([]byte, error) {
+	if key == s.key {
+		<-s.release
+	}
+	return s.MemoryStore.Get(ctx, key)
+}
+
+// TestSitesTeardownHonoursContext: Sites.Teardown returns when its context
+// ends (with the context's error), as Pool.Teardown does, even while a
+// site is being opened from a store stuck in I/O; a later call, once the
+// open is done, tears that site down too.
+func TestSitesTeardownHonoursContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		store := stuckStore{sessionpool.NewMemoryStore(), "K@slow.test", make(chan struct{})}
+		ss, err := sessionpool.OpenSites(ctx, sessionpool.Options{Store: store, PersistStateKey: "K"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		opened := make(chan *sessionpool.Pool, 1)
+		go func() {
+			p, _ := ss.Pool(ctx, "slow.test")
+			opened <- p
+		}()
+		synctest.Wait() // the open waits for the store
+		tctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if err := ss.Teardown(tctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Teardown: %v, want the context's error", err)
+		}
+		close(store.release)
+		p := <-opened
+		if p == nil {
+			t.Fatal("the open of slow.test failed")
+		}
+		if err := ss.Teardown(ctx); err != nil {
+			t.Fatalf("Teardown again: %v", err)
+		}
+		if _, err := p.GetSession(ctx); !errors.Is(err, sessionpool.ErrPoolClosed) {
+			t.Errorf("the site opened during the first Teardown: GetSession %v, want it torn down", err)
+		}
+	})
 }
