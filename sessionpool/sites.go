@@ -74,6 +74,10 @@ type siteSlot struct {
 
 	swept   uint64 // guarded by Sites.sweepMu: the pool's changes at the last DropIdle
 	sweptAt bool   // guarded by Sites.sweepMu: a DropIdle has seen the pool
+	// retry is set before ready is closed when the open failed because its
+	// opener's context ended: the callers waiting for it open the site
+	// again rather than fail with that context's error.
+	retry bool
 }
 
 // sitesIndex is the document listing the sites of a Sites with a Store.
@@ -171,41 +175,51 @@ func (ss *Sites) load(ctx context.Context) error {
 }
 
 // Pool returns site's pool, opening it (and loading its document, with a
-// Store) on its first use. Concurrent first uses of a site open it once.
-// After Teardown it fails with ErrPoolClosed.
+// Store) on its first use. Concurrent first uses of a site open it once,
+// with the first caller's context; when that context ends before the open
+// is done, the other callers (whose contexts are alive) open the site
+// again rather than fail with its error. After Teardown it fails with
+// ErrPoolClosed.
 func (ss *Sites) Pool(ctx context.Context, site string) (*Pool, error) {
-	if v, ok := ss.slots.Load(site); ok && !ss.closed.Load() {
-		// The path of every request to a known site: no lock.
-		if sl := v.(*siteSlot); isClosed(sl.ready) && sl.p != nil {
+	for {
+		if v, ok := ss.slots.Load(site); ok && !ss.closed.Load() {
+			// The path of every request to a known site: no lock.
+			if sl := v.(*siteSlot); isClosed(sl.ready) && sl.p != nil {
+				return sl.p, nil
+			}
+		}
+		ss.mu.Lock()
+		if ss.closed.Load() {
+			ss.mu.Unlock()
+			return nil, fmt.Errorf("open site %q: %w", site, ErrPoolClosed)
+		}
+		v, loaded := ss.slots.LoadOrStore(site, &siteSlot{ready: make(chan struct{})})
+		dropping := ss.dropping[site]
+		ss.mu.Unlock()
+		sl := v.(*siteSlot)
+		if !loaded {
+			ss.openSlot(ctx, site, sl, dropping)
+		}
+		select {
+		case <-sl.ready:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("open site %q: %w", site, ctx.Err())
+		}
+		if sl.err == nil {
 			return sl.p, nil
 		}
+		if !sl.retry || ctx.Err() != nil {
+			return nil, sl.err
+		}
+		// Another caller's context ended the open: the slot is gone, and
+		// this caller opens the site with its own.
 	}
-	ss.mu.Lock()
-	if ss.closed.Load() {
-		ss.mu.Unlock()
-		return nil, fmt.Errorf("open site %q: %w", site, ErrPoolClosed)
-	}
-	v, loaded := ss.slots.LoadOrStore(site, &siteSlot{ready: make(chan struct{})})
-	dropping := ss.dropping[site]
-	ss.mu.Unlock()
-	sl := v.(*siteSlot)
-	if !loaded {
-		ss.openSlot(ctx, site, sl, dropping)
-	}
-	select {
-	case <-sl.ready:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("open site %q: %w", site, ctx.Err())
-	}
-	if sl.err != nil {
-		return nil, sl.err
-	}
-	return sl.p, nil
 }
 
 // openSlot opens site's pool into sl, once the deletion of its previous
 // pool's document is done (dropping, when not nil, is closed then). A
-// failed open leaves the site unopened, for the next use to try again.
+// failed open leaves the site unopened, for the next use to try again;
+// sl.retry says whether the failure is ctx's end.
 func (ss *Sites) openSlot(ctx context.Context, site string, sl *siteSlot, dropping chan struct{}) {
 	opts := ss.opts
 	opts.PersistStateKey = ss.siteKey(site)
@@ -223,6 +237,8 @@ func (ss *Sites) openSlot(ctx context.Context, site string, sl *siteSlot, droppi
 	}
 	if err != nil {
 		sl.err = fmt.Errorf("open site %q: %w", site, err)
+		ctxErr := ctx.Err()
+		sl.retry = ctxErr != nil && errors.Is(err, ctxErr)
 		ss.mu.Lock()
 		ss.slots.Delete(site)
 		ss.mu.Unlock()

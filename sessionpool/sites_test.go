@@ -528,3 +528,68 @@ func TestSitesTeardownHonoursContext(t *testing.T) {
 		}
 	})
 }
+
+// waitStore is a MemoryStore whose Get of one key waits until release is
+// closed or its context ends (a slow store that honours its context).
+type waitStore struct {
+	*sessionpool.MemoryStore
+	key     string
+	release chan struct{}
+}
+
+func (s waitStore) Get(ctx context.Context, key string) ([]byte, error) {
+	if key == s.key {
+		select {
+		case <-s.release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return s.MemoryStore.Get(ctx, key)
+}
+
+// TestSitesOpenSurvivesAnotherCallersCancel: the first request to a site
+// opens its pool with its own context, and a second request for the same
+// site waits for that open. When the first request's client goes away, the
+// open fails with its "context canceled"; the second request, whose
+// context is alive, opens the site again and gets its pool instead of
+// failing with the first one's error.
+func TestSitesOpenSurvivesAnotherCallersCancel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := waitStore{sessionpool.NewMemoryStore(), "K@a.test", make(chan struct{})}
+		ss, err := sessionpool.OpenSites(context.Background(), sessionpool.Options{Store: store, PersistStateKey: "K"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ss.Teardown(context.Background())
+		ctxA, cancelA := context.WithCancel(context.Background())
+		errA, errB := make(chan error, 1), make(chan error, 1)
+		go func() {
+			_, err := ss.Pool(ctxA, "a.test")
+			errA <- err
+		}()
+		synctest.Wait() // A opens the site
+		go func() {
+			_, err := ss.Pool(context.Background(), "a.test")
+			errB <- err
+		}()
+		synctest.Wait() // B waits for A's open
+		cancelA()
+		if err := <-errA; !errors.Is(err, context.Canceled) {
+			t.Errorf("A: %v, want its context's error", err)
+		}
+		synctest.Wait()
+		select {
+		case err := <-errB:
+			t.Fatalf("B, whose context is alive, returned with A's open: %v", err)
+		default: // B opens the site again, and waits for the store
+		}
+		close(store.release)
+		if err := <-errB; err != nil {
+			t.Fatalf("B: %v", err)
+		}
+		if ss.Lookup("a.test") == nil {
+			t.Fatal("a.test is not open")
+		}
+	})
+}
