@@ -35,7 +35,7 @@ type Cookie struct {
 // Limits that keep one session's jar bounded whatever servers send. When a
 // new cookie would exceed one of them, the jar first drops expired cookies,
 // then the oldest cookie (earliest creation) of the same domain, or of the
-// whole jar.
+// whole jar. Loading persisted cookies keeps them too (see jar.load).
 const (
 	// MaxCookiesPerDomain is how many cookies a session's jar holds for
 	// one cookie domain (host-only and domain cookies together), as

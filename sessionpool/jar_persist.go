@@ -49,12 +49,18 @@ func (j *jar) export(now time.Time) []Cookie {
 // at now are skipped. Leniencies: a leading dot on Domain is dropped, Domain
 // is lowercased, an empty Path means "/", SameSite is matched ignoring case,
 // and a zero Creation means now. Invalid cookies (empty or bad name, control
-// characters or ';' in a value, an empty or malformed domain, a path not
+// characters or ';' in a value, more than 4096 bytes of name and value (a
+// response's cookie the jar drops), an empty or malformed domain, a path not
 // starting with '/', an unknown SameSite, a domain cookie on a public suffix
 // or an IP address) make load fail with an error per cookie, each naming the
 // cookie and matching ErrInvalidCookie, and leave the jar unchanged.
 // Of duplicates (same name, domain and path) the last in CookieString order
 // (later creation, then later in cs) wins, keeping the first one's creation.
+// The jar's bounds hold: of more than MaxCookiesPerDomain cookies for one
+// domain, or MaxCookiesPerJar in all (a document no jar wrote: edited by
+// hand, or a Redis session two processes added to at once), the ones
+// insert would have evicted are left out (without Secure first, then the
+// oldest), as if the cookies had been set one by one.
 func (j *jar) load(cs []Cookie, now time.Time) error {
 	now = now.Round(0)
 	entries := make([]entry, 0, len(cs))
@@ -80,7 +86,7 @@ func (j *jar) load(cs []Cookie, now time.Time) error {
 	// Stable sort keeps the given order among equals; then drop duplicates,
 	// the later one (higher seq) winning but keeping the earlier creation.
 	slices.SortStableFunc(entries, func(a, b entry) int { return compareEntries(&a, &b) })
-	entries = dedupe(entries)
+	entries = bound(dedupe(entries))
 	for i := range entries {
 		entries[i].seq = uint64(i)
 	}
@@ -117,6 +123,55 @@ func dedupe(entries []entry) []entry {
 	return out
 }
 
+// bound leaves out of entries (sorted, without duplicates) the cookies over
+// MaxCookiesPerDomain for their domain, then those over MaxCookiesPerJar in
+// all: each time the one evictLocked would take first (evictsBefore).
+func bound(entries []entry) []entry {
+	if len(entries) <= min(MaxCookiesPerDomain, MaxCookiesPerJar) {
+		return entries
+	}
+	order := make([]int, len(entries))
+	perDomain := make(map[string]int)
+	for i := range entries {
+		order[i] = i
+		perDomain[entries[i].domain]++
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		switch {
+		case evictsBefore(&entries[a], &entries[b]):
+			return -1
+		case evictsBefore(&entries[b], &entries[a]):
+			return 1
+		}
+		return 0
+	})
+	drop := make([]bool, len(entries))
+	n := len(entries)
+	for _, i := range order {
+		if d := entries[i].domain; perDomain[d] > MaxCookiesPerDomain {
+			perDomain[d]--
+			drop[i] = true
+			n--
+		}
+	}
+	for _, i := range order {
+		if n <= MaxCookiesPerJar {
+			break
+		}
+		if !drop[i] {
+			drop[i] = true
+			n--
+		}
+	}
+	out := entries[:0]
+	for i := range entries {
+		if !drop[i] {
+			out = append(out, entries[i])
+		}
+	}
+	return out
+}
+
 // cookieError is a problem of a persisted cookie that load refuses. It
 // matches ErrInvalidCookie (errors.Is) without repeating its text: load's
 // errors are reported inside errors that already say what is invalid
@@ -135,6 +190,9 @@ func entryFromCookie(c *Cookie) (entry, error) {
 	}
 	if !validValue(c.Value) {
 		return entry{}, cookieError("bad value")
+	}
+	if len(c.Name)+len(c.Value) > maxNameValueBytes {
+		return entry{}, cookieError(fmt.Sprintf("name and value over %d bytes", maxNameValueBytes))
 	}
 	domain := strings.TrimPrefix(c.Domain, ".")
 	domain, isIP, ok := canonicalDomain(domain)

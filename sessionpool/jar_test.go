@@ -1085,6 +1085,7 @@ func TestJarLoadErrors(t *testing.T) {
 		{"bad sameSite", Cookie{Name: "ss", Value: "1", Domain: "example.com", SameSite: "Sometimes"}},
 		{"domain cookie on public suffix", Cookie{Name: "ps", Value: "1", Domain: "co.uk"}},
 		{"domain cookie on IP", Cookie{Name: "ip", Value: "1", Domain: "127.0.0.1"}},
+		{"name and value over 4096 bytes", Cookie{Name: "big", Value: strings.Repeat("v", maxNameValueBytes-2), Domain: "example.com"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1155,6 +1156,106 @@ func TestJarLimits(t *testing.T) {
 	}
 	if got := string(m.appendCookieString(nil, mustURL(t, "https://h0.example/"), now)); got != "" {
 		t.Fatalf("oldest of the jar not evicted: %q", got)
+	}
+}
+
+// TestJarLoadBounds: persisted cookies past the jar's bounds (a document
+// edited by hand, a Redis session two processes added to at once) load
+// as if set one by one: the jar keeps MaxCookiesPerDomain for a domain and
+// MaxCookiesPerJar in all, leaving out those it would have evicted
+// (without Secure first, then the oldest).
+func TestJarLoadBounds(t *testing.T) {
+	cookie := func(i int, domain string, secure bool) Cookie {
+		return Cookie{Name: fmt.Sprintf("c%d", i), Value: "v", Domain: domain, Path: "/", HostOnly: true,
+			Secure: secure, Creation: jarT0.Add(time.Duration(i) * time.Second)}
+	}
+	tests := []struct {
+		name    string
+		cookies func() []Cookie
+		want    map[string]int // cookies kept per domain
+		kept    []string       // some of the names kept
+		dropped []string       // some of the names left out
+	}{
+		{
+			name: "one domain",
+			cookies: func() []Cookie {
+				var cs []Cookie
+				for i := range MaxCookiesPerJar + 1000 {
+					cs = append(cs, cookie(i, "example.com", i == 0))
+				}
+				return cs
+			},
+			want:    map[string]int{"example.com": MaxCookiesPerDomain},
+			kept:    []string{"c0", fmt.Sprintf("c%d", MaxCookiesPerJar+999)},
+			dropped: []string{"c1", fmt.Sprintf("c%d", MaxCookiesPerJar+1000-MaxCookiesPerDomain)},
+		},
+		{
+			name: "the whole jar",
+			cookies: func() []Cookie {
+				var cs []Cookie
+				for i := range MaxCookiesPerJar + 100 {
+					cs = append(cs, cookie(i, fmt.Sprintf("h%d.example", i%100), false))
+				}
+				return cs
+			},
+			want:    map[string]int{"h0.example": MaxCookiesPerJar / 100, "h99.example": MaxCookiesPerJar / 100},
+			kept:    []string{"c100", fmt.Sprintf("c%d", MaxCookiesPerJar+99)},
+			dropped: []string{"c0", "c99"},
+		},
+		{
+			name: "within the bounds",
+			cookies: func() []Cookie {
+				var cs []Cookie
+				for i := range MaxCookiesPerDomain {
+					cs = append(cs, cookie(i, "example.com", false))
+				}
+				return cs
+			},
+			want: map[string]int{"example.com": MaxCookiesPerDomain},
+			kept: []string{"c0", fmt.Sprintf("c%d", MaxCookiesPerDomain-1)},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var j jar
+			if err := j.load(tt.cookies(), jarT0); err != nil {
+				t.Fatal(err)
+			}
+			got := j.export(jarT0)
+			if len(got) > MaxCookiesPerJar {
+				t.Fatalf("loaded %d cookies, bound %d", len(got), MaxCookiesPerJar)
+			}
+			perDomain, names := map[string]int{}, map[string]bool{}
+			for _, c := range got {
+				perDomain[c.Domain]++
+				names[c.Name] = true
+			}
+			for d, n := range perDomain {
+				if n > MaxCookiesPerDomain {
+					t.Errorf("%d cookies loaded for %s, bound %d", n, d, MaxCookiesPerDomain)
+				}
+			}
+			for d, n := range tt.want {
+				if perDomain[d] != n {
+					t.Errorf("%s: %d cookies loaded, want %d", d, perDomain[d], n)
+				}
+			}
+			for _, n := range tt.kept {
+				if !names[n] {
+					t.Errorf("%s left out", n)
+				}
+			}
+			for _, n := range tt.dropped {
+				if names[n] {
+					t.Errorf("%s kept, want it left out", n)
+				}
+			}
+			// What was loaded survives an export and a load unchanged.
+			var k jar
+			if err := k.load(got, jarT0); err != nil || !reflect.DeepEqual(k.export(jarT0), got) {
+				t.Errorf("reload: %v, changed %v", err, !reflect.DeepEqual(k.export(jarT0), got))
+			}
+		})
 	}
 }
 
