@@ -17,8 +17,10 @@ import (
 	"path/filepath"
 	"runtime/metrics"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sessionproxy/sessionproxy/sessionpool"
 	"github.com/sessionproxy/sessionproxy/sessionpool/sessionpooltest"
@@ -75,6 +77,66 @@ func TestUnusableConfigFilesExitTwo(t *testing.T) {
 	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a CA was generated at %s (%v)", missing, err)
 	}
+}
+
+// TestBadPersistStateKeyExitsTwo: a pool.persist_state_key the file store
+// cannot name its files after (a path separator, "..", too long to leave
+// room for "@<site>") is a bad config: FILE:LINE, exit status 2, and no CA
+// generated, rather than exit 1 from the pool once the CA was made.
+func TestBadPersistStateKeyExitsTwo(t *testing.T) {
+	for name, key := range map[string]string{
+		"separator": "pools/main",
+		"dotdot":    "..",
+		"too long":  strings.Repeat("k", 230),
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			data := filepath.Join(dir, "data")
+			path := filepath.Join(dir, "c.yaml")
+			cfg := fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: \"\"\ndata_dir: %s\npool:\n  persist_state_key: %q\n", data, key)
+			if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var stderr lockedBuffer
+			exit := make(chan int, 1)
+			go func() { exit <- run([]string{"-config", path}, &stderr) }()
+			var code int
+			select {
+			case code = <-exit:
+			case <-time.After(20 * time.Second):
+				t.Fatal("the proxy started on a persist_state_key its store cannot use")
+			}
+			out := stderr.String()
+			if code != 2 {
+				t.Errorf("exit status %d, want 2; stderr:\n%s", code, out)
+			}
+			if want := path + ":5: pool.persist_state_key"; !strings.Contains(out, want) {
+				t.Errorf("stderr lacks %q:\n%s", want, out)
+			}
+			if _, err := os.Stat(filepath.Join(data, "ca.pem")); err == nil {
+				t.Errorf("a CA was generated for a config that does not load")
+			}
+		})
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent use, for the stderr
+// of a run that may still be writing when it is read.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer // guarded by mu
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // TestBadFlagsExitTwo: an unknown flag, a stray argument, a -pprof

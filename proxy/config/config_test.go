@@ -516,3 +516,58 @@ func TestSyntaxErrorLines(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigPersistStateKeyNamesFiles: with the file store,
+// pool.persist_state_key names files in data_dir (<key>.json,
+// <key>.sites.json, <key>@<site>.json). A key the config takes gives names
+// the store takes, a site's included; a key the store refuses is a problem
+// at its line, not an error of the pool once the CA was made. A Redis store
+// takes any key.
+func TestConfigPersistStateKeyNamesFiles(t *testing.T) {
+	ctx := t.Context()
+	store, err := sessionpool.NewFileStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := strings.Repeat("s", 149) + ".com" // a site of 153 bytes
+	for _, tc := range []struct {
+		key string
+		ok  bool
+	}{
+		{"SDK_SESSION_POOL_STATE", true},
+		{"pool.v2", true},
+		{strings.Repeat("k", maxPersistKeyLen), true},
+		{strings.Repeat("k", maxPersistKeyLen+1), false},
+		{strings.Repeat("k", 212), false}, // room for ".sites", none for a site
+		{strings.Repeat("k", 230), false},
+		{"pools/main", false},
+		{`pools\main`, false},
+		{"a\x00b", false},
+		{"..", false},
+		{"a..b", false},
+	} {
+		_, err := Parse("c.yaml", []byte(fmt.Sprintf("pool:\n  persist_state_key: %q\n", tc.key)))
+		if tc.ok {
+			if err != nil {
+				t.Errorf("key %.20q (%d bytes): %v", tc.key, len(tc.key), err)
+			}
+			for _, k := range []string{tc.key, tc.key + ".sites", tc.key + "@" + site} {
+				if err := store.Set(ctx, k, []byte("{}")); err != nil {
+					t.Errorf("the config takes key %.20q (%d bytes), the store refuses %.20q: %v", tc.key, len(tc.key), k, err)
+				}
+			}
+			continue
+		}
+		if err == nil || !strings.HasPrefix(err.Error(), "c.yaml:2: pool.persist_state_key: must ") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("key %.20q (%d bytes): %v, want one problem at c.yaml:2", tc.key, len(tc.key), err)
+		}
+		if _, err := Parse("c.yaml", []byte(fmt.Sprintf("pool:\n  store: redis://127.0.0.1:6379/0\n  persist_state_key: %q\n", tc.key))); err != nil {
+			t.Errorf("key %.20q with a Redis store: %v", tc.key, err)
+		}
+	}
+	for _, k := range []string{"pools/main", "..", strings.Repeat("k", 230)} { // the store's own refusals
+		if err := store.Set(ctx, k, []byte("{}")); !errors.Is(err, sessionpool.ErrInvalidKey) {
+			t.Errorf("store.Set(%.20q) = %v: the test's refused keys are no longer the store's", k, err)
+		}
+	}
+}

@@ -82,7 +82,7 @@ func table() []key {
 
 		// The pool is opened at start with all of its settings: the
 		// section is bound as a whole.
-		sectionOf("pool", onRestart, func(c *Config) *Pool { return &c.Pool }, nil),
+		sectionOf("pool", onRestart, func(c *Config) *Pool { return &c.Pool }, (*decoder).checkPersistKey),
 		keyOf("pool.max_pool_size", onRestart, func(c *Config) *int { return &c.Pool.MaxPoolSize }, whole[int](1, 1<<31-1)),
 		keyOf("pool.strategy", onRestart, func(c *Config) *sessionpool.Strategy { return &c.Pool.Strategy },
 			named(sessionpool.Random, sessionpool.RoundRobin, sessionpool.UseUntilFailure)),
@@ -405,6 +405,43 @@ func (d *decoder) checkCA(c *Config) {
 		}
 		d.ps.add(at.Line, join("mitm", name), "ca_cert and ca_key must be set together", "")
 	}
+}
+
+// checkPersistKey reports a pool.persist_state_key the file store cannot
+// name its files after (sessionpool's FileStore refuses it when the pool
+// opens, after the CA was made): one holding a path separator, NUL or "..",
+// or too long to leave room for a site's "@<site>". A Redis store takes any
+// key.
+func (d *decoder) checkPersistKey(c *Config) {
+	at := d.at["pool.persist_state_key"]
+	if at == nil || c.Pool.Store != StoreFile {
+		return
+	}
+	if msg := fileKeyProblem(c.Pool.PersistStateKey); msg != "" {
+		d.ps.add(at.Line, "pool.persist_state_key", msg, got(at))
+	}
+}
+
+// maxPersistKeyLen bounds pool.persist_state_key with the file store. The
+// pools are kept in data_dir as <key>.json, <key>.sites.json and
+// <key>@<site>.json, and the store takes keys of at most 218 bytes (a file
+// name's 255, less its suffixes: sessionpool's maxKeyLen); 64 leaves room
+// for "@" and a site of 153 bytes.
+const maxPersistKeyLen = 64
+
+// fileKeyProblem says what makes key unfit to name the file store's files
+// ("" when nothing does): the rules of sessionpool's keyProblem, and room
+// for "@<site>" after it.
+func fileKeyProblem(key string) string {
+	switch {
+	case strings.ContainsAny(key, `/\`+"\x00"):
+		return `must not hold "/", "\" or NUL: it names files in data_dir`
+	case strings.Contains(key, ".."):
+		return `must not hold "..": it names files in data_dir`
+	case len(key) > maxPersistKeyLen:
+		return fmt.Sprintf(`must be at most %d bytes: it names files in data_dir, with "@<site>" after it`, maxPersistKeyLen)
+	}
+	return ""
 }
 
 // store decodes pool.store: "file" or a Redis URL, a secret (only shown
