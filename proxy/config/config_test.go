@@ -323,6 +323,16 @@ func TestConfigSecretsNeverEchoed(t *testing.T) {
 		"auth: {users: 'bob:hunter2'}",
 		"auth: {users: bob:hunter2}",
 		"x: &u 'http://bob:hunter2@10.0.0.1:3128'\nupstreams: *u",
+		// Credentials in a URL's query, which a store or an upstream URL
+		// must not have, and a user name that is "name:password" as one,
+		// alone or repeated.
+		"pool: {store: 'redis://10.0.0.5:6379/0?password=hunter2'}",
+		"pool: {store: 'redis://10.0.0.5:6379/0?username=bob&password=hunter2'}",
+		"upstreams: ['http://10.0.0.1:3128/?password=hunter2']",
+		"upstreams: ['socks5://10.0.0.2:1080?user=bob&pass=hunter2']",
+		"upstreams: ['http://10.0.0.1:3128/#hunter2']",
+		"auth:\n  users:\n    bob:hunter2: x\n",
+		"auth:\n  users:\n    bob:hunter2: x\n    bob:hunter2: y\n",
 	}
 	for _, src := range srcs {
 		_, err := Parse("s.yaml", []byte(src))

@@ -381,6 +381,12 @@ func (d *decoder) mapping(n *yaml.Node, path string, fields []field) {
 // scalars (badKey says what they must be), merge keys, and keys repeating
 // an earlier one.
 func (d *decoder) pairs(n *yaml.Node, path, badKey string, fn func(k, v *yaml.Node, keyPath string)) {
+	d.pairsAt(n, path, badKey, func(key string) string { return join(path, key) }, fn)
+}
+
+// pairsAt is pairs with keyPath making each key's path, for mappings whose
+// keys may hold what a problem must not show.
+func (d *decoder) pairsAt(n *yaml.Node, path, badKey string, keyPath func(key string) string, fn func(k, v *yaml.Node, keyPath string)) {
 	seen := make(map[string]int, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := resolve(n.Content[i]), resolveHere(n.Content[i+1])
@@ -392,7 +398,7 @@ func (d *decoder) pairs(n *yaml.Node, path, badKey string, fn func(k, v *yaml.No
 			d.ps.add(k.Line, path, "merge keys (<<) are not supported", "")
 			continue
 		}
-		kp := join(path, k.Value)
+		kp := keyPath(k.Value)
 		if first, dup := seen[k.Value]; dup {
 			d.ps.add(k.Line, kp, fmt.Sprintf("duplicate key (first at line %d)", first), "")
 			continue

@@ -347,13 +347,23 @@ func (d *decoder) users(v *yaml.Node, p string) (map[string]string, bool) {
 		return nil, false
 	}
 	var users map[string]string
-	d.pairs(v, p, "user names must be strings", func(k, pw *yaml.Node, up string) {
+	// A name with a colon may be "name:password" written as one: it is
+	// never shown, nor one with control characters, which would break the
+	// problem's line.
+	shown := func(name string) bool { return !strings.Contains(name, ":") && !hasCtl(name) }
+	keyPath := func(name string) string {
+		if !shown(name) {
+			return p
+		}
+		return join(p, name)
+	}
+	d.pairsAt(v, p, "user names must be strings", keyPath, func(k, pw *yaml.Node, up string) {
 		switch {
 		case k.Value == "":
 			d.ps.add(k.Line, p, "user name must not be empty", "")
 			return
-		case strings.ContainsAny(k.Value, ":") || hasCtl(k.Value):
-			d.ps.add(k.Line, up, "user name must not contain a colon or control characters", "")
+		case !shown(k.Value):
+			d.ps.add(k.Line, p, "user name must not contain a colon or control characters", "")
 			return
 		case !usableUserName(k.Value):
 			d.ps.add(k.Line, up, `user name must not be "session", start with "session-", end with "-session" or contain "-session-" (a proxy username carries the session name that way)`, "")

@@ -145,6 +145,17 @@ func TestUpstreamRedactURL(t *testing.T) {
 		{"http://user:?S3cret@proxy.example:8080", "http://user:xxxxx@proxy.example:8080"},
 		{"http://user:8080/S3cret@proxy.example:8080", "http://user:xxxxx@proxy.example:8080"},
 		{"redis://:#S3cret@redis.example:6379/0", "redis://:xxxxx@redis.example:6379/0"},
+		// Credentials in the query or the fragment: each value goes, the
+		// names stay.
+		{"redis://10.0.0.5:6379/0?password=" + upTestPass, "redis://10.0.0.5:6379/0?password=xxxxx"},
+		{"socks5://10.0.0.2:1080?user=bob&pass=" + upTestPass, "socks5://10.0.0.2:1080?user=xxxxx&pass=xxxxx"},
+		{"redis://:" + upTestPass + "@h:6379/0?pool_size=many&&" + upTestPass, "redis://:xxxxx@h:6379/0?pool_size=xxxxx&&xxxxx"},
+		{"http://h:1/?" + upTestPass, "http://h:1/?xxxxx"},
+		{"http://h:1/#" + upTestPass, "http://h:1/#xxxxx"},
+		{"http://h:1/?", "http://h:1/?"},
+		{"user:" + upTestPass + "@h:3128?token=" + upTestPass + "#" + upTestPass, "user:xxxxx@h:3128?token=xxxxx#xxxxx"},
+		{"http://h:1/x?pass=" + upTestPass + " x", "http://h:1/x?pass=xxxxx"},
+		{"http://h:1/x y#" + upTestPass, "http://h:1/x y#xxxxx"},
 	} {
 		if got := Redact(tc.in); got != tc.want {
 			t.Errorf("Redact(%q) = %q, want %q", tc.in, got, tc.want)

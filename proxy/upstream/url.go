@@ -111,20 +111,70 @@ func ForSession(u *url.URL, id string) *url.URL {
 func HasPlaceholder(u *url.URL) bool { return placeholders(u) > 0 }
 
 // Redact returns s with the password of its user info replaced by "xxxxx"
-// (as url.URL.Redacted does), for logs, messages and the admin API. Strings
-// that do not parse as URLs with a host, or whose path, query or fragment
-// holds an '@' (a password with '/', '?' or '#' in it ends the authority
-// early), are redacted all the same: there, everything between the first
-// ':' after the scheme and the last '@' is the password.
+// (as url.URL.Redacted does), and so are the value of each query parameter
+// and the fragment, which may carry credentials too ("?password=..."), for
+// logs, messages and the admin API. Strings that do not parse as URLs with
+// a host, or whose path, query or fragment holds an '@' (a password with
+// '/', '?' or '#' in it ends the authority early), are redacted all the
+// same: there, everything between the first ':' after the scheme and the
+// last '@' is the password, and the query and fragment are what follows
+// the first '?' or '#' after it.
 func Redact(s string) string {
 	if u, err := url.Parse(s); err == nil && u.Scheme != "" && u.Host != "" && !strings.ContainsAny(s, " \t\r\n") &&
 		!strings.Contains(u.Path+u.RawQuery+u.Fragment, "@") {
-		return u.Redacted()
+		r := *u
+		r.RawQuery = redactQuery(u.RawQuery)
+		if u.Fragment != "" {
+			r.Fragment, r.RawFragment = "xxxxx", ""
+		}
+		return r.Redacted()
 	}
+	rest := 0 // where the query may start: past the user info, or the scheme
 	if i, j := fallbackPassword(s); i >= 0 {
-		return s[:i] + "xxxxx" + s[j:]
+		s = s[:i] + "xxxxx" + s[j:]
+		rest = i + len("xxxxx")
+	} else if i := strings.Index(s, "://"); i >= 0 && isScheme(s[:i]) {
+		rest = i + len("://")
+	}
+	if q := strings.IndexAny(s[rest:], "?#"); q >= 0 {
+		q += rest
+		query, fragment, hasFragment := strings.Cut(s[q+1:], "#")
+		if s[q] == '#' {
+			query, fragment, hasFragment = "", s[q+1:], true
+		}
+		out := s[:q]
+		if s[q] == '?' {
+			out += "?" + redactQuery(query)
+		}
+		if hasFragment && fragment != "" {
+			out += "#xxxxx"
+		} else if hasFragment {
+			out += "#"
+		}
+		s = out
 	}
 	return s
+}
+
+// redactQuery returns the query q with the value of each parameter
+// replaced by "xxxxx", names kept ("password=xxxxx"); a parameter without
+// '=' could be a bare secret, and is replaced whole.
+func redactQuery(q string) string {
+	if q == "" {
+		return q
+	}
+	parts := strings.Split(q, "&")
+	for i, p := range parts {
+		if p == "" {
+			continue
+		}
+		if name, _, ok := strings.Cut(p, "="); ok {
+			parts[i] = name + "=xxxxx"
+		} else {
+			parts[i] = "xxxxx"
+		}
+	}
+	return strings.Join(parts, "&")
 }
 
 // fallbackPassword finds the password of a string that does not parse as a
