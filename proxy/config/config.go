@@ -160,7 +160,7 @@ type MITM struct {
 	Enabled            bool     // default true
 	CACert             string   // CA certificate file; "" = <data_dir>/ca.pem, generated if missing
 	CAKey              string   // CA key file; set together with CACert
-	SkipHosts          []string // host globs tunnelled without interception (lower case)
+	SkipHosts          []string // host globs tunnelled without interception (lower case, without trailing dots)
 	UpstreamCA         []string // extra CA files trusted for upstream TLS
 	InsecureSkipVerify bool     // do not verify upstream TLS (default false)
 }
@@ -261,10 +261,11 @@ func Parse(name string, data []byte) (*Config, error) {
 	return c, nil
 }
 
-// SkipHost reports whether host (a port is ignored; case-insensitive)
-// matches one of the skip_hosts globs.
+// SkipHost reports whether host (a port and trailing dots are ignored:
+// "www.bank.example.:443" is www.bank.example; case-insensitive) matches
+// one of the skip_hosts globs.
 func (m *MITM) SkipHost(host string) bool {
-	host = rules.NormHost(host)
+	host = strings.TrimRight(rules.NormHost(host), ".")
 	for _, g := range m.SkipHosts {
 		if ok, _ := path.Match(g, host); ok {
 			return true

@@ -347,19 +347,51 @@ func TestConfigSecretsNeverEchoed(t *testing.T) {
 	}
 }
 
+// TestConfigMITMSkipHost: a host matches skip_hosts whatever its case,
+// port or trailing dot ("www.bank.example.:443", as a client sends CONNECT
+// for https://www.bank.example./, is www.bank.example), and so does a glob
+// written with a trailing dot.
 func TestConfigMITMSkipHost(t *testing.T) {
-	m := MITM{SkipHosts: []string{"*.bank.example", "exact.org"}}
+	c, err := Parse("c.yaml", []byte("mitm:\n  skip_hosts: ['*.bank.example', 'exact.org', 'pinned.example.', '*.dot.example..']\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"*.bank.example", "exact.org", "pinned.example", "*.dot.example"}; !reflect.DeepEqual(c.MITM.SkipHosts, want) {
+		t.Errorf("skip_hosts = %q, want %q", c.MITM.SkipHosts, want)
+	}
 	for host, want := range map[string]bool{
-		"www.bank.example":     true,
-		"WWW.Bank.Example:443": true,
-		"a.b.bank.example":     true,
-		"bank.example":         false,
-		"exact.org":            true,
-		"exact.org:8443":       true,
-		"other.org":            false,
+		"www.bank.example":      true,
+		"WWW.Bank.Example:443":  true,
+		"a.b.bank.example":      true,
+		"bank.example":          false,
+		"exact.org":             true,
+		"exact.org:8443":        true,
+		"other.org":             false,
+		"www.bank.example.:443": true,
+		"WWW.Bank.Example.":     true,
+		"exact.org.":            true,
+		"exact.org..:443":       true,
+		"other.org.":            false,
+		"pinned.example":        true,
+		"pinned.example.:443":   true,
+		"www.dot.example":       true,
+		"www.dot.example.":      true,
 	} {
-		if got := m.SkipHost(host); got != want {
+		if got := c.MITM.SkipHost(host); got != want {
 			t.Errorf("SkipHost(%q) = %v, want %v", host, got, want)
+		}
+	}
+	// The sites' globs too: the pacer matches hosts without their dots.
+	if c, err := Parse("c.yaml", []byte("sites:\n  - {host: 'Shop.Example.', delay: 1s}\n")); err != nil {
+		t.Errorf("sites[0].host 'Shop.Example.': %v", err)
+	} else if c.Sites[0].Host != "shop.example" {
+		t.Errorf("sites[0].host 'Shop.Example.' = %q, want shop.example", c.Sites[0].Host)
+	}
+	_, err = Parse("c.yaml", []byte("mitm:\n  skip_hosts: ['.']\nsites:\n  - {host: '..', delay: 1s}\n"))
+	for _, want := range []string{`c.yaml:2: mitm.skip_hosts[0]: must be a host or a glob of hosts, not dots alone (got ".")`,
+		`c.yaml:4: sites[0].host: must be a host or a glob of hosts, not dots alone (got "..")`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("globs of dots alone: %v, want %s", err, want)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -71,13 +72,19 @@ func (d *decoder) sites(v *yaml.Node, p string) ([]Site, bool) {
 
 // hostGlob decodes a host glob as the rules' host conditions take it, in
 // the form they compile it in (sites.HostGlob: lower-cased, "[::1]" as
-// "::1", "example.com." as "example.com").
+// "::1", "example.com." as "example.com"): the hosts skip_hosts and sites
+// match are taken without their trailing dots too.
 func (d *decoder) hostGlob(v *yaml.Node, p string) (string, bool) {
 	s, ok := d.nonEmpty(v, p)
 	if !ok {
 		return "", false
 	}
-	if msg := rules.HostGlobProblem(s); msg != "" {
+	g := strings.TrimRight(s, ".")
+	if g == "" {
+		d.ps.add(v.Line, p, "must be a host or a glob of hosts, not dots alone", got(v))
+		return "", false
+	}
+	if msg := rules.HostGlobProblem(g); msg != "" {
 		d.ps.add(v.Line, p, msg, got(v))
 		return "", false
 	}
