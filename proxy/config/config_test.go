@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -610,6 +611,37 @@ func TestConfigPersistStateKeyNamesFiles(t *testing.T) {
 	for _, k := range []string{"pools/main", "..", strings.Repeat("k", 230)} { // the store's own refusals
 		if err := store.Set(ctx, k, []byte("{}")); !errors.Is(err, sessionpool.ErrInvalidKey) {
 			t.Errorf("store.Set(%.20q) = %v: the test's refused keys are no longer the store's", k, err)
+		}
+	}
+}
+
+// TestConfigSessionHeaderUsable: session_header takes a header that reaches
+// the proxy with a request; it refuses, at its line, those HTTP or the
+// proxy uses itself, the hop-by-hop ones dropped before the session is read
+// (goproxy drops Proxy-Connection from every plain request; an HTTP/2
+// request in a tunnel has no Keep-Alive) and Expect, which net/http answers
+// with 417.
+func TestConfigSessionHeaderUsable(t *testing.T) {
+	for name, want := range map[string]string{
+		"X-Session-Id":        "",
+		"x-my-session":        "",
+		"Cookie":              "must not be a header HTTP or the proxy uses itself",
+		"proxy-authorization": "must not be a header HTTP or the proxy uses itself",
+		"Connection":          "must not be a header HTTP or the proxy uses itself",
+		"Proxy-Connection":    "must not be a hop-by-hop header",
+		"keep-alive":          "must not be a hop-by-hop header",
+		"TE":                  "must not be a hop-by-hop header",
+		"Trailer":             "must not be a hop-by-hop header",
+		"Expect":              "must not be Expect",
+	} {
+		c, err := Parse("c.yaml", []byte("listen: 127.0.0.1:1\nsession_header: "+name+"\n"))
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("session_header %s: %v", name, err)
+		case want == "" && c.SessionHeader != http.CanonicalHeaderKey(name):
+			t.Errorf("session_header %s = %q", name, c.SessionHeader)
+		case want != "" && (err == nil || !strings.HasPrefix(err.Error(), "c.yaml:2: session_header: "+want)):
+			t.Errorf("session_header %s: %v, want c.yaml:2: session_header: %s...", name, err, want)
 		}
 	}
 }

@@ -318,26 +318,34 @@ func (d *decoder) sessionHeader(v *yaml.Node, p string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	switch {
-	case !rules.ValidHeaderName(s):
+	if !rules.ValidHeaderName(s) {
 		d.ps.add(v.Line, p, "must be a valid header name (letters, digits, -)", got(v))
-	case reservedHeader(http.CanonicalHeaderKey(s)):
-		d.ps.add(v.Line, p, "must not be a header HTTP or the proxy uses itself", got(v))
-	default:
-		return http.CanonicalHeaderKey(s), true
+		return "", false
 	}
-	return "", false
+	if msg := reservedHeader(http.CanonicalHeaderKey(s)); msg != "" {
+		d.ps.add(v.Line, p, msg, got(v))
+		return "", false
+	}
+	return http.CanonicalHeaderKey(s), true
 }
 
-// reservedHeader reports whether a canonical header name cannot be the
-// session header.
-func reservedHeader(name string) bool {
+// reservedHeader says why a canonical header name cannot be the session
+// header, "" when it can.
+func reservedHeader(name string) string {
 	switch name {
 	case "Host", "Cookie", "Set-Cookie", "Proxy-Authorization", "Proxy-Authenticate", "Authorization",
 		"Connection", "Content-Length", "Transfer-Encoding", "Upgrade", "X-Session-Rule", "X-Session-Retries":
-		return true
+		return "must not be a header HTTP or the proxy uses itself"
+	case "Proxy-Connection", "Keep-Alive", "Te", "Trailer":
+		// Dropped before the session is read: hop-by-hop (RFC 9110 7.6.1),
+		// or taken by net/http (Trailer; TE, which HTTP/2 allows only as
+		// "trailers").
+		return "must not be a hop-by-hop header: it is dropped before the session is read"
+	case "Expect":
+		// net/http answers 417 to any value but 100-continue.
+		return "must not be Expect: any value but 100-continue gets 417"
 	}
-	return false
+	return ""
 }
 
 // users decodes the mapping of user names to passwords; nil when empty.
