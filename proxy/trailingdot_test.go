@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sessionproxy/sessionproxy/proxy/config"
 )
 
 // A host name written fully qualified, with its root dot ("localhost.",
@@ -102,6 +104,31 @@ func TestSkipHostsFullyQualifiedNotIntercepted(t *testing.T) {
 		if leaf := tc.ConnectionState().PeerCertificates[0]; !leaf.Equal(origin.Certificate()) {
 			t.Errorf("CONNECT %s: the client got the proxy's certificate (%v), not the origin's: a host in skip_hosts was intercepted",
 				target, leaf.Subject)
+		}
+	}
+}
+
+// TestAdminHostsFullyQualified: an admin_hosts entry written with its root
+// dot ("admin.example.", "ops.example.:8081") answers its name with or
+// without the dot, as one written without it does.
+func TestAdminHostsFullyQualified(t *testing.T) {
+	cfg, err := config.Parse("c.yaml", []byte("admin_hosts: ['admin.example.', 'ops.example.:8081']\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for host, want := range map[string]bool{
+		"admin.example":       true,
+		"admin.example.":      true,
+		"Admin.Example.:8081": true,
+		"ops.example.:8081":   true,
+		"ops.example:8081":    true,
+		"ops.example.:8082":   false,
+		"other.example.":      false,
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/sessions", nil)
+		r.Host = host
+		if got := adminHostAllowed(r, cfg.AdminHosts); got != want {
+			t.Errorf("Host %q with admin_hosts %q: allowed %v, want %v", host, cfg.AdminHosts, got, want)
 		}
 	}
 }

@@ -32,7 +32,7 @@ type Config struct {
 	LogLevel      slog.Level    // debug | info (default) | warn | error
 	AdminListen   string        // admin API address; default 127.0.0.1:8081; "" disables it
 	AdminToken    string        // bearer token wanted by the admin API; "" = none
-	AdminHosts    []string      // Host names (host or host:port, lower case) the admin API answers besides its own address; nil = none
+	AdminHosts    []string      // Host names (host or host:port, lower case, without the root dot) the admin API answers besides its own address; nil = none
 	DataDir       string        // CA and persisted pool state; default ./data
 	SessionHeader string        // default X-Session-Id
 	Affinity      Affinity      // tunnel (default) | client | request

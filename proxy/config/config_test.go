@@ -143,6 +143,11 @@ func TestConfigValues(t *testing.T) {
 		{"admin_hosts: [Admin.Example, 'admin.example:8081', '[::1]:8081']", func(c *Config) bool {
 			return reflect.DeepEqual(c.AdminHosts, []string{"admin.example", "admin.example:8081", "[::1]:8081"})
 		}},
+		// A name's root dot goes: the admin API takes the request's Host
+		// without it.
+		{"admin_hosts: ['Admin.Example.', 'ops.example.:8081', '::1']", func(c *Config) bool {
+			return reflect.DeepEqual(c.AdminHosts, []string{"admin.example", "ops.example:8081", "::1"})
+		}},
 		{"allow_private_targets: true", func(c *Config) bool { return c.AllowPrivateTargets }},
 		{"body_limit: 1024", func(c *Config) bool { return c.BodyLimit == 1024 }},
 		{"retry: {max_attempts: 0}", func(c *Config) bool { return c.Retry.MaxAttempts == 0 }},

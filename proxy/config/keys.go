@@ -268,7 +268,9 @@ func (d *decoder) logLevel(v *yaml.Node, p string) (slog.Level, bool) {
 }
 
 // adminHosts decodes the names the admin API answers besides its own
-// address: each a host or host:port, lower-cased; nil when empty.
+// address: each a host or host:port, lower-cased, the host without its
+// root dot ("admin.example." is admin.example: the admin API takes a
+// request's Host without it); nil when empty.
 func (d *decoder) adminHosts(v *yaml.Node, p string) ([]string, bool) {
 	var out []string
 	d.list(v, p, func(_ int, it *yaml.Node, ip string) {
@@ -280,19 +282,23 @@ func (d *decoder) adminHosts(v *yaml.Node, p string) ([]string, bool) {
 			d.ps.add(it.Line, ip, "must be a host or host:port, like admin.example:8081", got(it))
 			return
 		}
-		host := s
-		if h, port, err := net.SplitHostPort(s); err == nil {
-			if x, err := strconv.Atoi(port); err != nil || x < 1 || x > 65535 {
+		host, port := s, ""
+		if h, pt, err := net.SplitHostPort(s); err == nil {
+			if x, err := strconv.Atoi(pt); err != nil || x < 1 || x > 65535 {
 				d.ps.add(it.Line, ip, "port must be a number from 1 to 65535", got(it))
 				return
 			}
-			host = h
+			host, port = h, pt
 		}
+		host = strings.TrimSuffix(host, ".")
 		if host == "" || strings.ContainsAny(host, "[]") {
 			d.ps.add(it.Line, ip, "must be a host or host:port, like admin.example:8081", got(it))
 			return
 		}
-		out = append(out, strings.ToLower(s))
+		if port != "" {
+			host = net.JoinHostPort(host, port)
+		}
+		out = append(out, strings.ToLower(host))
 	})
 	return out, true
 }
