@@ -650,3 +650,30 @@ func TestConfigSessionHeaderUsable(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigPersistIntervalAtLeastOneSecond: pool.persist_interval is at
+// least 1s; a shorter one (1ns is a duration) would have the pool written
+// in a tight loop.
+func TestConfigPersistIntervalAtLeastOneSecond(t *testing.T) {
+	for _, tc := range []struct {
+		value   string
+		want    time.Duration
+		problem string
+	}{
+		{"1s", time.Second, ""},
+		{"90s", 90 * time.Second, ""},
+		{"1ns", 0, `c.yaml:2: pool.persist_interval: must be at least 1s (got "1ns")`},
+		{"999ms", 0, `c.yaml:2: pool.persist_interval: must be at least 1s (got "999ms")`},
+		{"0s", 0, `c.yaml:2: pool.persist_interval: must be greater than 0 (got "0s")`},
+	} {
+		c, err := Parse("c.yaml", []byte("pool:\n  persist_interval: "+tc.value+"\n"))
+		switch {
+		case tc.problem == "" && err != nil:
+			t.Errorf("persist_interval %s: %v", tc.value, err)
+		case tc.problem == "" && c.Pool.PersistInterval != tc.want:
+			t.Errorf("persist_interval %s = %v, want %v", tc.value, c.Pool.PersistInterval, tc.want)
+		case tc.problem != "" && (err == nil || err.Error() != tc.problem):
+			t.Errorf("persist_interval %s: %v, want %s", tc.value, err, tc.problem)
+		}
+	}
+}

@@ -88,7 +88,7 @@ func table() []key {
 			named(sessionpool.Random, sessionpool.RoundRobin, sessionpool.UseUntilFailure)),
 		keyOf("pool.store", onRestart, func(c *Config) *Store { return &c.Pool.Store }, (*decoder).store),
 		keyOf("pool.persist_state_key", onRestart, func(c *Config) *string { return &c.Pool.PersistStateKey }, (*decoder).nonEmpty),
-		keyOf("pool.persist_interval", onRestart, func(c *Config) *time.Duration { return &c.Pool.PersistInterval }, (*decoder).duration),
+		keyOf("pool.persist_interval", onRestart, func(c *Config) *time.Duration { return &c.Pool.PersistInterval }, atLeast(minPersistInterval)),
 		sectionOf("pool.session", onRestart, func(c *Config) *Session { return &c.Pool.Session }, nil),
 		keyOf("pool.session.max_age", onRestart, func(c *Config) *time.Duration { return &c.Pool.Session.MaxAge }, (*decoder).duration),
 		keyOf("pool.session.max_usage_count", onRestart, func(c *Config) *int { return &c.Pool.Session.MaxUsageCount },
@@ -120,6 +120,11 @@ func table() []key {
 		{path: "rules", effect: onReload, decode: (*decoder).rulesKey},
 	}
 }
+
+// minPersistInterval bounds pool.persist_interval: each persist writes
+// every site's pool, and a shorter interval (1ns is a duration) would
+// write them in a tight loop.
+const minPersistInterval = time.Second
 
 const (
 	maxBodyLimit     = 64 << 20 // 64 MiB: a retry rule holds this much per request
@@ -527,6 +532,18 @@ func whole[T ~int | ~int64](lo, hi int64) func(*decoder, *yaml.Node, string) (T,
 	return func(d *decoder, v *yaml.Node, p string) (T, bool) {
 		x, ok := d.integer(v, p, lo, hi)
 		return T(x), ok
+	}
+}
+
+// atLeast decodes a duration of at least lo.
+func atLeast(lo time.Duration) func(*decoder, *yaml.Node, string) (time.Duration, bool) {
+	return func(d *decoder, v *yaml.Node, p string) (time.Duration, bool) {
+		x, ok := d.duration(v, p)
+		if ok && x < lo {
+			d.ps.add(v.Line, p, "must be at least "+lo.String(), got(v))
+			return 0, false
+		}
+		return x, ok
 	}
 }
 
