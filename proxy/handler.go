@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/elazarl/goproxy"
 
@@ -281,13 +282,26 @@ func (s *Server) plainTunnel(req *http.Request, client net.Conn, ctx *goproxy.Pr
 	writeRawResponse(client, req, resp)
 }
 
+// oneLine is s as net/http's server writes a header value: CR and LF as
+// spaces, so that s ends no line.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
 // relay answers a plain tunnel's CONNECT and copies both ways between the
 // client and the target until either side ends or the tunnel idles out.
 func (s *Server) relay(client, upConn net.Conn, sel selection, cfg *config.Config, retries int) {
 	defer sel.done()
 	defer upConn.Close()
 	s.rec.Finish(record.Event{Outcome: record.OutcomeTunnel, Status: http.StatusOK, Retries: retries})
-	fmt.Fprintf(client, "HTTP/1.1 200 Connection established\r\n%s: %s\r\n\r\n", cfg.SessionHeader, sel.sess.ID())
+	// The id as net/http's server writes a header value: a line break in
+	// it (an id another program put in a shared pool) ends no line.
+	fmt.Fprintf(client, "HTTP/1.1 200 Connection established\r\n%s: %s\r\n\r\n", cfg.SessionHeader, oneLine(sel.sess.ID()))
 	idle := &idleWatch{}
 	idle.watch(cfg.IdleTimeout, func() { client.Close(); upConn.Close() })
 	defer idle.stop()

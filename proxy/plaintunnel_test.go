@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/sessionproxy/sessionproxy/sessionpool"
 )
 
 // TestShutdownWaitsForPlainTunnelDial: a plain (not intercepted) CONNECT
@@ -140,5 +142,46 @@ func TestConnTrackerHoldAfterCloseAll(t *testing.T) {
 		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.ErrClosedPipe) {
 			t.Errorf("%s closeAll: read %v, want it closed", name, err)
 		}
+	}
+}
+
+// TestPlainTunnelSessionIDIsOneHeader: the id a plain tunnel's 200 names
+// goes out as one header value, whatever it holds: a pool shared on Redis
+// with a program that added a session under an id with a line break in it
+// cannot add a header of its own to the proxy's answer.
+func TestPlainTunnelSessionIDIsOneHeader(t *testing.T) {
+	target, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	go func() {
+		if c, err := target.Accept(); err == nil {
+			c.Close()
+		}
+	}()
+	cfg := testConfig(t)
+	cfg.MITM.Enabled = false
+	cfg.Pool.MaxPoolSize = 1
+	h := startProxy(t, cfg)
+	if _, err := h.pool().AddSession(context.Background(), sessionpool.SessionOptions{ID: "evil\r\nX-Injected: yes"}); err != nil {
+		t.Fatal(err)
+	}
+	client, err := net.Dial("tcp", h.proxyURL.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	client.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(client, "CONNECT "+target.Addr().String()+" HTTP/1.1\r\nHost: "+target.Addr().String()+"\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(client), &http.Request{Method: http.MethodConnect})
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("CONNECT: %v %v", resp, err)
+	}
+	if got := resp.Header.Get("X-Injected"); got != "" {
+		t.Errorf("the session's id added a header of its own: X-Injected: %s", got)
+	}
+	if got, want := resp.Header.Get(cfg.SessionHeader), "evil  X-Injected: yes"; got != want {
+		t.Errorf("%s: %q, want %q", cfg.SessionHeader, got, want)
 	}
 }
