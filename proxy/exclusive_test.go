@@ -1,8 +1,12 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -130,6 +134,90 @@ func TestExclusivePinned(t *testing.T) {
 	}
 	if m := o.most.Load(); m != 1 {
 		t.Errorf("the origin saw %d of alice's requests at once, want 1", m)
+	}
+}
+
+// TestExclusiveWebSocketHoldsSession: with pool.exclusive a WebSocket
+// keeps its session busy for its life, as any request does until its body
+// is closed: a request naming the session while the WebSocket is open
+// waits and, past pacing.max_wait, gets 429 without reaching the origin;
+// once the WebSocket has ended the session serves again.
+func TestExclusiveWebSocketHoldsSession(t *testing.T) {
+	wsOpen := make(chan struct{})
+	wsDone := make(chan struct{})
+	var pagesDuringWS atomic.Int32
+	origin := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			select {
+			case <-wsOpen:
+				select {
+				case <-wsDone:
+				default:
+					pagesDuringWS.Add(1)
+				}
+			default:
+			}
+			io.WriteString(w, "page")
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		fmt.Fprint(brw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		brw.Flush()
+		close(wsOpen)
+		brw.ReadString('\n') // open until the client's line
+		close(wsDone)
+	}))
+	origin.StartTLS()
+	defer origin.Close()
+	cfg := testConfig(t)
+	cfg.Pool.Exclusive = true
+	cfg.Pacing.MaxWait = 300 * time.Millisecond
+	trustOrigin(t, cfg, origin)
+	h := startProxy(t, cfg)
+
+	conn, err := net.Dial("tcp", h.proxyURL.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	target := strings.TrimPrefix(origin.URL, "https://")
+	fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("CONNECT: %v %v", resp, err)
+	}
+	tc := tls.Client(conn, &tls.Config{RootCAs: h.caPool, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}})
+	tbr := bufio.NewReader(tc)
+	fmt.Fprintf(tc, "GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nX-Session-Id: wss\r\n\r\n", target)
+	if resp, err = http.ReadResponse(tbr, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	select {
+	case <-wsOpen:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the WebSocket did not open at the origin")
+	}
+
+	c := h.client("", "")
+	resp, body := get(t, c, origin.URL+"/page", "wss")
+	if resp.StatusCode != http.StatusTooManyRequests || pagesDuringWS.Load() != 0 {
+		t.Fatalf("while a WebSocket is open on session wss, a request as wss got %d %q (session %q) and the origin served %d page(s) to it: "+
+			"the session served two requests at once; want 429 after pacing.max_wait",
+			resp.StatusCode, strings.TrimSpace(body), resp.Header.Get("X-Session-Id"), pagesDuringWS.Load())
+	}
+
+	// The WebSocket ends: wss is free again.
+	cfg2 := *h.srv.Config()
+	cfg2.Pacing.MaxWait = time.Minute
+	h.srv.cfg.Store(&cfg2)
+	io.WriteString(tc, "bye\n")
+	if resp, body = get(t, c, origin.URL+"/page", "wss"); resp.StatusCode != http.StatusOK || resp.Header.Get("X-Session-Id") != "wss" {
+		t.Fatalf("after the WebSocket ended, a request as wss got %d %q as %q, want 200 as wss", resp.StatusCode, strings.TrimSpace(body), resp.Header.Get("X-Session-Id"))
 	}
 }
 

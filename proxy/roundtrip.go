@@ -10,6 +10,7 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/elazarl/goproxy"
@@ -676,14 +677,36 @@ func (s *Server) pace(c *call, sel selection, attempt int) (func(), *http.Respon
 }
 
 // releaseWhenDone makes release run once resp is done: when its body is
-// closed, or at once when there is no response, no body, or a protocol
-// switch (whose body must reach goproxy unwrapped).
+// closed, or at once when there is no response or no body. A protocol
+// switch (a WebSocket) is done when it ends, which is when goproxy closes
+// its body: its session (pool.exclusive) and its concurrency slot are held
+// for its life.
 func releaseWhenDone(resp *http.Response, err error, release func()) {
-	if err != nil || resp.Body == nil || resp.StatusCode == http.StatusSwitchingProtocols {
+	if err != nil || resp.Body == nil {
 		release()
 		return
 	}
+	if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
+		resp.Body = &switchedBody{ReadWriteCloser: rwc, done: release}
+		return
+	}
 	resp.Body = &doneBody{ReadCloser: resp.Body, done: release}
+}
+
+// switchedBody is the body of a protocol switch: the connection itself,
+// which goproxy writes to as well as reads (so it stays an
+// io.ReadWriteCloser); done runs once, when it is closed. Its Close may be
+// called from any goroutine, and more than once.
+type switchedBody struct {
+	io.ReadWriteCloser
+	once sync.Once
+	done func()
+}
+
+func (b *switchedBody) Close() error {
+	err := b.ReadWriteCloser.Close()
+	b.once.Do(b.done)
+	return err
 }
 
 // pauseOnRetryAfter pauses sess at the request's site for as long as the
