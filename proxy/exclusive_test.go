@@ -221,6 +221,48 @@ func TestExclusiveWebSocketHoldsSession(t *testing.T) {
 	}
 }
 
+// TestExclusiveWaiterGoneIsCanceled: a client that goes away while its
+// request waits for a busy exclusive session is counted canceled, as one
+// gone while waiting for its pacing turn is; not rejected with a 503 of
+// the session store, a failure that did not happen.
+func TestExclusiveWaiterGoneIsCanceled(t *testing.T) {
+	o, origin := newHoldOrigin(t)
+	cfg := testConfig(t)
+	cfg.Pool.Exclusive = true
+	cfg.Pacing.MaxWait = time.Minute
+	h := startProxy(t, cfg)
+	queued := queuedOf(h)
+
+	first := make(chan *http.Response, 1)
+	go func() { resp, _ := get(t, h.client("", ""), origin.URL+"/hold", "alice"); first <- resp }()
+	o.waitEntered(t, 1)
+
+	// The second client resets its connection while it waits (a FIN
+	// alone does not cancel a plain-HTTP request: README).
+	raw, err := net.Dial("tcp", h.proxyURL.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(raw, "GET %s/hold HTTP/1.1\r\nHost: %s\r\nX-Session-Id: alice\r\n\r\n", origin.URL, strings.TrimPrefix(origin.URL, "http://"))
+	select {
+	case <-queued: // waiting for alice
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second request did not queue for alice")
+	}
+	raw.(*net.TCPConn).SetLinger(0)
+	raw.Close()
+	close(o.gate)
+	if r := <-first; r.StatusCode != http.StatusOK {
+		t.Fatalf("first: %d", r.StatusCode)
+	}
+
+	h.stop() // waits for both requests to end, and so to be counted
+	got := h.srv.rec.Stats().ByOutcome
+	if got["good"] != 1 || got["canceled"] != 1 || got["rejected"] != 0 {
+		t.Errorf("a request answered and one whose client went away waiting for its busy exclusive session were counted %v, want good 1, canceled 1", got)
+	}
+}
+
 // TestExclusiveWaiterAfterRetirement: a request waiting for its named
 // session while another request of it is retired goes out on a fresh
 // session of that name, not the retired one with its cookies.

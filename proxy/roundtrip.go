@@ -246,6 +246,13 @@ func (s *Server) attempt(c *call, attempt int) (resp *http.Response, ev record.E
 	req, cfg := c.req, c.cfg
 	c.end.names = nil
 	sel, err := s.pick(req.Context(), cfg, c.name, s.poolSite(c.site), req, c.t, c.tried)
+	if err != nil && req.Context().Err() != nil {
+		// The client went away while the request waited for a session
+		// (pool.exclusive): canceled, as a client gone while waiting for
+		// its pacing turn is, not a failure of the store.
+		resp = textResponse(req, http.StatusBadGateway, "sessionproxy: client closed the request")
+		return resp, record.Event{Outcome: record.OutcomeCanceled, Retries: attempt, Request: c.answered(nil, resp)}, false
+	}
 	if err != nil {
 		resp, ev = c.rejected(s.selectErrorResponse(req, err), attempt)
 		return resp, ev, false
