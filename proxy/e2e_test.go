@@ -502,6 +502,63 @@ func TestAffinity(t *testing.T) {
 	}
 }
 
+// burstFor is how long the tests of a race at the first requests of a
+// tunnel or client repeat their burst: each round is a fresh tunnel or
+// client, and a few seconds see the race without the fix many times over.
+const burstFor = 3 * time.Second
+
+// TestTunnelAffinityConcurrentFirstStreams: with affinity tunnel, the
+// first requests of an HTTP/2 client in an intercepted tunnel, concurrent
+// streams, go out as one session: the first of them picks it and the
+// others take its pick. Each stream's request picks its session in a
+// goroutine of its own; the picks here are made as those requests make
+// them, started together, since streams arriving one frame after another
+// over a connection meet in the race too seldom to test it.
+func TestTunnelAffinityConcurrentFirstStreams(t *testing.T) {
+	const streams = 16
+	h := startProxy(t, testConfig(t))
+	cfg := h.srv.Config()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	end := time.Now().Add(burstFor)
+	for round := 0; time.Now().Before(end); round++ {
+		tun := &tunnel{client: clientInfo{addr: "127.0.0.1"}, host: "example.com:443"}
+		ids := make([]string, streams)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range streams {
+			wg.Go(func() {
+				req := httptest.NewRequestWithContext(ctx, http.MethodGet, "https://example.com/", nil)
+				<-start
+				sel, err := h.srv.pick(ctx, cfg, "", "example.com", req, tun, nil)
+				if err != nil {
+					t.Errorf("round %d: pick: %v", round, err)
+					return
+				}
+				sel.done()
+				ids[i] = sel.sess.ID()
+			})
+		}
+		close(start)
+		wg.Wait()
+		if t.Failed() {
+			t.FailNow()
+		}
+		if n := len(distinct(ids)); n != 1 {
+			t.Fatalf("round %d: one tunnel went out as %d sessions on its %d first concurrent streams: %q", round, n, streams, ids)
+		}
+	}
+}
+
+// distinct returns the set of ss.
+func distinct(ss []string) map[string]bool {
+	seen := make(map[string]bool, len(ss))
+	for _, s := range ss {
+		seen[s] = true
+	}
+	return seen
+}
+
 // TestSkipHostsTunnel: a skipped host is tunnelled without interception (the
 // client sees the origin's own certificate) but still through the session's
 // upstream.

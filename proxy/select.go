@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/sessionproxy/sessionproxy/proxy/config"
@@ -104,16 +105,7 @@ func (s *Server) pickOnce(ctx context.Context, cfg *config.Config, name, site st
 		if t.host == "" { // plain HTTP: no tunnel to be faithful to
 			break
 		}
-		if id := t.session(); id != "" && !slices.Contains(tried, id) {
-			if sel, ok := s.remembered(ctx, pool, id); ok {
-				return sel, nil
-			}
-		}
-		sel, err := s.unpinned(ctx, cfg, pool, tried)
-		if err == nil {
-			t.setSession(sel.sess.ID())
-		}
-		return sel, err
+		return s.affine(ctx, cfg, pool, &t.sess, tried)
 	case config.AffinityClient:
 		key := clientAffinityKey(t, req, site)
 		if v, ok := s.clients.Get(key); ok {
@@ -131,6 +123,99 @@ func (s *Server) pickOnce(ctx context.Context, cfg *config.Config, name, site st
 		return sel, err
 	}
 	return s.unpinned(ctx, cfg, pool, tried)
+}
+
+// choice is the session an affinity keeps for one tunnel or one client. It
+// is chosen once: the first request that needs one picks it, and the
+// requests that need one while it picks wait for its pick rather than make
+// their own, so that a browser's parallel first requests are one identity.
+// The zero value keeps no session; safe for concurrent use.
+type choice struct {
+	mu      sync.Mutex
+	id      string        // the session kept; "" before the first pick
+	picking chan struct{} // closed when the pick under way ends; nil when none is
+}
+
+// next tells a request what to do: use id, the session kept, when it is not
+// stale (the one the request found it cannot use); else wait for the pick
+// under way; else pick (mine), then call picked.
+func (c *choice) next(stale string) (id string, wait <-chan struct{}, mine bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.id != "" && c.id != stale:
+		return c.id, nil, false
+	case c.picking != nil:
+		return "", c.picking, false
+	}
+	c.picking = make(chan struct{})
+	return "", nil, true
+}
+
+// picked ends the pick next gave a request: id, unless "" (the pick
+// failed), becomes the session kept.
+func (c *choice) picked(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if id != "" {
+		c.id = id
+	}
+	close(c.picking)
+	c.picking = nil
+}
+
+// keep makes id the session kept.
+func (c *choice) keep(id string) {
+	c.mu.Lock()
+	c.id = id
+	c.mu.Unlock()
+}
+
+// affine returns the session c keeps when it is still usable, none of tried
+// and, with pool.exclusive, not busy; else a session of pool that becomes
+// the one c keeps. A request that needs a new session while another request
+// of c picks one waits for that pick, once (should it fail, the requests
+// that waited do not wait in line behind each other's picks); with
+// pool.exclusive, or when it has waited already, it takes another session
+// instead, without keeping it: with pool.exclusive the one being picked
+// will be busy with its request.
+func (s *Server) affine(ctx context.Context, cfg *config.Config, pool *sessionpool.Pool, c *choice, tried []string) (selection, error) {
+	stale, waited := "", false
+	for {
+		id, wait, mine := c.next(stale)
+		switch {
+		case mine:
+			return s.pickFor(ctx, cfg, pool, c, tried)
+		case wait != nil && (s.exclusive || waited):
+			return s.unpinned(ctx, cfg, pool, tried)
+		case wait != nil:
+			waited = true
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return selection{}, ctx.Err()
+			}
+		}
+		if !slices.Contains(tried, id) {
+			if sel, ok := s.remembered(ctx, pool, id); ok {
+				return sel, nil
+			}
+		}
+		stale = id
+	}
+}
+
+// pickFor makes the pick that c.next gave the request: a session of pool,
+// which becomes the one c keeps.
+func (s *Server) pickFor(ctx context.Context, cfg *config.Config, pool *sessionpool.Pool, c *choice, tried []string) (sel selection, err error) {
+	id := ""
+	defer func() { c.picked(id) }() // whatever happens: the requests waiting for it go on
+	sel, err = s.unpinned(ctx, cfg, pool, tried)
+	if err == nil {
+		id = sel.sess.ID()
+	}
+	return sel, err
 }
 
 // remembered returns the session affinity keeps for a client or tunnel
@@ -205,7 +290,7 @@ func (s *Server) remember(cfg *config.Config, req *http.Request, t *tunnel, sel 
 	switch cfg.Affinity {
 	case config.AffinityTunnel:
 		if t.host != "" {
-			t.setSession(sel.sess.ID())
+			t.sess.keep(sel.sess.ID())
 		}
 	case config.AffinityClient:
 		s.clients.Set(clientAffinityKey(t, req, sel.sess.Site()), sel.sess.ID(), cfg.ClientIdle)

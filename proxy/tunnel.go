@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync"
 )
 
 // The state a request carries from the outer handler through goproxy to
@@ -35,21 +34,9 @@ type tunnel struct {
 	// w is what a plain-HTTP request's response is written through; nil
 	// inside tunnels.
 	w *streamWriter
-
-	mu   sync.Mutex // guards sess: HTTP/2 streams of one tunnel run at once
-	sess string     // id of the session chosen for the tunnel (affinity tunnel)
-}
-
-func (t *tunnel) session() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.sess
-}
-
-func (t *tunnel) setSession(id string) {
-	t.mu.Lock()
-	t.sess = id
-	t.mu.Unlock()
+	// sess is the session chosen for the tunnel (affinity tunnel), which
+	// its HTTP/2 streams, running at once, share.
+	sess choice
 }
 
 // hostOnly strips the port from host:port, leaving anything else alone.
