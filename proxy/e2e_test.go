@@ -507,6 +507,66 @@ func TestAffinity(t *testing.T) {
 // client, and a few seconds see the race without the fix many times over.
 const burstFor = 3 * time.Second
 
+// TestClientAffinityConcurrentFirstRequests: with affinity client, a
+// browser's first requests, sent at once on several connections, go out as
+// one session: the first of them picks it and the others take its pick.
+// Each round is a new client (a fresh User-Agent).
+func TestClientAffinityConcurrentFirstRequests(t *testing.T) {
+	const conns = 12
+	cfg := testConfig(t)
+	cfg.Affinity = config.AffinityClient
+	h := startProxy(t, cfg)
+	end := time.Now().Add(burstFor)
+	for round := 0; time.Now().Before(end); round++ {
+		ua := fmt.Sprintf("Browser/%d", round)
+		if ids := firstRequests(t, h, conns, ua); len(distinct(ids)) != 1 {
+			t.Fatalf("round %d: one client (127.0.0.1, %q) went out as %d sessions on its %d first concurrent requests: %q", round, ua, len(distinct(ids)), conns, ids)
+		}
+	}
+}
+
+// firstRequests opens n connections to the proxy, then sends a plain
+// request with User-Agent ua on each at once to a fresh origin, and
+// returns the X-Session-Id of each answer.
+func firstRequests(t *testing.T, h *harness, n int, ua string) []string {
+	t.Helper()
+	origin := gatedOrigin(n)
+	origin.Start()
+	defer origin.Close()
+	cs := make([]net.Conn, n)
+	for i := range cs {
+		c, err := net.Dial("tcp", h.proxyURL.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		cs[i] = c
+	}
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i, c := range cs {
+		wg.Go(func() {
+			<-start
+			fmt.Fprintf(c, "GET %s/ HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n\r\n", origin.URL, strings.TrimPrefix(origin.URL, "http://"), ua)
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Errorf("%s: %v", ua, err)
+				return
+			}
+			resp.Body.Close()
+			ids[i] = resp.Header.Get("X-Session-Id")
+		})
+	}
+	close(start)
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	return ids
+}
+
 // TestTunnelAffinityConcurrentFirstStreams: with affinity tunnel, the
 // first requests of an HTTP/2 client in an intercepted tunnel, concurrent
 // streams, go out as one session: the first of them picks it and the
@@ -557,6 +617,30 @@ func distinct(ss []string) map[string]bool {
 		seen[s] = true
 	}
 	return seen
+}
+
+// gatedOrigin answers each request once n have arrived, so that n
+// concurrent requests are all in flight (their sessions chosen) before any
+// is answered; one that waits 5 seconds is answered anyway. Its caller
+// starts and closes it.
+func gatedOrigin(n int) *httptest.Server {
+	var mu sync.Mutex
+	arrived := 0
+	gate := make(chan struct{})
+	return httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		arrived++
+		if arrived == n {
+			close(gate)
+		}
+		mu.Unlock()
+		select {
+		case <-gate:
+		case <-time.After(5 * time.Second):
+		case <-r.Context().Done():
+		}
+		io.WriteString(w, "ok")
+	}))
 }
 
 // TestSkipHostsTunnel: a skipped host is tunnelled without interception (the

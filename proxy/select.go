@@ -107,20 +107,7 @@ func (s *Server) pickOnce(ctx context.Context, cfg *config.Config, name, site st
 		}
 		return s.affine(ctx, cfg, pool, &t.sess, tried)
 	case config.AffinityClient:
-		key := clientAffinityKey(t, req, site)
-		if v, ok := s.clients.Get(key); ok {
-			if id := v.(string); !slices.Contains(tried, id) {
-				if sel, ok := s.remembered(ctx, pool, id); ok {
-					s.clients.Set(key, id, cfg.ClientIdle) // idle time counts from the last use
-					return sel, nil
-				}
-			}
-		}
-		sel, err := s.unpinned(ctx, cfg, pool, tried)
-		if err == nil {
-			s.clients.Set(key, sel.sess.ID(), cfg.ClientIdle)
-		}
-		return sel, err
+		return s.affine(ctx, cfg, pool, s.clientChoice(clientAffinityKey(t, req, site), cfg.ClientIdle), tried)
 	}
 	return s.unpinned(ctx, cfg, pool, tried)
 }
@@ -218,6 +205,23 @@ func (s *Server) pickFor(ctx context.Context, cfg *config.Config, pool *sessionp
 	return sel, err
 }
 
+// clientChoice returns the choice of the client key names (affinity
+// client), made when it has none; its idle time counts from now.
+func (s *Server) clientChoice(key string, idle time.Duration) *choice {
+	for {
+		if v, ok := s.clients.Get(key); ok {
+			c := v.(*choice)
+			s.clients.Set(key, c, idle) // idle time counts from the last use
+			return c
+		}
+		c := &choice{}
+		if s.clients.Add(key, c, idle) == nil {
+			return c
+		}
+		// Another request of the client made it a moment ago: take that one.
+	}
+}
+
 // remembered returns the session affinity keeps for a client or tunnel
 // when it is still usable and, with pool.exclusive, not busy.
 func (s *Server) remembered(ctx context.Context, pool *sessionpool.Pool, id string) (selection, bool) {
@@ -293,7 +297,7 @@ func (s *Server) remember(cfg *config.Config, req *http.Request, t *tunnel, sel 
 			t.sess.keep(sel.sess.ID())
 		}
 	case config.AffinityClient:
-		s.clients.Set(clientAffinityKey(t, req, sel.sess.Site()), sel.sess.ID(), cfg.ClientIdle)
+		s.clientChoice(clientAffinityKey(t, req, sel.sess.Site()), cfg.ClientIdle).keep(sel.sess.ID())
 	}
 }
 
