@@ -75,7 +75,7 @@ type Server struct {
 	gp           *goproxy.ProxyHttpServer
 	own          http.Handler // serves http://sessionproxy/ (ownhost.go)
 	tlsOpts      upstream.Options
-	clients      *cache.Cache // client affinity: client key -> session id
+	clients      *cache.Cache // client affinity: client key -> *choice, the session kept for it
 	names        *cache.Cache // session name -> namesake: what a named session takes to a new site
 	rec          *record.Recorder
 	pacer        *sites.Pacer // sites and pacing.max_wait, bound at start
