@@ -10,7 +10,6 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/elazarl/goproxy"
@@ -694,7 +693,7 @@ func releaseWhenDone(resp *http.Response, err error, release func()) {
 		return
 	}
 	if rwc, ok := resp.Body.(io.ReadWriteCloser); ok && resp.StatusCode == http.StatusSwitchingProtocols {
-		resp.Body = &switchedBody{ReadWriteCloser: rwc, done: release}
+		resp.Body = &switchedBody{doneBody{ReadCloser: rwc, done: release}, rwc}
 		return
 	}
 	resp.Body = &doneBody{ReadCloser: resp.Body, done: release}
@@ -702,18 +701,10 @@ func releaseWhenDone(resp *http.Response, err error, release func()) {
 
 // switchedBody is the body of a protocol switch: the connection itself,
 // which goproxy writes to as well as reads (so it stays an
-// io.ReadWriteCloser); done runs once, when it is closed. Its Close may be
-// called from any goroutine, and more than once.
+// io.ReadWriteCloser), done once it is closed (doneBody).
 type switchedBody struct {
-	io.ReadWriteCloser
-	once sync.Once
-	done func()
-}
-
-func (b *switchedBody) Close() error {
-	err := b.ReadWriteCloser.Close()
-	b.once.Do(b.done)
-	return err
+	doneBody
+	io.Writer
 }
 
 // pauseOnRetryAfter pauses sess at the request's site for as long as the
