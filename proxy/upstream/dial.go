@@ -44,7 +44,12 @@ func Dial(ctx context.Context, proxyURL string, network, addr string, opts Optio
 	if err != nil {
 		return nil, err
 	}
-	opts = opts.withDefaults()
+	return dial(ctx, u, proxyURL, network, addr, opts.withDefaults())
+}
+
+// dial is Dial once its input is checked: u is proxyURL parsed (nil:
+// direct), opts has its defaults.
+func dial(ctx context.Context, u *url.URL, proxyURL, network, addr string, opts Options) (net.Conn, error) {
 	if u == nil {
 		conn, err := opts.originDialer().DialContext(ctx, network, addr)
 		if err != nil {

@@ -7,7 +7,7 @@
 // that makes its TLS with uTLS from a ClientHello (a browser profile's, or
 // the proxy client's own) through the session's upstream and speaks with
 // package wire. Dial opens raw tunnels (CONNECT or SOCKS5) for traffic that
-// is not intercepted, and for those identities' connections. Parse is the one rule for upstream proxy
+// is not intercepted, and the tunnels of every session's transport. Parse is the one rule for upstream proxy
 // URLs and Redact the one way to show them. Classify turns a failure into an
 // *Error that names the failing hop and its ErrorKind, never the
 // credentials.

@@ -209,7 +209,7 @@ func (t *Transports[K]) Get(sessionID K, proxyURL, fingerprint string) (http.Rou
 	case id != nil:
 		tr = id
 	default:
-		tr = newTransport(u, t.opts)
+		tr = newTransport(u, proxyURL, t.opts)
 	}
 
 	t.mu.Lock()
@@ -276,48 +276,71 @@ func parseProxy(proxyURL string) (*url.URL, error) {
 	return Parse(proxyURL)
 }
 
-// newTransport builds the transport for upstream u (nil: direct).
-func newTransport(u *url.URL, opts Options) *http.Transport {
-	d := opts.dialer()
-	dial := d.DialContext
+// newTransport builds the transport for upstream u (nil: direct), parsed
+// from proxyURL. Through an upstream, the tunnels (SOCKS5, and CONNECT for
+// https origins) are opened by dial, whose timeouts bound the upstream's
+// answer: net/http's own wait up to a minute for an answer to CONNECT and
+// for ever for a SOCKS5 one, detached from the request. Plain-HTTP requests
+// through an http(s) upstream go to it in absolute form.
+func newTransport(u *url.URL, proxyURL string, opts Options) roundTripCloser {
 	if u == nil {
-		dial = opts.originDialer().DialContext
+		return newHTTPTransport(opts.originDialer().DialContext, opts)
 	}
-	tr := &http.Transport{
+	tunnels := newHTTPTransport(func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return dial(ctx, u, proxyURL, network, addr, opts)
+	}, opts)
+	if u.Scheme == "socks5" || u.Scheme == "socks5h" {
+		return tunnels
+	}
+	d := opts.dialer()
+	forward := newHTTPTransport(d.DialContext, opts)
+	forward.Proxy = http.ProxyURL(u)
+	if u.Scheme == "https" {
+		// TLS to the proxy itself, verified like origins but limited to
+		// HTTP/1.1: absolute-form requests are an HTTP/1.1 thing.
+		forward.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return dialTLSProxy(ctx, d, u, opts)
+		}
+	}
+	return &byScheme{https: tunnels, http: forward}
+}
+
+// newHTTPTransport is net/http's transport as Options say, connecting
+// with dial.
+func newHTTPTransport(dial func(ctx context.Context, network, addr string) (net.Conn, error), opts Options) *http.Transport {
+	return &http.Transport{
 		DialContext: dial,
 		TLSClientConfig: &tls.Config{
 			RootCAs:            opts.RootCAs,
 			InsecureSkipVerify: opts.InsecureSkipVerify,
 		},
-		ForceAttemptHTTP2:     true,
-		DisableCompression:    true,
-		MaxIdleConnsPerHost:   opts.MaxIdleConnsPerHost,
-		IdleConnTimeout:       idleConnTimeout,
-		TLSHandshakeTimeout:   opts.TLSHandshakeTimeout,
-		ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
-		ExpectContinueTimeout: time.Second,
+		ForceAttemptHTTP2:      true,
+		DisableCompression:     true,
+		MaxIdleConnsPerHost:    opts.MaxIdleConnsPerHost,
+		IdleConnTimeout:        idleConnTimeout,
+		TLSHandshakeTimeout:    opts.TLSHandshakeTimeout,
+		ResponseHeaderTimeout:  opts.ResponseHeaderTimeout,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: opts.MaxResponseHeaderBytes,
 	}
-	tr.MaxResponseHeaderBytes = opts.MaxResponseHeaderBytes
-	if u == nil {
-		return tr
+}
+
+// byScheme sends https requests through a transport of tunnels to origins,
+// and the others through one that sends them to the upstream proxy.
+type byScheme struct {
+	https, http *http.Transport
+}
+
+func (b *byScheme) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme == "https" {
+		return b.https.RoundTrip(req)
 	}
-	tr.Proxy = http.ProxyURL(u)
-	// net/http returns a refused CONNECT as a bare status text; make it
-	// recognisable (Classify names the upstream for it).
-	tr.OnProxyConnectResponse = func(_ context.Context, _ *url.URL, _ *http.Request, resp *http.Response) error {
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%w: %s", ErrConnectRefused, OneLine(resp.Status))
-		}
-		return nil
-	}
-	if u.Scheme == "https" {
-		// TLS to the proxy itself, verified like origins but limited to
-		// HTTP/1.1: CONNECT and absolute-form requests are HTTP/1.1 things.
-		tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return dialTLSProxy(ctx, d, u, opts)
-		}
-	}
-	return tr
+	return b.http.RoundTrip(req)
+}
+
+func (b *byScheme) CloseIdleConnections() {
+	b.https.CloseIdleConnections()
+	b.http.CloseIdleConnections()
 }
 
 // dialTLSProxy connects to the https upstream u and completes the TLS

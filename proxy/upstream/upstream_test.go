@@ -685,6 +685,44 @@ func TestUpstreamTimeouts(t *testing.T) {
 	}
 }
 
+// TestTransportSilentUpstreamTimesOut: an upstream that accepts the
+// connection and never answers its CONNECT or SOCKS5 handshake fails the
+// request within the Options' timeouts, as a timeout at the upstream, in
+// every fingerprint mode: not when the client gives up (net/http's own
+// CONNECT waits a minute, its SOCKS5 for ever, detached from the request).
+func TestTransportSilentUpstreamTimesOut(t *testing.T) {
+	silent := proxytest.SilentServer(t)
+	opts := Options{DialTimeout: 300 * time.Millisecond, TLSHandshakeTimeout: 200 * time.Millisecond, ResponseHeaderTimeout: 200 * time.Millisecond}
+	for _, tc := range []struct{ scheme, target string }{
+		{"http", "https://example.com/"},
+		{"socks5", "https://example.com/"},
+		{"socks5", "http://example.com/"},
+		{"socks5h", "https://example.com/"},
+	} {
+		for _, fp := range []string{"go", "chrome"} {
+			up := tc.scheme + "://gina:" + upTestPass + "@" + silent
+			what := fp + " via " + tc.scheme + " to " + tc.target
+			ts := newTestTransports(t, opts)
+			tr, err := ts.Get("s", up, fp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, tc.target, nil)
+			resp, err := tr.RoundTrip(req)
+			if err == nil {
+				resp.Body.Close()
+				t.Fatalf("%s: a response from a silent upstream", what)
+			}
+			if ctx.Err() != nil {
+				t.Errorf("%s: failed only when the request's own deadline passed: %v", what, err)
+			}
+			cancel()
+			checkUpstreamError(t, what, Classify(err, up, req.URL.Host), KindTimeout, "upstream proxy "+silent)
+		}
+	}
+}
+
 func TestDialUpstreamTunnels(t *testing.T) {
 	var hits atomic.Int64
 	origin := startHTTPOrigin(t, helloHandler(&hits))
