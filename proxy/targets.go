@@ -148,8 +148,8 @@ func privateIP(ip netip.Addr) bool {
 
 // checkTargetHost checks the target a CONNECT, plain-HTTP or tunnelled
 // request names (host:port) before anything is sent or answered: an IP
-// address as it is, through an upstream too; "localhost" and its
-// subdomains as the loopback addresses they always are (RFC 6761), through
+// address (in any spelling, numericIPv4) as it is, through an upstream
+// too; "localhost" and its subdomains as the loopback addresses they always are (RFC 6761), through
 // an upstream too (one on this host would reach this host); a name, with resolve (CONNECT, whose 200
 // comes before any dial when intercepted), when the proxy connects
 // directly (no upstreams configured) and the name could be refused (its
@@ -168,6 +168,9 @@ func (s *Server) checkTargetHost(ctx context.Context, hostport string, resolve b
 		return nil
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
+		return s.checkTarget(netip.AddrPortFrom(ip, uint16(port)))
+	}
+	if ip, ok := numericIPv4(host); ok { // an upstream or a resolver reads it as this address
 		return s.checkTarget(netip.AddrPortFrom(ip, uint16(port)))
 	}
 	if h := strings.ToLower(strings.TrimSuffix(host, ".")); h == "localhost" || strings.HasSuffix(h, ".localhost") {
@@ -198,6 +201,48 @@ func (s *Server) checkTargetHost(ctx context.Context, hostport string, resolve b
 		}
 	}
 	return nil
+}
+
+// numericIPv4 reads host as the IPv4 address it spells in a form that
+// netip does not take but inet_aton(3), getaddrinfo and WHATWG URL parsers
+// do: one to four parts, each decimal, octal (a leading 0) or hexadecimal
+// (0x), the last filling the bytes left ("127.1", "2130706433",
+// "0x7f.0.0.1", "0177.0.0.1"), and a trailing dot. ok is false when host
+// is not such a spelling (a name).
+func numericIPv4(host string) (ip netip.Addr, ok bool) {
+	parts := strings.Split(strings.TrimSuffix(host, "."), ".")
+	if len(parts) > 4 {
+		return netip.Addr{}, false
+	}
+	var n uint64
+	for i, p := range parts {
+		base := 10
+		switch {
+		case len(p) >= 2 && (p[:2] == "0x" || p[:2] == "0X"):
+			base, p = 16, p[2:]
+			if p == "" {
+				p = "0" // "0x" is 0, as URL parsers read it
+			}
+		case len(p) >= 2 && p[0] == '0':
+			base, p = 8, p[1:]
+		}
+		if p == "" {
+			return netip.Addr{}, false
+		}
+		v, err := strconv.ParseUint(p, base, 32)
+		if err != nil {
+			return netip.Addr{}, false
+		}
+		bits := 8
+		if i == len(parts)-1 {
+			bits = 8 * (5 - len(parts))
+		}
+		if v >= 1<<bits {
+			return netip.Addr{}, false
+		}
+		n = n<<bits | v
+	}
+	return netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}), true
 }
 
 // targetAddr is the host:port a CONNECT, plain-HTTP or tunnelled request

@@ -93,13 +93,19 @@ func TestProxyRefusesOwnListenersThroughUpstream(t *testing.T) {
 	admin := strings.TrimPrefix(h.adminURL, "http://")
 	_, adminPort, _ := net.SplitHostPort(admin)
 
-	for _, target := range []string{admin, "localhost:" + adminPort, "LocalHost.:" + adminPort, "a.localhost:" + adminPort} {
+	// 127.0.0.1 as inet_aton(3), getaddrinfo and browsers also read it.
+	numeric := []string{"2130706433", "127.1", "0x7f.0.0.1", "0177.0.0.01", "0x7F000001", "127.0.0.1."}
+	targets := []string{admin, "localhost:" + adminPort, "LocalHost.:" + adminPort, "a.localhost:" + adminPort}
+	for _, host := range numeric {
+		targets = append(targets, host+":"+adminPort)
+	}
+	for _, target := range targets {
 		resp, body := get(t, h.client("", ""), "http://"+target+"/sessions", "")
 		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "own listener") {
 			t.Errorf("GET http://%s/sessions: %d %q, want 403 naming the own listener", target, resp.StatusCode, body)
 		}
 	}
-	for _, inner := range []string{admin, "localhost:" + adminPort} {
+	for _, inner := range []string{admin, "localhost:" + adminPort, numeric[0] + ":" + adminPort} {
 		conn, err := net.Dial("tcp", h.proxyURL.Host)
 		if err != nil {
 			t.Fatal(err)
@@ -273,4 +279,50 @@ func (l fakeListener) Accept() (net.Conn, error) { return nil, net.ErrClosed }
 func (l fakeListener) Close() error              { return nil }
 func (l fakeListener) Addr() net.Addr {
 	return net.TCPAddrFromAddrPort(netip.MustParseAddrPort(string(l)))
+}
+
+// TestNumericIPv4: the spellings of an IPv4 address that address parsers
+// other than netip's take (inet_aton(3), getaddrinfo, WHATWG URL hosts) are
+// read as the address they spell; names are not addresses.
+func TestNumericIPv4(t *testing.T) {
+	for _, tc := range []struct {
+		host string
+		want string // "" when host is a name
+	}{
+		{"2130706433", "127.0.0.1"},
+		{"127.1", "127.0.0.1"},
+		{"127.0.1", "127.0.0.1"},
+		{"0x7f.1", "127.0.0.1"},
+		{"0X7F000001", "127.0.0.1"},
+		{"0177.0.0.1", "127.0.0.1"},
+		{"017700000001", "127.0.0.1"},
+		{"127.0.0.1.", "127.0.0.1"},
+		{"0", "0.0.0.0"},
+		{"0x", "0.0.0.0"},
+		{"10.0x10.0300", "10.16.0.192"},
+		{"169.254.43518", "169.254.169.254"},
+		{"4294967295", "255.255.255.255"},
+		{"4294967296", ""},
+		{"256.0.0.1", ""},
+		{"1.2.65536", ""},
+		{"1.2.3.4.5", ""},
+		{"08", ""},
+		{"0xg", ""},
+		{"1..2", ""},
+		{"", ""},
+		{".", ""},
+		{"+1", ""},
+		{"1_000", ""},
+		{"example.com", ""},
+		{"1.2.3.com", ""},
+	} {
+		ip, ok := numericIPv4(tc.host)
+		got := ""
+		if ok {
+			got = ip.String()
+		}
+		if got != tc.want {
+			t.Errorf("numericIPv4(%q) = %q, want %q", tc.host, got, tc.want)
+		}
+	}
 }
