@@ -97,7 +97,7 @@ type leafEntry struct {
 // removed first.
 //
 // Loading checks that the certificate is a CA valid at now, that the key
-// matches it, and that the key file is not accessible to group or others
+// matches it and can sign a leaf, and that the key file is not accessible to group or others
 // (ErrCAKeyMode). Exactly one existing file gives ErrCAFiles; unusable
 // content gives ErrCAInvalid. A nil now means time.Now.
 func LoadOrCreate(certPath, keyPath string, now func() time.Time) (ca *CA, created bool, err error) {
@@ -194,7 +194,13 @@ func loadCA(certPath, keyPath string, now func() time.Time) (*CA, error) {
 	if !ok || !pub.Equal(cert.PublicKey) {
 		return nil, fmt.Errorf("%w: key %s does not match certificate %s", ErrCAInvalid, keyPath, certPath)
 	}
-	return newCA(cert, key, now), nil
+	ca := newCA(cert, key, now)
+	// One leaf signed now: a key that parses but cannot sign (an RSA key
+	// under 1024 bits) fails here, not on every intercepted connection.
+	if _, err := ca.newLeaf("sessionproxy", now()); err != nil {
+		return nil, fmt.Errorf("%w: key %s cannot sign certificates: %v", ErrCAInvalid, keyPath, err)
+	}
+	return ca, nil
 }
 
 // parseCACert parses the first CERTIFICATE block of data and checks that it

@@ -382,6 +382,23 @@ func TestLoadOrCreateErrors(t *testing.T) {
 			wantIs: ErrCAInvalid, wantMsg: "expired",
 		},
 		{
+			// Go refuses to sign with an RSA key under 1024 bits: a CA
+			// that loads but cannot make a single leaf.
+			name: "RSA key too small to sign leaves",
+			setup: func(t *testing.T, dir string) (certPath, keyPath string) {
+				t.Run("make", func(t *testing.T) { // t.Setenv restores the minimum when this ends
+					t.Setenv("GODEBUG", "rsa1024min=0")
+					weak, err := rsa.GenerateKey(rand.Reader, 512)
+					if err != nil {
+						t.Fatal(err)
+					}
+					certPath, keyPath = writeCAFiles(t, dir, caTemplate(true), weak, "RSA PRIVATE KEY")
+				})
+				return certPath, keyPath
+			},
+			wantIs: ErrCAInvalid, wantMsg: "cannot sign",
+		},
+		{
 			name: "key readable by others",
 			setup: func(t *testing.T, dir string) (string, string) {
 				c, k := writeCAFiles(t, dir, caTemplate(true), caKey, "PRIVATE KEY")
