@@ -96,9 +96,10 @@ type leafEntry struct {
 // mode 0700; temporary files of an earlier, interrupted generation are
 // removed first.
 //
-// Loading checks that the certificate is a CA valid at now, that the key
-// matches it and can sign a leaf, and that the key file is not accessible to group or others
-// (ErrCAKeyMode). Exactly one existing file gives ErrCAFiles; unusable
+// Loading checks that the certificate is a CA for servers' certificates
+// (its key usage and extended key usage allow it) valid at now, that the
+// key matches it and can sign a leaf, and that the key file is not
+// accessible to group or others (ErrCAKeyMode). Exactly one existing file gives ErrCAFiles; unusable
 // content gives ErrCAInvalid. A nil now means time.Now.
 func LoadOrCreate(certPath, keyPath string, now func() time.Time) (ca *CA, created bool, err error) {
 	if now == nil {
@@ -226,6 +227,9 @@ func parseCACert(data []byte, now time.Time) (*x509.Certificate, error) {
 	if cert.KeyUsage != 0 && cert.KeyUsage&x509.KeyUsageCertSign == 0 {
 		return nil, fmt.Errorf("%w: certificate key usage lacks certificate signing", ErrCAInvalid)
 	}
+	if !serverAuthAllowed(cert) {
+		return nil, fmt.Errorf("%w: certificate's extended key usage excludes server authentication (its leaves would not verify)", ErrCAInvalid)
+	}
 	if now.After(cert.NotAfter) {
 		return nil, fmt.Errorf("%w: certificate expired at %s", ErrCAInvalid, cert.NotAfter.UTC().Format(time.RFC3339))
 	}
@@ -233,6 +237,24 @@ func parseCACert(data []byte, now time.Time) (*x509.Certificate, error) {
 		return nil, fmt.Errorf("%w: certificate not valid before %s", ErrCAInvalid, cert.NotBefore.UTC().Format(time.RFC3339))
 	}
 	return cert, nil
+}
+
+// serverAuthAllowed reports whether cert's extended key usage, which
+// clients require of every certificate of a chain, lets it stand above a
+// server's certificate: none stated, any, or server authentication (or the
+// server-gated-crypto usages Go and browsers count as it).
+func serverAuthAllowed(cert *x509.Certificate) bool {
+	if len(cert.ExtKeyUsage) == 0 && len(cert.UnknownExtKeyUsage) == 0 {
+		return true
+	}
+	for _, u := range cert.ExtKeyUsage {
+		switch u {
+		case x509.ExtKeyUsageAny, x509.ExtKeyUsageServerAuth,
+			x509.ExtKeyUsageNetscapeServerGatedCrypto, x509.ExtKeyUsageMicrosoftServerGatedCrypto:
+			return true
+		}
+	}
+	return false
 }
 
 // parsePrivateKey parses the first private key block of data: PKCS#8,

@@ -290,6 +290,30 @@ func TestLoadOrCreateForeignKeyTypes(t *testing.T) {
 	}
 }
 
+// TestLoadCAWithExtKeyUsage: a CA whose extended key usage allows server
+// authentication (or any usage) loads, and its leaves verify.
+func TestLoadCAWithExtKeyUsage(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	for _, eku := range [][]x509.ExtKeyUsage{
+		{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		{x509.ExtKeyUsageAny},
+	} {
+		tmpl := caTemplate(true)
+		tmpl.ExtKeyUsage = eku
+		certPath, keyPath := writeCAFiles(t, t.TempDir(), tmpl, key, "PRIVATE KEY")
+		ca, err := Load(certPath, keyPath, func() time.Time { return caEpoch })
+		if err != nil {
+			t.Fatalf("extended key usage %v: %v", eku, err)
+		}
+		cfg, err := ca.TLSConfigForHost("eku.example")
+		if err != nil {
+			t.Fatal(err)
+		}
+		verifyLeaf(t, cfg, ca.CertDER(), "eku.example", caEpoch)
+		ca.Close()
+	}
+}
+
 func TestLoadOrCreateErrors(t *testing.T) {
 	otherKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	otherKeyDER, _ := x509.MarshalPKCS8PrivateKey(otherKey)
@@ -380,6 +404,17 @@ func TestLoadOrCreateErrors(t *testing.T) {
 			},
 			now:    caEpoch.Add(2 * 365 * 24 * time.Hour),
 			wantIs: ErrCAInvalid, wantMsg: "expired",
+		},
+		{
+			// Clients check the extended key usage of every certificate
+			// of the chain: no leaf of this CA would verify as a server's.
+			name: "extended key usage without server authentication",
+			setup: func(t *testing.T, dir string) (string, string) {
+				tmpl := caTemplate(true)
+				tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageCodeSigning}
+				return writeCAFiles(t, dir, tmpl, caKey, "PRIVATE KEY")
+			},
+			wantIs: ErrCAInvalid, wantMsg: "server authentication",
 		},
 		{
 			// Go refuses to sign with an RSA key under 1024 bits: a CA
