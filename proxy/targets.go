@@ -56,7 +56,7 @@ func (l *listenAddrs) add(ln net.Listener, admin bool) {
 		return
 	}
 	ap := ta.AddrPort()
-	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	ap = netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port()) // as checkTarget compares
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	list := &l.proxy
@@ -93,7 +93,10 @@ func (l *listenAddrs) snapshot() (all []netip.AddrPort, exposed bool) {
 // (errPrivateTarget). It is upstream.Options.CheckTarget for every direct
 // dial, and checks the targets named by CONNECT and plain-HTTP requests.
 func (s *Server) checkTarget(ap netip.AddrPort) error {
-	ip := ap.Addr().Unmap()
+	// A zone (fe80::1%eth0) names the interface to leave by, not another
+	// address: a listener's address, or this host's, with one added is
+	// still the same one, and the dial reaches it.
+	ip := ap.Addr().Unmap().WithZone("")
 	own, exposed := s.listening.snapshot()
 	for _, l := range own {
 		if l.Port() == ap.Port() && reachesListener(ip, l.Addr()) {

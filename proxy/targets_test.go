@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -324,5 +325,54 @@ func TestNumericIPv4(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("numericIPv4(%q) = %q, want %q", tc.host, got, tc.want)
 		}
+	}
+}
+
+// TestCheckTargetZonedAddresses: an IPv6 zone (fe80::1%eth0) names the
+// interface to leave by, not another address: a listener's address with a
+// zone added is still the listener, and so is an address of this host with
+// one when a listener is on every address. The dial connects to it all the
+// same.
+func TestCheckTargetZonedAddresses(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.AllowPrivateTargets = true // only the own-listener check refuses
+	newServer := func(proxy, admin string) *Server {
+		s := &Server{}
+		s.cfg.Store(cfg)
+		s.listening.add(fakeListener(proxy), false)
+		s.listening.add(fakeListener(admin), true)
+		return s
+	}
+	s := newServer("[2001:db8::5]:8080", "[fe80::1%eth0]:8081")
+	for _, target := range []string{"[2001:db8::5%eth0]:8080", "[2001:db8::5%1]:8080", "[fe80::1%eth0]:8081", "[fe80::1]:8081"} {
+		if err := s.checkTarget(netip.MustParseAddrPort(target)); !errors.Is(err, errOwnListener) {
+			t.Errorf("listeners on [2001:db8::5]:8080 and [fe80::1%%eth0]:8081: %s gives %v, want the own listener refused", target, err)
+		}
+	}
+	if err := s.checkTarget(netip.MustParseAddrPort("[2001:db8::6%eth0]:8080")); err != nil {
+		t.Errorf("another address, zoned: %v", err)
+	}
+
+	// An address of this host, zoned, to a listener on every address.
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = newServer("[::]:8080", "[::]:8081")
+	tried := 0
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok || n.IP.To4() != nil || n.IP.IsLoopback() {
+			continue
+		}
+		ip, _ := netip.AddrFromSlice(n.IP)
+		target := netip.AddrPortFrom(ip.WithZone("eth0"), 8081)
+		if err := s.checkTarget(target); !errors.Is(err, errOwnListener) {
+			t.Errorf("admin on [::]:8081: %s, an address of this host, gives %v, want the own listener refused", target, err)
+		}
+		tried++
+	}
+	if tried == 0 {
+		t.Log("no non-loopback IPv6 address on this host: the every-address case is not tried")
 	}
 }
