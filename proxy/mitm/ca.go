@@ -258,13 +258,18 @@ func serverAuthAllowed(cert *x509.Certificate) bool {
 }
 
 // parsePrivateKey parses the first private key block of data: PKCS#8,
-// SEC 1 (EC) or PKCS#1 (RSA).
+// SEC 1 (EC) or PKCS#1 (RSA), unencrypted.
 func parsePrivateKey(data []byte) (crypto.Signer, error) {
 	for rest := data; ; {
 		var block *pem.Block
 		block, rest = pem.Decode(rest)
 		if block == nil {
 			return nil, fmt.Errorf("%w: no PEM private key block", ErrCAInvalid)
+		}
+		// PKCS#8's encryption, or RFC 1421's (openssl's -aes256 on a key).
+		if block.Type == "ENCRYPTED PRIVATE KEY" ||
+			strings.HasSuffix(block.Type, "PRIVATE KEY") && strings.Contains(block.Headers["Proc-Type"], "ENCRYPTED") {
+			return nil, fmt.Errorf("%w: the key is encrypted; give it unencrypted (openssl pkey -in KEY -out NEWKEY)", ErrCAInvalid)
 		}
 		var key any
 		var err error

@@ -382,6 +382,26 @@ func TestLoadOrCreateErrors(t *testing.T) {
 			wantIs: ErrCAInvalid, wantMsg: "no PEM private key",
 		},
 		{
+			name: "encrypted PKCS#8 key",
+			setup: func(t *testing.T, dir string) (string, string) {
+				c, k := writeCAFiles(t, dir, caTemplate(true), caKey, "PRIVATE KEY")
+				os.WriteFile(k, pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: []byte{0x30, 0x03, 0x02, 0x01, 0x00}}), 0o600)
+				return c, k
+			},
+			wantIs: ErrCAInvalid, wantMsg: "key is encrypted",
+		},
+		{
+			name: "encrypted legacy PEM key",
+			setup: func(t *testing.T, dir string) (string, string) {
+				c, k := writeCAFiles(t, dir, caTemplate(true), caKey, "PRIVATE KEY")
+				os.WriteFile(k, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY",
+					Headers: map[string]string{"Proc-Type": "4,ENCRYPTED", "DEK-Info": "AES-128-CBC,00112233445566778899AABBCCDDEEFF"},
+					Bytes:   bytes.Repeat([]byte{0x5a}, 128)}), 0o600)
+				return c, k
+			},
+			wantIs: ErrCAInvalid, wantMsg: "key is encrypted",
+		},
+		{
 			name: "mismatched key",
 			setup: func(t *testing.T, dir string) (string, string) {
 				c, k := writeCAFiles(t, dir, caTemplate(true), caKey, "PRIVATE KEY")
