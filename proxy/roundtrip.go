@@ -636,11 +636,12 @@ func (s *Server) pace(c *call, sel selection, attempt int) (func(), *http.Respon
 			s.pacer.Pause(c.host, key, until)
 		}
 	}
-	if !sel.pinned && attempt < c.cfg.Retry.MaxAttempts && !s.pacer.PausedUntil(c.host, key).IsZero() {
+	paused := !s.pacer.PausedUntil(c.host, key).IsZero()
+	if !sel.pinned && attempt < c.cfg.Retry.MaxAttempts && paused {
 		return nil, nil, record.Event{}
 	}
 	ctx := c.req.Context()
-	if r := s.pacer.Match(c.host); r.Delay > 0 || r.Concurrency > 0 || !s.pacer.PausedUntil(c.host, key).IsZero() {
+	if r := s.pacer.Match(c.host); r.Delay > 0 || r.Concurrency > 0 || paused {
 		// A wait may come: a client in a tunnel that goes away meanwhile
 		// ends it, as one over plain HTTP does.
 		var stop func()
