@@ -342,6 +342,12 @@ func createCA(certPath, keyPath string, now func() time.Time) (*CA, error) {
 		return nil, fmt.Errorf("write CA key: %w", err)
 	}
 	if err := writeCAFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		// A failure the proxy sees (not a crash) takes the key away too:
+		// alone it would stop every later start for a certificate no
+		// client was ever given.
+		if rerr := os.Remove(keyPath); rerr != nil {
+			return nil, fmt.Errorf("write CA certificate: %w (the key written before it stays: %v)", err, rerr)
+		}
 		return nil, fmt.Errorf("write CA certificate: %w", err)
 	}
 	return newCA(cert, key, now), nil

@@ -845,3 +845,20 @@ func BenchmarkCALeafMiss(b *testing.B) {
 		}
 	}
 }
+
+// A certificate that cannot be written takes the key written before it
+// away: left alone, the key would stop every later start (ErrCAFiles) for
+// a certificate no client was ever given.
+func TestCreateCARemovesKeyWhenCertFails(t *testing.T) {
+	dir := t.TempDir()
+	certPath, keyPath := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
+	if err := os.Mkdir(certPath, 0o700); err != nil { // a certificate cannot be renamed onto it
+		t.Fatal(err)
+	}
+	if _, err := createCA(certPath, keyPath, time.Now); err == nil {
+		t.Fatal("createCA wrote a certificate onto a directory")
+	}
+	if _, err := os.Stat(keyPath); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the key is left behind after the certificate failed (stat: %v)", err)
+	}
+}
