@@ -25,35 +25,22 @@ func wordy(n int) []byte {
 	return b[:n]
 }
 
-// encodedCases are bodies whose first limit bytes, decoded, the body
-// inspectors must see, whatever their encoding.
-func encodedCases(t *testing.T) []struct {
-	name, coding string
-	plain, wire  []byte
-} {
-	plain := wordy(200 << 10)
-	var out []struct {
-		name, coding string
-		plain, wire  []byte
-	}
-	for _, c := range []string{"", "gzip", "br", "zstd"} {
-		wire := plain
-		if c != "" {
-			wire = proxytest.Encode(t, c, plain)
-		}
-		out = append(out, struct {
-			name, coding string
-			plain, wire  []byte
-		}{valueOr(c, "identity"), c, plain, wire})
-	}
-	return out
+// encodedCase is a body whose first limit bytes, decoded, the body
+// inspectors must see, whatever its encoding.
+type encodedCase struct {
+	name        string
+	header      http.Header // its Content-Encoding, if any
+	plain, wire []byte
 }
 
-func valueOr(s, def string) string {
-	if s == "" {
-		return def
+// encodedCases is one body as identity, gzip, br and zstd.
+func encodedCases(t *testing.T) []encodedCase {
+	plain := wordy(200 << 10)
+	out := []encodedCase{{"identity", http.Header{}, plain, plain}}
+	for _, c := range []string{"gzip", "br", "zstd"} {
+		out = append(out, encodedCase{c, http.Header{"Content-Encoding": {c}}, plain, proxytest.Encode(t, c, plain)})
 	}
-	return s
+	return out
 }
 
 // The limit counts decoded bytes (proxy.md: "the first body_limit bytes
@@ -63,11 +50,7 @@ func TestHoldPrefixDecodesTheLimit(t *testing.T) {
 	const limit = 4096
 	for _, c := range encodedCases(t) {
 		t.Run(c.name, func(t *testing.T) {
-			h := http.Header{}
-			if c.coding != "" {
-				h.Set("Content-Encoding", c.coding)
-			}
-			resp := &http.Response{Header: h, Body: io.NopCloser(bytes.NewReader(c.wire))}
+			resp := &http.Response{Header: c.header, Body: io.NopCloser(bytes.NewReader(c.wire))}
 			got := HoldPrefix(resp, limit)
 			if !bytes.Equal(got, c.plain[:limit]) {
 				t.Errorf("decoded %d bytes, want the body's first %d", len(got), limit)
@@ -84,13 +67,9 @@ func TestInspectBodyDecodesTheLimit(t *testing.T) {
 	const limit = 4096
 	for _, c := range encodedCases(t) {
 		t.Run(c.name, func(t *testing.T) {
-			h := http.Header{}
-			if c.coding != "" {
-				h.Set("Content-Encoding", c.coding)
-			}
 			var got []byte
 			calls := 0
-			body := InspectBody(io.NopCloser(bytes.NewReader(c.wire)), h, limit, func(b []byte) {
+			body := InspectBody(io.NopCloser(bytes.NewReader(c.wire)), c.header, limit, func(b []byte) {
 				calls++
 				got = b
 			})
